@@ -1,0 +1,33 @@
+# Two entry points: `make demo` runs the main job, `make test` runs the test suite.
+# Both create (or reuse) .venv. torch==2.13.0 is installed first so that the project's
+# `torch>=...` range is already met and pip never pulls a multi-GB CUDA build.
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.petra-installed
+
+.PHONY: demo test lint bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev,reference]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/petra params
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+
+bench: $(STAMP)
+	$(PY) benchmarks/embeddings.py --out benchmarks/results/embeddings.json
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache
