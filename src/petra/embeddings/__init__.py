@@ -1,0 +1,54 @@
+"""Token embeddings behind one contract (see `petra.embeddings.base`), and their registry.
+
+from petra import build_embedding
+emb = build_embedding("fourier", vocab_size=30522, dim=256)          # PETE
+emb = build_embedding("kronecker", 50257, 768, tokenizer=tok)        # byte-level
+emb = build_embedding("learned", 30522, 256, factor_dim=64)          # ALBERT-style
+"""
+
+from __future__ import annotations
+
+from petra.embeddings.base import ParamReport, TokenEmbedding, check_ids
+from petra.embeddings.fourier import FourierEmbedding
+from petra.embeddings.kronecker import KroneckerEmbedding
+from petra.embeddings.learned import LearnedEmbedding
+
+KINDS = ("learned", "fourier", "kronecker")
+
+
+def build_embedding(kind: str, vocab_size: int, dim: int, **options) -> TokenEmbedding:
+    """Build an embedding of `kind` for ids in `[0, vocab_size)` and width `dim`.
+
+    `kronecker` needs `tokenizer=` (a `tokenizers.Tokenizer`) or `token_bytes=` (one byte
+    string per id); the other options go to the kind's constructor.
+    """
+    if kind == "learned":
+        return LearnedEmbedding(vocab_size, dim, **options)
+    if kind == "fourier":
+        return FourierEmbedding(vocab_size, dim, **options)
+    if kind == "kronecker":
+        tokenizer, tokens = options.pop("tokenizer", None), options.pop("token_bytes", None)
+        if (tokenizer is None) == (tokens is None):
+            raise ValueError("kind='kronecker' needs exactly one of tokenizer= or token_bytes=")
+        if tokenizer is not None:
+            embedding = KroneckerEmbedding.from_tokenizer(tokenizer, dim, **options)
+        else:
+            embedding = KroneckerEmbedding.from_token_bytes(tokens, dim, **options)
+        if embedding.num_embeddings != vocab_size:
+            raise ValueError(
+                f"the tokenizer has {embedding.num_embeddings} tokens but vocab_size={vocab_size}"
+            )
+        return embedding
+    raise ValueError(f"unknown embedding kind {kind!r}; choose one of {KINDS}")
+
+
+__all__ = [
+    "KINDS",
+    "FourierEmbedding",
+    "KroneckerEmbedding",
+    "LearnedEmbedding",
+    "ParamReport",
+    "TokenEmbedding",
+    "build_embedding",
+    "check_ids",
+]

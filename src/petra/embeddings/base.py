@@ -1,0 +1,129 @@
+"""The contract every petra token embedding honours.
+
+A `TokenEmbedding` is a drop-in replacement for `nn.Embedding`:
+
+- `forward(ids)` maps a LongTensor of any shape `(...)` to `(..., d)`;
+- `num_embeddings` (V), `embedding_dim` (d) and an optional `padding_idx`, whose output is
+  the zero vector (as `nn.Embedding`'s zero-initialised, gradient-free padding row);
+- `table()` returns all V embeddings as a `(V, d)` tensor that keeps its autograd graph, so a
+  tied output head `logits = h @ table().T` trains the parameters that produce it;
+- `to_embedding()` freezes the current outputs into a plain `nn.Embedding` for inference;
+- `param_report()` counts trainable parameters and buffer bytes against the learned table;
+- ids outside `[0, V)` or of a non-integer dtype raise `ValueError` naming the value and
+  the valid range.
+
+Subclasses implement `_embed(flat_ids) -> (N, d)` on already validated 1-D ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class ParamReport:
+    """What an embedding costs, next to the learned `V x d` table it replaces."""
+
+    kind: str
+    num_embeddings: int
+    embedding_dim: int
+    trainable_params: int
+    buffer_bytes: int  # every registered buffer, caches included: memory it occupies
+    learned_equivalent: int  # V * d, the trainable parameters of nn.Embedding(V, d)
+
+    @property
+    def saving_pct(self) -> float:
+        """Trainable parameters saved against the learned table, in percent."""
+        return 100.0 * (1.0 - self.trainable_params / self.learned_equivalent)
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "saving_pct": self.saving_pct}
+
+
+def check_ids(ids: Tensor, num_embeddings: int) -> None:
+    """Raise `ValueError`/`TypeError` unless `ids` is an integer tensor with values in [0, V)."""
+    if not isinstance(ids, Tensor):
+        raise TypeError(f"token ids must be a torch.Tensor, got {type(ids).__name__}")
+    if ids.dtype == torch.bool or ids.is_floating_point() or ids.is_complex():
+        raise ValueError(f"token ids must be an integer tensor (torch.long), got dtype {ids.dtype}")
+    if ids.numel() == 0:
+        return
+    low, high = torch.aminmax(ids)
+    if low < 0 or high >= num_embeddings:
+        bad = low if low < 0 else high
+        raise ValueError(
+            f"token id {int(bad)} is outside the vocabulary range [0, {num_embeddings}); "
+            "check that the tokenizer and the embedding's vocab_size match"
+        )
+
+
+class TokenEmbedding(nn.Module):
+    """Base class: validation, any batch shape, padding, `table()`, export and report."""
+
+    kind: str = "abstract"
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None):
+        super().__init__()
+        if num_embeddings < 1 or embedding_dim < 1:
+            raise ValueError(
+                f"vocab size and dim must be positive, got {num_embeddings} and {embedding_dim}"
+            )
+        if padding_idx is not None and not 0 <= padding_idx < num_embeddings:
+            raise ValueError(f"padding_idx {padding_idx} is outside [0, {num_embeddings})")
+        self.num_embeddings = num_embeddings
+        self.embedding_dim = embedding_dim
+        self.padding_idx = padding_idx
+
+    # -- to implement -------------------------------------------------------------------
+    def _embed(self, ids: Tensor) -> Tensor:
+        """(N,) valid ids -> (N, d)."""
+        raise NotImplementedError
+
+    # -- the contract -------------------------------------------------------------------
+    def forward(self, ids: Tensor) -> Tensor:
+        check_ids(ids, self.num_embeddings)
+        flat = ids.reshape(-1).long()
+        out = self._zero_padding(self._embed(flat), flat)  # (N, d)
+        return out.reshape(*ids.shape, self.embedding_dim)
+
+    def _zero_padding(self, out: Tensor, flat_ids: Tensor) -> Tensor:
+        if self.padding_idx is None:
+            return out
+        return out.masked_fill((flat_ids == self.padding_idx).unsqueeze(-1), 0.0)
+
+    def table(self, chunk_size: int = 8192) -> Tensor:
+        """All V embeddings, (V, d), computed in chunks; differentiable."""
+        device = self._device()
+        chunks = [
+            self(torch.arange(start, min(start + chunk_size, self.num_embeddings), device=device))
+            for start in range(0, self.num_embeddings, chunk_size)
+        ]
+        return torch.cat(chunks, dim=0)
+
+    @torch.no_grad()
+    def to_embedding(self) -> nn.Embedding:
+        """A frozen `nn.Embedding` whose outputs equal this module's current outputs."""
+        weight = self.table().detach().clone()
+        return nn.Embedding.from_pretrained(weight, freeze=True, padding_idx=self.padding_idx)
+
+    def param_report(self) -> ParamReport:
+        return ParamReport(
+            kind=self.kind,
+            num_embeddings=self.num_embeddings,
+            embedding_dim=self.embedding_dim,
+            trainable_params=sum(p.numel() for p in self.parameters() if p.requires_grad),
+            buffer_bytes=sum(b.numel() * b.element_size() for b in self.buffers()),
+            learned_equivalent=self.num_embeddings * self.embedding_dim,
+        )
+
+    def _device(self) -> torch.device:
+        for tensor in (*self.parameters(), *self.buffers()):
+            return tensor.device
+        return torch.device("cpu")
+
+    def extra_repr(self) -> str:
+        padding = f", padding_idx={self.padding_idx}" if self.padding_idx is not None else ""
+        return f"{self.num_embeddings}, {self.embedding_dim}{padding}"

@@ -1,0 +1,321 @@
+"""Kronecker token embeddings: Shravan, *Kronecker Embeddings: Byte-Level Structured Token
+Representations*, arXiv 2605.29459 (2026), Section 3.
+
+A fixed codec turns a token's bytes b_1..b_L (L <= P = pos_dim, truncated at a UTF-8
+boundary) into a sparse byte-by-position vector, and one learned linear map projects it:
+
+    x = L^(-1/2) sum_p onehot(b_p P + p)  in R^D,  D = 256 P       (= vec(sum_p c_{b_p} (x) e_p))
+    z = (x - mean(x)) / (std(x) + 1e-6)                             (std unbiased, per token)
+    E = W z,   W: d x D, init N(0, 1/sqrt(D)), the only trained part
+
+Only the `V x (P + 2)` byte table (bytes and int16 lengths) is stored, not a `V x D` table.
+
+Because x has exactly L nonzeros, all equal to a = L^(-1/2), its moments are closed-form,
+
+    mu = L a / D = sqrt(L) / D,    sigma^2 = (L a^2 - D mu^2) / (D - 1) = (1 - L / D) / (D - 1),
+
+and the projection is exact without ever forming x:
+
+    W z = (a sum_p W[:, b_p P + p] - mu W 1) / (sigma + 1e-6)
+
+which is one `embedding_bag` over the columns of W (per-sample weight a) minus a rank-one
+term. That is the `sparse` mode (default): O(N L d) work and no N x D tensor. Its gradient with
+respect to W is the bag's scatter plus the rank-one term, a dense d x D matrix like W itself.
+`dense` forms z literally (the reference package's computation); `cached` keeps the V x D
+codec table in memory. All three agree to float rounding. An empty token (L = 0) embeds to 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from petra.embeddings.base import TokenEmbedding, check_ids
+from petra.embeddings.token_bytes import token_bytes, tokenizer_fingerprint
+
+BYTE_VALUES = 256
+EPS = 1e-6
+MODES = ("sparse", "dense", "cached")
+
+
+def utf8_truncate(data: bytes, max_len: int) -> bytes:
+    """At most `max_len` bytes of `data`, never cutting a well-formed UTF-8 character in two.
+
+    Bytes that are not part of a well-formed character count as characters of their own, so
+    any byte string (invalid UTF-8 included) has one well-defined truncation.
+    """
+    if len(data) <= max_len:
+        return data
+    for start in range(max_len - 1, max(max_len - 4, -1), -1):
+        if data[start] & 0xC0 == 0x80:  # continuation byte: keep looking for its lead
+            continue
+        lead = data[start]
+        width = (
+            2
+            if lead >> 5 == 0b110
+            else 3
+            if lead >> 4 == 0b1110
+            else 4
+            if lead >> 3 == 0b11110
+            else 1
+        )
+        if start + width > max_len and _is_utf8(data[start : start + width]):
+            return data[:start]
+        break
+    return data[:max_len]
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def encode_bytes(tokens: Sequence[bytes], pos_dim: int) -> tuple[Tensor, Tensor, int]:
+    """Byte strings -> (bytes uint8 (N, P), lengths int16 (N,), number truncated)."""
+    table = torch.zeros(len(tokens), pos_dim, dtype=torch.uint8)
+    lengths = torch.zeros(len(tokens), dtype=torch.int16)
+    truncated = 0
+    for row, raw in enumerate(tokens):
+        if not isinstance(raw, (bytes, bytearray)):
+            raise TypeError(f"token {row} must be bytes, got {type(raw).__name__}")
+        kept = utf8_truncate(bytes(raw), pos_dim)
+        truncated += len(kept) < len(raw)
+        if kept:
+            table[row, : len(kept)] = torch.frombuffer(bytearray(kept), dtype=torch.uint8)
+        lengths[row] = len(kept)
+    return table, lengths, truncated
+
+
+def codec_indices(byte_rows: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+    """Flat codec index b_p P + p and validity mask p < L, both (N, P)."""
+    pos_dim = byte_rows.shape[-1]
+    positions = torch.arange(pos_dim, device=byte_rows.device)
+    index = byte_rows.long() * pos_dim + positions
+    valid = positions < lengths.long().unsqueeze(-1)
+    return index, valid
+
+
+def kronecker_codec(byte_rows: Tensor, lengths: Tensor, dtype=torch.float32) -> Tensor:
+    """The codec z, (N, D), formed literally: scatter, then per-token z-normalization."""
+    index, valid = codec_indices(byte_rows, lengths)
+    scale = lengths.long().clamp_min(1).to(dtype).rsqrt().unsqueeze(-1)  # a = L^(-1/2)
+    x = torch.zeros(
+        index.shape[0], BYTE_VALUES * byte_rows.shape[-1], dtype=dtype, device=index.device
+    )
+    x.scatter_add_(1, index, valid.to(dtype) * scale)
+    if x.shape[0] == 0:
+        return x
+    mean = x.mean(dim=-1, keepdim=True)
+    return (x - mean) / (x.std(dim=-1, keepdim=True) + EPS)
+
+
+def codec_moments(lengths: Tensor, codec_dim: int) -> tuple[Tensor, Tensor]:
+    """Closed-form mean mu and denominator sigma + eps of x, per token, float32."""
+    n = lengths.float()
+    mu = n.sqrt() / codec_dim
+    variance = ((n > 0).float() - n / codec_dim) / (codec_dim - 1)
+    return mu, variance.clamp_min(0).sqrt() + EPS
+
+
+def byte_collisions(byte_rows: Tensor, lengths: Tensor) -> list[list[int]]:
+    """Groups (of two or more ids) whose stored bytes are identical."""
+    groups: dict[bytes, list[int]] = {}
+    for token_id, (row, length) in enumerate(
+        zip(byte_rows.tolist(), lengths.tolist(), strict=True)
+    ):
+        groups.setdefault(bytes(row[:length]), []).append(token_id)
+    return [ids for ids in groups.values() if len(ids) > 1]
+
+
+class KroneckerEmbedding(TokenEmbedding):
+    """Byte-by-position codec of each token's bytes, then one learned `Linear(D, d)`.
+
+    Build it with `from_tokenizer(tokenizer, dim)` or `from_token_bytes(list_of_bytes, dim)`.
+    `byte_table` (V, P) uint8, `byte_lengths` (V,) int16 and `tokenizer_fingerprint` (32 bytes
+    of sha256, zeros if unknown) are saved with the weights; loading weights built for other
+    token bytes raises `ValueError`.
+    """
+
+    kind = "kronecker"
+
+    def __init__(
+        self,
+        byte_table: Tensor,
+        byte_lengths: Tensor,
+        dim: int,
+        *,
+        mode: str = "sparse",
+        fingerprint: str | None = None,
+        padding_idx: int | None = None,
+        num_truncated: int | None = None,
+    ):
+        if byte_table.dim() != 2 or byte_lengths.shape != byte_table.shape[:1]:
+            raise ValueError(
+                f"byte_table must be (V, pos_dim) and byte_lengths (V,), got "
+                f"{tuple(byte_table.shape)} and {tuple(byte_lengths.shape)}"
+            )
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
+        super().__init__(byte_table.shape[0], dim, padding_idx)
+        self.pos_dim = byte_table.shape[1]
+        self.codec_dim = BYTE_VALUES * self.pos_dim
+        self.mode = mode
+        self.num_truncated = num_truncated
+        self.register_buffer("byte_table", byte_table.to(torch.uint8).clone())
+        self.register_buffer("byte_lengths", byte_lengths.to(torch.int16).clone())
+        digest = bytes.fromhex(fingerprint) if fingerprint else bytes(32)
+        self.register_buffer("tokenizer_fingerprint", torch.tensor(list(digest), dtype=torch.uint8))
+        self.projection = nn.Linear(self.codec_dim, dim, bias=False)
+        nn.init.normal_(self.projection.weight, std=1.0 / math.sqrt(self.codec_dim))
+        if mode == "cached":
+            codec = kronecker_codec(self.byte_table, self.byte_lengths)
+            self.register_buffer("codec_cache", codec, persistent=False)  # (V, D)
+
+    # -- constructors -------------------------------------------------------------------
+    @classmethod
+    def from_token_bytes(
+        cls,
+        tokens: Sequence[bytes],
+        dim: int,
+        *,
+        pos_dim: int = 16,
+        mode: str = "sparse",
+        fingerprint: str | None = None,
+        padding_idx: int | None = None,
+    ) -> KroneckerEmbedding:
+        """One byte string per id; longer ones are cut to `pos_dim` at a UTF-8 boundary."""
+        if pos_dim < 1:
+            raise ValueError(f"pos_dim must be positive, got {pos_dim}")
+        table, lengths, truncated = encode_bytes(tokens, pos_dim)
+        return cls(
+            table, lengths, dim, mode=mode, fingerprint=fingerprint,
+            padding_idx=padding_idx, num_truncated=truncated,
+        )  # fmt: skip
+
+    @classmethod
+    def from_tokenizer(
+        cls,
+        tokenizer,
+        dim: int,
+        *,
+        pos_dim: int = 16,
+        mode: str = "sparse",
+        scheme: str | None = None,
+        padding_idx: int | None = None,
+    ) -> KroneckerEmbedding:
+        """Bytes of every piece of a `tokenizers.Tokenizer` (see `petra.embeddings.token_bytes`)."""
+        return cls.from_token_bytes(
+            token_bytes(tokenizer, scheme), dim, pos_dim=pos_dim, mode=mode,
+            fingerprint=tokenizer_fingerprint(tokenizer), padding_idx=padding_idx,
+        )  # fmt: skip
+
+    @classmethod
+    def from_state_dict(cls, state: Mapping[str, Tensor], *, prefix: str = "", mode="sparse"):
+        """Rebuild from saved weights alone: the byte table travels in the state."""
+        weight = state[prefix + "projection.weight"]
+        fingerprint = bytes(state[prefix + "tokenizer_fingerprint"].tolist())
+        module = cls(
+            state[prefix + "byte_table"], state[prefix + "byte_lengths"], weight.shape[0],
+            mode=mode, fingerprint=fingerprint.hex() if any(fingerprint) else None,
+        )  # fmt: skip
+        module.load_state_dict(
+            {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        )
+        return module
+
+    # -- embedding ----------------------------------------------------------------------
+    def _embed(self, ids: Tensor) -> Tensor:
+        if self.mode == "cached":
+            return self.projection(self.codec_cache[ids].to(self.projection.weight.dtype))
+        return self.project_codes(self.byte_table[ids], self.byte_lengths[ids])
+
+    def project_codes(self, byte_rows: Tensor, lengths: Tensor) -> Tensor:
+        """(N, P) bytes and (N,) lengths -> (N, d), by the sparse identity or the dense codec."""
+        weight = self.projection.weight  # (d, D)
+        if self.mode != "sparse":
+            return self.projection(kronecker_codec(byte_rows, lengths, weight.dtype))
+        index, valid = codec_indices(byte_rows, lengths)
+        scale = lengths.long().clamp_min(1).to(weight.dtype).rsqrt().unsqueeze(-1)
+        active = F.embedding_bag(
+            index, weight.t(), per_sample_weights=valid.to(weight.dtype) * scale, mode="sum"
+        )  # (N, d): a sum_p W[:, b_p P + p]
+        mu, sigma = codec_moments(lengths, self.codec_dim)
+        centred = active - mu.to(weight.dtype).unsqueeze(-1) * weight.sum(dim=1)
+        return centred / sigma.to(weight.dtype).unsqueeze(-1)
+
+    def embed_bytes(self, tokens: Sequence[bytes]) -> Tensor:
+        """Embed arbitrary byte strings (forced out-of-vocabulary input), (N, d)."""
+        table, lengths, _ = encode_bytes(tokens, self.pos_dim)
+        device = self.byte_table.device
+        return self.project_codes(table.to(device), lengths.to(device))
+
+    def forward(self, ids: Tensor, byte_overrides: Mapping | None = None) -> Tensor:
+        """`ids` (...) -> (..., d). `byte_overrides` maps positions of `ids` (an int for 1-D
+        ids, else a tuple of indices) to byte strings embedded in place of those tokens."""
+        if not byte_overrides:
+            return super().forward(ids)
+        check_ids(ids, self.num_embeddings)
+        flat = ids.reshape(-1).long()
+        rows, lengths = self.byte_table[flat], self.byte_lengths[flat]
+        positions = [self._flat_position(key, ids.shape) for key in byte_overrides]
+        new_rows, new_lengths, _ = encode_bytes(list(byte_overrides.values()), self.pos_dim)
+        where = torch.tensor(positions, device=flat.device)
+        rows[where], lengths[where] = new_rows.to(rows.device), new_lengths.to(rows.device)
+        out = self._zero_padding(self.project_codes(rows, lengths), flat.index_fill(0, where, -1))
+        return out.reshape(*ids.shape, self.embedding_dim)
+
+    @staticmethod
+    def _flat_position(key, shape: torch.Size) -> int:
+        index = (key,) if isinstance(key, int) else tuple(key)
+        if len(index) != len(shape) or not all(
+            0 <= i < n for i, n in zip(index, shape, strict=True)
+        ):
+            raise ValueError(
+                f"byte override position {key!r} is outside ids of shape {tuple(shape)}"
+            )
+        flat = 0
+        for i, n in zip(index, shape, strict=True):
+            flat = flat * n + i
+        return flat
+
+    # -- analysis and safety ------------------------------------------------------------
+    def collisions(self) -> list[list[int]]:
+        """Groups of ids whose (truncated) bytes are identical, hence identical embeddings."""
+        return byte_collisions(self.byte_table.cpu(), self.byte_lengths.cpu())
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        theirs = state_dict.get(prefix + "tokenizer_fingerprint")
+        table = state_dict.get(prefix + "byte_table")
+        lengths = state_dict.get(prefix + "byte_lengths")
+        if table is not None and lengths is not None:
+            mine, theirs_hex = (
+                self.tokenizer_fingerprint,
+                bytes(theirs.tolist()).hex() if theirs is not None else "unknown",
+            )
+            same = (
+                table.shape == self.byte_table.shape
+                and torch.equal(table.cpu(), self.byte_table.cpu())
+                and torch.equal(lengths.cpu().to(torch.int16), self.byte_lengths.cpu())
+            )
+            if not same:
+                raise ValueError(
+                    f"these Kronecker weights were built for other token bytes (tokenizer "
+                    f"fingerprint {theirs_hex[:12]}, byte table {tuple(table.shape)}) than this "
+                    f"embedding (fingerprint {bytes(mine.tolist()).hex()[:12]}, byte table "
+                    f"{tuple(self.byte_table.shape)}): build the embedding from the tokenizer the "
+                    "checkpoint was trained with, or use KroneckerEmbedding.from_state_dict"
+                )
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, pos_dim={self.pos_dim}, codec_dim={self.codec_dim}, "
+            f"mode={self.mode!r}"
+        )

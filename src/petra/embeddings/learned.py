@@ -1,0 +1,69 @@
+"""The learned baseline: a `V x d` lookup table, optionally factorized as in ALBERT.
+
+E(id) = T[id]                      (V * d parameters)
+E(id) = P T[id],  T: V x e, P: e x d   (V * e + e * d parameters; Lan et al., 2020)
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from petra.embeddings.base import TokenEmbedding
+
+
+class LearnedEmbedding(TokenEmbedding):
+    """`nn.Embedding` behind the petra contract; `factor_dim=e` factorizes it through width e.
+
+    `sparse=True` gives the table sparse gradients (pair it with `torch.optim.SparseAdam`).
+    """
+
+    kind = "learned"
+
+    def __init__(
+        self,
+        vocab_size: int,
+        dim: int,
+        *,
+        factor_dim: int | None = None,
+        padding_idx: int | None = None,
+        sparse: bool = False,
+        init_std: float = 0.02,
+    ):
+        super().__init__(vocab_size, dim, padding_idx)
+        if factor_dim is not None and factor_dim < 1:
+            raise ValueError(f"factor_dim must be positive, got {factor_dim}")
+        width = dim if factor_dim is None else factor_dim
+        self.weight_table = nn.Embedding(vocab_size, width, padding_idx=padding_idx, sparse=sparse)
+        nn.init.normal_(self.weight_table.weight, std=init_std)
+        if padding_idx is not None:
+            with torch.no_grad():
+                self.weight_table.weight[padding_idx].zero_()
+        self.factor = None if factor_dim is None else nn.Linear(factor_dim, dim, bias=False)
+        self.factor_dim = factor_dim
+
+    @classmethod
+    def from_pretrained(
+        cls, weight: Tensor, *, padding_idx: int | None = None, freeze: bool = False
+    ):
+        """Wrap an existing `(V, d)` table."""
+        if weight.dim() != 2:
+            raise ValueError(f"weight must be (V, d), got shape {tuple(weight.shape)}")
+        module = cls(weight.shape[0], weight.shape[1], padding_idx=padding_idx)
+        with torch.no_grad():
+            module.weight_table.weight.copy_(weight)
+        module.weight_table.weight.requires_grad_(not freeze)
+        return module
+
+    def _embed(self, ids: Tensor) -> Tensor:
+        rows = self.weight_table(ids)  # (N, e)
+        return rows if self.factor is None else self.factor(rows)  # (N, d)
+
+    def table(self, chunk_size: int = 8192) -> Tensor:
+        weight = self.weight_table.weight
+        table = weight if self.factor is None else self.factor(weight)  # (V, d)
+        return self._zero_padding(table, torch.arange(self.num_embeddings, device=weight.device))
+
+    def extra_repr(self) -> str:
+        factor = f", factor_dim={self.factor_dim}" if self.factor_dim is not None else ""
+        return super().extra_repr() + factor

@@ -1,0 +1,25 @@
+"""GeGLU feed-forward (Shazeer, *GLU Variants Improve Transformer*, 2020).
+
+    FFN(x) = W_out (gelu(W_gate x) * (W_up x)),   W_gate, W_up: d -> h,  W_out: h -> d
+
+Bias-free, so its parameter count is exactly 3 * d * h.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class GeGLU(nn.Module):
+    def __init__(self, dim: int, hidden: int, dropout: float = 0.0):
+        super().__init__()
+        if hidden < 1:
+            raise ValueError(f"GeGLU hidden width must be at least 1, got {hidden}")
+        self.gate_up = nn.Linear(dim, 2 * hidden, bias=False)  # W_gate and W_up, fused
+        self.out = nn.Linear(hidden, dim, bias=False)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        gate, up = self.gate_up(x).chunk(2, dim=-1)  # (..., h) each
+        return self.out(self.dropout(F.gelu(gate) * up))

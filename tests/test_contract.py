@@ -1,0 +1,165 @@
+"""Every embedding kind honours the contract of `petra.embeddings.base`."""
+
+import pytest
+import torch
+from torch import nn
+
+from petra import build_embedding
+from petra.embeddings import KINDS, TokenEmbedding
+
+V, D = 97, 16
+TOKENS = [bytes([i % 256]) * (1 + i % 5) for i in range(V)]  # distinct byte strings
+
+VARIANTS = {
+    "learned": dict(kind="learned"),
+    "learned-factorized": dict(kind="learned", factor_dim=4),
+    "fourier-linear": dict(kind="fourier"),
+    "fourier-geglu": dict(kind="fourier", refine="geglu", expansion=0.25, final_norm=True),
+    "fourier-none-cached": dict(kind="fourier", refine="none", cache_features=True),
+    "fourier-chebyshev-permuted": dict(kind="fourier", basis="chebyshev", id_order="permuted"),
+    "kronecker-sparse": dict(kind="kronecker", token_bytes=TOKENS, pos_dim=4),
+    "kronecker-dense": dict(kind="kronecker", token_bytes=TOKENS, pos_dim=4, mode="dense"),
+    "kronecker-cached": dict(kind="kronecker", token_bytes=TOKENS, pos_dim=4, mode="cached"),
+}
+
+
+def make(name: str, **extra) -> TokenEmbedding:
+    options = {**VARIANTS[name], **extra}
+    return build_embedding(options.pop("kind"), V, D, **options)
+
+
+@pytest.fixture(params=sorted(VARIANTS))
+def name(request):
+    return request.param
+
+
+@pytest.mark.parametrize("shape", [(5,), (2, 3), (2, 3, 4), (1, 1, 1, 7)])
+def test_any_batch_shape_matches_rowwise_lookup(name, shape):
+    emb = make(name)
+    ids = torch.randint(0, V, shape)
+    out = emb(ids)
+    assert out.shape == (*shape, D)
+    rows = torch.stack([emb(torch.tensor([i]))[0] for i in ids.reshape(-1).tolist()])
+    torch.testing.assert_close(out.reshape(-1, D), rows, rtol=1e-5, atol=1e-6)
+
+
+def test_empty_input_gives_empty_output(name):
+    assert make(name)(torch.zeros(0, dtype=torch.long)).shape == (0, D)
+    assert make(name)(torch.zeros(3, 0, dtype=torch.long)).shape == (3, 0, D)
+
+
+@pytest.mark.parametrize("bad", [-1, V, V + 1000])
+def test_out_of_range_ids_name_value_and_range(name, bad):
+    ids = torch.tensor([[0, 1], [bad, 2]])
+    with pytest.raises(ValueError, match=rf"token id {bad} is outside .*\[0, {V}\)"):
+        make(name)(ids)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bool])
+def test_non_integer_ids_are_refused(name, dtype):
+    with pytest.raises(ValueError, match="integer tensor"):
+        make(name)(torch.zeros(3, dtype=dtype))
+
+
+def test_non_tensor_ids_are_refused(name):
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        make(name)([1, 2, 3])
+
+
+def test_int32_ids_work_like_long(name):
+    emb = make(name)
+    ids = torch.tensor([3, 5, 7])
+    torch.testing.assert_close(emb(ids.int()), emb(ids))
+
+
+def test_table_is_forward_of_every_id(name):
+    emb = make(name)
+    table = emb.table(chunk_size=10)  # chunks that do not divide V
+    assert table.shape == (V, D)
+    torch.testing.assert_close(table, emb(torch.arange(V)), rtol=1e-5, atol=1e-6)
+
+
+def test_tied_head_gradients_reach_every_trainable_parameter(name):
+    emb = make(name)
+    if not any(True for _ in emb.parameters()):
+        pytest.skip("this variant has no trainable parameters")
+    hidden = torch.randn(3, D)
+    logits = hidden @ emb.table().T  # a tied output head
+    torch.nn.functional.cross_entropy(logits, torch.tensor([1, 2, 3])).backward()
+    for pname, p in emb.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, pname
+
+
+def test_to_embedding_is_a_frozen_lookup_with_identical_outputs(name):
+    emb = make(name, padding_idx=0)
+    frozen = emb.to_embedding()
+    assert isinstance(frozen, nn.Embedding) and not frozen.weight.requires_grad
+    assert frozen.padding_idx == 0
+    ids = torch.randint(0, V, (4, 9))
+    torch.testing.assert_close(frozen(ids), emb(ids), rtol=1e-5, atol=1e-6)
+
+
+def test_padding_index_embeds_to_zero_and_gets_no_gradient(name):
+    emb = make(name, padding_idx=3)
+    out = emb(torch.tensor([[3, 4], [5, 3]]))
+    assert torch.all(out[0, 0] == 0) and torch.all(out[1, 1] == 0)
+    assert out[0, 1].abs().sum() > 0
+    torch.testing.assert_close(emb.table()[3], torch.zeros(D))
+    # the padding position contributes nothing: same gradient with or without it
+    grads = []
+    for ids in (torch.tensor([4, 3]), torch.tensor([4])):
+        emb.zero_grad()
+        emb(ids).sum().backward()
+        grads.append([p.grad.clone() for p in emb.parameters()])
+    for with_pad, without in zip(*grads, strict=True):
+        torch.testing.assert_close(with_pad, without)
+
+
+def test_param_report_counts_parameters_and_buffers(name):
+    emb = make(name)
+    report = emb.param_report()
+    assert report.kind in KINDS
+    assert report.num_embeddings == V and report.embedding_dim == D
+    assert report.trainable_params == sum(p.numel() for p in emb.parameters())
+    assert report.buffer_bytes == sum(b.numel() * b.element_size() for b in emb.buffers())
+    assert report.learned_equivalent == V * D
+    assert report.saving_pct == pytest.approx(100 * (1 - report.trainable_params / (V * D)))
+    assert report.as_dict()["saving_pct"] == report.saving_pct
+
+
+def test_state_dict_round_trip_preserves_outputs(name):
+    source, target = make(name), make(name)
+    with torch.no_grad():
+        for p in source.parameters():
+            p.add_(torch.randn_like(p))
+    target.load_state_dict(source.state_dict())
+    ids = torch.randint(0, V, (10,))
+    torch.testing.assert_close(target(ids), source(ids))
+
+
+def test_unknown_kind_lists_the_choices():
+    with pytest.raises(ValueError, match=r"unknown embedding kind 'lookup'.*learned.*fourier"):
+        build_embedding("lookup", V, D)
+
+
+def test_kronecker_needs_its_bytes_and_a_matching_vocab():
+    with pytest.raises(ValueError, match="tokenizer= or token_bytes="):
+        build_embedding("kronecker", V, D)
+    with pytest.raises(ValueError, match=f"has {V} tokens but vocab_size={V + 1}"):
+        build_embedding("kronecker", V + 1, D, token_bytes=TOKENS)
+
+
+def test_learned_matches_nn_embedding():
+    table = torch.randn(V, D)
+    ids = torch.randint(0, V, (3, 5))
+    emb = build_embedding("learned", V, D)
+    with torch.no_grad():
+        emb.weight_table.weight.copy_(table)
+    torch.testing.assert_close(emb(ids), nn.Embedding.from_pretrained(table)(ids))
+
+
+def test_factorized_learned_is_table_times_projection():
+    emb = build_embedding("learned", V, D, factor_dim=4)
+    expected = emb.weight_table.weight @ emb.factor.weight.T  # (V, e) @ (e, d)
+    torch.testing.assert_close(emb.table(), expected)
+    assert emb.param_report().trainable_params == V * 4 + 4 * D
