@@ -106,6 +106,8 @@ def test_padding_index_embeds_to_zero_and_gets_no_gradient(name):
     assert out[0, 1].abs().sum() > 0
     torch.testing.assert_close(emb.table()[3], torch.zeros(D))
     # the padding position contributes nothing: same gradient with or without it
+    if not any(True for _ in emb.parameters()):
+        return
     grads = []
     for ids in (torch.tensor([4, 3]), torch.tensor([4])):
         emb.zero_grad()
