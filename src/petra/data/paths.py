@@ -16,7 +16,10 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     elif os.environ.get("PETRA_DATA"):
         candidates = [Path(os.environ["PETRA_DATA"])]
     else:
-        candidates = [PROJECT_ROOT.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
+        candidates = [
+            PROJECT_ROOT.parent / "shared" / "data",
+            Path.cwd().parent / "shared" / "data",
+        ]
     for candidate in candidates:
         if candidate.is_dir():
             return candidate

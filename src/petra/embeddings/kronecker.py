@@ -116,12 +116,12 @@ def kronecker_codec(byte_rows: Tensor, lengths: Tensor, dtype=torch.float32) -> 
     return (x - mean) / (x.std(dim=-1, keepdim=True) + EPS)
 
 
-def codec_moments(lengths: Tensor, codec_dim: int) -> tuple[Tensor, Tensor]:
-    """Closed-form mean mu and denominator sigma + eps of x, per token, float32."""
-    n = lengths.float()
+def codec_moments(lengths: Tensor, codec_dim: int, dtype=torch.float32) -> tuple[Tensor, Tensor]:
+    """Closed-form mean mu and denominator sigma + eps of x, per token (float64 inside)."""
+    n = lengths.double()
     mu = n.sqrt() / codec_dim
-    variance = ((n > 0).float() - n / codec_dim) / (codec_dim - 1)
-    return mu, variance.clamp_min(0).sqrt() + EPS
+    variance = ((n > 0).double() - n / codec_dim) / (codec_dim - 1)
+    return mu.to(dtype), (variance.clamp_min(0).sqrt() + EPS).to(dtype)
 
 
 def byte_collisions(byte_rows: Tensor, lengths: Tensor) -> list[list[int]]:
@@ -246,9 +246,9 @@ class KroneckerEmbedding(TokenEmbedding):
         active = F.embedding_bag(
             index, weight.t(), per_sample_weights=valid.to(weight.dtype) * scale, mode="sum"
         )  # (N, d): a sum_p W[:, b_p P + p]
-        mu, sigma = codec_moments(lengths, self.codec_dim)
-        centred = active - mu.to(weight.dtype).unsqueeze(-1) * weight.sum(dim=1)
-        return centred / sigma.to(weight.dtype).unsqueeze(-1)
+        mu, sigma = codec_moments(lengths, self.codec_dim, weight.dtype)
+        centred = active - mu.unsqueeze(-1) * weight.sum(dim=1)  # (N, d)
+        return centred / sigma.unsqueeze(-1)
 
     def embed_bytes(self, tokens: Sequence[bytes]) -> Tensor:
         """Embed arbitrary byte strings (forced out-of-vocabulary input), (N, d)."""
