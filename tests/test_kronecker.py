@@ -277,3 +277,18 @@ def test_byte_table_costs_v_times_pos_dim_plus_two_bytes(gpt2):
 def test_projection_initialization_scale():
     emb = KroneckerEmbedding.from_token_bytes([b"a"], 512, pos_dim=16)
     assert emb.projection.weight.std().item() == pytest.approx(1 / math.sqrt(4096), rel=0.02)
+
+
+def test_sentencepiece_style_tokenizer_is_detected_and_read():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    tokenizer.decoder = decoders.Metaspace()
+    trainer = trainers.BpeTrainer(vocab_size=60, special_tokens=["<unk>", "<s>"])
+    tokenizer.train_from_iterator(["the cat sat on the mat", "the dog sat"] * 20, trainer)
+    tokens = token_bytes(tokenizer)
+    vocab = tokenizer.get_vocab()
+    assert tokens[vocab["<s>"]] == b"<s>"
+    assert tokens[vocab["▁the"]] == b" the"
+    assert len(set(tokens)) == len(tokens)
