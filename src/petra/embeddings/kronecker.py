@@ -134,6 +134,12 @@ def byte_collisions(byte_rows: Tensor, lengths: Tensor) -> list[list[int]]:
     return [ids for ids in groups.values() if len(ids) > 1]
 
 
+def _contiguous_projection(module, state_dict, prefix, local_metadata) -> None:
+    """Save W row-major like any nn.Linear (safetensors refuses strided tensors)."""
+    key = prefix + "projection.weight"
+    state_dict[key] = state_dict[key].contiguous()
+
+
 class KroneckerEmbedding(TokenEmbedding):
     """Byte-by-position codec of each token's bytes, then one learned `Linear(D, d)`.
 
@@ -173,7 +179,12 @@ class KroneckerEmbedding(TokenEmbedding):
         digest = bytes.fromhex(fingerprint) if fingerprint else bytes(32)
         self.register_buffer("tokenizer_fingerprint", torch.tensor(list(digest), dtype=torch.uint8))
         self.projection = nn.Linear(self.codec_dim, dim, bias=False)
+        # W (d x D) is stored column-major, i.e. as a contiguous W^T (D x d), so that the sparse
+        # mode's embedding_bag reads rows of W^T in place (a strided read is ~80x slower on
+        # CPU); gradients and optimizer states follow the parameter's layout.
+        self.projection.weight = nn.Parameter(torch.empty(self.codec_dim, dim).t())
         nn.init.normal_(self.projection.weight, std=1.0 / math.sqrt(self.codec_dim))
+        self.register_state_dict_post_hook(_contiguous_projection)
         if mode == "cached":
             codec = kronecker_codec(self.byte_table, self.byte_lengths)
             self.register_buffer("codec_cache", codec, persistent=False)  # (V, D)
@@ -242,13 +253,15 @@ class KroneckerEmbedding(TokenEmbedding):
         if self.mode != "sparse":
             return self.projection(kronecker_codec(byte_rows, lengths, weight.dtype))
         index, valid = codec_indices(byte_rows, lengths)
-        scale = lengths.long().clamp_min(1).to(weight.dtype).rsqrt().unsqueeze(-1)
-        active = F.embedding_bag(
-            index, weight.t(), per_sample_weights=valid.to(weight.dtype) * scale, mode="sum"
-        )  # (N, d): a sum_p W[:, b_p P + p]
         mu, sigma = codec_moments(lengths, self.codec_dim, weight.dtype)
-        centred = active - mu.unsqueeze(-1) * weight.sum(dim=1)  # (N, d)
-        return centred / sigma.unsqueeze(-1)
+        scale = lengths.long().clamp_min(1).to(weight.dtype).rsqrt() / sigma  # a / sigma
+        out = F.embedding_bag(
+            index,
+            weight.t(),
+            per_sample_weights=valid.to(weight.dtype) * scale[:, None],
+            mode="sum",
+        )  # (N, d): (a / sigma) sum_p W[:, b_p P + p]
+        return out.addr_(mu / sigma, weight.sum(dim=1), alpha=-1)  # - (mu / sigma) W 1, in place
 
     def embed_bytes(self, tokens: Sequence[bytes]) -> Tensor:
         """Embed arbitrary byte strings (forced out-of-vocabulary input), (N, d)."""
