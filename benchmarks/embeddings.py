@@ -174,7 +174,8 @@ def main() -> None:
         results.append(json.loads(output.strip().splitlines()[-1]))
         r = results[-1]
         print(
-            f"{arm:34s} forward {r['forward_ms_median']:8.2f} ms   step {r['step_ms_median']:8.2f} ms"
+            f"{arm:34s} forward {r['forward_ms_median']:8.2f} ms"
+            f"   step {r['step_ms_median']:8.2f} ms"
             f"   forward peak {r['forward_peak_mib']:8.1f} MiB",
             flush=True,
         )
