@@ -28,6 +28,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/embeddings.py --out benchmarks/results/embeddings.json
+	$(PY) benchmarks/collisions.py --out benchmarks/results/collisions.json
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -79,10 +79,9 @@ def test_table_is_forward_of_every_id(name):
     torch.testing.assert_close(table, emb(torch.arange(V)), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("name", [n for n in sorted(VARIANTS) if "none" not in n])
 def test_tied_head_gradients_reach_every_trainable_parameter(name):
     emb = make(name)
-    if not any(True for _ in emb.parameters()):
-        pytest.skip("this variant has no trainable parameters")
     hidden = torch.randn(3, D)
     logits = hidden @ emb.table().T  # a tied output head
     torch.nn.functional.cross_entropy(logits, torch.tensor([1, 2, 3])).backward()

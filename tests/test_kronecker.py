@@ -293,3 +293,9 @@ def test_sentencepiece_style_tokenizer_is_detected_and_read():
     assert tokens[vocab["<s>"]] == b"<s>"
     assert tokens[vocab["▁the"]] == b" the"
     assert len(set(tokens)) == len(tokens)
+
+
+def test_lengths_beyond_pos_dim_are_refused():
+    table = torch.zeros(2, 4, dtype=torch.uint8)
+    with pytest.raises(ValueError, match=r"byte_lengths must lie in \[0, pos_dim=4\]"):
+        KroneckerEmbedding(table, torch.tensor([1, 5]), 8)

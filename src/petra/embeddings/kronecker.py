@@ -169,6 +169,11 @@ class KroneckerEmbedding(TokenEmbedding):
             )
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
+        if (
+            byte_lengths.numel()
+            and not 0 <= int(byte_lengths.min()) <= int(byte_lengths.max()) <= byte_table.shape[1]
+        ):
+            raise ValueError(f"byte_lengths must lie in [0, pos_dim={byte_table.shape[1]}]")
         super().__init__(byte_table.shape[0], dim, padding_idx)
         self.pos_dim = byte_table.shape[1]
         self.codec_dim = BYTE_VALUES * self.pos_dim
@@ -228,7 +233,9 @@ class KroneckerEmbedding(TokenEmbedding):
         )  # fmt: skip
 
     @classmethod
-    def from_state_dict(cls, state: Mapping[str, Tensor], *, prefix: str = "", mode="sparse"):
+    def from_state_dict(
+        cls, state: Mapping[str, Tensor], *, prefix: str = "", mode: str = "sparse"
+    ):
         """Rebuild from saved weights alone: the byte table travels in the state."""
         weight = state[prefix + "projection.weight"]
         fingerprint = bytes(state[prefix + "tokenizer_fingerprint"].tolist())
