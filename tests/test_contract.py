@@ -17,6 +17,9 @@ VARIANTS = {
     "fourier-geglu": dict(kind="fourier", refine="geglu", expansion=0.25, final_norm=True),
     "fourier-none-cached": dict(kind="fourier", refine="none", cache_features=True),
     "fourier-chebyshev-permuted": dict(kind="fourier", basis="chebyshev", id_order="permuted"),
+    "fourier-random-permuted-cached": dict(
+        kind="fourier", basis="random", id_order="permuted", cache_features=True
+    ),
     "kronecker-sparse": dict(kind="kronecker", token_bytes=TOKENS, pos_dim=4),
     "kronecker-dense": dict(kind="kronecker", token_bytes=TOKENS, pos_dim=4, mode="dense"),
     "kronecker-cached": dict(kind="kronecker", token_bytes=TOKENS, pos_dim=4, mode="cached"),
@@ -122,14 +125,16 @@ def test_param_report_counts_parameters_and_buffers(name):
     assert report.kind in KINDS
     assert report.num_embeddings == V and report.embedding_dim == D
     assert report.trainable_params == sum(p.numel() for p in emb.parameters())
-    assert report.buffer_bytes == sum(b.numel() * b.element_size() for b in emb.buffers())
+    cache = V * D * 4 if getattr(emb, "cache_features", False) else 0  # Fourier's feature cache
+    assert report.buffer_bytes == sum(b.numel() * b.element_size() for b in emb.buffers()) + cache
     assert report.learned_equivalent == V * D
     assert report.saving_pct == pytest.approx(100 * (1 - report.trainable_params / (V * D)))
     assert report.as_dict()["saving_pct"] == report.saving_pct
 
 
 def test_state_dict_round_trip_preserves_outputs(name):
-    source, target = make(name), make(name)
+    source = make(name)
+    target = make(name, seed=99) if name.startswith("fourier") else make(name)  # other state
     with torch.no_grad():
         for p in source.parameters():
             p.add_(torch.randn_like(p))
@@ -164,3 +169,14 @@ def test_factorized_learned_is_table_times_projection():
     expected = emb.weight_table.weight @ emb.factor.weight.T  # (V, e) @ (e, d)
     torch.testing.assert_close(emb.table(), expected)
     assert emb.param_report().trainable_params == V * 4 + 4 * D
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-5), (torch.bfloat16, 5e-2)])
+def test_dtype_moves_change_the_computation_not_the_result(name, dtype, tolerance):
+    emb = make(name)
+    ids = torch.randint(0, V, (3, 4))
+    expected = emb(ids)
+    out = emb.to(dtype)(ids)
+    assert out.dtype == dtype
+    scale = expected.abs().max()
+    torch.testing.assert_close(out.float() / scale, expected / scale, rtol=0, atol=tolerance)

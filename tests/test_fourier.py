@@ -86,7 +86,23 @@ def test_cached_features_equal_on_the_fly(basis):
     cached.load_state_dict(live.state_dict())
     ids = torch.randint(0, 300, (4, 7))
     torch.testing.assert_close(cached(ids), live(ids), rtol=0, atol=0)
-    assert "feature_cache" not in cached.state_dict()  # a cache, not state
+    assert set(cached.state_dict()) == set(live.state_dict())  # a cache, not state
+    torch.testing.assert_close(cached.double()(ids), live.double()(ids), rtol=0, atol=0)
+
+
+def test_cached_features_follow_a_loaded_id_order():
+    source = FourierEmbedding(200, 16, id_order="permuted", seed=3)
+    target = FourierEmbedding(200, 16, id_order="permuted", seed=99, cache_features=True)
+    target.load_state_dict(source.state_dict())
+    torch.testing.assert_close(target(torch.arange(200)), source(torch.arange(200)))
+
+
+def test_random_basis_seed_is_saved_with_the_weights():
+    source = FourierEmbedding(100, 16, basis="random", seed=1)
+    target = FourierEmbedding(100, 16, basis="random", seed=2)
+    assert not torch.allclose(target(torch.arange(100)), source(torch.arange(100)))
+    target.load_state_dict(source.state_dict())
+    torch.testing.assert_close(target(torch.arange(100)), source(torch.arange(100)))
 
 
 def test_permuted_order_is_natural_order_at_the_permuted_rank():
@@ -143,10 +159,11 @@ def test_odd_width_fourier_basis_is_refused():
     assert FourierEmbedding(100, 15, basis="legendre")(torch.tensor([1])).shape == (1, 15)
 
 
-def test_works_in_bfloat16():
+def test_random_frequencies_stay_float64_in_a_bfloat16_model():
     emb = FourierEmbedding(100, 16, basis="random", cache_features=True).to(torch.bfloat16)
     assert emb(torch.tensor([1, 2])).dtype == torch.bfloat16
-    assert emb.basis._freqs.dtype == torch.float64  # random frequencies are never rounded
+    freqs, phases = emb.basis.frequencies_and_phases(torch.device("cpu"))
+    assert freqs.dtype == phases.dtype == torch.float64
 
 
 # -- bases ------------------------------------------------------------------------------
@@ -191,8 +208,9 @@ def test_hermite_keeps_high_orders_alive_where_the_gaussian_underflows():
 def test_random_basis_is_seeded():
     a, b, c = (build_basis("random", 32, seed) for seed in (1, 1, 2))
     assert torch.equal(a(X), b(X)) and not torch.equal(a(X), c(X))
-    expected = torch.cos(math.pi * X[:, None] * a._freqs + a._phases)
-    torch.testing.assert_close(a(X), expected)
+    freqs, phases = a.frequencies_and_phases(X.device)
+    torch.testing.assert_close(a(X), torch.cos(math.pi * X[:, None] * freqs + phases))
+    assert freqs.std().item() == pytest.approx(32 / 4, rel=0.5)  # w ~ N(0, (d/4)^2)
 
 
 @pytest.mark.parametrize("basis", sorted(BASES))

@@ -4,6 +4,7 @@ package, token bytes from real tokenizers, byte overrides and checkpoint safety.
 import math
 
 import kronecker_embeddings as reference
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -243,12 +244,18 @@ def test_byte_overrides_replace_chosen_positions_of_a_batch(mode):
     torch.testing.assert_close(one_row, out[0])
     with pytest.raises(ValueError, match=r"position \(2, 0\) is outside ids of shape \(2, 3\)"):
         emb(ids, byte_overrides={(2, 0): b"x"})
+    numpy_key = (np.int64(0), torch.tensor(1))
+    torch.testing.assert_close(emb(ids, byte_overrides={numpy_key: b"flibbert"})[0, 1], new[0])
+    with pytest.raises(TypeError, match="must be an int or a tuple of ints"):
+        emb(ids[0], byte_overrides={True: b"x"})
 
 
 # -- saving ----------------------------------------------------------------------------
 def test_checkpoint_carries_bytes_and_fingerprint(gpt2, tmp_path):
     emb = KroneckerEmbedding.from_tokenizer(gpt2, 16, pos_dim=8)
-    save_file(emb.state_dict(), tmp_path / "emb.safetensors")
+    save_file(
+        {k: v.contiguous() for k, v in emb.state_dict().items()}, tmp_path / "emb.safetensors"
+    )
     state = load_file(tmp_path / "emb.safetensors")
     assert bytes(state["tokenizer_fingerprint"].tolist()).hex() == tokenizer_fingerprint(gpt2)
     rebuilt = KroneckerEmbedding.from_state_dict(state)
@@ -299,3 +306,25 @@ def test_lengths_beyond_pos_dim_are_refused():
     table = torch.zeros(2, 4, dtype=torch.uint8)
     with pytest.raises(ValueError, match=r"byte_lengths must lie in \[0, pos_dim=4\]"):
         KroneckerEmbedding(table, torch.tensor([1, 5]), 8)
+
+
+def test_state_dict_aliases_the_projection_like_nn_linear():
+    emb = KroneckerEmbedding.from_token_bytes([b"a", b"b"], 4, pos_dim=2)
+    emb.state_dict()["projection.weight"].zero_()  # e.g. an EMA that updates in place
+    assert torch.all(emb.projection.weight == 0)
+
+
+def test_from_state_dict_keeps_padding_index():
+    emb = KroneckerEmbedding.from_token_bytes([b"a", b"b", b"c"], 4, pos_dim=2, padding_idx=1)
+    rebuilt = KroneckerEmbedding.from_state_dict(emb.state_dict(), padding_idx=1)
+    torch.testing.assert_close(rebuilt(torch.arange(3)), emb(torch.arange(3)))
+
+
+def test_sentencepiece_detected_from_a_replace_decoder():
+    from tokenizers import Tokenizer, decoders, models, normalizers
+
+    vocab = {"<unk>": 0, "▁the": 1, "the": 2, "<0x0A>": 3}
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    tokenizer.normalizer = normalizers.Replace(" ", "▁")
+    tokenizer.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback()])
+    assert token_bytes(tokenizer)[1:] == [b" the", b"the", b"\n"]

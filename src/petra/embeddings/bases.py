@@ -17,9 +17,8 @@ casts to the model dtype.
   log-scale, so neither exp(-t^2 / 2) underflow nor H_n overflow can occur.
 - `random` (the PETE authors' ablation): cos(pi w_i x + b_i) with seeded frequencies
   w_i ~ N(0, (d/4)^2), covering about the band of the Fourier harmonics 1..d/2, and phases
-  b_i ~ U[0, 2 pi), drawn from `seed` on the CPU generator. They are kept in float64 outside
-  the module's buffers, so that `model.to(torch.bfloat16)` cannot round them; the seed is the
-  state that a saved config restores.
+  b_i ~ U[0, 2 pi), drawn from `seed` on the CPU generator. The seed is an integer buffer, so
+  it is saved with the weights and `model.to(torch.bfloat16)` cannot round w and b.
 """
 
 from __future__ import annotations
@@ -108,18 +107,25 @@ class RandomFourierBasis(FeatureBasis):
 
     def __init__(self, dim: int, seed: int = 0):
         super().__init__(dim)
-        generator = torch.Generator().manual_seed(seed)
-        freqs = torch.randn(dim, generator=generator, dtype=torch.float64) * (dim / 4)
-        phases = torch.rand(dim, generator=generator, dtype=torch.float64) * (2 * math.pi)
-        self.seed = seed
-        self._freqs, self._phases = freqs, phases
+        self.register_buffer("seed", torch.tensor(seed, dtype=torch.int64))
+        self._drawn: tuple[int, torch.device, Tensor, Tensor] | None = None
+
+    def frequencies_and_phases(self, device: torch.device) -> tuple[Tensor, Tensor]:
+        """(w, b), float64, drawn from the CPU generator seeded with `seed`, kept per device."""
+        seed = int(self.seed)
+        if self._drawn is None or self._drawn[:2] != (seed, device):
+            generator = torch.Generator().manual_seed(seed)
+            freqs = torch.randn(self.dim, generator=generator, dtype=torch.float64) * (self.dim / 4)
+            phases = torch.rand(self.dim, generator=generator, dtype=torch.float64) * (2 * math.pi)
+            self._drawn = (seed, device, freqs.to(device), phases.to(device))
+        return self._drawn[2], self._drawn[3]
 
     def forward(self, x: Tensor) -> Tensor:
-        freqs, phases = self._freqs.to(x.device), self._phases.to(x.device)
+        freqs, phases = self.frequencies_and_phases(x.device)
         return torch.cos(math.pi * x.unsqueeze(-1) * freqs + phases)  # (N, d)
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}, seed={self.seed}"
+        return f"dim={self.dim}, seed={int(self.seed)}"
 
 
 BASES: dict[str, type[FeatureBasis]] = {

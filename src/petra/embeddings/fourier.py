@@ -23,6 +23,8 @@ h = expansion * d), 0 (none), plus d with the final norm.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -106,36 +108,62 @@ class FourierEmbedding(TokenEmbedding):
             self.refine = None
         self.norm = RMSNorm(dim) if final_norm else None
 
+        # an empty float buffer that follows .to(dtype/device): the dtype and device of features
+        self.register_buffer("_dtype_carrier", torch.empty(0), persistent=False)
+        self.cache_features = cache_features
+        self._cache: Tensor | None = None
         if cache_features:
-            all_ids = torch.arange(vocab_size)
-            self.register_buffer("feature_cache", self.features(all_ids), persistent=False)
-        else:
-            self.feature_cache = None
+            self.feature_table()
 
-    def positions(self, ids: Tensor) -> Tensor:
-        """x in [-1, 1] (float64) for each id, after the id order."""
-        rank = ids if self.id_rank is None else self.id_rank[ids]
+    def positions(self, ranks: Tensor) -> Tensor:
+        """x in [-1, 1] (float64) of each rank."""
         span = self.num_embeddings - 1 if self.normalize == "paper" else self.num_embeddings
-        return 2.0 * rank.double() / span - 1.0
+        return 2.0 * ranks.double() / span - 1.0
+
+    def ranks(self, ids: Tensor) -> Tensor:
+        """Position of each id in the id order."""
+        return ids if self.id_rank is None else self.id_rank[ids].long()
 
     def features(self, ids: Tensor) -> Tensor:
-        """The fixed part T(id), (N, d), computed on the fly."""
-        return self.basis(self.positions(ids)).to(self._float_dtype())
+        """The fixed part T(id), (N, d), computed on the fly in float64, then cast."""
+        features = self.basis(self.positions(self.ranks(ids)))
+        return features.to(self._dtype_carrier.dtype)
+
+    def feature_table(self) -> Tensor:
+        """T of every rank, (V, d), built once per dtype and device (the `cache_features`
+        mode). Indexed by rank, not id, so a loaded id order needs no rebuild."""
+        carrier = self._dtype_carrier
+        cache = self._cache
+        if cache is None or cache.dtype != carrier.dtype or cache.device != carrier.device:
+            ranks = torch.arange(self.num_embeddings, device=carrier.device)
+            cache = self.basis(self.positions(ranks)).to(carrier.dtype)
+            self._cache = cache
+        return cache
 
     def _embed(self, ids: Tensor) -> Tensor:
-        t = self.features(ids) if self.feature_cache is None else self.feature_cache[ids]  # (N, d)
+        if self.cache_features:
+            t = self.feature_table()[self.ranks(ids)]  # (N, d)
+        else:
+            t = self.features(ids)
         e = t if self.refine is None else t + self.refine(t)
         return e if self.norm is None else self.norm(e)
 
-    def _float_dtype(self) -> torch.dtype:
-        for tensor in (*self.parameters(), *self.buffers()):
-            if tensor.is_floating_point():
-                return tensor.dtype
-        return torch.get_default_dtype()
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self._cache = None  # the loaded state may hold another basis (a random basis' seed)
+
+    def param_report(self):
+        report = super().param_report()
+        if not self.cache_features:
+            return report
+        cache = self.feature_table()
+        return replace(
+            report, buffer_bytes=report.buffer_bytes + cache.numel() * cache.element_size()
+        )
 
     def extra_repr(self) -> str:
         return (
             f"{super().extra_repr()}, basis={self.basis_name!r}, refine={self.refine_name!r}, "
             f"normalize={self.normalize!r}, id_order={self.id_order!r}, "
-            f"cached={self.feature_cache is not None}"
+            f"cached={self.cache_features}"
         )

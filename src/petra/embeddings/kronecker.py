@@ -28,6 +28,7 @@ codec table in memory. All three agree to float rounding. An empty token (L = 0)
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -134,12 +135,6 @@ def byte_collisions(byte_rows: Tensor, lengths: Tensor) -> list[list[int]]:
     return [ids for ids in groups.values() if len(ids) > 1]
 
 
-def _contiguous_projection(module, state_dict, prefix, local_metadata) -> None:
-    """Save W row-major like any nn.Linear (safetensors refuses strided tensors)."""
-    key = prefix + "projection.weight"
-    state_dict[key] = state_dict[key].contiguous()
-
-
 class KroneckerEmbedding(TokenEmbedding):
     """Byte-by-position codec of each token's bytes, then one learned `Linear(D, d)`.
 
@@ -186,10 +181,10 @@ class KroneckerEmbedding(TokenEmbedding):
         self.projection = nn.Linear(self.codec_dim, dim, bias=False)
         # W (d x D) is stored column-major, i.e. as a contiguous W^T (D x d), so that the sparse
         # mode's embedding_bag reads rows of W^T in place (a strided read is ~80x slower on
-        # CPU); gradients and optimizer states follow the parameter's layout.
+        # CPU); gradients and optimizer states follow the parameter's layout. safetensors wants
+        # contiguous tensors: save `{k: v.contiguous() ...}` (as `save_pretrained` does).
         self.projection.weight = nn.Parameter(torch.empty(self.codec_dim, dim).t())
         nn.init.normal_(self.projection.weight, std=1.0 / math.sqrt(self.codec_dim))
-        self.register_state_dict_post_hook(_contiguous_projection)
         if mode == "cached":
             codec = kronecker_codec(self.byte_table, self.byte_lengths)
             self.register_buffer("codec_cache", codec, persistent=False)  # (V, D)
@@ -234,14 +229,21 @@ class KroneckerEmbedding(TokenEmbedding):
 
     @classmethod
     def from_state_dict(
-        cls, state: Mapping[str, Tensor], *, prefix: str = "", mode: str = "sparse"
-    ):
-        """Rebuild from saved weights alone: the byte table travels in the state."""
+        cls,
+        state: Mapping[str, Tensor],
+        *,
+        prefix: str = "",
+        mode: str = "sparse",
+        padding_idx: int | None = None,
+    ) -> KroneckerEmbedding:
+        """Rebuild from saved weights alone: the byte table travels in the state. (How many
+        tokens were cut when the table was built is not saved: `num_truncated` is None.)"""
         weight = state[prefix + "projection.weight"]
         fingerprint = bytes(state[prefix + "tokenizer_fingerprint"].tolist())
         module = cls(
             state[prefix + "byte_table"], state[prefix + "byte_lengths"], weight.shape[0],
             mode=mode, fingerprint=fingerprint.hex() if any(fingerprint) else None,
+            padding_idx=padding_idx,
         )  # fmt: skip
         module.load_state_dict(
             {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
@@ -293,9 +295,18 @@ class KroneckerEmbedding(TokenEmbedding):
 
     @staticmethod
     def _flat_position(key, shape: torch.Size) -> int:
-        index = (key,) if isinstance(key, int) else tuple(key)
+        """Flat index of an override position: an int for 1-D ids, else a tuple of ints."""
+        try:
+            index = tuple(key) if isinstance(key, (tuple, list)) else (key,)
+            if any(isinstance(i, bool) for i in index):
+                raise TypeError
+            index = tuple(operator.index(i) for i in index)
+        except TypeError:
+            raise TypeError(
+                f"byte override position {key!r} must be an int or a tuple of ints"
+            ) from None
         if len(index) != len(shape) or not all(
-            0 <= i < n for i, n in zip(index, shape, strict=True)
+            0 <= i < n for i, n in zip(index, shape, strict=False)
         ):
             raise ValueError(
                 f"byte override position {key!r} is outside ids of shape {tuple(shape)}"

@@ -90,9 +90,10 @@ def _backend(tokenizer):
 
 
 def detect_scheme(tokenizer) -> str:
-    """Read the scheme off the tokenizer's model, decoder and pre-tokenizer."""
+    """Read the scheme off the tokenizer's model, normalizer, pre-tokenizer and decoder."""
     spec = json.loads(_backend(tokenizer).to_str())
-    text = json.dumps([spec.get("decoder"), spec.get("pre_tokenizer")])
+    parts = [spec.get(key) for key in ("normalizer", "pre_tokenizer", "decoder")]
+    text = json.dumps(parts, ensure_ascii=False)
     model_type = (spec.get("model") or {}).get("type")
     if '"ByteLevel"' in text:
         return "byte_level"
