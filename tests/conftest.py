@@ -17,3 +17,25 @@ def bert():
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    """A real byte-level BPE of 384 tokens, trained on the first 100k characters of the
+    shared Shakespeare corpus: small enough for tiny models."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from petra.data import resolve_data_dir
+
+    text = (resolve_data_dir() / "corpus" / "shakespeare.txt").read_text()[:100_000]
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=384,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(text.splitlines(), trainer)
+    return tokenizer

@@ -1,6 +1,16 @@
 """Building blocks shared by every petra model and embedding."""
 
+from petra.nn.attention import MultiHeadAttention, attention_bias
+from petra.nn.block import TransformerBlock
 from petra.nn.feedforward import GeGLU
 from petra.nn.norm import RMSNorm
+from petra.nn.rope import RotaryEmbedding
 
-__all__ = ["GeGLU", "RMSNorm"]
+__all__ = [
+    "GeGLU",
+    "MultiHeadAttention",
+    "RMSNorm",
+    "RotaryEmbedding",
+    "TransformerBlock",
+    "attention_bias",
+]

@@ -1,0 +1,101 @@
+"""What every petra model shares: embedding -> backbone -> model-specific head, input checks,
+the parameter report and saving."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from petra.embeddings import KroneckerEmbedding, TokenEmbedding
+from petra.models.backbone import build_backbone
+from petra.models.config import ModelConfig
+from petra.nn import attention_bias
+
+
+def masked_mean(hidden: Tensor, attention_mask: Tensor | None) -> Tensor:
+    """Mean over the real tokens only: (B, T, d), (B, T) -> (B, d)."""
+    if attention_mask is None:
+        return hidden.mean(dim=1)
+    weights = attention_mask.to(hidden.dtype).unsqueeze(-1)  # (B, T, 1)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+
+
+class PetraModel(nn.Module):
+    causal = False
+
+    def __init__(self, config: ModelConfig, embedding: TokenEmbedding):
+        super().__init__()
+        if embedding.num_embeddings != config.vocab_size or embedding.embedding_dim != config.dim:
+            raise ValueError(
+                f"the embedding is {embedding.num_embeddings} x {embedding.embedding_dim} but the "
+                f"config asks for vocab_size={config.vocab_size}, dim={config.dim}"
+            )
+        self.config = config
+        self.embedding = embedding
+        self.backbone = build_backbone(config)
+
+    def hidden_states(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        byte_overrides: Mapping | None = None,
+    ) -> Tensor:
+        """(B, T) ids -> (B, T, d) final hidden states."""
+        if input_ids.dim() != 2:
+            raise ValueError(
+                f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}"
+            )
+        if attention_mask is not None and attention_mask.shape != input_ids.shape:
+            raise ValueError(
+                f"attention_mask has shape {tuple(attention_mask.shape)}, "
+                f"input_ids {tuple(input_ids.shape)}: they must match"
+            )
+        length = input_ids.shape[1]
+        if length > self.config.max_len:
+            raise ValueError(f"sequence length {length} exceeds max_len={self.config.max_len}")
+        if byte_overrides:
+            if not isinstance(self.embedding, KroneckerEmbedding):
+                raise ValueError(
+                    f"byte overrides need a Kronecker embedding, this model's is "
+                    f"{self.embedding.kind!r}"
+                )
+            x = self.embedding(input_ids, byte_overrides=byte_overrides)
+        else:
+            x = self.embedding(input_ids)  # (B, T, d)
+        mask = attention_bias(attention_mask, length, self.causal, input_ids.device)
+        return self.backbone(x, mask, self.causal)
+
+    def head_parameters(self) -> int:
+        return 0
+
+    def param_report(self) -> dict:
+        """Trainable parameters by part, and the embedding against a learned V x d table."""
+        embedding = self.embedding.param_report()
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        encoder = sum(p.numel() for p in self.backbone.parameters() if p.requires_grad)
+        head = self.head_parameters()
+        return {
+            "embedding": embedding.trainable_params,
+            "encoder": encoder,
+            "head": head,
+            "total": trainable,
+            "embedding_buffer_bytes": embedding.buffer_bytes,
+            "embedding_learned_equivalent": embedding.learned_equivalent,
+            "embedding_saving_pct": embedding.saving_pct,
+            "total_with_learned_embedding": trainable
+            - embedding.trainable_params
+            + embedding.learned_equivalent,
+        }
+
+    def save_pretrained(self, path: str | Path) -> Path:
+        """Write `config.json` and `model.safetensors` (weights and embedding buffers)."""
+        from petra.models.checkpoint import save_checkpoint
+
+        return save_checkpoint(self, path)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device

@@ -1,0 +1,86 @@
+"""Build a model from a `ModelConfig`, and load one from a checkpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from petra.embeddings import KroneckerEmbedding, TokenEmbedding, build_embedding
+from petra.embeddings.token_bytes import tokenizer_fingerprint
+from petra.models.base import PetraModel
+from petra.models.causal_lm import CausalLM
+from petra.models.checkpoint import load_state, read_checkpoint
+from petra.models.config import ModelConfig
+from petra.models.encoder import Encoder, SentenceEncoder, SequenceClassifier
+
+MODEL_CLASSES: dict[str, type[PetraModel]] = {
+    "encoder": Encoder,
+    "sentence": SentenceEncoder,
+    "classifier": SequenceClassifier,
+    "causal_lm": CausalLM,
+}
+
+
+def build_model(
+    config: ModelConfig, *, tokenizer=None, token_bytes: Sequence[bytes] | None = None
+) -> PetraModel:
+    """A freshly initialized model. `tokenizer` (a `tokenizers.Tokenizer`) is required by the
+    Kronecker embedding (or its `token_bytes`), and when given its fingerprint is recorded in
+    the config so that checkpoints can be matched to their tokenizer."""
+    config.validate()
+    options = {k: v for k, v in config.embedding.items() if k != "kind"}
+    kind = config.embedding["kind"]
+    if tokenizer is not None:
+        size = tokenizer.get_vocab_size(with_added_tokens=True)
+        if size != config.vocab_size:
+            raise ValueError(f"the tokenizer has {size} tokens but vocab_size={config.vocab_size}")
+        config = config.replace(tokenizer_fingerprint=tokenizer_fingerprint(tokenizer))
+    if kind == "kronecker":
+        if tokenizer is not None:
+            options["tokenizer"] = tokenizer
+        elif token_bytes is not None:
+            options["token_bytes"] = token_bytes
+    embedding = build_embedding(kind, config.vocab_size, config.dim, **options)
+    return MODEL_CLASSES[config.model](config, embedding)
+
+
+def load_pretrained(
+    path: str | Path, *, tokenizer=None, device: str | torch.device = "cpu"
+) -> PetraModel:
+    """Rebuild the model saved by `save_pretrained(path)`, with identical outputs. Passing
+    the `tokenizer` checks that it is the one the model was trained with."""
+    config, state = read_checkpoint(path, device)
+    if tokenizer is not None and config.tokenizer_fingerprint is not None:
+        fingerprint = tokenizer_fingerprint(tokenizer)
+        if fingerprint != config.tokenizer_fingerprint:
+            raise ValueError(
+                f"the checkpoint at {path} was trained with another tokenizer (fingerprint "
+                f"{config.tokenizer_fingerprint[:12]}, given {fingerprint[:12]})"
+            )
+    embedding = _embedding_from_state(config, state)
+    model = MODEL_CLASSES[config.model](config, embedding)
+    load_state(model, state, str(path))
+    return model.to(device)
+
+
+def _embedding_from_state(config: ModelConfig, state: dict) -> TokenEmbedding:
+    options = {k: v for k, v in config.embedding.items() if k != "kind"}
+    if config.embedding["kind"] != "kronecker":
+        return build_embedding(config.embedding["kind"], config.vocab_size, config.dim, **options)
+    if "embedding.byte_table" not in state:
+        raise ValueError("the checkpoint has no embedding.byte_table for its Kronecker embedding")
+    pos_dim = state["embedding.byte_table"].shape[1]
+    if options.get("pos_dim", pos_dim) != pos_dim:
+        raise ValueError(
+            f"config.json says pos_dim={options['pos_dim']} but the saved byte table has {pos_dim}"
+        )
+    embedding = KroneckerEmbedding(
+        state["embedding.byte_table"],
+        state["embedding.byte_lengths"],
+        config.dim,
+        mode=options.get("mode", "sparse"),
+        padding_idx=options.get("padding_idx"),
+    )
+    return embedding

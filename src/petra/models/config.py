@@ -1,0 +1,92 @@
+"""`ModelConfig`: everything needed to rebuild a model, as a JSON-round-tripping dataclass."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MODEL_TYPES = ("encoder", "sentence", "classifier", "causal_lm")
+BACKBONES = ("standard", "spectral")
+POOLINGS = ("mean", "first")
+
+
+@dataclass
+class ModelConfig:
+    """A petra model. `embedding` is `{"kind": ..., **options of that kind}`."""
+
+    model: str = "encoder"
+    vocab_size: int = 30522
+    dim: int = 256
+    n_layers: int = 4
+    n_heads: int = 4
+    ffn_mult: float = 4.0
+    max_len: int = 512
+    embedding: dict = field(default_factory=lambda: {"kind": "learned"})
+    backbone: str = "standard"
+    num_labels: int = 2
+    tie_embeddings: bool = True
+    dropout: float = 0.0
+    pooling: str = "mean"
+    rope_base: float = 10000.0
+    tokenizer_fingerprint: str | None = None
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        choices = {"model": MODEL_TYPES, "backbone": BACKBONES, "pooling": POOLINGS}
+        for name, valid in choices.items():
+            if getattr(self, name) not in valid:
+                raise ValueError(f"unknown {name}={getattr(self, name)!r}; choose one of {valid}")
+        for name in ("vocab_size", "dim", "n_layers", "n_heads", "max_len", "num_labels"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.dim % self.n_heads or (self.dim // self.n_heads) % 2:
+            raise ValueError(
+                f"dim {self.dim} must split into n_heads={self.n_heads} heads of even width "
+                "(rotary embeddings rotate channel pairs)"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not isinstance(self.embedding, dict) or "kind" not in self.embedding:
+            raise ValueError(f'embedding must be a dict with a "kind", got {self.embedding!r}')
+
+    @property
+    def ffn_hidden(self) -> int:
+        return max(1, round(self.ffn_mult * self.dim))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ModelConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}; valid keys are {sorted(known)}")
+        return cls(**values)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelConfig:
+        return cls.from_dict(json.loads(text))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json())
+
+    @classmethod
+    def load(cls, path: str | Path) -> ModelConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no model config at {path}")
+        try:
+            return cls.from_json(path.read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} is not valid JSON: {error}") from None
+
+    def replace(self, **changes) -> ModelConfig:
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,42 @@
+"""Bidirectional models: hidden states, sentence vectors, sequence labels."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from petra.models.base import PetraModel, masked_mean
+from petra.models.config import ModelConfig
+
+
+class Encoder(PetraModel):
+    """Returns the final hidden states, (B, T, d)."""
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, **kwargs) -> Tensor:
+        return self.hidden_states(input_ids, attention_mask, **kwargs)
+
+
+class SentenceEncoder(PetraModel):
+    """Masked mean of the hidden states over real tokens, L2-normalized: (B, d)."""
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, **kwargs) -> Tensor:
+        hidden = self.hidden_states(input_ids, attention_mask, **kwargs)
+        return F.normalize(masked_mean(hidden, attention_mask), dim=-1)
+
+
+class SequenceClassifier(PetraModel):
+    """Pooled hidden states (masked mean, or the first token) and a linear head: (B, labels)."""
+
+    def __init__(self, config: ModelConfig, embedding):
+        super().__init__(config, embedding)
+        self.head = nn.Linear(config.dim, config.num_labels)
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, **kwargs) -> Tensor:
+        hidden = self.hidden_states(input_ids, attention_mask, **kwargs)
+        pooled = (
+            hidden[:, 0] if self.config.pooling == "first" else masked_mean(hidden, attention_mask)
+        )
+        return self.head(pooled)
+
+    def head_parameters(self) -> int:
+        return sum(p.numel() for p in self.head.parameters())

@@ -1,0 +1,34 @@
+"""Pre-norm transformer block (Xiong et al., 2020):
+
+x = x + Dropout(Attention(RMSNorm(x)))
+x = x + Dropout(GeGLU(RMSNorm(x)))
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from petra.nn.attention import MultiHeadAttention
+from petra.nn.feedforward import GeGLU
+from petra.nn.norm import RMSNorm
+
+
+class TransformerBlock(nn.Module):
+    def __init__(
+        self,
+        dim: int,
+        n_heads: int,
+        ffn_hidden: int,
+        dropout: float = 0.0,
+        rope_base: float = 10000.0,
+    ):
+        super().__init__()
+        self.attn_norm = RMSNorm(dim)
+        self.attn = MultiHeadAttention(dim, n_heads, dropout, rope_base)
+        self.ffn_norm = RMSNorm(dim)
+        self.ffn = GeGLU(dim, ffn_hidden, dropout)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None, causal: bool = False) -> Tensor:
+        x = x + self.dropout(self.attn(self.attn_norm(x), mask, causal))
+        return x + self.dropout(self.ffn(self.ffn_norm(x)))

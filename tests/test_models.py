@@ -1,0 +1,326 @@
+"""Models: configs, the four model types with every embedding kind, generation, checkpoints."""
+
+import json
+
+import pytest
+import torch
+
+from petra.embeddings import KroneckerEmbedding
+from petra.embeddings.token_bytes import token_bytes
+from petra.models import (
+    CausalLM,
+    ModelConfig,
+    build_model,
+    load_pretrained,
+    top_p_filter,
+)
+
+EMBEDDINGS = {
+    "learned": {"kind": "learned"},
+    "fourier": {"kind": "fourier", "refine": "geglu", "expansion": 0.25},
+    "kronecker": {"kind": "kronecker", "pos_dim": 8},
+}
+MODEL_TYPES = ("encoder", "sentence", "classifier", "causal_lm")
+
+
+def tiny(tokenizer, model="encoder", embedding="learned", **changes) -> torch.nn.Module:
+    config = ModelConfig(
+        model=model,
+        vocab_size=tokenizer.get_vocab_size(),
+        dim=32,
+        n_layers=2,
+        n_heads=2,
+        max_len=64,
+        num_labels=3,
+        embedding=dict(EMBEDDINGS[embedding]),
+        **changes,
+    )
+    return build_model(config, tokenizer=tokenizer).eval()
+
+
+def batch(tokenizer, texts=("to be or not to be", "the king")):
+    encoded = [tokenizer.encode(t).ids for t in texts]
+    length = max(map(len, encoded))
+    ids = torch.tensor([e + [0] * (length - len(e)) for e in encoded])
+    mask = torch.tensor([[1] * len(e) + [0] * (length - len(e)) for e in encoded])
+    return ids, mask
+
+
+# -- configs ---------------------------------------------------------------------------
+def test_config_round_trips_through_json(tmp_path):
+    config = ModelConfig(
+        model="causal_lm", dim=64, embedding={"kind": "fourier", "basis": "legendre"}
+    )
+    assert ModelConfig.from_json(config.to_json()) == config
+    config.save(tmp_path / "config.json")
+    assert ModelConfig.load(tmp_path / "config.json") == config
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"model": "seq2seq"}, r"unknown model='seq2seq'; choose one of \('encoder'"),
+        ({"backbone": "lstm"}, "unknown backbone='lstm'"),
+        ({"dim": 30, "n_heads": 4}, "must split into n_heads=4 heads of even width"),
+        ({"embedding": {"refine": "linear"}}, 'embedding must be a dict with a "kind"'),
+        ({"n_layers": 0}, "n_layers must be positive"),
+    ],
+)
+def test_bad_configs_say_what_is_valid(values, message):
+    with pytest.raises(ValueError, match=message):
+        ModelConfig(**values)
+
+
+def test_unknown_config_keys_are_listed():
+    with pytest.raises(ValueError, match=r"unknown config keys \['width'\]; valid keys are"):
+        ModelConfig.from_dict({"width": 3})
+
+
+def test_spectral_backbone_seam_gives_a_clear_error(tiny_tokenizer):
+    with pytest.raises(ValueError, match="backbone='spectral' is not available"):
+        tiny(tiny_tokenizer, backbone="spectral")
+
+
+# -- every model type with every embedding kind ------------------------------------------
+@pytest.mark.parametrize("embedding", sorted(EMBEDDINGS))
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_output_shapes(tiny_tokenizer, model_type, embedding):
+    model = tiny(tiny_tokenizer, model_type, embedding)
+    ids, mask = batch(tiny_tokenizer)
+    out = model(ids, attention_mask=mask)
+    b, t = ids.shape
+    expected = {
+        "encoder": (b, t, 32),
+        "sentence": (b, 32),
+        "classifier": (b, 3),
+        "causal_lm": (b, t, tiny_tokenizer.get_vocab_size()),
+    }[model_type]
+    assert out.shape == expected and torch.isfinite(out).all()
+    if model_type == "sentence":
+        torch.testing.assert_close(out.norm(dim=-1), torch.ones(b))
+
+
+@pytest.mark.parametrize("model_type", ["sentence", "classifier", "encoder"])
+def test_padding_does_not_change_a_sentence(tiny_tokenizer, model_type):
+    """A sentence alone and in a batch padded to a longer sentence gives the same output."""
+    model = tiny(tiny_tokenizer, model_type, "fourier")
+    alone_ids, alone_mask = batch(tiny_tokenizer, ["the king"])
+    ids, mask = batch(tiny_tokenizer, ["the king", "to be or not to be, that is the question"])
+    alone = model(alone_ids, attention_mask=alone_mask)[0]
+    padded = model(ids, attention_mask=mask)[0]
+    if model_type == "encoder":
+        padded = padded[: alone_ids.shape[1]]
+    torch.testing.assert_close(padded, alone, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("embedding", sorted(EMBEDDINGS))
+def test_causal_lm_never_looks_ahead(tiny_tokenizer, embedding):
+    model = tiny(tiny_tokenizer, "causal_lm", embedding)
+    ids = torch.randint(0, tiny_tokenizer.get_vocab_size(), (2, 12))
+    changed = ids.clone()
+    changed[:, 7:] = torch.randint(0, tiny_tokenizer.get_vocab_size(), (2, 5))
+    torch.testing.assert_close(model(changed)[:, :7], model(ids)[:, :7], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(model(changed)[:, 7:], model(ids)[:, 7:])
+
+
+@pytest.mark.parametrize("embedding", sorted(EMBEDDINGS))
+def test_tied_head_is_the_embedding_table_and_trains_it(tiny_tokenizer, embedding):
+    model = tiny(tiny_tokenizer, "causal_lm", embedding)
+    ids = torch.randint(0, tiny_tokenizer.get_vocab_size(), (2, 9))
+    hidden = model.hidden_states(ids)
+    torch.testing.assert_close(model(ids), hidden @ model.embedding.table().T)
+    # with the input embedding taken out of the path, the head alone still trains it
+    logits = model.hidden_states(ids).detach() @ model.embedding.table().T
+    logits.logsumexp(-1).sum().backward()
+    for name, p in model.embedding.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    assert model.param_report()["head"] == 0
+
+
+def test_untied_head_is_its_own_matrix(tiny_tokenizer):
+    model = tiny(tiny_tokenizer, "causal_lm", "fourier", tie_embeddings=False)
+    vocab = tiny_tokenizer.get_vocab_size()
+    assert model.head.weight.shape == (vocab, 32)
+    assert model.param_report()["head"] == vocab * 32
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_param_report_parts_add_up(tiny_tokenizer, model_type):
+    model = tiny(tiny_tokenizer, model_type, "kronecker")
+    report = model.param_report()
+    assert report["total"] == sum(p.numel() for p in model.parameters())
+    assert report["embedding"] + report["encoder"] + report["head"] == report["total"]
+    assert report["embedding"] == 256 * 8 * 32
+    # 2 blocks: attention 4 d^2, GeGLU 3 d (4 d), two norms; plus the final norm
+    assert report["encoder"] == 2 * (4 * 32 * 32 + 3 * 32 * 128 + 2 * 32) + 32
+    if model_type == "classifier":
+        assert report["head"] == 32 * 3 + 3
+    vocab = tiny_tokenizer.get_vocab_size()
+    assert report["total_with_learned_embedding"] == report["total"] - 256 * 8 * 32 + vocab * 32
+
+
+def test_classifier_trains_on_a_tiny_batch(tiny_tokenizer):
+    torch.manual_seed(0)
+    model = tiny(tiny_tokenizer, "classifier", "kronecker").train()
+    ids, mask = batch(tiny_tokenizer, ["to be", "or not", "the king", "a horse"])
+    labels = torch.tensor([0, 1, 2, 0])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(30):
+        loss = torch.nn.functional.cross_entropy(model(ids, attention_mask=mask), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+# -- inputs ----------------------------------------------------------------------------
+def test_bad_inputs_are_refused_clearly(tiny_tokenizer):
+    model = tiny(tiny_tokenizer, "encoder", "learned")
+    with pytest.raises(ValueError, match=r"input_ids must be \(batch, length\)"):
+        model(torch.tensor([1, 2, 3]))
+    with pytest.raises(ValueError, match="attention_mask has shape"):
+        model(torch.tensor([[1, 2, 3]]), attention_mask=torch.ones(1, 2))
+    with pytest.raises(ValueError, match="exceeds max_len=64"):
+        model(torch.ones(1, 65, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"token id 100000 is outside the vocabulary range"):
+        model(torch.tensor([[1, 100000]]))
+    with pytest.raises(ValueError, match="byte overrides need a Kronecker embedding"):
+        model(torch.tensor([[1, 2]]), byte_overrides={(0, 1): b"x"})
+
+
+def test_tokenizer_of_another_size_is_refused(tiny_tokenizer, gpt2):
+    config = ModelConfig(vocab_size=384, dim=32, n_heads=2, n_layers=1)
+    with pytest.raises(ValueError, match="the tokenizer has 50257 tokens but vocab_size=384"):
+        build_model(config, tokenizer=gpt2)
+
+
+# -- generation ------------------------------------------------------------------------
+def test_greedy_generation_follows_the_argmax(tiny_tokenizer):
+    model = tiny(tiny_tokenizer, "causal_lm", "fourier")
+    prompt, _ = batch(tiny_tokenizer, ["to be or not"])
+    out = model.generate(prompt, 5)
+    ids = prompt
+    for _ in range(5):
+        ids = torch.cat((ids, model(ids)[:, -1].argmax(-1, keepdim=True)), dim=1)
+    assert torch.equal(out, ids)
+
+
+def test_sampling_is_seeded(tiny_tokenizer):
+    model = tiny(tiny_tokenizer, "causal_lm", "learned")
+    prompt, _ = batch(tiny_tokenizer, ["to be or not"])
+    a = model.generate(prompt, 8, do_sample=True, top_p=0.9, seed=1)
+    b = model.generate(prompt, 8, do_sample=True, top_p=0.9, seed=1)
+    c = model.generate(prompt, 8, do_sample=True, top_p=0.9, seed=2)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_stop_token_finishes_a_row(tiny_tokenizer):
+    model = tiny(tiny_tokenizer, "causal_lm", "learned")
+    prompt = torch.tensor([[5, 6, 7], [8, 9, 10]])
+    free = model.generate(prompt, 6)  # no stop token
+    stop = int(free[0, 3])  # row 0's first new token
+    out = model.generate(prompt, 6, stop_token_id=stop)
+    assert torch.all(out[0, 3:] == stop)  # row 0 stops at once, then is padded with it
+    row = free[1, 3:].tolist()
+    cut = row.index(stop) + 1 if stop in row else len(row)
+    assert out[1, 3 : 3 + cut].tolist() == row[:cut]  # row 1 runs on until its own stop
+    assert torch.all(out[1, 3 + cut :] == stop)
+
+
+def test_top_p_keeps_the_smallest_set_reaching_p():
+    logits = torch.tensor([[0.5, 0.3, 0.2]]).log()
+    assert torch.isfinite(top_p_filter(logits, 0.6)).tolist() == [[True, True, False]]
+    assert torch.isfinite(top_p_filter(logits, 0.5)).tolist() == [[True, False, False]]
+    assert torch.isfinite(top_p_filter(logits[:, [2, 0, 1]], 0.6)).tolist() == [[False, True, True]]
+    assert torch.equal(top_p_filter(logits, 1.0), logits)
+
+
+def test_byte_override_equals_the_token_with_those_bytes(tiny_tokenizer):
+    model = tiny(tiny_tokenizer, "causal_lm", "kronecker")
+    pieces = token_bytes(tiny_tokenizer)
+    ids = torch.tensor([[10, 20, 30, 40]])
+    swapped = ids.clone()
+    swapped[0, 2] = 77
+    overridden = model(ids, byte_overrides={(0, 2): pieces[77]})
+    torch.testing.assert_close(overridden, model(swapped))
+    generated = model.generate(ids, 3, byte_overrides={(0, 2): pieces[77]})
+    assert torch.equal(generated[:, 4:], model.generate(swapped, 3)[:, 4:])
+
+
+def test_generation_respects_max_len(tiny_tokenizer):
+    model = tiny(tiny_tokenizer, "causal_lm", "learned")
+    with pytest.raises(ValueError, match="exceeds max_len=64"):
+        model.generate(torch.ones(1, 60, dtype=torch.long), 5)
+
+
+# -- checkpoints -----------------------------------------------------------------------
+@pytest.mark.parametrize("embedding", sorted(EMBEDDINGS))
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_checkpoint_round_trip_is_exact(tiny_tokenizer, tmp_path, model_type, embedding):
+    model = tiny(tiny_tokenizer, model_type, embedding)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn_like(p))  # not the initialization
+    model.save_pretrained(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
+    loaded = load_pretrained(tmp_path, tokenizer=tiny_tokenizer)
+    ids, mask = batch(tiny_tokenizer)
+    torch.testing.assert_close(
+        loaded(ids, attention_mask=mask), model(ids, attention_mask=mask), rtol=0, atol=0
+    )
+    assert loaded.config == model.config
+    if embedding == "kronecker":  # bytes and fingerprint came from the checkpoint alone
+        assert torch.equal(loaded.embedding.byte_table, model.embedding.byte_table)
+        assert isinstance(loaded.embedding, KroneckerEmbedding)
+
+
+def test_checkpoint_from_another_tokenizer_is_refused(tiny_tokenizer, gpt2, tmp_path):
+    tiny(tiny_tokenizer, "encoder", "learned").save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="trained with another tokenizer"):
+        load_pretrained(tmp_path, tokenizer=gpt2)
+
+
+def test_checkpoint_that_does_not_fit_its_config_is_refused(tiny_tokenizer, tmp_path):
+    tiny(tiny_tokenizer, "encoder", "learned").save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["n_layers"] = 3
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(
+        ValueError, match=r"do not fit this model's config: missing backbone\.blocks\.2"
+    ):
+        load_pretrained(tmp_path)
+    config["n_layers"], config["dim"], config["n_heads"] = 2, 64, 4
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(
+        ValueError, match=r"attn\.out\.weight: checkpoint \(32, 32\) vs model \(64, 64\)"
+    ):
+        load_pretrained(tmp_path)
+
+
+def test_truncated_or_missing_checkpoint_files_are_reported(tiny_tokenizer, tmp_path):
+    tiny(tiny_tokenizer, "encoder", "kronecker").save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        load_pretrained(tmp_path)
+    weights.unlink()
+    with pytest.raises(FileNotFoundError, match="no model.safetensors"):
+        load_pretrained(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no checkpoint directory"):
+        load_pretrained(tmp_path / "nowhere")
+
+
+def test_kronecker_model_needs_its_token_bytes(tiny_tokenizer):
+    config = ModelConfig(
+        vocab_size=384, dim=32, n_heads=2, n_layers=1, embedding={"kind": "kronecker"}
+    )
+    with pytest.raises(ValueError, match="needs exactly one of tokenizer= or token_bytes="):
+        build_model(config)
+    model = build_model(config, token_bytes=token_bytes(tiny_tokenizer))
+    assert isinstance(model, type(build_model(config, tokenizer=tiny_tokenizer)))
+
+
+def test_causal_lm_type():
+    assert CausalLM.causal
