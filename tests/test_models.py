@@ -76,9 +76,13 @@ def test_unknown_config_keys_are_listed():
         ModelConfig.from_dict({"width": 3})
 
 
-def test_spectral_backbone_seam_gives_a_clear_error(tiny_tokenizer):
-    with pytest.raises(ValueError, match="backbone='spectral' is not available"):
-        tiny(tiny_tokenizer, backbone="spectral")
+def test_spectral_widths_that_do_not_divide_are_refused():
+    with pytest.raises(ValueError, match="dim 96 is not divisible by slices=5"):
+        ModelConfig(dim=96, n_heads=2, backbone="spectral", slices=5)
+    with pytest.raises(ValueError, match="each slice's 24 features must split into n_heads=5"):
+        ModelConfig(dim=96, n_heads=5, backbone="spectral", slices=4)
+    with pytest.raises(ValueError, match="unknown transform='fft'"):
+        ModelConfig(backbone="spectral", transform="fft")
 
 
 # -- every model type with every embedding kind ------------------------------------------

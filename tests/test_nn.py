@@ -28,13 +28,16 @@ def test_rope_preserves_norms_and_rotates_pairs_by_position():
     rope = RotaryEmbedding(8)
     x = torch.randn(2, 3, 11, 8)
     y = rope(x)
+    assert rope(x.bfloat16()).dtype == torch.bfloat16
     torch.testing.assert_close(y.norm(dim=-1), x.norm(dim=-1))
-    # channel pair (0, 4) has frequency theta_0 = 1: a plain rotation by t radians
+    # pair i = (2i, 2i + 1) turns by t theta_i, theta_i = 10000^(-2i/8): a plain rotation
     t = 5
-    c, s = math.cos(t), math.sin(t)
-    x0, x4 = x[0, 0, t, 0], x[0, 0, t, 4]
-    torch.testing.assert_close(y[0, 0, t, 0], c * x0 - s * x4)
-    torch.testing.assert_close(y[0, 0, t, 4], s * x0 + c * x4)
+    for i in range(4):
+        angle = t * 10000 ** (-2 * i / 8)
+        c, s = math.cos(angle), math.sin(angle)
+        a, b = x[0, 0, t, 2 * i], x[0, 0, t, 2 * i + 1]
+        torch.testing.assert_close(y[0, 0, t, 2 * i], c * a - s * b)
+        torch.testing.assert_close(y[0, 0, t, 2 * i + 1], s * a + c * b)
 
 
 def reference_attention(attn, x, attention_mask, causal):

@@ -1,6 +1,5 @@
 """The encoder stack between the embedding and the head: `n_layers` pre-norm transformer
-blocks and a final RMSNorm. `build_backbone` is the seam where other stacks (the spectral
-L-Transformer) plug in."""
+blocks and a final RMSNorm, or the spectral L-Transformer (`petra.spectral`)."""
 
 from __future__ import annotations
 
@@ -8,6 +7,7 @@ from torch import Tensor, nn
 
 from petra.models.config import ModelConfig
 from petra.nn import RMSNorm, TransformerBlock
+from petra.spectral import SpectralEncoder
 
 
 class StandardEncoder(nn.Module):
@@ -27,11 +27,26 @@ class StandardEncoder(nn.Module):
             x = block(x, mask, causal)
         return self.norm(x)
 
+    def dense_equivalent_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
 
 def build_backbone(config: ModelConfig) -> nn.Module:
     if config.backbone == "standard":
         return StandardEncoder(config)
-    raise ValueError(
-        f"backbone={config.backbone!r} is not available in this version of petra; "
-        "use backbone='standard'"
-    )
+    if config.backbone == "spectral":
+        return SpectralEncoder(
+            config.dim,
+            config.n_layers,
+            config.n_heads,
+            config.ffn_mult,
+            config.slices,
+            transform=config.transform,
+            transform_seed=config.transform_seed,
+            freq_scaling=config.freq_scaling,
+            freq_decay=config.freq_decay,
+            weight_domain=config.spectral_weights,
+            dropout=config.dropout,
+            rope_base=config.rope_base,
+        )
+    raise ValueError(f"unknown backbone {config.backbone!r}")

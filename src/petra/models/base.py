@@ -80,6 +80,7 @@ class PetraModel(nn.Module):
         return {
             "embedding": embedding.trainable_params,
             "encoder": encoder,
+            "encoder_dense_equivalent": self.backbone.dense_equivalent_params(),
             "head": head,
             "total": trainable,
             "embedding_buffer_bytes": embedding.buffer_bytes,

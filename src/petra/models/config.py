@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from petra.spectral import FREQ_SCALINGS, TRANSFORMS, WEIGHT_DOMAINS
+
 MODEL_TYPES = ("encoder", "sentence", "classifier", "causal_lm")
 BACKBONES = ("standard", "spectral")
 POOLINGS = ("mean", "first")
@@ -14,7 +16,13 @@ POOLINGS = ("mean", "first")
 
 @dataclass
 class ModelConfig:
-    """A petra model. `embedding` is `{"kind": ..., **options of that kind}`."""
+    """A petra model. `embedding` is `{"kind": ..., **options of that kind}`.
+
+    `backbone="spectral"` makes the encoder an L-Transformer with `slices` = p slices of
+    width dim / p, each with `n_heads` heads; `transform` (dct, identity, random, cosine),
+    `freq_scaling` (none, learned, decay with s_k = (k + 1)^-freq_decay) and
+    `spectral_weights` (stored in the "transform" or the "spatial" domain) configure it.
+    """
 
     model: str = "encoder"
     vocab_size: int = 30522
@@ -30,22 +38,40 @@ class ModelConfig:
     dropout: float = 0.0
     pooling: str = "mean"
     rope_base: float = 10000.0
+    slices: int = 1
+    transform: str = "dct"
+    transform_seed: int = 0
+    freq_scaling: str = "none"
+    freq_decay: float = 1.0
+    spectral_weights: str = "transform"
     tokenizer_fingerprint: str | None = None
 
     def __post_init__(self):
         self.validate()
 
     def validate(self) -> None:
-        choices = {"model": MODEL_TYPES, "backbone": BACKBONES, "pooling": POOLINGS}
+        choices = {
+            "model": MODEL_TYPES,
+            "backbone": BACKBONES,
+            "pooling": POOLINGS,
+            "transform": TRANSFORMS,
+            "freq_scaling": FREQ_SCALINGS,
+            "spectral_weights": WEIGHT_DOMAINS,
+        }
         for name, valid in choices.items():
             if getattr(self, name) not in valid:
                 raise ValueError(f"unknown {name}={getattr(self, name)!r}; choose one of {valid}")
-        for name in ("vocab_size", "dim", "n_layers", "n_heads", "max_len", "num_labels"):
+        for name in ("vocab_size", "dim", "n_layers", "n_heads", "max_len", "num_labels", "slices"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.dim % self.n_heads or (self.dim // self.n_heads) % 2:
+        slices = self.slices if self.backbone == "spectral" else 1
+        if self.dim % slices:
+            raise ValueError(f"dim {self.dim} is not divisible by slices={slices}")
+        width = self.dim // slices
+        if width % self.n_heads or (width // self.n_heads) % 2:
+            where = f"each slice's {width} features" if slices > 1 else f"dim {self.dim}"
             raise ValueError(
-                f"dim {self.dim} must split into n_heads={self.n_heads} heads of even width "
+                f"{where} must split into n_heads={self.n_heads} heads of even width "
                 "(rotary embeddings rotate channel pairs)"
             )
         if not 0.0 <= self.dropout < 1.0:

@@ -1,13 +1,13 @@
-"""Rotary position embedding (Su et al., *RoFormer*, 2021), "rotate-half" layout.
+"""Rotary position embedding (Su et al., *RoFormer*, 2021), on interleaved channel pairs.
 
-Channel pairs (i, i + h/2) of each head (width h) are rotated by the angle t * theta_i at
-position t, theta_i = base^(-2i/h):
+Channel pair (2i, 2i + 1) of each head (width h) is rotated by the angle t theta_i at
+position t, theta_i = base^(-2i/h). Written as complex numbers z_i = x_{2i} + j x_{2i+1}:
 
-    rope(x, t) = x * cos(t theta) + rotate_half(x) * sin(t theta),
-    rotate_half([x1, x2]) = [-x2, x1]
+    rope(x, t)_i = z_i e^(j t theta_i)
 
-A rotation preserves norms, and <rope(q, s), rope(k, t)> depends on s - t only: attention
-scores see relative positions.
+(one complex multiply, computed in float32 at least). A rotation preserves norms, and
+<rope(q, s), rope(k, t)> = Re sum_i q_i conj(k_i) e^(j (s - t) theta_i) depends on s - t only:
+attention scores see relative positions.
 """
 
 from __future__ import annotations
@@ -24,24 +24,21 @@ class RotaryEmbedding(nn.Module):
         self.head_dim = head_dim
         self.base = base
 
-    def angles(self, positions: Tensor) -> tuple[Tensor, Tensor]:
-        """cos and sin of t * theta for each position, (T, h), in float32."""
-        inv_freq = self.base ** (
-            -torch.arange(0, self.head_dim, 2, device=positions.device, dtype=torch.float32)
-            / self.head_dim
-        )
+    def rotation(self, positions: Tensor) -> Tensor:
+        """e^(j t theta_i) for each position t and pair i: complex64 (T, h/2)."""
+        exponents = torch.arange(0, self.head_dim, 2, device=positions.device) / self.head_dim
+        inv_freq = self.base ** -exponents.float()
         angle = positions.float().unsqueeze(-1) * inv_freq  # (T, h/2)
-        angle = torch.cat((angle, angle), dim=-1)  # (T, h)
-        return angle.cos(), angle.sin()
+        return torch.polar(torch.ones_like(angle), angle)
 
     def forward(self, x: Tensor, positions: Tensor | None = None) -> Tensor:
-        """x: (B, heads, T, h) -> same shape, rotated by position (default 0..T-1)."""
+        """x: (..., T, h) -> same shape, rotated by position (default 0..T-1)."""
         if positions is None:
             positions = torch.arange(x.shape[-2], device=x.device)
-        cos, sin = self.angles(positions)
-        x1, x2 = x.float().chunk(2, dim=-1)
-        rotated = torch.cat((-x2, x1), dim=-1)
-        return (x.float() * cos + rotated * sin).to(x.dtype)
+        dtype = torch.promote_types(x.dtype, torch.float32)
+        pairs = torch.view_as_complex(x.to(dtype).reshape(*x.shape[:-1], -1, 2))  # (..., T, h/2)
+        rotated = pairs * self.rotation(positions).to(pairs.dtype)
+        return torch.view_as_real(rotated).flatten(-2).to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"head_dim={self.head_dim}, base={self.base}"

@@ -1,0 +1,107 @@
+"""The L-Transformer encoder: El Ichi, Jbilou, El Guide & Dufrenois, *Structured
+Multidimensional Representation Learning for Large Language Models*, arXiv 2603.05727 (2026).
+
+A hidden state (B, n, d) is a third-order tensor (B n) x m x p, m = d / p. It is moved to the
+transform domain once, X_hat = X x_3 M (M the orthonormal DCT-II by default), processed by
+blocks whose every operation acts per slice k (linear maps (p, m_in, m_out), attention with
+per-slice scores and softmax, normalization over each slice's m features, the GeGLU
+feed-forward), and moved back once, X = X_hat x_3 M^-1.
+
+Spectral equivalence: the encoder equals M^-1 applied to p independent standard encoders of
+width m, one per slice (tested). Each block has p (4 m^2 + 3 m h) = (4 d^2 + 3 d H) / p
+matrix parameters (h = ffn_mult m, H = ffn_mult d) instead of 4 d^2 + 3 d H: about 1/p.
+
+Frequency scaling multiplies slice k of X_hat by s_k before the blocks: `none` (s = 1),
+`learned` (s initialized to 1) or `decay` (fixed s_k = (k + 1)^-gamma).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from petra.spectral.layers import SliceBlock, SliceRMSNorm
+from petra.spectral.transforms import along_slices, transform_matrices
+
+FREQ_SCALINGS = ("none", "learned", "decay")
+WEIGHT_DOMAINS = ("transform", "spatial")
+
+
+class SpectralEncoder(nn.Module):
+    def __init__(
+        self,
+        dim: int,
+        n_layers: int,
+        n_heads: int,
+        ffn_mult: float,
+        slices: int,
+        *,
+        transform: str = "dct",
+        transform_seed: int = 0,
+        freq_scaling: str = "none",
+        freq_decay: float = 1.0,
+        weight_domain: str = "transform",
+        dropout: float = 0.0,
+        rope_base: float = 10000.0,
+    ):
+        super().__init__()
+        if dim % slices:
+            raise ValueError(f"dim {dim} is not divisible by slices={slices}")
+        m = dim // slices
+        if m % n_heads or (m // n_heads) % 2:
+            raise ValueError(
+                f"each slice has {m} features: they must split into n_heads={n_heads} heads "
+                "of even width"
+            )
+        if freq_scaling not in FREQ_SCALINGS:
+            raise ValueError(
+                f"unknown freq_scaling={freq_scaling!r}; choose one of {FREQ_SCALINGS}"
+            )
+        if weight_domain not in WEIGHT_DOMAINS:
+            raise ValueError(
+                f"unknown weight_domain={weight_domain!r}; choose one of {WEIGHT_DOMAINS}"
+            )
+        self.dim, self.slices, self.m = dim, slices, m
+        self.n_layers, self.ffn_mult = n_layers, ffn_mult
+        self.weight_domain = weight_domain
+        # float64 masters, outside the buffers: `.to(bfloat16)` must not round the transform
+        self.matrix, self.inverse = transform_matrices(transform, slices, transform_seed)
+        hidden = max(1, round(ffn_mult * m))
+        self.blocks = nn.ModuleList(
+            SliceBlock(slices, m, n_heads, hidden, dropout, rope_base) for _ in range(n_layers)
+        )
+        self.norm = SliceRMSNorm(slices, m)
+        if freq_scaling == "learned":
+            self.scale = nn.Parameter(torch.ones(slices))
+        elif freq_scaling == "decay":
+            decay = torch.arange(1, slices + 1, dtype=torch.float32) ** -freq_decay
+            self.register_buffer("scale", decay, persistent=False)
+        else:
+            self.scale = None
+
+    def to_slices(self, x: Tensor) -> Tensor:
+        """(B, n, d) -> transform domain, slice-major (p, B, n, m)."""
+        b, n, _ = x.shape
+        x_hat = along_slices(x.view(b, n, self.m, self.slices), self.matrix)  # (B, n, m, p)
+        return x_hat.permute(3, 0, 1, 2)
+
+    def from_slices(self, x_hat: Tensor) -> Tensor:
+        """(p, B, n, m) in the transform domain -> (B, n, d)."""
+        _, b, n, _ = x_hat.shape
+        x = along_slices(x_hat.permute(1, 2, 3, 0), self.inverse)  # (B, n, m, p)
+        return x.reshape(b, n, self.dim)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None, causal: bool = False) -> Tensor:
+        """x: (B, n, d) -> (B, n, d); mask: boolean (B, 1, n, n) or None."""
+        mix = self.matrix.to(x.device) if self.weight_domain == "spatial" else None
+        h = self.to_slices(x)  # (p, B, n, m)
+        if self.scale is not None:
+            h = h * self.scale.to(h.dtype).view(-1, 1, 1, 1)
+        for block in self.blocks:
+            h = block(h, mask, causal, mix)
+        return self.from_slices(self.norm(h, mix))
+
+    def dense_equivalent_params(self) -> int:
+        """Parameters of the standard encoder of width d with the same depth and ffn_mult."""
+        d, hidden = self.dim, max(1, round(self.ffn_mult * self.dim))
+        return self.n_layers * (4 * d * d + 3 * d * hidden + 2 * d) + d

@@ -1,0 +1,117 @@
+"""Per-slice layers of the L-Transformer. Activations are slice-major, (p, B, n, m): slice k
+of every token, m = d / p features each. Every weight has a leading slice axis and acts on
+its slice alone; slices are batched (`bmm`, attention with slices folded into the batch),
+never looped over.
+
+Weights live in the transform domain by default. With `mix` (the p x p transform M) passed
+to `forward`, they are read as spatial-domain weights W and used as W_hat = W x_1 M: the same
+function, stored the other way.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from petra.nn import RotaryEmbedding
+
+
+def in_transform_domain(weight: Tensor, mix: Tensor | None) -> Tensor:
+    """weight (p, ...) -> sum_j mix[k, j] weight[j] (or weight itself when mix is None)."""
+    if mix is None:
+        return weight
+    return torch.tensordot(mix.to(weight.dtype), weight, dims=([1], [0]))
+
+
+class SliceLinear(nn.Module):
+    """y_k = x_k W_k for each slice k; W: (p, m_in, m_out), no bias."""
+
+    def __init__(self, slices: int, m_in: int, m_out: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(slices, m_in, m_out))
+        bound = 1 / math.sqrt(m_in)  # nn.Linear's default range, per slice
+        nn.init.uniform_(self.weight, -bound, bound)
+
+    def forward(self, x: Tensor, mix: Tensor | None = None) -> Tensor:
+        p, *batch, m_in = x.shape
+        weight = in_transform_domain(self.weight, mix)  # (p, m_in, m_out)
+        return torch.bmm(x.reshape(p, -1, m_in), weight).view(p, *batch, weight.shape[-1])
+
+
+class SliceRMSNorm(nn.Module):
+    """RMSNorm over the m features of each slice (float32 inside), gain (p, m)."""
+
+    def __init__(self, slices: int, m: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(slices, m))
+
+    def forward(self, x: Tensor, mix: Tensor | None = None) -> Tensor:
+        gain = in_transform_domain(self.weight, mix).float()  # (p, m)
+        y = F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps)
+        return (y * gain.view(gain.shape[0], *([1] * (x.dim() - 2)), -1)).to(x.dtype)
+
+
+class SliceAttention(nn.Module):
+    """Self-attention inside each slice: its own scores and softmax, `n_heads` heads of width
+    m / n_heads, rotary positions. Slices are folded into the batch of SDPA."""
+
+    def __init__(self, slices: int, m: int, n_heads: int, dropout: float = 0.0, rope_base=1e4):
+        super().__init__()
+        self.n_heads, self.head_dim = n_heads, m // n_heads
+        self.qkv = SliceLinear(slices, m, 3 * m)
+        self.out = SliceLinear(slices, m, m)
+        self.rope = RotaryEmbedding(self.head_dim, rope_base)
+        self.dropout = dropout
+
+    def forward(
+        self, x: Tensor, mask: Tensor | None, causal: bool, mix: Tensor | None = None
+    ) -> Tensor:
+        p, b, n, m = x.shape
+        qkv = self.qkv(x, mix).view(p * b, n, 3, self.n_heads, self.head_dim)
+        q, k, v = (t.transpose(1, 2) for t in qkv.unbind(2))  # (p B, H, n, h)
+        q, k = self.rope(q), self.rope(k)
+        if mask is not None:
+            mask = mask.expand(b, 1, n, n).repeat(p, 1, 1, 1)  # the same mask for each slice
+        y = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            attn_mask=mask,
+            dropout_p=self.dropout if self.training else 0.0,
+            is_causal=causal and mask is None,
+        )  # (p B, H, n, h)
+        return self.out(y.transpose(1, 2).reshape(p, b, n, m), mix)
+
+
+class SliceGeGLU(nn.Module):
+    """GeGLU feed-forward per slice: W_out,k (gelu(x_k W_gate,k) * x_k W_up,k)."""
+
+    def __init__(self, slices: int, m: int, hidden: int, dropout: float = 0.0):
+        super().__init__()
+        self.gate_up = SliceLinear(slices, m, 2 * hidden)
+        self.out = SliceLinear(slices, hidden, m)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, mix: Tensor | None = None) -> Tensor:
+        gate, up = self.gate_up(x, mix).chunk(2, dim=-1)
+        return self.out(self.dropout(F.gelu(gate) * up), mix)
+
+
+class SliceBlock(nn.Module):
+    """The pre-norm transformer block, slice by slice."""
+
+    def __init__(self, slices, m, n_heads, ffn_hidden, dropout=0.0, rope_base=1e4):
+        super().__init__()
+        self.attn_norm = SliceRMSNorm(slices, m)
+        self.attn = SliceAttention(slices, m, n_heads, dropout, rope_base)
+        self.ffn_norm = SliceRMSNorm(slices, m)
+        self.ffn = SliceGeGLU(slices, m, ffn_hidden, dropout)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, mask, causal: bool, mix: Tensor | None = None) -> Tensor:
+        x = x + self.dropout(self.attn(self.attn_norm(x, mix), mask, causal, mix))
+        return x + self.dropout(self.ffn(self.ffn_norm(x, mix), mix))
