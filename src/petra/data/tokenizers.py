@@ -3,18 +3,34 @@
 `load_tokenizer("gpt2")` reads GPT-2's `vocab.json` + `merges.txt` (byte-level BPE);
 `load_tokenizer("bert-base-uncased")` reads BERT's `tokenizer.json` (WordPiece). A path to a
 `tokenizer.json` file, or to a folder holding one or the GPT-2 pair, works as well.
+
+Also: `special_token_ids` (by role), `padding_id`, `tokenizer_fingerprint` (the sha256 of
+the vocabulary that checkpoints store), `train_bpe` and `token_counts`.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+import numpy as np
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from petra.data.paths import resolve_data_dir
+from petra.embeddings.token_bytes import tokenizer_fingerprint
 
 NAMED = ("bert-base-uncased", "gpt2")
+
+__all__ = [
+    "load_tokenizer",
+    "padding_id",
+    "special_token_ids",
+    "token_counts",
+    "tokenizer_fingerprint",
+    "train_bpe",
+]
 
 
 def load_tokenizer(name_or_path: str | os.PathLike, data_dir=None) -> Tokenizer:
@@ -42,3 +58,80 @@ def load_tokenizer(name_or_path: str | os.PathLike, data_dir=None) -> Tokenizer:
     tokenizer.no_padding()
     tokenizer.no_truncation()
     return tokenizer
+
+
+# special tokens by role, under the names the common tokenizers give them
+_ROLE_NAMES = {
+    "pad": ("[PAD]", "<pad>"),
+    "unk": ("[UNK]", "<unk>"),
+    "cls": ("[CLS]", "<s>"),
+    "sep": ("[SEP]", "</s>"),
+    "mask": ("[MASK]", "<mask>"),
+    "bos": ("<s>", "<|endoftext|>"),
+    "eos": ("</s>", "<|endoftext|>"),
+}
+
+
+def special_token_ids(tokenizer: Tokenizer) -> dict[str, int]:
+    """Ids of the special tokens the tokenizer has, by role: pad, unk, cls, sep, mask, bos,
+    eos (GPT-2's `<|endoftext|>` is both bos and eos; it has no pad)."""
+    found = {}
+    for role, names in _ROLE_NAMES.items():
+        for name in names:
+            token_id = tokenizer.token_to_id(name)
+            if token_id is not None:
+                found[role] = token_id
+                break
+    return found
+
+
+def padding_id(tokenizer: Tokenizer) -> int:
+    """The id to pad with: the pad token, else eos (padding is masked out either way)."""
+    ids = special_token_ids(tokenizer)
+    for role in ("pad", "eos"):
+        if role in ids:
+            return ids[role]
+    raise ValueError("the tokenizer has neither a pad nor an eos token: pass pad_id explicitly")
+
+
+def train_bpe(
+    texts: Iterable[str],
+    vocab_size: int,
+    *,
+    special_tokens: Sequence[str] = ("<|endoftext|>",),
+    min_frequency: int = 2,
+) -> Tokenizer:
+    """A byte-level BPE trained on `texts`, with GPT-2's pre-tokenizer and decoder.
+
+    Ids come out as: the special tokens, the 256 byte symbols, then every merge in the order
+    it was learned, i.e. by decreasing pair frequency at the time: the roughly frequency-
+    ordered ids that the PETE paper's Fourier embedding assumes.
+    """
+    if vocab_size < 256 + len(special_tokens) + 1:
+        raise ValueError(
+            f"vocab_size {vocab_size} leaves no room for merges: it must exceed "
+            f"256 byte symbols + {len(special_tokens)} special tokens"
+        )
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=list(special_tokens),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer)
+    return tokenizer
+
+
+def token_counts(tokenizer: Tokenizer, texts: Iterable[str], batch_size: int = 1024) -> np.ndarray:
+    """How often each id occurs when `texts` are encoded (no special tokens added): int64 (V,),
+    the `token_counts` of the Fourier embedding's frequency id order."""
+    counts = np.zeros(tokenizer.get_vocab_size(with_added_tokens=True), dtype=np.int64)
+    texts = iter(texts)
+    while batch := list(itertools.islice(texts, batch_size)):
+        for encoding in tokenizer.encode_batch(batch, add_special_tokens=False):
+            counts += np.bincount(encoding.ids, minlength=counts.size)
+    return counts

@@ -1,0 +1,189 @@
+"""From texts to batches: encoding with truncation, dynamic padding, length-bucketed batch
+sampling, and packing a corpus into fixed-length blocks for language modelling.
+
+Padding is always on the right and always comes with an `attention_mask` (1 for real
+tokens), and padded positions of language-modelling labels are `IGNORE_INDEX`, so padding
+reaches neither the attention, nor the pooling, nor the loss.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+
+import torch
+import torch.distributed as dist
+from tokenizers import Tokenizer
+from torch import Tensor
+from torch.utils.data import Sampler
+
+IGNORE_INDEX = -100  # the default ignore_index of torch.nn.functional.cross_entropy
+
+
+def encode_texts(
+    tokenizer: Tokenizer, texts: Sequence[str], max_length: int, add_special_tokens: bool = True
+) -> list[list[int]]:
+    """Token ids of each text, truncated to `max_length` by the tokenizer itself (so BERT's
+    [CLS] ... [SEP] stay in place)."""
+    if max_length < 1:
+        raise ValueError(f"max_length must be positive, got {max_length}")
+    truncating = Tokenizer.from_str(tokenizer.to_str())  # leave the caller's tokenizer as it is
+    truncating.no_padding()
+    truncating.enable_truncation(max_length)
+    encodings = truncating.encode_batch(list(texts), add_special_tokens=add_special_tokens)
+    return [encoding.ids for encoding in encodings]
+
+
+def pad_sequences(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[Tensor, Tensor]:
+    """Right-pad to the longest sequence of the batch: (input_ids, attention_mask), (B, T)."""
+    if not sequences:
+        raise ValueError("cannot pad an empty batch")
+    length = max(len(s) for s in sequences)
+    input_ids = torch.full((len(sequences), length), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(sequences), length), dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        input_ids[row, : len(sequence)] = torch.as_tensor(sequence, dtype=torch.long)
+        attention_mask[row, : len(sequence)] = 1
+    return input_ids, attention_mask
+
+
+def collate_labeled(pad_id: int) -> Callable[[Sequence[tuple]], dict[str, Tensor]]:
+    """A `DataLoader` collate_fn for (token ids, label) items: input_ids, attention_mask,
+    labels."""
+
+    def collate(items: Sequence[tuple[Sequence[int], int]]) -> dict[str, Tensor]:
+        input_ids, attention_mask = pad_sequences([ids for ids, _ in items], pad_id)
+        labels = torch.tensor([label for _, label in items])
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+    return collate
+
+
+def collate_pairs(pad_id: int) -> Callable[[Sequence[tuple]], dict[str, Tensor]]:
+    """collate_fn for sentence pairs (ids_a, ids_b, target), each side padded on its own for
+    a bi-encoder: a_ids, a_mask, b_ids, b_mask, and targets (float scores or int labels)."""
+
+    def collate(items: Sequence[tuple[Sequence[int], Sequence[int], float]]) -> dict[str, Tensor]:
+        a_ids, a_mask = pad_sequences([a for a, _, _ in items], pad_id)
+        b_ids, b_mask = pad_sequences([b for _, b, _ in items], pad_id)
+        targets = torch.tensor([target for _, _, target in items])
+        return {
+            "a_ids": a_ids,
+            "a_mask": a_mask,
+            "b_ids": b_ids,
+            "b_mask": b_mask,
+            "targets": targets,
+        }
+
+    return collate
+
+
+def lm_labels(input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+    """Next-token targets for a causal LM: labels[t] = input_ids[t + 1], IGNORE_INDEX at the
+    last position and wherever the target is padding. (B, T) -> (B, T)."""
+    labels = torch.full_like(input_ids, IGNORE_INDEX)
+    labels[:, :-1] = input_ids[:, 1:]
+    if attention_mask is not None:
+        labels[:, :-1].masked_fill_(attention_mask[:, 1:] == 0, IGNORE_INDEX)
+    return labels
+
+
+def pack_blocks(documents: Sequence[Sequence[int]], block_size: int, separator_id: int) -> Tensor:
+    """Concatenate token-id documents, each followed by `separator_id`, and cut the stream into
+    (N, block_size) blocks; the incomplete tail is dropped. No padding is ever needed."""
+    if block_size < 2:
+        raise ValueError(f"block_size must be at least 2, got {block_size}")
+    stream = [token for doc in documents for token in (*doc, separator_id)]
+    n_blocks = len(stream) // block_size
+    if n_blocks == 0:
+        raise ValueError(f"{len(stream)} tokens do not fill one block of {block_size}")
+    return torch.tensor(stream[: n_blocks * block_size], dtype=torch.long).view(
+        n_blocks, block_size
+    )
+
+
+def _world(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
+    if num_replicas is None or rank is None:
+        initialized = dist.is_available() and dist.is_initialized()
+        num_replicas = (
+            num_replicas
+            if num_replicas is not None
+            else (dist.get_world_size() if initialized else 1)
+        )
+        rank = rank if rank is not None else (dist.get_rank() if initialized else 0)
+    if not 0 <= rank < num_replicas:
+        raise ValueError(f"rank {rank} is outside [0, {num_replicas})")
+    return num_replicas, rank
+
+
+class LengthBucketBatchSampler(Sampler[list[int]]):
+    """Batches of indices whose sequences have similar lengths, so that little is padded.
+
+    Each epoch: a seeded shuffle of all indices, cut into pools of `batch_size *
+    pool_batches`; each pool is sorted by length and cut into batches; the batches are
+    shuffled. Under `torch.distributed` (or with `num_replicas`/`rank`), rank r takes
+    batches r, r + R, ...; the batch list is first extended by repeating its start so that
+    every rank gets the same number (as `DistributedSampler` does). `set_epoch` reshuffles.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        *,
+        seed: int = 0,
+        shuffle: bool = True,
+        pool_batches: int = 50,
+        drop_last: bool = False,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+    ):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.lengths = list(lengths)
+        self.batch_size, self.seed, self.shuffle = batch_size, seed, shuffle
+        self.pool_batches, self.drop_last = pool_batches, drop_last
+        self.num_replicas, self.rank = _world(num_replicas, rank)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _all_batches(self) -> list[list[int]]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        n = len(self.lengths)
+        order = torch.randperm(n, generator=generator).tolist() if self.shuffle else list(range(n))
+        pool = self.batch_size * self.pool_batches
+        batches = []
+        for start in range(0, n, pool):
+            chunk = sorted(order[start : start + pool], key=self.lengths.__getitem__)
+            batches += [
+                chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)
+            ]
+        if self.drop_last:
+            batches = [b for b in batches if len(b) == self.batch_size]
+        if self.shuffle:
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=generator)]
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = self._all_batches()
+        per_rank = len(self)
+        if self.drop_last:
+            batches = batches[: per_rank * self.num_replicas]
+        else:
+            while len(batches) < per_rank * self.num_replicas:
+                batches += batches[: per_rank * self.num_replicas - len(batches)]
+        return iter(batches[self.rank :: self.num_replicas])
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            full = len(self.lengths) // self.batch_size
+            return full // self.num_replicas
+        return math.ceil(self._count_batches() / self.num_replicas)
+
+    def _count_batches(self) -> int:
+        pool = self.batch_size * self.pool_batches
+        n = len(self.lengths)
+        full_pools, tail = divmod(n, pool)
+        return full_pools * self.pool_batches + math.ceil(tail / self.batch_size)

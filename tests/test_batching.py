@@ -1,0 +1,112 @@
+"""Encoding, padding, bucketing and packing; padding never reaches the loss or the pooling."""
+
+import torch
+import torch.nn.functional as F
+
+from petra.data.batching import (
+    IGNORE_INDEX,
+    LengthBucketBatchSampler,
+    collate_labeled,
+    collate_pairs,
+    encode_texts,
+    lm_labels,
+    pack_blocks,
+    pad_sequences,
+)
+from petra.models import ModelConfig, build_model
+
+
+def test_truncation_keeps_special_tokens_and_leaves_the_tokenizer_alone(bert):
+    ids = encode_texts(bert, ["one two three four five six seven", "hi"], max_length=5)
+    assert ids[0][0] == 101 and ids[0][-1] == 102 and len(ids[0]) == 5
+    assert ids[1] == bert.encode("hi").ids
+    assert len(bert.encode("one two three four five six seven").ids) == 9  # caller's untouched
+
+
+def test_dynamic_padding_to_the_longest_in_batch():
+    ids, mask = pad_sequences([[5, 6, 7], [8], [9, 10]], pad_id=0)
+    assert ids.tolist() == [[5, 6, 7], [8, 0, 0], [9, 10, 0]]
+    assert mask.tolist() == [[1, 1, 1], [1, 0, 0], [1, 1, 0]]
+
+
+def test_collators():
+    batch = collate_labeled(pad_id=0)([([1, 2], 1), ([3], 0)])
+    assert batch["input_ids"].shape == (2, 2) and batch["labels"].tolist() == [1, 0]
+    pairs = collate_pairs(pad_id=0)([([1, 2, 3], [4], 0.5), ([5], [6, 7], 4.0)])
+    assert pairs["a_ids"].shape == (2, 3) and pairs["b_ids"].shape == (2, 2)
+    assert pairs["targets"].tolist() == [0.5, 4.0]
+
+
+def test_lm_labels_never_target_padding():
+    ids, mask = pad_sequences([[5, 6, 7, 8], [9, 10]], pad_id=0)
+    labels = lm_labels(ids, mask)
+    assert labels.tolist() == [
+        [6, 7, 8, IGNORE_INDEX],
+        [10, IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX],
+    ]
+
+
+def test_padding_reaches_neither_loss_nor_pooling(tiny_tokenizer):
+    """The same examples, padded to different lengths, give the same LM loss and the same
+    classifier logits."""
+    torch.manual_seed(0)
+    base = dict(vocab_size=tiny_tokenizer.get_vocab_size(), dim=32, n_layers=1, n_heads=2)
+    lm = build_model(ModelConfig(model="causal_lm", **base)).eval()
+    classifier = build_model(ModelConfig(model="classifier", **base)).eval()
+    texts = ["to be or not to be", "the king"]
+    sequences = encode_texts(tiny_tokenizer, texts, max_length=32)
+    short, short_mask = pad_sequences(sequences, pad_id=0)
+    long, long_mask = pad_sequences([*sequences, [1] * (len(sequences[0]) + 9)], pad_id=0)
+    long, long_mask = long[:2], long_mask[:2]  # the same two examples, with 9 more pads
+
+    def lm_loss(ids, mask):
+        logits = lm(ids, attention_mask=mask)
+        return F.cross_entropy(
+            logits.flatten(0, 1), lm_labels(ids, mask).flatten(), reduction="sum"
+        )
+
+    torch.testing.assert_close(
+        lm_loss(long, long_mask), lm_loss(short, short_mask), rtol=1e-5, atol=1e-5
+    )
+    torch.testing.assert_close(
+        classifier(long, attention_mask=long_mask),
+        classifier(short, attention_mask=short_mask),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
+def test_packing_cuts_the_stream_into_full_blocks():
+    blocks = pack_blocks([[1, 2, 3], [4, 5], [6, 7, 8, 9]], block_size=4, separator_id=0)
+    assert blocks.tolist() == [[1, 2, 3, 0], [4, 5, 0, 6], [7, 8, 9, 0]]
+
+
+def test_bucketed_batches_cover_everything_once_with_similar_lengths():
+    lengths = [(i * 37) % 100 + 1 for i in range(1000)]
+    sampler = LengthBucketBatchSampler(lengths, batch_size=16, seed=3, pool_batches=10)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 63
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(
+        batches
+    )
+    assert spread < 15  # random batches of 16 would span about 90
+    assert [b for b in LengthBucketBatchSampler(lengths, 16, seed=3, pool_batches=10)] == batches
+    sampler.set_epoch(1)
+    assert list(sampler) != batches
+
+
+def test_bucketed_batches_shard_across_ranks():
+    lengths = list(range(1, 102))  # 101 items: 7 batches of 16, not divisible by 2 ranks
+    ranks = [
+        list(LengthBucketBatchSampler(lengths, 16, seed=0, num_replicas=2, rank=r)) for r in (0, 1)
+    ]
+    assert len(ranks[0]) == len(ranks[1]) == 4
+    seen = [i for batches in ranks for b in batches for i in b]
+    assert set(seen) == set(range(101))  # one batch is repeated to even out the ranks
+    dropped = [
+        list(LengthBucketBatchSampler(lengths, 16, seed=0, num_replicas=2, rank=r, drop_last=True))
+        for r in (0, 1)
+    ]
+    assert len(dropped[0]) == len(dropped[1]) == 3
+    assert not {i for b in dropped[0] for i in b} & {i for b in dropped[1] for i in b}

@@ -1,0 +1,78 @@
+"""Tokenizers from the shared files, BPE training and token counts."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from petra.data import load_tokenizer
+from petra.data.paths import resolve_data_dir
+from petra.data.tokenizers import (
+    padding_id,
+    special_token_ids,
+    token_counts,
+    tokenizer_fingerprint,
+    train_bpe,
+)
+
+
+def test_shared_tokenizers_load_without_padding_or_truncation(bert, gpt2):
+    long_text = "word " * 300
+    assert len(bert.encode(long_text).ids) == 302  # [CLS] + 300 + [SEP]: no truncation at 128
+    assert len(bert.encode("hi").ids) == 3  # no padding to 128
+    assert gpt2.encode("Hello world").ids == [15496, 995]  # GPT-2's own ids
+
+
+def test_special_token_ids_by_role(bert, gpt2):
+    assert special_token_ids(bert) == {"pad": 0, "unk": 100, "cls": 101, "sep": 102, "mask": 103}
+    assert special_token_ids(gpt2) == {"bos": 50256, "eos": 50256}
+    assert padding_id(bert) == 0 and padding_id(gpt2) == 50256
+
+
+def test_fingerprints_tell_tokenizers_apart(bert, gpt2):
+    assert tokenizer_fingerprint(bert) != tokenizer_fingerprint(gpt2)
+    assert tokenizer_fingerprint(gpt2) == tokenizer_fingerprint(load_tokenizer("gpt2"))
+
+
+def test_unknown_tokenizer_lists_the_names():
+    with pytest.raises(FileNotFoundError, match="name one of .*bert-base-uncased"):
+        load_tokenizer("roberta")
+
+
+@pytest.fixture(scope="module")
+def shakespeare_lines():
+    text = (resolve_data_dir() / "corpus" / "shakespeare.txt").read_text()[:300_000]
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def test_trained_bpe_ids_follow_merge_order_and_frequency(shakespeare_lines):
+    tokenizer = train_bpe(shakespeare_lines, 600)
+    assert tokenizer.get_vocab_size() == 600
+    assert tokenizer.token_to_id("<|endoftext|>") == 0
+    vocab = tokenizer.get_vocab()
+    # ids 1..256 are the byte symbols; each later id is a merge, in the order learned
+    merged = sorted((i, piece) for piece, i in vocab.items() if i > 256)
+    assert all(len(piece) > 1 for _, piece in merged)
+    counts = token_counts(tokenizer, shakespeare_lines)
+    ids = np.arange(257, 600)
+    rho = stats.spearmanr(ids, counts[257:600]).statistic
+    assert rho < -0.3, rho  # later merges are rarer: ids are roughly frequency-ordered
+    text = "To be, or not to be"
+    assert tokenizer.decode(tokenizer.encode(text).ids) == text
+
+
+def test_token_counts_match_a_direct_count(gpt2):
+    texts = ["the cat and the hat", "the end"] * 3
+    counts = token_counts(gpt2, texts, batch_size=4)
+    assert counts.shape == (50257,) and counts.dtype == np.int64
+    expected = np.zeros(50257, dtype=np.int64)
+    for text in texts:
+        for token_id in gpt2.encode(text).ids:
+            expected[token_id] += 1
+    assert np.array_equal(counts, expected)
+    assert counts[gpt2.token_to_id("the")] == 6  # "the" opens every text
+    assert counts[gpt2.token_to_id("Ġthe")] == 3  # " the" is inside the first one
+
+
+def test_bpe_needs_room_for_merges():
+    with pytest.raises(ValueError, match="leaves no room for merges"):
+        train_bpe(["a b c"], 200)
