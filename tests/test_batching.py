@@ -1,11 +1,14 @@
 """Encoding, padding, bucketing and packing; padding never reaches the loss or the pooling."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from petra.data.batching import (
     IGNORE_INDEX,
     LengthBucketBatchSampler,
+    RandomBatchSampler,
+    ShardedBatches,
     collate_labeled,
     collate_pairs,
     encode_texts,
@@ -96,17 +99,22 @@ def test_bucketed_batches_cover_everything_once_with_similar_lengths():
     assert list(sampler) != batches
 
 
-def test_bucketed_batches_shard_across_ranks():
-    lengths = list(range(1, 102))  # 101 items: 7 batches of 16, not divisible by 2 ranks
-    ranks = [
-        list(LengthBucketBatchSampler(lengths, 16, seed=0, num_replicas=2, rank=r)) for r in (0, 1)
-    ]
-    assert len(ranks[0]) == len(ranks[1]) == 4
-    seen = [i for batches in ranks for b in batches for i in b]
-    assert set(seen) == set(range(101))  # one batch is repeated to even out the ranks
-    dropped = [
-        list(LengthBucketBatchSampler(lengths, 16, seed=0, num_replicas=2, rank=r, drop_last=True))
+def test_sharded_batches_split_each_global_batch():
+    global_batches = list(LengthBucketBatchSampler(list(range(1, 102)), 16, seed=0))
+    shards = [
+        list(ShardedBatches(LengthBucketBatchSampler(list(range(1, 102)), 16, seed=0), 2, r))
         for r in (0, 1)
     ]
-    assert len(dropped[0]) == len(dropped[1]) == 3
-    assert not {i for b in dropped[0] for i in b} & {i for b in dropped[1] for i in b}
+    for whole, a, b in zip(global_batches, *shards, strict=True):
+        assert sorted(a + b) == sorted(whole) and not set(a) & set(b)
+    with pytest.raises(ValueError, match="global batch size 16 must divide among 3 processes"):
+        ShardedBatches(LengthBucketBatchSampler([1] * 10, 16), 3, 0)
+
+
+def test_random_batches_are_a_seeded_permutation():
+    sampler = RandomBatchSampler(10, 3, seed=1)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 3 and len({i for b in batches for i in b}) == 9
+    assert batches == list(RandomBatchSampler(10, 3, seed=1))
+    sampler.set_epoch(1)
+    assert list(sampler) != batches

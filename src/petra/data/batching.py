@@ -102,28 +102,12 @@ def pack_blocks(documents: Sequence[Sequence[int]], block_size: int, separator_i
     )
 
 
-def _world(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
-    if num_replicas is None or rank is None:
-        initialized = dist.is_available() and dist.is_initialized()
-        num_replicas = (
-            num_replicas
-            if num_replicas is not None
-            else (dist.get_world_size() if initialized else 1)
-        )
-        rank = rank if rank is not None else (dist.get_rank() if initialized else 0)
-    if not 0 <= rank < num_replicas:
-        raise ValueError(f"rank {rank} is outside [0, {num_replicas})")
-    return num_replicas, rank
-
-
 class LengthBucketBatchSampler(Sampler[list[int]]):
     """Batches of indices whose sequences have similar lengths, so that little is padded.
 
     Each epoch: a seeded shuffle of all indices, cut into pools of `batch_size *
     pool_batches`; each pool is sorted by length and cut into batches; the batches are
-    shuffled. Under `torch.distributed` (or with `num_replicas`/`rank`), rank r takes
-    batches r, r + R, ...; the batch list is first extended by repeating its start so that
-    every rank gets the same number (as `DistributedSampler` does). `set_epoch` reshuffles.
+    shuffled. `set_epoch` reshuffles. For several processes, wrap it in `ShardedBatches`.
     """
 
     def __init__(
@@ -135,21 +119,18 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
         shuffle: bool = True,
         pool_batches: int = 50,
         drop_last: bool = False,
-        num_replicas: int | None = None,
-        rank: int | None = None,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.lengths = list(lengths)
         self.batch_size, self.seed, self.shuffle = batch_size, seed, shuffle
         self.pool_batches, self.drop_last = pool_batches, drop_last
-        self.num_replicas, self.rank = _world(num_replicas, rank)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _all_batches(self) -> list[list[int]]:
+    def __iter__(self) -> Iterator[list[int]]:
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         n = len(self.lengths)
         order = torch.randperm(n, generator=generator).tolist() if self.shuffle else list(range(n))
@@ -164,26 +145,67 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
             batches = [b for b in batches if len(b) == self.batch_size]
         if self.shuffle:
             batches = [batches[i] for i in torch.randperm(len(batches), generator=generator)]
-        return batches
-
-    def __iter__(self) -> Iterator[list[int]]:
-        batches = self._all_batches()
-        per_rank = len(self)
-        if self.drop_last:
-            batches = batches[: per_rank * self.num_replicas]
-        else:
-            while len(batches) < per_rank * self.num_replicas:
-                batches += batches[: per_rank * self.num_replicas - len(batches)]
-        return iter(batches[self.rank :: self.num_replicas])
+        return iter(batches)
 
     def __len__(self) -> int:
         if self.drop_last:
-            full = len(self.lengths) // self.batch_size
-            return full // self.num_replicas
-        return math.ceil(self._count_batches() / self.num_replicas)
-
-    def _count_batches(self) -> int:
+            return len(self.lengths) // self.batch_size
         pool = self.batch_size * self.pool_batches
-        n = len(self.lengths)
-        full_pools, tail = divmod(n, pool)
+        full_pools, tail = divmod(len(self.lengths), pool)
         return full_pools * self.pool_batches + math.ceil(tail / self.batch_size)
+
+
+class RandomBatchSampler(Sampler[list[int]]):
+    """Seeded random batches of `batch_size` indices out of `n` (each epoch a permutation),
+    for fixed-length items such as packed LM blocks. `set_epoch` reshuffles."""
+
+    def __init__(self, n: int, batch_size: int, *, seed: int = 0, drop_last: bool = True):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.n, self.batch_size, self.seed, self.drop_last = n, batch_size, seed, drop_last
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = torch.randperm(
+            self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch)
+        )
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            yield order[start : start + self.batch_size].tolist()
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size if self.drop_last else math.ceil(self.n / self.batch_size)
+
+
+class ShardedBatches(Sampler[list[int]]):
+    """Split every global batch of `batch_sampler` among `num_replicas` processes: rank r
+    takes items r, r + R, ... of each batch. All ranks see the same global batches, in the
+    same order, so a run on R processes follows the single-process run with the same
+    global batch. `num_replicas` and `rank` default to torch.distributed's."""
+
+    def __init__(self, batch_sampler, num_replicas: int | None = None, rank: int | None = None):
+        initialized = dist.is_available() and dist.is_initialized()
+        if num_replicas is None:
+            num_replicas = dist.get_world_size() if initialized else 1
+        if rank is None:
+            rank = dist.get_rank() if initialized else 0
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is outside [0, {num_replicas})")
+        if batch_sampler.batch_size % num_replicas:
+            raise ValueError(
+                f"the global batch size {batch_sampler.batch_size} must divide among "
+                f"{num_replicas} processes"
+            )
+        self.batch_sampler, self.num_replicas, self.rank = batch_sampler, num_replicas, rank
+
+    def set_epoch(self, epoch: int) -> None:
+        self.batch_sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self.batch_sampler:
+            yield batch[self.rank :: self.num_replicas]
+
+    def __len__(self) -> int:
+        return len(self.batch_sampler)
