@@ -1,0 +1,370 @@
+"""The data set loaders, on the real shared files and on small temporary files."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from petra.data.datasets import (
+    LabeledText,
+    NLIPair,
+    Records,
+    SentencePair,
+    load_agnews,
+    load_corpus,
+    load_imdb,
+    load_misspellings,
+    load_nli,
+    load_stsb,
+)
+
+NLI_LABELS = {"entailment", "neutral", "contradiction"}
+
+
+@pytest.fixture(scope="module")
+def stsb():
+    return {split: load_stsb(split) for split in ("train", "dev")}
+
+
+@pytest.fixture(scope="module")
+def snli_dev():
+    return load_nli("dev")
+
+
+@pytest.fixture(scope="module")
+def imdb():
+    return {split: load_imdb(split) for split in ("train", "test")}
+
+
+@pytest.fixture(scope="module")
+def agnews():
+    return load_agnews("test")
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_records_are_frozen():
+    pair = SentencePair("a", "b", 1.0)
+    with pytest.raises(AttributeError):
+        pair.score = 2.0
+    assert Records([pair]).skipped == {"malformed": 0}
+
+
+# --- STS-B ---------------------------------------------------------------------------------
+
+
+def test_stsb_counts_and_scores(stsb):
+    assert len(stsb["train"]) == 5_749 and len(stsb["dev"]) == 1_500
+    for records in stsb.values():
+        assert records.skipped == {"malformed": 0}
+        assert all(isinstance(r, SentencePair) for r in records)
+        assert all(0.0 <= r.score <= 5.0 for r in records)
+        assert all(r.sentence1 and r.sentence2 for r in records)
+    first = stsb["train"][0]
+    assert (first.sentence1, first.sentence2, first.score) == (
+        "A plane is taking off.",
+        "An air plane is taking off.",
+        5.0,
+    )
+
+
+def test_stsb_keeps_quotes_and_ignores_trailing_fields(tmp_path):
+    path = write(
+        tmp_path / "sts.csv",
+        'g\ts\t2012\t1\t2.5\tHe said "hi.\tShe said "bye".\textra\tfields\n',
+    )
+    assert load_stsb(path) == [SentencePair('He said "hi.', 'She said "bye".', 2.5)]
+    assert load_stsb(str(path)) == load_stsb(path)
+
+
+STSB_BAD = (
+    "g\ts\t2012\t1\t4.0\tgood one\tgood two\n"
+    "g\ts\t2012\t2\tnot-a-number\tbad\tbad\n"
+    "g\ts\t2012\t3\t3.0\tgood three\tgood four\n"
+    "g\ts\t2012\t4\t7.5\tout of\trange\n"
+    "g\ts\t2012\t5\t1.0\ttoo few fields\n"
+)
+
+
+def test_stsb_malformed_rows_warn_once(tmp_path):
+    path = write(tmp_path / "sts.csv", STSB_BAD)
+    with pytest.warns(UserWarning) as caught:
+        records = load_stsb(path)
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert "skipped 3 malformed" in message and "line 2" in message and str(path) in message
+    assert [r.score for r in records] == [4.0, 3.0]
+    assert records.skipped == {"malformed": 3}
+
+
+def test_stsb_strict_raises_with_line_number(tmp_path):
+    path = write(tmp_path / "sts.csv", STSB_BAD)
+    with pytest.raises(ValueError, match=r"sts\.csv, line 2: malformed"):
+        load_stsb(path, strict=True)
+
+
+def test_clean_file_gives_no_warning(tmp_path):
+    path = write(tmp_path / "sts.csv", STSB_BAD.splitlines(keepends=True)[0] + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(load_stsb(path, strict=True)) == 1
+
+
+# --- NLI -----------------------------------------------------------------------------------
+
+
+def test_snli_dev_counts_and_labels(snli_dev):
+    assert len(snli_dev) + snli_dev.skipped["no_label"] == 9_842
+    assert snli_dev.skipped["malformed"] == 0
+    assert {r.label for r in snli_dev} == NLI_LABELS
+    assert all(isinstance(r, NLIPair) and r.premise and r.hypothesis for r in snli_dev)
+
+
+def test_nli_label_filter(snli_dev):
+    kept = load_nli("dev", labels=("entailment",))
+    assert {r.label for r in kept} == {"entailment"}
+    assert kept == [r for r in snli_dev if r.label == "entailment"]
+    assert len(kept) + kept.skipped["filtered"] == len(snli_dev)
+    with pytest.raises(TypeError, match="not a string"):
+        load_nli("dev", labels="entailment")
+
+
+def nli_line(label, premise="p .", hypothesis="h ."):
+    return json.dumps({"gold_label": label, "sentence1": premise, "sentence2": hypothesis})
+
+
+def test_nli_skips_and_counts_unlabelled_rows(tmp_path):
+    lines = [nli_line("neutral"), nli_line("-"), nli_line("entailment"), nli_line("-")]
+    records = load_nli(write(tmp_path / "mnli.jsonl", "\n".join(lines) + "\n"))
+    assert [r.label for r in records] == ["neutral", "entailment"]
+    assert records.skipped == {"malformed": 0, "no_label": 2, "filtered": 0}
+    assert records[0] == NLIPair("p .", "h .", "neutral")
+
+
+def test_nli_malformed_rows(tmp_path):
+    lines = [
+        nli_line("neutral"),
+        '{"gold_label": "neutral", "sentence1": "no hypothesis"}',
+        "{not json",
+        nli_line("contradiction"),
+    ]
+    path = write(tmp_path / "nli.jsonl", "\n".join(lines) + "\n")
+    with pytest.warns(UserWarning, match=r"skipped 2 malformed row\(s\); the first at line 2"):
+        records = load_nli(path)
+    assert [r.label for r in records] == ["neutral", "contradiction"]
+    with pytest.raises(ValueError, match=r"line 2: malformed row \(missing key 'sentence2'\)"):
+        load_nli(path, strict=True)
+
+
+def test_nli_train_is_not_offline(tmp_path):
+    (tmp_path / "nli").mkdir()
+    with pytest.raises(FileNotFoundError) as error:
+        load_nli("train", data_dir=tmp_path)
+    message = str(error.value)
+    assert str(tmp_path / "nli" / "snli_1.0_train.jsonl") in message
+    assert "only the dev and test" in message and "MultiNLI" in message
+
+
+# --- IMDB ----------------------------------------------------------------------------------
+
+
+def test_imdb_counts_and_balance(imdb):
+    for records in imdb.values():
+        assert len(records) == 25_000
+        assert Counter(r.label for r in records) == {0: 12_500, 1: 12_500}
+        assert all(isinstance(r, LabeledText) for r in records[:100])
+        assert not any("<br />" in r.text for r in records)
+    assert any("\n" in r.text for r in imdb["train"])
+
+
+def make_aclimdb(root: Path) -> Path:
+    reviews = {
+        "train/pos/10_9.txt": "Great.<br /><br />Loved it.",
+        "train/pos/2_8.txt": "Good film.",
+        "train/neg/1_2.txt": "Bad.",
+        "train/unsup/0_0.txt": "no label",
+        "test/neg/0_1.txt": "Awful.",
+    }
+    for name, text in reviews.items():
+        write(root / "aclImdb" / name, text)
+    return root / "aclImdb"
+
+
+def test_imdb_reads_original_aclimdb_folders(tmp_path):
+    folder = make_aclimdb(tmp_path)
+    expected = [
+        LabeledText("Bad.", 0),
+        LabeledText("Good film.", 1),
+        LabeledText("Great.\n\nLoved it.", 1),
+    ]
+    assert load_imdb("train", path=folder) == expected
+    assert load_imdb("test", path=folder) == [LabeledText("Awful.", 0)]
+    # the same layout under data_dir/imdb/aclImdb
+    data_dir = tmp_path / "data"
+    make_aclimdb(data_dir / "imdb")
+    assert load_imdb("train", data_dir=data_dir) == expected
+
+
+def test_imdb_jsonl_gz_and_errors(tmp_path):
+    path = tmp_path / "data" / "imdb" / "train.jsonl.gz"
+    path.parent.mkdir(parents=True)
+    rows = [{"id": "0_3", "text": "a<br />b", "label": 0}, {"id": "1_9", "text": "c", "label": 7}]
+    with gzip.open(path, "wt", encoding="utf-8") as file:
+        file.write("\n".join(json.dumps(row) for row in rows) + "\n")
+    with pytest.warns(UserWarning, match="line 2"):
+        assert load_imdb("train", data_dir=path.parents[1]) == [LabeledText("a\nb", 0)]
+    with pytest.raises(FileNotFoundError, match="test.jsonl.gz"):
+        load_imdb("test", data_dir=path.parents[1])
+    with pytest.raises(ValueError, match="unknown IMDB split"):
+        load_imdb("unsup")
+
+
+# --- AG News -------------------------------------------------------------------------------
+
+
+def test_agnews_counts_and_labels(agnews):
+    assert len(agnews) == 7_600
+    assert Counter(r.label for r in agnews) == {0: 1_900, 1: 1_900, 2: 1_900, 3: 1_900}
+    assert agnews[0].text.startswith("Fears for T N pension after talks\nUnions representing")
+    assert not any("\\" in r.text for r in agnews)
+    second = agnews[1].text  # its description holds `\` newlines
+    assert "A second\nteam of rocketeers" in second
+
+
+def test_agnews_test_split(agnews):
+    train = load_agnews("test-split:train")
+    heldout = load_agnews("test-split:heldout")
+    assert len(train) == 6_080 and len(heldout) == 1_520
+    assert Counter(r.label for r in heldout) == {label: 380 for label in range(4)}
+    assert Counter(r.label for r in train) == {label: 1_520 for label in range(4)}
+    # a partition of the test file: together, each row exactly as often as in the file
+    assert Counter(train) + Counter(heldout) == Counter(agnews)
+    # deterministic per seed, different across seeds
+    assert load_agnews("test-split:heldout", seed=0) == heldout
+    other = load_agnews("test-split:heldout", seed=1)
+    assert other != heldout and len(other) == len(heldout)
+    smaller = load_agnews("test-split:heldout", heldout_fraction=0.1)
+    assert Counter(r.label for r in smaller) == {label: 190 for label in range(4)}
+    with pytest.raises(ValueError, match="heldout_fraction"):
+        load_agnews("test-split:train", heldout_fraction=1.5)
+
+
+def test_agnews_csv_without_header_and_malformed_rows(tmp_path):
+    rows = (
+        '3,"Title, with comma","First line\\second line"\n'
+        "9,Bad,label out of range\n"
+        "1,Only two fields\n"
+        "2,Sports,Won\n"
+    )
+    path = write(tmp_path / "agnews.csv", rows)
+    with pytest.warns(UserWarning, match=r"skipped 2 malformed row\(s\); the first at line 2"):
+        records = load_agnews(path)
+    assert records == [
+        LabeledText("Title, with comma\nFirst line\nsecond line", 2),
+        LabeledText("Sports\nWon", 1),
+    ]
+    with pytest.raises(ValueError, match=r"agnews\.csv, line 2: malformed"):
+        load_agnews(path, strict=True)
+    with_header = write(tmp_path / "with_header.csv", "label,title,description\n2,Sports,Won\n")
+    assert load_agnews(with_header, strict=True) == [LabeledText("Sports\nWon", 1)]
+
+
+def test_agnews_train_is_not_offline(tmp_path):
+    (tmp_path / "agnews").mkdir()
+    with pytest.raises(FileNotFoundError) as error:
+        load_agnews("train", data_dir=tmp_path)
+    message = str(error.value)
+    assert str(tmp_path / "agnews" / "train.csv") in message
+    assert "not available offline" in message and "test-split:train" in message
+    write(tmp_path / "agnews" / "train.csv", "4,Tech,Chips\n")
+    assert load_agnews("train", data_dir=tmp_path) == [LabeledText("Tech\nChips", 3)]
+
+
+# --- corpora -------------------------------------------------------------------------------
+
+
+def check_split(documents, name_or_path, **kwargs):
+    train = load_corpus(name_or_path, "train", **kwargs)
+    valid = load_corpus(name_or_path, "validation", **kwargs)
+    assert valid and train
+    assert not set(train) & set(valid)
+    assert sorted(train + valid) == sorted(documents)
+    return train, valid
+
+
+def test_shakespeare_works():
+    works = load_corpus("shakespeare")
+    assert len(works) == 42
+    assert works[0].startswith("ALL'S WELL THAT ENDS WELL\n\nby William Shakespeare")
+    assert works[-1].startswith("THE WINTER'S TALE")
+    assert any(w.startswith("THE SONNETS") for w in works)
+    train, valid = check_split(works, "shakespeare")
+    assert len(valid) == 2  # round(0.05 * 42)
+    assert load_corpus("shakespeare", "validation", seed=0) == valid
+    assert load_corpus("shakespeare", "validation", seed=1) != valid
+
+
+def test_brown_blocks():
+    documents = load_corpus("brown")
+    assert len(documents) == 574  # 57,340 lines in blocks of 100
+    assert all(d.count("\n") == 99 for d in documents[:-1])
+    check_split(documents, "brown", valid_fraction=0.1)
+
+
+def test_imdb_corpus(imdb):
+    documents = load_corpus("imdb")
+    assert documents == [r.text for r in imdb["train"]]
+
+
+def test_corpus_from_file_and_folder(tmp_path):
+    text = "First paragraph\nstill first.\n\n  \nSecond.\n\n\nThird.\n"
+    path = write(tmp_path / "book.txt", text)
+    documents = load_corpus(path)
+    assert documents == ["First paragraph\nstill first.", "Second.", "Third."]
+    train, valid = check_split(documents, path, valid_fraction=0.01)
+    assert len(valid) == 1 and len(train) == 2  # at least one validation document
+    folder = tmp_path / "docs"
+    for name, body in {"b.txt": "bee", "a.txt": "ay", "c.md": "not read", "d.txt": ""}.items():
+        write(folder / name, body)
+    assert load_corpus(folder) == ["ay", "bee"]
+    with pytest.raises(ValueError, match="unknown split"):
+        load_corpus(path, "valid")
+    with pytest.raises(ValueError, match="cannot split 1"):
+        load_corpus(write(tmp_path / "one.txt", "alone"), "train")
+
+
+# --- misspellings and the data directory ---------------------------------------------------
+
+
+def test_misspellings():
+    table = load_misspellings()
+    assert len(table) == 4_273
+    assert table["abandonned"] == "abandoned"
+    assert all(isinstance(k, str) and isinstance(v, str) and v for k, v in table.items())
+
+
+def test_data_dir_and_petra_data(tmp_path, monkeypatch):
+    write(tmp_path / "stsb" / "sts-train.csv", "g\ts\t2012\t1\t1.5\tone\ttwo\n")
+    expected = [SentencePair("one", "two", 1.5)]
+    assert load_stsb("train", data_dir=tmp_path) == expected
+    monkeypatch.setenv("PETRA_DATA", str(tmp_path))
+    assert load_stsb("train") == expected
+    with pytest.raises(FileNotFoundError) as error:
+        load_stsb("dev")
+    message = str(error.value)
+    assert str(tmp_path / "stsb" / "sts-dev.csv") in message and "README.md" in message
+    with pytest.raises(FileNotFoundError, match="misspellings"):
+        load_misspellings()
+    with pytest.raises(FileNotFoundError, match="brown.txt"):
+        load_corpus("brown")
+    with pytest.raises(FileNotFoundError, match="neither a split name"):
+        load_stsb(tmp_path / "missing.csv")
