@@ -60,6 +60,17 @@ def check_ids(ids: Tensor, num_embeddings: int) -> None:
         )
 
 
+@torch.no_grad()
+def spectral_norm(matrix: Tensor, iterations: int = 30) -> float:
+    """Largest singular value by power iteration on M^T M (a seeded start, float32)."""
+    m = matrix.detach().float()
+    v = torch.randn(m.shape[1], generator=torch.Generator().manual_seed(0)).to(m.device)
+    for _ in range(iterations):
+        v = m.T @ (m @ v)
+        v = v / v.norm().clamp_min(1e-30)
+    return (m @ v).norm().item()
+
+
 class TokenEmbedding(nn.Module):
     """Base class: validation, any batch shape, padding, `table()`, export and report."""
 
@@ -118,6 +129,23 @@ class TokenEmbedding(nn.Module):
             buffer_bytes=sum(b.numel() * b.element_size() for b in self.buffers()),
             learned_equivalent=self.num_embeddings * self.embedding_dim,
         )
+
+    def trained_matrix(self) -> Tensor | None:
+        """The kind's main trained matrix (the table, the projection, the refinement), whose
+        norms `weight_norms` follows during training; None if it has none."""
+        return None
+
+    @torch.no_grad()
+    def weight_norms(self) -> dict[str, float]:
+        """Frobenius and spectral norm of `trained_matrix()`, and the mean L2 norm of the
+        rows of `table()`: what the Kronecker paper tracks (its projection's norm stays near
+        1 while learned tables drift)."""
+        norms = {"row_norm_mean": self.table().norm(dim=-1).mean().item()}
+        matrix = self.trained_matrix()
+        if matrix is not None:
+            norms["matrix_fro"] = matrix.norm().item()
+            norms["matrix_spectral"] = spectral_norm(matrix)
+        return norms
 
     def _device(self) -> torch.device:
         for tensor in (*self.parameters(), *self.buffers()):

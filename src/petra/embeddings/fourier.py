@@ -161,6 +161,11 @@ class FourierEmbedding(TokenEmbedding):
             report, buffer_bytes=report.buffer_bytes + cache.numel() * cache.element_size()
         )
 
+    def trained_matrix(self) -> Tensor | None:
+        if isinstance(self.refine, nn.Linear):
+            return self.refine.weight
+        return None if self.refine is None else self.refine.gate_up.weight
+
     def extra_repr(self) -> str:
         return (
             f"{super().extra_repr()}, basis={self.basis_name!r}, refine={self.refine_name!r}, "

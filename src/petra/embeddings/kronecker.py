@@ -345,6 +345,9 @@ class KroneckerEmbedding(TokenEmbedding):
                 )
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
+    def trained_matrix(self) -> Tensor:
+        return self.projection.weight
+
     def extra_repr(self) -> str:
         return (
             f"{super().extra_repr()}, pos_dim={self.pos_dim}, codec_dim={self.codec_dim}, "

@@ -64,6 +64,9 @@ class LearnedEmbedding(TokenEmbedding):
         table = weight if self.factor is None else self.factor(weight)  # (V, d)
         return self._zero_padding(table, torch.arange(self.num_embeddings, device=weight.device))
 
+    def trained_matrix(self) -> Tensor:
+        return self.weight_table.weight
+
     def extra_repr(self) -> str:
         factor = f", factor_dim={self.factor_dim}" if self.factor_dim is not None else ""
         return super().extra_repr() + factor

@@ -1,0 +1,7 @@
+"""The training engine: config, optimizer and schedule, resumable checkpoints, the loop,
+multi-process helpers."""
+
+from petra.training.config import TrainConfig
+from petra.training.trainer import Task, Trainer, TrainingDiverged
+
+__all__ = ["Task", "TrainConfig", "Trainer", "TrainingDiverged"]

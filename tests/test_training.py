@@ -1,0 +1,245 @@
+"""The training engine: optimizer groups, schedule, end-to-end tasks, resume, divergence,
+multi-process training with torchrun, and the `petra train` / `petra eval` commands."""
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from petra.cli import main
+from petra.models import ModelConfig, build_model, load_pretrained
+from petra.tasks.run import apply_overrides, build_run, load_preset
+from petra.training import TrainConfig, Trainer, TrainingDiverged
+from petra.training.optim import lr_factor, parameter_groups
+
+
+# -- optimizer and schedule --------------------------------------------------------------
+def test_weight_decay_only_on_matrices():
+    config = ModelConfig(
+        model="classifier",
+        vocab_size=50,
+        dim=16,
+        n_heads=2,
+        n_layers=1,
+        embedding={"kind": "fourier", "final_norm": True},
+    )
+    model = build_model(config)
+    decay, no_decay = parameter_groups(model, 0.1)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert {names[id(p)] for p in no_decay["params"]} == {
+        n for n, p in model.named_parameters() if p.dim() < 2
+    }
+    assert any("norm" in names[id(p)] for p in no_decay["params"])
+    assert "head.bias" in {names[id(p)] for p in no_decay["params"]}
+    assert all(p.dim() == 2 for p in decay["params"]) and decay["weight_decay"] == 0.1
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "linear", "constant"])
+def test_warmup_then_decay(schedule):
+    config = TrainConfig(steps=100, warmup=0.1, schedule=schedule)
+    assert [lr_factor(s, config) for s in (0, 4, 9)] == [0.1, 0.5, 1.0]
+    middle = {
+        "cosine": 0.5 * (1 + math.cos(math.pi * 45 / 90)),
+        "linear": 1 - 45 / 90,
+        "constant": 1.0,
+    }
+    assert lr_factor(55, config) == pytest.approx(middle[schedule])
+    assert lr_factor(99, config) == pytest.approx(
+        {"cosine": 0.0003046, "linear": 1 / 90, "constant": 1.0}[schedule], abs=1e-6
+    )
+
+
+# -- end to end ----------------------------------------------------------------------------
+@pytest.mark.parametrize("task", ["classify", "lm"])
+def test_tiny_run_writes_its_run_directory(task, tmp_path, capsys):
+    out = tmp_path / task
+    assert main(["train", task, "--preset", "tiny", "--out", str(out), "--quiet"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert {"metrics", "params", "wall_time_s", "steps", "steps_per_s"} <= results.keys()
+    assert results["steps"] == 12 and results["steps_per_s"] > 0
+    metrics = results["metrics"]
+    if task == "classify":
+        assert 0 <= metrics["accuracy"] <= 100 and 0 <= metrics["macro_f1"] <= 100
+    else:
+        assert math.isfinite(metrics["loss"]) and metrics["perplexity"] == pytest.approx(
+            math.exp(metrics["loss"])
+        )
+        assert metrics["embedding/row_norm_mean"] > 0
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    train_lines = [line for line in lines if "train/loss" in line]
+    assert [line["step"] for line in train_lines] == [2, 4, 6, 8, 10, 12]
+    assert all(
+        math.isfinite(line["train/loss"]) and line["tokens_per_s"] > 0 for line in train_lines
+    )
+    assert [line["step"] for line in lines if any(k.startswith("eval/") for k in line)] == [6, 12]
+    config = json.loads((out / "config.json").read_text())
+    assert config["task"] == task and config["preset"] == "tiny"
+    model = load_pretrained(out / "model")
+    assert model.param_report() == results["params"]
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["metrics"] == metrics
+    assert main(["eval", task, "--preset", "tiny", "--checkpoint", str(out / "model")]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    for key in evaluated:
+        assert evaluated[key] == pytest.approx(metrics[key], rel=1e-5)
+
+
+def test_kronecker_and_spectral_classify(tmp_path):
+    overrides = [
+        "model.embedding=kronecker",
+        "model.backbone=spectral",
+        "model.slices=2",
+        "model.n_heads=1",
+    ]
+    assert (
+        main(
+            [
+                "train",
+                "classify",
+                "--preset",
+                "tiny",
+                "--out",
+                str(tmp_path),
+                "--quiet",
+                *[f"--set={o}" for o in overrides],
+            ]
+        )
+        == 0
+    )
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["params"]["encoder_dense_equivalent"] > results["params"]["encoder"]
+
+
+def test_lm_reports_steps_to_a_target_loss(tmp_path):
+    spec = apply_overrides("lm", load_preset("lm", "tiny"), ["data.target_loss=100.0"])
+    task, model, config = build_run("lm", spec)
+    results = Trainer(model, task, config, tmp_path, progress=False).fit()
+    assert results["metrics"]["steps_to_target"] == 6  # the first evaluation already reaches it
+
+
+# -- resume ----------------------------------------------------------------------------------
+def _trainer(spec, out, resume=False):
+    task, model, config = build_run("classify", spec)
+    return Trainer(model, task, config, out, resume=resume, progress=False)
+
+
+def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path):
+    """Dropout on (so the RNG state matters); the run dies at step 10, after its step-8
+    checkpoint, and resumes mid-epoch from step 8, logging steps 9-10 again."""
+    spec = apply_overrides(
+        "classify",
+        load_preset("classify", "tiny"),
+        ["model.dropout=0.1", "train.checkpoint_every=4", "train.steps=20", "train.log_every=1"],
+    )
+    whole = _trainer(spec, tmp_path / "whole")
+    whole.fit()
+    interrupted = _trainer(spec, tmp_path / "parts")
+    assert interrupted.fit(stop_after=10) == {"stopped_at": 10}
+    shutil.rmtree(tmp_path / "parts" / "checkpoints" / "step-00000010")  # killed before it
+    resumed = _trainer(spec, tmp_path / "parts", resume=True)
+    assert resumed.state["step"] == 8 and resumed.state["batch_in_epoch"] == 8
+    resumed.fit()
+    for (name, a), b in zip(
+        whole.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-6, msg=name)
+
+    def losses(run):
+        lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        return [(line["step"], line["train/loss"]) for line in lines if "train/loss" in line]
+
+    parts, reference = losses(tmp_path / "parts"), losses(tmp_path / "whole")
+    assert [step for step, _ in parts] == list(range(1, 21))  # no step logged twice
+    torch.testing.assert_close(torch.tensor(parts), torch.tensor(reference), rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="already holds a run .* pass --resume"):
+        _trainer(spec, tmp_path / "parts")
+
+
+def test_resume_refuses_another_command(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "classify", "--preset", "tiny", "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "classify",
+                "--preset",
+                "tiny",
+                "--out",
+                str(out),
+                "--quiet",
+                "--resume",
+                "--set",
+                "train.lr=0.1",
+            ]
+        )
+        == 2
+    )
+
+
+def test_divergence_stops_without_overwriting_the_last_good_checkpoint(tmp_path):
+    spec = load_preset("classify", "tiny")
+    trainer = _trainer(spec, tmp_path)
+    good_loss = trainer.task.loss
+    calls = {"n": 0}
+
+    def poisoned(model, batch):
+        calls["n"] += 1
+        loss, tokens = good_loss(model, batch)
+        return (loss * float("nan") if calls["n"] == 8 else loss), tokens
+
+    trainer.task.loss = poisoned
+    with pytest.raises(
+        TrainingDiverged, match=r"the loss is nan at step 8: .*checkpoints/step-00000006"
+    ):
+        trainer.fit()
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step-00000006"]
+    assert not (tmp_path / "results.json").exists()
+
+
+# -- several processes -----------------------------------------------------------------------
+@pytest.mark.skipif(
+    shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None, reason="no torchrun"
+)
+def test_torchrun_two_processes_follow_the_single_process_loss_curve(tmp_path):
+    settings = [
+        "--set",
+        "train.log_every=1",
+        "--set",
+        "train.steps=8",
+        "--set",
+        "train.batch_size=16",
+    ]
+    single, double = tmp_path / "one", tmp_path / "two"
+    assert (
+        main(["train", "classify", "--preset", "tiny", "--out", str(single), "--quiet", *settings])
+        == 0
+    )
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    command = [
+        *(torchrun, "--nproc_per_node=2", "--master_port=29517", "-m", "petra.cli", "train"),
+        *("classify", "--preset", "tiny", "--out", str(double), "--quiet", *settings),
+    ]
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    def curve(run):
+        lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        return [line["train/loss"] for line in lines if "train/loss" in line]
+
+    assert len(curve(double)) == 8
+    torch.testing.assert_close(
+        torch.tensor(curve(double)), torch.tensor(curve(single)), rtol=1e-4, atol=1e-4
+    )
+    assert json.loads((double / "results.json").read_text())["world_size"] == 2
