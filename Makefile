@@ -14,7 +14,7 @@ $(PY):
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev,reference]'
+	$(PY) -m pip install --quiet -e '.[dev,reference,distill]'
 	touch $(STAMP)
 
 demo: $(STAMP)

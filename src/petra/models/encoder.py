@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -17,7 +20,24 @@ class Encoder(PetraModel):
 
 
 class SentenceEncoder(PetraModel):
-    """Masked mean of the hidden states over real tokens, L2-normalized: (B, d)."""
+    """Masked mean of the hidden states over real tokens, L2-normalized: (B, d).
+
+    It also holds the learnable temperature tau of contrastive training, kept as log tau
+    and clamped to [0.01, 1] (`temperature()`); it starts at 0.05.
+    """
+
+    MIN_TEMPERATURE, MAX_TEMPERATURE = 0.01, 1.0
+
+    def __init__(self, config: ModelConfig, embedding):
+        super().__init__(config, embedding)
+        self.log_temperature = nn.Parameter(torch.tensor(math.log(0.05)))
+
+    def temperature(self) -> Tensor:
+        low, high = math.log(self.MIN_TEMPERATURE), math.log(self.MAX_TEMPERATURE)
+        return self.log_temperature.clamp(low, high).exp()
+
+    def head_parameters(self) -> int:
+        return 1  # the temperature
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, **kwargs) -> Tensor:
         hidden = self.hidden_states(input_ids, attention_mask, **kwargs)

@@ -11,10 +11,18 @@ import torch
 
 from petra.models import ModelConfig, build_model
 from petra.tasks.classify import ClassifyData, ClassifyTask
+from petra.tasks.distill import DistillData, DistillTask
 from petra.tasks.lm import LMData, LMTask
+from petra.tasks.sentence import NLISTSTask, SentenceData, STSTask
 from petra.training import TrainConfig, Trainer
 
-TASKS = {"classify": (ClassifyTask, ClassifyData), "lm": (LMTask, LMData)}
+TASKS = {
+    "nli-sts": (NLISTSTask, SentenceData),
+    "sts": (STSTask, SentenceData),
+    "distill": (DistillTask, DistillData),
+    "classify": (ClassifyTask, ClassifyData),
+    "lm": (LMTask, LMData),
+}
 PRESETS_DIR = Path(__file__).resolve().parents[1] / "configs"
 SECTIONS = ("model", "train", "data")
 SET_BY_TASK = ("model", "vocab_size", "num_labels", "tokenizer_fingerprint")

