@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml | $(PY)
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/petra params
+	$(VENV)/bin/petra compare nli-sts --preset demo --out runs/demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from petra.data import load_tokenizer
 from petra.embeddings import KroneckerEmbedding
 from petra.embeddings.token_bytes import token_bytes
 from petra.models import (
@@ -267,8 +268,10 @@ def test_checkpoint_round_trip_is_exact(tiny_tokenizer, tmp_path, model_type, em
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.01 * torch.randn_like(p))  # not the initialization
-    model.save_pretrained(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
+    model.save_pretrained(tmp_path, tokenizer=tiny_tokenizer)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["config.json", "model.safetensors", "tokenizer.json"]
+    assert load_tokenizer(tmp_path).get_vocab() == tiny_tokenizer.get_vocab()
     loaded = load_pretrained(tmp_path, tokenizer=tiny_tokenizer)
     ids, mask = batch(tiny_tokenizer)
     torch.testing.assert_close(

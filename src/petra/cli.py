@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+TASK_HELP = "nli-sts, sts, distill, classify or lm"
+
 
 def _int_list(text: str) -> list[int]:
     try:
@@ -40,7 +42,8 @@ def _eval(args: argparse.Namespace) -> None:
     from petra.models import load_pretrained
     from petra.tasks.run import TASKS, apply_overrides, load_preset
 
-    spec = apply_overrides(args.task, load_preset(args.task, args.preset), args.set)
+    overrides = [*args.set, *([f"data.sts_eval={args.file}"] if args.file else [])]
+    spec = apply_overrides(args.task, load_preset(args.task, args.preset), overrides)
     task_cls, data_cls = TASKS[args.task]
     task = task_cls(data_cls(**spec["data"]), seed=spec["train"].get("seed", 0))
     model = load_pretrained(args.checkpoint, tokenizer=task.tokenizer).eval()
@@ -48,6 +51,80 @@ def _eval(args: argparse.Namespace) -> None:
 
     with torch.no_grad():
         print(json.dumps(task.evaluate(model)))
+
+
+def _compare(args: argparse.Namespace) -> None:
+    from petra.compare import compare, format_table
+
+    summary = compare(
+        args.task,
+        args.kinds.split(","),
+        args.backbones.split(","),
+        args.preset,
+        _int_list(args.seeds),
+        args.out or f"runs/compare-{args.task}-{args.preset}",
+        args.set,
+        progress=not args.quiet,
+    )
+    print(format_table(summary))
+
+
+def _probe_model(args: argparse.Namespace):
+    """The checkpoint's model and tokenizer (tokenizer.json beside it, or --tokenizer)."""
+    from petra.data import load_tokenizer
+    from petra.models import load_pretrained
+
+    source = args.tokenizer or args.checkpoint
+    tokenizer = load_tokenizer(source)
+    return load_pretrained(args.checkpoint, tokenizer=tokenizer).eval(), tokenizer
+
+
+def _write_json(payload: dict, path: str | None) -> None:
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(payload, indent=2) + "\n")
+        print(f"wrote {path}")
+
+
+def _probe(args: argparse.Namespace) -> None:
+    from petra import probes
+
+    if args.probe == "norms":
+        series = probes.norm_series(args.run)
+        out = Path(args.out or Path(args.run) / "norms.json")
+        _write_json(series, str(out))
+        probes.plot_norms(series, out.with_suffix(".png"))
+        print(f"wrote {out.with_suffix('.png')}")
+        return
+    if args.probe == "geometry":
+        if args.checkpoint:
+            model, tokenizer = _probe_model(args)
+            embedding = model.embedding
+        else:
+            from petra import build_embedding
+            from petra.data import load_tokenizer
+
+            tokenizer = load_tokenizer(args.tokenizer or "gpt2")
+            options = {"tokenizer": tokenizer} if args.kind == "kronecker" else {}
+            embedding = build_embedding(args.kind, tokenizer.get_vocab_size(), args.dim, **options)
+        result = probes.probe_geometry(embedding, tokenizer, k=args.k)
+        print(json.dumps({k: v for k, v in result.items() if k != "words"}, indent=2))
+        _write_json(result, args.out)
+        return
+    model, tokenizer = _probe_model(args)
+    if args.probe == "spelling":
+        pairs = probes.load_pairs(args.pairs) if args.pairs else probes.default_pairs(args.limit)
+        result = probes.probe_spelling(model, tokenizer, pairs)
+        from petra.probes.spelling import format_summary
+
+        print(format_summary(result["summary"]))
+    else:
+        replacement = args.bytes.encode("utf-8")
+        result = probes.forced_oov_generation(
+            model, tokenizer, args.prompt, args.span, replacement, args.max_new_tokens
+        )
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+    _write_json(result, args.out)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,21 +146,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     params.add_argument("--data-dir", default=None, help="data folder (default: $PETRA_DATA)")
     params.add_argument("--json", default=None, metavar="FILE", help="also write rows as JSON")
-    params.set_defaults(run=_params)
+    params.set_defaults(handler=_params)
 
     train = commands.add_parser(
         "train",
-        help="train a task (classify, lm) with a preset",
+        help="train a task (nli-sts, sts, distill, classify, lm) with a preset",
         description="Train TASK with the settings of a preset (petra/configs/NAME.json); "
         "--set section.key=value changes one (sections: model, train, data; e.g. "
         "--set model.embedding=fourier --set train.steps=500).",
     )
-    train.add_argument("task", help="classify or lm")
+    train.add_argument("task", help=TASK_HELP)
     _run_arguments(train)
     train.add_argument("--out", default=None, help="run directory (default: runs/TASK-PRESET)")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
-    train.set_defaults(run=_train)
+    train.set_defaults(handler=_train)
 
     evaluate = commands.add_parser(
         "eval",
@@ -91,10 +168,53 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate the model saved in DIR (a run's model/ or a checkpoint) on the "
         "held-out data of TASK as a preset defines it; prints one JSON object.",
     )
-    evaluate.add_argument("task", help="classify or lm")
+    evaluate.add_argument("task", help=TASK_HELP)
     evaluate.add_argument("--checkpoint", required=True, metavar="DIR")
     _run_arguments(evaluate)
-    evaluate.set_defaults(run=_eval)
+    evaluate.add_argument(
+        "--file", default=None, help="sentence tasks: an STS-B-format file to evaluate on"
+    )
+    evaluate.set_defaults(handler=_eval)
+
+    comparison = commands.add_parser(
+        "compare",
+        help="train every embedding kind (and backbone) under one budget, side by side",
+        description="One run per kind x backbone x seed with the same data, budget and seed; "
+        "writes results.json, table.md and PNG plots into --out and prints the table.",
+    )
+    comparison.add_argument("task", help=TASK_HELP)
+    comparison.add_argument("--kinds", default="learned,fourier,kronecker")
+    comparison.add_argument("--backbones", default="standard")
+    comparison.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
+    _run_arguments(comparison)
+    comparison.add_argument("--out", default=None, help="default: runs/compare-TASK-PRESET")
+    comparison.add_argument("--quiet", action="store_true", help="no progress bars")
+    comparison.set_defaults(handler=_compare)
+
+    probe = commands.add_parser("probe", help="probe a model: spelling, generate, geometry, norms")
+    kinds = probe.add_subparsers(dest="probe", required=True, metavar="PROBE")
+    spelling = kinds.add_parser("spelling", help="next-token stability under typos (causal LM)")
+    spelling.add_argument("--checkpoint", required=True, metavar="DIR")
+    spelling.add_argument("--pairs", help="JSON list of {clean, typo, category}")
+    spelling.add_argument("--limit", type=int, default=200, help="default pairs to make")
+    generate = kinds.add_parser("generate", help="forced out-of-vocabulary generation (Kronecker)")
+    generate.add_argument("--checkpoint", required=True, metavar="DIR")
+    generate.add_argument("--prompt", required=True)
+    generate.add_argument("--span", required=True, help="the part of the prompt to replace")
+    generate.add_argument("--bytes", required=True, help="its replacement (UTF-8 text)")
+    generate.add_argument("--max-new-tokens", type=int, default=20)
+    geometry = kinds.add_parser("geometry", help="neighbours, collisions, norms of a table")
+    geometry.add_argument("--checkpoint", metavar="DIR", help="a trained model (or: --kind)")
+    geometry.add_argument("--kind", default="fourier", help="a fresh embedding of this kind")
+    geometry.add_argument("--dim", type=int, default=256)
+    geometry.add_argument("--k", type=int, default=10)
+    norms = kinds.add_parser("norms", help="embedding norm drift across a run")
+    norms.add_argument("--run", required=True, metavar="DIR")
+    for parser_ in (spelling, generate, geometry, norms):
+        parser_.add_argument("--out", default=None, help="write the result as JSON here")
+        if parser_ is not norms:
+            parser_.add_argument("--tokenizer", default=None, help="default: the checkpoint's")
+    probe.set_defaults(handler=_probe)
     return parser
 
 
@@ -108,7 +228,7 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        args.handler(args)
     except (ValueError, TypeError, FileNotFoundError, FloatingPointError) as error:
         print(f"petra {args.command}: error: {error}", file=sys.stderr)
         return 2

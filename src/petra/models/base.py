@@ -91,11 +91,12 @@ class PetraModel(nn.Module):
             + embedding.learned_equivalent,
         }
 
-    def save_pretrained(self, path: str | Path) -> Path:
-        """Write `config.json` and `model.safetensors` (weights and embedding buffers)."""
+    def save_pretrained(self, path: str | Path, tokenizer=None) -> Path:
+        """Write `config.json` and `model.safetensors` (weights and embedding buffers), and
+        the `tokenizer` as `tokenizer.json` when given (`load_tokenizer(path)` reads it)."""
         from petra.models.checkpoint import save_checkpoint
 
-        return save_checkpoint(self, path)
+        return save_checkpoint(self, path, tokenizer)
 
     @property
     def device(self) -> torch.device:

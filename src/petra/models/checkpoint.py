@@ -20,6 +20,7 @@ from petra.models.config import ModelConfig
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+TOKENIZER_FILE = "tokenizer.json"
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -33,13 +34,15 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
-def save_checkpoint(model: nn.Module, path: str | Path) -> Path:
+def save_checkpoint(model: nn.Module, path: str | Path, tokenizer=None) -> Path:
     directory = Path(path)
     directory.mkdir(parents=True, exist_ok=True)
     state = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
     metadata = {"format": "pt", "petra_version": petra.__version__}
     _atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(state, tmp, metadata=metadata))
     _atomic_write(directory / CONFIG_FILE, lambda tmp: model.config.save(tmp))
+    if tokenizer is not None:
+        _atomic_write(directory / TOKENIZER_FILE, lambda tmp: tokenizer.save(tmp))
     return directory
 
 

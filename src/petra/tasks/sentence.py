@@ -137,6 +137,7 @@ class NLISTSTask(_SentenceTask):
         if data.max_train_pairs is not None:
             keep = torch.randperm(len(triples), generator=torch.Generator().manual_seed(seed))
             triples = [triples[i] for i in sorted(keep[: data.max_train_pairs].tolist())]
+        self.triples = triples  # (premise, entailed hypothesis, contradiction or None), as text
         columns = [self._encode([t[0] for t in triples]), self._encode([t[1] for t in triples])]
         if data.hard_negatives:
             columns.append(self._encode([t[2] for t in triples]))

@@ -26,11 +26,13 @@ def checkpoint_dirs(run_dir: Path) -> list[Path]:
     return sorted(p for p in folder.glob("step-*") if p.is_dir() and (p / TRAINER_FILE).is_file())
 
 
-def save_training_checkpoint(run_dir: Path, model, trainer_state: dict, keep: int) -> Path:
+def save_training_checkpoint(
+    run_dir: Path, model, trainer_state: dict, keep: int, tokenizer=None
+) -> Path:
     final = run_dir / "checkpoints" / f"step-{trainer_state['step']:08d}"
     temporary = final.with_name(final.name + ".tmp")
     shutil.rmtree(temporary, ignore_errors=True)
-    model.save_pretrained(temporary)
+    model.save_pretrained(temporary, tokenizer)
     torch.save(trainer_state, temporary / TRAINER_FILE)
     shutil.rmtree(final, ignore_errors=True)
     temporary.rename(final)

@@ -236,7 +236,8 @@ class Trainer:
                 "history": self.history,
             }
             keep = self.config.keep_checkpoints
-            save_training_checkpoint(self.run_dir, self.model, trainer_state, keep)
+            tokenizer = getattr(self.task, "tokenizer", None)
+            save_training_checkpoint(self.run_dir, self.model, trainer_state, keep, tokenizer)
         distributed.barrier()
 
     def _restore(self, path: Path) -> None:
@@ -263,7 +264,9 @@ class Trainer:
         if summarize is not None:
             results["metrics"] |= summarize(self.history)
         if self.main:
-            self.model.save_pretrained(self.run_dir / "model")
+            self.model.save_pretrained(
+                self.run_dir / "model", getattr(self.task, "tokenizer", None)
+            )
             (self.run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
         distributed.barrier()
         return results

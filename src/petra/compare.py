@@ -1,0 +1,190 @@
+"""`petra compare`: the same task, data, budget and seeds for each embedding kind and
+backbone, side by side.
+
+Every arm (kind x backbone x seed) is an ordinary run in `OUT/arms/<kind>-<backbone>-seed<s>`
+(an arm whose results.json exists is reused, so an interrupted comparison continues). Then
+`OUT/results.json` lists the arms, `OUT/table.md` has one row per kind and backbone with
+parameters, wall time, steps/s and the task's metrics as mean +- standard deviation over
+seeds, `OUT/curves.png` shows every arm's training loss, and `OUT/metric_vs_params.png` the
+main metric against the total parameters.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+from petra.tasks.run import TASKS, run_task
+
+MAIN_METRIC = {
+    "nli-sts": "spearman",
+    "sts": "spearman",
+    "distill": "spearman",
+    "classify": "accuracy",
+    "lm": "loss",
+}
+
+
+def arm_name(kind: str, backbone: str, seed: int) -> str:
+    return f"{kind}-{backbone}-seed{seed}"
+
+
+def compare(
+    task: str,
+    kinds: list[str],
+    backbones: list[str],
+    preset: str,
+    seeds: list[int],
+    out: str | Path,
+    overrides: list[str] | None = None,
+    progress: bool = True,
+) -> dict:
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of {sorted(TASKS)}")
+    out = Path(out)
+    arms = []
+    for kind in kinds:
+        for backbone in backbones:
+            for seed in seeds:
+                directory = out / "arms" / arm_name(kind, backbone, seed)
+                settings = [
+                    *(overrides or []),
+                    f"model.embedding.kind={kind}",
+                    f"model.backbone={backbone}",
+                    f"train.seed={seed}",
+                ]
+                if not (directory / "results.json").is_file():
+                    run_task(task, preset, settings, directory, resume=True, progress=progress)
+                results = json.loads((directory / "results.json").read_text())
+                arms.append(
+                    {
+                        "kind": kind,
+                        "backbone": backbone,
+                        "seed": seed,
+                        "params": results["params"],
+                        "metrics": results["metrics"],
+                        "wall_time_s": results["wall_time_s"],
+                        "steps_per_s": results["steps_per_s"],
+                        "checkpoint": str(directory / "model"),
+                        "run": str(directory),
+                    }
+                )
+    summary = {
+        "task": task,
+        "preset": preset,
+        "overrides": overrides or [],
+        "seeds": seeds,
+        "arms": arms,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    table = format_table(summary)
+    (out / "table.md").write_text(table + "\n")
+    plot_curves(summary, out / "curves.png")
+    plot_metric_vs_params(summary, out / "metric_vs_params.png")
+    return summary
+
+
+def _mean_spread(values: list[float]) -> str:
+    if all(float(v).is_integer() for v in values) and len(set(values)) == 1:
+        return f"{int(values[0]):,}"  # a count, the same in every seed
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+
+def _groups(summary: dict) -> dict[tuple[str, str], list[dict]]:
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for arm in summary["arms"]:
+        groups.setdefault((arm["kind"], arm["backbone"]), []).append(arm)
+    return groups
+
+
+def format_table(summary: dict) -> str:
+    """Markdown: one row per (kind, backbone), metrics as mean ± std over seeds."""
+    metric_names = [
+        k
+        for k, v in summary["arms"][0]["metrics"].items()
+        if isinstance(v, (int, float)) and not k.startswith("embedding/") and k != "pairs"
+    ]
+    header = [
+        "embedding",
+        "backbone",
+        "total params",
+        "embedding params",
+        "wall time s",
+        "steps/s",
+        *metric_names,
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 2 + "---:|" * (len(header) - 2)]
+    for (kind, backbone), arms in _groups(summary).items():
+        params = arms[0]["params"]
+        cells = [
+            kind,
+            backbone,
+            f"{params['total']:,}",
+            f"{params['embedding']:,}",
+            _mean_spread([a["wall_time_s"] for a in arms]),
+            _mean_spread([a["steps_per_s"] for a in arms]),
+            *(_mean_spread([a["metrics"][name] for a in arms]) for name in metric_names),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(summary: dict, path: Path) -> None:
+    """Training loss of every arm against the step, on one chart."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for arm in summary["arms"]:
+        lines = [
+            json.loads(x) for x in (Path(arm["run"]) / "metrics.jsonl").read_text().splitlines()
+        ]
+        points = [(x["step"], x["train/loss"]) for x in lines if "train/loss" in x]
+        label = f"{arm['kind']} / {arm['backbone']} / seed {arm['seed']}"
+        axes.plot(*zip(*points, strict=True), label=label, linewidth=1.2)
+    axes.set(xlabel="step", ylabel="training loss", title=f"{summary['task']}: training loss")
+    axes.legend(fontsize=8)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def plot_metric_vs_params(summary: dict, path: Path) -> None:
+    """The task's main metric (mean over seeds, bars for the spread) against total parameters."""
+    plt = _pyplot()
+    metric = MAIN_METRIC[summary["task"]]
+    figure, axes = plt.subplots(figsize=(6, 4.5))
+    for (kind, backbone), arms in _groups(summary).items():
+        values = [a["metrics"][metric] for a in arms]
+        spread = statistics.stdev(values) if len(values) > 1 else 0.0
+        axes.errorbar(
+            arms[0]["params"]["total"],
+            statistics.mean(values),
+            yerr=spread,
+            fmt="o",
+            capsize=3,
+            label=f"{kind} / {backbone}",
+        )
+    axes.set_xscale("log")
+    axes.set(
+        xlabel="trainable parameters (log scale)",
+        ylabel=metric,
+        title=f"{summary['task']}: {metric} against parameters",
+    )
+    axes.legend(fontsize=8)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

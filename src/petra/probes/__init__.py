@@ -1,0 +1,18 @@
+"""Probes of trained (or fresh) models: spelling robustness, forced out-of-vocabulary
+generation, embedding geometry, norm drift."""
+
+from petra.probes.generate import forced_oov_generation
+from petra.probes.geometry import probe_geometry
+from petra.probes.norms import norm_series, plot_norms
+from petra.probes.spelling import PromptPair, default_pairs, load_pairs, probe_spelling
+
+__all__ = [
+    "PromptPair",
+    "default_pairs",
+    "forced_oov_generation",
+    "load_pairs",
+    "norm_series",
+    "plot_norms",
+    "probe_geometry",
+    "probe_spelling",
+]

@@ -1,0 +1,48 @@
+"""Forced out-of-vocabulary generation with a Kronecker embedding.
+
+A span of the prompt is replaced by ONE position whose embedding is computed from arbitrary
+bytes (a coined word, a misspelling, a word in another script), something a learned table
+cannot do; the continuation is shown next to the one from the ordinary tokenization of the
+same text, where the span becomes however many tokens the tokenizer makes of it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from petra.embeddings import KroneckerEmbedding
+
+
+def forced_oov_generation(
+    model, tokenizer, prompt: str, span: str, replacement: bytes, max_new_tokens: int = 20
+) -> dict:
+    """Greedy continuations of `prompt` with `span` replaced by `replacement`: as one forced
+    position, and as ordinary tokens."""
+    if not isinstance(model.embedding, KroneckerEmbedding):
+        raise ValueError(
+            f"forced out-of-vocabulary input needs a Kronecker embedding; this model's is "
+            f"{model.embedding.kind!r}"
+        )
+    if span not in prompt:
+        raise ValueError(f"the span {span!r} does not occur in the prompt {prompt!r}")
+    prefix, suffix = prompt.split(span, 1)
+    if prefix.endswith(" "):  # a byte-level token carries its leading space
+        prefix, replacement = prefix[:-1], b" " + replacement
+    before, after = tokenizer.encode(prefix).ids, tokenizer.encode(suffix).ids
+    ids = torch.tensor([[*before, 0, *after]])  # the 0 at len(before) is overridden
+    forced = model.generate(ids, max_new_tokens, byte_overrides={(0, len(before)): replacement})
+    text = prefix + replacement.decode("utf-8", errors="replace") + suffix
+    ordinary_ids = torch.tensor([tokenizer.encode(text).ids])
+    ordinary = model.generate(ordinary_ids, max_new_tokens)
+    return {
+        "prompt": text,
+        "forced": {
+            "positions": ids.shape[1],
+            "continuation": tokenizer.decode(forced[0, ids.shape[1] :].tolist()),
+        },
+        "ordinary": {
+            "positions": ordinary_ids.shape[1],
+            "span_tokens": ordinary_ids.shape[1] - len(before) - len(after),
+            "continuation": tokenizer.decode(ordinary[0, ordinary_ids.shape[1] :].tolist()),
+        },
+    }

@@ -1,0 +1,71 @@
+"""Norm drift over a run: the norms of the embedding's trained matrix (the learned table,
+the Kronecker projection, the Fourier refinement) and the mean row norm of its table, at
+every evaluation logged in `metrics.jsonl` (the lm task logs them) and at every checkpoint
+still on disk. The Kronecker paper reports that learned tables drift while its projection
+stays near norm 1."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from petra.models import load_pretrained
+from petra.training.checkpoint import checkpoint_dirs
+
+
+def norm_series(run_dir: str | Path) -> dict:
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run directory (no config.json)")
+    logged: dict[str, list[tuple[int, float]]] = {}
+    metrics = run_dir / "metrics.jsonl"
+    if metrics.is_file():
+        for line in metrics.read_text().splitlines():
+            record = json.loads(line)
+            for key, value in record.items():
+                if key.startswith("eval/embedding/"):
+                    logged.setdefault(key.removeprefix("eval/embedding/"), []).append(
+                        (record["step"], value)
+                    )
+    checkpoints = []
+    for path in checkpoint_dirs(run_dir):
+        model = load_pretrained(path)
+        checkpoints.append(
+            {"step": int(path.name.removeprefix("step-")), **model.embedding.weight_norms()}
+        )
+    if (run_dir / "model").is_dir():
+        final = load_pretrained(run_dir / "model")
+        kind = final.embedding.kind
+        checkpoints.append({"step": "final", **final.embedding.weight_norms()})
+    else:
+        kind = None
+    if not logged and not checkpoints:
+        raise ValueError(f"{run_dir} has neither logged embedding norms nor checkpoints")
+    return {"run": str(run_dir), "kind": kind, "logged": logged, "checkpoints": checkpoints}
+
+
+def plot_norms(series: dict, path: str | Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6.5, 4))
+    for name, points in series["logged"].items():
+        axes.plot(*zip(*points, strict=True), marker="o", label=name)
+    numbered = [c for c in series["checkpoints"] if c["step"] != "final"]
+    for name in ("matrix_spectral", "matrix_fro", "row_norm_mean"):
+        if numbered and name not in series["logged"] and name in numbered[0]:
+            axes.plot(
+                [c["step"] for c in numbered],
+                [c[name] for c in numbered],
+                marker="s",
+                label=f"{name} (checkpoints)",
+            )
+    axes.set(xlabel="step", ylabel="norm", title=f"embedding norms ({series['kind']})")
+    axes.set_yscale("log")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

@@ -1,0 +1,164 @@
+"""Probes on tiny trained checkpoints and fresh embeddings, with asserted invariants."""
+
+import json
+
+import pytest
+
+from petra import build_embedding
+from petra.cli import main
+from petra.data import load_tokenizer
+from petra.models import load_pretrained
+from petra.probes import (
+    PromptPair,
+    default_pairs,
+    forced_oov_generation,
+    norm_series,
+    probe_geometry,
+    probe_spelling,
+)
+from petra.probes.spelling import CATEGORIES, edit_category
+from petra.tasks import run_task
+
+
+@pytest.fixture(scope="module")
+def kronecker_lm(tmp_path_factory):
+    """A tiny causal LM with a Kronecker embedding, trained for 12 steps (run directory)."""
+    out = tmp_path_factory.mktemp("lm")
+    run_task("lm", "tiny", ["model.embedding=kronecker"], out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def loaded(kronecker_lm):
+    tokenizer = load_tokenizer(kronecker_lm / "model")  # saved beside the weights
+    return load_pretrained(kronecker_lm / "model", tokenizer=tokenizer).eval(), tokenizer
+
+
+def test_identical_prompts_agree_completely(loaded):
+    model, tokenizer = loaded
+    pairs = [PromptPair("To be or not to", "To be or not to", "none")] * 2
+    summary = probe_spelling(model, tokenizer, pairs)["summary"]
+    assert summary["top1_agreement"] == 1.0
+    assert summary["kl_mean"] == pytest.approx(0.0, abs=1e-6)
+    assert summary["hidden_cosine_mean"] == pytest.approx(1.0, abs=1e-5)
+    assert summary["logprob_drop_mean"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_default_pairs_are_reproducible_typos_of_the_last_word():
+    pairs = default_pairs(limit=40)
+    assert pairs == default_pairs(limit=40) and len(pairs) == 40
+    for pair in pairs:
+        clean, typo = pair.clean.split(), pair.typo.split()
+        assert clean[:-1] == typo[:-1] and clean[-1] != typo[-1] and len(clean) >= 4
+        assert pair.category in CATEGORIES and pair.category == edit_category(clean[-1], typo[-1])
+    assert default_pairs(limit=40, seed=1) != pairs  # another seed, other sentences
+
+
+@pytest.mark.parametrize(
+    "correct, typo, category",
+    [("receive", "recieve", "transposition"), ("until", "untill", "insertion"),
+     ("beginning", "begining", "deletion"), ("definite", "definate", "substitution"),
+     ("necessary", "neccesary", "other")],
+)  # fmt: skip
+def test_edit_categories(correct, typo, category):
+    assert edit_category(correct, typo) == category
+
+
+def test_spelling_probe_command_writes_json(kronecker_lm, tmp_path, capsys):
+    out = tmp_path / "spelling.json"
+    assert (
+        main(
+            [
+                "probe",
+                "spelling",
+                "--checkpoint",
+                str(kronecker_lm / "model"),
+                "--limit",
+                "12",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    summary = result["summary"]
+    assert (
+        summary["pairs"] == 12 and 0 <= summary["top1_agreement"] <= 1 and summary["kl_mean"] >= 0
+    )
+    assert sum(c["pairs"] for c in summary["per_category"].values()) == 12
+    assert "| all | 12 |" in printed
+
+
+def test_forced_oov_takes_one_position_and_equals_the_token_when_the_bytes_match(loaded):
+    model, tokenizer = loaded
+    coined = forced_oov_generation(
+        model, tokenizer, "To be or flibbertigibbet to be", "flibbertigibbet", b"flibbertigibbet", 5
+    )
+    assert coined["ordinary"]["span_tokens"] > 1
+    assert (
+        coined["forced"]["positions"]
+        == coined["ordinary"]["positions"] - coined["ordinary"]["span_tokens"] + 1
+    )
+    same = forced_oov_generation(model, tokenizer, "To be or not to be", "not", b"not", 5)
+    assert same["ordinary"]["span_tokens"] == 1  # " not" is one GPT-2 token, with these bytes
+    assert same["forced"]["continuation"] == same["ordinary"]["continuation"]
+
+
+def test_forced_oov_needs_a_kronecker_model(tmp_path):
+    run_task(
+        "lm",
+        "tiny",
+        ["train.steps=2", "train.eval_every=2", "train.checkpoint_every=2"],
+        tmp_path,
+        progress=False,
+    )
+    args = [
+        "probe",
+        "generate",
+        "--checkpoint",
+        str(tmp_path / "model"),
+        "--prompt",
+        "a b",
+        "--span",
+        "b",
+        "--bytes",
+        "c",
+    ]
+    assert main(args) == 2
+
+
+def test_geometry_finds_the_paper_normalization_collision(tiny_tokenizer):
+    vocab = tiny_tokenizer.get_vocab_size()
+    paper = build_embedding("fourier", vocab, 32, normalize="paper", refine="none")
+    assert probe_geometry(paper, tiny_tokenizer)["colliding_rows"] == 2  # ids 0 and V - 1
+    default = probe_geometry(build_embedding("fourier", vocab, 32, refine="none"), tiny_tokenizer)
+    assert (
+        default["colliding_rows"] == 0
+        and default["min_distance"] > 0
+        and default["exact"]
+    )
+
+
+def test_fresh_kronecker_neighbours_are_orthographic(gpt2):
+    """At initialization the byte code already puts " houses" near " house"; a fresh learned
+    table puts nothing anywhere in particular."""
+    kronecker = build_embedding("kronecker", 50257, 256, tokenizer=gpt2)
+    result = probe_geometry(kronecker, gpt2, sample=256)
+    assert result["variants_tested"] > 20 and not result["exact"]
+    assert result["variant_neighbour_rate"] > 0.3 > result["unrelated_neighbour_rate"]
+    learned = probe_geometry(build_embedding("learned", 50257, 256), gpt2, sample=256)
+    assert learned["variant_neighbour_rate"] < 0.05
+    assert "houses" in "".join(result["words"]["house"]["neighbours"])
+
+
+def test_norms_probe_reads_the_run(kronecker_lm, tmp_path):
+    series = norm_series(kronecker_lm)
+    assert series["kind"] == "kronecker"
+    assert [step for step, _ in series["logged"]["matrix_spectral"]] == [6, 12]
+    assert series["checkpoints"][-1]["step"] == "final"
+    out = tmp_path / "norms.json"
+    assert main(["probe", "norms", "--run", str(kronecker_lm), "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["kind"] == "kronecker"
+    assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"

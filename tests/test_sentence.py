@@ -1,0 +1,167 @@
+"""Sentence tasks (nli-sts, sts, distill), STS evaluation, and `petra compare`."""
+
+import json
+import math
+
+import pytest
+import torch
+from scipy import stats
+
+from petra.cli import main
+from petra.data import load_nli, load_stsb
+from petra.models import ModelConfig, build_model
+from petra.tasks.run import apply_overrides, build_run, load_preset
+from petra.tasks.sentence import cosent_loss, encode_sentences, sts_correlation
+
+
+@pytest.fixture(scope="module")
+def sentence_model(bert):
+    config = ModelConfig(model="sentence", vocab_size=30522, dim=32, n_layers=1, n_heads=2)
+    return build_model(config, tokenizer=bert).eval()
+
+
+def test_sentence_vectors_come_back_in_input_order(sentence_model, bert):
+    sentences = ["a much longer sentence than the others, it goes on", "hi", "two words"]
+    together = encode_sentences(sentence_model, bert, sentences, max_length=32, batch_size=2)
+    for i, sentence in enumerate(sentences):
+        alone = encode_sentences(sentence_model, bert, [sentence], max_length=32)
+        torch.testing.assert_close(together[i], alone[0], rtol=1e-5, atol=1e-5)
+
+
+def test_sts_correlation_uses_every_pair_in_order(sentence_model, bert):
+    pairs = load_stsb("dev")
+    result = sts_correlation(sentence_model, bert, pairs, max_length=32)
+    assert result["pairs"] == 1500
+    a = encode_sentences(sentence_model, bert, [p.sentence1 for p in pairs], 32)
+    b = encode_sentences(sentence_model, bert, [p.sentence2 for p in pairs], 32)
+    cosine = (a * b).sum(-1).numpy()
+    scores = [p.score for p in pairs]
+    assert result["spearman"] == pytest.approx(
+        100 * stats.spearmanr(cosine, scores).statistic, abs=1e-4
+    )
+    assert result["pearson"] == pytest.approx(
+        100 * stats.pearsonr(cosine, scores).statistic, abs=1e-4
+    )
+
+
+def test_cosent_closed_form():
+    cosine = torch.tensor([0.9, 0.1, 0.5])
+    scores = torch.tensor([5.0, 1.0, 3.0])
+    # ordered pairs (i, j) with s_i > s_j: (0, 1), (0, 2), (2, 1)
+    terms = [20 * (0.1 - 0.9), 20 * (0.5 - 0.9), 20 * (0.1 - 0.5)]
+    expected = math.log(1 + sum(math.exp(t) for t in terms))
+    assert cosent_loss(cosine, scores).item() == pytest.approx(expected, rel=1e-4)
+    assert cosent_loss(cosine, torch.ones(3)).item() == 0.0  # ties order nothing
+
+
+def test_infonce_is_symmetric_cross_entropy_with_the_model_temperature():
+    spec = load_preset("nli-sts", "tiny")
+    task, model, _ = build_run("nli-sts", spec)
+    batch = task.collate(task.train_dataset[:6])
+    loss, tokens = task.loss(model, batch)
+    a = model(batch["a_ids"], attention_mask=batch["a_mask"])
+    b = model(batch["b_ids"], attention_mask=batch["b_mask"])
+    logits = a @ b.T / 0.05
+    labels = torch.arange(6)
+    expected = (
+        torch.nn.functional.cross_entropy(logits, labels)
+        + torch.nn.functional.cross_entropy(logits.T, labels)
+    ) / 2
+    torch.testing.assert_close(loss, expected)
+    loss.backward()
+    assert model.log_temperature.grad is not None and model.log_temperature.grad != 0
+    assert tokens == int(batch["a_mask"].sum() + batch["b_mask"].sum())
+
+
+def test_hard_negatives_come_from_the_same_premise():
+    spec = apply_overrides("nli-sts", load_preset("nli-sts", "tiny"), ["data.hard_negatives=true"])
+    task, model, _ = build_run("nli-sts", spec)
+    records = {(r.premise, r.hypothesis, r.label) for f in ("dev", "test") for r in load_nli(f)}
+    for premise, entailed, negative in task.triples[:50]:
+        assert (premise, entailed, "entailment") in records
+        assert (premise, negative, "contradiction") in records
+    batch = task.collate(task.train_dataset[:4])
+    assert {"a_ids", "b_ids", "n_ids"} <= batch.keys()
+    loss, _ = task.loss(model, batch)  # premise-to-hypothesis over 2B candidates
+    assert torch.isfinite(loss)
+
+
+@pytest.mark.parametrize("task", ["nli-sts", "sts", "distill"])
+def test_tiny_sentence_runs(task, tmp_path, monkeypatch):
+    monkeypatch.setenv("PETRA_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / task
+    assert main(["train", task, "--preset", "tiny", "--out", str(out), "--quiet"]) == 0
+    metrics = json.loads((out / "results.json").read_text())["metrics"]
+    assert metrics["pairs"] == 1500 and metrics["train_pairs"] > 0
+    assert -100 <= metrics["spearman"] <= 100 and -100 <= metrics["pearson"] <= 100
+    if task == "distill":  # teacher vectors were cached
+        assert len(list((tmp_path / "cache").glob("teacher-*.npy"))) == 1
+
+
+def test_eval_sts_on_any_file(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "sts", "--preset", "tiny", "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    rows = tmp_path / "small.csv"
+    rows.write_text(
+        "".join(
+            f"g\ts\ty\t{i}\t{i % 6}.0\tsentence {i}\tanother sentence {i % 3}\n" for i in range(20)
+        )
+    )
+    assert (
+        main(
+            [
+                "eval",
+                "sts",
+                "--preset",
+                "tiny",
+                "--checkpoint",
+                str(out / "model"),
+                "--file",
+                str(rows),
+            ]
+        )
+        == 0
+    )
+    result = json.loads(capsys.readouterr().out)
+    assert result["pairs"] == 20 and {"spearman", "pearson"} <= result.keys()
+
+
+def test_compare_writes_results_table_and_plots(tmp_path, capsys):
+    out = tmp_path / "compare"
+    args = [
+        "compare",
+        "sts",
+        "--preset",
+        "tiny",
+        "--kinds",
+        "learned,fourier",
+        "--seeds",
+        "0,1",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "results.json").read_text())
+    assert len(summary["arms"]) == 4
+    for arm in summary["arms"]:
+        assert {
+            "kind",
+            "backbone",
+            "seed",
+            "params",
+            "metrics",
+            "wall_time_s",
+            "checkpoint",
+        } <= arm.keys()
+        assert math.isfinite(arm["metrics"]["spearman"]) and (tmp_path / arm["checkpoint"]).exists()
+    seeds = [a["metrics"]["spearman"] for a in summary["arms"] if a["kind"] == "fourier"]
+    assert seeds[0] != seeds[1]  # the seeds differ, so the spread is real
+    table = (out / "table.md").read_text()
+    assert table.strip() == printed.strip()
+    assert "| fourier | standard |" in table and "±" in table
+    for plot in ("curves.png", "metric_vs_params.png"):
+        assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(args) == 0  # a second call reuses the arms
