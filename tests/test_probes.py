@@ -134,11 +134,7 @@ def test_geometry_finds_the_paper_normalization_collision(tiny_tokenizer):
     paper = build_embedding("fourier", vocab, 32, normalize="paper", refine="none")
     assert probe_geometry(paper, tiny_tokenizer)["colliding_rows"] == 2  # ids 0 and V - 1
     default = probe_geometry(build_embedding("fourier", vocab, 32, refine="none"), tiny_tokenizer)
-    assert (
-        default["colliding_rows"] == 0
-        and default["min_distance"] > 0
-        and default["exact"]
-    )
+    assert default["colliding_rows"] == 0 and default["min_distance"] > 0 and default["exact"]
 
 
 def test_fresh_kronecker_neighbours_are_orthographic(gpt2):
