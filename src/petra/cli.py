@@ -39,16 +39,20 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
+    import torch
+
     from petra.models import load_pretrained
     from petra.tasks.run import TASKS, apply_overrides, load_preset
 
-    overrides = [*args.set, *([f"data.sts_eval={args.file}"] if args.file else [])]
+    overrides = list(args.set)
+    if (Path(args.checkpoint) / "tokenizer.json").is_file():  # the tokenizer it was trained with
+        overrides.append(f"data.tokenizer={args.checkpoint}")
+    if args.file:
+        overrides.append(f"data.sts_eval={args.file}")
     spec = apply_overrides(args.task, load_preset(args.task, args.preset), overrides)
     task_cls, data_cls = TASKS[args.task]
     task = task_cls(data_cls(**spec["data"]), seed=spec["train"].get("seed", 0))
     model = load_pretrained(args.checkpoint, tokenizer=task.tokenizer).eval()
-    import torch
-
     with torch.no_grad():
         print(json.dumps(task.evaluate(model)))
 
@@ -86,44 +90,51 @@ def _write_json(payload: dict, path: str | None) -> None:
         print(f"wrote {path}")
 
 
-def _probe(args: argparse.Namespace) -> None:
-    from petra import probes
+def _probe_norms(args: argparse.Namespace) -> None:
+    from petra.probes import norm_series, plot_norms
 
-    if args.probe == "norms":
-        series = probes.norm_series(args.run)
-        out = Path(args.out or Path(args.run) / "norms.json")
-        _write_json(series, str(out))
-        probes.plot_norms(series, out.with_suffix(".png"))
-        print(f"wrote {out.with_suffix('.png')}")
-        return
-    if args.probe == "geometry":
-        if args.checkpoint:
-            model, tokenizer = _probe_model(args)
-            embedding = model.embedding
-        else:
-            from petra import build_embedding
-            from petra.data import load_tokenizer
+    series = norm_series(args.run)
+    out = Path(args.out or Path(args.run) / "norms.json")
+    _write_json(series, str(out))
+    plot_norms(series, out.with_suffix(".png"))
+    print(f"wrote {out.with_suffix('.png')}")
 
-            tokenizer = load_tokenizer(args.tokenizer or "gpt2")
-            options = {"tokenizer": tokenizer} if args.kind == "kronecker" else {}
-            embedding = build_embedding(args.kind, tokenizer.get_vocab_size(), args.dim, **options)
-        result = probes.probe_geometry(embedding, tokenizer, k=args.k)
-        print(json.dumps({k: v for k, v in result.items() if k != "words"}, indent=2))
-        _write_json(result, args.out)
-        return
+
+def _probe_geometry(args: argparse.Namespace) -> None:
+    from petra import build_embedding
+    from petra.data import load_tokenizer
+    from petra.probes import probe_geometry
+
+    if args.checkpoint:
+        model, tokenizer = _probe_model(args)
+        embedding = model.embedding
+    else:  # a freshly initialized embedding of --kind
+        tokenizer = load_tokenizer(args.tokenizer or "gpt2")
+        options = {"tokenizer": tokenizer} if args.kind == "kronecker" else {}
+        embedding = build_embedding(args.kind, tokenizer.get_vocab_size(), args.dim, **options)
+    result = probe_geometry(embedding, tokenizer, k=args.k)
+    print(json.dumps({k: v for k, v in result.items() if k != "words"}, indent=2))
+    _write_json(result, args.out)
+
+
+def _probe_spelling(args: argparse.Namespace) -> None:
+    from petra.probes import default_pairs, format_summary, load_pairs, probe_spelling
+
     model, tokenizer = _probe_model(args)
-    if args.probe == "spelling":
-        pairs = probes.load_pairs(args.pairs) if args.pairs else probes.default_pairs(args.limit)
-        result = probes.probe_spelling(model, tokenizer, pairs)
-        from petra.probes.spelling import format_summary
+    pairs = load_pairs(args.pairs) if args.pairs else default_pairs(args.limit)
+    result = probe_spelling(model, tokenizer, pairs)
+    print(format_summary(result["summary"]))
+    _write_json(result, args.out)
 
-        print(format_summary(result["summary"]))
-    else:
-        replacement = args.bytes.encode("utf-8")
-        result = probes.forced_oov_generation(
-            model, tokenizer, args.prompt, args.span, replacement, args.max_new_tokens
-        )
-        print(json.dumps(result, indent=2, ensure_ascii=False))
+
+def _probe_generate(args: argparse.Namespace) -> None:
+    from petra.probes import forced_oov_generation
+
+    model, tokenizer = _probe_model(args)
+    result = forced_oov_generation(
+        model, tokenizer, args.prompt, args.span, args.bytes.encode("utf-8"), args.max_new_tokens
+    )
+    print(json.dumps(result, indent=2, ensure_ascii=False))
     _write_json(result, args.out)
 
 
@@ -210,11 +221,17 @@ def build_parser() -> argparse.ArgumentParser:
     geometry.add_argument("--k", type=int, default=10)
     norms = kinds.add_parser("norms", help="embedding norm drift across a run")
     norms.add_argument("--run", required=True, metavar="DIR")
-    for parser_ in (spelling, generate, geometry, norms):
+    handlers = {
+        spelling: _probe_spelling,
+        generate: _probe_generate,
+        geometry: _probe_geometry,
+        norms: _probe_norms,
+    }
+    for parser_, handler in handlers.items():
         parser_.add_argument("--out", default=None, help="write the result as JSON here")
         if parser_ is not norms:
             parser_.add_argument("--tokenizer", default=None, help="default: the checkpoint's")
-    probe.set_defaults(handler=_probe)
+        parser_.set_defaults(handler=handler)
     return parser
 
 

@@ -4,12 +4,19 @@ generation, embedding geometry, norm drift."""
 from petra.probes.generate import forced_oov_generation
 from petra.probes.geometry import probe_geometry
 from petra.probes.norms import norm_series, plot_norms
-from petra.probes.spelling import PromptPair, default_pairs, load_pairs, probe_spelling
+from petra.probes.spelling import (
+    PromptPair,
+    default_pairs,
+    format_summary,
+    load_pairs,
+    probe_spelling,
+)
 
 __all__ = [
     "PromptPair",
     "default_pairs",
     "forced_oov_generation",
+    "format_summary",
     "load_pairs",
     "norm_series",
     "plot_norms",
