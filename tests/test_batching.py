@@ -118,3 +118,17 @@ def test_random_batches_are_a_seeded_permutation():
     assert batches == list(RandomBatchSampler(10, 3, seed=1))
     sampler.set_epoch(1)
     assert list(sampler) != batches
+
+
+def test_macro_f1_matches_scikit_learn():
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from petra.tasks.classify import accuracy_and_macro_f1
+
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 3, (200,), generator=generator)  # a 4th class never occurs
+    noise = torch.randint(0, 3, (200,), generator=generator)
+    predictions = torch.where(torch.rand(200, generator=generator) < 0.6, labels, noise)
+    ours = accuracy_and_macro_f1(predictions, labels)
+    assert ours["macro_f1"] == pytest.approx(100 * f1_score(labels, predictions, average="macro"))
+    assert ours["accuracy"] == pytest.approx(100 * accuracy_score(labels, predictions))

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from petra import build_embedding
 from petra.cli import main
@@ -158,3 +159,11 @@ def test_norms_probe_reads_the_run(kronecker_lm, tmp_path):
     assert main(["probe", "norms", "--run", str(kronecker_lm), "--out", str(out)]) == 0
     assert json.loads(out.read_text())["kind"] == "kronecker"
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_geometry_finds_exact_duplicates_in_a_large_table(gpt2):
+    embedding = build_embedding("learned", 50257, 256)
+    with torch.no_grad():
+        embedding.weight_table.weight[7] = embedding.weight_table.weight[40000]
+    result = probe_geometry(embedding, gpt2, sample=50257, exact_limit=60000)
+    assert result["colliding_rows"] == 2 and result["min_distance"] > 0.01

@@ -166,3 +166,9 @@ def test_compare_writes_results_table_and_plots(tmp_path, capsys):
     for plot in ("curves.png", "metric_vs_params.png"):
         assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(args) == 0  # a second call reuses the arms
+
+
+def test_compare_refuses_an_arm_run_with_other_settings(tmp_path):
+    args = ["compare", "sts", "--preset", "tiny", "--kinds", "fourier", "--out", str(tmp_path)]
+    assert main([*args, "--quiet"]) == 0
+    assert main([*args, "--quiet", "--set", "train.lr=0.01"]) == 2

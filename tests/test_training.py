@@ -203,10 +203,12 @@ def test_divergence_stops_without_overwriting_the_last_good_checkpoint(tmp_path)
 
 
 # -- several processes -----------------------------------------------------------------------
+@pytest.mark.parametrize("task", ["classify", "nli-sts", "sts"])
 @pytest.mark.skipif(
     shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None, reason="no torchrun"
 )
-def test_torchrun_two_processes_follow_the_single_process_loss_curve(tmp_path):
+def test_torchrun_two_processes_follow_the_single_process_loss_curve(task, tmp_path):
+    """Also for in-batch losses: InfoNCE negatives and CoSENT pairs span the global batch."""
     settings = [
         "--set",
         "train.log_every=1",
@@ -217,13 +219,12 @@ def test_torchrun_two_processes_follow_the_single_process_loss_curve(tmp_path):
     ]
     single, double = tmp_path / "one", tmp_path / "two"
     assert (
-        main(["train", "classify", "--preset", "tiny", "--out", str(single), "--quiet", *settings])
-        == 0
+        main(["train", task, "--preset", "tiny", "--out", str(single), "--quiet", *settings]) == 0
     )
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     command = [
         *(torchrun, "--nproc_per_node=2", "--master_port=29517", "-m", "petra.cli", "train"),
-        *("classify", "--preset", "tiny", "--out", str(double), "--quiet", *settings),
+        *(task, "--preset", "tiny", "--out", str(double), "--quiet", *settings),
     ]
     result = subprocess.run(
         command,
@@ -243,3 +244,47 @@ def test_torchrun_two_processes_follow_the_single_process_loss_curve(tmp_path):
         torch.tensor(curve(double)), torch.tensor(curve(single)), rtol=1e-4, atol=1e-4
     )
     assert json.loads((double / "results.json").read_text())["world_size"] == 2
+
+
+def _trainer_for(task_name, spec, out, resume=False):
+    task, model, config = build_run(task_name, spec)
+    return Trainer(model, task, config, out, resume=resume, progress=False)
+
+
+def test_too_little_data_for_one_batch_is_refused(tmp_path):
+    spec = apply_overrides("lm", load_preset("lm", "tiny"), ["data.max_train_blocks=4"])
+    with pytest.raises(ValueError, match="4 training examples do not fill one batch of 8"):
+        _trainer_for("lm", spec, tmp_path)
+
+
+def test_resume_survives_a_half_written_checkpoint_and_log_line(tmp_path):
+    spec = load_preset("classify", "tiny")
+    trainer = _trainer_for("classify", spec, tmp_path)
+    trainer.fit(stop_after=6)
+    (tmp_path / "checkpoints" / "step-00000008.tmp").mkdir()  # killed while writing step 8
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"step": 8, "train/lo')  # and while logging
+    with pytest.warns(UserWarning, match="dropped a damaged line"):
+        resumed = _trainer_for("classify", spec, tmp_path, resume=True)
+    assert resumed.state["step"] == 6
+    resumed.fit()
+    assert json.loads((tmp_path / "results.json").read_text())["steps"] == 12
+
+
+def test_resuming_a_finished_run_returns_its_results(tmp_path):
+    spec = load_preset("classify", "tiny")
+    results = _trainer_for("classify", spec, tmp_path).fit()
+    again = _trainer_for("classify", spec, tmp_path, resume=True).fit()
+    assert again["metrics"] == results["metrics"] and again["steps"] == 12
+
+
+def test_eval_uses_the_runs_own_split(tmp_path, capsys):
+    """A run trained with seed 1 is evaluated on the held-out part of its own seeded split."""
+    out = tmp_path / "run"
+    args = ["train", "classify", "--preset", "tiny", "--out", str(out), "--quiet"]
+    assert main([*args, "--set", "train.seed=1"]) == 0
+    trained = json.loads(capsys.readouterr().out)["metrics"]
+    assert main(["eval", "classify", "--checkpoint", str(out / "model")]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["accuracy"] == pytest.approx(trained["accuracy"])
+    assert main(["eval", "lm", "--checkpoint", str(out / "model")]) == 2  # another task

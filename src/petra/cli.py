@@ -39,17 +39,25 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
+    """Evaluate with the data settings and seed of the run the checkpoint came from (so the
+    held-out split is the one it was held out from), else with the preset's."""
     import torch
 
     from petra.models import load_pretrained
-    from petra.tasks.run import TASKS, apply_overrides, load_preset
+    from petra.tasks.run import SECTIONS, TASKS, apply_overrides, find_run_config, load_preset
 
+    saved = find_run_config(args.checkpoint)
+    if saved is not None and saved["task"] != args.task:
+        raise ValueError(
+            f"{args.checkpoint} was trained on task {saved['task']!r}, not {args.task!r}"
+        )
+    base = {n: saved[n] for n in SECTIONS} if saved else load_preset(args.task, args.preset)
     overrides = list(args.set)
     if (Path(args.checkpoint) / "tokenizer.json").is_file():  # the tokenizer it was trained with
         overrides.append(f"data.tokenizer={args.checkpoint}")
     if args.file:
         overrides.append(f"data.sts_eval={args.file}")
-    spec = apply_overrides(args.task, load_preset(args.task, args.preset), overrides)
+    spec = apply_overrides(args.task, base, overrides)
     task_cls, data_cls = TASKS[args.task]
     task = task_cls(data_cls(**spec["data"]), seed=spec["train"].get("seed", 0))
     model = load_pretrained(args.checkpoint, tokenizer=task.tokenizer).eval()

@@ -15,7 +15,7 @@ import json
 import statistics
 from pathlib import Path
 
-from petra.tasks.run import TASKS, run_task
+from petra.tasks.run import TASKS, run_config, run_task
 
 MAIN_METRIC = {
     "nli-sts": "spearman",
@@ -54,7 +54,14 @@ def compare(
                     f"model.backbone={backbone}",
                     f"train.seed={seed}",
                 ]
-                if not (directory / "results.json").is_file():
+                if (directory / "results.json").is_file():
+                    previous = json.loads((directory / "config.json").read_text())
+                    if previous != run_config(task, preset, settings):
+                        raise ValueError(
+                            f"{directory} holds an arm run with other settings: choose "
+                            "another --out, or delete it to run it again"
+                        )
+                else:
                     run_task(task, preset, settings, directory, resume=True, progress=progress)
                 results = json.loads((directory / "results.json").read_text())
                 arms.append(
@@ -86,7 +93,10 @@ def compare(
     return summary
 
 
-def _mean_spread(values: list[float]) -> str:
+def _mean_spread(values: list) -> str:
+    values = [v for v in values if v is not None]  # e.g. steps_to_target never reached
+    if not values:
+        return "n/a"
     if all(float(v).is_integer() for v in values) and len(set(values)) == 1:
         return f"{int(values[0]):,}"  # a count, the same in every seed
     if len(values) == 1:
@@ -106,7 +116,9 @@ def format_table(summary: dict) -> str:
     metric_names = [
         k
         for k, v in summary["arms"][0]["metrics"].items()
-        if isinstance(v, (int, float)) and not k.startswith("embedding/") and k != "pairs"
+        if (v is None or isinstance(v, (int, float)))
+        and not k.startswith("embedding/")
+        and k != "pairs"
     ]
     header = [
         "embedding",
@@ -127,7 +139,7 @@ def format_table(summary: dict) -> str:
             f"{params['embedding']:,}",
             _mean_spread([a["wall_time_s"] for a in arms]),
             _mean_spread([a["steps_per_s"] for a in arms]),
-            *(_mean_spread([a["metrics"][name] for a in arms]) for name in metric_names),
+            *(_mean_spread([a["metrics"].get(name) for a in arms]) for name in metric_names),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

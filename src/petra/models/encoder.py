@@ -37,7 +37,7 @@ class SentenceEncoder(PetraModel):
         return self.log_temperature.clamp(low, high).exp()
 
     def head_parameters(self) -> int:
-        return 1  # the temperature
+        return int(self.log_temperature.requires_grad)  # the temperature, where it is trained
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, **kwargs) -> Tensor:
         hidden = self.hidden_states(input_ids, attention_mask, **kwargs)

@@ -74,12 +74,14 @@ def probe_geometry(
     colliding, smallest = 0, float("inf")
     for start in range(0, len(rows), 1024):
         chunk = rows[start : start + 1024]
-        distance = torch.cdist(table[chunk], table)  # (c, V)
+        distance = torch.cdist(table[chunk], table)  # (c, V), fast but rounded near 0
         distance[torch.arange(len(chunk)), chunk] = float("inf")
-        nearest = distance.min(dim=1).values
-        colliding += int((nearest <= tolerance).sum())
-        if (nearest > tolerance).any():
-            smallest = min(smallest, nearest[nearest > tolerance].min().item())
+        nearest = distance.argmin(dim=1)
+        exact_distance = (table[chunk] - table[nearest]).norm(dim=-1)  # recomputed directly
+        colliding += int((exact_distance <= tolerance).sum())
+        apart = exact_distance[exact_distance > tolerance]
+        if len(apart):
+            smallest = min(smallest, apart.min().item())
     return {
         "vocab_size": vocab_size,
         "k": k,

@@ -42,16 +42,18 @@ def _subset(records: list, limit: int | None, seed: int) -> list:
     return [records[i] for i in sorted(order[:limit].tolist())]
 
 
-def accuracy_and_macro_f1(predictions: Tensor, labels: Tensor, num_labels: int) -> dict[str, float]:
-    """Accuracy and the unweighted mean over classes of F1 = 2 TP / (2 TP + FP + FN), x100."""
+def accuracy_and_macro_f1(predictions: Tensor, labels: Tensor) -> dict[str, float]:
+    """Accuracy and the unweighted mean of F1 = 2 TP / (2 TP + FP + FN) over the classes that
+    occur in the labels or the predictions (as scikit-learn's macro average), x100."""
     f1s = []
-    for c in range(num_labels):
+    present = set(labels.tolist()) | set(predictions.tolist())
+    for c in sorted(present):
         tp = ((predictions == c) & (labels == c)).sum().item()
         fp = ((predictions == c) & (labels != c)).sum().item()
         fn = ((predictions != c) & (labels == c)).sum().item()
         f1s.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
     accuracy = (predictions == labels).float().mean().item()
-    return {"accuracy": 100 * accuracy, "macro_f1": 100 * sum(f1s) / num_labels}
+    return {"accuracy": 100 * accuracy, "macro_f1": 100 * sum(f1s) / len(f1s)}
 
 
 class ClassifyTask:
@@ -92,9 +94,8 @@ class ClassifyTask:
         return [(token_ids, r.label) for token_ids, r in zip(ids, records, strict=True)]
 
     def batch_sampler(self, batch_size: int, seed: int) -> LengthBucketBatchSampler:
-        return LengthBucketBatchSampler(
-            [len(ids) for ids, _ in self.train_dataset], batch_size, seed=seed
-        )
+        lengths = [len(ids) for ids, _ in self.train_dataset]
+        return LengthBucketBatchSampler(lengths, batch_size, seed=seed, drop_last=True)
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, int]:
         logits = model(batch["input_ids"], attention_mask=batch["attention_mask"])
@@ -113,7 +114,7 @@ class ClassifyTask:
             )
             predictions.append(logits.argmax(-1).cpu())
             labels.append(batch["labels"])
-        return accuracy_and_macro_f1(torch.cat(predictions), torch.cat(labels), self.num_labels)
+        return accuracy_and_macro_f1(torch.cat(predictions), torch.cat(labels))
 
     def model_fields(self) -> dict:
         return {

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from petra.data import load_corpus, load_imdb, load_nli
 from petra.data.batching import RandomBatchSampler, pad_sequences
 from petra.tasks.sentence import SentenceData, _SentenceTask
+from petra.training.distributed import gather_with_grad
 
 TEACHER = "sentence-transformers/all-MiniLM-L6-v2"
 SOURCES = ("snli", "brown", "imdb")
@@ -65,7 +66,7 @@ def teacher_vectors(sentences: list[str], cache_dir: str | None = None) -> np.nd
         sentences, batch_size=128, convert_to_numpy=True, normalize_embeddings=True
     )
     folder.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp.npy")
+    temporary = path.with_suffix(f".{os.getpid()}.tmp.npy")  # one per process
     np.save(temporary, vectors.astype(np.float32))
     temporary.replace(path)
     return np.load(path)
@@ -112,7 +113,7 @@ class DistillTask(_SentenceTask):
         return {"a_ids": ids, "a_mask": mask, "teacher": torch.stack([v for _, v in items])}
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, int]:
-        student = model(batch["a_ids"], attention_mask=batch["a_mask"])  # (B, d), unit
-        teacher = batch["teacher"]  # (B, 384), unit
+        student = gather_with_grad(model(batch["a_ids"], attention_mask=batch["a_mask"]))
+        teacher = gather_with_grad(batch["teacher"])  # the global batch: (B, d) and (B, 384)
         loss = (student @ student.T - teacher @ teacher.T).pow(2).mean()
         return loss, int(batch["a_mask"].sum())

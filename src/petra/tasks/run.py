@@ -90,7 +90,27 @@ def build_run(task_name: str, spec: dict):
     task = task_cls(data_cls(**spec["data"]), seed=train_config.seed)
     model_config = ModelConfig.from_dict({**spec["model"], **task.model_fields()})
     model = build_model(model_config, tokenizer=task.tokenizer)
+    if hasattr(task, "prepare_model"):
+        task.prepare_model(model)
     return task, model, train_config
+
+
+def run_config(task_name: str, preset: str, overrides: list[str] | None = None) -> dict:
+    """What a run directory's config.json records: task, preset, overrides and the sections."""
+    spec = apply_overrides(task_name, load_preset(task_name, preset), overrides or [])
+    return {"task": task_name, "preset": preset, "overrides": overrides or [], **spec}
+
+
+def find_run_config(checkpoint: str | Path) -> dict | None:
+    """The config.json of the run a checkpoint belongs to (`run/model`, or
+    `run/checkpoints/step-N`), if any."""
+    for parent in list(Path(checkpoint).resolve().parents)[:2]:
+        path = parent / "config.json"
+        if path.is_file():
+            config = json.loads(path.read_text())
+            if isinstance(config, dict) and "task" in config and "data" in config:
+                return config
+    return None
 
 
 def run_task(
@@ -103,19 +123,19 @@ def run_task(
     progress: bool = True,
 ) -> dict:
     """Train `task_name` with `preset` (+ overrides) into `out`; return the results."""
-    spec = apply_overrides(task_name, load_preset(task_name, preset), overrides or [])
+    config = run_config(task_name, preset, overrides)
+    spec = {name: config[name] for name in SECTIONS}
     out = Path(out or f"runs/{task_name}-{preset}")
-    run_config = {"task": task_name, "preset": preset, "overrides": overrides or [], **spec}
     saved = out / "config.json"
     if resume and saved.is_file():
         previous = json.loads(saved.read_text())
-        if {k: previous.get(k) for k in run_config} != run_config:
+        if {k: previous.get(k) for k in config} != config:
             raise ValueError(
                 f"{saved} describes another run than this command: resume with the same task, "
                 "preset and --set values"
             )
     task, model, train_config = build_run(task_name, spec)
     trainer = Trainer(
-        model, task, train_config, out, run_config=run_config, resume=resume, progress=progress
+        model, task, train_config, out, run_config=config, resume=resume, progress=progress
     )
     return trainer.fit()

@@ -33,6 +33,7 @@ from petra.data.batching import (
     encode_texts,
     pad_sequences,
 )
+from petra.training.distributed import gather_with_grad
 
 
 @torch.no_grad()
@@ -84,6 +85,7 @@ class _SentenceTask:
     """What the sentence tasks share: tokenizer, STS-B evaluation, pair collation."""
 
     model_type = "sentence"
+    uses_temperature = False
 
     def __init__(self, data: SentenceData):
         self.data = data
@@ -113,6 +115,11 @@ class _SentenceTask:
     def model_fields(self) -> dict:
         return {"model": self.model_type, "vocab_size": self.tokenizer.get_vocab_size()}
 
+    def prepare_model(self, model: nn.Module) -> None:
+        """Only the contrastive loss uses the temperature: elsewhere it is frozen, so that no
+        parameter goes without a gradient (DistributedDataParallel requires it)."""
+        model.log_temperature.requires_grad_(self.uses_temperature)
+
     def summarize(self, history) -> dict:
         return {"train_pairs": len(self.train_dataset)}
 
@@ -123,6 +130,7 @@ def _embed(model: nn.Module, batch: dict[str, Tensor], side: str) -> Tensor:
 
 class NLISTSTask(_SentenceTask):
     name = "nli-sts"
+    uses_temperature = True
 
     def __init__(self, data: SentenceData, seed: int = 0):
         super().__init__(data)
@@ -147,8 +155,14 @@ class NLISTSTask(_SentenceTask):
         return RandomBatchSampler(len(self.train_dataset), batch_size, seed=seed)
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, int]:
-        a, b = _embed(model, batch, "a"), _embed(model, batch, "b")  # (B, d) unit vectors
-        candidates = torch.cat((b, _embed(model, batch, "n"))) if "n_ids" in batch else b
+        # (B, d) unit vectors, gathered over processes: the negatives are the global batch
+        a, b = (
+            gather_with_grad(_embed(model, batch, "a")),
+            gather_with_grad(_embed(model, batch, "b")),
+        )
+        candidates = (
+            torch.cat((b, gather_with_grad(_embed(model, batch, "n")))) if "n_ids" in batch else b
+        )
         tau = getattr(model, "module", model).temperature()
         labels = torch.arange(a.shape[0], device=a.device)
         loss = (
@@ -184,4 +198,5 @@ class STSTask(_SentenceTask):
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, int]:
         cosine = (_embed(model, batch, "a") * _embed(model, batch, "b")).sum(-1)
         tokens = int(batch["a_mask"].sum() + batch["b_mask"].sum())
-        return cosent_loss(cosine, batch["targets"]), tokens
+        # every pair of the global batch is ranked against every other
+        return cosent_loss(gather_with_grad(cosine), gather_with_grad(batch["targets"])), tokens

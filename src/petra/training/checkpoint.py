@@ -23,7 +23,11 @@ def checkpoint_dirs(run_dir: Path) -> list[Path]:
     folder = run_dir / "checkpoints"
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.glob("step-*") if p.is_dir() and (p / TRAINER_FILE).is_file())
+    return sorted(
+        p
+        for p in folder.glob("step-*")
+        if p.is_dir() and not p.name.endswith(".tmp") and (p / TRAINER_FILE).is_file()
+    )
 
 
 def save_training_checkpoint(

@@ -56,3 +56,13 @@ def barrier() -> None:
 def teardown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenate `tensor` (N, ...) from every process along dim 0, keeping gradients, so
+    that in-batch losses see the whole global batch (the tensor itself when alone)."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return tensor
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(tensor), dim=0)

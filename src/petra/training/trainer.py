@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
@@ -98,6 +99,11 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, config)
         self.schedule = build_schedule(self.optimizer, config)
         self.sampler = ShardedBatches(task.batch_sampler(config.batch_size, config.seed))
+        if len(self.sampler) == 0:
+            raise ValueError(
+                f"{len(task.train_dataset)} training examples do not fill one batch of "
+                f"{config.batch_size}: lower train.batch_size or use more data"
+            )
         self.state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "wall_time_s": 0.0, "tokens": 0}
         self.history: list[tuple[int, dict[str, float]]] = []  # (step, evaluation metrics)
         existing = checkpoint_dirs(self.run_dir)
@@ -108,6 +114,7 @@ class Trainer:
             )
         if resume and existing:
             self._restore(existing[-1])
+        self.finished = resume and (self.run_dir / "results.json").is_file()
         if self.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.json").write_text(json.dumps(self.run_config, indent=2) + "\n")
@@ -117,6 +124,8 @@ class Trainer:
     def fit(self, stop_after: int | None = None) -> dict:
         """Train to `config.steps` (or stop once `stop_after` steps are done, as if
         interrupted); return the results (also written to results.json at the end)."""
+        if self.finished:  # resuming a run that already ended: nothing to do
+            return json.loads((self.run_dir / "results.json").read_text())
         config, state = self.config, self.state
         network = self.model
         if distributed.world_size() > 1:
@@ -139,7 +148,7 @@ class Trainer:
             )
             for batch in loader:
                 started = time.perf_counter()
-                loss, tokens = self._step(network, batch)
+                loss, tokens, lr = self._step(network, batch)
                 state["step"] += 1
                 state["batch_in_epoch"] += 1
                 state["tokens"] += tokens
@@ -152,7 +161,7 @@ class Trainer:
                         "step": step,
                         "epoch": state["epoch"],
                         "train/loss": loss,
-                        "lr": self.schedule.get_last_lr()[0],
+                        "lr": lr,
                         "tokens_per_s": window_tokens / max(elapsed, 1e-9),
                     }
                     self._log(record)
@@ -175,7 +184,8 @@ class Trainer:
         last_eval = self._evaluate()
         return self._finish(last_eval)
 
-    def _step(self, network: nn.Module, batch: dict[str, Tensor]) -> tuple[float, int]:
+    def _step(self, network: nn.Module, batch: dict[str, Tensor]) -> tuple[float, int, float]:
+        """One optimization step: (mean loss over processes, tokens, learning rate used)."""
         network.train()
         batch = {k: v.to(self.device) for k, v in batch.items()}
         loss, tokens = self.task.loss(network, batch)
@@ -187,10 +197,11 @@ class Trainer:
             norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
             if not torch.isfinite(norm):
                 self._diverged(f"the gradient norm is {norm.item()}")
+        lr = self.schedule.get_last_lr()[0]
         self.optimizer.step()
         self.schedule.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return mean_loss.item(), tokens * distributed.world_size()
+        return mean_loss.item(), tokens * distributed.world_size(), lr
 
     def _diverged(self, what: str) -> None:
         last = checkpoint_dirs(self.run_dir)
@@ -222,8 +233,13 @@ class Trainer:
         path = self.run_dir / "metrics.jsonl"
         if not path.is_file():
             return
-        lines = path.read_text().splitlines()
-        kept = [line for line in lines if json.loads(line)["step"] <= self.state["step"]]
+        kept = []
+        for line in path.read_text().splitlines():
+            try:
+                if json.loads(line)["step"] <= self.state["step"]:
+                    kept.append(line)
+            except (json.JSONDecodeError, KeyError, TypeError):
+                warnings.warn(f"{path}: dropped a damaged line ({line[:40]!r}...)", stacklevel=2)
         path.write_text("".join(line + "\n" for line in kept))
 
     def _checkpoint(self) -> None:
