@@ -10,7 +10,6 @@ from petra.data.batching import (
     RandomBatchSampler,
     ShardedBatches,
     collate_labeled,
-    collate_pairs,
     encode_texts,
     lm_labels,
     pack_blocks,
@@ -35,9 +34,6 @@ def test_dynamic_padding_to_the_longest_in_batch():
 def test_collators():
     batch = collate_labeled(pad_id=0)([([1, 2], 1), ([3], 0)])
     assert batch["input_ids"].shape == (2, 2) and batch["labels"].tolist() == [1, 0]
-    pairs = collate_pairs(pad_id=0)([([1, 2, 3], [4], 0.5), ([5], [6, 7], 4.0)])
-    assert pairs["a_ids"].shape == (2, 3) and pairs["b_ids"].shape == (2, 2)
-    assert pairs["targets"].tolist() == [0.5, 4.0]
 
 
 def test_lm_labels_never_target_padding():

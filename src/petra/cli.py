@@ -31,11 +31,17 @@ def _params(args: argparse.Namespace) -> None:
 
 def _train(args: argparse.Namespace) -> None:
     from petra.tasks import run_task
+    from petra.training import distributed
 
-    results = run_task(
-        args.task, args.preset, args.set, args.out, resume=args.resume, progress=not args.quiet
-    )
-    print(json.dumps({k: results[k] for k in results if k != "params"}, indent=2))
+    try:
+        results = run_task(
+            args.task, args.preset, args.set, args.out, resume=args.resume, progress=not args.quiet
+        )
+        main_process = distributed.is_main()
+    finally:
+        distributed.teardown()
+    if main_process:
+        print(json.dumps({k: results[k] for k in results if k != "params"}, indent=2))
 
 
 def _eval(args: argparse.Namespace) -> None:

@@ -59,25 +59,6 @@ def collate_labeled(pad_id: int) -> Callable[[Sequence[tuple]], dict[str, Tensor
     return collate
 
 
-def collate_pairs(pad_id: int) -> Callable[[Sequence[tuple]], dict[str, Tensor]]:
-    """collate_fn for sentence pairs (ids_a, ids_b, target), each side padded on its own for
-    a bi-encoder: a_ids, a_mask, b_ids, b_mask, and targets (float scores or int labels)."""
-
-    def collate(items: Sequence[tuple[Sequence[int], Sequence[int], float]]) -> dict[str, Tensor]:
-        a_ids, a_mask = pad_sequences([a for a, _, _ in items], pad_id)
-        b_ids, b_mask = pad_sequences([b for _, b, _ in items], pad_id)
-        targets = torch.tensor([target for _, _, target in items])
-        return {
-            "a_ids": a_ids,
-            "a_mask": a_mask,
-            "b_ids": b_ids,
-            "b_mask": b_mask,
-            "targets": targets,
-        }
-
-    return collate
-
-
 def lm_labels(input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
     """Next-token targets for a causal LM: labels[t] = input_ids[t + 1], IGNORE_INDEX at the
     last position and wherever the target is padding. (B, T) -> (B, T)."""

@@ -29,7 +29,7 @@ def forced_oov_generation(
     if prefix.endswith(" "):  # a byte-level token carries its leading space
         prefix, replacement = prefix[:-1], b" " + replacement
     before, after = tokenizer.encode(prefix).ids, tokenizer.encode(suffix).ids
-    device = next(model.parameters()).device
+    device = model.device
     ids = torch.tensor([[*before, 0, *after]], device=device)  # the 0 at len(before) is overridden
     forced = model.generate(ids, max_new_tokens, byte_overrides={(0, len(before)): replacement})
     text = prefix + replacement.decode("utf-8", errors="replace") + suffix

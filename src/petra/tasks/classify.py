@@ -106,7 +106,7 @@ class ClassifyTask:
             [len(ids) for ids, _ in self.eval_dataset], self.data.eval_batch_size, shuffle=False
         )
         predictions, labels = [], []
-        device = next(model.parameters()).device
+        device = model.device
         for indices in sampler:
             batch = self.collate([self.eval_dataset[i] for i in indices])
             logits = model(

@@ -94,7 +94,7 @@ class LMTask:
         return self.next_token_loss(model, ids), ids[:, 1:].numel()
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        device = next(model.parameters()).device
+        device = model.device
         total, count = 0.0, 0
         for start in range(0, len(self.eval_blocks), self.data.eval_batch_size):
             ids = self.eval_blocks[start : start + self.data.eval_batch_size].to(device)

@@ -43,7 +43,7 @@ def encode_sentences(
     """Sentence vectors (N, d) in the order given; batches are grouped by length inside."""
     ids = encode_texts(tokenizer, sentences, max_length)
     pad = padding_id(tokenizer)
-    device = next(model.parameters()).device
+    device = model.device
     vectors = [None] * len(ids)
     for batch in LengthBucketBatchSampler([len(x) for x in ids], batch_size, shuffle=False):
         input_ids, mask = pad_sequences([ids[i] for i in batch], pad)
