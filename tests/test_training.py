@@ -5,6 +5,7 @@ import json
 import math
 import os
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -203,6 +204,12 @@ def test_divergence_stops_without_overwriting_the_last_good_checkpoint(tmp_path)
 
 
 # -- several processes -----------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @pytest.mark.parametrize("task", ["classify", "nli-sts", "sts"])
 @pytest.mark.skipif(
     shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None, reason="no torchrun"
@@ -223,7 +230,8 @@ def test_torchrun_two_processes_follow_the_single_process_loss_curve(task, tmp_p
     )
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     command = [
-        *(torchrun, "--nproc_per_node=2", "--master_port=29517", "-m", "petra.cli", "train"),
+        *(torchrun, "--nproc_per_node=2", f"--master_port={_free_port()}", "-m", "petra.cli"),
+        "train",
         *(task, "--preset", "tiny", "--out", str(double), "--quiet", *settings),
     ]
     result = subprocess.run(

@@ -134,7 +134,7 @@ class Trainer:
         bar = tqdm(
             total=config.steps,
             initial=state["step"],
-            disable=not (self.main and self.progress),
+            disable=True if not (self.main and self.progress) else None,  # None: off when not a TTY
             desc=self.task.name,
         )
         window_start, window_tokens = time.perf_counter(), 0
