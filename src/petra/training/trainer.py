@@ -130,7 +130,6 @@ class Trainer:
         network = self.model
         if distributed.world_size() > 1:
             network = DistributedDataParallel(self.model)
-        last_eval: dict[str, float] = {}
         bar = tqdm(
             total=config.steps,
             initial=state["step"],
@@ -169,7 +168,7 @@ class Trainer:
                     window_start, window_tokens = time.perf_counter(), 0
                 bar.update(1)
                 if step % config.eval_every == 0 and step < config.steps:
-                    last_eval = self._evaluate()
+                    self._evaluate()
                 if step % config.checkpoint_every == 0 and step < config.steps:
                     self._checkpoint()
                 if step >= config.steps or (stop_after is not None and step >= stop_after):
@@ -181,8 +180,7 @@ class Trainer:
         if state["step"] < config.steps:  # stopped early: leave a checkpoint to resume from
             self._checkpoint()
             return {"stopped_at": state["step"]}
-        last_eval = self._evaluate()
-        return self._finish(last_eval)
+        return self._finish(self._evaluate())
 
     def _step(self, network: nn.Module, batch: dict[str, Tensor]) -> tuple[float, int, float]:
         """One optimization step: (mean loss over processes, tokens, learning rate used)."""
