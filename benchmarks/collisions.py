@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import kronecker_embeddings
+from report import write_report
 
 from petra.data import load_tokenizer
 from petra.embeddings.kronecker import byte_collisions, encode_bytes
@@ -71,9 +71,7 @@ def main() -> None:
             row["truncated_ids"] = n_truncated
             report["results"].append(row)
             print(json.dumps(row))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_report(args.out, report)
 
 
 if __name__ == "__main__":

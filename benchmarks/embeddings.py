@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -31,6 +29,7 @@ import time
 from pathlib import Path
 
 import torch
+from report import write_report
 from torch import nn
 
 ARMS = (
@@ -203,20 +202,12 @@ def main() -> None:
             k: getattr(args, k) for k in ("dim", "batch", "seq", "pos_dim", "repeats", "warmup")
         },
         "vocab_size": 50257,
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-        },
         "results": results,
         "ratios": ratios,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    write_report(args.out, report)
     for key, value in ratios.items():
         print(f"{key}: {value:.2f}")
-    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

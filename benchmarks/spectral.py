@@ -17,14 +17,11 @@ Compare the ratios within one run, not absolute figures across runs.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import time
-from pathlib import Path
 
 import torch
+from report import write_report
 
 from petra.models import ModelConfig
 from petra.models.backbone import build_backbone
@@ -120,17 +117,9 @@ def main() -> None:
             k: getattr(args, k)
             for k in ("dim", "layers", "heads", "seq", "batch", "repeats", "warmup")
         },
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-        },
         "results": results,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_report(args.out, report)
 
 
 if __name__ == "__main__":

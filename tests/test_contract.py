@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from petra import build_embedding
-from petra.embeddings import KINDS, TokenEmbedding
+from petra.embeddings import KINDS, LearnedEmbedding, TokenEmbedding
 
 V, D = 97, 16
 TOKENS = [bytes([i % 256]) * (1 + i % 5) for i in range(V)]  # distinct byte strings
@@ -162,6 +162,16 @@ def test_learned_matches_nn_embedding():
     with torch.no_grad():
         emb.weight_table.weight.copy_(table)
     torch.testing.assert_close(emb(ids), nn.Embedding.from_pretrained(table)(ids))
+
+
+def test_learned_from_pretrained_wraps_a_table():
+    table = torch.randn(V, D)
+    frozen = LearnedEmbedding.from_pretrained(table, padding_idx=2, freeze=True)
+    ids = torch.tensor([0, 5, 2])
+    expected = table[ids].clone()
+    expected[2] = 0
+    torch.testing.assert_close(frozen(ids), expected)
+    assert frozen.param_report().trainable_params == 0
 
 
 def test_factorized_learned_is_table_times_projection():

@@ -9,9 +9,10 @@ from scipy import stats
 
 from petra.cli import main
 from petra.data import load_nli, load_stsb
+from petra.data.batching import encode_texts
 from petra.models import ModelConfig, build_model
 from petra.tasks.run import apply_overrides, build_run, load_preset
-from petra.tasks.sentence import cosent_loss, encode_sentences, sts_correlation
+from petra.tasks.sentence import cosent_loss, embed_ids
 
 
 @pytest.fixture(scope="module")
@@ -22,18 +23,21 @@ def sentence_model(bert):
 
 def test_sentence_vectors_come_back_in_input_order(sentence_model, bert):
     sentences = ["a much longer sentence than the others, it goes on", "hi", "two words"]
-    together = encode_sentences(sentence_model, bert, sentences, max_length=32, batch_size=2)
-    for i, sentence in enumerate(sentences):
-        alone = encode_sentences(sentence_model, bert, [sentence], max_length=32)
+    ids = encode_texts(bert, sentences, max_length=32)
+    together = embed_ids(sentence_model, ids, pad_id=0, batch_size=2)
+    for i in range(len(sentences)):
+        alone = embed_ids(sentence_model, [ids[i]], pad_id=0)
         torch.testing.assert_close(together[i], alone[0], rtol=1e-5, atol=1e-5)
 
 
-def test_sts_correlation_uses_every_pair_in_order(sentence_model, bert):
+def test_sts_evaluation_uses_every_pair_in_order(bert):
+    task, model, _ = build_run("sts", load_preset("sts", "tiny"))
+    model.eval()
+    result = task.evaluate(model)
     pairs = load_stsb("dev")
-    result = sts_correlation(sentence_model, bert, pairs, max_length=32)
-    assert result["pairs"] == 1500
-    a = encode_sentences(sentence_model, bert, [p.sentence1 for p in pairs], 32)
-    b = encode_sentences(sentence_model, bert, [p.sentence2 for p in pairs], 32)
+    assert result["pairs"] == 1500 and task.eval_scores == [p.score for p in pairs]
+    a = embed_ids(model, encode_texts(bert, [p.sentence1 for p in pairs], 32), 0)
+    b = embed_ids(model, encode_texts(bert, [p.sentence2 for p in pairs], 32), 0)
     cosine = (a * b).sum(-1).numpy()
     scores = [p.score for p in pairs]
     # threaded CPU kernels may reorder float sums between two encodings: allow 1e-4

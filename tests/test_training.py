@@ -124,8 +124,8 @@ def test_lm_reports_steps_to_a_target_loss(tmp_path):
 
 
 # -- resume ----------------------------------------------------------------------------------
-def _trainer(spec, out, resume=False):
-    task, model, config = build_run("classify", spec)
+def _trainer(spec, out, resume=False, task_name="classify"):
+    task, model, config = build_run(task_name, spec)
     return Trainer(model, task, config, out, resume=resume, progress=False)
 
 
@@ -254,26 +254,21 @@ def test_torchrun_two_processes_follow_the_single_process_loss_curve(task, tmp_p
     assert json.loads((double / "results.json").read_text())["world_size"] == 2
 
 
-def _trainer_for(task_name, spec, out, resume=False):
-    task, model, config = build_run(task_name, spec)
-    return Trainer(model, task, config, out, resume=resume, progress=False)
-
-
 def test_too_little_data_for_one_batch_is_refused(tmp_path):
     spec = apply_overrides("lm", load_preset("lm", "tiny"), ["data.max_train_blocks=4"])
     with pytest.raises(ValueError, match="4 training examples do not fill one batch of 8"):
-        _trainer_for("lm", spec, tmp_path)
+        _trainer(spec, tmp_path, task_name="lm")
 
 
 def test_resume_survives_a_half_written_checkpoint_and_log_line(tmp_path):
     spec = load_preset("classify", "tiny")
-    trainer = _trainer_for("classify", spec, tmp_path)
+    trainer = _trainer(spec, tmp_path)
     trainer.fit(stop_after=6)
     (tmp_path / "checkpoints" / "step-00000008.tmp").mkdir()  # killed while writing step 8
     with open(tmp_path / "metrics.jsonl", "a") as f:
         f.write('{"step": 8, "train/lo')  # and while logging
     with pytest.warns(UserWarning, match="dropped a damaged line"):
-        resumed = _trainer_for("classify", spec, tmp_path, resume=True)
+        resumed = _trainer(spec, tmp_path, resume=True)
     assert resumed.state["step"] == 6
     resumed.fit()
     assert json.loads((tmp_path / "results.json").read_text())["steps"] == 12
@@ -281,8 +276,8 @@ def test_resume_survives_a_half_written_checkpoint_and_log_line(tmp_path):
 
 def test_resuming_a_finished_run_returns_its_results(tmp_path):
     spec = load_preset("classify", "tiny")
-    results = _trainer_for("classify", spec, tmp_path).fit()
-    again = _trainer_for("classify", spec, tmp_path, resume=True).fit()
+    results = _trainer(spec, tmp_path).fit()
+    again = _trainer(spec, tmp_path, resume=True).fit()
     assert again["metrics"] == results["metrics"] and again["steps"] == 12
 
 

@@ -37,32 +37,31 @@ from petra.training.distributed import gather_with_grad
 
 
 @torch.no_grad()
-def encode_sentences(
-    model: nn.Module, tokenizer, sentences: Sequence[str], max_length: int, batch_size: int = 128
+def embed_ids(
+    model: nn.Module, ids: Sequence[list[int]], pad_id: int, batch_size: int = 128
 ) -> Tensor:
-    """Sentence vectors (N, d) in the order given; batches are grouped by length inside."""
-    ids = encode_texts(tokenizer, sentences, max_length)
-    pad = padding_id(tokenizer)
-    device = model.device
+    """Sentence vectors (N, d) of token-id sequences, in the order given; batches are grouped
+    by length inside."""
     vectors = [None] * len(ids)
     for batch in LengthBucketBatchSampler([len(x) for x in ids], batch_size, shuffle=False):
-        input_ids, mask = pad_sequences([ids[i] for i in batch], pad)
-        out = model(input_ids.to(device), attention_mask=mask.to(device)).float().cpu()
+        input_ids, mask = pad_sequences([ids[i] for i in batch], pad_id)
+        out = model(input_ids.to(model.device), attention_mask=mask.to(model.device)).float().cpu()
         for row, index in enumerate(batch):
             vectors[index] = out[row]
     return torch.stack(vectors)
 
 
-def sts_correlation(model: nn.Module, tokenizer, pairs, max_length: int, batch_size=128) -> dict:
-    """Spearman and Pearson (x100) of cos(sentence1, sentence2) against the gold scores."""
-    a = encode_sentences(model, tokenizer, [p.sentence1 for p in pairs], max_length, batch_size)
-    b = encode_sentences(model, tokenizer, [p.sentence2 for p in pairs], max_length, batch_size)
+def sts_correlation(
+    model: nn.Module, a_ids, b_ids, scores: Sequence[float], pad_id: int, batch_size: int = 128
+) -> dict:
+    """Spearman and Pearson (x100) of cos(sentence1, sentence2) against the gold scores, over
+    every pair given (already tokenized), in order."""
+    a, b = embed_ids(model, a_ids, pad_id, batch_size), embed_ids(model, b_ids, pad_id, batch_size)
     cosine = F.cosine_similarity(a, b, dim=-1).numpy()
-    gold = [p.score for p in pairs]
     return {
-        "spearman": float(100 * stats.spearmanr(cosine, gold).statistic),
-        "pearson": float(100 * stats.pearsonr(cosine, gold).statistic),
-        "pairs": len(pairs),
+        "spearman": float(100 * stats.spearmanr(cosine, scores).statistic),
+        "pearson": float(100 * stats.pearsonr(cosine, scores).statistic),
+        "pairs": len(scores),
     }
 
 
@@ -91,7 +90,10 @@ class _SentenceTask:
         self.data = data
         self.tokenizer = load_tokenizer(data.tokenizer, data.data_dir)
         self.pad_id = padding_id(self.tokenizer)
-        self.eval_pairs = load_stsb(data.sts_eval, data_dir=data.data_dir)
+        pairs = load_stsb(data.sts_eval, data_dir=data.data_dir)  # tokenized once, here
+        self.eval_a = self._encode([p.sentence1 for p in pairs])
+        self.eval_b = self._encode([p.sentence2 for p in pairs])
+        self.eval_scores = [p.score for p in pairs]
 
     def _encode(self, texts: Sequence[str]) -> list[list[int]]:
         return encode_texts(self.tokenizer, texts, self.data.max_length)
@@ -109,7 +111,12 @@ class _SentenceTask:
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         return sts_correlation(
-            model, self.tokenizer, self.eval_pairs, self.data.max_length, self.data.eval_batch_size
+            model,
+            self.eval_a,
+            self.eval_b,
+            self.eval_scores,
+            self.pad_id,
+            self.data.eval_batch_size,
         )
 
     def model_fields(self) -> dict:
