@@ -1,6 +1,7 @@
 """Models: configs, the four model types with every embedding kind, generation, checkpoints."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -129,7 +130,7 @@ def test_causal_lm_never_looks_ahead(tiny_tokenizer, embedding):
 
 @pytest.mark.parametrize("embedding", sorted(EMBEDDINGS))
 def test_tied_head_is_the_embedding_table_and_trains_it(tiny_tokenizer, embedding):
-    model = tiny(tiny_tokenizer, "causal_lm", embedding)
+    model = tiny(tiny_tokenizer, "causal_lm", embedding, tie_embeddings=True)
     ids = torch.randint(0, tiny_tokenizer.get_vocab_size(), (2, 9))
     hidden = model.hidden_states(ids)
     torch.testing.assert_close(model(ids), hidden @ model.embedding.table().T)
@@ -138,14 +139,46 @@ def test_tied_head_is_the_embedding_table_and_trains_it(tiny_tokenizer, embeddin
     logits.logsumexp(-1).sum().backward()
     for name, p in model.embedding.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
-    assert model.param_report()["head"] == 0
+    assert model.param_report()["head"] == 0 and model.param_report()["head_tied"]
 
 
-def test_untied_head_is_its_own_matrix(tiny_tokenizer):
-    model = tiny(tiny_tokenizer, "causal_lm", "fourier", tie_embeddings=False)
+@pytest.mark.parametrize("embedding", sorted(EMBEDDINGS))
+def test_untied_head_is_its_own_matrix(tiny_tokenizer, embedding):
+    model = tiny(tiny_tokenizer, "causal_lm", embedding, tie_embeddings=False)
     vocab = tiny_tokenizer.get_vocab_size()
     assert model.head.weight.shape == (vocab, 32)
-    assert model.param_report()["head"] == vocab * 32
+    report = model.param_report()
+    assert report["head"] == vocab * 32 and not report["head_tied"]
+    assert report["total"] == sum(p.numel() for p in model.parameters())
+    assert report["embedding"] + report["encoder"] + report["head"] == report["total"]
+    ids = torch.randint(0, vocab, (2, 9))
+    torch.testing.assert_close(model(ids), model.hidden_states(ids) @ model.head.weight.T)
+
+
+@pytest.mark.parametrize(("embedding", "tied"), [("learned", True), ("fourier", False),
+                                                 ("kronecker", False)])  # fmt: skip
+def test_each_kind_gets_its_papers_head_by_default(tiny_tokenizer, tmp_path, embedding, tied):
+    """Learned: tied (the Kronecker paper's baseline); Kronecker: its own Linear(d, V) (the
+    paper's LM arm); Fourier: untied (a tied head's logits are a low-degree trigonometric
+    polynomial of the id). The resolved choice is what config.json records."""
+    model = tiny(tiny_tokenizer, "causal_lm", embedding)
+    assert (model.head is None) == tied
+    assert model.config.tie_embeddings is tied
+    model.save_pretrained(tmp_path / "m")
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["tie_embeddings"] is tied
+    assert (load_pretrained(tmp_path / "m").head is None) == tied
+
+
+def test_kronecker_lm_starts_near_uniform_logits(gpt2):
+    """A tied Kronecker head made the first loss ~112 nats at the demo size (ln V = 10.8 for
+    GPT-2): logits were a linear function of byte codes. Its own head starts near ln V."""
+    config = ModelConfig(model="causal_lm", vocab_size=gpt2.get_vocab_size(), dim=128,
+                         n_layers=2, n_heads=2, max_len=64,
+                         embedding={"kind": "kronecker"})  # fmt: skip
+    model = build_model(config, tokenizer=gpt2)
+    ids = torch.tensor([gpt2.encode("To be, or not to be, that is the question:").ids])
+    loss = torch.nn.functional.cross_entropy(model(ids[:, :-1])[0], ids[0, 1:])
+    assert abs(loss.item() - math.log(gpt2.get_vocab_size())) < 1.0
 
 
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
@@ -218,6 +251,16 @@ def test_sampling_is_seeded(tiny_tokenizer):
     b = model.generate(prompt, 8, do_sample=True, top_p=0.9, seed=1)
     c = model.generate(prompt, 8, do_sample=True, top_p=0.9, seed=2)
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_unseeded_sampling_leaves_the_global_rng_alone(tiny_tokenizer):
+    model = tiny(tiny_tokenizer, "causal_lm", "learned")
+    prompt, _ = batch(tiny_tokenizer, ["to be or not"])
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    model.generate(prompt, 4, do_sample=True)
+    assert torch.equal(torch.rand(3), expected)
 
 
 def test_stop_token_finishes_a_row(tiny_tokenizer):

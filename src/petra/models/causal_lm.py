@@ -2,7 +2,9 @@
 
 The output head is tied to the input embedding through `table()` (logits = h E^T, so
 gradients reach the Fourier refinement or the Kronecker projection as well as a learned
-table), or is a separate `Linear(d, V, bias=False)`.
+table), or is a separate `Linear(d, V, bias=False)`. `ModelConfig.tie_embeddings=None` takes
+each kind's paper setup (learned tied; Kronecker and Fourier untied, see
+`petra.models.config.UNTIED_BY_DEFAULT`); the resolved choice is stored in `model.config`.
 """
 
 from __future__ import annotations
@@ -32,9 +34,9 @@ class CausalLM(PetraModel):
     causal = True
 
     def __init__(self, config: ModelConfig, embedding):
-        super().__init__(config, embedding)
+        super().__init__(config.replace(tie_embeddings=config.head_tied), embedding)
         self.head = None
-        if not config.tie_embeddings:
+        if not self.config.tie_embeddings:
             self.head = nn.Linear(config.dim, config.vocab_size, bias=False)
 
     def forward(
@@ -53,6 +55,11 @@ class CausalLM(PetraModel):
 
     def head_parameters(self) -> int:
         return 0 if self.head is None else self.head.weight.numel()
+
+    def param_report(self) -> dict:
+        """The report of every model, and whether the head is tied (0 head parameters) or
+        its own V x d matrix (counted in `head` and `total`)."""
+        return {**super().param_report(), "head_tied": self.head is None}
 
     @torch.no_grad()
     def generate(
@@ -85,8 +92,11 @@ class CausalLM(PetraModel):
         self.eval()
         generator = None
         if do_sample:
-            generator = torch.Generator(device=input_ids.device)
-            generator.manual_seed(seed if seed is not None else torch.seed())
+            generator = torch.Generator(device=input_ids.device)  # never the global RNG
+            if seed is None:
+                generator.seed()
+            else:
+                generator.manual_seed(seed)
         table = None if self.head is not None else self.embedding.table()
         ids = input_ids
         finished = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)

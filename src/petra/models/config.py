@@ -12,6 +12,12 @@ from petra.spectral import FREQ_SCALINGS, TRANSFORMS, WEIGHT_DOMAINS
 MODEL_TYPES = ("encoder", "sentence", "classifier", "causal_lm")
 BACKBONES = ("standard", "spectral")
 POOLINGS = ("mean", "first")
+# Embedding kinds whose causal-LM head is untied by default. Kronecker: the paper's LM arm has
+# its own learned Linear(d, V) head (D != d, nothing to tie). Fourier: a tied head's logit of
+# token t is h . E(t) with E(t) = (I + R) T(t), a trigonometric polynomial of degree d / 2 in
+# t's normalized id, so it cannot single out one token of V >> d, and neighbouring ids get
+# nearly equal logits; its own head gives it the learned baseline's output capacity.
+UNTIED_BY_DEFAULT = frozenset({"fourier", "kronecker"})
 
 
 @dataclass
@@ -22,6 +28,11 @@ class ModelConfig:
     width dim / p, each with `n_heads` heads; `transform` (dct, identity, random, cosine),
     `freq_scaling` (none, learned, decay with s_k = (k + 1)^-freq_decay) and
     `spectral_weights` (stored in the "transform" or the "spatial" domain) configure it.
+
+    `tie_embeddings` (causal LM): True computes logits from the embedding's `table()`, False
+    gives the model its own `Linear(d, V)` head, None takes the embedding kind's default (each
+    paper's setup: the learned table tied, Kronecker and Fourier untied; `UNTIED_BY_DEFAULT`).
+    `build_model` records the resolved choice in the model's config.
     """
 
     model: str = "encoder"
@@ -34,7 +45,7 @@ class ModelConfig:
     embedding: dict = field(default_factory=lambda: {"kind": "learned"})
     backbone: str = "standard"
     num_labels: int = 2
-    tie_embeddings: bool = True
+    tie_embeddings: bool | None = None  # None: the kind's default, see `head_tied`
     dropout: float = 0.0
     pooling: str = "mean"
     rope_base: float = 10000.0
@@ -78,6 +89,17 @@ class ModelConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if not isinstance(self.embedding, dict) or "kind" not in self.embedding:
             raise ValueError(f'embedding must be a dict with a "kind", got {self.embedding!r}')
+        if self.tie_embeddings not in (None, True, False):
+            raise ValueError(
+                f"tie_embeddings must be true, false or null, got {self.tie_embeddings!r}"
+            )
+
+    @property
+    def head_tied(self) -> bool:
+        """Whether a causal LM's output head is tied to the embedding (None resolved)."""
+        if self.tie_embeddings is not None:
+            return self.tie_embeddings
+        return self.embedding["kind"] not in UNTIED_BY_DEFAULT
 
     @property
     def ffn_hidden(self) -> int:
