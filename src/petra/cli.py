@@ -11,12 +11,14 @@ TASK_HELP = "nli-sts, sts, distill, classify or lm"
 
 
 def _int_list(text: str) -> list[int]:
+    """`0,1,2` -> [0, 1, 2]; anything else is refused (argparse prints the message)."""
     try:
-        return [int(part) for part in text.split(",") if part]
+        values = [int(part) for part in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
+            f"expected comma-separated integers such as 0,1,2, got {text!r}"
         ) from None
+    return values
 
 
 def _params(args: argparse.Namespace) -> None:
@@ -45,30 +47,14 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
-    """Evaluate with the data settings and seed of the run the checkpoint came from (so the
-    held-out split is the one it was held out from), else with the preset's."""
-    import torch
+    from petra.tasks.run import evaluate_checkpoint
 
-    from petra.models import load_pretrained
-    from petra.tasks.run import SECTIONS, TASKS, apply_overrides, find_run_config, load_preset
+    overrides = [*args.set, *([f"data.sts_eval={args.file}"] if args.file else [])]
+    print(json.dumps(evaluate_checkpoint(args.task, args.checkpoint, args.preset, overrides)))
 
-    saved = find_run_config(args.checkpoint)
-    if saved is not None and saved["task"] != args.task:
-        raise ValueError(
-            f"{args.checkpoint} was trained on task {saved['task']!r}, not {args.task!r}"
-        )
-    base = {n: saved[n] for n in SECTIONS} if saved else load_preset(args.task, args.preset)
-    overrides = list(args.set)
-    if (Path(args.checkpoint) / "tokenizer.json").is_file():  # the tokenizer it was trained with
-        overrides.append(f"data.tokenizer={args.checkpoint}")
-    if args.file:
-        overrides.append(f"data.sts_eval={args.file}")
-    spec = apply_overrides(args.task, base, overrides)
-    task_cls, data_cls = TASKS[args.task]
-    task = task_cls(data_cls(**spec["data"]), seed=spec["train"].get("seed", 0))
-    model = load_pretrained(args.checkpoint, tokenizer=task.tokenizer).eval()
-    with torch.no_grad():
-        print(json.dumps(task.evaluate(model)))
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def _compare(args: argparse.Namespace) -> None:
@@ -76,10 +62,10 @@ def _compare(args: argparse.Namespace) -> None:
 
     summary = compare(
         args.task,
-        args.kinds.split(","),
-        args.backbones.split(","),
+        _names(args.kinds),
+        _names(args.backbones),
         args.preset,
-        _int_list(args.seeds),
+        args.seeds,
         args.out or f"runs/compare-{args.task}-{args.preset}",
         args.set,
         progress=not args.quiet,
@@ -210,7 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     comparison.add_argument("task", help=TASK_HELP)
     comparison.add_argument("--kinds", default="learned,fourier,kronecker")
     comparison.add_argument("--backbones", default="standard")
-    comparison.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
+    comparison.add_argument(
+        "--seeds", type=_int_list, default=[0], help="comma-separated seeds (default: 0)"
+    )
     _run_arguments(comparison)
     comparison.add_argument("--out", default=None, help="default: runs/compare-TASK-PRESET")
     comparison.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -260,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)
-    except (ValueError, TypeError, FileNotFoundError, FloatingPointError) as error:
+    except (ValueError, TypeError, FileNotFoundError, FloatingPointError, ImportError) as error:
         print(f"petra {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -11,11 +11,15 @@ main metric against the total parameters.
 
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
 from pathlib import Path
 
+from petra.embeddings import KINDS, embedding_options
+from petra.models.config import BACKBONES
 from petra.tasks.run import TASKS, run_config, run_task
+from petra.tasks.settings import embedding_option
 
 MAIN_METRIC = {
     "nli-sts": "spearman",
@@ -30,6 +34,50 @@ def arm_name(kind: str, backbone: str, seed: int) -> str:
     return f"{kind}-{backbone}-seed{seed}"
 
 
+# settings that the arms themselves vary: given with --set they would be silently overwritten
+ARM_KEYS = ("model.embedding", "model.embedding.kind", "model.backbone", "train.seed")
+
+
+def _check_arms(kinds: list[str], backbones: list[str], seeds: list[int], overrides) -> None:
+    for name, values, valid in (("kinds", kinds, KINDS), ("backbones", backbones, BACKBONES)):
+        if not values:
+            raise ValueError(f"--{name} is empty; choose from {valid}")
+        unknown = [v for v in values if v not in valid]
+        if unknown:
+            raise ValueError(f"--{name}: unknown {unknown}; choose from {valid}")
+    for name, values in (("kinds", kinds), ("backbones", backbones), ("seeds", seeds)):
+        if len(set(values)) != len(values):
+            raise ValueError(f"--{name} lists a value twice: {values}")
+    if not seeds:
+        raise ValueError("--seeds is empty: give at least one seed, e.g. --seeds 0,1,2")
+    for item in overrides:
+        key = item.partition("=")[0]
+        if key in ARM_KEYS:
+            raise ValueError(
+                f"--set {key} is what the arms vary: use --kinds, --backbones or --seeds"
+            )
+        option = embedding_option(item)
+        if option is not None and not any(option in embedding_options(k) for k in kinds):
+            raise ValueError(f"--set {key}: none of the kinds {kinds} has an option {option!r}")
+
+
+def arm_settings(kind: str, backbone: str, seed: int, overrides: list[str]) -> list[str]:
+    """The `--set` values of one arm: the shared ones, each embedding option only for the
+    kinds that have it (`model.embedding.pos_dim=32` reaches the Kronecker arms alone), then
+    the arm's own kind, backbone and seed."""
+    shared = [
+        item
+        for item in overrides
+        if embedding_option(item) is None or embedding_option(item) in embedding_options(kind)
+    ]
+    return [
+        *shared,
+        f"model.embedding.kind={kind}",
+        f"model.backbone={backbone}",
+        f"train.seed={seed}",
+    ]
+
+
 def compare(
     task: str,
     kinds: list[str],
@@ -42,45 +90,42 @@ def compare(
 ) -> dict:
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {sorted(TASKS)}")
+    overrides = list(overrides or [])
+    _check_arms(kinds, backbones, seeds, overrides)
     out = Path(out)
+    plan = {  # every arm's settings and run config, checked before any arm runs
+        arm: run_config(task, preset, arm_settings(*arm, overrides))
+        for arm in itertools.product(kinds, backbones, seeds)
+    }
     arms = []
-    for kind in kinds:
-        for backbone in backbones:
-            for seed in seeds:
-                directory = out / "arms" / arm_name(kind, backbone, seed)
-                settings = [
-                    *(overrides or []),
-                    f"model.embedding.kind={kind}",
-                    f"model.backbone={backbone}",
-                    f"train.seed={seed}",
-                ]
-                if (directory / "results.json").is_file():
-                    previous = json.loads((directory / "config.json").read_text())
-                    if previous != run_config(task, preset, settings):
-                        raise ValueError(
-                            f"{directory} holds an arm run with other settings: choose "
-                            "another --out, or delete it to run it again"
-                        )
-                else:
-                    run_task(task, preset, settings, directory, resume=True, progress=progress)
-                results = json.loads((directory / "results.json").read_text())
-                arms.append(
-                    {
-                        "kind": kind,
-                        "backbone": backbone,
-                        "seed": seed,
-                        "params": results["params"],
-                        "metrics": results["metrics"],
-                        "wall_time_s": results["wall_time_s"],
-                        "steps_per_s": results["steps_per_s"],
-                        "checkpoint": str(directory / "model"),
-                        "run": str(directory),
-                    }
+    for (kind, backbone, seed), config in plan.items():
+        directory = out / "arms" / arm_name(kind, backbone, seed)
+        if (directory / "results.json").is_file():
+            if json.loads((directory / "config.json").read_text()) != config:
+                raise ValueError(
+                    f"{directory} holds an arm run with other settings: choose another --out, "
+                    "or delete it to run it again"
                 )
+        else:
+            run_task(task, preset, config["overrides"], directory, resume=True, progress=progress)
+        results = json.loads((directory / "results.json").read_text())
+        arms.append(
+            {
+                "kind": kind,
+                "backbone": backbone,
+                "seed": seed,
+                "params": results["params"],
+                "metrics": results["metrics"],
+                "wall_time_s": results["wall_time_s"],
+                "steps_per_s": results["steps_per_s"],
+                "checkpoint": str(directory / "model"),
+                "run": str(directory),
+            }
+        )
     summary = {
         "task": task,
         "preset": preset,
-        "overrides": overrides or [],
+        "overrides": overrides,
         "seeds": seeds,
         "arms": arms,
     }
@@ -120,11 +165,13 @@ def format_table(summary: dict) -> str:
         and not k.startswith("embedding/")
         and k != "pairs"
     ]
+    with_head = "head_tied" in summary["arms"][0]["params"]  # causal LMs: tied or its own
     header = [
         "embedding",
         "backbone",
         "total params",
         "embedding params",
+        *(["head params"] if with_head else []),
         "wall time s",
         "steps/s",
         *metric_names,
@@ -137,12 +184,17 @@ def format_table(summary: dict) -> str:
             backbone,
             f"{params['total']:,}",
             f"{params['embedding']:,}",
+            *([_head(params)] if with_head else []),
             _mean_spread([a["wall_time_s"] for a in arms]),
             _mean_spread([a["steps_per_s"] for a in arms]),
             *(_mean_spread([a["metrics"].get(name) for a in arms]) for name in metric_names),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _head(params: dict) -> str:
+    return "0 (tied)" if params["head_tied"] else f"{params['head']:,} (untied)"
 
 
 def _pyplot():

@@ -8,12 +8,40 @@ emb = build_embedding("learned", 30522, 256, factor_dim=64)          # ALBERT-st
 
 from __future__ import annotations
 
+import inspect
+import typing
+
 from petra.embeddings.base import ParamReport, TokenEmbedding, check_ids
 from petra.embeddings.fourier import FourierEmbedding
 from petra.embeddings.kronecker import KroneckerEmbedding
 from petra.embeddings.learned import LearnedEmbedding
 
 KINDS = ("learned", "fourier", "kronecker")
+
+
+def _constructor(kind: str):
+    """What `build_embedding` calls for `kind`."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown embedding kind {kind!r}; choose one of {KINDS}")
+    return {
+        "learned": LearnedEmbedding,
+        "fourier": FourierEmbedding,
+        "kronecker": KroneckerEmbedding.from_tokenizer,
+    }[kind]
+
+
+def embedding_options(kind: str) -> dict[str, object]:
+    """The keyword options of `kind` that a setting can hold, with their annotated types
+    (options without an annotation, such as Fourier's `token_counts` array, are left out)."""
+    constructor = _constructor(kind)
+    hints = typing.get_type_hints(constructor.__init__ if inspect.isclass(constructor)
+                                  else constructor)  # fmt: skip
+    parameters = inspect.signature(constructor).parameters.values()
+    return {
+        p.name: hints[p.name]
+        for p in parameters
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name in hints
+    }
 
 
 def build_embedding(kind: str, vocab_size: int, dim: int, **options) -> TokenEmbedding:
@@ -51,4 +79,5 @@ __all__ = [
     "TokenEmbedding",
     "build_embedding",
     "check_ids",
+    "embedding_options",
 ]

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from petra.data import load_agnews, load_imdb, load_tokenizer, padding_id
+from petra.data import load_agnews, load_imdb, load_tokenizer, padding_id, resolve_data_dir
 from petra.data.batching import LengthBucketBatchSampler, collate_labeled, encode_texts
 
 DATASETS = ("agnews", "imdb")
@@ -60,31 +60,28 @@ class ClassifyTask:
     name = "classify"
     model_type = "classifier"
 
-    def __init__(self, data: ClassifyData, seed: int = 0):
+    def __init__(self, data: ClassifyData, seed: int = 0, *, training: bool = True):
+        """`training=False` reads the held-out split only (for `petra eval`)."""
         self.data = data
         self.tokenizer = load_tokenizer(data.tokenizer, data.data_dir)
         self.pad_id = padding_id(self.tokenizer)
         if data.dataset == "imdb":
-            train, held_out, self.splits = (
-                load_imdb("train", data_dir=data.data_dir),
-                load_imdb("test", data_dir=data.data_dir),
-                ("train", "test"),
-            )
-            self.num_labels = 2
+            self.splits, self.num_labels = ("train", "test"), 2
+
+            def load(split: str) -> list:
+                return load_imdb(split, data_dir=data.data_dir)
         else:
-            try:
-                train, held_out = (
-                    load_agnews("train", data_dir=data.data_dir),
-                    load_agnews("test", data_dir=data.data_dir),
-                )
-                self.splits = ("train", "test")
-            except FileNotFoundError:
-                train = load_agnews("test-split:train", seed=seed, data_dir=data.data_dir)
-                held_out = load_agnews("test-split:heldout", seed=seed, data_dir=data.data_dir)
-                self.splits = ("test-split:train", "test-split:heldout")
+            official = (resolve_data_dir(data.data_dir) / "agnews" / "train.csv").is_file()
+            self.splits = (
+                ("train", "test") if official else ("test-split:train", "test-split:heldout")
+            )
             self.num_labels = 4
-        train = _subset(train, data.max_train_examples, seed)
-        held_out = _subset(held_out, data.max_eval_examples, seed + 1)
+
+            def load(split: str) -> list:
+                return load_agnews(split, seed=seed, data_dir=data.data_dir)
+
+        train = _subset(load(self.splits[0]), data.max_train_examples, seed) if training else []
+        held_out = _subset(load(self.splits[1]), data.max_eval_examples, seed + 1)
         self.train_dataset = self._encode(train)
         self.eval_dataset = self._encode(held_out)
         self.collate = collate_labeled(self.pad_id)

@@ -99,8 +99,11 @@ def unlabeled_sentences(data: DistillData, seed: int) -> list[str]:
 class DistillTask(_SentenceTask):
     name = "distill"
 
-    def __init__(self, data: DistillData, seed: int = 0):
+    def __init__(self, data: DistillData, seed: int = 0, *, training: bool = True):
         super().__init__(data)
+        self.train_dataset = []
+        if not training:  # evaluation needs neither the sentences nor the teacher
+            return
         sentences = unlabeled_sentences(data, seed)
         vectors = torch.from_numpy(teacher_vectors(sentences, data.cache_dir))
         self.train_dataset = list(zip(self._encode(sentences), vectors, strict=True))

@@ -38,23 +38,15 @@ class LMTask:
     name = "lm"
     model_type = "causal_lm"
 
-    def __init__(self, data: LMData, seed: int = 0):
+    def __init__(self, data: LMData, seed: int = 0, *, training: bool = True):
+        """`training=False` reads the validation documents only (and the training documents
+        only to train a `bpe:` tokenizer), for `petra eval`."""
         self.data = data
-        train_docs = load_corpus(
-            data.corpus,
-            "train",
-            valid_fraction=data.valid_fraction,
-            seed=seed,
-            data_dir=data.data_dir,
-        )
-        valid_docs = load_corpus(
-            data.corpus,
-            "validation",
-            valid_fraction=data.valid_fraction,
-            seed=seed,
-            data_dir=data.data_dir,
-        )
-        if data.tokenizer.startswith("bpe:"):
+        split = {"valid_fraction": data.valid_fraction, "seed": seed, "data_dir": data.data_dir}
+        bpe = data.tokenizer.startswith("bpe:")
+        train_docs = load_corpus(data.corpus, "train", **split) if training or bpe else []
+        valid_docs = load_corpus(data.corpus, "validation", **split)
+        if bpe:
             self.tokenizer = train_bpe(train_docs, int(data.tokenizer.removeprefix("bpe:")))
         else:
             self.tokenizer = load_tokenizer(data.tokenizer, data.data_dir)
@@ -63,7 +55,9 @@ class LMTask:
             raise ValueError(
                 f"tokenizer {data.tokenizer!r} has no end-of-text token to separate documents"
             )
-        self.train_dataset = self._blocks(train_docs, separator, data.max_train_blocks, seed)
+        self.train_dataset = torch.zeros(0, data.block_size, dtype=torch.long)
+        if training:
+            self.train_dataset = self._blocks(train_docs, separator, data.max_train_blocks, seed)
         self.eval_blocks = self._blocks(valid_docs, separator, data.max_eval_blocks, seed + 1)
 
     def _blocks(self, documents: list[str], separator: int, limit: int | None, seed: int) -> Tensor:

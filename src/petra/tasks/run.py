@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import json
 from pathlib import Path
 
 import torch
 
-from petra.models import ModelConfig, build_model
+from petra.models import ModelConfig, build_model, load_pretrained
+from petra.models.checkpoint import CONFIG_FILE, WEIGHTS_FILE
+from petra.tasks import settings
 from petra.tasks.classify import ClassifyData, ClassifyTask
 from petra.tasks.distill import DistillData, DistillTask
 from petra.tasks.lm import LMData, LMTask
@@ -24,8 +24,7 @@ TASKS = {
     "lm": (LMTask, LMData),
 }
 PRESETS_DIR = Path(__file__).resolve().parents[1] / "configs"
-SECTIONS = ("model", "train", "data")
-SET_BY_TASK = ("model", "vocab_size", "num_labels", "tokenizer_fingerprint")
+SECTIONS = settings.SECTIONS
 
 
 def _choose(name: str, valid, what: str) -> None:
@@ -47,39 +46,11 @@ def load_preset(task: str, preset: str) -> dict:
     return {name: dict(sections[task].get(name, {})) for name in SECTIONS}
 
 
-def _valid_keys(task: str, section: str) -> set[str]:
-    if section == "model":
-        return {f.name for f in dataclasses.fields(ModelConfig)} - set(SET_BY_TASK)
-    if section == "train":
-        return {f.name for f in dataclasses.fields(TrainConfig)}
-    return {f.name for f in dataclasses.fields(TASKS[task][1])}
-
-
 def apply_overrides(task: str, spec: dict, overrides: list[str]) -> dict:
-    """`section.key=value` (value read as JSON when it parses, else as a string);
-    `model.embedding.<option>=...` sets an embedding option, `model.embedding=<kind>` the kind."""
-    spec = copy.deepcopy(spec)
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set takes section.key=value, got {item!r}")
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            value = text
-        section, _, name = key.partition(".")
-        _choose(section, SECTIONS, "--set section")
-        if section == "model" and name.startswith("embedding"):
-            embedding = spec["model"].setdefault("embedding", {"kind": "learned"})
-            option = name.removeprefix("embedding").lstrip(".")
-            if not option:
-                spec["model"]["embedding"] = {"kind": value} if isinstance(value, str) else value
-            else:
-                embedding[option] = value
-            continue
-        _choose(name, _valid_keys(task, section), f"--set key for section {section!r}:")
-        spec[section][name] = value
-    return spec
+    """`spec` with each `section.key=value` of `overrides` applied, typed by its field (see
+    `petra.tasks.settings`)."""
+    _choose(task, TASKS, "task")
+    return settings.apply_overrides(spec, overrides, TASKS[task][1])
 
 
 def build_run(task_name: str, spec: dict):
@@ -111,6 +82,58 @@ def find_run_config(checkpoint: str | Path) -> dict | None:
             if isinstance(config, dict) and "task" in config and "data" in config:
                 return config
     return None
+
+
+def evaluation_spec(task_name: str, checkpoint: Path, preset: str, overrides: list[str]) -> dict:
+    """The settings to evaluate `checkpoint` on `task_name`: those of the run it came from
+    when that run was of the same task (so a held-out split is the one it was held out from),
+    else the preset's with the data settings the two tasks share taken from that run."""
+    base = load_preset(task_name, preset)
+    saved = find_run_config(checkpoint)
+    if saved is not None and saved.get("task") == task_name:
+        base = {name: saved[name] for name in SECTIONS}
+    elif saved is not None:
+        shared = settings.section_types("data", TASKS[task_name][1])
+        base["data"] |= {k: v for k, v in saved.get("data", {}).items() if k in shared}
+    overrides = list(overrides)
+    if (checkpoint / "tokenizer.json").is_file():  # the tokenizer it was trained with
+        overrides.append(f"data.tokenizer={checkpoint}")
+    return apply_overrides(task_name, base, overrides)
+
+
+def evaluate_checkpoint(
+    task_name: str, checkpoint: str | Path, preset: str, overrides: list[str] | None = None
+) -> dict:
+    """The metrics of the model saved in `checkpoint` on the held-out data of `task_name`.
+    A checkpoint fits a task when its model type is the task's (any sentence task scores a
+    sentence model) and its vocabulary and labels are the task's; only the evaluation data
+    is read, after the checkpoint's config has been checked."""
+    _choose(task_name, TASKS, "task")
+    checkpoint = Path(checkpoint)
+    if not (checkpoint / CONFIG_FILE).is_file() or not (checkpoint / WEIGHTS_FILE).is_file():
+        raise FileNotFoundError(
+            f"no saved model at {checkpoint} (it needs {CONFIG_FILE} and {WEIGHTS_FILE}): give "
+            "a run's model/ folder or one of its checkpoints/step-N folders"
+        )
+    config = ModelConfig.load(checkpoint / CONFIG_FILE)
+    task_cls, data_cls = TASKS[task_name]
+    if config.model != task_cls.model_type:
+        fitting = sorted(name for name, (cls, _) in TASKS.items() if cls.model_type == config.model)
+        raise ValueError(
+            f"{checkpoint} holds a {config.model} model, but task {task_name!r} evaluates "
+            f"{task_cls.model_type} models; tasks that fit it: {fitting}"
+        )
+    spec = evaluation_spec(task_name, checkpoint, preset, overrides or [])
+    task = task_cls(data_cls(**spec["data"]), seed=spec["train"].get("seed", 0), training=False)
+    for key, value in task.model_fields().items():
+        if getattr(config, key) != value:
+            raise ValueError(
+                f"{checkpoint} was built with {key}={getattr(config, key)}, but task "
+                f"{task_name!r} with these data settings needs {key}={value}"
+            )
+    model = load_pretrained(checkpoint, tokenizer=task.tokenizer).eval()
+    with torch.no_grad():
+        return task.evaluate(model)
 
 
 def run_task(

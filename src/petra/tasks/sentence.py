@@ -81,7 +81,8 @@ class SentenceData:
 
 
 class _SentenceTask:
-    """What the sentence tasks share: tokenizer, STS-B evaluation, pair collation."""
+    """What the sentence tasks share: tokenizer, STS-B evaluation, pair collation. Each
+    task's `training=False` builds the evaluation data only (for `petra eval`)."""
 
     model_type = "sentence"
     uses_temperature = False
@@ -139,8 +140,13 @@ class NLISTSTask(_SentenceTask):
     name = "nli-sts"
     uses_temperature = True
 
-    def __init__(self, data: SentenceData, seed: int = 0):
+    def __init__(self, data: SentenceData, seed: int = 0, *, training: bool = True):
         super().__init__(data)
+        self.train_dataset, self.triples = [], []
+        if training:
+            self._load_pairs(data, seed)
+
+    def _load_pairs(self, data: SentenceData, seed: int) -> None:
         labels = ("entailment", "contradiction") if data.hard_negatives else ("entailment",)
         records = [r for f in data.nli_files for r in load_nli(f, labels, data_dir=data.data_dir)]
         contradiction = {r.premise: r.hypothesis for r in records if r.label == "contradiction"}
@@ -190,8 +196,11 @@ def cosent_loss(cosine: Tensor, scores: Tensor, scale: float = 20.0) -> Tensor:
 class STSTask(_SentenceTask):
     name = "sts"
 
-    def __init__(self, data: SentenceData, seed: int = 0):
+    def __init__(self, data: SentenceData, seed: int = 0, *, training: bool = True):
         super().__init__(data)
+        self.train_dataset = []
+        if not training:
+            return
         pairs = load_stsb(data.sts_train, data_dir=data.data_dir)
         a, b = (
             self._encode([p.sentence1 for p in pairs]),

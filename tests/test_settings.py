@@ -1,0 +1,128 @@
+"""`--set` values take their field's type; mistyped keys, kinds and values are refused by
+name; `petra compare` applies each embedding option to the kinds that have it."""
+
+import pytest
+
+from petra.cli import main
+from petra.compare import arm_settings
+from petra.tasks.run import apply_overrides, load_preset, run_config
+from petra.tasks.settings import parse_value
+
+
+def spec(task, *overrides, preset="tiny"):
+    return apply_overrides(task, load_preset(task, preset), list(overrides))
+
+
+@pytest.mark.parametrize("text", ["false", "False", "FALSE"])
+def test_false_in_any_case_is_false(text):
+    assert spec("nli-sts", f"data.hard_negatives={text}")["data"]["hard_negatives"] is False
+    assert spec("lm", f"model.tie_embeddings={text}")["model"]["tie_embeddings"] is False
+
+
+def test_values_take_their_fields_types():
+    values = spec(
+        "nli-sts",
+        "data.hard_negatives=True",
+        "train.steps=30",
+        "train.lr=2e-5",
+        "data.max_train_pairs=none",
+        "model.tie_embeddings=null",
+        "data.nli_files=/data/multinli.jsonl",
+    )
+    assert values["data"]["hard_negatives"] is True
+    assert values["train"]["steps"] == 30 and isinstance(values["train"]["steps"], int)
+    assert values["train"]["lr"] == 2e-5
+    assert values["data"]["max_train_pairs"] is None
+    assert values["model"]["tie_embeddings"] is None
+    assert values["data"]["nli_files"] == ["/data/multinli.jsonl"]  # one path, not characters
+    assert spec("nli-sts", "data.nli_files=dev, test")["data"]["nli_files"] == ["dev", "test"]
+    assert spec("nli-sts", 'data.nli_files=["a.jsonl"]')["data"]["nli_files"] == ["a.jsonl"]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.steps=abc", "train.steps=abc: expected an integer"),
+        ("train.steps=1.5", "train.steps=1.5: expected an integer"),
+        ("train.lr=fast", "train.lr=fast: expected a number"),
+        ("data.hard_negatives=yes", "data.hard_negatives=yes: expected true or false"),
+        ("data.max_train_pairs=many", "expected an integer or none"),
+        ("model.embeddings=kronecker", "unknown key 'embeddings'"),
+        ("model.embedding=kronekcer", "unknown embedding kind"),
+        ("model.embedding.kind=leaned", "unknown embedding kind"),
+        ("model.vocab_size=10", "unknown key 'vocab_size'"),  # set by the task
+        ("optim.lr=1", "unknown section 'optim'"),
+        ("train.steps", "section.key=value"),
+        ("model.embedding.pos_dim=32", "the learned embedding has no option 'pos_dim'"),
+        ("model.embedding.refine=geglu", "its options are"),
+    ],
+)
+def test_what_does_not_convert_is_refused_by_name(override, message):
+    with pytest.raises(ValueError, match=message):
+        spec("nli-sts", override)
+
+
+def test_embedding_options_are_typed_by_the_final_kind_in_any_order():
+    a = spec("lm", "model.embedding.pos_dim=32", "model.embedding.kind=kronecker")
+    b = spec("lm", "model.embedding=kronecker", "model.embedding.pos_dim=32")
+    assert (
+        a["model"]["embedding"] == b["model"]["embedding"] == {"kind": "kronecker", "pos_dim": 32}
+    )
+    fourier = spec("lm", "model.embedding=fourier", "model.embedding.final_norm=FALSE",
+                   "model.embedding.expansion=0.25", "model.embedding.refine=geglu")  # fmt: skip
+    assert fourier["model"]["embedding"] == {
+        "kind": "fourier",
+        "final_norm": False,
+        "expansion": 0.25,
+        "refine": "geglu",
+    }
+    with pytest.raises(ValueError, match="model.embedding.pos_dim=wide: expected an integer"):
+        spec("lm", "model.embedding=kronecker", "model.embedding.pos_dim=wide")
+
+
+def test_parse_value_of_an_optional_list():
+    assert parse_value("k", "a,b", list[str] | None) == ["a", "b"]
+    assert parse_value("k", "None", list[str] | None) is None
+
+
+def test_a_mistyped_setting_is_one_clear_message(capsys):
+    assert main(["train", "lm", "--preset", "tiny", "--set", "train.steps=abc"]) == 2
+    err = capsys.readouterr().err
+    assert "train.steps=abc: expected an integer" in err and "Traceback" not in err
+
+
+# -- compare ---------------------------------------------------------------------------
+def test_compare_applies_an_embedding_option_only_to_the_kinds_that_have_it():
+    overrides = ["model.embedding.pos_dim=32", "train.steps=3"]
+    learned = run_config("lm", "tiny", arm_settings("learned", "standard", 0, overrides))
+    kronecker = run_config("lm", "tiny", arm_settings("kronecker", "standard", 0, overrides))
+    assert learned["model"]["embedding"] == {"kind": "learned"}
+    assert kronecker["model"]["embedding"] == {"kind": "kronecker", "pos_dim": 32}
+    assert learned["train"]["steps"] == kronecker["train"]["steps"] == 3
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--kinds", "learned,fourier", "--set", "model.embedding.pos_dim=32"], "has an option"),
+        (["--set", "model.embedding=kronecker"], "what the arms vary"),
+        (["--set", "train.seed=3"], "what the arms vary"),
+        (["--kinds", "learned,qr"], "unknown ['qr']"),
+        (["--kinds", ","], "--kinds is empty"),
+        (["--seeds", "1,1"], "lists a value twice"),
+        (["--backbones", "spectral,dense"], "unknown ['dense']"),
+    ],
+)
+def test_compare_refuses_bad_arms_before_running_any(tmp_path, capsys, extra, message):
+    out = tmp_path / "compare"
+    assert main(["compare", "lm", "--preset", "tiny", "--out", str(out), "--quiet", *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()  # nothing ran
+
+
+@pytest.mark.parametrize("seeds", ["a,b", ",", "1,,2", ""])
+def test_compare_seeds_must_be_integers(tmp_path, capsys, seeds):
+    with pytest.raises(SystemExit) as stop:
+        main(["compare", "lm", "--preset", "tiny", "--seeds", seeds, "--out", str(tmp_path)])
+    assert stop.value.code == 2
+    assert "expected comma-separated integers" in capsys.readouterr().err
