@@ -190,3 +190,28 @@ def test_dtype_moves_change_the_computation_not_the_result(name, dtype, toleranc
     assert out.dtype == dtype
     scale = expected.abs().max()
     torch.testing.assert_close(out.float() / scale, expected / scale, rtol=0, atol=tolerance)
+
+
+def test_weight_norms_report_the_mean_row_norm_of_the_trained_matrix(name):
+    emb = make(name)
+    norms = emb.weight_norms()
+    has_matrix = emb.trained_matrix() is not None
+    assert ("matrix_row_norm_mean" in norms) == has_matrix
+    if has_matrix:
+        assert norms["matrix_row_norm_mean"] > 0
+
+
+def test_learned_and_fourier_mean_row_norms_by_hand():
+    """The learned table's rows are the V embeddings; a Fourier linear refinement's rows are
+    the d rows of its d x d weight (outputs), read here through the map: column k of
+    refine(I) is row k of the weight."""
+    learned = make("learned")
+    with torch.no_grad():
+        learned.weight_table.weight.mul_(torch.rand(V, 1) * 10)  # rows of unequal norms
+        by_hand = learned.table().norm(dim=-1).mean().item()
+    assert learned.weight_norms()["matrix_row_norm_mean"] == pytest.approx(by_hand, rel=1e-6)
+    fourier = make("fourier-linear")
+    with torch.no_grad():
+        fourier.refine.weight.mul_(torch.arange(1.0, D + 1)[:, None])  # row i scaled by i + 1
+        rows = fourier.refine(torch.eye(D)).norm(dim=0)  # (d, d) -> the d output rows
+    assert fourier.weight_norms()["matrix_row_norm_mean"] == pytest.approx(rows.mean().item())

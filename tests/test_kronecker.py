@@ -15,6 +15,7 @@ from petra import KroneckerEmbedding
 from petra.embeddings.kronecker import (
     byte_collisions,
     codec_moments,
+    codec_table,
     encode_bytes,
     kronecker_codec,
     utf8_truncate,
@@ -328,3 +329,66 @@ def test_sentencepiece_detected_from_a_replace_decoder():
     tokenizer.normalizer = normalizers.Replace(" ", "▁")
     tokenizer.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback()])
     assert token_bytes(tokenizer)[1:] == [b" the", b"the", b"\n"]
+
+
+# -- low precision ---------------------------------------------------------------------
+LOW_PRECISION_TOKENS = [
+    b"",
+    b"a",
+    b" the",
+    "ñandú".encode(),
+    b"x" * 40,
+    "中文字符串很长".encode(),
+    b"\xff",
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    "dtype, tolerance", [(torch.float16, 2e-3), (torch.bfloat16, 1.6e-2)]
+)  # about twice the dtype's epsilon (2^-10, 2^-7), relative to the largest output
+def test_low_precision_matches_float32_with_an_empty_and_long_tokens(gpt2, mode, dtype, tolerance):
+    """fp16 / bf16 against float32 on the same (rounded) weights: the codec's moments and
+    scales are computed in float32 or wider, so only the result's rounding differs. The empty
+    token (whose 1 / sigma = 1e6 overflows float16) embeds to exactly 0 in every dtype."""
+    tokens = LOW_PRECISION_TOKENS + token_bytes(gpt2)[:500]
+    low = KroneckerEmbedding.from_token_bytes(tokens, 32, pos_dim=16, mode=mode).to(dtype)
+    exact = KroneckerEmbedding.from_token_bytes(tokens, 32, pos_dim=16, mode=mode)
+    with torch.no_grad():
+        exact.projection.weight.copy_(low.projection.weight.float())
+    ids = torch.arange(len(tokens))
+    out, expected = low(ids), exact(ids)
+    assert out.dtype == dtype and torch.isfinite(out).all()
+    assert torch.equal(out[0], torch.zeros(32, dtype=dtype))
+    scale = expected.abs().max()
+    torch.testing.assert_close(out.float() / scale, expected / scale, rtol=0, atol=tolerance)
+    assert torch.equal(low.embed_bytes([b""]), torch.zeros(1, 32, dtype=dtype))
+
+
+# -- the cached table ------------------------------------------------------------------
+def test_cached_table_built_in_chunks_equals_the_literal_codec():
+    """Chunks of 7 rows (not a divisor of V = 60) fill one buffer with exactly the rows of
+    `kronecker_codec` over the whole vocabulary, the empty token and cut tokens included."""
+    tokens = [b"", b"x" * 40] + [bytes([i]) * (1 + i % 9) for i in range(58)]
+    table, lengths, _ = encode_bytes(tokens, 8)
+    literal = kronecker_codec(table, lengths)
+    assert torch.equal(codec_table(table, lengths, chunk_size=7), literal)
+    cached = KroneckerEmbedding.from_token_bytes(tokens, 8, pos_dim=8, mode="cached")
+    assert torch.equal(cached.codec_cache, literal)
+
+
+# -- norms -----------------------------------------------------------------------------
+@pytest.mark.parametrize("dim", [16, 128, 1024])
+def test_fresh_projection_has_mean_row_norm_one_while_frobenius_grows(dim):
+    """The paper's "projection norm near 1.0": W_ij ~ N(0, 1/D) gives each of the d output
+    rows E ||w_i||^2 = D / D = 1, for every d; the Frobenius norm is sqrt(d) times that.
+    The rows are read through the map itself, W e_k for every basis vector e_k of R^D, so the
+    check does not depend on how the weight is stored."""
+    emb = KroneckerEmbedding.from_token_bytes([b"a", b"bc"], dim, pos_dim=16)  # D = 4096
+    norms = emb.weight_norms()
+    assert norms["matrix_row_norm_mean"] == pytest.approx(1.0, rel=0.03)
+    assert norms["matrix_fro"] == pytest.approx(math.sqrt(dim), rel=0.03)
+    with torch.no_grad():
+        columns = emb.projection(torch.eye(emb.codec_dim))  # (D, d): row k is W e_k
+    rows = columns.norm(dim=0)  # the d output rows of W
+    assert norms["matrix_row_norm_mean"] == pytest.approx(rows.mean().item(), rel=1e-5)

@@ -131,18 +131,30 @@ class TokenEmbedding(nn.Module):
         )
 
     def trained_matrix(self) -> Tensor | None:
-        """The kind's main trained matrix (the table, the projection, the refinement), whose
-        norms `weight_norms` follows during training; None if it has none."""
+        """The kind's main trained matrix, in the logical layout of a map's weight: rows are
+        outputs (`Linear` weights are (out, in), the learned table is (V, d)). It is what
+        `weight_norms` follows during training; None if the kind has none."""
         return None
 
     @torch.no_grad()
     def weight_norms(self) -> dict[str, float]:
-        """Frobenius and spectral norm of `trained_matrix()`, and the mean L2 norm of the
-        rows of `table()`: what the Kronecker paper tracks (its projection's norm stays near
-        1 while learned tables drift)."""
-        norms = {"row_norm_mean": self.table().norm(dim=-1).mean().item()}
+        """Norms of the embedding, to follow drift during training (float32):
+
+        - `row_norm_mean` = (1/V) sum_v ||E(v)||_2: the mean norm of the rows of `table()`;
+        and, for M = `trained_matrix()` with rows m_1..m_r (r x c),
+        - `matrix_row_norm_mean` = (1/r) sum_i ||m_i||_2, the mean L2 norm of M's output rows:
+          for the Kronecker projection its d rows of length D (the paper's "projection norm
+          near 1.0": with W_ij ~ N(0, 1/D), E ||m_i||^2 = D * (1/D) = 1, whatever d is), for
+          a Fourier linear refinement the d rows of its d x d weight, for a learned table its
+          V rows (then equal to `row_norm_mean`);
+        - `matrix_fro` = ||M||_F = sqrt(sum_i ||m_i||^2): about sqrt(r) times the row norm;
+        - `matrix_spectral` = sigma_max(M), by power iteration.
+        """
+        norms = {"row_norm_mean": self.table().float().norm(dim=-1).mean().item()}
         matrix = self.trained_matrix()
         if matrix is not None:
+            matrix = matrix.detach().float()
+            norms["matrix_row_norm_mean"] = matrix.norm(dim=-1).mean().item()
             norms["matrix_fro"] = matrix.norm().item()
             norms["matrix_spectral"] = spectral_norm(matrix)
         return norms

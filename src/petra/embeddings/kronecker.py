@@ -22,7 +22,10 @@ which is one `embedding_bag` over the columns of W (per-sample weight a) minus a
 term. That is the `sparse` mode (default): O(N L d) work and no N x D tensor. Its gradient with
 respect to W is the bag's scatter plus the rank-one term, a dense d x D matrix like W itself.
 `dense` forms z literally (the reference package's computation); `cached` keeps the V x D
-codec table in memory. All three agree to float rounding. An empty token (L = 0) embeds to 0.
+codec table in memory (built chunk by chunk into one buffer). All three agree to float
+rounding. The moments and per-token scales are computed in float32 or wider whatever the
+weight's dtype (1 / (sigma + eps) = 1e6 for L = 0 would overflow float16), and an empty token
+(L = 0) gets scale 0: it embeds to exactly 0 in every dtype.
 """
 
 from __future__ import annotations
@@ -113,8 +116,23 @@ def kronecker_codec(byte_rows: Tensor, lengths: Tensor, dtype=torch.float32) -> 
     x.scatter_add_(1, index, valid.to(dtype) * scale)
     if x.shape[0] == 0:
         return x
-    mean = x.mean(dim=-1, keepdim=True)
-    return (x - mean) / (x.std(dim=-1, keepdim=True) + EPS)
+    std = x.std(dim=-1, keepdim=True)
+    return x.sub_(x.mean(dim=-1, keepdim=True)).div_(std.add_(EPS))  # in place: one N x D
+
+
+def codec_table(
+    byte_rows: Tensor, lengths: Tensor, dtype=torch.float32, chunk_size: int = 1024
+) -> Tensor:
+    """`kronecker_codec` of every row, (N, D), written chunk by chunk into one preallocated
+    buffer: the peak memory is the buffer plus one chunk's temporaries (chunk_size x D each),
+    not several N x D tensors (GPT-2 at pos_dim 16: a 785 MiB buffer)."""
+    out = torch.empty(
+        byte_rows.shape[0], BYTE_VALUES * byte_rows.shape[-1], dtype=dtype, device=byte_rows.device
+    )
+    for start in range(0, byte_rows.shape[0], chunk_size):
+        stop = start + chunk_size
+        out[start:stop] = kronecker_codec(byte_rows[start:stop], lengths[start:stop], dtype)
+    return out
 
 
 def codec_moments(lengths: Tensor, codec_dim: int, dtype=torch.float32) -> tuple[Tensor, Tensor]:
@@ -123,6 +141,20 @@ def codec_moments(lengths: Tensor, codec_dim: int, dtype=torch.float32) -> tuple
     mu = n.sqrt() / codec_dim
     variance = ((n > 0).double() - n / codec_dim) / (codec_dim - 1)
     return mu.to(dtype), (variance.clamp_min(0).sqrt() + EPS).to(dtype)
+
+
+def codec_scales(lengths: Tensor, codec_dim: int, dtype=torch.float32) -> tuple[Tensor, Tensor]:
+    """Per-token a / (sigma + eps) and mu / (sigma + eps), both 0 for an empty token (L = 0).
+
+    Computed in float64 and returned in `dtype` (pass float32 or wider): for L = 0,
+    sigma + eps = 1e-6 and 1 / (sigma + eps) = 1e6 overflows float16, whose largest value is
+    65504; for L >= 1 the scale is at most sqrt(D) (L = 1: a = 1, sigma = D^(-1/2)), which every
+    dtype holds."""
+    mu, sigma = codec_moments(lengths, codec_dim, torch.float64)
+    present = lengths > 0
+    scale = torch.where(present, lengths.double().clamp_min(1).rsqrt() / sigma, 0.0)
+    shift = torch.where(present, mu / sigma, 0.0)
+    return scale.to(dtype), shift.to(dtype)
 
 
 def byte_collisions(byte_rows: Tensor, lengths: Tensor) -> list[list[int]]:
@@ -186,7 +218,7 @@ class KroneckerEmbedding(TokenEmbedding):
         self.projection.weight = nn.Parameter(torch.empty(self.codec_dim, dim).t())
         nn.init.normal_(self.projection.weight, std=1.0 / math.sqrt(self.codec_dim))
         if mode == "cached":
-            codec = kronecker_codec(self.byte_table, self.byte_lengths)
+            codec = codec_table(self.byte_table, self.byte_lengths)
             self.register_buffer("codec_cache", codec, persistent=False)  # (V, D)
 
     # -- constructors -------------------------------------------------------------------
@@ -257,20 +289,25 @@ class KroneckerEmbedding(TokenEmbedding):
         return self.project_codes(self.byte_table[ids], self.byte_lengths[ids])
 
     def project_codes(self, byte_rows: Tensor, lengths: Tensor) -> Tensor:
-        """(N, P) bytes and (N,) lengths -> (N, d), by the sparse identity or the dense codec."""
+        """(N, P) bytes and (N,) lengths -> (N, d), by the sparse identity or the dense codec.
+
+        The codec's moments and per-token scales are computed in float32 or wider (float64
+        weights keep float64) and only then cast to the weight's dtype, so a float16 or
+        bfloat16 projection rounds its result, not its normalization."""
         weight = self.projection.weight  # (d, D)
+        wide = torch.promote_types(weight.dtype, torch.float32)
         if self.mode != "sparse":
-            return self.projection(kronecker_codec(byte_rows, lengths, weight.dtype))
+            return self.projection(kronecker_codec(byte_rows, lengths, wide).to(weight.dtype))
         index, valid = codec_indices(byte_rows, lengths)
-        mu, sigma = codec_moments(lengths, self.codec_dim, weight.dtype)
-        scale = lengths.long().clamp_min(1).to(weight.dtype).rsqrt() / sigma  # a / sigma
+        scale, shift = codec_scales(lengths, self.codec_dim, wide)  # a / sigma, mu / sigma
         out = F.embedding_bag(
             index,
             weight.t(),
-            per_sample_weights=valid.to(weight.dtype) * scale[:, None],
+            per_sample_weights=(valid * scale[:, None]).to(weight.dtype),
             mode="sum",
         )  # (N, d): (a / sigma) sum_p W[:, b_p P + p]
-        return out.addr_(mu / sigma, weight.sum(dim=1), alpha=-1)  # - (mu / sigma) W 1, in place
+        # - (mu / sigma) W 1, in place
+        return out.addr_(shift.to(weight.dtype), weight.sum(dim=1), alpha=-1)
 
     def embed_bytes(self, tokens: Sequence[bytes]) -> Tensor:
         """Embed arbitrary byte strings (forced out-of-vocabulary input), (N, d)."""
@@ -346,7 +383,7 @@ class KroneckerEmbedding(TokenEmbedding):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def trained_matrix(self) -> Tensor:
-        return self.projection.weight
+        return self.projection.weight  # (d, D), a view of the stored (D, d): rows are outputs
 
     def extra_repr(self) -> str:
         return (
