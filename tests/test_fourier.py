@@ -231,3 +231,24 @@ def test_every_basis_is_finite_up_to_v_262144_and_d_4096(basis, dim):
         with torch.no_grad():
             out = emb(ids)
         assert torch.isfinite(out).all(), (basis, normalize)
+
+
+def test_frequency_order_can_be_given_as_its_rank():
+    """A saved `id_rank` rebuilds the frequency order without the counts; a frequency
+    embedding with neither (or both) is refused rather than silently wrong."""
+    counts = np.array([5, 100, 0, 100, 7])
+    from_counts = FourierEmbedding(5, 8, id_order="frequency", token_counts=counts)
+    from_rank = FourierEmbedding(5, 8, id_order="frequency", id_rank=from_counts.id_rank)
+    from_rank.refine.load_state_dict(from_counts.refine.state_dict())
+    assert torch.equal(from_rank.id_rank, from_counts.id_rank)
+    assert from_rank.id_rank.dtype == torch.int32
+    torch.testing.assert_close(from_rank(torch.arange(5)), from_counts(torch.arange(5)))
+    assert FourierEmbedding(5, 8, id_order="frequency", id_rank=[4, 3, 2, 1, 0]).id_rank[0] == 4
+    with pytest.raises(ValueError, match="needs token_counts .* or the id_rank .* not both"):
+        FourierEmbedding(5, 8, id_order="frequency", token_counts=counts, id_rank=[0, 1, 2, 3, 4])
+    with pytest.raises(ValueError, match="id_rank must be a permutation of 0..V-1"):
+        FourierEmbedding(5, 8, id_order="frequency", id_rank=[0, 1, 1, 3, 4])
+    with pytest.raises(ValueError, match=r"shape \(5,\), got \(4,\)"):
+        FourierEmbedding(5, 8, id_order="frequency", id_rank=[0, 1, 2, 3])
+    with pytest.raises(ValueError, match="pass them with id_order='frequency'"):
+        FourierEmbedding(5, 8, id_order="permuted", id_rank=[0, 1, 2, 3, 4])

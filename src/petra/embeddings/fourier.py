@@ -5,7 +5,8 @@ The `V x d` table is replaced by a fixed function of the token's normalized posi
 small learned refinement with a residual connection:
 
     r  = rank(id)                      natural: r = id; or a seeded permutation; or the
-                                       token's rank by corpus frequency
+                                       token's rank by corpus frequency (given as the counts,
+                                       or as the rank itself, e.g. a saved `id_rank`)
     x  = 2 r / V - 1                   petra's default ("half-open"), x in [-1, 1 - 2/V]
     x  = 2 r / (V - 1) - 1             the paper's ("paper"), x in [-1, 1]
     T  = basis(x) in R^d               Fourier: sin/cos of k pi x, k = 1..d/2, interleaved
@@ -49,6 +50,19 @@ def frequency_rank(token_counts) -> Tensor:
     return torch.from_numpy(rank)
 
 
+def checked_rank(id_rank, vocab_size: int) -> Tensor:
+    """`id_rank` as an int32 tensor, if it is a permutation of 0..V-1 (else `ValueError`)."""
+    rank = torch.as_tensor(id_rank)
+    if rank.shape != (vocab_size,) or rank.is_floating_point() or rank.dtype == torch.bool:
+        raise ValueError(
+            f"id_rank must hold one integer rank per id, shape ({vocab_size},), got "
+            f"{tuple(rank.shape)} of {rank.dtype}"
+        )
+    if not torch.equal(rank.long().sort().values.cpu(), torch.arange(vocab_size)):
+        raise ValueError("id_rank must be a permutation of 0..V-1 (each rank exactly once)")
+    return rank.to(torch.int32).clone()
+
+
 class FourierEmbedding(TokenEmbedding):
     """Fixed basis features of the normalized token id, refined by a small residual network."""
 
@@ -65,6 +79,7 @@ class FourierEmbedding(TokenEmbedding):
         normalize: str = "half-open",
         id_order: str = "natural",
         token_counts=None,
+        id_rank=None,
         seed: int = 0,
         final_norm: bool = False,
         cache_features: bool = False,
@@ -80,6 +95,13 @@ class FourierEmbedding(TokenEmbedding):
         if expansion is not None and refine != "geglu":
             raise ValueError(f"expansion applies to refine='geglu' only, not refine={refine!r}")
         self.basis_name, self.refine_name, self.normalize = basis, refine, normalize
+        if id_order not in ID_ORDERS:
+            raise ValueError(f"unknown id_order={id_order!r}; choose one of {ID_ORDERS}")
+        if id_order != "frequency" and (token_counts is not None or id_rank is not None):
+            raise ValueError(
+                f"token_counts and id_rank give the frequency order: pass them with "
+                f"id_order='frequency', not id_order={id_order!r}"
+            )
         self.id_order = id_order
         self.basis = build_basis(basis, dim, seed)
 
@@ -88,16 +110,19 @@ class FourierEmbedding(TokenEmbedding):
         elif id_order == "permuted":
             generator = torch.Generator().manual_seed(seed)
             self.register_buffer("id_rank", torch.randperm(vocab_size, generator=generator).int())
-        elif id_order == "frequency":
-            if token_counts is None:
-                raise ValueError("id_order='frequency' needs token_counts, one count per id")
+        elif (token_counts is None) == (id_rank is None):
+            raise ValueError(
+                "id_order='frequency' needs token_counts (one count per id) or the id_rank they "
+                "give (e.g. a saved embedding.id_rank; load_pretrained passes it), not both"
+            )
+        elif id_rank is not None:
+            self.register_buffer("id_rank", checked_rank(id_rank, vocab_size))
+        else:
             if len(token_counts) != vocab_size:
                 raise ValueError(
                     f"token_counts has {len(token_counts)} entries for a vocabulary of {vocab_size}"
                 )
             self.register_buffer("id_rank", frequency_rank(token_counts))
-        else:
-            raise ValueError(f"unknown id_order={id_order!r}; choose one of {ID_ORDERS}")
 
         if refine == "linear":
             self.refine = nn.Linear(dim, dim, bias=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +15,10 @@ from petra.models.causal_lm import CausalLM
 from petra.models.checkpoint import load_state, read_checkpoint
 from petra.models.config import ModelConfig
 from petra.models.encoder import Encoder, SentenceEncoder, SequenceClassifier
+
+# Embedding options that are V-sized arrays: inputs to construction only, never in a saved
+# config. What they determine is saved with the weights (the Fourier `id_rank` buffer).
+CONSTRUCTION_INPUTS = ("token_counts", "id_rank")
 
 MODEL_CLASSES: dict[str, type[PetraModel]] = {
     "encoder": Encoder,
@@ -28,10 +33,16 @@ def build_model(
 ) -> PetraModel:
     """A freshly initialized model. `tokenizer` (a `tokenizers.Tokenizer`) is required by the
     Kronecker embedding (or its `token_bytes`), and when given its fingerprint is recorded in
-    the config so that checkpoints can be matched to their tokenizer."""
+    the config so that checkpoints can be matched to their tokenizer.
+
+    The model's config records the embedding options minus the construction inputs
+    `token_counts` and `id_rank` (V-sized arrays: the id order they give is saved with the
+    weights as `embedding.id_rank`), so that it stays small and JSON-serializable."""
     config.validate()
     options = {k: v for k, v in config.embedding.items() if k != "kind"}
     kind = config.embedding["kind"]
+    recorded = {k: v for k, v in config.embedding.items() if k not in CONSTRUCTION_INPUTS}
+    config = config.replace(embedding=recorded)
     if tokenizer is not None:
         size = tokenizer.get_vocab_size(with_added_tokens=True)
         if size != config.vocab_size:
@@ -49,8 +60,10 @@ def build_model(
 def load_pretrained(
     path: str | Path, *, tokenizer=None, device: str | torch.device = "cpu"
 ) -> PetraModel:
-    """Rebuild the model saved by `save_pretrained(path)`, with identical outputs. Passing
-    the `tokenizer` checks that it is the one the model was trained with."""
+    """Rebuild the model saved by `save_pretrained(path)`, with identical outputs and the
+    saved floating dtype (a bfloat16 model comes back in bfloat16; integer buffers such as
+    the Kronecker byte table keep their own). Passing the `tokenizer` checks that it is the
+    one the model was trained with."""
     config, state = read_checkpoint(path, device)
     if tokenizer is not None and config.tokenizer_fingerprint is not None:
         fingerprint = tokenizer_fingerprint(tokenizer)
@@ -61,12 +74,30 @@ def load_pretrained(
             )
     embedding = _embedding_from_state(config, state)
     model = MODEL_CLASSES[config.model](config, embedding)
+    dtype = _saved_dtype(model, state)
+    if dtype is not None:
+        model.to(dtype)  # floating parameters and buffers only
     load_state(model, state, str(path))
     return model.to(device)
 
 
+def _saved_dtype(model: PetraModel, state: dict) -> torch.dtype | None:
+    """The floating dtype in which most of the model's saved parameters (by count of
+    values) are stored: the dtype of all of them when the model was saved in one."""
+    sizes: Counter[torch.dtype] = Counter()
+    for name, _ in model.named_parameters():
+        if name in state and state[name].is_floating_point():
+            sizes[state[name].dtype] += state[name].numel()
+    return max(sizes, key=sizes.get) if sizes else None
+
+
 def _embedding_from_state(config: ModelConfig, state: dict) -> TokenEmbedding:
     options = {k: v for k, v in config.embedding.items() if k != "kind"}
+    if config.embedding["kind"] == "fourier" and options.get("id_order") == "frequency":
+        if "embedding.id_rank" not in state:
+            raise ValueError("the checkpoint has no embedding.id_rank for its frequency id order")
+        options.pop("token_counts", None)  # the saved order, not the counts, decides
+        options["id_rank"] = state["embedding.id_rank"]
     if config.embedding["kind"] != "kronecker":
         return build_embedding(config.embedding["kind"], config.vocab_size, config.dim, **options)
     if "embedding.byte_table" not in state:

@@ -1,13 +1,16 @@
-"""Checkpoints: `config.json` + `model.safetensors`, written atomically.
+"""Checkpoints: a folder holding `config.json` + `model.safetensors` (+ `tokenizer.json`),
+written atomically as a whole.
 
 The state holds every persistent tensor of the model, so the Kronecker byte table and
-tokenizer fingerprint (and a Fourier id permutation) travel with the weights.
+tokenizer fingerprint (and a Fourier id order) travel with the weights, in the dtype they
+had (`load_pretrained` restores it).
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+import shutil
+import uuid
 from pathlib import Path
 
 import torch
@@ -21,29 +24,72 @@ from petra.models.config import ModelConfig
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILE = "tokenizer.json"
-
-
-def _atomic_write(path: Path, write) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+CHECKPOINT_FILES = (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE)
 
 
 def save_checkpoint(model: nn.Module, path: str | Path, tokenizer=None) -> Path:
-    directory = Path(path)
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write the model (and the `tokenizer`, when given) into the folder `path`, atomically:
+    the files go into a temporary sibling folder, which is renamed into place only once
+    complete (an existing checkpoint at `path` is replaced then). A failure at any point
+    leaves no folder behind and a previous checkpoint at `path` intact.
+
+    `path` must be new, empty or a checkpoint folder: other files there would be lost with
+    the folder they are in, so they are refused (`ValueError`)."""
+    directory = Path(os.path.abspath(path))
+    try:
+        config_text = model.config.to_json()
+    except TypeError as error:  # json: "Object of type ndarray is not JSON serializable"
+        raise TypeError(
+            f"the model's config cannot be saved as JSON ({error}): keep only JSON values in "
+            "config.embedding; arrays such as token_counts are construction inputs, which "
+            "build_model leaves out of the config"
+        ) from None
+    if directory.exists():
+        if not directory.is_dir():
+            raise ValueError(f"{directory} is a file: save the checkpoint into a folder")
+        foreign = sorted(p.name for p in directory.iterdir() if p.name not in CHECKPOINT_FILES)
+        if foreign:
+            raise ValueError(
+                f"{directory} holds files that are not part of a checkpoint "
+                f"({', '.join(foreign[:5])}); saving replaces the whole folder: save into a "
+                "new or empty folder"
+            )
     state = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
     metadata = {"format": "pt", "petra_version": petra.__version__}
-    _atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(state, tmp, metadata=metadata))
-    _atomic_write(directory / CONFIG_FILE, lambda tmp: model.config.save(tmp))
-    if tokenizer is not None:
-        _atomic_write(directory / TOKENIZER_FILE, lambda tmp: tokenizer.save(tmp))
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    temporary = _sibling(directory, "tmp")
+    temporary.mkdir()
+    try:
+        (temporary / CONFIG_FILE).write_text(config_text)
+        save_file(state, temporary / WEIGHTS_FILE, metadata=metadata)
+        if tokenizer is not None:
+            tokenizer.save(str(temporary / TOKENIZER_FILE))
+        _replace_folder(temporary, directory)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
     return directory
+
+
+def _sibling(directory: Path, suffix: str) -> Path:
+    """A new hidden name beside `directory`, e.g. `.model.3f9a2c1d.tmp`."""
+    return directory.with_name(f".{directory.name}.{uuid.uuid4().hex[:8]}.{suffix}")
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    """Rename `new` to `target`. An existing `target` is first renamed aside (a folder cannot
+    be renamed onto a non-empty one), restored if the rename fails, and deleted after."""
+    if not target.exists():
+        new.rename(target)
+        return
+    previous = _sibling(target, "old")
+    target.rename(previous)
+    try:
+        new.rename(target)
+    except BaseException:
+        previous.rename(target)
+        raise
+    shutil.rmtree(previous)
 
 
 def read_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
