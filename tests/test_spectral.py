@@ -18,7 +18,7 @@ from petra.spectral import (
     ltranspose,
     transform_matrices,
 )
-from petra.spectral.layers import SliceLinear, SliceRMSNorm
+from petra.spectral.layers import SliceLinear, SliceRMSNorm, in_transform_domain
 
 
 # -- the algebra -----------------------------------------------------------------------
@@ -168,6 +168,52 @@ def test_spatial_weights_give_identical_outputs(transform):
     spatial.load_state_dict(state)
     x = torch.randn(2, 7, 32)
     torch.testing.assert_close(spatial(x), spectral(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS)
+def test_spatial_and_transform_domains_start_as_the_same_model(transform):
+    """Same seed, same model: the spatial weights are W = W_hat x_1 M^-1 of the transform-domain
+    initial values (for `identity`, W = W_hat already: the control)."""
+    config = ModelConfig(
+        model="classifier",
+        vocab_size=50,
+        dim=32,
+        n_layers=2,
+        n_heads=2,
+        backbone="spectral",
+        slices=4,
+        transform=transform,
+        transform_seed=3,
+        freq_scaling="learned",
+    )
+    models = {}
+    for domain in ("transform", "spatial"):
+        torch.manual_seed(0)
+        models[domain] = build_model(config.replace(spectral_weights=domain)).eval()
+    ids = torch.randint(0, 50, (3, 9))
+    mask = torch.ones(3, 9, dtype=torch.long)
+    mask[1, 6:] = 0
+    spatial, spectral = (models[d](ids, attention_mask=mask) for d in ("spatial", "transform"))
+    torch.testing.assert_close(spatial, spectral, rtol=1e-5, atol=1e-5)
+    hidden = {d: m.hidden_states(ids, mask) for d, m in models.items()}
+    torch.testing.assert_close(hidden["spatial"], hidden["transform"], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS)
+def test_fresh_spatial_norm_gains_are_ones_in_the_transform_domain(transform):
+    """Every slice starts switched on: the gains g that the spatial model uses, g x_1 M, are
+    ones, and its slice linear weights read in the transform domain are the usual init."""
+    torch.manual_seed(1)
+    spectral = SpectralEncoder(32, 2, 2, 2.0, 4, transform=transform)
+    torch.manual_seed(1)
+    spatial = SpectralEncoder(32, 2, 2, 2.0, 4, transform=transform, weight_domain="spatial")
+    matrix = spatial.matrix.float()
+    gains = [m for m in spatial.modules() if isinstance(m, SliceRMSNorm)]
+    assert len(gains) == 5
+    for norm in gains:
+        torch.testing.assert_close(in_transform_domain(norm.weight, matrix), torch.ones(4, 8))
+    for mine, theirs in zip(spatial.slice_weights(), spectral.slice_weights(), strict=True):
+        torch.testing.assert_close(in_transform_domain(mine, matrix), theirs)
 
 
 # -- parameters, gradients, training -----------------------------------------------------

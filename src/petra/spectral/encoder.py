@@ -13,6 +13,11 @@ matrix parameters (h = ffn_mult m, H = ffn_mult d) instead of 4 d^2 + 3 d H: abo
 
 Frequency scaling multiplies slice k of X_hat by s_k before the blocks: `none` (s = 1),
 `learned` (s initialized to 1) or `decay` (fixed s_k = (k + 1)^-gamma).
+
+Slice weights are stored in the transform domain (`weight_domain="transform"`), or in the
+spatial domain as W with W_hat = W x_1 M (`"spatial"`). A spatial-domain model is initialized
+as W = W_hat x_1 M^-1 of the transform-domain initial values W_hat (norm gains of ones, the
+usual random matrices): with the same seed, both domains start as the same function.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from petra.spectral.layers import SliceBlock, SliceRMSNorm
+from petra.spectral.layers import SliceBlock, SliceLinear, SliceRMSNorm
 from petra.spectral.transforms import along_slices, transform_matrices
 
 FREQ_SCALINGS = ("none", "learned", "decay")
@@ -78,6 +83,26 @@ class SpectralEncoder(nn.Module):
             self.register_buffer("scale", decay, persistent=False)
         else:
             self.scale = None
+        if weight_domain == "spatial":
+            self._weights_to_spatial()
+
+    def slice_weights(self) -> list[nn.Parameter]:
+        """The weights with a leading slice axis (p, ...) that `mix` reads in the spatial
+        domain: every SliceLinear and SliceRMSNorm weight (not `scale`, which is always a
+        transform-domain, per-slice factor)."""
+        return [
+            module.weight
+            for module in self.modules()
+            if isinstance(module, (SliceLinear, SliceRMSNorm))
+        ]
+
+    @torch.no_grad()
+    def _weights_to_spatial(self) -> None:
+        """W = W_hat x_1 M^-1, i.e. W[j] = sum_k M^-1[j, k] W_hat[k], in float64: then
+        W x_1 M = W_hat and the model is the one the transform-domain weights define."""
+        for weight in self.slice_weights():
+            spatial = torch.tensordot(self.inverse, weight.double(), dims=([1], [0]))
+            weight.copy_(spatial)
 
     def to_slices(self, x: Tensor) -> Tensor:
         """(B, n, d) -> transform domain, slice-major (p, B, n, m)."""

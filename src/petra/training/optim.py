@@ -1,8 +1,18 @@
-"""AdamW with weight decay on matrices only, and a warmup-then-decay learning-rate schedule.
+"""AdamW with weight decay on weight matrices only, and a warmup-then-decay learning rate.
 
-lr(t) = lr * t / W                                   for t < W = warmup * steps
-lr(t) = lr * (1 + cos(pi u)) / 2   (cosine)   or  lr * (1 - u)   (linear),
-        u = (t - W) / (steps - W)                    afterwards
+Weight decay goes to what is a matrix of the model, whatever its shape: the weights of linear
+maps (`nn.Linear`, the spectral `SliceLinear` (p, m_in, m_out)) and of embedding tables
+(`nn.Embedding`, the Kronecker projection, the Fourier refinement). Norm gains (petra's
+`RMSNorm` (d,), the spectral `SliceRMSNorm` (p, m), torch's norm layers), biases, scales (the
+spectral `scale`) and temperatures (the sentence model's `log_temperature`) are never
+decayed, on every backbone.
+
+The learning rate at step t (0-based), with W = int(warmup * steps) warmup steps:
+
+lr(t) = lr * (t + 1) / W                             for t < W   (reaches lr at t = W - 1)
+lr(t) = lr * (1 + cos(pi u)) / 2   (cosine),  lr * (1 - u)   (linear)   or  lr   (constant),
+        u = (t - W) / max(1, steps - W)              for t >= W  (u is clipped to 1 for cosine
+                                                                  and 1 - u to 0 for linear)
 """
 
 from __future__ import annotations
@@ -12,16 +22,36 @@ import math
 import torch
 from torch import nn
 
+from petra.nn import RMSNorm
+from petra.spectral.layers import SliceRMSNorm
 from petra.training.config import TrainConfig
+
+NORM_LAYERS = (
+    RMSNorm,
+    SliceRMSNorm,
+    nn.LayerNorm,
+    nn.RMSNorm,
+    nn.GroupNorm,
+    nn.modules.batchnorm._NormBase,  # batch and instance norms
+)
+
+
+def decays(module: nn.Module, name: str) -> bool:
+    """Whether `module`'s own parameter `name` is weight-decayed: it is when it is the `weight`
+    of a module that is not a normalization layer (a linear map, an embedding table); never
+    for norm gains, biases, or any other parameter (scales, temperatures)."""
+    return name == "weight" and not isinstance(module, NORM_LAYERS)
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Decay every trainable tensor of two or more dimensions (weight matrices, tables);
-    leave norms, biases, scales, temperatures and other 1-D or scalar parameters alone."""
-    decay, no_decay = [], []
-    for parameter in model.parameters():
-        if parameter.requires_grad:
-            (decay if parameter.dim() >= 2 else no_decay).append(parameter)
+    """[decayed weight matrices, everything else at weight decay 0], trainable parameters only,
+    each listed once (a tied parameter under its first owner)."""
+    decay, no_decay, seen = [], [], set()
+    for module in model.modules():
+        for name, parameter in module.named_parameters(recurse=False):
+            if parameter.requires_grad and id(parameter) not in seen:
+                seen.add(id(parameter))
+                (decay if decays(module, name) else no_decay).append(parameter)
     return [
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
@@ -33,7 +63,7 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
 
 
 def lr_factor(step: int, config: TrainConfig) -> float:
-    """Multiplier of the base learning rate at `step` (0-based)."""
+    """Multiplier of the base learning rate at `step` (0-based): lr(step) / lr above."""
     warmup = int(config.warmup * config.steps)
     if step < warmup:
         return (step + 1) / warmup

@@ -1,0 +1,113 @@
+"""Optimizer groups by what a parameter is, and the learning-rate schedule's closed form."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from petra.models import ModelConfig, build_model
+from petra.training import TrainConfig
+from petra.training.optim import lr_factor, parameter_groups
+
+EMBEDDINGS = {
+    "learned": {"kind": "learned"},
+    "factorized": {"kind": "learned", "factor_dim": 8},
+    "fourier_linear": {"kind": "fourier", "refine": "linear"},
+    "fourier_geglu_norm": {"kind": "fourier", "refine": "geglu", "final_norm": True},
+    "kronecker": {"kind": "kronecker", "pos_dim": 4},
+}
+GAINS = ("attn_norm.weight", "ffn_norm.weight", "backbone.norm.weight", "embedding.norm.weight")
+
+
+def tiny_model(model_type: str, backbone: str, embedding: str):
+    config = ModelConfig(
+        model=model_type,
+        vocab_size=40,
+        dim=16,
+        n_layers=2,
+        n_heads=2,
+        backbone=backbone,
+        slices=2 if backbone == "spectral" else 1,
+        freq_scaling="learned" if backbone == "spectral" else "none",
+        tie_embeddings=False,  # a causal LM with its own head.weight
+        embedding=EMBEDDINGS[embedding],
+    )
+    token_bytes = [bytes([33 + i]) * (1 + i % 3) for i in range(40)]
+    return build_model(config, token_bytes=token_bytes if embedding == "kronecker" else None)
+
+
+def group_names(model: nn.Module, weight_decay: float = 0.1) -> tuple[set, set]:
+    decay, no_decay = parameter_groups(model, weight_decay)
+    assert decay["weight_decay"] == weight_decay and no_decay["weight_decay"] == 0.0
+    names = {id(p): n for n, p in model.named_parameters()}
+    return {names[id(p)] for p in decay["params"]}, {names[id(p)] for p in no_decay["params"]}
+
+
+@pytest.mark.parametrize("embedding", list(EMBEDDINGS))
+@pytest.mark.parametrize("model_type", ["encoder", "sentence", "classifier", "causal_lm"])
+@pytest.mark.parametrize("backbone", ["standard", "spectral"])
+def test_no_decay_group_is_norm_gains_biases_scales_and_temperature(
+    backbone, model_type, embedding
+):
+    """Whatever their shape: the norm gains ((d,) or the spectral (p, m)), biases, the
+    spectral `scale` and the sentence temperature are not decayed; every other parameter (a
+    linear weight, an embedding table or projection, a slice weight (p, m_in, m_out)) is."""
+    model = tiny_model(model_type, backbone, embedding)
+    decay, no_decay = group_names(model)
+    names = {n for n, _ in model.named_parameters()}
+    expected = {
+        n
+        for n in names
+        if n.endswith(GAINS) or n.endswith(".bias") or n in ("backbone.scale", "log_temperature")
+    }
+    assert no_decay == expected
+    assert decay == names - expected and decay.isdisjoint(no_decay)
+    assert ("backbone.scale" in no_decay) == (backbone == "spectral")
+    assert ("log_temperature" in no_decay) == (model_type == "sentence")
+
+
+def test_spectral_slice_norm_gains_are_not_decayed():
+    """The (p, m) gains of the spectral backbone's SliceRMSNorms are norm gains, as the (d,)
+    gains of the standard backbone: the same rule, whatever the number of dimensions."""
+    spectral, standard = (tiny_model("classifier", b, "learned") for b in ("spectral", "standard"))
+    _, no_decay = group_names(spectral)
+    gains = {n for n, p in spectral.named_parameters() if n.endswith("norm.weight")}
+    assert len(gains) == 5 and all(spectral.get_parameter(n).shape == (2, 8) for n in gains)
+    assert gains <= no_decay
+    _, standard_no_decay = group_names(standard)
+    assert {n for n in no_decay if n.endswith("norm.weight")} == {
+        n for n in standard_no_decay if n.endswith("norm.weight")
+    }
+
+
+def test_torch_norm_layers_and_frozen_parameters():
+    """torch's own norm layers count as norms; frozen parameters join no group."""
+    model = nn.Sequential(nn.Embedding(10, 4), nn.LayerNorm(4), nn.Linear(4, 3), nn.RMSNorm(3))
+    model[2].weight.requires_grad_(False)
+    decay, no_decay = group_names(model)
+    assert decay == {"0.weight"}
+    assert no_decay == {"1.weight", "1.bias", "2.bias", "3.weight"}
+
+
+def test_every_trainable_parameter_is_in_exactly_one_group():
+    model = tiny_model("sentence", "spectral", "fourier_geglu_norm")
+    decay, no_decay = parameter_groups(model, 0.1)
+    grouped = [id(p) for p in decay["params"] + no_decay["params"]]
+    assert sorted(grouped) == sorted(id(p) for p in model.parameters())
+    torch.optim.AdamW([decay, no_decay])  # accepted as optimizer groups
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "linear", "constant"])
+def test_lr_factor_is_the_documented_closed_form(schedule):
+    """W = int(warmup * steps) = 10: (t + 1) / W during the warmup (1 at t = W - 1), then
+    (1 + cos(pi u)) / 2, 1 - u or 1 with u = (t - W) / (steps - W)."""
+    steps, warmup = 50, 10
+    config = TrainConfig(steps=steps, warmup=0.2, schedule=schedule)
+    for t in (0, 1, 4, 9):
+        assert lr_factor(t, config) == pytest.approx((t + 1) / warmup)
+    for t in (10, 23, 37, 49):
+        u = (t - warmup) / (steps - warmup)
+        expected = {"cosine": (1 + math.cos(math.pi * u)) / 2, "linear": 1 - u, "constant": 1.0}
+        assert lr_factor(t, config) == pytest.approx(expected[schedule])
+    assert lr_factor(10, config) == 1.0  # the first step after the warmup is at the full rate
