@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -49,6 +50,13 @@ def agnews():
 def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    """`data` as the file's bytes, gzip-compressed if the name ends in .gz."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
     return path
 
 
@@ -368,3 +376,187 @@ def test_data_dir_and_petra_data(tmp_path, monkeypatch):
         load_corpus("brown")
     with pytest.raises(FileNotFoundError, match="neither a split name"):
         load_stsb(tmp_path / "missing.csv")
+
+
+# --- encodings and empty files, across the loaders -----------------------------------------
+
+BOM = "\ufeff"  # a UTF-8 byte-order mark, as some editors and Excel write it
+
+
+def bom_nli(tmp_path):
+    path = write(tmp_path / "nli.jsonl", BOM + nli_line("neutral") + "\n")
+    return load_nli(path, strict=True), [NLIPair("p .", "h .", "neutral")]
+
+
+def bom_agnews(tmp_path):
+    path = write(tmp_path / "agnews.csv", BOM + "label,title,description\n2,Sports,Won\n")
+    return load_agnews(path, strict=True), [LabeledText("Sports\nWon", 1)]
+
+
+def bom_imdb_jsonl_gz(tmp_path):
+    row = json.dumps({"id": "0_9", "text": "Good.", "label": 1})
+    path = write_bytes(tmp_path / "train.jsonl.gz", (BOM + row + "\n").encode())
+    return load_imdb("train", path=path, strict=True), [LabeledText("Good.", 1)]
+
+
+def bom_aclimdb(tmp_path):
+    write(tmp_path / "aclImdb" / "train" / "pos" / "0_9.txt", BOM + "Good.")
+    return load_imdb("train", path=tmp_path / "aclImdb"), [LabeledText("Good.", 1)]
+
+
+def bom_corpus(tmp_path):
+    path = write(tmp_path / "book.txt", BOM + "First.\n\nSecond.\n")
+    return load_corpus(path), ["First.", "Second."]
+
+
+def bom_misspellings(tmp_path):
+    write(tmp_path / "misspellings" / "wikipedia-common-misspellings.json", BOM + '{"teh": "the"}')
+    return load_misspellings(data_dir=tmp_path, strict=True), {"teh": "the"}
+
+
+@pytest.mark.parametrize(
+    "case", [bom_nli, bom_agnews, bom_imdb_jsonl_gz, bom_aclimdb, bom_corpus, bom_misspellings]
+)
+def test_byte_order_mark_is_dropped(tmp_path, case):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded, expected = case(tmp_path)
+    assert loaded == expected
+
+
+def imdb_row(text: bytes, label: int) -> bytes:
+    return b'{"id": "0_1", "text": "' + text + b'", "label": ' + str(label).encode() + b"}\n"
+
+
+# each: a file whose first row starts with a BOM, whose row at line 2 holds a Latin-1 "e acute"
+# (the byte 0xe9, not UTF-8), and the loader with what it must keep
+UNDECODABLE = {
+    "stsb": (
+        "sts.csv",
+        b"g\ts\t2012\t1\t4.0\tone\ttwo\ng\ts\t2012\t2\t1.0\tcaf\xe9\tbar\n"
+        b"g\ts\t2012\t3\t2.0\tthree\tfour\n",
+        load_stsb,
+        [SentencePair("one", "two", 4.0), SentencePair("three", "four", 2.0)],
+    ),
+    "nli": (
+        "nli.jsonl",
+        nli_line("neutral").encode() + b'\n{"gold_label": "neutral", "sentence1": "caf\xe9", '
+        b'"sentence2": "h ."}\n' + nli_line("contradiction").encode() + b"\n",
+        load_nli,
+        [NLIPair("p .", "h .", "neutral"), NLIPair("p .", "h .", "contradiction")],
+    ),
+    "imdb": (
+        "train.jsonl.gz",
+        imdb_row(b"Good.", 1) + imdb_row(b"Caf\xe9.", 0) + imdb_row(b"Bad.", 0),
+        lambda path, **kwargs: load_imdb("train", path=path, **kwargs),
+        [LabeledText("Good.", 1), LabeledText("Bad.", 0)],
+    ),
+    "agnews": (  # the bad record spans lines 2-3 (a quoted newline); the next is at line 4
+        "agnews.csv",
+        b'label,title,description\n2,"Caf\xe9","two\nlines"\n3,Business,Up\n',
+        load_agnews,
+        [LabeledText("Business\nUp", 2)],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", UNDECODABLE)
+def test_undecodable_line_is_one_malformed_row(tmp_path, name):
+    file_name, data, load, expected = UNDECODABLE[name]
+    path = write_bytes(tmp_path / file_name, b"\xef\xbb\xbf" + data)
+    with pytest.warns(UserWarning) as caught:
+        records = load(path)
+    assert records == expected and records.skipped["malformed"] == 1
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert str(path) in message and "skipped 1 malformed row(s); the first at line 2" in message
+    assert "byte 0xe9 is not UTF-8" in message
+    pattern = rf"{re.escape(str(path))}, line 2: malformed row \(byte 0xe9 is not UTF-8\)"
+    with pytest.raises(ValueError, match=pattern):
+        load(path, strict=True)
+
+
+def test_undecodable_review_file_is_one_malformed_row(tmp_path):
+    folder = make_aclimdb(tmp_path)
+    bad = write_bytes(folder / "train" / "pos" / "5_7.txt", b"Caf\xe9 scene.")
+    with pytest.warns(UserWarning, match=r"skipped 1 malformed row\(s\); the first at file 3"):
+        records = load_imdb("train", path=folder)
+    assert [r.text for r in records] == ["Bad.", "Good film.", "Great.\n\nLoved it."]
+    with pytest.raises(ValueError, match=re.escape(f"{bad}, line 1: byte 0xe9 is not UTF-8")):
+        load_imdb("train", path=folder, strict=True)
+
+
+def test_undecodable_corpus_names_file_and_line(tmp_path):
+    path = write_bytes(tmp_path / "book.txt", b"First.\n\nCaf\xe9.\n")
+    with pytest.raises(ValueError, match=re.escape(f"{path}, line 3: byte 0xe9 is not UTF-8")):
+        load_corpus(path)
+
+
+# each: a file name, its text (empty or blank), and how to load it
+EMPTY_FILES = {
+    "stsb": ("sts.csv", "", load_stsb),
+    "nli blank lines": ("nli.jsonl", "\n  \n", load_nli),
+    "imdb": ("train.jsonl.gz", "", lambda path, **kwargs: load_imdb("train", path=path, **kwargs)),
+    "agnews header only": ("agnews.csv", "label,title,description\n", load_agnews),
+}
+
+
+@pytest.mark.parametrize("strict", [False, True])
+@pytest.mark.parametrize("name", EMPTY_FILES)
+def test_empty_file_is_refused(tmp_path, name, strict):
+    file_name, text, load = EMPTY_FILES[name]
+    path = write_bytes(tmp_path / file_name, text.encode())
+    with pytest.raises(
+        ValueError, match=rf"no valid rows in {re.escape(str(path))} \(it is empty\)"
+    ):
+        load(path, strict=strict)
+
+
+# each: a file name, rows that are all malformed, how to load it, the first row's fault
+ALL_MALFORMED = {
+    "stsb": (
+        "sts.csv",
+        "g\ts\t2012\t1\tnan\ta\tb\ng\ts\t2012\t2\t1.0\ttoo few\n",
+        load_stsb,
+        "score 'nan' is outside [0, 5]",
+    ),
+    "nli": ("nli.jsonl", "[1, 2]\n{not json\n", load_nli, "expected a JSON object, got list"),
+    "agnews": (
+        "agnews.csv",
+        "9,Bad,label\n1,Two fields\n",
+        load_agnews,
+        "label '9' is not in 1..4",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", ALL_MALFORMED)
+def test_file_of_malformed_rows_is_refused(tmp_path, name):
+    file_name, text, load, fault = ALL_MALFORMED[name]
+    path = write(tmp_path / file_name, text)
+    expected = f"no valid rows in {path} (2 malformed; the first at line 1: {fault})"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # refused outright, not first warned about
+        with pytest.raises(ValueError, match=re.escape(expected)):
+            load(path)
+
+
+def test_empty_review_folders_and_misspellings_are_refused(tmp_path):
+    for name in ("pos", "neg"):
+        (tmp_path / "aclImdb" / "train" / name).mkdir(parents=True)
+    with pytest.raises(ValueError, match=re.escape(f"no valid rows in {tmp_path / 'aclImdb'}")):
+        load_imdb("train", path=tmp_path / "aclImdb")
+    write(tmp_path / "misspellings" / "wikipedia-common-misspellings.json", "{}")
+    with pytest.raises(ValueError, match="no valid rows in .*misspellings.json \\(it is empty\\)"):
+        load_misspellings(data_dir=tmp_path)
+
+
+def test_blank_corpus_is_refused(tmp_path):
+    path = write(tmp_path / "book.txt", "\n \n\n")
+    with pytest.raises(ValueError, match=re.escape(f"no documents in {path}")):
+        load_corpus(path)
+    folder = tmp_path / "docs"
+    write(folder / "a.txt", "")
+    write(folder / "b.txt", "  \n")
+    with pytest.raises(ValueError, match=re.escape(f"no documents in {folder}")):
+        load_corpus(folder, "train")

@@ -14,8 +14,11 @@ folders, their own corpus) points petra at it and it works:
 Split names are looked up under the data directory (`resolve_data_dir`: `data_dir=`,
 `$PETRA_DATA`, `shared/data`; layout in shared/data/README.md); any other string or a path
 names a file. Record loaders return `Records`, a list whose `skipped` attribute counts the
-rows left out, by reason. Malformed rows are skipped, counted and reported in one warning
-per file (count and first line number); with `strict=True` the first raises `ValueError`.
+rows left out, by reason. Files are read as UTF-8, a leading byte-order mark dropped. Malformed
+rows (including a line or CSV record holding bytes that are not UTF-8) are skipped, counted
+and reported in one warning per file (count and first line number); with `strict=True` the
+first raises `ValueError`. A file with no valid row (empty, or every row malformed) raises
+`ValueError`, as does a corpus with no document.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from petra.data.paths import resolve_data_dir
 
@@ -60,6 +63,7 @@ CORPUS_SPLITS = (None, "train", "validation")
 BROWN_LINES_PER_DOCUMENT = 100  # this copy does not delimit the Brown corpus' 500 texts
 SHAKESPEARE_BYLINE = "by william shakespeare"
 MALFORMED_ERRORS = (ValueError, KeyError, TypeError)  # what a row parser raises on a bad row
+NOT_UTF8 = re.compile("[\udc80-\udcff]")  # a byte that is not UTF-8, as surrogateescape keeps it
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,14 +123,17 @@ def _parse_rows(
     skipped: Iterable[str] = (),
     unit: str = "line",
 ) -> Records:
-    """Apply `parse` to each `(line_number, row)`. A row for which `parse` raises one of
-    `MALFORMED_ERRORS` is malformed: with `strict` raise, else skip it, count it and warn once
-    for the whole file. `SkipRow(reason)` leaves a row out and counts it under `reason`."""
+    """Apply `parse` to each `(line_number, row)`. A row that holds bytes that are not UTF-8
+    (see `_open_text`) or for which `parse` raises one of `MALFORMED_ERRORS` is malformed: with
+    `strict` raise, else skip it, count it and warn once for the whole file. `SkipRow(reason)`
+    leaves a row out and counts it under `reason`. No valid row at all raises `ValueError`."""
     records = Records(skipped={reason: 0 for reason in skipped})
     first_bad: tuple[int, Exception] | None = None
+    seen = 0
     for number, row in rows:
+        seen += 1
         try:
-            records.append(parse(row))
+            records.append(parse(_utf8(row)))
         except SkipRow as skip:
             records.skipped[skip.reason] = records.skipped.get(skip.reason, 0) + 1
         except MALFORMED_ERRORS as error:
@@ -137,6 +144,15 @@ def _parse_rows(
                 ) from error
             records.skipped["malformed"] += 1
             first_bad = first_bad or (number, error)
+    if seen == records.skipped["malformed"]:
+        found = "it is empty"
+        if first_bad is not None:
+            number, error = first_bad
+            found = f"{seen} malformed; the first at {unit} {number}: {_describe(error)}"
+        raise ValueError(
+            f"no valid rows in {source} ({found}); check that this is the right file and that "
+            f"it has the expected format (see {README})"
+        )
     if first_bad is not None:
         number, error = first_bad
         warnings.warn(
@@ -154,11 +170,41 @@ def _describe(error: Exception) -> str:
     return str(error) or type(error).__name__
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, line without its end) of a UTF-8 text file, gzip if it ends in .gz;
-    blank lines are left out."""
+def _utf8(row: Any) -> Any:
+    """`row` (a line, or the fields of a record) unchanged; `ValueError` if it holds a byte
+    that is not UTF-8."""
+    for field in [row] if isinstance(row, str) else row:
+        bad = NOT_UTF8.search(field) if isinstance(field, str) else None
+        if bad:
+            raise ValueError(f"byte {ord(bad.group()) - 0xDC00:#04x} is not UTF-8")
+    return row
+
+
+def _open_text(path: Path, newline: str | None = None) -> IO[str]:
+    """A UTF-8 text file (gzip if it ends in .gz) opened for reading, a byte-order mark
+    dropped. A byte that is not UTF-8 is kept as a lone surrogate (surrogateescape), so that
+    only its row is malformed (`_utf8`), not the whole read."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as file:
+    return opener(path, "rt", encoding="utf-8-sig", errors="surrogateescape", newline=newline)
+
+
+def _read_text(path: Path) -> str:
+    """The whole text of a UTF-8 file, a byte-order mark dropped; `ValueError` naming the file
+    and the line if it is not UTF-8."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = error.object[: error.start].count(b"\n") + 1
+        raise ValueError(
+            f"{path}, line {line}: byte {error.object[error.start]:#04x} is not UTF-8; "
+            "re-encode the file as UTF-8"
+        ) from error
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, line without its end) of a UTF-8 text file (`_open_text`); blank lines
+    are left out."""
+    with _open_text(path) as file:
         for number, line in enumerate(file, start=1):
             line = line.rstrip("\r\n")
             if line.strip():
@@ -314,13 +360,19 @@ def _review_key(path: Path) -> tuple[int, str]:
     return (int(stem) if stem.isdigit() else -1, path.name)
 
 
-def _read_aclimdb(folder: Path) -> Records:
-    """`folder/{neg,pos}/*.txt` (label 0, 1), negatives first, each sorted by review number."""
-    records = Records()
-    for label, name in enumerate(("neg", "pos")):
-        for path in sorted((folder / name).glob("*.txt"), key=_review_key):
-            records.append(LabeledText(_clean_review(path.read_text(encoding="utf-8")), label))
-    return records
+def _read_aclimdb(folder: Path, strict: bool) -> Records:
+    """`folder/{neg,pos}/*.txt` (label 0, 1), negatives first, each sorted by review number;
+    a file that is not UTF-8 is a malformed row."""
+    files = [
+        (path, label)
+        for label, name in enumerate(("neg", "pos"))
+        for path in sorted((folder / name).glob("*.txt"), key=_review_key)
+    ]
+
+    def parse(file: tuple[Path, int]) -> LabeledText:
+        return LabeledText(_clean_review(_read_text(file[0])), file[1])
+
+    return _parse_rows(folder, enumerate(files, start=1), parse, strict=strict, unit="file")
 
 
 def load_imdb(
@@ -334,7 +386,8 @@ def load_imdb(
     into newlines. Read from the first of: `path` (an `aclImdb` folder holding
     `{split}/{pos,neg}/*.txt`, or a JSON-lines file, gzip if it ends in .gz);
     `imdb/{split}.jsonl.gz` (keys id, text, label); the original layout
-    `imdb/aclImdb/{split}/{pos,neg}/*.txt`, negatives first, files sorted by review number."""
+    `imdb/aclImdb/{split}/{pos,neg}/*.txt`, negatives first, files sorted by review number
+    (there a review file that is not UTF-8 is a malformed row)."""
     if split not in IMDB_SPLITS:
         raise ValueError(f"unknown IMDB split {split!r}; choose one of {IMDB_SPLITS}")
     if path is not None:
@@ -342,7 +395,7 @@ def load_imdb(
         if given.is_file():
             return _parse_rows(given, _lines(given), _parse_imdb, strict=strict)
         if (given / split / "pos").is_dir() or (given / split / "neg").is_dir():
-            return _read_aclimdb(given / split)
+            return _read_aclimdb(given / split, strict)
         raise FileNotFoundError(
             f"no IMDB data at {given}: pass an aclImdb folder holding {split}/pos and "
             f"{split}/neg, or a JSON-lines file with the keys text and label"
@@ -353,7 +406,7 @@ def load_imdb(
         return _parse_rows(jsonl, _lines(jsonl), _parse_imdb, strict=strict)
     original = folder / "aclImdb" / split
     if (original / "pos").is_dir() or (original / "neg").is_dir():
-        return _read_aclimdb(original)
+        return _read_aclimdb(original, strict)
     raise FileNotFoundError(
         f"no IMDB {split} split at {jsonl} nor at {original}/{{pos,neg}}; see {README}, pass "
         "path= to an aclImdb folder, or pass data_dir= (or set PETRA_DATA) to another data folder"
@@ -366,8 +419,8 @@ def load_imdb(
 
 def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     """(first line number, fields) of each CSV record, the `label,title,description` header
-    left out."""
-    with open(path, encoding="utf-8", newline="") as file:
+    left out. A record holding bytes that are not UTF-8 is malformed, the others are kept."""
+    with _open_text(path, newline="") as file:
         reader = csv.reader(file)
         start = 1
         for fields in reader:
@@ -518,7 +571,8 @@ def load_corpus(
     delimited in this copy, so a document is a block of `BROWN_LINES_PER_DOCUMENT` = 100
     consecutive lines), "imdb" (the review texts of the IMDB train split; `strict` applies to
     it). Any other string or a path: a text file gives its blank-line-separated paragraphs, a
-    folder one document per `*.txt` file (sorted by name).
+    folder one document per `*.txt` file (sorted by name). A file that is not UTF-8, or no
+    document at all (only blank text), raises `ValueError`.
 
     `split=None` returns every document; "train" / "validation" a deterministic split by
     document: a shuffle of the document indices seeded with `seed`, whose first
@@ -529,18 +583,20 @@ def load_corpus(
     if name == "imdb":
         documents = [record.text for record in load_imdb("train", data_dir=where, strict=strict)]
     elif name is not None:
-        path = _require_file(where / "corpus" / f"{name}.txt", f"{name} corpus")
-        text = path.read_text(encoding="utf-8")
+        where = _require_file(where / "corpus" / f"{name}.txt", f"{name} corpus")
+        text = _read_text(where)
         documents = _shakespeare_works(text) if name == "shakespeare" else _brown_documents(text)
     elif where.is_dir():
         files = sorted(where.glob("*.txt"))
         if not files:
             raise FileNotFoundError(f"no *.txt files in the folder {where}; one per document")
-        documents = [d for d in (f.read_text(encoding="utf-8").strip() for f in files) if d]
+        documents = [d for d in (_read_text(f).strip() for f in files) if d]
     elif where.is_file():
-        documents = _paragraphs(where.read_text(encoding="utf-8"))
+        documents = _paragraphs(_read_text(where))
     else:
         raise _unknown_path(where, "corpus", CORPORA)
+    if not documents:
+        raise ValueError(f"no documents in {where}: it holds only blank text; check the path")
     if split is None:
         return documents
     return _split_documents(documents, split, valid_fraction, seed)
@@ -553,11 +609,11 @@ def load_corpus(
 def load_misspellings(*, data_dir: PathLike | None = None, strict: bool = False) -> dict[str, str]:
     """Wikipedia's list of common English misspellings, {misspelling: correction} (4,273
     pairs), from `misspellings/wikipedia-common-misspellings.json`. An entry whose
-    correction is not a non-empty string is malformed."""
+    correction is not a non-empty string is malformed; no valid entry raises `ValueError`."""
     name = "wikipedia-common-misspellings.json"
     path = _require_file(resolve_data_dir(data_dir) / "misspellings" / name, "misspellings list")
     try:
-        table = json.loads(path.read_text(encoding="utf-8"))
+        table = json.loads(_read_text(path))
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not valid JSON ({error}); see {README}") from error
     if not isinstance(table, dict):
