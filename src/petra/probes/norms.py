@@ -1,8 +1,13 @@
 """Norm drift over a run: the norms of the embedding's trained matrix (the learned table,
 the Kronecker projection, the Fourier refinement) and the mean row norm of its table, at
-every evaluation logged in `metrics.jsonl` (the lm task logs them) and at every checkpoint
-still on disk. The Kronecker paper reports that learned tables drift while its projection
-stays near norm 1."""
+every evaluation logged in `metrics.jsonl` (from step 0, before the first update) and at
+every checkpoint still on disk.
+
+The Kronecker paper reports that learned tables drift while its projection's norm "stays
+near 1.0": that norm is `matrix_row_norm_mean`, the mean L2 norm of the projection's d output
+rows (1.0 at its N(0, 1/sqrt(D)) initialization); for a learned table the same quantity is
+the mean norm of its V rows. Frobenius (about sqrt(d) times it) and spectral norms are
+reported beside it, as other quantities."""
 
 from __future__ import annotations
 
@@ -54,7 +59,7 @@ def plot_norms(series: dict, path: str | Path) -> None:
     for name, points in series["logged"].items():
         axes.plot(*zip(*points, strict=True), marker="o", label=name)
     numbered = [c for c in series["checkpoints"] if c["step"] != "final"]
-    for name in ("matrix_spectral", "matrix_fro", "row_norm_mean"):
+    for name in ("matrix_row_norm_mean", "matrix_spectral", "matrix_fro", "row_norm_mean"):
         if numbered and name not in series["logged"] and name in numbered[0]:
             axes.plot(
                 [c["step"] for c in numbered],
