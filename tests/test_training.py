@@ -4,6 +4,7 @@ multi-process training with torchrun, and the `petra train` / `petra eval` comma
 import json
 import math
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -77,7 +78,8 @@ def test_tiny_run_writes_its_run_directory(task, tmp_path, capsys):
     assert all(
         math.isfinite(line["train/loss"]) and line["tokens_per_s"] > 0 for line in train_lines
     )
-    assert [line["step"] for line in lines if any(k.startswith("eval/") for k in line)] == [6, 12]
+    evaluated = [line["step"] for line in lines if any(k.startswith("eval/") for k in line)]
+    assert evaluated == [0, 6, 12]  # 0: before the first step
     config = json.loads((out / "config.json").read_text())
     assert config["task"] == task and config["preset"] == "tiny"
     model = load_pretrained(out / "model")
@@ -120,13 +122,20 @@ def test_lm_reports_steps_to_a_target_loss(tmp_path):
     spec = apply_overrides("lm", load_preset("lm", "tiny"), ["data.target_loss=100.0"])
     task, model, config = build_run("lm", spec)
     results = Trainer(model, task, config, tmp_path, progress=False).fit()
-    assert results["metrics"]["steps_to_target"] == 6  # the first evaluation already reaches it
+    assert results["metrics"]["steps_to_target"] == 0  # the step-0 evaluation already reaches it
 
 
 # -- resume ----------------------------------------------------------------------------------
-def _trainer(spec, out, resume=False, task_name="classify"):
+def _trainer(spec, out, resume=False, task_name="classify", progress=False):
     task, model, config = build_run(task_name, spec)
-    return Trainer(model, task, config, out, resume=resume, progress=False)
+    return Trainer(model, task, config, out, resume=resume, progress=progress)
+
+
+def _assert_same_weights(model, reference):
+    for (name, a), b in zip(
+        reference.state_dict().items(), model.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-6, msg=name)
 
 
 def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path):
@@ -145,10 +154,7 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path):
     resumed = _trainer(spec, tmp_path / "parts", resume=True)
     assert resumed.state["step"] == 8 and resumed.state["batch_in_epoch"] == 8
     resumed.fit()
-    for (name, a), b in zip(
-        whole.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
-    ):
-        torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-6, msg=name)
+    _assert_same_weights(resumed.model, whole.model)
 
     def losses(run):
         lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -277,8 +283,18 @@ def test_resume_survives_a_half_written_checkpoint_and_log_line(tmp_path):
 def test_resuming_a_finished_run_returns_its_results(tmp_path):
     spec = load_preset("classify", "tiny")
     results = _trainer(spec, tmp_path).fit()
+    logged = (tmp_path / "metrics.jsonl").read_text()
     again = _trainer(spec, tmp_path, resume=True).fit()
     assert again["metrics"] == results["metrics"] and again["steps"] == 12
+    assert (tmp_path / "metrics.jsonl").read_text() == logged  # not cut back to the checkpoint
+
+
+def test_a_finished_run_without_checkpoints_is_not_overwritten(tmp_path):
+    spec = apply_overrides("classify", load_preset("classify", "tiny"), ["train.steps=4"])
+    _trainer(spec, tmp_path).fit()  # 4 steps: no checkpoint was ever written
+    assert not (tmp_path / "checkpoints").exists()
+    with pytest.raises(ValueError, match=r"already holds a run \(results.json\): pass --resume"):
+        _trainer(spec, tmp_path)
 
 
 def test_eval_uses_the_runs_own_split(tmp_path, capsys):
@@ -291,3 +307,97 @@ def test_eval_uses_the_runs_own_split(tmp_path, capsys):
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["accuracy"] == pytest.approx(trained["accuracy"])
     assert main(["eval", "lm", "--checkpoint", str(out / "model")]) == 2  # another task
+
+
+def test_resume_falls_back_past_a_damaged_checkpoint(tmp_path):
+    """Interrupted at step 6 and again at 10 (checkpoints 8 and 10 kept); step 10's trainer.pt
+    is then truncated. The resume warns, sets step 10 aside and continues from step 8."""
+    spec = apply_overrides(
+        "classify",
+        load_preset("classify", "tiny"),
+        ["model.dropout=0.1", "train.checkpoint_every=4", "train.steps=16"],
+    )
+    whole = _trainer(spec, tmp_path / "whole")
+    whole.fit()
+    run = tmp_path / "parts"
+    _trainer(spec, run).fit(stop_after=6)
+    _trainer(spec, run, resume=True).fit(stop_after=10)
+    checkpoints = run / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["step-00000008", "step-00000010"]
+    trainer_file = checkpoints / "step-00000010" / "trainer.pt"
+    truncated = trainer_file.read_bytes()[: trainer_file.stat().st_size // 2]
+    trainer_file.write_bytes(truncated)
+    with pytest.warns(UserWarning, match=r"step-00000010 is truncated or corrupt .*resumed from "):
+        resumed = _trainer(spec, run, resume=True)
+    assert resumed.state["step"] == 8
+    aside = checkpoints / "step-00000010.damaged" / "trainer.pt"
+    assert aside.read_bytes() == truncated  # kept, not deleted
+    resumed.fit()
+    _assert_same_weights(resumed.model, whole.model)
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines if "eval/accuracy" in line] == [0, 6, 12, 16]
+    assert [line["step"] for line in lines if "train/loss" in line] == [2, 4, 6, 8, 10, 12, 14, 16]
+
+
+def test_resume_refuses_clearly_when_no_checkpoint_reads(tmp_path):
+    spec = apply_overrides(
+        "classify", load_preset("classify", "tiny"), ["train.checkpoint_every=3"]
+    )
+    _trainer(spec, tmp_path).fit(stop_after=6)
+    weights = tmp_path / "checkpoints" / "step-00000006" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    (tmp_path / "checkpoints" / "step-00000003" / "trainer.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=r"no checkpoint of .* can be read: .*step-00000006 is "):
+        _trainer(spec, tmp_path, resume=True)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+        "step-00000003",
+        "step-00000006",
+    ]  # nothing renamed or deleted
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path, capsys):
+    """Under pytest stderr is captured, as in a log file or CI: no bar, one line per log."""
+    spec = load_preset("classify", "tiny")
+    _trainer(spec, tmp_path / "shown", progress=True).fit()
+    lines = capsys.readouterr().err.splitlines()
+    pattern = (
+        r"classify step (\d+)/12  loss \d+\.\d{4}  lr \S+  tokens/s \d+  "
+        r"elapsed \d\d:\d\d  eta \d\d:\d\d"
+    )
+    steps = [int(match[1]) for line in lines if (match := re.fullmatch(pattern, line))]
+    assert steps == [2, 4, 6, 8, 10, 12]
+    _trainer(spec, tmp_path / "quiet", progress=False).fit()
+    assert "step" not in capsys.readouterr().err
+
+
+def test_evaluation_at_step_0_does_not_change_training(tmp_path):
+    """Dropout on, so that an evaluation drawing random numbers would show."""
+    spec = apply_overrides("classify", load_preset("classify", "tiny"), ["model.dropout=0.1"])
+    with_start = _trainer(spec, tmp_path / "with")
+    with_start.fit()
+    without = apply_overrides("classify", spec, ["train.eval_at_start=false"])
+    without_start = _trainer(without, tmp_path / "without")
+    without_start.fit()
+    for name, tensor in with_start.model.state_dict().items():
+        assert torch.equal(tensor, without_start.model.state_dict()[name]), name
+    first = json.loads((tmp_path / "with" / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["step"] == 0 and "eval/accuracy" in first
+    assert with_start.history[0][0] == 0 and without_start.history[0][0] == 6
+
+
+def test_sparse_embedding_gradients_are_refused(tmp_path):
+    spec = apply_overrides(
+        "classify", load_preset("classify", "tiny"), ["model.embedding.sparse=true"]
+    )
+    with pytest.raises(ValueError, match="sparse gradients .*SparseAdam.*drop the option"):
+        _trainer(spec, tmp_path)
+
+
+def test_mistaken_settings_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown device='gpu'"):
+        TrainConfig(device="gpu")
+    with pytest.raises(ValueError, match="grad_clip must not be negative, got -1"):
+        TrainConfig(grad_clip=-1.0)  # was silently "no clipping"
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="is a file, not a run directory"):
+        _trainer(load_preset("classify", "tiny"), tmp_path / "file")

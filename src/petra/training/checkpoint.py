@@ -3,30 +3,40 @@
 optimizer, the schedule, the data position, the RNG states, the elapsed time).
 
 A checkpoint is written to a temporary folder and renamed into place, so an interrupted
-write never leaves a half checkpoint; the last `keep` checkpoints are kept.
+write never leaves a half checkpoint; the last `keep` checkpoints are kept. A checkpoint
+damaged later (a truncated or corrupt file) raises `DamagedCheckpoint` when read, and can be
+set aside as `step-NNNNNNNN.damaged` (never deleted) so that the previous one is resumed.
 """
 
 from __future__ import annotations
 
+import pickle
 import shutil
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 
-from petra.models.checkpoint import load_state, read_checkpoint
+from petra.models.checkpoint import WEIGHTS_FILE
 
 TRAINER_FILE = "trainer.pt"
 
 
+class DamagedCheckpoint(ValueError):
+    """A file of a training checkpoint is missing, truncated or corrupt."""
+
+
 def checkpoint_dirs(run_dir: Path) -> list[Path]:
-    """Complete checkpoints of a run, oldest first."""
+    """Checkpoints of a run, oldest first (not `.tmp` folders still being written, nor those
+    set aside as `.damaged`)."""
     folder = run_dir / "checkpoints"
     if not folder.is_dir():
         return []
     return sorted(
         p
         for p in folder.glob("step-*")
-        if p.is_dir() and not p.name.endswith(".tmp") and (p / TRAINER_FILE).is_file()
+        if p.is_dir() and p.name.removeprefix("step-").isdigit() and (p / TRAINER_FILE).is_file()
     )
 
 
@@ -45,11 +55,33 @@ def save_training_checkpoint(
     return final
 
 
-def load_training_checkpoint(path: Path, model, device: torch.device) -> dict:
-    """Load the model weights of checkpoint `path` into `model`; return its trainer state."""
-    _, state = read_checkpoint(path, device)
-    load_state(model, state, str(path))
-    return torch.load(path / TRAINER_FILE, map_location=device, weights_only=True)
+def read_training_checkpoint(path: Path, device: torch.device) -> tuple[dict, dict]:
+    """(model state, trainer state) of checkpoint `path`; `DamagedCheckpoint` if either file
+    is missing or does not read."""
+    try:
+        model_state = load_file(path / WEIGHTS_FILE, device=str(device))
+        trainer_state = torch.load(path / TRAINER_FILE, map_location=device, weights_only=True)
+    except (
+        OSError,
+        EOFError,
+        RuntimeError,
+        ValueError,
+        SafetensorError,
+        pickle.UnpicklingError,
+    ) as error:
+        reason = (str(error).splitlines() or [""])[0][:120] or type(error).__name__
+        raise DamagedCheckpoint(f"{path} is truncated or corrupt ({reason})") from error
+    return model_state, trainer_state
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a damaged checkpoint to `<name>.damaged` (`.damaged-2`, ... if taken)."""
+    target, n = path.with_name(path.name + ".damaged"), 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.damaged-{n}")
+    path.rename(target)
+    return target
 
 
 def rng_state() -> dict:

@@ -7,6 +7,7 @@ import dataclasses
 from dataclasses import dataclass
 
 SCHEDULES = ("cosine", "linear", "constant")
+DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass
@@ -20,6 +21,7 @@ class TrainConfig:
     grad_clip: float = 1.0  # max global grad norm; 0 turns clipping off
     seed: int = 0
     eval_every: int = 200
+    eval_at_start: bool = True  # also evaluate at step 0 (before training), e.g. for norm drift
     log_every: int = 10
     checkpoint_every: int = 200
     keep_checkpoints: int = 2
@@ -28,9 +30,14 @@ class TrainConfig:
     def __post_init__(self):
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule={self.schedule!r}; choose one of {SCHEDULES}")
+        if self.device not in DEVICES:
+            raise ValueError(f"unknown device={self.device!r}; choose one of {DEVICES}")
         for name in ("steps", "batch_size", "eval_every", "log_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("lr", "weight_decay", "grad_clip"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
         if not 0 <= self.warmup < 1:
             raise ValueError(f"warmup is a fraction of the steps in [0, 1), got {self.warmup}")
         if self.keep_checkpoints < 1:

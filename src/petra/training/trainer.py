@@ -5,9 +5,17 @@ training loss, learning rate, tokens/s; and a line per evaluation), `results.jso
 metrics, parameters, wall time, steps, steps/s), `checkpoints/` (resumable) and `model/`
 (the final weights, for `load_pretrained`).
 
+A fresh run is evaluated once before its first step (`eval_at_start`), so that drift from
+the initialization shows. Evaluation runs in eval mode under no_grad and restores the RNG
+state, so it never changes the training trajectory.
+
 Resuming restores the model, optimizer, schedule, data position (epoch and batch) and RNG
 state of the latest checkpoint, so that an interrupted run ends where the uninterrupted one
-would. Under torchrun every process sees the same global batches, split among them
+would; a damaged latest checkpoint is set aside (`step-N.damaged`, with a warning) and the
+one before it resumed. Progress shows as a tqdm bar on a terminal, and as one plain line per
+logged step when stderr is a file.
+
+Under torchrun every process sees the same global batches, split among them
 (`ShardedBatches`), gradients are averaged by DistributedDataParallel, and only rank 0
 writes.
 """
@@ -16,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -29,12 +38,15 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from petra.data.batching import ShardedBatches
+from petra.models.checkpoint import load_state
 from petra.training import distributed
 from petra.training.checkpoint import (
+    DamagedCheckpoint,
     checkpoint_dirs,
-    load_training_checkpoint,
+    read_training_checkpoint,
     rng_state,
     save_training_checkpoint,
+    set_aside,
     set_rng_state,
 )
 from petra.training.config import TrainConfig
@@ -89,9 +101,12 @@ class Trainer:
         resume: bool = False,
         progress: bool = True,
     ):
+        _refuse_sparse_gradients(model)
+        self.run_dir = Path(run_dir)
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise ValueError(f"{self.run_dir} is a file, not a run directory: choose another --out")
         self.device = distributed.setup(config.device)
         self.model, self.task, self.config = model.to(self.device), task, config
-        self.run_dir = Path(run_dir)
         self.run_config = run_config or {}
         self.progress = progress
         self.main = distributed.is_main()
@@ -107,18 +122,22 @@ class Trainer:
         self.state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "wall_time_s": 0.0, "tokens": 0}
         self.history: list[tuple[int, dict[str, float]]] = []  # (step, evaluation metrics)
         existing = checkpoint_dirs(self.run_dir)
-        if existing and not resume:
+        ended = (self.run_dir / "results.json").is_file()
+        if (existing or ended) and not resume:
+            held = f"checkpoint {existing[-1].name}" if existing else "results.json"
             raise ValueError(
-                f"{self.run_dir} already holds a run (checkpoint {existing[-1].name}): pass "
-                "--resume to continue it, or choose another --out"
+                f"{self.run_dir} already holds a run ({held}): pass --resume to continue it, "
+                "or choose another --out"
             )
-        if resume and existing:
-            self._restore(existing[-1])
-        self.finished = resume and (self.run_dir / "results.json").is_file()
+        self.finished = resume and ended
+        restored = bool(existing) and resume and not self.finished
+        if restored:
+            self._resume(existing)
         if self.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.json").write_text(json.dumps(self.run_config, indent=2) + "\n")
-            self._truncate_metrics()
+            if not self.finished:
+                self._truncate_metrics(self.state["step"] if restored else -1)
 
     # -- the loop ------------------------------------------------------------------------
     def fit(self, stop_after: int | None = None) -> dict:
@@ -130,12 +149,17 @@ class Trainer:
         network = self.model
         if distributed.world_size() > 1:
             network = DistributedDataParallel(self.model)
+        show = self.main and self.progress
+        on_terminal = sys.stderr.isatty()
         bar = tqdm(
             total=config.steps,
             initial=state["step"],
-            disable=True if not (self.main and self.progress) else None,  # None: off when not a TTY
+            disable=not (show and on_terminal),
             desc=self.task.name,
         )
+        if config.eval_at_start and state["step"] == 0 and not self.history:
+            self._evaluate()
+        fit_start, fit_first_step = time.perf_counter(), state["step"]
         window_start, window_tokens = time.perf_counter(), 0
         while state["step"] < config.steps and (stop_after is None or state["step"] < stop_after):
             self.sampler.set_epoch(state["epoch"])
@@ -165,6 +189,8 @@ class Trainer:
                     }
                     self._log(record)
                     bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{record['tokens_per_s']:.0f}")
+                    if show and not on_terminal:
+                        self._print_progress(record, fit_start, step - fit_first_step)
                     window_start, window_tokens = time.perf_counter(), 0
                 bar.update(1)
                 if step % config.eval_every == 0 and step < config.steps:
@@ -201,6 +227,19 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         return mean_loss.item(), tokens * distributed.world_size(), lr
 
+    def _print_progress(self, record: dict, fit_start: float, steps_done: int) -> None:
+        """One plain line on stderr (for log files and CI, where the bar does not show)."""
+        elapsed = time.perf_counter() - fit_start
+        remaining = elapsed / max(steps_done, 1) * (self.config.steps - record["step"])
+        print(
+            f"{self.task.name} step {record['step']}/{self.config.steps}"
+            f"  loss {record['train/loss']:.4f}  lr {record['lr']:.2e}"
+            f"  tokens/s {record['tokens_per_s']:.0f}"
+            f"  elapsed {tqdm.format_interval(elapsed)}  eta {tqdm.format_interval(remaining)}",
+            file=sys.stderr,
+            flush=True,
+        )
+
     def _diverged(self, what: str) -> None:
         last = checkpoint_dirs(self.run_dir)
         where = f"the last good checkpoint is {last[-1]}" if last else "no checkpoint was written"
@@ -214,7 +253,8 @@ class Trainer:
         metrics = {}
         if self.main:
             self.model.eval()
-            with torch.no_grad():
+            cuda = [self.device] if self.device.type == "cuda" else []
+            with torch.no_grad(), torch.random.fork_rng(devices=cuda):
                 metrics = self.task.evaluate(self.model)
             self._log({"step": self.state["step"], **{f"eval/{k}": v for k, v in metrics.items()}})
             self.history.append((self.state["step"], metrics))
@@ -226,15 +266,16 @@ class Trainer:
             with open(self.run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
 
-    def _truncate_metrics(self) -> None:
-        """On resume, drop lines logged after the checkpoint (they will be logged again)."""
+    def _truncate_metrics(self, last_step: int) -> None:
+        """Drop lines logged after `last_step`, the step resumed from (they will be logged
+        again); all of them (-1) when nothing was resumed."""
         path = self.run_dir / "metrics.jsonl"
         if not path.is_file():
             return
         kept = []
         for line in path.read_text().splitlines():
             try:
-                if json.loads(line)["step"] <= self.state["step"]:
+                if json.loads(line)["step"] <= last_step:
                     kept.append(line)
             except (json.JSONDecodeError, KeyError, TypeError):
                 warnings.warn(f"{path}: dropped a damaged line ({line[:40]!r}...)", stacklevel=2)
@@ -254,8 +295,35 @@ class Trainer:
             save_training_checkpoint(self.run_dir, self.model, trainer_state, keep, tokenizer)
         distributed.barrier()
 
-    def _restore(self, path: Path) -> None:
-        saved = load_training_checkpoint(path, self.model, self.device)
+    def _resume(self, checkpoints: list[Path]) -> None:
+        """Restore the latest checkpoint that reads; set aside the damaged ones after it."""
+        damaged = []
+        for path in reversed(checkpoints):
+            try:
+                model_state, saved = read_training_checkpoint(path, self.device)
+            except DamagedCheckpoint as error:
+                damaged.append((path, error))
+                continue
+            load_state(self.model, model_state, str(path))
+            self._restore(saved)
+            resumed_from = path
+            break
+        else:
+            raise ValueError(
+                f"no checkpoint of {self.run_dir} can be read: "
+                + "; ".join(str(error) for _, error in damaged)
+                + ". Start a new run with another --out (or delete the checkpoints)."
+            )
+        distributed.barrier()  # every process has read before the damaged ones are renamed
+        for path, error in damaged if self.main else []:
+            warnings.warn(
+                f"{error}: resumed from {resumed_from.name} instead; the damaged checkpoint "
+                f"is kept as {set_aside(path)}",
+                stacklevel=3,
+            )
+        distributed.barrier()
+
+    def _restore(self, saved: dict) -> None:
         self.optimizer.load_state_dict(saved["optimizer"])
         self.schedule.load_state_dict(saved["schedule"])
         set_rng_state(saved["rng"])
@@ -284,3 +352,13 @@ class Trainer:
             (self.run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
         distributed.barrier()
         return results
+
+
+def _refuse_sparse_gradients(model: nn.Module) -> None:
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Embedding, nn.EmbeddingBag)) and module.sparse:
+            raise ValueError(
+                f"{name or 'the model'} has sparse gradients (sparse=True), which need a sparse "
+                "optimizer such as torch.optim.SparseAdam; the trainer uses AdamW with gradient "
+                "clipping, which cannot take them: drop the option (model.embedding.sparse)"
+            )
