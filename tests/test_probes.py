@@ -153,7 +153,12 @@ def test_fresh_kronecker_neighbours_are_orthographic(gpt2):
 def test_norms_probe_reads_the_run(kronecker_lm, tmp_path):
     series = norm_series(kronecker_lm)
     assert series["kind"] == "kronecker"
-    assert [step for step, _ in series["logged"]["matrix_spectral"]] == [6, 12]
+    assert [step for step, _ in series["logged"]["matrix_spectral"]] == [0, 6, 12]
+    # the paper's projection norm: the mean L2 norm of the d output rows, 1.0 before training
+    # (N(0, 1/sqrt(D)) entries, D = 256 * 16), whatever d is; Frobenius is sqrt(d) times that
+    step, value = series["logged"]["matrix_row_norm_mean"][0]
+    assert step == 0 and value == pytest.approx(1.0, abs=0.05)
+    assert series["logged"]["matrix_fro"][0][1] == pytest.approx(value * 32**0.5, rel=0.05)
     assert series["checkpoints"][-1]["step"] == "final"
     out = tmp_path / "norms.json"
     assert main(["probe", "norms", "--run", str(kronecker_lm), "--out", str(out)]) == 0
