@@ -126,6 +126,17 @@ def test_saving_over_a_checkpoint_replaces_the_whole_folder(tiny_tokenizer, tmp_
     torch.testing.assert_close(load_pretrained(tmp_path / "lm")(x), model(x), rtol=0, atol=0)
 
 
+def test_saving_through_a_symbolic_link_replaces_the_folder_it_points_to(tiny_tokenizer, tmp_path):
+    build_model(config(tiny_tokenizer, {"kind": "learned"})).save_pretrained(tmp_path / "real")
+    (tmp_path / "link").symlink_to(tmp_path / "real", target_is_directory=True)
+    model = perturbed(build_model(config(tiny_tokenizer, {"kind": "fourier"})))
+    model.save_pretrained(tmp_path / "link")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
+    assert (tmp_path / "link").is_symlink()
+    x = ids(tiny_tokenizer)
+    torch.testing.assert_close(load_pretrained(tmp_path / "link")(x), model(x), rtol=0, atol=0)
+
+
 def test_saving_into_a_folder_with_other_files_is_refused(tiny_tokenizer, tmp_path):
     (tmp_path / "notes.txt").write_text("my notes")
     model = build_model(config(tiny_tokenizer, {"kind": "learned"}))

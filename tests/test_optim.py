@@ -90,6 +90,20 @@ def test_torch_norm_layers_and_frozen_parameters():
     assert no_decay == {"1.weight", "1.bias", "2.bias", "3.weight"}
 
 
+def test_gains_of_norm_classes_petra_does_not_know_are_not_decayed():
+    """A user's (or Hugging Face's LlamaRMSNorm-style) norm: a 1-D `weight` of an unknown
+    class is a gain, not a matrix."""
+
+    class UserRMSNorm(nn.Module):
+        def __init__(self, dim):
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(dim))
+
+    model = nn.Sequential(nn.Linear(4, 4), UserRMSNorm(4))
+    decay, no_decay = group_names(model)
+    assert decay == {"0.weight"} and no_decay == {"0.bias", "1.weight"}
+
+
 def test_every_trainable_parameter_is_in_exactly_one_group():
     model = tiny_model("sentence", "spectral", "fourier_geglu_norm")
     decay, no_decay = parameter_groups(model, 0.1)

@@ -1,6 +1,8 @@
 """`--set` values take their field's type; mistyped keys, kinds and values are refused by
 name; `petra compare` applies each embedding option to the kinds that have it."""
 
+import json
+
 import pytest
 
 from petra.cli import main
@@ -80,9 +82,43 @@ def test_embedding_options_are_typed_by_the_final_kind_in_any_order():
         spec("lm", "model.embedding=kronecker", "model.embedding.pos_dim=wide")
 
 
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('{"kind": "kronecker", "bogus": 1}', "has no option 'bogus'"),
+        ('{"kind": "kronecker", "pos_dim": "abc"}', "pos_dim=abc: expected an integer"),
+        ('{"pos_dim": 8}', 'needs a "kind"'),
+    ],
+)
+def test_an_embedding_object_is_checked_like_single_options(value, message):
+    with pytest.raises(ValueError, match=message):
+        spec("lm", f"model.embedding={value}")
+
+
 def test_parse_value_of_an_optional_list():
     assert parse_value("k", "a,b", list[str] | None) == ["a", "b"]
     assert parse_value("k", "None", list[str] | None) is None
+
+
+def test_settings_that_build_no_model_are_refused_before_any_data(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("PETRA_DATA", str(tmp_path / "no-data-here"))
+    args = ["train", "classify", "--preset", "tiny", "--out", str(tmp_path / "run")]
+    assert main([*args, "--set", "model.pooling=maen"]) == 2
+    assert "unknown pooling='maen'" in capsys.readouterr().err
+    assert main([*args, "--set", "train.warmup=1.5"]) == 2
+    assert "warmup is a fraction" in capsys.readouterr().err
+
+
+def test_a_run_of_an_earlier_format_is_neither_resumed_nor_reused(tmp_path, capsys):
+    """Before run format 2 the same settings meant another model (a tied Kronecker head)."""
+    out = tmp_path / "run"
+    out.mkdir()
+    config = run_config("lm", "tiny", ["model.embedding=kronecker"])
+    old = {k: v for k, v in config.items() if k != "run_format"}
+    (out / "config.json").write_text(json.dumps(old))
+    args = ["train", "lm", "--preset", "tiny", "--out", str(out), "--resume", "--quiet"]
+    assert main([*args, "--set", "model.embedding=kronecker"]) == 2
+    assert "earlier petra (run format 1, now 2)" in capsys.readouterr().err
 
 
 def test_a_mistyped_setting_is_one_clear_message(capsys):
@@ -111,6 +147,7 @@ def test_compare_applies_an_embedding_option_only_to_the_kinds_that_have_it():
         (["--kinds", ","], "--kinds is empty"),
         (["--seeds", "1,1"], "lists a value twice"),
         (["--backbones", "spectral,dense"], "unknown ['dense']"),
+        (["--backbones", "standard,spectral", "--set", "model.slices=3"], "not divisible"),
     ],
 )
 def test_compare_refuses_bad_arms_before_running_any(tmp_path, capsys, extra, message):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from petra.embeddings import KINDS, embedding_options
 from petra.models.config import BACKBONES
-from petra.tasks.run import TASKS, run_config, run_task
+from petra.tasks.run import TASKS, check_same_run, run_config, run_task
 from petra.tasks.settings import embedding_option
 
 MAIN_METRIC = {
@@ -101,11 +101,7 @@ def compare(
     for (kind, backbone, seed), config in plan.items():
         directory = out / "arms" / arm_name(kind, backbone, seed)
         if (directory / "results.json").is_file():
-            if json.loads((directory / "config.json").read_text()) != config:
-                raise ValueError(
-                    f"{directory} holds an arm run with other settings: choose another --out, "
-                    "or delete it to run it again"
-                )
+            check_same_run(directory, config, "choose another --out, or delete it to run again")
         else:
             run_task(task, preset, config["overrides"], directory, resume=True, progress=progress)
         results = json.loads((directory / "results.json").read_text())

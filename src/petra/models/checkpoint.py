@@ -8,7 +8,6 @@ had (`load_pretrained` restores it).
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 from pathlib import Path
@@ -35,7 +34,7 @@ def save_checkpoint(model: nn.Module, path: str | Path, tokenizer=None) -> Path:
 
     `path` must be new, empty or a checkpoint folder: other files there would be lost with
     the folder they are in, so they are refused (`ValueError`)."""
-    directory = Path(os.path.abspath(path))
+    directory = Path(path).resolve()  # through symbolic links: the real folder is replaced
     try:
         config_text = model.config.to_json()
     except TypeError as error:  # json: "Object of type ndarray is not JSON serializable"
@@ -89,7 +88,7 @@ def _replace_folder(new: Path, target: Path) -> None:
     except BaseException:
         previous.rename(target)
         raise
-    shutil.rmtree(previous)
+    shutil.rmtree(previous, ignore_errors=True)  # the save is complete: never fail after it
 
 
 def read_checkpoint(path: str | Path, device: str | torch.device = "cpu"):

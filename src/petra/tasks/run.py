@@ -66,10 +66,49 @@ def build_run(task_name: str, spec: dict):
     return task, model, train_config
 
 
+# What a run's settings mean: raised whenever a change makes the same settings train another
+# model (2: each kind's paper head by default, weight decay by what a parameter is, spatial
+# spectral weights initialized as the transform-domain model), so that a run or a compare arm
+# recorded before it is never resumed or reused as if it were one of today's.
+RUN_FORMAT = 2
+
+
+def check_spec(task_name: str, spec: dict) -> None:
+    """Refuse settings that cannot build a model, a schedule or a data set, before any data
+    is read (the fields a task sets from its data get placeholders here)."""
+    task_cls, data_cls = TASKS[task_name]
+    placeholders = {"model": task_cls.model_type, "vocab_size": 2, "num_labels": 2}
+    ModelConfig.from_dict({**spec["model"], **placeholders})
+    TrainConfig(**spec["train"])
+    data_cls(**spec["data"])
+
+
 def run_config(task_name: str, preset: str, overrides: list[str] | None = None) -> dict:
-    """What a run directory's config.json records: task, preset, overrides and the sections."""
+    """What a run directory's config.json records: task, preset, overrides, the format of
+    the settings and the sections; the settings are checked."""
     spec = apply_overrides(task_name, load_preset(task_name, preset), overrides or [])
-    return {"task": task_name, "preset": preset, "overrides": overrides or [], **spec}
+    check_spec(task_name, spec)
+    return {
+        "task": task_name,
+        "preset": preset,
+        "overrides": overrides or [],
+        "run_format": RUN_FORMAT,
+        **spec,
+    }
+
+
+def check_same_run(run_dir: Path, config: dict, advice: str) -> None:
+    """Refuse a run directory whose config.json records other settings than `config`, or
+    settings of an earlier run format (they meant another model then)."""
+    previous = json.loads((run_dir / "config.json").read_text())
+    if previous.get("run_format") != config["run_format"]:
+        raise ValueError(
+            f"{run_dir} was run by an earlier petra (run format {previous.get('run_format', 1)}, "
+            f"now {config['run_format']}) whose settings trained another model: start it "
+            "again in another --out, or delete it"
+        )
+    if {k: previous.get(k) for k in config} != config:
+        raise ValueError(f"{run_dir}/config.json describes another run than this one: {advice}")
 
 
 def find_run_config(checkpoint: str | Path) -> dict | None:
@@ -149,14 +188,8 @@ def run_task(
     config = run_config(task_name, preset, overrides)
     spec = {name: config[name] for name in SECTIONS}
     out = Path(out or f"runs/{task_name}-{preset}")
-    saved = out / "config.json"
-    if resume and saved.is_file():
-        previous = json.loads(saved.read_text())
-        if {k: previous.get(k) for k in config} != config:
-            raise ValueError(
-                f"{saved} describes another run than this command: resume with the same task, "
-                "preset and --set values"
-            )
+    if resume and (out / "config.json").is_file():
+        check_same_run(out, config, "resume with the same task, preset and --set values")
     task, model, train_config = build_run(task_name, spec)
     trainer = Trainer(
         model, task, train_config, out, run_config=config, resume=resume, progress=progress

@@ -5,9 +5,10 @@ annotation: `true`/`false` (any case) for booleans, numbers for numbers, `none`/
 optional field, a comma-separated list (or a JSON list) for list fields. Anything that does
 not convert is refused with the key, the value and the type expected, before any data is read.
 
-`model.embedding=<kind>` chooses the embedding kind (its options reset), and
+`model.embedding=<kind>` chooses the embedding kind (the preset's options for it reset), and
 `model.embedding.<option>=<value>` sets one option of it, typed by the kind's constructor;
-embedding options are checked against the final kind, whatever the order they were given in.
+options given on the command line are checked against the final kind, whatever the order
+they were given in.
 """
 
 from __future__ import annotations
@@ -119,15 +120,20 @@ def _check_kind(key: str, kind: str) -> str:
     return kind
 
 
-def _embedding(key: str, text: str) -> dict:
-    """`model.embedding=<kind>` or `model.embedding={"kind": ..., ...}`."""
-    if text.lstrip().startswith("{"):
-        value = parse_value(key, text, dict)
-        if "kind" not in value:
-            raise ValueError(f'--set {key}={text}: an embedding object needs a "kind"')
-        _check_kind(key, value["kind"])
-        return value
-    return {"kind": _check_kind(key, text.strip())}
+def _embedding(key: str, text: str) -> tuple[str, dict[str, tuple[str, str]]]:
+    """`model.embedding=<kind>` or `model.embedding={"kind": ..., **options}`: the kind, and
+    the options as (key, text) to be typed like any `model.embedding.<option>=<text>`."""
+    if not text.lstrip().startswith("{"):
+        return _check_kind(key, text.strip()), {}
+    value = parse_value(key, text, dict)
+    if "kind" not in value:
+        raise ValueError(f'--set {key}={text}: an embedding object needs a "kind"')
+    options = {
+        name: (f"{key}.{name}", item if isinstance(item, str) else json.dumps(item))
+        for name, item in value.items()
+        if name != "kind"
+    }
+    return _check_kind(key, value["kind"]), options
 
 
 def apply_overrides(spec: dict, overrides: list[str], data_class) -> dict:
@@ -144,9 +150,10 @@ def apply_overrides(spec: dict, overrides: list[str], data_class) -> dict:
             raise ValueError(f"--set {key}: unknown section {section!r}; choose one of {SECTIONS}")
         if section == "model" and (name == "embedding" or name.startswith("embedding.")):
             option = name.removeprefix("embedding").removeprefix(".")
-            if not option:
-                spec["model"]["embedding"] = _embedding(key, text)
-                options.clear()
+            if not option:  # a new kind: the preset's options go, the command line's stay
+                kind, given = _embedding(key, text)
+                spec["model"]["embedding"] = {"kind": kind}
+                options |= given
             elif option == "kind":
                 embedding = spec["model"].setdefault("embedding", {"kind": "learned"})
                 embedding["kind"] = _check_kind(key, text.strip())

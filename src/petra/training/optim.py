@@ -1,6 +1,7 @@
 """AdamW with weight decay on weight matrices only, and a warmup-then-decay learning rate.
 
-Weight decay goes to what is a matrix of the model, whatever its shape: the weights of linear
+Weight decay goes to what is a matrix of the model (a `weight` of 2+ dimensions outside norm
+layers), whatever its shape: the weights of linear
 maps (`nn.Linear`, the spectral `SliceLinear` (p, m_in, m_out)) and of embedding tables
 (`nn.Embedding`, the Kronecker projection, the Fourier refinement). Norm gains (petra's
 `RMSNorm` (d,), the spectral `SliceRMSNorm` (p, m), torch's norm layers), biases, scales (the
@@ -36,11 +37,13 @@ NORM_LAYERS = (
 )
 
 
-def decays(module: nn.Module, name: str) -> bool:
+def decays(module: nn.Module, name: str, parameter: nn.Parameter) -> bool:
     """Whether `module`'s own parameter `name` is weight-decayed: it is when it is the `weight`
-    of a module that is not a normalization layer (a linear map, an embedding table); never
-    for norm gains, biases, or any other parameter (scales, temperatures)."""
-    return name == "weight" and not isinstance(module, NORM_LAYERS)
+    of a module that is not a normalization layer (a linear map, an embedding table) and a
+    matrix (2+ dimensions); never for norm gains, biases, or any other parameter (scales,
+    temperatures). The dimension test keeps the 1-D gains of norm classes petra does not know
+    (a user's, Hugging Face's `LlamaRMSNorm`) undecayed too."""
+    return name == "weight" and parameter.dim() >= 2 and not isinstance(module, NORM_LAYERS)
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -51,7 +54,7 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
         for name, parameter in module.named_parameters(recurse=False):
             if parameter.requires_grad and id(parameter) not in seen:
                 seen.add(id(parameter))
-                (decay if decays(module, name) else no_decay).append(parameter)
+                (decay if decays(module, name, parameter) else no_decay).append(parameter)
     return [
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
