@@ -371,18 +371,25 @@ def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path, capsys):
 
 
 def test_evaluation_at_step_0_does_not_change_training(tmp_path):
-    """Dropout on, so that an evaluation drawing random numbers would show."""
+    """An evaluation that draws from the global RNG (a sampled metric, a shuffled subset)
+    must not move training: dropout on, so that a shifted RNG would show in the weights."""
     spec = apply_overrides("classify", load_preset("classify", "tiny"), ["model.dropout=0.1"])
-    with_start = _trainer(spec, tmp_path / "with")
-    with_start.fit()
-    without = apply_overrides("classify", spec, ["train.eval_at_start=false"])
-    without_start = _trainer(without, tmp_path / "without")
-    without_start.fit()
-    for name, tensor in with_start.model.state_dict().items():
-        assert torch.equal(tensor, without_start.model.state_dict()[name]), name
+    runs = {}
+    for name, start in (("with", "true"), ("without", "false")):
+        trainer = _trainer(apply_overrides("classify", spec, [f"train.eval_at_start={start}"]),
+                           tmp_path / name)  # fmt: skip
+        evaluate = trainer.task.evaluate
+        trainer.task.evaluate = lambda model, evaluate=evaluate: {
+            **evaluate(model),
+            "draw": torch.rand(()).item(),
+        }
+        trainer.fit()
+        runs[name] = trainer
+    for name, tensor in runs["with"].model.state_dict().items():
+        assert torch.equal(tensor, runs["without"].model.state_dict()[name]), name
     first = json.loads((tmp_path / "with" / "metrics.jsonl").read_text().splitlines()[0])
     assert first["step"] == 0 and "eval/accuracy" in first
-    assert with_start.history[0][0] == 0 and without_start.history[0][0] == 6
+    assert runs["with"].history[0][0] == 0 and runs["without"].history[0][0] == 6
 
 
 def test_sparse_embedding_gradients_are_refused(tmp_path):
@@ -396,8 +403,11 @@ def test_sparse_embedding_gradients_are_refused(tmp_path):
 def test_mistaken_settings_are_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown device='gpu'"):
         TrainConfig(device="gpu")
-    with pytest.raises(ValueError, match="grad_clip must not be negative, got -1"):
+    with pytest.raises(ValueError, match="grad_clip must be a finite number, not negative"):
         TrainConfig(grad_clip=-1.0)  # was silently "no clipping"
+    for value in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="lr must be a finite number"):
+            TrainConfig(lr=value)
     (tmp_path / "file").write_text("")
     with pytest.raises(ValueError, match="is a file, not a run directory"):
         _trainer(load_preset("classify", "tiny"), tmp_path / "file")

@@ -50,24 +50,20 @@ def build_embedding(kind: str, vocab_size: int, dim: int, **options) -> TokenEmb
     `kronecker` needs `tokenizer=` (a `tokenizers.Tokenizer`) or `token_bytes=` (one byte
     string per id); the other options go to the kind's constructor.
     """
-    if kind == "learned":
-        return LearnedEmbedding(vocab_size, dim, **options)
-    if kind == "fourier":
-        return FourierEmbedding(vocab_size, dim, **options)
-    if kind == "kronecker":
-        tokenizer, tokens = options.pop("tokenizer", None), options.pop("token_bytes", None)
-        if (tokenizer is None) == (tokens is None):
-            raise ValueError("kind='kronecker' needs exactly one of tokenizer= or token_bytes=")
-        if tokenizer is not None:
-            embedding = KroneckerEmbedding.from_tokenizer(tokenizer, dim, **options)
-        else:
-            embedding = KroneckerEmbedding.from_token_bytes(tokens, dim, **options)
-        if embedding.num_embeddings != vocab_size:
-            raise ValueError(
-                f"the tokenizer has {embedding.num_embeddings} tokens but vocab_size={vocab_size}"
-            )
-        return embedding
-    raise ValueError(f"unknown embedding kind {kind!r}; choose one of {KINDS}")
+    if kind != "kronecker":
+        return _constructor(kind)(vocab_size, dim, **options)
+    tokenizer, tokens = options.pop("tokenizer", None), options.pop("token_bytes", None)
+    if (tokenizer is None) == (tokens is None):
+        raise ValueError("kind='kronecker' needs exactly one of tokenizer= or token_bytes=")
+    if tokenizer is not None:
+        embedding = KroneckerEmbedding.from_tokenizer(tokenizer, dim, **options)
+    else:
+        embedding = KroneckerEmbedding.from_token_bytes(tokens, dim, **options)
+    if embedding.num_embeddings != vocab_size:
+        raise ValueError(
+            f"the tokenizer has {embedding.num_embeddings} tokens but vocab_size={vocab_size}"
+        )
+    return embedding
 
 
 __all__ = [

@@ -4,6 +4,7 @@ dataclass."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 SCHEDULES = ("cosine", "linear", "constant")
@@ -36,8 +37,10 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         for name in ("lr", "weight_decay", "grad_clip"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+            if not 0 <= getattr(self, name) < math.inf:  # nan fails too
+                raise ValueError(
+                    f"{name} must be a finite number, not negative, got {getattr(self, name)}"
+                )
         if not 0 <= self.warmup < 1:
             raise ValueError(f"warmup is a fraction of the steps in [0, 1), got {self.warmup}")
         if self.keep_checkpoints < 1:
