@@ -36,8 +36,9 @@ def _train(args: argparse.Namespace) -> None:
     from petra.training import distributed
 
     try:
+        overrides = [*args.set, *([f"train.init={args.init}"] if args.init else [])]
         results = run_task(
-            args.task, args.preset, args.set, args.out, resume=args.resume, progress=not args.quiet
+            args.task, args.preset, overrides, args.out, resume=args.resume, progress=not args.quiet
         )
         main_process = distributed.is_main()
     finally:
@@ -170,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     _run_arguments(train)
     train.add_argument("--out", default=None, help="run directory (default: runs/TASK-PRESET)")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    train.add_argument(
+        "--init",
+        metavar="DIR",
+        help="start from the model saved in DIR (e.g. fine-tune an nli-sts model on sts); "
+        "the same as --set train.init=DIR",
+    )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(handler=_train)
 

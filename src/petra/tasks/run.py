@@ -59,8 +59,12 @@ def build_run(task_name: str, spec: dict):
     train_config = TrainConfig(**spec["train"])
     torch.manual_seed(train_config.seed)
     task = task_cls(data_cls(**spec["data"]), seed=train_config.seed)
-    model_config = ModelConfig.from_dict({**spec["model"], **task.model_fields()})
-    model = build_model(model_config, tokenizer=task.tokenizer)
+    if train_config.init is None:
+        model_config = ModelConfig.from_dict({**spec["model"], **task.model_fields()})
+        model = build_model(model_config, tokenizer=task.tokenizer)
+    else:  # the saved model (the spec's model section is its config, see run_config)
+        init = Path(train_config.init)
+        model = load_fitting_model(init, ModelConfig.load(init / CONFIG_FILE), task)
     if hasattr(task, "prepare_model"):
         task.prepare_model(model)
     return task, model, train_config
@@ -83,10 +87,27 @@ def check_spec(task_name: str, spec: dict) -> None:
     data_cls(**spec["data"])
 
 
+def _with_initial_model(task_name: str, spec: dict, overrides: list[str]) -> dict:
+    """`train.init=DIR`: the run starts from the model saved in DIR, so its model section is
+    that model's config (what config.json then records); model settings given beside it
+    are refused, since they would not describe the model trained."""
+    given = [item for item in overrides if item.startswith("model.")]
+    if given:
+        raise ValueError(
+            f"the model comes from train.init={spec['train']['init']}: drop {given[0]!r} "
+            "(a run started from a saved model keeps that model's settings)"
+        )
+    config = saved_model_config(task_name, Path(spec["train"]["init"]), "trains")
+    model = {k: v for k, v in config.to_dict().items() if k not in settings.SET_BY_TASK}
+    return {**spec, "model": model}
+
+
 def run_config(task_name: str, preset: str, overrides: list[str] | None = None) -> dict:
     """What a run directory's config.json records: task, preset, overrides, the format of
     the settings and the sections; the settings are checked."""
     spec = apply_overrides(task_name, load_preset(task_name, preset), overrides or [])
+    if spec["train"].get("init") is not None:
+        spec = _with_initial_model(task_name, spec, overrides or [])
     check_spec(task_name, spec)
     return {
         "task": task_name,
@@ -123,6 +144,37 @@ def find_run_config(checkpoint: str | Path) -> dict | None:
     return None
 
 
+def saved_model_config(task_name: str, checkpoint: Path, use: str) -> ModelConfig:
+    """The config of the model saved in `checkpoint`, refused unless it is of the model type
+    `task_name` trains and evaluates (read before any data)."""
+    if not (checkpoint / CONFIG_FILE).is_file() or not (checkpoint / WEIGHTS_FILE).is_file():
+        raise FileNotFoundError(
+            f"no saved model at {checkpoint} (it needs {CONFIG_FILE} and {WEIGHTS_FILE}): give "
+            "a run's model/ folder or one of its checkpoints/step-N folders"
+        )
+    config = ModelConfig.load(checkpoint / CONFIG_FILE)
+    task_cls = TASKS[task_name][0]
+    if config.model != task_cls.model_type:
+        fitting = sorted(name for name, (cls, _) in TASKS.items() if cls.model_type == config.model)
+        raise ValueError(
+            f"{checkpoint} holds a {config.model} model, but task {task_name!r} {use} "
+            f"{task_cls.model_type} models; tasks that fit it: {fitting}"
+        )
+    return config
+
+
+def load_fitting_model(checkpoint: Path, config: ModelConfig, task):
+    """The model saved in `checkpoint`, once its vocabulary and labels are found to be the
+    task's (and its tokenizer, by fingerprint, the task's tokenizer)."""
+    for key, value in task.model_fields().items():
+        if getattr(config, key) != value:
+            raise ValueError(
+                f"{checkpoint} was built with {key}={getattr(config, key)}, but task "
+                f"{task.name!r} with these data settings needs {key}={value}"
+            )
+    return load_pretrained(checkpoint, tokenizer=task.tokenizer)
+
+
 def evaluation_spec(task_name: str, checkpoint: Path, preset: str, overrides: list[str]) -> dict:
     """The settings to evaluate `checkpoint` on `task_name`: those of the run it came from
     when that run was of the same task (so a held-out split is the one it was held out from),
@@ -149,28 +201,11 @@ def evaluate_checkpoint(
     is read, after the checkpoint's config has been checked."""
     _choose(task_name, TASKS, "task")
     checkpoint = Path(checkpoint)
-    if not (checkpoint / CONFIG_FILE).is_file() or not (checkpoint / WEIGHTS_FILE).is_file():
-        raise FileNotFoundError(
-            f"no saved model at {checkpoint} (it needs {CONFIG_FILE} and {WEIGHTS_FILE}): give "
-            "a run's model/ folder or one of its checkpoints/step-N folders"
-        )
-    config = ModelConfig.load(checkpoint / CONFIG_FILE)
+    config = saved_model_config(task_name, checkpoint, "evaluates")
     task_cls, data_cls = TASKS[task_name]
-    if config.model != task_cls.model_type:
-        fitting = sorted(name for name, (cls, _) in TASKS.items() if cls.model_type == config.model)
-        raise ValueError(
-            f"{checkpoint} holds a {config.model} model, but task {task_name!r} evaluates "
-            f"{task_cls.model_type} models; tasks that fit it: {fitting}"
-        )
     spec = evaluation_spec(task_name, checkpoint, preset, overrides or [])
     task = task_cls(data_cls(**spec["data"]), seed=spec["train"].get("seed", 0), training=False)
-    for key, value in task.model_fields().items():
-        if getattr(config, key) != value:
-            raise ValueError(
-                f"{checkpoint} was built with {key}={getattr(config, key)}, but task "
-                f"{task_name!r} with these data settings needs {key}={value}"
-            )
-    model = load_pretrained(checkpoint, tokenizer=task.tokenizer).eval()
+    model = load_fitting_model(checkpoint, config, task).eval()
     with torch.no_grad():
         return task.evaluate(model)
 

@@ -27,6 +27,7 @@ class TrainConfig:
     checkpoint_every: int = 200
     keep_checkpoints: int = 2
     device: str = "auto"  # "cpu", "cuda" or "auto"
+    init: str | None = None  # start from the model saved there (a run's model/, a checkpoint)
 
     def __post_init__(self):
         if self.schedule not in SCHEDULES:
