@@ -6,7 +6,7 @@ import json
 import pytest
 
 from petra.cli import main
-from petra.compare import arm_settings
+from petra.compare import arm_name, arm_settings, grid_points, parse_grid
 from petra.tasks.run import apply_overrides, load_preset, run_config
 from petra.tasks.settings import parse_value
 
@@ -163,3 +163,64 @@ def test_compare_seeds_must_be_integers(tmp_path, capsys, seeds):
         main(["compare", "lm", "--preset", "tiny", "--seeds", seeds, "--out", str(tmp_path)])
     assert stop.value.code == 2
     assert "expected comma-separated integers" in capsys.readouterr().err
+
+
+# -- compare --grid ----------------------------------------------------------------------
+def test_grid_points_span_embedding_options_only_for_their_kinds():
+    grid = parse_grid(["model.n_layers=1,2", "model.embedding.pos_dim=8,16"])
+    assert grid_points(grid, "learned") == [{"model.n_layers": "1"}, {"model.n_layers": "2"}]
+    assert len(grid_points(grid, "kronecker")) == 4
+    assert arm_name("kronecker", "standard", 0, grid_points(grid, "kronecker")[1]) == (
+        "kronecker-standard-n_layers=1-pos_dim=16-seed0"
+    )
+    assert arm_name("learned", "standard", 3) == "learned-standard-seed3"
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        (["model.slices"], "--grid takes section.key=value1,value2"),
+        (["model.slices=1,1"], "given twice"),
+        (["model.backbone=standard,spectral"], "what the arms vary"),
+    ],
+)
+def test_bad_grids_are_refused(items, message):
+    with pytest.raises(ValueError, match=message):
+        parse_grid(items)
+
+
+def test_compare_over_a_grid_keys_arms_and_table_by_the_full_setting(tmp_path, capsys):
+    out = tmp_path / "grid"
+    args = ["compare", "classify", "--preset", "tiny", "--kinds", "learned,kronecker", "--out",
+            str(out), "--quiet", "--set", "train.steps=2", "--grid", "model.embedding.pos_dim=4,8",
+            "--grid", "train.lr=0.001"]  # fmt: skip
+    assert main(args) == 0
+    summary = json.loads((out / "results.json").read_text())
+    settings = [(a["kind"], a["setting"]) for a in summary["arms"]]
+    assert settings == [  # pos_dim spans the Kronecker arms only
+        ("learned", {"train.lr": "0.001"}),
+        ("kronecker", {"model.embedding.pos_dim": "4", "train.lr": "0.001"}),
+        ("kronecker", {"model.embedding.pos_dim": "8", "train.lr": "0.001"}),
+    ]
+    for arm in summary["arms"]:
+        config = json.loads((tmp_path / arm["run"] / "config.json").read_text())
+        assert config["train"]["lr"] == 0.001
+        if arm["kind"] == "kronecker":
+            pos_dim = int(arm["setting"]["model.embedding.pos_dim"])
+            assert config["model"]["embedding"]["pos_dim"] == pos_dim
+            assert arm["params"]["embedding"] == 256 * pos_dim * 32
+    table = (out / "table.md").read_text()
+    assert "| embedding | backbone | model.embedding.pos_dim | train.lr |" in table
+    assert "| learned | standard | - | 0.001 |" in table
+    assert "| kronecker | standard | 8 | 0.001 |" in table
+    assert len(table.splitlines()) == 2 + 3
+    assert main(args) == 0  # every arm reused, nothing trained again
+    assert len(list(out.glob("arms/*"))) == 3
+
+
+def test_a_grid_key_that_is_also_set_is_refused(tmp_path, capsys):
+    args = ["compare", "lm", "--preset", "tiny", "--out", str(tmp_path / "x"), "--quiet"]
+    assert main([*args, "--set", "train.lr=0.1", "--grid", "train.lr=0.1,0.2"]) == 2
+    assert "both set (--set) and varied (--grid)" in capsys.readouterr().err
+    assert main([*args, "--kinds", "learned", "--grid", "model.embedding.pos_dim=4,8"]) == 2
+    assert "has an option 'pos_dim'" in capsys.readouterr().err

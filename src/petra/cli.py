@@ -70,6 +70,7 @@ def _compare(args: argparse.Namespace) -> None:
         args.out or f"runs/compare-{args.task}-{args.preset}",
         args.set,
         progress=not args.quiet,
+        grid=args.grid,
     )
     print(format_table(summary))
 
@@ -207,6 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds", type=_int_list, default=[0], help="comma-separated seeds (default: 0)"
     )
     _run_arguments(comparison)
+    comparison.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="also vary a setting over these values (repeatable: every combination is an arm)",
+    )
     comparison.add_argument("--out", default=None, help="default: runs/compare-TASK-PRESET")
     comparison.add_argument("--quiet", action="store_true", help="no progress bars")
     comparison.set_defaults(handler=_compare)

@@ -1,12 +1,15 @@
 """`petra compare`: the same task, data, budget and seeds for each embedding kind and
-backbone, side by side.
+backbone, and each point of a grid of other settings, side by side.
 
-Every arm (kind x backbone x seed) is an ordinary run in `OUT/arms/<kind>-<backbone>-seed<s>`
-(an arm whose results.json exists is reused, so an interrupted comparison continues). Then
-`OUT/results.json` lists the arms, `OUT/table.md` has one row per kind and backbone with
-parameters, wall time, steps/s and the task's metrics as mean +- standard deviation over
-seeds, `OUT/curves.png` shows every arm's training loss, and `OUT/metric_vs_params.png` the
-main metric against the total parameters.
+Every arm (kind x backbone x grid point x seed) is an ordinary run in
+`OUT/arms/<kind>-<backbone>[-<key>=<value>...]-seed<s>` (an arm whose results.json exists is
+reused, so an interrupted comparison continues). A grid axis (`--grid model.slices=1,2,4`)
+is any `--set` key with a list of values; an axis over an embedding option spans only the
+kinds that have that option. Then `OUT/results.json` lists the arms with their full setting,
+`OUT/table.md` has one row per kind, backbone and grid point with parameters, wall time,
+steps/s and the task's metrics as mean +- standard deviation over seeds, `OUT/curves.png`
+shows every arm's training loss, and `OUT/metric_vs_params.png` the main metric against the
+total parameters.
 """
 
 from __future__ import annotations
@@ -30,15 +33,50 @@ MAIN_METRIC = {
 }
 
 
-def arm_name(kind: str, backbone: str, seed: int) -> str:
-    return f"{kind}-{backbone}-seed{seed}"
+def arm_name(kind: str, backbone: str, seed: int, point: dict[str, str] | None = None) -> str:
+    """`kronecker-standard-seed0`, or with a grid point `learned-spectral-slices=2-seed0`."""
+    setting = "".join(
+        f"-{key.rsplit('.', 1)[-1]}={value.replace('/', '_')}"
+        for key, value in (point or {}).items()
+    )
+    return f"{kind}-{backbone}{setting}-seed{seed}"
+
+
+def parse_grid(items: list[str]) -> dict[str, list[str]]:
+    """`["model.slices=1,2,4", ...]` -> {"model.slices": ["1", "2", "4"], ...} (values are
+    typed like `--set` values, arm by arm)."""
+    grid: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        values = [value.strip() for value in text.split(",") if value.strip()]
+        if not sep or not values:
+            raise ValueError(f"--grid takes section.key=value1,value2,..., got {item!r}")
+        if key in ARM_KEYS:
+            raise ValueError(f"--grid {key} is what the arms vary: use --kinds or --backbones")
+        if key in grid or len(set(values)) != len(values):
+            raise ValueError(f"--grid {key}: a key or a value is given twice")
+        grid[key] = values
+    return grid
+
+
+def grid_points(grid: dict[str, list[str]], kind: str) -> list[dict[str, str]]:
+    """Every combination of the grid's values for an arm of `kind`; an axis over an embedding
+    option counts only for the kinds that have it."""
+    axes = {
+        key: values
+        for key, values in grid.items()
+        if embedding_option(f"{key}=") in (None, *embedding_options(kind))
+    }
+    return [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
 
 
 # settings that the arms themselves vary: given with --set they would be silently overwritten
 ARM_KEYS = ("model.embedding", "model.embedding.kind", "model.backbone", "train.seed")
 
 
-def _check_arms(kinds: list[str], backbones: list[str], seeds: list[int], overrides) -> None:
+def _check_arms(
+    kinds: list[str], backbones: list[str], seeds: list[int], overrides, grid: dict
+) -> None:
     for name, values, valid in (("kinds", kinds, KINDS), ("backbones", backbones, BACKBONES)):
         if not values:
             raise ValueError(f"--{name} is empty; choose from {valid}")
@@ -56,15 +94,21 @@ def _check_arms(kinds: list[str], backbones: list[str], seeds: list[int], overri
             raise ValueError(
                 f"--set {key} is what the arms vary: use --kinds, --backbones or --seeds"
             )
+        if key in grid:
+            raise ValueError(f"{key} is both set (--set) and varied (--grid): choose one")
+    for item in [*overrides, *(f"{key}=" for key in grid)]:
         option = embedding_option(item)
         if option is not None and not any(option in embedding_options(k) for k in kinds):
-            raise ValueError(f"--set {key}: none of the kinds {kinds} has an option {option!r}")
+            key = item.partition("=")[0]
+            raise ValueError(f"{key}: none of the kinds {kinds} has an option {option!r}")
 
 
-def arm_settings(kind: str, backbone: str, seed: int, overrides: list[str]) -> list[str]:
+def arm_settings(
+    kind: str, backbone: str, seed: int, overrides: list[str], point: dict | None = None
+) -> list[str]:
     """The `--set` values of one arm: the shared ones, each embedding option only for the
     kinds that have it (`model.embedding.pos_dim=32` reaches the Kronecker arms alone), then
-    the arm's own kind, backbone and seed."""
+    the arm's grid point, kind, backbone and seed."""
     shared = [
         item
         for item in overrides
@@ -72,6 +116,7 @@ def arm_settings(kind: str, backbone: str, seed: int, overrides: list[str]) -> l
     ]
     return [
         *shared,
+        *(f"{key}={value}" for key, value in (point or {}).items()),
         f"model.embedding.kind={kind}",
         f"model.backbone={backbone}",
         f"train.seed={seed}",
@@ -87,19 +132,25 @@ def compare(
     out: str | Path,
     overrides: list[str] | None = None,
     progress: bool = True,
+    grid: list[str] | None = None,
 ) -> dict:
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {sorted(TASKS)}")
     overrides = list(overrides or [])
-    _check_arms(kinds, backbones, seeds, overrides)
+    axes = parse_grid(grid or [])
+    _check_arms(kinds, backbones, seeds, overrides, axes)
     out = Path(out)
-    plan = {  # every arm's settings and run config, checked before any arm runs
-        arm: run_config(task, preset, arm_settings(*arm, overrides))
-        for arm in itertools.product(kinds, backbones, seeds)
-    }
+    plan = [  # every arm's settings and run config, checked before any arm runs
+        (kind, backbone, point, seed, run_config(task, preset, settings))
+        for kind in kinds
+        for backbone in backbones
+        for point in grid_points(axes, kind)
+        for seed in seeds
+        for settings in [arm_settings(kind, backbone, seed, overrides, point)]
+    ]
     arms = []
-    for (kind, backbone, seed), config in plan.items():
-        directory = out / "arms" / arm_name(kind, backbone, seed)
+    for kind, backbone, point, seed, config in plan:
+        directory = out / "arms" / arm_name(kind, backbone, seed, point)
         if (directory / "results.json").is_file():
             check_same_run(directory, config, "choose another --out, or delete it to run again")
         else:
@@ -109,6 +160,7 @@ def compare(
             {
                 "kind": kind,
                 "backbone": backbone,
+                "setting": point,
                 "seed": seed,
                 "params": results["params"],
                 "metrics": results["metrics"],
@@ -122,6 +174,7 @@ def compare(
         "task": task,
         "preset": preset,
         "overrides": overrides,
+        "grid": axes,
         "seeds": seeds,
         "arms": arms,
     }
@@ -145,15 +198,22 @@ def _mean_spread(values: list) -> str:
     return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
-def _groups(summary: dict) -> dict[tuple[str, str], list[dict]]:
-    groups: dict[tuple[str, str], list[dict]] = {}
+def _groups(summary: dict) -> dict[tuple, list[dict]]:
+    """The arms of each (kind, backbone, grid point), over seeds."""
+    groups: dict[tuple, list[dict]] = {}
     for arm in summary["arms"]:
-        groups.setdefault((arm["kind"], arm["backbone"]), []).append(arm)
+        point = tuple(arm.get("setting", {}).items())
+        groups.setdefault((arm["kind"], arm["backbone"], point), []).append(arm)
     return groups
 
 
+def _label(kind: str, backbone: str, point: tuple) -> str:
+    return " / ".join([kind, backbone, *(f"{key}={value}" for key, value in point)])
+
+
 def format_table(summary: dict) -> str:
-    """Markdown: one row per (kind, backbone), metrics as mean ± std over seeds."""
+    """Markdown: one row per (kind, backbone, grid point), metrics as mean ± std over seeds;
+    a grid key an arm's kind does not have shows as "-"."""
     metric_names = [
         k
         for k, v in summary["arms"][0]["metrics"].items()
@@ -162,9 +222,11 @@ def format_table(summary: dict) -> str:
         and k != "pairs"
     ]
     with_head = "head_tied" in summary["arms"][0]["params"]  # causal LMs: tied or its own
+    grid_keys = list(summary.get("grid", {}))
     header = [
         "embedding",
         "backbone",
+        *grid_keys,
         "total params",
         "embedding params",
         *(["head params"] if with_head else []),
@@ -172,12 +234,17 @@ def format_table(summary: dict) -> str:
         "steps/s",
         *metric_names,
     ]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 2 + "---:|" * (len(header) - 2)]
-    for (kind, backbone), arms in _groups(summary).items():
+    texts = 2 + len(grid_keys)
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * texts + "---:|" * (len(header) - texts),
+    ]
+    for (kind, backbone, point), arms in _groups(summary).items():
         params = arms[0]["params"]
         cells = [
             kind,
             backbone,
+            *(dict(point).get(key, "-") for key in grid_keys),
             f"{params['total']:,}",
             f"{params['embedding']:,}",
             *([_head(params)] if with_head else []),
@@ -211,7 +278,8 @@ def plot_curves(summary: dict, path: Path) -> None:
             json.loads(x) for x in (Path(arm["run"]) / "metrics.jsonl").read_text().splitlines()
         ]
         points = [(x["step"], x["train/loss"]) for x in lines if "train/loss" in x]
-        label = f"{arm['kind']} / {arm['backbone']} / seed {arm['seed']}"
+        point = tuple(arm.get("setting", {}).items())
+        label = f"{_label(arm['kind'], arm['backbone'], point)} / seed {arm['seed']}"
         axes.plot(*zip(*points, strict=True), label=label, linewidth=1.2)
     axes.set(xlabel="step", ylabel="training loss", title=f"{summary['task']}: training loss")
     axes.legend(fontsize=8)
@@ -226,7 +294,7 @@ def plot_metric_vs_params(summary: dict, path: Path) -> None:
     plt = _pyplot()
     metric = MAIN_METRIC[summary["task"]]
     figure, axes = plt.subplots(figsize=(6, 4.5))
-    for (kind, backbone), arms in _groups(summary).items():
+    for (kind, backbone, point), arms in _groups(summary).items():
         values = [a["metrics"][metric] for a in arms]
         spread = statistics.stdev(values) if len(values) > 1 else 0.0
         axes.errorbar(
@@ -235,7 +303,7 @@ def plot_metric_vs_params(summary: dict, path: Path) -> None:
             yerr=spread,
             fmt="o",
             capsize=3,
-            label=f"{kind} / {backbone}",
+            label=_label(kind, backbone, point),
         )
     axes.set_xscale("log")
     axes.set(
