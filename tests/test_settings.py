@@ -107,6 +107,14 @@ def test_settings_that_build_no_model_are_refused_before_any_data(capsys, tmp_pa
     assert "unknown pooling='maen'" in capsys.readouterr().err
     assert main([*args, "--set", "train.warmup=1.5"]) == 2
     assert "warmup is a fraction" in capsys.readouterr().err
+    for option, message in (
+        ("model.embedding=kronecker --set model.embedding.mode=fast", "unknown mode 'fast'"),
+        ("model.embedding=kronecker --set model.embedding.pos_dim=0", "pos_dim must be positive"),
+        ("model.embedding=fourier --set model.embedding.basis=fourrier", "fourrier"),
+        ("model.embedding=fourier --set model.embedding.id_order=frequency", "token_counts"),
+    ):
+        assert main([*args, *f"--set {option}".split()]) == 2
+        assert message in capsys.readouterr().err, option
 
 
 def test_a_run_of_an_earlier_format_is_neither_resumed_nor_reused(tmp_path, capsys):

@@ -44,6 +44,19 @@ def embedding_options(kind: str) -> dict[str, object]:
     }
 
 
+def check_embedding_options(kind: str, dim: int, **options) -> None:
+    """Refuse what `build_embedding(kind, ..., **options)` would refuse (a choice such as
+    Kronecker's `mode` or Fourier's `basis`, a range such as `pos_dim`) without a tokenizer or
+    data, by building the kind on a stand-in vocabulary of a few tokens. `scheme` (how a
+    tokenizer's pieces become bytes) is checked when the embedding is built for real."""
+    options = {name: value for name, value in options.items() if name != "scheme"}
+    padding = options.get("padding_idx")
+    vocab_size = max(4, padding + 1) if isinstance(padding, int) else 4
+    if kind == "kronecker":
+        options["token_bytes"] = [b"x"] * vocab_size
+    build_embedding(kind, vocab_size, dim, **options)
+
+
 def build_embedding(kind: str, vocab_size: int, dim: int, **options) -> TokenEmbedding:
     """Build an embedding of `kind` for ids in `[0, vocab_size)` and width `dim`.
 
@@ -74,6 +87,7 @@ __all__ = [
     "ParamReport",
     "TokenEmbedding",
     "build_embedding",
+    "check_embedding_options",
     "check_ids",
     "embedding_options",
 ]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from petra.embeddings import check_embedding_options
 from petra.models import ModelConfig, build_model, load_pretrained
 from petra.models.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 from petra.tasks import settings
@@ -78,11 +79,13 @@ RUN_FORMAT = 2
 
 
 def check_spec(task_name: str, spec: dict) -> None:
-    """Refuse settings that cannot build a model, a schedule or a data set, before any data
-    is read (the fields a task sets from its data get placeholders here)."""
+    """Refuse settings that cannot build a model, its embedding, a schedule or a data set,
+    before any data is read (the fields a task sets from its data get placeholders here)."""
     task_cls, data_cls = TASKS[task_name]
     placeholders = {"model": task_cls.model_type, "vocab_size": 2, "num_labels": 2}
-    ModelConfig.from_dict({**spec["model"], **placeholders})
+    config = ModelConfig.from_dict({**spec["model"], **placeholders})
+    embedding = {k: v for k, v in config.embedding.items() if k != "kind"}
+    check_embedding_options(config.embedding["kind"], config.dim, **embedding)
     TrainConfig(**spec["train"])
     data_cls(**spec["data"])
 
