@@ -71,8 +71,11 @@ def test_tiny_run_writes_its_run_directory(task, tmp_path, capsys):
         assert math.isfinite(metrics["loss"]) and metrics["perplexity"] == pytest.approx(
             math.exp(metrics["loss"])
         )
-        assert metrics["embedding/row_norm_mean"] > 0
+    # every task logs the embedding's norms at every evaluation, from step 0
+    assert metrics["embedding/row_norm_mean"] > 0
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    first = lines[0]
+    assert first["step"] == 0 and first["eval/embedding/matrix_row_norm_mean"] > 0
     train_lines = [line for line in lines if "train/loss" in line]
     assert [line["step"] for line in train_lines] == [2, 4, 6, 8, 10, 12]
     assert all(

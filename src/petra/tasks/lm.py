@@ -3,9 +3,9 @@ training documents (`tokenizer="bpe:4096"`).
 
 Documents are split into train and validation by document, each tokenized, followed by an
 end-of-text separator and packed into blocks of `block_size` tokens (no padding). Reported:
-validation loss (mean next-token cross-entropy, nats) and perplexity, the norms of the
-embedding's trained matrix at every evaluation (`embedding/...`), and the first evaluated
-step whose validation loss reached `target_loss`.
+validation loss (mean next-token cross-entropy, nats) and perplexity, and the first
+evaluated step whose validation loss reached `target_loss` (the trainer adds the norms of
+the embedding, `embedding/...`, to every evaluation).
 """
 
 from __future__ import annotations
@@ -95,8 +95,7 @@ class LMTask:
             total += self.next_token_loss(model, ids, reduction="sum").item()
             count += ids[:, 1:].numel()
         loss = total / count
-        norms = {f"embedding/{k}": v for k, v in model.embedding.weight_norms().items()}
-        return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)), **norms}
+        return {"loss": loss, "perplexity": math.exp(min(loss, 50.0))}
 
     def summarize(self, history: list[tuple[int, dict[str, float]]]) -> dict:
         """`steps_to_target`: the first evaluated step with loss <= target_loss (or None)."""

@@ -6,8 +6,9 @@ metrics, parameters, wall time, steps, steps/s), `checkpoints/` (resumable) and 
 (the final weights, for `load_pretrained`).
 
 A fresh run is evaluated once before its first step (`eval_at_start`), so that drift from
-the initialization shows. Evaluation runs in eval mode under no_grad and restores the RNG
-state, so it never changes the training trajectory.
+the initialization shows; every evaluation also logs the embedding's norms
+(`eval/embedding/...`, see `TokenEmbedding.weight_norms`). Evaluation runs in eval mode
+under no_grad and restores the RNG state, so it never changes the training trajectory.
 
 Resuming restores the model, optimizer, schedule, data position (epoch and batch) and RNG
 state of the latest checkpoint, so that an interrupted run ends where the uninterrupted one
@@ -255,7 +256,7 @@ class Trainer:
             self.model.eval()
             cuda = [self.device] if self.device.type == "cuda" else []
             with torch.no_grad(), torch.random.fork_rng(devices=cuda):
-                metrics = self.task.evaluate(self.model)
+                metrics = {**self.task.evaluate(self.model), **embedding_norms(self.model)}
             self._log({"step": self.state["step"], **{f"eval/{k}": v for k, v in metrics.items()}})
             self.history.append((self.state["step"], metrics))
         distributed.barrier()
@@ -352,6 +353,16 @@ class Trainer:
             (self.run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
         distributed.barrier()
         return results
+
+
+def embedding_norms(model: nn.Module) -> dict[str, float]:
+    """`embedding/<name>` for each norm of the model's embedding (`weight_norms()`: the mean
+    output-row norm of its trained matrix, the Kronecker paper's "projection norm", among
+    them), logged at every evaluation of every task; {} for a model without one."""
+    weight_norms = getattr(getattr(model, "embedding", None), "weight_norms", None)
+    if weight_norms is None:
+        return {}
+    return {f"embedding/{name}": value for name, value in weight_norms().items()}
 
 
 def _refuse_sparse_gradients(model: nn.Module) -> None:
