@@ -16,6 +16,7 @@ from petra.data.datasets import (
     NLIPair,
     Records,
     SentencePair,
+    agnews_splits,
     load_agnews,
     load_corpus,
     load_imdb,
@@ -560,3 +561,10 @@ def test_blank_corpus_is_refused(tmp_path):
     write(folder / "b.txt", "  \n")
     with pytest.raises(ValueError, match=re.escape(f"no documents in {folder}")):
         load_corpus(folder, "train")
+
+
+def test_agnews_splits_are_the_official_ones_only_where_train_csv_is(tmp_path):
+    assert agnews_splits() == ("test-split:train", "test-split:heldout")  # shared data: no train
+    (tmp_path / "agnews").mkdir()
+    (tmp_path / "agnews" / "train.csv").write_text('label,title,description\n1,"a","b"\n')
+    assert agnews_splits(tmp_path) == ("train", "test")

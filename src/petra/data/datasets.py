@@ -459,6 +459,15 @@ def _stratified_split(
     return [i for i in range(len(records)) if i not in chosen], sorted(heldout)
 
 
+def agnews_splits(data_dir: PathLike | None = None) -> tuple[str, str]:
+    """The (train, held-out) split names for AG News: the official ("train", "test") where
+    the official `agnews/train.csv` is there, else the seeded stratified split of the test
+    file ("test-split:train", "test-split:heldout")."""
+    if (resolve_data_dir(data_dir) / "agnews" / "train.csv").is_file():
+        return "train", "test"
+    return "test-split:train", "test-split:heldout"
+
+
 def load_agnews(
     split: PathLike = "test",
     *,

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from petra.data import load_agnews, load_imdb, load_tokenizer, padding_id, resolve_data_dir
+from petra.data import agnews_splits, load_agnews, load_imdb, load_tokenizer, padding_id
 from petra.data.batching import LengthBucketBatchSampler, collate_labeled, encode_texts
 
 DATASETS = ("agnews", "imdb")
@@ -71,10 +71,7 @@ class ClassifyTask:
             def load(split: str) -> list:
                 return load_imdb(split, data_dir=data.data_dir)
         else:
-            official = (resolve_data_dir(data.data_dir) / "agnews" / "train.csv").is_file()
-            self.splits = (
-                ("train", "test") if official else ("test-split:train", "test-split:heldout")
-            )
+            self.splits = agnews_splits(data.data_dir)
             self.num_labels = 4
 
             def load(split: str) -> list:
