@@ -49,3 +49,17 @@ def test_init_refuses_what_does_not_fit(nli_model, tmp_path, capsys, bert):
     assert "holds a classifier model, but task 'sts' trains sentence models" in (
         capsys.readouterr().err
     )
+
+
+def test_init_from_a_frequency_ordered_fourier_model(bert, tmp_path):
+    """Its saved config has no token counts (the order is the saved id_rank): the run's
+    settings check must not ask for them."""
+    from petra.tasks.run import run_config
+
+    counts = list(range(30522, 0, -1))
+    config = ModelConfig(model="sentence", vocab_size=30522, dim=32, n_layers=1, n_heads=2,
+                         embedding={"kind": "fourier", "id_order": "frequency",
+                                    "token_counts": counts})  # fmt: skip
+    build_model(config, tokenizer=bert).save_pretrained(tmp_path / "freq", bert)
+    run = run_config("sts", "tiny", [f"train.init={tmp_path / 'freq'}"])
+    assert run["model"]["embedding"] == {"kind": "fourier", "id_order": "frequency"}

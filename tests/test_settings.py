@@ -112,9 +112,23 @@ def test_settings_that_build_no_model_are_refused_before_any_data(capsys, tmp_pa
         ("model.embedding=kronecker --set model.embedding.pos_dim=0", "pos_dim must be positive"),
         ("model.embedding=fourier --set model.embedding.basis=fourrier", "fourrier"),
         ("model.embedding=fourier --set model.embedding.id_order=frequency", "token_counts"),
+        ("model.embedding.init_std=-1", "init_std must be a finite number"),
+        ("model.embedding.padding_idx=-1", "padding_idx must be a token id"),
+        (
+            "model.embedding=fourier --set model.embedding.refine=geglu "
+            "--set model.embedding.expansion=0.001",
+            "no hidden unit",
+        ),
     ):
         assert main([*args, *f"--set {option}".split()]) == 2
         assert message in capsys.readouterr().err, option
+
+
+def test_the_stand_in_check_does_not_build_a_vocabulary_of_the_padding_id():
+    """The real vocabulary bounds padding_idx, when the model is built: the early check
+    must not build a table of padding_idx + 1 rows."""
+    config = run_config("sts", "tiny", ["model.embedding.padding_idx=2000000000"])
+    assert config["model"]["embedding"]["padding_idx"] == 2_000_000_000
 
 
 def test_a_run_of_an_earlier_format_is_neither_resumed_nor_reused(tmp_path, capsys):
@@ -222,12 +236,29 @@ def test_compare_over_a_grid_keys_arms_and_table_by_the_full_setting(tmp_path, c
     assert "| learned | standard | - | 0.001 |" in table
     assert "| kronecker | standard | 8 | 0.001 |" in table
     assert len(table.splitlines()) == 2 + 3
+    written = {p: p.stat().st_mtime_ns for p in out.glob("arms/*/*")}
     assert main(args) == 0  # every arm reused, nothing trained again
+    assert {p: p.stat().st_mtime_ns for p in out.glob("arms/*/*")} == written
     assert len(list(out.glob("arms/*"))) == 3
+
+
+def test_an_arm_of_an_earlier_format_is_not_reused(tmp_path, capsys):
+    out = tmp_path / "compare"
+    args = ["compare", "classify", "--preset", "tiny", "--kinds", "learned", "--out", str(out),
+            "--quiet", "--set", "train.steps=2"]  # fmt: skip
+    assert main(args) == 0
+    saved = out / "arms" / "learned-standard-seed0" / "config.json"
+    config = json.loads(saved.read_text())
+    del config["run_format"]  # as written before run formats existed
+    saved.write_text(json.dumps(config))
+    assert main(args) == 2
+    assert "earlier petra (run format 1, now 2)" in capsys.readouterr().err
 
 
 def test_a_grid_key_that_is_also_set_is_refused(tmp_path, capsys):
     args = ["compare", "lm", "--preset", "tiny", "--out", str(tmp_path / "x"), "--quiet"]
+    assert main([*args, "--set", f"train.init={tmp_path}"]) == 2
+    assert "use petra train --init" in capsys.readouterr().err
     assert main([*args, "--set", "train.lr=0.1", "--grid", "train.lr=0.1,0.2"]) == 2
     assert "both set (--set) and varied (--grid)" in capsys.readouterr().err
     assert main([*args, "--kinds", "learned", "--grid", "model.embedding.pos_dim=4,8"]) == 2

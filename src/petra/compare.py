@@ -96,6 +96,11 @@ def _check_arms(
             )
         if key in grid:
             raise ValueError(f"{key} is both set (--set) and varied (--grid): choose one")
+    if "train.init" in grid or any(item.startswith("train.init=") for item in overrides):
+        raise ValueError(
+            "train.init starts a run from one saved model, while compare builds each arm's "
+            "model: use petra train --init for each starting point"
+        )
     for item in [*overrides, *(f"{key}=" for key in grid)]:
         option = embedding_option(item)
         if option is not None and not any(option in embedding_options(k) for k in kinds):

@@ -47,14 +47,16 @@ def embedding_options(kind: str) -> dict[str, object]:
 def check_embedding_options(kind: str, dim: int, **options) -> None:
     """Refuse what `build_embedding(kind, ..., **options)` would refuse (a choice such as
     Kronecker's `mode` or Fourier's `basis`, a range such as `pos_dim`) without a tokenizer or
-    data, by building the kind on a stand-in vocabulary of a few tokens. `scheme` (how a
-    tokenizer's pieces become bytes) is checked when the embedding is built for real."""
-    options = {name: value for name, value in options.items() if name != "scheme"}
+    data, by building the kind on a stand-in vocabulary of a few tokens. What depends on the
+    real vocabulary (`padding_idx < V`) or tokenizer (`scheme`) is checked when the embedding
+    is built for real; a negative `padding_idx` is refused here."""
     padding = options.get("padding_idx")
-    vocab_size = max(4, padding + 1) if isinstance(padding, int) else 4
+    if isinstance(padding, int) and padding < 0:
+        raise ValueError(f"padding_idx must be a token id (0 or more), got {padding}")
+    options = {k: v for k, v in options.items() if k not in ("scheme", "padding_idx")}
     if kind == "kronecker":
-        options["token_bytes"] = [b"x"] * vocab_size
-    build_embedding(kind, vocab_size, dim, **options)
+        options["token_bytes"] = [b"x"] * 4
+    build_embedding(kind, 4, dim, **options)
 
 
 def build_embedding(kind: str, vocab_size: int, dim: int, **options) -> TokenEmbedding:

@@ -24,6 +24,7 @@ h = expansion * d), 0 (none), plus d with the final norm.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -94,6 +95,11 @@ class FourierEmbedding(TokenEmbedding):
             raise ValueError(f"unknown refine={refine!r}; choose one of {REFINEMENTS}")
         if expansion is not None and refine != "geglu":
             raise ValueError(f"expansion applies to refine='geglu' only, not refine={refine!r}")
+        if expansion is not None and not (math.isfinite(expansion) and round(expansion * dim) >= 1):
+            raise ValueError(
+                f"expansion={expansion} gives the GeGLU no hidden unit at dim={dim}: the width "
+                "round(expansion * dim) must be at least 1"
+            )
         self.basis_name, self.refine_name, self.normalize = basis, refine, normalize
         if id_order not in ID_ORDERS:
             raise ValueError(f"unknown id_order={id_order!r}; choose one of {ID_ORDERS}")
@@ -128,7 +134,7 @@ class FourierEmbedding(TokenEmbedding):
             self.refine = nn.Linear(dim, dim, bias=False)
         elif refine == "geglu":
             self.expansion = 4.0 if expansion is None else float(expansion)
-            self.refine = GeGLU(dim, max(1, round(self.expansion * dim)))
+            self.refine = GeGLU(dim, round(self.expansion * dim))
         else:
             self.refine = None
         self.norm = RMSNorm(dim) if final_norm else None

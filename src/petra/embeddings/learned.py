@@ -31,6 +31,8 @@ class LearnedEmbedding(TokenEmbedding):
         init_std: float = 0.02,
     ):
         super().__init__(vocab_size, dim, padding_idx)
+        if not 0 <= init_std < float("inf"):
+            raise ValueError(f"init_std must be a finite number, not negative, got {init_std}")
         if factor_dim is not None and factor_dim < 1:
             raise ValueError(f"factor_dim must be positive, got {factor_dim}")
         width = dim if factor_dim is None else factor_dim
