@@ -55,12 +55,16 @@ def save_training_checkpoint(
     return final
 
 
-def read_training_checkpoint(path: Path, device: torch.device) -> tuple[dict, dict]:
-    """(model state, trainer state) of checkpoint `path`; `DamagedCheckpoint` if either file
-    is missing or does not read."""
+def read_training_checkpoint(path: Path) -> tuple[dict, dict]:
+    """(model state, trainer state) of checkpoint `path`, read onto the CPU (loading them
+    into the model and optimizer moves them to its device), so that a failure of the device
+    (out of memory) is never taken for damage; `DamagedCheckpoint` if either file is missing
+    or does not read. A file that cannot be opened for lack of permission is not damage."""
     try:
-        model_state = load_file(path / WEIGHTS_FILE, device=str(device))
-        trainer_state = torch.load(path / TRAINER_FILE, map_location=device, weights_only=True)
+        model_state = load_file(path / WEIGHTS_FILE, device="cpu")
+        trainer_state = torch.load(path / TRAINER_FILE, map_location="cpu", weights_only=True)
+    except PermissionError:
+        raise
     except (
         OSError,
         EOFError,

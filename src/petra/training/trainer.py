@@ -301,7 +301,7 @@ class Trainer:
         damaged = []
         for path in reversed(checkpoints):
             try:
-                model_state, saved = read_training_checkpoint(path, self.device)
+                model_state, saved = read_training_checkpoint(path)
             except DamagedCheckpoint as error:
                 damaged.append((path, error))
                 continue
