@@ -1,14 +1,11 @@
 """Optimizer groups by what a parameter is, and the learning-rate schedule's closed form."""
 
-import math
-
 import pytest
 import torch
 from torch import nn
 
 from petra.models import ModelConfig, build_model
-from petra.training import TrainConfig
-from petra.training.optim import lr_factor, parameter_groups
+from petra.training.optim import parameter_groups
 
 EMBEDDINGS = {
     "learned": {"kind": "learned"},
@@ -110,18 +107,3 @@ def test_every_trainable_parameter_is_in_exactly_one_group():
     grouped = [id(p) for p in decay["params"] + no_decay["params"]]
     assert sorted(grouped) == sorted(id(p) for p in model.parameters())
     torch.optim.AdamW([decay, no_decay])  # accepted as optimizer groups
-
-
-@pytest.mark.parametrize("schedule", ["cosine", "linear", "constant"])
-def test_lr_factor_is_the_documented_closed_form(schedule):
-    """W = int(warmup * steps) = 10: (t + 1) / W during the warmup (1 at t = W - 1), then
-    (1 + cos(pi u)) / 2, 1 - u or 1 with u = (t - W) / (steps - W)."""
-    steps, warmup = 50, 10
-    config = TrainConfig(steps=steps, warmup=0.2, schedule=schedule)
-    for t in (0, 1, 4, 9):
-        assert lr_factor(t, config) == pytest.approx((t + 1) / warmup)
-    for t in (10, 23, 37, 49):
-        u = (t - warmup) / (steps - warmup)
-        expected = {"cosine": (1 + math.cos(math.pi * u)) / 2, "linear": 1 - u, "constant": 1.0}
-        assert lr_factor(t, config) == pytest.approx(expected[schedule])
-    assert lr_factor(10, config) == 1.0  # the first step after the warmup is at the full rate

@@ -14,33 +14,13 @@ import pytest
 import torch
 
 from petra.cli import main
-from petra.models import ModelConfig, build_model, load_pretrained
+from petra.models import load_pretrained
 from petra.tasks.run import apply_overrides, build_run, load_preset
 from petra.training import TrainConfig, Trainer, TrainingDiverged
-from petra.training.optim import lr_factor, parameter_groups
+from petra.training.optim import lr_factor
 
 
 # -- optimizer and schedule --------------------------------------------------------------
-def test_weight_decay_only_on_matrices():
-    config = ModelConfig(
-        model="classifier",
-        vocab_size=50,
-        dim=16,
-        n_heads=2,
-        n_layers=1,
-        embedding={"kind": "fourier", "final_norm": True},
-    )
-    model = build_model(config)
-    decay, no_decay = parameter_groups(model, 0.1)
-    names = {id(p): n for n, p in model.named_parameters()}
-    assert {names[id(p)] for p in no_decay["params"]} == {
-        n for n, p in model.named_parameters() if p.dim() < 2
-    }
-    assert any("norm" in names[id(p)] for p in no_decay["params"])
-    assert "head.bias" in {names[id(p)] for p in no_decay["params"]}
-    assert all(p.dim() == 2 for p in decay["params"]) and decay["weight_decay"] == 0.1
-
-
 @pytest.mark.parametrize("schedule", ["cosine", "linear", "constant"])
 def test_warmup_then_decay(schedule):
     config = TrainConfig(steps=100, warmup=0.1, schedule=schedule)

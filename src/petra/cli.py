@@ -13,12 +13,11 @@ TASK_HELP = "nli-sts, sts, distill, classify or lm"
 def _int_list(text: str) -> list[int]:
     """`0,1,2` -> [0, 1, 2]; anything else is refused (argparse prints the message)."""
     try:
-        values = [int(part) for part in text.split(",")]
+        return [int(part) for part in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated integers such as 0,1,2, got {text!r}"
         ) from None
-    return values
 
 
 def _params(args: argparse.Namespace) -> None:

@@ -33,6 +33,10 @@ MAIN_METRIC = {
 }
 
 
+# settings that the arms themselves vary: given with --set they would be silently overwritten
+ARM_KEYS = ("model.embedding", "model.embedding.kind", "model.backbone", "train.seed")
+
+
 def arm_name(kind: str, backbone: str, seed: int, point: dict[str, str] | None = None) -> str:
     """`kronecker-standard-seed0`, or with a grid point `learned-spectral-slices=2-seed0`."""
     setting = "".join(
@@ -68,10 +72,6 @@ def grid_points(grid: dict[str, list[str]], kind: str) -> list[dict[str, str]]:
         if embedding_option(f"{key}=") in (None, *embedding_options(kind))
     }
     return [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
-
-
-# settings that the arms themselves vary: given with --set they would be silently overwritten
-ARM_KEYS = ("model.embedding", "model.embedding.kind", "model.backbone", "train.seed")
 
 
 def _check_arms(
@@ -115,9 +115,7 @@ def arm_settings(
     kinds that have it (`model.embedding.pos_dim=32` reaches the Kronecker arms alone), then
     the arm's grid point, kind, backbone and seed."""
     shared = [
-        item
-        for item in overrides
-        if embedding_option(item) is None or embedding_option(item) in embedding_options(kind)
+        item for item in overrides if embedding_option(item) in (None, *embedding_options(kind))
     ]
     return [
         *shared,

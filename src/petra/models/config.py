@@ -32,7 +32,7 @@ class ModelConfig:
     `tie_embeddings` (causal LM): True computes logits from the embedding's `table()`, False
     gives the model its own `Linear(d, V)` head, None takes the embedding kind's default (each
     paper's setup: the learned table tied, Kronecker and Fourier untied; `UNTIED_BY_DEFAULT`).
-    `build_model` records the resolved choice in the model's config.
+    A `CausalLM` records the resolved choice in its own config (hence in config.json).
     """
 
     model: str = "encoder"

@@ -1,9 +1,9 @@
 """AdamW with weight decay on weight matrices only, and a warmup-then-decay learning rate.
 
 Weight decay goes to what is a matrix of the model (a `weight` of 2+ dimensions outside norm
-layers), whatever its shape: the weights of linear
-maps (`nn.Linear`, the spectral `SliceLinear` (p, m_in, m_out)) and of embedding tables
-(`nn.Embedding`, the Kronecker projection, the Fourier refinement). Norm gains (petra's
+layers): the weights of linear maps (`nn.Linear`, the spectral `SliceLinear` (p, m_in,
+m_out)) and of embedding tables (`nn.Embedding`, the Kronecker projection, the Fourier
+refinement). Norm gains (petra's
 `RMSNorm` (d,), the spectral `SliceRMSNorm` (p, m), torch's norm layers), biases, scales (the
 spectral `scale`) and temperatures (the sentence model's `log_temperature`) are never
 decayed, on every backbone.
