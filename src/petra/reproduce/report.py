@@ -1,0 +1,582 @@
+"""`petra reproduce --report RESULTS_DIR --to FILE`: the Markdown reproduction report, built
+from the per-claim results JSON files alone (one `<claim>.json` per claim, written by the
+runner), so that it can be rebuilt at any time without running anything.
+
+The report opens with what it is and the verdict rule (`stats.VERDICT_RULE`), then a summary
+table with one row per comparison of every claim (petra's paired difference a - b with its
+95% Student-t interval over seeds, and the verdict), then one section per claim: the paper's
+figure quoted, the protocol, the arms (parameters, each compared metric as mean ± std over
+seeds with the per-seed values, steps/s), the comparisons, the exact checks, the plots, the
+notes, what differs from the paper, and the command that produced it.
+
+Plots are PNG files drawn with matplotlib (Agg) into a plots folder and linked from the
+report by paths relative to the report's folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+from pathlib import Path
+
+from petra.reproduce.stats import (
+    BETTER,
+    INCONCLUSIVE,
+    TESTS,
+    VERDICT_RULE,
+    interval,
+    paired_differences,
+    verdict,
+)
+
+# keys every results file must have; `checks`, `plots` and `notes` may be left out
+REQUIRED = (
+    "claim",
+    "order",
+    "title",
+    "paper",
+    "where",
+    "paper_figure",
+    "protocol",
+    "differences",
+    "command",
+    "quick",
+    "seeds",
+    "arms",
+    "comparisons",
+)
+OPTIONAL_LISTS = ("checks", "plots", "notes")
+COMPARISON_KEYS = ("name", "metric", "a", "b", "relative", "better", "test")
+CHECK_KEYS = ("name", "value", "expected", "holds")
+# a versus plot takes its x from `x` (arm label -> x) or from each of its `arms`' params
+# (`x_param`, e.g. "total")
+PLOT_KEYS = {"curve": ("series", "arms"), "versus": ("metric",)}
+LEVEL = 0.95
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_results(results_dir: str | Path) -> list[dict]:
+    """Every `*.json` in `results_dir`, checked against the results schema and sorted by the
+    claim's `order`, then its id. A file that is not valid JSON or lacks a key raises
+    ValueError naming the file and the key."""
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise FileNotFoundError(
+            f"no results directory {results_dir}; run `petra reproduce CLAIM --out DIR` first "
+            "and pass the folder holding its per-claim results JSON files"
+        )
+    paths = sorted(results_dir.glob("*.json"))
+    if not paths:
+        raise FileNotFoundError(
+            f"no results (*.json) in {results_dir}; run `petra reproduce CLAIM --out DIR` "
+            "first, or pass the folder that holds its per-claim results files"
+        )
+    results, seen = [], {}
+    for path in paths:
+        result = _load_one(path)
+        if result["claim"] in seen:
+            raise ValueError(
+                f"{path}: claim {result['claim']!r} is also in {seen[result['claim']]}; "
+                "keep one results file per claim"
+            )
+        seen[result["claim"]] = path
+        results.append(result)
+    return sorted(results, key=lambda r: (r["order"], r["claim"]))
+
+
+def _load_one(path: Path) -> dict:
+    try:
+        result = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"{path}: not valid JSON ({error}); rerun the claim to rewrite it"
+        ) from None
+    if not isinstance(result, dict):
+        raise ValueError(
+            f"{path}: a results file holds one JSON object, got {type(result).__name__}"
+        )
+
+    def missing(where: str, key: str) -> ValueError:
+        return ValueError(
+            f"{path}: {where} has no key {key!r}; it is not a petra reproduce results file "
+            "of this version (rerun the claim to rewrite it)"
+        )
+
+    def wrong(where: str, why: str) -> ValueError:
+        return ValueError(f"{path}: {where} {why}; rerun the claim to rewrite it")
+
+    for key in REQUIRED:
+        if key not in result:
+            raise missing("the results", key)
+    result = {**result, **{k: result.get(k) or [] for k in OPTIONAL_LISTS}}
+    if not isinstance(result["arms"], dict):
+        raise wrong("key 'arms'", "must map arm labels to arms")
+    for key in ("seeds", "differences", "comparisons", *OPTIONAL_LISTS):
+        if not isinstance(result[key], list):
+            raise wrong(f"key {key!r}", "must be a list")
+    arms = {}
+    for label, arm in result["arms"].items():
+        if not isinstance(arm, dict) or "per_seed" not in arm:
+            raise missing(f"arm {label!r}", "per_seed")
+        arms[label] = {"params": {}, "steps_per_s": {}, "curves": {}, "description": "", **arm}
+    result["arms"] = arms
+    for i, comparison in enumerate(result["comparisons"]):
+        where = f"comparison {i} ({comparison.get('name', 'unnamed')!r})"
+        for key in COMPARISON_KEYS:
+            if key not in comparison:
+                raise missing(where, key)
+        for side in ("a", "b"):
+            if comparison[side] not in arms:
+                raise wrong(where, f"names arm {comparison[side]!r}, not one of {sorted(arms)}")
+        if comparison["better"] not in BETTER:
+            raise wrong(where, f"key 'better' must be one of {BETTER}")
+        if comparison["test"] not in TESTS:
+            raise wrong(where, f"key 'test' must be one of {TESTS}")
+        margin = comparison.get("margin")
+        if comparison["test"] == "non_inferior" and not (margin is not None and margin > 0):
+            raise wrong(where, "key 'margin' must be > 0 for a non_inferior test")
+        if comparison["test"] == "superior" and margin is not None:
+            raise wrong(where, "key 'margin' must be null for a superior test")
+    for i, check in enumerate(result["checks"]):
+        for key in CHECK_KEYS:
+            if key not in check:
+                raise missing(f"check {i}", key)
+    for i, plot in enumerate(result["plots"]):
+        if plot.get("kind") not in PLOT_KEYS:
+            raise wrong(f"plot {i}", f"key 'kind' must be one of {sorted(PLOT_KEYS)}")
+        for key in PLOT_KEYS[plot["kind"]]:
+            if key not in plot:
+                raise missing(f"plot {i}", key)
+        if plot["kind"] == "versus" and "x" not in plot:
+            for key in ("x_param", "arms"):
+                if key not in plot:
+                    raise missing(f"plot {i} (a versus plot without 'x')", key)
+        named = list(plot["x"] if "x" in plot else plot["arms"])
+        named += [plot["reference_final_of"]] if plot.get("reference_final_of") else []
+        for label in named:
+            if label not in arms:
+                raise wrong(f"plot {i}", f"names arm {label!r}, not one of {sorted(arms)}")
+    return result
+
+
+# ---------------------------------------------------------------- comparisons
+
+
+def seed_order(result: dict) -> list[str]:
+    """The claim's seeds (as the str keys of `per_seed`), then any other seed an arm has."""
+    order = [str(s) for s in result["seeds"]]
+    extra = {s for arm in result["arms"].values() for s in arm["per_seed"]} - set(order)
+    return order + sorted(extra, key=lambda s: (not s.lstrip("-").isdigit(), _int_or(s), s))
+
+
+def _int_or(text: str) -> int:
+    return int(text) if text.lstrip("-").isdigit() else 0
+
+
+def _value(arm: dict, seed: str, metric: str) -> float | None:
+    return (arm["per_seed"].get(seed) or {}).get(metric)
+
+
+def evaluate(result: dict, comparison: dict) -> dict:
+    """One comparison, paired by seed: the seeds used, the seeds dropped (with the arms that
+    lack a value there), the mean difference a - b with its 95% interval, and the verdict."""
+    arm_a, arm_b = result["arms"][comparison["a"]], result["arms"][comparison["b"]]
+    metric = comparison["metric"]
+    seeds, a, b, dropped = [], [], [], []
+    for seed in seed_order(result):
+        x, y = _value(arm_a, seed, metric), _value(arm_b, seed, metric)
+        if x is not None and y is not None:
+            seeds.append(seed)
+            a.append(x)
+            b.append(y)
+        else:
+            sides = ((comparison["a"], x), (comparison["b"], y))
+            lacking = [label for label, v in sides if v is None]
+            dropped.append((seed, lacking))
+    outcome = {
+        "seeds": seeds,
+        "n": len(seeds),
+        "dropped": dropped,
+        "mean": None,
+        "low": None,
+        "high": None,
+        "verdict": INCONCLUSIVE,
+        "decimals": _decimals([*a, *b]),
+    }
+    if seeds:
+        differences = paired_differences(a, b, comparison["relative"])
+        mean, low, high = interval(differences, LEVEL)
+        outcome.update(mean=mean, low=low, high=high, differences=differences)
+        outcome["verdict"] = verdict(
+            low, high, comparison["better"], comparison["test"], comparison.get("margin")
+        )
+    return outcome
+
+
+# ---------------------------------------------------------------- numbers
+
+
+def _decimals(values: list) -> int:
+    """Decimals for numbers of this size: 3 below 10, 2 below 100, 1 below 1000, else 0."""
+    size = max((abs(float(v)) for v in values if v is not None), default=0.0)
+    return 3 if size < 10 else 2 if size < 100 else 1 if size < 1000 else 0
+
+
+def _number(value, decimals: int, sign: bool = False) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:+,}" if sign else f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:{'+' if sign else ''},.{decimals}f}"
+    return str(value)
+
+
+def _spread(values: list) -> str:
+    """Mean ± std over seeds, then the per-seed values in seed order: `4.612 ± 0.021 (4.600,
+    4.630, 4.590)`; a missing seed shows as –."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return "n/a"
+    decimals = _decimals(present)
+    each = ", ".join(_number(v, decimals) for v in values)
+    if len(values) == 1:
+        return each
+    mean = _number(statistics.fmean(present), decimals)
+    spread = _number(statistics.stdev(present), decimals) if len(present) > 1 else "–"
+    return f"{mean} ± {spread} ({each})"
+
+
+def _difference(comparison: dict, outcome: dict) -> str:
+    """`-2.33 % [-3.77, -0.90]` or `+0.025 loss [-0.039, +0.089]`."""
+    if outcome["mean"] is None:
+        return "no seed has both arms"
+    decimals = 2 if comparison["relative"] else outcome["decimals"]
+    unit = "%" if comparison["relative"] else comparison["metric"]
+    text = f"{_number(outcome['mean'], decimals, sign=True)} {unit}"
+    if outcome["low"] is None:
+        return f"{text} (one seed, no interval)"
+    low, high = (_number(outcome[k], decimals, sign=True) for k in ("low", "high"))
+    return f"{text} [{low}, {high}]"
+
+
+def _margin(comparison: dict, outcome: dict) -> str:
+    better = f"{comparison['better']} {comparison['metric']} is better"
+    if comparison["test"] == "superior":
+        return f"superior ({better})"
+    decimals = 2 if comparison["relative"] else outcome["decimals"]
+    unit = "%" if comparison["relative"] else comparison["metric"]
+    margin = _number(float(comparison["margin"]), decimals)
+    return f"non-inferior, margin {margin} {unit} ({better})"
+
+
+def _cell(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _row(cells) -> str:
+    return "| " + " | ".join(_cell(c) for c in cells) + " |"
+
+
+def _quick_label(result: dict) -> str:
+    n = len(result["seeds"])
+    return f"quick first look ({n} seed{'s' if n != 1 else ''}, short budget)"
+
+
+def _dropped_lines(comparison: dict, outcome: dict) -> list[str]:
+    return [
+        f"- {comparison['name']}: seed {seed} has no {comparison['metric']} for "
+        f"{' and '.join(f'`{label}`' for label in lacking)}; dropped from the pairing."
+        for seed, lacking in outcome["dropped"]
+    ]
+
+
+# ---------------------------------------------------------------- the report
+
+
+def format_report(results: list[dict], plot_links: dict[str, list[str | None]]) -> str:
+    """The Markdown report of `results` (as `load_results` returns them). `plot_links[claim]`
+    holds one entry per plot of that claim, in order: its path relative to the report, or
+    None when there was nothing to draw; a claim absent from `plot_links` shows no plots."""
+    outcomes = {
+        r["claim"]: [evaluate(r, comparison) for comparison in r["comparisons"]] for r in results
+    }
+    lines = [
+        "# petra: reproduction report",
+        "",
+        "Generated by `petra reproduce --report` from the per-claim results JSON files alone "
+        "(one per claim, written by `petra reproduce CLAIM`). Every claim was run by petra at "
+        "CPU scale: small models, small data and short budgets, so each section lists what "
+        "differs from the paper, and the figures are petra's, not the paper's. " + VERDICT_RULE,
+        "",
+        "## Summary",
+        "",
+        _row(["claim", "comparison", "paper", "petra a − b [95% interval]", "seeds", "verdict"]),
+        "|---|---|---|---|---:|---|",
+    ]
+    for result in results:
+        claim = f"[{result['claim']}](#{result['claim']})"
+        if result["quick"]:
+            claim += f", {_quick_label(result)}"
+        pairs = zip(result["comparisons"], outcomes[result["claim"]], strict=True)
+        for comparison, outcome in pairs:
+            seeds = str(outcome["n"])
+            if outcome["dropped"]:
+                seeds += f" ({len(outcome['dropped'])} dropped)"
+            lines.append(
+                _row(
+                    [
+                        claim,
+                        comparison["name"],
+                        comparison.get("paper") or "–",
+                        _difference(comparison, outcome),
+                        seeds,
+                        outcome["verdict"],
+                    ]
+                )
+            )
+        if not result["comparisons"]:
+            checks = result["checks"]
+            held = sum(bool(c["holds"]) for c in checks)
+            status = f"{held} of {len(checks)} checks hold" if checks else "–"
+            lines.append(_row([claim, "(measurement, no comparison)", "–", "–", "–", status]))
+    for result in results:
+        lines += ["", *_section(result, outcomes[result["claim"]], plot_links)]
+    return "\n".join(lines) + "\n"
+
+
+def _section(result: dict, outcomes: list[dict], plot_links: dict) -> list[str]:
+    claim = result["claim"]
+    lines = [f'<a id="{claim}"></a>', "", f"## {result['title']}", ""]
+    if result["quick"]:
+        lines += [
+            f"**{_quick_label(result).capitalize()}**: not a reproduction; rerun without "
+            "`--quick` for the full protocol.",
+            "",
+        ]
+    lines += [
+        f"Claim `{claim}`: {result['paper']}, {result['where']}. The paper reports:",
+        "",
+        f"> {result['paper_figure']}",
+        "",
+        f"**Protocol.** {result['protocol']}",
+    ]
+    lines += _arms_table(result)
+    if result["comparisons"]:
+        lines += [
+            "",
+            "### Comparisons",
+            "",
+            _row(["comparison", "test", "paper", "petra a − b [95% interval]", "seeds", "verdict"]),
+            "|---|---|---|---|---:|---|",
+        ]
+        dropped = []
+        for comparison, outcome in zip(result["comparisons"], outcomes, strict=True):
+            name = f"{comparison['name']} (a = `{comparison['a']}`, b = `{comparison['b']}`)"
+            lines.append(
+                _row(
+                    [
+                        name,
+                        _margin(comparison, outcome),
+                        comparison.get("paper") or "–",
+                        _difference(comparison, outcome),
+                        ", ".join(outcome["seeds"]) or "none",
+                        outcome["verdict"],
+                    ]
+                )
+            )
+            dropped += _dropped_lines(comparison, outcome)
+        if dropped:
+            lines += ["", *dropped]
+    if result["checks"]:
+        lines += ["", "### Checks", "", _row(["check", "value", "expected", "holds"])]
+        lines.append("|---|---:|---:|---|")
+        for check in result["checks"]:
+            value, expected = check["value"], check["expected"]
+            decimals = _decimals([v for v in (value, expected) if isinstance(v, (int, float))])
+            holds = "yes" if check["holds"] else "**no**"
+            lines.append(
+                _row([check["name"], _number(value, decimals), _number(expected, decimals), holds])
+            )
+    if result["plots"] and claim in plot_links:
+        lines += ["", "### Plots", ""]
+        for plot, link in zip(result["plots"], plot_links[claim], strict=True):
+            title = plot.get("title") or _plot_name(plot)
+            lines.append(f"![{title}]({link})" if link else f"*{title}: nothing to plot.*")
+            lines.append("")
+        lines.pop()
+    if result["notes"]:
+        lines += ["", "### Notes", "", *(f"- {note}" for note in result["notes"])]
+    lines += ["", "### What differs from the paper", ""]
+    lines += [f"- {d}" for d in result["differences"]] or ["- nothing recorded"]
+    lines += ["", "### Command", "", "```bash", result["command"], "```"]
+    return lines
+
+
+def _arms_table(result: dict) -> list[str]:
+    if not result["arms"]:
+        return []
+    metrics = list(dict.fromkeys(c["metric"] for c in result["comparisons"]))
+    arms = result["arms"].items()
+    with_speed = any(arm["steps_per_s"] for _, arm in arms)
+    seeds = seed_order(result)
+    header = ["arm", "description", "total params", *metrics, *(["steps/s"] if with_speed else [])]
+    lines = [
+        "",
+        "### Arms",
+        "",
+        f"Metrics as mean ± std over seeds, then the per-seed values (seeds {', '.join(seeds)}).",
+        "",
+        _row(header),
+        "|---|---|" + "---:|" * (len(header) - 2),
+    ]
+    for label, arm in arms:
+        total = arm["params"].get("total")
+        speeds = [v for v in arm["steps_per_s"].values() if v is not None]
+        speed = [_number(statistics.fmean(speeds), 2) if speeds else "–"] if with_speed else []
+        cells = [
+            f"`{label}`",
+            arm["description"],
+            _number(total, 0) if total is not None else "–",
+            *(_spread([_value(arm, s, m) for s in seeds]) for m in metrics),
+            *speed,
+        ]
+        lines.append(_row(cells))
+    return lines
+
+
+# ---------------------------------------------------------------- plots
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _plot_name(plot: dict) -> str:
+    if plot["kind"] == "curve":
+        return plot["series"]
+    return f"{plot['metric']} against {plot.get('xlabel') or plot.get('x_param') or 'x'}"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
+
+
+def draw_plot(result: dict, plot: dict, path: Path) -> bool:
+    """Draw one plot of a claim to `path` (PNG); False (and no file) when it has no data."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    try:
+        drew = (_curve if plot["kind"] == "curve" else _versus)(axes, result, plot)
+        if not drew:
+            return False
+        axes.set_title(plot.get("title") or _plot_name(plot), fontsize=10)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=8)
+        figure.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, dpi=120)
+        return True
+    finally:
+        plt.close(figure)
+
+
+def _curve(axes, result: dict, plot: dict) -> bool:
+    """Every seed's curve of `plot['series']` for each arm (one colour per arm), and a dashed
+    line at the mean final value of `reference_final_of`, if given."""
+    series, drew = plot["series"], False
+    for k, label in enumerate(plot["arms"]):
+        curves = result["arms"][label]["curves"]
+        first = True
+        for seed in sorted(curves, key=lambda s: (_int_or(s), s)):
+            points = curves[seed].get(series)
+            if not points:
+                continue
+            steps, values = zip(*points, strict=True)
+            axes.plot(
+                steps,
+                values,
+                color=f"C{k}",
+                linewidth=1.2,
+                alpha=0.8,
+                label=label if first else None,
+            )
+            first, drew = False, True
+    reference = plot.get("reference_final_of")
+    if reference:
+        curves = result["arms"][reference]["curves"].values()
+        finals = [c[series][-1][1] for c in curves if c.get(series)]
+        if finals:
+            axes.axhline(
+                statistics.fmean(finals),
+                color="0.3",
+                linestyle="--",
+                linewidth=1.0,
+                label=f"{reference}: final value (mean of {len(finals)} seeds)",
+            )
+    axes.set(xlabel=plot.get("xlabel", "step"), ylabel=plot.get("ylabel", series))
+    return drew
+
+
+def _versus(axes, result: dict, plot: dict) -> bool:
+    """Mean ± std over seeds of `plot['metric']` for each arm, against the arm's x value:
+    `plot['x'][arm]`, or the arm's `params[plot['x_param']]` (log scale when it spans a
+    factor of 10 or more)."""
+    metric, points = plot["metric"], []
+    if "x" in plot:
+        positions = plot["x"]
+    else:
+        positions = {a: result["arms"][a]["params"].get(plot["x_param"]) for a in plot["arms"]}
+    for label, x in positions.items():
+        if x is None:
+            continue
+        per_seed = result["arms"][label]["per_seed"].values()
+        values = [row[metric] for row in per_seed if row and row.get(metric) is not None]
+        if values:
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            points.append((x, statistics.fmean(values), spread, label))
+    if not points:
+        return False
+    points.sort()
+    xs, means, spreads, labels = zip(*points, strict=True)
+    axes.plot(xs, means, color="C0", linewidth=1.0, alpha=0.6)
+    axes.errorbar(xs, means, yerr=spreads, fmt="o", color="C0", capsize=3, label="mean ± std")
+    for x, mean, label in zip(xs, means, labels, strict=True):
+        axes.annotate(label, (x, mean), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    if "x" in plot:
+        axes.set_xticks(xs)
+    elif min(xs) > 0 and max(xs) >= 10 * min(xs):
+        axes.set_xscale("log")
+    axes.set(xlabel=plot.get("xlabel", "x"), ylabel=plot.get("ylabel", metric))
+    return True
+
+
+def write_report(
+    results_dir: str | Path, to: str | Path, plots_dir: str | Path | None = None
+) -> Path:
+    """Write the report of every results file in `results_dir` to `to`, its plots as PNG to
+    `plots_dir` (default: `plots` beside `results_dir`), linked relative to `to`'s folder."""
+    results = load_results(results_dir)
+    to = Path(to)
+    plots_dir = Path(results_dir).parent / "plots" if plots_dir is None else Path(plots_dir)
+    to.parent.mkdir(parents=True, exist_ok=True)
+    links: dict[str, list[str | None]] = {}
+    for result in results:
+        links[result["claim"]] = []
+        for i, plot in enumerate(result["plots"], start=1):
+            key = plot["series"] if plot["kind"] == "curve" else plot["metric"]
+            path = plots_dir / f"{result['claim']}-{i}-{plot['kind']}-{_slug(key)}.png"
+            drawn = draw_plot(result, plot, path)
+            link = Path(os.path.relpath(path.resolve(), to.parent.resolve())).as_posix()
+            links[result["claim"]].append(link if drawn else None)
+    to.write_text(format_report(results, links))
+    return to

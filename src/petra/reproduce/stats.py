@@ -1,0 +1,122 @@
+"""The statistics behind a reproduction verdict: seeds paired between two arms, a Student-t
+interval on the mean difference, and the rule that turns that interval into a verdict.
+
+For arm a (the paper's method) and arm b (its baseline), run with the same seeds, the paired
+difference of seed i is d_i = a_i - b_i, or 100 * (a_i / b_i - 1) (percent) for a relative
+comparison. Over n seeds, with mean m and sample standard deviation s (n - 1 in the
+denominator), the level-L interval is
+
+    m +- t_{(1 + L) / 2, n - 1} * s / sqrt(n)
+
+(Student, 1908). One seed gives a mean and no interval, and so never a verdict other than
+inconclusive.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+from scipy.stats import t as student_t
+
+HOLDS = "holds"
+DOES_NOT_HOLD = "does not hold"
+INCONCLUSIVE = "inconclusive"
+
+BETTER = ("higher", "lower")
+TESTS = ("superior", "non_inferior")
+
+VERDICT_RULE = (
+    "Each comparison is paired by seed: the difference is a − b, where arm a is the paper's "
+    "method and arm b its baseline (in percent of b for relative comparisons), and its 95% "
+    "interval is the Student-t interval on the mean of the per-seed differences. For a "
+    "superiority claim the claim holds if the whole interval lies on a's better side of 0 "
+    "(above 0 when higher is better, below 0 when lower is better), does not hold if the "
+    "whole interval lies on the worse side of 0, and is inconclusive otherwise. For a parity "
+    '(non-inferiority) claim with margin m, "a is no worse than b by more than m", it holds '
+    "if the whole interval is better than −m (lower bound above −m when higher is better, "
+    "upper bound below +m when lower is better), does not hold if the whole interval is worse "
+    "than that (upper bound below −m, or lower bound above +m), and is inconclusive otherwise. "
+    "A single seed gives no interval, so its verdict is always inconclusive."
+)
+
+
+def paired_differences(a: list[float], b: list[float], relative: bool) -> list[float]:
+    """Per-seed a_i - b_i, or 100 * (a_i / b_i - 1) (percent of b) when `relative`."""
+    if len(a) != len(b):
+        raise ValueError(
+            f"paired differences need one value of each arm per seed: got {len(a)} values "
+            f"for a and {len(b)} for b; pass the values of the seeds both arms have"
+        )
+    if not relative:
+        return [float(x) - float(y) for x, y in zip(a, b, strict=True)]
+    if any(y == 0 for y in b):
+        raise ValueError(
+            f"a relative difference divides by the baseline, which is 0 in {list(b)}; "
+            "compare this metric with relative=False"
+        )
+    return [100.0 * (float(x) / float(y) - 1.0) for x, y in zip(a, b, strict=True)]
+
+
+def interval(values: list[float], level: float = 0.95) -> tuple[float, float | None, float | None]:
+    """(mean, low, high): the Student-t interval on the mean of `values` at `level`;
+    (mean, None, None) for a single value, which has no interval."""
+    values = [float(v) for v in values]
+    if not values:
+        raise ValueError("an interval needs at least one value; got none")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie strictly between 0 and 1 (e.g. 0.95); got {level}")
+    n = len(values)
+    mean = statistics.fmean(values)
+    if n == 1:
+        return mean, None, None
+    quantile = float(student_t.ppf((1.0 + level) / 2.0, n - 1))
+    half = quantile * statistics.stdev(values) / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def verdict(
+    low: float | None,
+    high: float | None,
+    better: str,
+    test: str,
+    margin: float | None = None,
+) -> str:
+    """The verdict on the interval [low, high] of a - b by `VERDICT_RULE`: "holds", "does not
+    hold" or "inconclusive". `better` says which sign favours a ("higher" or "lower"); `test` is
+    "superior" (against 0, no margin) or "non_inferior" (against the margin m > 0, in the
+    units of the difference)."""
+    if better not in BETTER:
+        raise ValueError(f"better must be one of {BETTER}; got {better!r}")
+    if test not in TESTS:
+        raise ValueError(f"test must be one of {TESTS}; got {test!r}")
+    if test == "superior" and margin is not None:
+        raise ValueError(
+            f"a superiority test compares against 0 and takes no margin; got margin={margin} "
+            "(use test='non_inferior' for a parity claim with a margin)"
+        )
+    if test == "non_inferior" and (margin is None or not margin > 0):
+        raise ValueError(
+            f"a non-inferiority test needs a margin m > 0 (a is no worse than b by more than "
+            f"m); got margin={margin}"
+        )
+    if (low is None) != (high is None):
+        raise ValueError(f"an interval has both ends or neither; got low={low}, high={high}")
+    if low is None or high is None:
+        return INCONCLUSIVE  # one seed: no interval
+    if low > high:
+        raise ValueError(f"the interval's low end exceeds its high end: [{low}, {high}]")
+    # the threshold a's difference must clear: 0 for superiority, -m (in a's favour) for parity
+    if better == "higher":
+        threshold = 0.0 if test == "superior" else -float(margin)
+        if low > threshold:
+            return HOLDS
+        if high < threshold:
+            return DOES_NOT_HOLD
+    else:
+        threshold = 0.0 if test == "superior" else float(margin)
+        if high < threshold:
+            return HOLDS
+        if low > threshold:
+            return DOES_NOT_HOLD
+    return INCONCLUSIVE

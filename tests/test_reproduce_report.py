@@ -1,0 +1,278 @@
+"""The reproduction report: Student-t intervals and verdicts checked by hand, and the Markdown
+and plots written from hand-made results files (tests/fixtures/reproduce)."""
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+from scipy.stats import t as student_t
+
+from petra.reproduce.report import format_report, load_results, write_report
+from petra.reproduce.stats import VERDICT_RULE, interval, paired_differences, verdict
+
+FIXTURES = Path(__file__).parent / "fixtures" / "reproduce"
+# Student-t quantiles in closed form, p = 0.975 (95% two-sided):
+# 1 degree of freedom is the Cauchy distribution, t = tan(pi (p - 1/2)); two seeds
+T_1 = math.tan(math.pi * 0.475)  # 12.7062047...
+# 2 degrees of freedom, t = (2p - 1) sqrt(2 / (4 p (1 - p))); three seeds
+T_2 = 0.95 * math.sqrt(2 / (4 * 0.975 * 0.025))  # 4.3026527...
+
+
+@pytest.fixture
+def results_dir(tmp_path):
+    """A copy of the fixture results, so that the default plots folder (beside the results)
+    lies in tmp_path."""
+    return Path(shutil.copytree(FIXTURES, tmp_path / "results"))
+
+
+# ---------------------------------------------------------------- stats
+
+
+def test_interval_by_hand():
+    assert T_2 == pytest.approx(4.30265273, abs=1e-8) and T_1 == pytest.approx(12.70620474)
+    assert student_t.ppf(0.975, [1, 2]) == pytest.approx([T_1, T_2], rel=1e-12)
+    mean, low, high = interval([1.0, 2.0, 3.0])
+    # mean 2, sd 1 (n - 1), half-width t * 1 / sqrt(3) = 2.4841...
+    half = T_2 / math.sqrt(3)
+    assert half == pytest.approx(2.4841, abs=1e-4)
+    assert (mean, low, high) == pytest.approx((2.0, 2.0 - half, 2.0 + half), rel=1e-12)
+    # two values: sd |x - y| / sqrt(2), half-width t_{0.975,1} * sd / sqrt(2) = t * |x - y| / 2
+    assert interval([0.02, 0.03]) == pytest.approx(
+        (0.025, 0.025 - T_1 * 0.005, 0.025 + T_1 * 0.005), rel=1e-9
+    )
+    # a wider level, a wider interval; identical values, an interval of width 0
+    assert interval([1.0, 2.0, 3.0], level=0.99)[1] < low
+    assert interval([4.0, 4.0]) == (4.0, 4.0, 4.0)
+
+
+def test_interval_of_one_value_has_no_ends():
+    assert interval([3.5]) == (3.5, None, None)
+    with pytest.raises(ValueError, match="at least one value"):
+        interval([])
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        interval([1.0, 2.0], level=95)
+
+
+def test_paired_differences_by_hand():
+    assert paired_differences([3.0, 1.0], [1.0, 1.5], relative=False) == [2.0, -0.5]
+    # 100 * (4.9 / 5 - 1) = -2, 100 * (3.92 / 4 - 1) = -2, 100 * (4.85 / 5 - 1) = -3
+    relative = paired_differences([4.9, 3.92, 4.85], [5.0, 4.0, 5.0], relative=True)
+    assert relative == pytest.approx([-2.0, -2.0, -3.0], abs=1e-12)
+    assert paired_differences([0.6], [0.5], relative=True) == pytest.approx([20.0])
+    with pytest.raises(ValueError, match="got 2 values for a and 1 for b"):
+        paired_differences([1.0, 2.0], [1.0], relative=False)
+    with pytest.raises(ValueError, match="relative=False"):
+        paired_differences([1.0], [0.0], relative=True)
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "better", "test", "margin", "expected"),
+    [
+        # superior, higher is better: against 0
+        (0.1, 0.5, "higher", "superior", None, "holds"),
+        (-0.5, -0.1, "higher", "superior", None, "does not hold"),
+        (-0.1, 0.5, "higher", "superior", None, "inconclusive"),
+        (0.0, 0.5, "higher", "superior", None, "inconclusive"),  # touching 0 is not beyond it
+        # superior, lower is better
+        (-0.5, -0.1, "lower", "superior", None, "holds"),
+        (0.1, 0.5, "lower", "superior", None, "does not hold"),
+        (-0.1, 0.1, "lower", "superior", None, "inconclusive"),
+        # non-inferior, higher is better: against -m
+        (-0.9, 0.5, "higher", "non_inferior", 1.0, "holds"),
+        (-3.0, -1.1, "higher", "non_inferior", 1.0, "does not hold"),
+        (-1.5, 0.5, "higher", "non_inferior", 1.0, "inconclusive"),
+        (-0.5, -0.2, "higher", "non_inferior", 1.0, "holds"),  # worse than b, within the margin
+        # non-inferior, lower is better: against +m
+        (-0.5, 0.9, "lower", "non_inferior", 1.0, "holds"),
+        (1.1, 3.0, "lower", "non_inferior", 1.0, "does not hold"),
+        (-0.5, 1.5, "lower", "non_inferior", 1.0, "inconclusive"),
+        # one seed: no interval, whatever the test
+        (None, None, "higher", "superior", None, "inconclusive"),
+        (None, None, "lower", "superior", None, "inconclusive"),
+        (None, None, "higher", "non_inferior", 1.0, "inconclusive"),
+        (None, None, "lower", "non_inferior", 1.0, "inconclusive"),
+    ],
+)
+def test_verdict_rule(low, high, better, test, margin, expected):
+    assert verdict(low, high, better, test, margin) == expected
+
+
+def test_one_seed_is_inconclusive_end_to_end():
+    _, low, high = interval(paired_differences([0.9], [0.1], relative=False))
+    assert verdict(low, high, "higher", "superior", None) == "inconclusive"
+
+
+def test_verdict_refuses_bad_settings():
+    with pytest.raises(ValueError, match="better must be one of"):
+        verdict(0.1, 0.2, "bigger", "superior")
+    with pytest.raises(ValueError, match="test must be one of"):
+        verdict(0.1, 0.2, "higher", "parity", 1.0)
+    with pytest.raises(ValueError, match="takes no margin"):
+        verdict(0.1, 0.2, "higher", "superior", 0.5)
+    for margin in (None, 0.0, -1.0):
+        with pytest.raises(ValueError, match="needs a margin m > 0"):
+            verdict(0.1, 0.2, "higher", "non_inferior", margin)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def test_results_sorted_by_order(results_dir):
+    claims = [r["claim"] for r in load_results(results_dir)]
+    assert claims == ["slices-accuracy", "kronecker-lm-loss", "fourier-sts"]
+
+
+def test_missing_key_names_the_file_and_key(results_dir):
+    path = results_dir / "fourier-sts.json"
+    result = json.loads(path.read_text())
+    del result["comparisons"]
+    path.write_text(json.dumps(result))
+    with pytest.raises(ValueError, match=r"fourier-sts\.json.*'comparisons'"):
+        load_results(results_dir)
+
+
+def test_malformed_comparison_names_the_file(results_dir):
+    path = results_dir / "slices-accuracy.json"
+    result = json.loads(path.read_text())
+    del result["comparisons"][0]["better"]
+    path.write_text(json.dumps(result))
+    with pytest.raises(ValueError, match=r"slices-accuracy\.json: comparison 0 .*'better'"):
+        load_results(results_dir)
+    result["comparisons"][0].update(better="higher", b="no-such-arm")
+    path.write_text(json.dumps(result))
+    with pytest.raises(ValueError, match=r"slices-accuracy\.json.*'no-such-arm'"):
+        load_results(results_dir)
+
+
+def test_invalid_json_names_the_file(results_dir):
+    (results_dir / "broken.json").write_text('{"claim": "broken", ')
+    with pytest.raises(ValueError, match=r"broken\.json: not valid JSON"):
+        load_results(results_dir)
+
+
+def test_no_results_is_refused(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"no results \(\*\.json\)"):
+        load_results(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no results directory"):
+        load_results(tmp_path / "missing")
+
+
+# ---------------------------------------------------------------- the report
+
+
+def _between(text: str, start: str, end: str) -> str:
+    return text.split(start, 1)[1].split(end, 1)[0]
+
+
+def _section(text: str, claim: str) -> str:
+    return _between(text + "<a id=", f'<a id="{claim}"></a>', "<a id=")
+
+
+def test_report_from_fixtures(results_dir, tmp_path):
+    to = tmp_path / "docs" / "REPRODUCTION.md"
+    assert write_report(results_dir, to) == to
+    text = to.read_text()
+
+    assert text.count(VERDICT_RULE) == 1
+    assert "generated by `petra reproduce --report`" in text.lower()
+
+    # relative: differences -2, -2, -3 % -> mean -7/3, sd sqrt(1/3), half t * sqrt(1/3) / sqrt(3)
+    half = T_2 / 3
+    assert (-7 / 3 - half, -7 / 3 + half) == pytest.approx((-3.7676, -0.8991), abs=1e-4)
+    assert (
+        "| [kronecker-lm-loss](#kronecker-lm-loss) | Kronecker (untied) vs learned (tied) "
+        "| -2.5 +- 0.2 % | -2.33 % [-3.77, -0.90] | 3 | holds |"
+    ) in text
+    # non-inferior, lower is better, margin 0.1: differences 0.02, 0.03 (seed 2 dropped) ->
+    # 0.025 +- t_1 * 0.005 = [-0.0385, 0.0885], below +0.1
+    assert (
+        "| [kronecker-lm-loss](#kronecker-lm-loss) | learned (untied) vs learned (tied) "
+        "| – | +0.025 loss [-0.039, +0.089] | 2 (1 dropped) | holds |"
+    ) in text
+    assert "seed 2 has no loss for `learned-untied`; dropped from the pairing." in text
+    # absolute, higher is better: differences -0.05, -0.04, -0.06 -> -0.05 +- t * 0.01 / sqrt 3
+    assert T_2 * 0.01 / math.sqrt(3) == pytest.approx(0.02484, abs=1e-5)
+    assert (
+        "| [slices-accuracy](#slices-accuracy) | p=2 vs standard | -0.5 points "
+        "| -0.050 accuracy [-0.075, -0.025] | 3 | does not hold |"
+    ) in text
+    # a quick claim: one seed, no interval, labelled in the summary and in its section
+    assert (
+        "| [fourier-sts](#fourier-sts), quick first look (1 seed, short budget) "
+        "| Fourier vs learned | +0.01 | +0.012 spearman (one seed, no interval) | 1 "
+        "| inconclusive |"
+    ) in text
+    assert "**Quick first look (1 seed, short budget)**" in text
+    assert text.count("quick first look") == 1  # only the quick claim's summary row
+
+    # sections in claim order, each reachable from the summary
+    positions = [text.index(f'<a id="{c}"></a>') for c in ("slices-accuracy", "kronecker-lm-loss")]
+    assert positions == sorted(positions) and text.index('<a id="fourier-sts"></a>') > positions[1]
+
+    # arms: mean ± std, then the per-seed values in seed order; a missing seed shows as –
+    assert "| 4.557 ± 0.552 (4.900, 3.920, 4.850) | 1.00 |" in text
+    assert "| 4.667 ± 0.577 (5.000, 4.000, 5.000) | 1.30 |" in text
+    assert "| 4.525 ± 0.700 (5.020, 4.030, –) | – |" in text
+    assert "| 1,049,216 |" in text
+    assert "| `fourier` | Fourier embedding | 20,000 | 0.712 |" in text
+    arms = _between(_section(text, "kronecker-lm-loss"), "### Arms", "### Comparisons")
+    assert "accuracy" not in arms  # a metric that no comparison uses is not tabled
+
+    # checks, the paper's figure quoted, differences, command
+    assert "| buffer bytes V x (P + 2) | 904,626 | 904,626 | yes |" in text
+    assert "| p2 embedding parameters | 65,536 | 65,540 | **no** |" in text
+    assert "> -2.5 +- 0.2 % validation loss at 124M / 2.5B tokens; ~1.43x fewer steps" in text
+    assert "- size: d=128, not GPT-2 124M" in text
+    assert "```bash\npetra reproduce kronecker-lm-loss --seeds 3 --out reproduction\n```" in text
+
+    # plots: drawn beside the results, linked relative to the report's folder
+    links = {
+        "Validation loss against the step": "../plots/kronecker-lm-loss-1-curve-eval-loss.png",
+        "Accuracy against the number of slices": "../plots/slices-accuracy-1-versus-accuracy.png",
+        # x from each arm's params["total"]; p4 has none and is left out of the plot
+        "Accuracy against parameters": "../plots/slices-accuracy-2-versus-accuracy.png",
+    }
+    for title, link in links.items():
+        assert f"![{title}]({link})" in text
+        assert (to.parent / link).resolve().read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "*Spearman against the step: nothing to plot.*" in text  # no curves in that file
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == sorted(
+        Path(link).name for link in links.values()
+    )
+
+
+def test_report_plots_dir_and_measurement_claim(results_dir, tmp_path):
+    """A claim of checks only (no arms, no comparisons) gets a summary row that counts its
+    checks; an explicit plots folder is linked relative to the report."""
+    measurement = {
+        **json.loads((results_dir / "fourier-sts.json").read_text()),
+        "claim": "buffer-bytes",
+        "order": 0,
+        "quick": False,
+        "arms": {},
+        "comparisons": [],
+        "plots": [],
+        "checks": [
+            {"name": "bytes", "value": 1024, "expected": 1024, "holds": True},
+            {"name": "ratio", "value": 0.25, "expected": 0.5, "holds": False},
+        ],
+    }
+    (results_dir / "buffer-bytes.json").write_text(json.dumps(measurement))
+    to = write_report(results_dir, tmp_path / "REPORT.md", plots_dir=tmp_path / "figures")
+    text = to.read_text()
+    assert (
+        "| [buffer-bytes](#buffer-bytes) | (measurement, no comparison) | – | – | – "
+        "| 1 of 2 checks hold |"
+    ) in text
+    assert "| ratio | 0.250 | 0.500 | **no** |" in text
+    assert "](figures/slices-accuracy-1-versus-accuracy.png)" in text
+    section = _section(text, "buffer-bytes")
+    assert "### Arms" not in section and "### Comparisons" not in section
+
+
+def test_format_report_without_plot_links(results_dir):
+    text = format_report(load_results(results_dir), {})
+    assert "### Plots" not in text and "![" not in text
+    assert text.count(VERDICT_RULE) == 1
