@@ -74,6 +74,22 @@ def _compare(args: argparse.Namespace) -> None:
     print(format_table(summary))
 
 
+def _reproduce(args: argparse.Namespace) -> None:
+    from petra.reproduce import CLAIMS, list_claims, reproduce
+
+    if args.list:
+        print(list_claims())
+    elif args.report:
+        from petra.reproduce.report import write_report
+
+        print(f"wrote {write_report(args.report, args.to)}")
+    else:
+        if args.all and args.claims:
+            raise ValueError("give claim ids or --all, not both")
+        claims = list(CLAIMS) if args.all else args.claims
+        reproduce(claims, args.out, args.seeds, args.quick, args.preset, args.set, not args.quiet)
+
+
 def _probe_model(args: argparse.Namespace):
     """The checkpoint's model and tokenizer (tokenizer.json beside it, or --tokenizer)."""
     from petra.data import load_tokenizer
@@ -217,6 +233,40 @@ def build_parser() -> argparse.ArgumentParser:
     comparison.add_argument("--out", default=None, help="default: runs/compare-TASK-PRESET")
     comparison.add_argument("--quiet", action="store_true", help="no progress bars")
     comparison.set_defaults(handler=_compare)
+
+    reproduction = commands.add_parser(
+        "reproduce",
+        help="run the papers' claims with seeds, or write the report of their results",
+        description="Run paper claims (see --list) into OUT/results/CLAIM.json, reusing "
+        "finished runs and resuming interrupted ones; or write the Markdown report of a "
+        "results folder (--report RESULTS_DIR --to FILE).",
+    )
+    reproduction.add_argument("claims", nargs="*", metavar="CLAIM", help="claim ids to run")
+    reproduction.add_argument("--list", action="store_true", help="list the claims")
+    reproduction.add_argument("--all", action="store_true", help="run every claim")
+    reproduction.add_argument(
+        "--seeds", type=int, default=3, help="seeds per arm (default: 3; measurements fix theirs)"
+    )
+    reproduction.add_argument(
+        "--quick", action="store_true", help="1 seed and a short budget: a first look"
+    )
+    reproduction.add_argument(
+        "--preset",
+        default=None,
+        help="run every arm on this preset instead of the claim's (e.g. tiny, pete-paper)",
+    )
+    reproduction.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting for every arm, after the claim's own",
+    )
+    reproduction.add_argument("--out", default="reproduction", help="default: %(default)s")
+    reproduction.add_argument("--report", metavar="RESULTS_DIR", help="write the report")
+    reproduction.add_argument("--to", default="REPRODUCTION.md", help="the report's file")
+    reproduction.add_argument("--quiet", action="store_true", help="no progress bars")
+    reproduction.set_defaults(handler=_reproduce)
 
     probe = commands.add_parser("probe", help="probe a model: spelling, generate, geometry, norms")
     kinds = probe.add_subparsers(dest="probe", required=True, metavar="PROBE")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from petra.embeddings import KINDS, embedding_options
 from petra.models.config import BACKBONES
-from petra.tasks.run import TASKS, check_same_run, run_config, run_task
+from petra.tasks.run import TASKS, run_config, run_or_reuse
 from petra.tasks.settings import embedding_option
 
 MAIN_METRIC = {
@@ -154,11 +154,7 @@ def compare(
     arms = []
     for kind, backbone, point, seed, config in plan:
         directory = out / "arms" / arm_name(kind, backbone, seed, point)
-        if (directory / "results.json").is_file():
-            check_same_run(directory, config, "choose another --out, or delete it to run again")
-        else:
-            run_task(task, preset, config["overrides"], directory, resume=True, progress=progress)
-        results = json.loads((directory / "results.json").read_text())
+        results = run_or_reuse(task, preset, config["overrides"], directory, progress)
         arms.append(
             {
                 "kind": kind,

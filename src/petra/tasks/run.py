@@ -234,3 +234,17 @@ def run_task(
         model, task, train_config, out, run_config=config, resume=resume, progress=progress
     )
     return trainer.fit()
+
+
+def run_or_reuse(
+    task_name: str, preset: str, overrides: list[str], out: Path, progress: bool = True
+) -> dict:
+    """The results of the run in `out`: reused when it finished with these settings (refused
+    when it ran others), else trained, resuming from its last checkpoint if it was cut off."""
+    if (out / "results.json").is_file():
+        check_same_run(
+            out, run_config(task_name, preset, overrides), "choose another --out, or delete it"
+        )
+    else:
+        run_task(task_name, preset, overrides, out, resume=True, progress=progress)
+    return json.loads((out / "results.json").read_text())

@@ -1,0 +1,200 @@
+"""Run claims: every arm of a claim once per seed, then its results JSON.
+
+Layout under `--out` (default `reproduction/`): `runs/<claim>/<arm>-seed<s>/` holds each
+arm's ordinary run directory (config.json, metrics.jsonl, results.json, model/), and
+`results/<claim>.json` the claim's results, written from those runs (`--quick` uses
+`quick/runs` and `quick/results`, so a first look never mixes with the full runs). A run
+whose results.json exists is reused once its config.json is found to be the same run; an
+interrupted one resumes from its last checkpoint. Measurements are reused while their
+results file records the same repeats and budget.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import time
+from pathlib import Path
+
+from petra.reproduce.claims import CLAIMS, Arm, Claim, claim_arms, get_claim
+from petra.tasks.run import run_config, run_or_reuse
+
+DEFAULT_SEEDS = 3
+QUICK_SEEDS = 1
+QUICK_REPEATS = 2
+
+
+def layout(out: str | Path, quick: bool) -> tuple[Path, Path]:
+    """(runs root, results folder) under `out`."""
+    base = Path(out) / "quick" if quick else Path(out)
+    return base / "runs", base / "results"
+
+
+def arm_overrides(
+    arm: Arm, seed: int, runs: Path, claim: Claim, quick: bool, extra: list[str]
+) -> list[str]:
+    """The `--set` values of one arm's run: the arm's, the claim's quick budget, the user's,
+    the seed, and the model to start from."""
+    items = [*arm.overrides, *(claim.quick if quick else ()), *extra, f"train.seed={seed}"]
+    if arm.init_from is not None:
+        items.append(f"train.init={runs / f'{arm.init_from}-seed{seed}' / 'model'}")
+    return items
+
+
+def _command(claim: Claim, seeds: int, quick: bool, preset, extra: list[str], out) -> str:
+    parts = ["petra reproduce", claim.id, f"--seeds {seeds}"]
+    parts += ["--quick"] * quick + ([f"--preset {preset}"] if preset else [])
+    parts += [f"--set {item}" for item in extra] + [f"--out {out}"]
+    return " ".join(parts)
+
+
+def _curves(run: Path) -> dict[str, list[list[float]]]:
+    """Every logged evaluation series of a run: {"eval/loss": [[step, value], ...], ...}."""
+    curves: dict[str, list[list[float]]] = {}
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        for key, value in record.items():
+            if key.startswith("eval/") and isinstance(value, (int, float)):
+                curves.setdefault(key, []).append([record["step"], value])
+    return curves
+
+
+def _train_arms(
+    claim: Claim, seeds: list[int], out, quick: bool, preset, extra: list[str], progress: bool
+) -> tuple[dict, dict[str, dict[int, Path]]]:
+    """Run (or reuse) every arm x seed of the claim whose runs `claim` reads; return the arms'
+    results and their run directories."""
+    owner = get_claim(claim.runs_of) if claim.runs_of else claim
+    runs_root = layout(out, quick)[0] / owner.id
+    plan = [(arm, seed) for seed in seeds for arm in owner.arms]
+    for arm, seed in plan:  # settings checked before anything runs (a start model excepted)
+        if arm.init_from is None:
+            items = arm_overrides(arm, seed, runs_root, owner, quick, extra)
+            run_config(arm.task, preset or arm.preset, items)
+    arms: dict[str, dict] = {}
+    directories: dict[str, dict[int, Path]] = {}
+    for index, (arm, seed) in enumerate(plan, 1):
+        directory = runs_root / f"{arm.label}-seed{seed}"
+        items = arm_overrides(arm, seed, runs_root, owner, quick, extra)
+        started = time.monotonic()
+        print(f"[{claim.id}] run {index}/{len(plan)}: {arm.label} seed {seed}", flush=True)
+        results = run_or_reuse(arm.task, preset or arm.preset, items, directory, progress)
+        print(f"[{claim.id}]   done in {time.monotonic() - started:.0f} s", flush=True)
+        entry = arms.setdefault(
+            arm.label,
+            {
+                "description": arm.description,
+                "task": arm.task,
+                "preset": preset or arm.preset,
+                "overrides": [i for i in items if not i.startswith(("train.seed=", "train.init="))],
+                "params": results["params"],
+                "per_seed": {},
+                "steps_per_s": {},
+                "curves": {},
+            },
+        )
+        entry["per_seed"][str(seed)] = {
+            k: v for k, v in results["metrics"].items() if v is None or isinstance(v, (int, float))
+        }
+        entry["steps_per_s"][str(seed)] = results["steps_per_s"]
+        entry["curves"][str(seed)] = _curves(directory)
+        directories.setdefault(arm.label, {})[seed] = directory
+    return arms, directories
+
+
+def _function(module: str, name: str):
+    return getattr(importlib.import_module(f"petra.reproduce.{module}"), name)
+
+
+def run_claim(
+    claim: Claim,
+    out: str | Path = "reproduction",
+    seeds: int = DEFAULT_SEEDS,
+    quick: bool = False,
+    preset: str | None = None,
+    extra: list[str] | None = None,
+    progress: bool = True,
+) -> Path:
+    """Run one claim (reusing what is finished) and write its results JSON; return its path."""
+    extra = list(extra or [])
+    results_dir = layout(out, quick)[1]
+    path = results_dir / f"{claim.id}.json"
+    count = claim.seeds or seeds
+    if quick:
+        count = QUICK_REPEATS if claim.measure else QUICK_SEEDS
+    seed_list = list(range(count))
+    result = {
+        "claim": claim.id,
+        "order": claim.order,
+        "title": claim.title,
+        "paper": claim.paper,
+        "where": claim.where,
+        "paper_figure": claim.paper_figure,
+        "protocol": claim.protocol,
+        "differences": list(claim.differences),
+        "command": _command(claim, count, quick, preset, extra, out),
+        "quick": quick,
+        "seeds": seed_list,
+        "comparisons": [dataclasses.asdict(c) for c in claim.comparisons],
+        "checks": [],
+        "plots": [dict(p) for p in claim.plots],
+        "notes": list(claim.notes),
+    }
+    if claim.measure:
+        if path.is_file():
+            previous = json.loads(path.read_text())
+            if previous.get("quick") == quick and previous.get("seeds") == seed_list:
+                print(f"[{claim.id}] measured before: {path} (delete it to measure again)")
+                return path
+        print(f"[{claim.id}] measuring, {count} repeats", flush=True)
+        measured = _function("measures", claim.measure)(repeats=count, quick=quick)
+        result |= {"arms": measured["arms"], "checks": measured.get("checks", [])}
+        result["notes"] += measured.get("notes", [])
+    else:
+        arms, directories = _train_arms(claim, seed_list, out, quick, preset, extra, progress)
+        if claim.analysis:
+            analysed = _function("analyses", claim.analysis)(arms, directories, seed_list)
+            arms = analysed["arms"]
+            result["notes"] += analysed.get("notes", [])
+        result["arms"] = arms
+    results_dir.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(result, indent=1) + "\n")
+    temporary.replace(path)
+    print(f"[{claim.id}] wrote {path}", flush=True)
+    return path
+
+
+def reproduce(
+    claim_ids: list[str],
+    out: str | Path = "reproduction",
+    seeds: int = DEFAULT_SEEDS,
+    quick: bool = False,
+    preset: str | None = None,
+    extra: list[str] | None = None,
+    progress: bool = True,
+) -> list[Path]:
+    """Run each claim in turn (unknown ids refused before anything runs)."""
+    if not claim_ids:
+        raise ValueError("name claims to run (see petra reproduce --list), or give --all")
+    if seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {seeds}")
+    claims = [get_claim(claim_id) for claim_id in claim_ids]
+    return [run_claim(c, out, seeds, quick, preset, extra, progress) for c in claims]
+
+
+def list_claims() -> str:
+    """One line per claim: id, paper and where, and how it is run."""
+    lines = []
+    for claim in sorted(CLAIMS.values(), key=lambda c: c.order):
+        arms = claim_arms(claim)
+        how = (
+            f"measures ({claim.measure})"
+            if claim.measure
+            else f"analyses the runs of {claim.runs_of}"
+            if claim.runs_of
+            else f"{len(arms)} arms, presets {sorted({a.preset for a in arms})}"
+        )
+        lines.append(f"{claim.id:32s} {claim.paper}, {claim.where}: {how}")
+    return "\n".join(lines)
