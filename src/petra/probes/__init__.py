@@ -1,8 +1,8 @@
 """Probes of trained (or fresh) models: spelling robustness, forced out-of-vocabulary
-generation, embedding geometry, norm drift."""
+generation, embedding geometry (typographic clustering included), norm drift."""
 
 from petra.probes.generate import forced_oov_generation
-from petra.probes.geometry import probe_geometry
+from petra.probes.geometry import probe_geometry, typographic_pairs, typographic_similarity
 from petra.probes.norms import norm_series, plot_norms
 from petra.probes.spelling import (
     PromptPair,
@@ -22,4 +22,6 @@ __all__ = [
     "plot_norms",
     "probe_geometry",
     "probe_spelling",
+    "typographic_pairs",
+    "typographic_similarity",
 ]
