@@ -3,9 +3,9 @@ spelling probe, norm drift, typographic clustering.
 
 Each function takes the arms' results (`{label: {"per_seed": {"0": metrics}, "curves":
 {"0": {"eval/loss": [[step, value], ...]}}, ...}}`), their run directories (`{label: {seed:
-Path}}`) and the seeds, and returns `{"arms": ..., "notes": [...]}` with the claim's metrics
-in each arm's `per_seed`. Probe results are cached in the run directory (`<probe>.json`), so a
-claim re-read later does not probe again.
+Path}}`), the seeds and whether the claim is a quick first look, and returns `{"arms": ...,
+"notes": [...]}` with the claim's metrics in each arm's `per_seed`. Probe results are cached
+in the run directory (`<probe>.json`), so a claim re-read later does not probe again.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ BASELINE = "learned-tied"
 METHOD = "kronecker-untied"
 
 
-def lm_steps_to_target(arms: dict, runs: dict, seeds: list[int]) -> dict:
+def lm_steps_to_target(arms: dict, runs: dict, seeds: list[int], quick: bool = False) -> dict:
     """`steps_to_target` of every arm and seed: the first evaluated step at which its
     validation loss is at or below the final validation loss of the tied learned arm of the
     same seed (None if never)."""
@@ -49,19 +49,24 @@ def _model(run: Path):
     return load_pretrained(run / "model", tokenizer=tokenizer).eval(), tokenizer
 
 
-def _spelling_summary(run: Path) -> dict:
+SPELLING_PAIRS = 200  # petra probe spelling's default; a quick first look takes 50
+
+
+def _spelling_summary(run: Path, pairs: int) -> dict:
     from petra.probes import default_pairs, probe_spelling
 
     model, tokenizer = _model(run)
-    return probe_spelling(model, tokenizer, default_pairs())["summary"]
+    return probe_spelling(model, tokenizer, default_pairs(pairs))["summary"]
 
 
-def spelling(arms: dict, runs: dict, seeds: list[int]) -> dict:
-    """The spelling probe's top-1 agreement, KL and hidden cosine per arm and seed, and in how
-    many categories the Kronecker arm's top-1 agreement wins or ties the tied learned arm's."""
+def spelling(arms: dict, runs: dict, seeds: list[int], quick: bool = False) -> dict:
+    """The spelling probe's top-1 agreement, KL and hidden cosine per arm and seed (on the
+    default pairs), and in how many categories the Kronecker arm's top-1 agreement wins or
+    ties the tied learned arm's."""
     arms = copy.deepcopy(arms)
+    pairs = 50 if quick else SPELLING_PAIRS
     summaries = {
-        label: {seed: _cached(run, "spelling", lambda run=run: _spelling_summary(run))
+        label: {seed: _cached(run, "spelling", lambda run=run: _spelling_summary(run, pairs))
                 for seed, run in by_seed.items()}
         for label, by_seed in runs.items()
     }  # fmt: skip
@@ -92,7 +97,7 @@ def spelling(arms: dict, runs: dict, seeds: list[int]) -> dict:
 ROW_NORM = "eval/embedding/matrix_row_norm_mean"
 
 
-def norm_drift(arms: dict, runs: dict, seeds: list[int]) -> dict:
+def norm_drift(arms: dict, runs: dict, seeds: list[int], quick: bool = False) -> dict:
     """Row-norm drift of the trained matrix: start (step 0), final, and 100 |final / start
     - 1| %, per arm and seed."""
     arms = copy.deepcopy(arms)
@@ -120,7 +125,7 @@ def _typographic_summary(table, tokenizer) -> dict:
     return {key: value for key, value in result.items() if not isinstance(value, (list, dict))}
 
 
-def typographic(arms: dict, runs: dict, seeds: list[int]) -> dict:
+def typographic(arms: dict, runs: dict, seeds: list[int], quick: bool = False) -> dict:
     """Typographic clustering (centred cosine of variants and relatives, minus random pairs)
     of each trained table, and of all-MiniLM-L6-v2's pretrained word embeddings."""
     import torch

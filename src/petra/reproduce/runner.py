@@ -68,10 +68,6 @@ def _train_arms(
     owner = get_claim(claim.runs_of) if claim.runs_of else claim
     runs_root = layout(out, quick)[0] / owner.id
     plan = [(arm, seed) for seed in seeds for arm in owner.arms]
-    for arm, seed in plan:  # settings checked before anything runs (a start model excepted)
-        if arm.init_from is None:
-            items = arm_overrides(arm, seed, runs_root, owner, quick, extra)
-            run_config(arm.task, preset or arm.preset, items)
     arms: dict[str, dict] = {}
     directories: dict[str, dict[int, Path]] = {}
     for index, (arm, seed) in enumerate(plan, 1):
@@ -101,6 +97,16 @@ def _train_arms(
         entry["curves"][str(seed)] = _curves(directory)
         directories.setdefault(arm.label, {})[seed] = directory
     return arms, directories
+
+
+def check_claim(claim: Claim, quick: bool, preset, extra: list[str]) -> None:
+    """Refuse settings that cannot run, before anything runs: every arm's settings are
+    checked (an arm that starts from another arm's model is checked when it starts)."""
+    owner = get_claim(claim.runs_of) if claim.runs_of else claim
+    for arm in owner.arms:
+        if arm.init_from is None:
+            items = arm_overrides(arm, 0, Path("runs"), owner, quick, extra)
+            run_config(arm.task, preset or arm.preset, items)
 
 
 def _function(module: str, name: str):
@@ -154,7 +160,7 @@ def run_claim(
     else:
         arms, directories = _train_arms(claim, seed_list, out, quick, preset, extra, progress)
         if claim.analysis:
-            analysed = _function("analyses", claim.analysis)(arms, directories, seed_list)
+            analysed = _function("analyses", claim.analysis)(arms, directories, seed_list, quick)
             arms = analysed["arms"]
             result["notes"] += analysed.get("notes", [])
         result["arms"] = arms
@@ -181,6 +187,8 @@ def reproduce(
     if seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {seeds}")
     claims = [get_claim(claim_id) for claim_id in claim_ids]
+    for claim in claims:
+        check_claim(claim, quick, preset, list(extra or []))
     return [run_claim(c, out, seeds, quick, preset, extra, progress) for c in claims]
 
 

@@ -1,0 +1,183 @@
+"""`petra reproduce`: the registry resolves to runnable presets, a quick run on the tiny
+preset goes end to end for one claim of each paper (and a rerun reuses its runs), and the
+report is written from the results alone."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from petra.cli import main
+from petra.models import ModelConfig, build_model
+from petra.reproduce import CLAIMS, get_claim, reproduce
+from petra.reproduce.claims import claim_arms
+from petra.reproduce.runner import arm_overrides, layout
+from petra.tasks.run import TASKS, run_config
+
+TINY = ["train.steps=2", "train.eval_every=2", "train.checkpoint_every=2", "train.log_every=1"]
+
+
+@pytest.fixture(scope="module")
+def slices(tmp_path_factory) -> dict[str, str]:
+    """Slices of the real data sets, in their own formats, so that the end-to-end runs read
+    and evaluate a few hundred rows instead of the whole sets: 300 Shakespeare paragraphs,
+    64 STS-B dev rows, 600 SNLI dev rows."""
+    from petra.data import resolve_data_dir
+
+    data, folder = resolve_data_dir(), tmp_path_factory.mktemp("slices")
+    paragraphs = (data / "corpus" / "shakespeare.txt").read_text().split("\n\n")
+    (folder / "corpus.txt").write_text("\n\n".join(p for p in paragraphs[200:500]))
+    rows = (data / "stsb" / "sts-dev.csv").read_text().splitlines(keepends=True)
+    (folder / "sts.csv").write_text("".join(rows[:64]))
+    lines = (data / "nli" / "snli_1.0_dev.jsonl").read_text().splitlines(keepends=True)
+    (folder / "nli.jsonl").write_text("".join(lines[:600]))
+    return {name: str(folder / name) for name in ("corpus.txt", "sts.csv", "nli.jsonl")}
+
+
+def test_every_claim_names_its_paper_a_figure_and_what_differs():
+    orders = [claim.order for claim in CLAIMS.values()]
+    assert sorted(orders) == list(range(1, len(CLAIMS) + 1))
+    for claim in CLAIMS.values():
+        assert claim.paper and claim.where and claim.paper_figure and claim.differences
+        assert bool(claim.measure) != bool(claim_arms(claim)), claim.id
+        labels = {arm.label for arm in claim_arms(claim)}
+        for comparison in claim.comparisons:
+            assert comparison.better in ("higher", "lower")
+            assert (comparison.test == "non_inferior") == (comparison.margin is not None)
+            if not claim.measure:
+                assert {comparison.a, comparison.b} <= labels, (claim.id, comparison.name)
+        for plot in claim.plots:
+            assert set(plot.get("arms", plot.get("x", {}))) <= labels, claim.id
+
+
+@pytest.mark.parametrize("claim_id", [c.id for c in CLAIMS.values() if c.arms])
+@pytest.mark.parametrize("quick", [False, True])
+def test_every_arm_resolves_to_a_preset_whose_model_builds(claim_id, quick, bert, gpt2):
+    claim = get_claim(claim_id)
+    for arm in claim.arms:
+        if arm.init_from is not None:  # its model is the one it starts from
+            assert claim.arm(arm.init_from).task == "nli-sts"
+            continue
+        config = run_config(
+            arm.task, arm.preset, arm_overrides(arm, 0, Path("r"), claim, quick, [])
+        )
+        tokenizer = gpt2 if config["data"].get("tokenizer") == "gpt2" else bert
+        model_type = TASKS[arm.task][0].model_type
+        fields = {"model": model_type, "vocab_size": tokenizer.get_vocab_size(), "num_labels": 4}
+        model = build_model(
+            ModelConfig.from_dict({**config["model"], **fields}), tokenizer=tokenizer
+        )
+        assert model.config.dim == config["model"]["dim"]
+
+
+def test_table2_sizes_are_near_the_papers_counts(bert):
+    paper = {"58k": 58_000, "396k": 396_000, "1.58M": 1_580_000, "3.68M": 3_680_000}
+    claim = get_claim("pete-sts-finetune")
+    for size, count in paper.items():
+        arm = claim.arm(f"fourier-{size}-nli")
+        config = run_config(arm.task, arm.preset, list(arm.overrides))
+        fields = {"model": "sentence", "vocab_size": bert.get_vocab_size()}
+        model = build_model(ModelConfig.from_dict({**config["model"], **fields}), tokenizer=bert)
+        total = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        assert abs(total / count - 1) < 0.05, (size, total)
+
+
+def test_unknown_claims_and_bad_settings_are_refused_before_anything_runs(tmp_path, capsys):
+    with pytest.raises(ValueError, match="unknown claim 'pete'"):
+        reproduce(["pete"], tmp_path)
+    with pytest.raises(ValueError, match="--seeds must be at least 1"):
+        reproduce(["kronecker-lm-loss"], tmp_path, seeds=0)
+    assert main(["reproduce", "kronecker-lm-loss", "--all", "--out", str(tmp_path)]) == 2
+    assert "claim ids or --all" in capsys.readouterr().err
+    # a measurement claim comes first, then a bad setting of the last claim: nothing runs
+    ids = ["pete-step-time", "ltransformer-agnews"]
+    with pytest.raises(ValueError, match="lt-agnews|stepz"):
+        reproduce(ids, tmp_path, extra=["train.stepz=3"])
+    assert not any(tmp_path.iterdir())
+
+
+def _quick(claim_ids, out, extra=()):
+    return reproduce(
+        claim_ids, out, quick=True, preset="tiny", extra=[*TINY, *extra], progress=False
+    )
+
+
+def _results(path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def test_quick_kronecker_claims_end_to_end_then_reuse(tmp_path, slices):
+    """The LM claim and the three claims that analyse its models, on the tiny preset; a rerun
+    reuses every run (nothing is trained or probed again)."""
+    ids = ["kronecker-lm-loss", "kronecker-spelling", "kronecker-norm-drift"]
+    corpus = [f"data.corpus={slices['corpus.txt']}"]
+    paths = _quick(ids, tmp_path, corpus)
+    runs, results_dir = layout(tmp_path, quick=True)
+    assert [p.name for p in paths] == [f"{i}.json" for i in ids]
+    lm = _results(paths[0])
+    assert lm["quick"] and lm["seeds"] == [0]
+    assert set(lm["arms"]) == {"learned-tied", "kronecker-untied", "learned-untied"}
+    assert lm["arms"]["learned-untied"]["params"]["head_tied"] is False
+    for arm in lm["arms"].values():
+        losses = [loss for _, loss in arm["curves"]["0"]["eval/loss"]]
+        assert arm["per_seed"]["0"]["loss"] == losses[-1]
+    target = lm["arms"]["learned-tied"]["per_seed"]["0"]["loss"]
+    for arm in lm["arms"].values():  # the first evaluated step at or below the target
+        steps = [s for s, loss in arm["curves"]["0"]["eval/loss"] if loss <= target]
+        assert arm["per_seed"]["0"]["steps_to_target"] == (steps[0] if steps else None)
+    spelling = _results(paths[1])["arms"]["kronecker-untied"]["per_seed"]["0"]
+    assert 0 <= spelling["top1_agreement"] <= 1 and spelling["pairs"] > 0
+    assert 0 <= spelling["categories_won_or_tied"]
+    drift = _results(paths[2])["arms"]["kronecker-untied"]["per_seed"]["0"]
+    assert drift["row_norm_drift_pct"] == pytest.approx(
+        100 * abs(drift["row_norm_final"] / drift["row_norm_start"] - 1)
+    )
+    assert drift["row_norm_start"] == pytest.approx(1.0, abs=0.05)  # N(0, 1/sqrt(D)) rows
+    stamps = {p: p.stat().st_mtime_ns for p in runs.rglob("results.json")}
+    probes = {p: p.stat().st_mtime_ns for p in runs.rglob("spelling.json")}
+    assert len(stamps) == 3 and len(probes) == 3
+    _quick(ids, tmp_path, corpus)
+    assert {p: p.stat().st_mtime_ns for p in runs.rglob("results.json")} == stamps
+    assert {p: p.stat().st_mtime_ns for p in runs.rglob("spelling.json")} == probes
+    with pytest.raises(ValueError, match="describes another run"):
+        _quick(["kronecker-lm-loss"], tmp_path, [*corpus, "train.lr=0.01"])
+
+
+def test_quick_pete_finetune_starts_each_sts_run_from_its_nli_model(tmp_path, slices):
+    data = [
+        f"data.{key}={slices[name]}"
+        for key, name in (
+            ("sts_eval", "sts.csv"),
+            ("sts_train", "sts.csv"),
+            ("nli_files", "nli.jsonl"),
+        )
+    ]
+    (path,) = _quick(["pete-sts-finetune"], tmp_path, data)
+    runs = layout(tmp_path, quick=True)[0] / "pete-sts-finetune"
+    result = _results(path)
+    assert set(result["arms"]) == {a.label for a in get_claim("pete-sts-finetune").arms}
+    for label in ("fourier-58k", "learned-bert-tiny"):
+        config = json.loads((runs / f"{label}-seed0" / "config.json").read_text())
+        assert config["train"]["init"] == str(runs / f"{label}-nli-seed0" / "model")
+        nli = json.loads((runs / f"{label}-nli-seed0" / "model" / "config.json").read_text())
+        assert config["model"]["dim"] == nli["dim"]
+        assert "pearson" in result["arms"][label]["per_seed"]["0"]
+
+
+def test_quick_ltransformer_claim_and_its_report(tmp_path):
+    (path,) = _quick(["ltransformer-agnews"], tmp_path)
+    result = _results(path)
+    p4 = result["arms"]["p4-512"]
+    assert "model.backbone=spectral" in p4["overrides"] and "model.dim=512" in p4["overrides"]
+    assert p4["params"]["encoder"] < result["arms"]["standard-512"]["params"]["encoder"] / 3
+    report = tmp_path / "REPORT.md"
+    assert main(["reproduce", "--report", str(path.parent), "--to", str(report)]) == 0
+    text = report.read_text()
+    assert "quick first look" in text and "p=4 vs standard, d=512" in text
+    assert "petra reproduce ltransformer-agnews --seeds 1 --quick --preset tiny" in text
+
+
+def test_list_names_every_claim(capsys):
+    assert main(["reproduce", "--list"]) == 0
+    printed = capsys.readouterr().out
+    assert all(claim_id in printed for claim_id in CLAIMS)
