@@ -39,6 +39,7 @@ def test_every_claim_names_its_paper_a_figure_and_what_differs():
     assert sorted(orders) == list(range(1, len(CLAIMS) + 1))
     for claim in CLAIMS.values():
         assert claim.paper and claim.where and claim.paper_figure and claim.differences
+        assert claim.paper_scale, claim.id
         assert bool(claim.measure) != bool(claim_arms(claim)), claim.id
         labels = {arm.label for arm in claim_arms(claim)}
         for comparison in claim.comparisons:

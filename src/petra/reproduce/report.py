@@ -413,6 +413,8 @@ def _section(result: dict, outcomes: list[dict], plot_links: dict) -> list[str]:
         lines += ["", "### Notes", "", *(f"- {note}" for note in result["notes"])]
     lines += ["", "### What differs from the paper", ""]
     lines += [f"- {d}" for d in result["differences"]] or ["- nothing recorded"]
+    if result.get("paper_scale"):
+        lines += ["", "### To test it at the paper's scale", "", result["paper_scale"]]
     lines += ["", "### Command", "", "```bash", result["command"], "```"]
     return lines
 

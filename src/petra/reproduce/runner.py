@@ -139,6 +139,7 @@ def run_claim(
         "paper_figure": claim.paper_figure,
         "protocol": claim.protocol,
         "differences": list(claim.differences),
+        "paper_scale": claim.paper_scale,
         "command": _command(claim, count, quick, preset, extra, out),
         "quick": quick,
         "seeds": seed_list,
