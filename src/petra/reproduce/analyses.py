@@ -14,6 +14,8 @@ import copy
 import json
 from pathlib import Path
 
+from petra.tasks.run import read_json
+
 BASELINE = "learned-tied"
 METHOD = "kronecker-untied"
 
@@ -21,14 +23,22 @@ METHOD = "kronecker-untied"
 def lm_steps_to_target(arms: dict, runs: dict, seeds: list[int], quick: bool = False) -> dict:
     """`steps_to_target` of every arm and seed: the first evaluated step at which its
     validation loss is at or below the final validation loss of the tied learned arm of the
-    same seed (None if never)."""
+    same seed. An arm that never reaches it gets the lower bound steps + eval_every, and
+    `target_reached` false: a censored value that can only understate how much later it is
+    (dropping it would bias the comparison towards the arm that misses)."""
+    from petra.tasks.lm import steps_to_target
+
     arms = copy.deepcopy(arms)
-    for seed in map(str, seeds):
-        target = arms[BASELINE]["per_seed"][seed]["loss"]
-        for arm in arms.values():
-            curve = arm["curves"][seed]["eval/loss"]
-            reached = [step for step, loss in curve if loss <= target]
-            arm["per_seed"][seed]["steps_to_target"] = reached[0] if reached else None
+    for seed in seeds:
+        target = arms[BASELINE]["per_seed"][str(seed)]["loss"]
+        for label, arm in arms.items():
+            curve = [(step, loss) for step, loss in arm["curves"][str(seed)]["eval/loss"]]
+            reached = steps_to_target(curve, target)
+            if reached is None:
+                train = read_json(runs[label][seed] / "config.json", "the run's settings")["train"]
+                reached = train["steps"] + train["eval_every"]
+            row = arm["per_seed"][str(seed)]
+            row |= {"steps_to_target": reached, "target_reached": reached <= curve[-1][0]}
     return {"arms": arms}
 
 
@@ -75,7 +85,7 @@ def spelling(arms: dict, runs: dict, seeds: list[int], quick: bool = False) -> d
         arm = arms[label]
         arm["per_seed"] = {
             str(seed): {
-                "top1_agreement": s["top1_agreement"],
+                "top1_agreement_pct": 100 * s["top1_agreement"],
                 "kl_mean": s["kl_mean"],
                 "hidden_cosine_mean": s["hidden_cosine_mean"],
                 "pairs": s["pairs"],
@@ -115,19 +125,44 @@ def norm_drift(arms: dict, runs: dict, seeds: list[int], quick: bool = False) ->
     return {"arms": arms}
 
 
-SIMILARITY_KEYS = ("variant_minus_random", "morphological_minus_random")
-
-
 def _typographic_summary(table, tokenizer) -> dict:
+    """The probe's headline figures and each kind's per-edit means, flat."""
     from petra.probes import typographic_similarity
 
     result = typographic_similarity(table, tokenizer)
-    return {key: value for key, value in result.items() if not isinstance(value, (list, dict))}
+    summary = {k: v for k, v in result.items() if isinstance(v, (int, float)) or v is None}
+    for kind in ("variants", "morphological", "random"):
+        summary[f"{kind}_mean"] = result[kind]["mean"]
+        summary[f"{kind}_pairs"] = result[kind]["pairs"]
+        for edit, values in result[kind].get("by_edit", {}).items():
+            summary[f"{kind}/{edit}_mean"] = values["mean"]
+    return summary
+
+
+def _initial_table(run: Path):
+    """The table of the run's model at step 0, rebuilt from its settings and seed exactly as
+    the run built it (checked against the run's step-0 row norm)."""
+    from petra.tasks.run import SECTIONS, build_run
+
+    config = read_json(run / "config.json", "the run's settings")
+    _, model, _ = build_run(config["task"], {name: config[name] for name in SECTIONS})
+    logged = next(
+        record[ROW_NORM]
+        for record in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+        if record["step"] == 0 and ROW_NORM in record
+    )
+    rebuilt = model.embedding.weight_norms()["matrix_row_norm_mean"]
+    if abs(rebuilt / logged - 1) > 1e-5:
+        raise ValueError(
+            f"{run}: the rebuilt step-0 model is not the run's ({rebuilt} != {logged})"
+        )
+    return model.embedding.table().float()
 
 
 def typographic(arms: dict, runs: dict, seeds: list[int], quick: bool = False) -> dict:
     """Typographic clustering (centred cosine of variants and relatives, minus random pairs)
-    of each trained table, and of all-MiniLM-L6-v2's pretrained word embeddings."""
+    of each trained table and of the same table at step 0 (`_gain`: trained minus step 0),
+    and of all-MiniLM-L6-v2's pretrained word embeddings."""
     import torch
 
     arms = copy.deepcopy(arms)
@@ -137,7 +172,14 @@ def typographic(arms: dict, runs: dict, seeds: list[int], quick: bool = False) -
             def summary(run=run):
                 model, tokenizer = _model(run)
                 with torch.no_grad():
-                    return _typographic_summary(model.embedding.table().float(), tokenizer)
+                    trained = _typographic_summary(model.embedding.table().float(), tokenizer)
+                    initial = _typographic_summary(_initial_table(run), tokenizer)
+                gains = {
+                    f"{key}_gain": trained[key] - initial[key]
+                    for key in ("variant_minus_random", "morphological_minus_random")
+                    if trained[key] is not None and initial[key] is not None
+                }
+                return {**trained, **gains, **{f"init/{k}": v for k, v in initial.items()}}
 
             arms[label]["per_seed"][str(seed)] = _cached(run, "typographic", summary)
     notes = []
@@ -145,7 +187,7 @@ def typographic(arms: dict, runs: dict, seeds: list[int], quick: bool = False) -
         from petra.reproduce.measures import minilm_word_embeddings
 
         table, tokenizer = minilm_word_embeddings()
-    except ImportError as error:
+    except (ImportError, OSError, ValueError) as error:
         notes.append(f"all-MiniLM-L6-v2 reference not measured: {error}")
     else:
         arms["minilm-pretrained"] = {

@@ -66,6 +66,7 @@ class Claim:
     runs_of: str | None = None  # the claim whose runs this one analyses
     analysis: str | None = None  # petra.reproduce.analyses function: (runs, seeds) -> result
     measure: str | None = None  # petra.reproduce.measures function: (repeats, quick) -> result
+    settings: tuple[str, ...] = ()  # what the claim is about: set on every arm, any preset
     quick: tuple[str, ...] = ()  # --set values of the short budget of --quick
     plots: tuple[dict, ...] = ()
     notes: tuple[str, ...] = ()
@@ -90,6 +91,10 @@ _PETE_DATA = (
 _PETE_BUDGET = (
     "budget: 600 steps of 64 pairs at lr 2e-3 (cosine, 5 % warmup), max length 48, against "
     "the paper's 122,700 steps of 128 at lr 2e-5 (linear, 1,000 warmup steps)"
+)
+_PETE_IDS = (
+    "ids: petra normalizes x = 2 id / V - 1 (its default), not the paper's 2 id / (V - 1) - "
+    "1, under which ids 0 and V - 1 get the same features"
 )
 _PETE_DROPOUT = (
     "dropout: the paper gives its learned baseline alone dropout 0.1; here neither arm has "
@@ -121,13 +126,20 @@ PETE_TABLE1 = Claim(
         _PETE_DATA,
         _PETE_BUDGET,
         _PETE_DROPOUT,
+        _PETE_IDS,
         "evaluation: STS-B dev (1,500 pairs); the paper's Table 1 split is not stated here",
         "model: petra's Fourier embedding refines with Linear(d, d) + RMSNorm as the official "
         "code; petra has no dense+tanh pooler, so its totals are below the paper's counts "
         "(1,184,256 Fourier / 8,939,776 learned at 1 layer, d=256)",
     ),
     arms=(
-        Arm("learned-1x256", "learned, 1 layer, d=256", "nli-sts", "pete", _sizes(256, 1, 1)),
+        Arm(
+            "learned-1x256",
+            "learned, 1 layer, d=256",
+            "nli-sts",
+            "pete",
+            ("model.embedding=learned", *_sizes(256, 1, 1)),
+        ),
         Arm(
             "fourier-1x256",
             "Fourier, 1 layer, d=256",
@@ -135,7 +147,13 @@ PETE_TABLE1 = Claim(
             "pete",
             ("model.embedding=fourier", *_sizes(256, 1, 1)),
         ),
-        Arm("learned-2x512", "learned, 2 layers, d=512", "nli-sts", "pete", _sizes(512, 2, 2)),
+        Arm(
+            "learned-2x512",
+            "learned, 2 layers, d=512",
+            "nli-sts",
+            "pete",
+            ("model.embedding=learned", *_sizes(512, 2, 2)),
+        ),
         Arm(
             "fourier-2x512",
             "Fourier, 2 layers, d=512",
@@ -230,11 +248,15 @@ PETE_TABLE2 = Claim(
     differences=(
         _PETE_DATA,
         _PETE_BUDGET + "; then 400 fine-tuning steps of 32 pairs at lr 1e-3",
+        _PETE_IDS,
         "model: the paper's Table 2 models are another family (every projection Linear-SiLU-"
         "Linear of width d); petra trains its own Fourier encoder at widths giving about the "
         "same counts (58k: d=58, 1 layer; 396k: d=108, 2 layers; 1.58M: d=220, 2 layers; "
         "3.68M: d=276, 3 layers; heads = layers)",
         "fine-tuning loss: petra's sts task loss, which may differ from the paper's 1 - Pearson",
+        "sizes: each PETE size is tested against one learned model of BERT-Tiny's shape "
+        "(about 4.4M parameters), so the arms differ in size as well as embedding: that is "
+        "Table 2's point (small PETE models against a larger baseline), not a same-size test",
         "baseline: the paper's BERT rows are GLUE test-server scores of pretrained "
         "cross-encoders; here the baseline is a learned-table model of BERT-Tiny's shape "
         "trained from scratch by the same protocol, so it is not the paper's row",
@@ -319,9 +341,9 @@ KRONECKER_LM = Claim(
         "lm on Shakespeare with GPT-2's tokenizer, d=128, 2 layers, 2 heads, block 128, "
         "batch 16, 400 steps, lr 2e-3 (cosine); validation loss every 50 steps; arms: "
         "Kronecker with its own untied head (the paper's arm), learned with a tied head (the "
-        "paper's baseline), and learned with an untied head (control: the same parameter "
-        "count as the Kronecker arm, so it says whether a gain is the byte code or the extra "
-        "V x d head); preset `kronecker-lm`"
+        "paper's baseline), and learned with an untied head (control: the same untied V x d "
+        "head as the Kronecker arm, so it says whether a gain is the byte code or the extra "
+        "head); preset `kronecker-lm`"
     ),
     paper_scale=(
         "A 124M-parameter GPT-2 (d=768, 12 layers, 12 heads) trained on 2.5B tokens of web text"
@@ -330,7 +352,13 @@ KRONECKER_LM = Claim(
     ),
     differences=_KRONECKER_DIFFERENCES,
     arms=(
-        Arm("learned-tied", "learned, tied head (paper's baseline)", "lm", "kronecker-lm"),
+        Arm(
+            "learned-tied",
+            "learned, tied head (paper's baseline)",
+            "lm",
+            "kronecker-lm",
+            ("model.embedding=learned",),
+        ),
         Arm(
             "kronecker-untied",
             "Kronecker, untied head (paper's arm)",
@@ -343,9 +371,10 @@ KRONECKER_LM = Claim(
             "learned, untied head (control)",
             "lm",
             "kronecker-lm",
-            ("model.tie_embeddings=false",),
+            ("model.embedding=learned", "model.tie_embeddings=false"),
         ),
     ),
+    settings=("data.tokenizer=gpt2",),
     analysis="lm_steps_to_target",
     comparisons=(
         Comparison(
@@ -388,8 +417,11 @@ KRONECKER_LM = Claim(
     ),
     notes=(
         "steps_to_target: the first evaluated step at which an arm's validation loss is at "
-        "or below the tied learned arm's final loss of the same seed (evaluated every 50 "
-        "steps; an arm that never reaches it counts as not reaching it).",
+        "or below the tied learned arm's final loss of the same seed. Evaluations are 50 "
+        "steps apart, so the steps are multiples of 50 and seeds often agree exactly (a "
+        "narrow interval then reflects that grid as much as the seeds). An arm that never "
+        "reaches it gets the lower bound steps + 50 (flagged in its per-seed values), which "
+        "can only understate how much later it is.",
     ),
 )
 
@@ -416,8 +448,8 @@ KRONECKER_SPELLING = Claim(
     analysis="spelling",
     comparisons=(
         Comparison(
-            "Kronecker vs learned (tied), top-1 agreement",
-            "top1_agreement",
+            "Kronecker vs learned (tied), top-1 agreement (%)",
+            "top1_agreement_pct",
             "kronecker-untied",
             "learned-tied",
             "higher",
@@ -433,8 +465,8 @@ KRONECKER_SPELLING = Claim(
             paper="-7.6 %",
         ),
         Comparison(
-            "Kronecker vs learned (untied control), top-1 agreement",
-            "top1_agreement",
+            "Kronecker vs learned (untied control), top-1 agreement (%)",
+            "top1_agreement_pct",
             "kronecker-untied",
             "learned-untied",
             "higher",
@@ -489,10 +521,12 @@ KRONECKER_GEOMETRY = Claim(
     where="embedding geometry analysis",
     paper_figure="typographic variants are neighbours in the Kronecker table",
     protocol=(
-        "centred cosine similarity of typographic variants, morphological relatives and "
-        "random pairs of single tokens, minus that of random pairs, in the trained tables of "
-        "kronecker-lm-loss, and in a real pretrained table (all-MiniLM-L6-v2's word "
-        "embeddings, from the `distill` extra) for reference"
+        "mean centred cosine similarity of typographic variants (case, typo, leading space, "
+        "Wikipedia misspellings) and of morphological relatives, each minus that of random "
+        "pairs of single tokens, in the trained tables of kronecker-lm-loss and in the same "
+        "models at step 0 (rebuilt from each run's settings and seed), so that what training "
+        "adds is told apart from what the byte code gives at initialization; all-MiniLM-L6-"
+        "v2's pretrained word embeddings (the `distill` extra) for reference"
     ),
     paper_scale=(
         "The tables of kronecker-lm-loss at the paper's scale, with the paper's word lists."
@@ -500,6 +534,13 @@ KRONECKER_GEOMETRY = Claim(
     differences=(
         *_KRONECKER_DIFFERENCES,
         "pairs: petra's probe word lists, not the paper's",
+        "measure: mean centred cosine over pairs, not a nearest-neighbour rank; a variant "
+        "mean mixes edit kinds in unequal numbers (the per-edit means are in the results "
+        "JSON); WordPiece (MiniLM) has no case or leading-space variants, so its reference "
+        "mixes other edits",
+        "initialization: the Kronecker code makes variants similar before any training, so "
+        "the trained tables' figure alone says little; the `_gain` comparisons (trained minus "
+        "step 0) say what training adds",
     ),
     runs_of="kronecker-lm-loss",
     analysis="typographic",
@@ -514,6 +555,13 @@ KRONECKER_GEOMETRY = Claim(
         Comparison(
             "Kronecker vs learned (tied), morphological minus random",
             "morphological_minus_random",
+            "kronecker-untied",
+            "learned-tied",
+            "higher",
+        ),
+        Comparison(
+            "Kronecker vs learned (tied), variants minus random: gain from training",
+            "variant_minus_random_gain",
             "kronecker-untied",
             "learned-tied",
             "higher",
@@ -576,7 +624,8 @@ LT_IMDB = Claim(
     where="abstract (IMDB)",
     paper_figure="parity or better at up to 75 % fewer encoder parameters",
     protocol=(
-        "classify IMDB (25k train, first 4,000 test reviews scored), d=256, 2 layers, max "
+        "classify IMDB (25k train; 4,000 test reviews scored, a seeded sample per seed, the "
+        "same for every arm), d=256, 2 layers, max "
         "length 256, batch 32, 300 steps, bert-base-uncased; heads matched by head width "
         "(64: 4 heads standard, 2 per slice at p=2, 1 per slice at p=4); preset `lt-imdb`"
     ),
@@ -586,10 +635,11 @@ LT_IMDB = Claim(
     ),
     differences=(
         *_LT_DIFFERENCES,
-        "evaluation: the first 4,000 IMDB test reviews (of 25,000), to keep evaluation short",
+        "evaluation: 4,000 of the 25,000 IMDB test reviews (a seeded sample, the same for "
+        "every arm of a seed), to keep evaluation short",
     ),
     arms=(
-        Arm("standard", "standard encoder", "classify", "lt-imdb"),
+        Arm("standard", "standard encoder", "classify", "lt-imdb", ("model.backbone=standard",)),
         Arm("p2", "p=2, DCT, no scaling", "classify", "lt-imdb", _spectral(2, 2)),
         Arm("p4", "p=4, DCT, no scaling", "classify", "lt-imdb", _spectral(4, 1)),
         Arm(
@@ -639,6 +689,7 @@ LT_IMDB = Claim(
         Comparison("p=4: learned scaling vs none", "accuracy", "p4-learned", "p4", "higher"),
         Comparison("p=4: DCT vs identity transform", "accuracy", "p4", "p4-identity", "higher"),
     ),
+    settings=("data.dataset=imdb",),
     quick=(
         "train.steps=30",
         "train.eval_every=30",
@@ -681,14 +732,20 @@ LT_AGNEWS = Claim(
         "width: 256 and 512; the paper's parity is at 768",
     ),
     arms=(
-        Arm("standard-256", "standard, d=256", "classify", "lt-agnews"),
+        Arm(
+            "standard-256",
+            "standard, d=256",
+            "classify",
+            "lt-agnews",
+            ("model.backbone=standard",),
+        ),
         Arm("p4-256", "p=4, d=256", "classify", "lt-agnews", _spectral(4, 1)),
         Arm(
             "standard-512",
             "standard, d=512",
             "classify",
             "lt-agnews",
-            ("model.dim=512", "model.n_heads=8"),
+            ("model.backbone=standard", "model.dim=512", "model.n_heads=8"),
         ),
         Arm("p4-512", "p=4, d=512", "classify", "lt-agnews", _spectral(4, 2, "model.dim=512")),
     ),
@@ -714,6 +771,7 @@ LT_AGNEWS = Claim(
             paper="parity at 768",
         ),
     ),
+    settings=("data.dataset=agnews",),
     quick=("train.steps=30", "train.eval_every=30", "data.max_train_examples=1000"),
     notes=("Parity margin: at most 1 accuracy point below the standard encoder.",),
 )

@@ -36,7 +36,6 @@ import gc
 import os
 import statistics
 import time
-from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -313,7 +312,7 @@ def _norm_params(module: nn.Module) -> int:
 def spectral_scaling(repeats: int = 3, steps: int = 10, quick: bool = False) -> dict:
     """Training-step time and encoder parameters of IMDB classifiers (bert-base-uncased,
     d = 256, 2 layers, reviews cut to 256 tokens, batch 32, learned embedding, mean pooling,
-    linear head; `quick`: d = 64, 32 tokens, batch 2) with the standard encoder (heads of
+    linear head; `quick`: 32 tokens, batch 2) with the standard encoder (heads of
     width 64: 4 at d = 256) and the L-Transformer (DCT) at p = 2, 4, 8 slices, heads per slice
     as `spectral_heads` (width 64 where the slice allows: at d = 256, 2 heads per slice at
     p = 2, 1 at p = 4, and at p = 8 one head of width 32).
@@ -431,10 +430,3 @@ def minilm_word_embeddings() -> tuple[Tensor, object]:
             f"{tokenizer.get_vocab_size(with_added_tokens=True)} tokens"
         )
     return table, tokenizer
-
-
-MEASURES: dict[str, Callable[..., dict]] = {
-    "pete_step_time": pete_step_time,
-    "kronecker_codec_overhead": kronecker_codec_overhead,
-    "spectral_scaling": spectral_scaling,
-}

@@ -122,8 +122,21 @@ def _load_one(path: Path) -> dict:
     for label, arm in result["arms"].items():
         if not isinstance(arm, dict) or "per_seed" not in arm:
             raise missing(f"arm {label!r}", "per_seed")
-        arms[label] = {"params": {}, "steps_per_s": {}, "curves": {}, "description": "", **arm}
+        arm = {"params": {}, "steps_per_s": {}, "curves": {}, "description": "", **arm}
+        for key in ("per_seed", "params", "steps_per_s", "curves"):
+            if not isinstance(arm[key], dict):
+                raise wrong(f"arm {label!r}: key {key!r}", "must be a JSON object")
+        for seed, row in arm["per_seed"].items():
+            if not isinstance(row, dict):
+                raise wrong(f"arm {label!r}, seed {seed}", "must map metric names to values")
+            for metric, value in row.items():
+                if value is not None and not isinstance(value, (int, float)):
+                    raise wrong(f"arm {label!r}, seed {seed}, {metric!r}", "must be a number")
+        arms[label] = arm
     result["arms"] = arms
+    for key in ("comparisons", "checks", "plots"):
+        if not all(isinstance(item, dict) for item in result[key]):
+            raise wrong(f"key {key!r}", "must be a list of JSON objects")
     for i, comparison in enumerate(result["comparisons"]):
         where = f"comparison {i} ({comparison.get('name', 'unnamed')!r})"
         for key in COMPARISON_KEYS:
@@ -567,8 +580,10 @@ def write_report(
 ) -> Path:
     """Write the report of every results file in `results_dir` to `to`, its plots as PNG to
     `plots_dir` (default: `plots` beside `results_dir`), linked relative to `to`'s folder."""
-    results = load_results(results_dir)
     to = Path(to)
+    if to.is_dir():
+        raise ValueError(f"--to {to} is a folder: give the report's file, e.g. {to / 'REPORT.md'}")
+    results = load_results(results_dir)
     plots_dir = Path(results_dir).parent / "plots" if plots_dir is None else Path(plots_dir)
     to.parent.mkdir(parents=True, exist_ok=True)
     links: dict[str, list[str | None]] = {}

@@ -5,8 +5,9 @@ arm's ordinary run directory (config.json, metrics.jsonl, results.json, model/),
 `results/<claim>.json` the claim's results, written from those runs (`--quick` uses
 `quick/runs` and `quick/results`, so a first look never mixes with the full runs). A run
 whose results.json exists is reused once its config.json is found to be the same run; an
-interrupted one resumes from its last checkpoint. Measurements are reused while their
-results file records the same repeats and budget.
+interrupted one resumes from its last checkpoint. A measurement is kept in
+`runs/<claim>/measurement.json` and reused while it records the same repeats and budget.
+The results JSON is always written anew from the registry and what the runs hold.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import shlex
 import time
 from pathlib import Path
 
 from petra.reproduce.claims import CLAIMS, Arm, Claim, claim_arms, get_claim
-from petra.tasks.run import run_config, run_or_reuse
+from petra.tasks.run import load_preset, read_json, run_config, run_or_reuse
 
 DEFAULT_SEEDS = 3
 QUICK_SEEDS = 1
@@ -34,18 +36,21 @@ def layout(out: str | Path, quick: bool) -> tuple[Path, Path]:
 def arm_overrides(
     arm: Arm, seed: int, runs: Path, claim: Claim, quick: bool, extra: list[str]
 ) -> list[str]:
-    """The `--set` values of one arm's run: the arm's, the claim's quick budget, the user's,
-    the seed, and the model to start from."""
-    items = [*arm.overrides, *(claim.quick if quick else ()), *extra, f"train.seed={seed}"]
+    """The `--set` values of one arm's run: the claim's own settings, the arm's, the claim's
+    quick budget, the user's, the seed, and the model to start from (an absolute path, so
+    that `--out` may be spelled any way)."""
+    items = [*claim.settings, *arm.overrides, *(claim.quick if quick else ()), *extra]
+    items.append(f"train.seed={seed}")
     if arm.init_from is not None:
-        items.append(f"train.init={runs / f'{arm.init_from}-seed{seed}' / 'model'}")
+        start = (runs / f"{arm.init_from}-seed{seed}" / "model").resolve()
+        items.append(f"train.init={start}")
     return items
 
 
 def _command(claim: Claim, seeds: int, quick: bool, preset, extra: list[str], out) -> str:
     parts = ["petra reproduce", claim.id, f"--seeds {seeds}"]
     parts += ["--quick"] * quick + ([f"--preset {preset}"] if preset else [])
-    parts += [f"--set {item}" for item in extra] + [f"--out {out}"]
+    parts += [f"--set {shlex.quote(item)}" for item in extra] + [f"--out {shlex.quote(str(out))}"]
     return " ".join(parts)
 
 
@@ -101,16 +106,46 @@ def _train_arms(
 
 def check_claim(claim: Claim, quick: bool, preset, extra: list[str]) -> None:
     """Refuse settings that cannot run, before anything runs: every arm's settings are
-    checked (an arm that starts from another arm's model is checked when it starts)."""
+    checked; an arm that starts from another arm's model must find its task in the preset
+    and takes no model settings (its model is the one it starts from)."""
+    if claim.measure and (preset or extra):
+        raise ValueError(
+            f"{claim.id} measures models of its own protocol: --preset and --set do not apply"
+        )
     owner = get_claim(claim.runs_of) if claim.runs_of else claim
     for arm in owner.arms:
         if arm.init_from is None:
             items = arm_overrides(arm, 0, Path("runs"), owner, quick, extra)
             run_config(arm.task, preset or arm.preset, items)
+        else:
+            load_preset(arm.task, preset or arm.preset)
+            given = [item for item in extra if item.startswith("model.")]
+            if given:
+                raise ValueError(
+                    f"{claim.id}: arm {arm.label} starts from the model of {arm.init_from}, "
+                    f"so it takes no model settings: drop --set {given[0]}"
+                )
 
 
 def _function(module: str, name: str):
     return getattr(importlib.import_module(f"petra.reproduce.{module}"), name)
+
+
+def _measurement(claim: Claim, folder: Path, repeats: int, quick: bool) -> dict:
+    """The claim's measurement: the one kept in `folder` when it has these repeats and
+    budget, else measured now and kept."""
+    path = folder / "measurement.json"
+    if path.is_file():
+        kept = read_json(path, "a kept measurement")
+        if kept.get("repeats") == repeats and kept.get("quick") == quick:
+            print(f"[{claim.id}] measured before: {path} (delete it to measure again)")
+            return kept["measured"]
+    print(f"[{claim.id}] measuring, {repeats} repeats", flush=True)
+    measured = _function("measures", claim.measure)(repeats=repeats, quick=quick)
+    folder.mkdir(parents=True, exist_ok=True)
+    kept = {"repeats": repeats, "quick": quick, "measured": measured}
+    path.write_text(json.dumps(kept, indent=1) + "\n")
+    return measured
 
 
 def run_claim(
@@ -149,13 +184,7 @@ def run_claim(
         "notes": list(claim.notes),
     }
     if claim.measure:
-        if path.is_file():
-            previous = json.loads(path.read_text())
-            if previous.get("quick") == quick and previous.get("seeds") == seed_list:
-                print(f"[{claim.id}] measured before: {path} (delete it to measure again)")
-                return path
-        print(f"[{claim.id}] measuring, {count} repeats", flush=True)
-        measured = _function("measures", claim.measure)(repeats=count, quick=quick)
+        measured = _measurement(claim, layout(out, quick)[0] / claim.id, count, quick)
         result |= {"arms": measured["arms"], "checks": measured.get("checks", [])}
         result["notes"] += measured.get("notes", [])
     else:

@@ -34,6 +34,11 @@ class LMData:
     data_dir: str | None = None
 
 
+def steps_to_target(losses: list[tuple[int, float]], target: float) -> int | None:
+    """The first step of `(step, loss)` evaluations whose loss is at or below `target`."""
+    return next((step for step, loss in losses if loss <= target), None)
+
+
 class LMTask:
     name = "lm"
     model_type = "causal_lm"
@@ -101,10 +106,10 @@ class LMTask:
         """`steps_to_target`: the first evaluated step with loss <= target_loss (or None)."""
         if self.data.target_loss is None:
             return {}
-        reached = [step for step, metrics in history if metrics["loss"] <= self.data.target_loss]
+        losses = [(step, metrics["loss"]) for step, metrics in history]
         return {
             "target_loss": self.data.target_loss,
-            "steps_to_target": reached[0] if reached else None,
+            "steps_to_target": steps_to_target(losses, self.data.target_loss),
         }
 
     def model_fields(self) -> dict:

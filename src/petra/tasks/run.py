@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -122,17 +123,46 @@ def run_config(task_name: str, preset: str, overrides: list[str] | None = None) 
     }
 
 
+def effective_settings(config: dict) -> dict:
+    """What a run config trains: its task and each section with every default filled in, so
+    that settings spelled differently (a preset's value given again with --set, another
+    preset with the same values) are the same run."""
+    task_cls, data_cls = TASKS[config["task"]]
+    placeholders = {"model": task_cls.model_type, "vocab_size": 2, "num_labels": 2}
+    return {
+        "task": config["task"],
+        "model": ModelConfig.from_dict({**config["model"], **placeholders}).to_dict(),
+        "train": dataclasses.asdict(TrainConfig(**config["train"])),
+        "data": dataclasses.asdict(data_cls(**config["data"])),
+    }
+
+
+def read_json(path: Path, what: str) -> dict:
+    """A JSON object from `path`, or a ValueError naming the file when it is damaged."""
+    try:
+        value = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} ({what}) is damaged ({error}): delete it to redo it") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path} ({what}) is not a JSON object: delete it to redo it")
+    return value
+
+
 def check_same_run(run_dir: Path, config: dict, advice: str) -> None:
-    """Refuse a run directory whose config.json records other settings than `config`, or
-    settings of an earlier run format (they meant another model then)."""
-    previous = json.loads((run_dir / "config.json").read_text())
+    """Refuse a run directory whose config.json records other effective settings than
+    `config`, or settings of an earlier run format (they meant another model then)."""
+    previous = read_json(run_dir / "config.json", "the run's settings")
     if previous.get("run_format") != config["run_format"]:
         raise ValueError(
             f"{run_dir} was run by an earlier petra (run format {previous.get('run_format', 1)}, "
             f"now {config['run_format']}) whose settings trained another model: start it "
             "again in another --out, or delete it"
         )
-    if {k: previous.get(k) for k in config} != config:
+    try:
+        same = effective_settings(previous) == effective_settings(config)
+    except (KeyError, TypeError, ValueError):
+        same = False  # settings this petra cannot read: not this run
+    if not same:
         raise ValueError(f"{run_dir}/config.json describes another run than this one: {advice}")
 
 
@@ -247,4 +277,7 @@ def run_or_reuse(
         )
     else:
         run_task(task_name, preset, overrides, out, resume=True, progress=progress)
-    return json.loads((out / "results.json").read_text())
+    results = read_json(out / "results.json", "the run's results")
+    if not {"metrics", "params", "steps_per_s"} <= set(results):
+        raise ValueError(f"{out}/results.json lacks the run's results: delete it to run again")
+    return results
