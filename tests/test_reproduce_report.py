@@ -301,3 +301,11 @@ def test_format_report_without_plot_links(results_dir):
     text = format_report(load_results(results_dir), {})
     assert "### Plots" not in text and "![" not in text
     assert text.count(VERDICT_RULE) == 1
+
+
+def test_claims_without_results_are_named(results_dir):
+    """The fixtures hold kronecker-lm-loss (a registry claim) but not the others."""
+    text = format_report(load_results(results_dir), {})
+    line = next(x for x in text.splitlines() if x.startswith("Not in this report"))
+    assert "`kronecker-spelling`" in line and "`pete-sts-zero-shot`" in line
+    assert "`kronecker-lm-loss`" not in line

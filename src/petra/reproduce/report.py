@@ -21,6 +21,7 @@ import re
 import statistics
 from pathlib import Path
 
+from petra.reproduce.claims import CLAIMS
 from petra.reproduce.stats import (
     BETTER,
     INCONCLUSIVE,
@@ -357,6 +358,15 @@ def format_report(results: list[dict], plot_links: dict[str, list[str | None]]) 
             held = sum(bool(c["holds"]) for c in checks)
             status = f"{held} of {len(checks)} checks hold" if checks else "–"
             lines.append(_row([claim, "(measurement, no comparison)", "–", "–", "–", status]))
+    reported = {result["claim"] for result in results}
+    missing = [c.id for c in sorted(CLAIMS.values(), key=lambda c: c.order) if c.id not in reported]
+    if missing:
+        lines += [
+            "",
+            "Not in this report (no results yet): "
+            + ", ".join(f"`{claim}`" for claim in missing)
+            + ". Run them with `petra reproduce CLAIM...`.",
+        ]
     for result in results:
         lines += ["", *_section(result, outcomes[result["claim"]], plot_links)]
     return "\n".join(lines) + "\n"
