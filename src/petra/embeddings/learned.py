@@ -46,15 +46,32 @@ class LearnedEmbedding(TokenEmbedding):
 
     @classmethod
     def from_pretrained(
-        cls, weight: Tensor, *, padding_idx: int | None = None, freeze: bool = False
+        cls,
+        weight: Tensor,
+        *,
+        factor_dim: int | None = None,
+        padding_idx: int | None = None,
+        freeze: bool = False,
     ):
-        """Wrap an existing `(V, d)` table."""
+        """Wrap an existing `(V, d)` table A; with `factor_dim=e`, start from its best rank-e
+        approximation (Eckart-Young): the truncated SVD A_e = U_e S_e V_e^T, split evenly as
+        the table T = U_e S_e^(1/2) (V x e) and the projection P = S_e^(1/2) V_e^T (e x d)."""
         if weight.dim() != 2:
             raise ValueError(f"weight must be (V, d), got shape {tuple(weight.shape)}")
-        module = cls(weight.shape[0], weight.shape[1], padding_idx=padding_idx)
+        vocab_size, dim = weight.shape
+        if factor_dim is not None and not 1 <= factor_dim <= min(vocab_size, dim):
+            raise ValueError(f"factor_dim must lie in [1, min(V, d) = {min(vocab_size, dim)}], "
+                             f"got {factor_dim}")  # fmt: skip
+        module = cls(vocab_size, dim, factor_dim=factor_dim, padding_idx=padding_idx)
         with torch.no_grad():
-            module.weight_table.weight.copy_(weight)
-        module.weight_table.weight.requires_grad_(not freeze)
+            if factor_dim is None:
+                module.weight_table.weight.copy_(weight)
+            else:
+                u, s, vh = torch.linalg.svd(weight.detach().double(), full_matrices=False)
+                root = s[:factor_dim].sqrt()
+                module.weight_table.weight.copy_(u[:, :factor_dim] * root)  # (V, e)
+                module.factor.weight.copy_(vh[:factor_dim].T * root)  # (d, e): P^T
+        module.requires_grad_(not freeze)
         return module
 
     def _embed(self, ids: Tensor) -> Tensor:
@@ -65,6 +82,9 @@ class LearnedEmbedding(TokenEmbedding):
         weight = self.weight_table.weight
         table = weight if self.factor is None else self.factor(weight)  # (V, d)
         return self._zero_padding(table, torch.arange(self.num_embeddings, device=weight.device))
+
+    def _scale(self, factor: float) -> None:
+        (self.weight_table if self.factor is None else self.factor).weight.mul_(factor)
 
     def trained_matrix(self) -> Tensor:
         return self.weight_table.weight

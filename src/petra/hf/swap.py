@@ -1,0 +1,339 @@
+"""Swap the input embedding of a pretrained `transformers` model for a petra embedding.
+
+`replace_embeddings(model, kind, tokenizer=...)` reads V, d and the padding id off
+`model.get_input_embeddings()`, builds the petra embedding, starts it where the old table was
+(a learned `factor_dim=e` table from the old table's truncated SVD; a computed kind scaled so
+that its mean row norm equals the old table's, since a badly scaled start makes recovery by
+distillation worse than a random table), installs it with `set_input_embeddings`, and deals
+with an output head tied to the old table:
+
+- `head="tied"`: the head computes `logits = h table()^T (+ bias)` from the new embedding: no
+  V x d parameter is left, and the gradient of the logits reaches the embedding's parameters;
+- `head="untied"`: a learned `Linear(d, V)` initialised from the old table (the Kronecker
+  paper's setup, where the head is untied from the byte code).
+
+Either way the model's tying declarations are cleared (`tie_word_embeddings=False`, empty
+`all_tied_weights_keys`), so that `transformers` never tries to tie a `.weight` the embedding
+does not have, and the choice is recorded in `model.petra_swap` (what `save_pretrained` writes
+to its sidecar).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from types import MethodType
+
+import torch
+from torch import Tensor, nn
+
+from petra.embeddings import (
+    KINDS,
+    KroneckerEmbedding,
+    LearnedEmbedding,
+    TokenEmbedding,
+    build_embedding,
+)
+from petra.embeddings.token_bytes import token_bytes, tokenizer_fingerprint
+
+HEADS = ("tied", "untied")
+
+
+class TableHead(nn.Module):
+    """A tied output head on a computed embedding: `logits = h E^T + b`, E = `table()`.
+
+    The embedding is reached through the model (`get_input_embeddings()`), not held as a
+    submodule, so its weights are saved once and a wrapper put around it later (PEFT's
+    `modules_to_save`) is the one the head uses."""
+
+    def __init__(self, model: nn.Module, bias: Tensor | None = None):
+        super().__init__()
+        object.__setattr__(self, "_model", model)  # not a submodule: no second copy in the state
+        self.bias = None if bias is None else nn.Parameter(bias.detach().clone())
+
+    def embedding(self) -> TokenEmbedding:
+        return unwrap_embedding(self._model.get_input_embeddings())
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        table = self.embedding().table()  # (V, d)
+        logits = hidden @ table.to(hidden.dtype).T  # (..., V)
+        return logits if self.bias is None else logits + self.bias
+
+    @property
+    def out_features(self) -> int:
+        return self.embedding().num_embeddings
+
+    def extra_repr(self) -> str:
+        return f"tied to the input embedding's table(), bias={self.bias is not None}"
+
+
+def unwrap_embedding(module: nn.Module) -> nn.Module:
+    """The petra embedding inside a wrapper that keeps trainable copies (PEFT's
+    `ModulesToSaveWrapper`), or the module itself."""
+    active = getattr(module, "active_adapters", None) or getattr(module, "active_adapter", None)
+    copies = getattr(module, "modules_to_save", None)
+    if isinstance(copies, nn.ModuleDict) and active:
+        name = active[0] if isinstance(active, (list, tuple)) else active
+        if name in copies and not getattr(module, "disable_adapters", False):
+            return copies[name]
+        return module.original_module
+    return module
+
+
+@dataclass(frozen=True)
+class SwapReport:
+    """What a swap changed: parameters of the whole model and of its token representation."""
+
+    kind: str
+    vocab_size: int
+    dim: int
+    padding_idx: int | None
+    head: str | None  # None: no output head was tied to the table
+    scale: float | None  # the factor that matched the old table's mean row norm
+    params_before: int
+    params_after: int
+    embedding_before: int  # the V x d table
+    embedding_after: int  # the petra embedding's trainable parameters
+    head_after: int  # parameters of an output head that was tied before (bias included)
+
+    @property
+    def saved(self) -> int:
+        return self.params_before - self.params_after
+
+    @property
+    def saved_pct(self) -> float:
+        return 100.0 * self.saved / self.params_before
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "saved": self.saved, "saved_pct": self.saved_pct}
+
+    def __str__(self) -> str:
+        head = "" if self.head is None else f", {self.head} head ({self.head_after:,})"
+        return (
+            f"{self.kind} embedding {self.vocab_size} x {self.dim}: {self.embedding_before:,} -> "
+            f"{self.embedding_after:,} parameters{head}; model {self.params_before:,} -> "
+            f"{self.params_after:,} ({self.saved_pct:.1f} % saved)"
+        )
+
+
+def hf_model(model) -> nn.Module:
+    """The `transformers` model inside `model` (itself, or a sentence-transformers model's
+    first module's `auto_model`)."""
+    if hasattr(model, "get_input_embeddings"):
+        return model
+    inner = getattr(next(iter(model), None), "auto_model", None) if isinstance(
+        model, nn.Sequential) else None  # fmt: skip
+    if inner is None or not hasattr(inner, "get_input_embeddings"):
+        raise TypeError(
+            f"expected a transformers model (with get_input_embeddings) or a sentence-"
+            f"transformers model around one, got {type(model).__name__}"
+        )
+    return inner
+
+
+def count_params(module: nn.Module) -> int:
+    """Distinct parameters (a tied table counted once), trainable or not."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def replace_embeddings(
+    model,
+    kind: str,
+    tokenizer=None,
+    *,
+    head: str = "tied",
+    padding_idx: int | None | str = "auto",
+    match_norms: bool = True,
+    **options,
+) -> SwapReport:
+    """Install a petra embedding of `kind` in `model` (a `transformers` model, or a
+    sentence-transformers model around one) in place, and return what it changed.
+
+    - `tokenizer`: the model's tokenizer (`transformers` or `tokenizers`); needed by
+      `kronecker` (the bytes of each piece), checked against V for every kind. A tokenizer
+      with fewer pieces than V is fine (the unused rows get empty bytes), one with more is not.
+    - `padding_idx="auto"` keeps the embedding's padding id when the pretrained model treats
+      it as padding (its row is zero), since petra embeds a padding id to zero and some
+      models' padding id is also a real token (SmolLM2's is `<|im_end|>`); pass an id or None.
+    - `head`: "tied" or "untied", for a model whose output head shares the old table.
+    - `options` go to the kind (`factor_dim=` for `learned`, `pos_dim=` for `kronecker`...).
+    """
+    inner = hf_model(model)
+    old = inner.get_input_embeddings()
+    if isinstance(unwrap_embedding(old), TokenEmbedding):
+        raise ValueError("this model already has a petra embedding; swap the original model")
+    if not isinstance(old, nn.Embedding):
+        raise TypeError(f"the model's input embedding is a {type(old).__name__}, not nn.Embedding")
+    if kind not in KINDS:
+        raise ValueError(f"unknown embedding kind {kind!r}; choose one of {KINDS}")
+    if head not in HEADS:
+        raise ValueError(f"unknown head {head!r}; choose one of {HEADS}")
+    weight = old.weight.detach()
+    vocab_size, dim = weight.shape
+    size = _check_tokenizer(tokenizer, vocab_size, kind)
+    padding = _padding(old, padding_idx)
+    params_before = count_params(inner)
+
+    if kind == "learned":
+        unknown = sorted(set(options) - {"factor_dim"})
+        if unknown:
+            raise ValueError(f"a learned swap takes factor_dim only, not {unknown}")
+        new = LearnedEmbedding.from_pretrained(weight.float(), padding_idx=padding, **options)
+    elif kind == "kronecker":
+        pieces = token_bytes(tokenizer) + [b""] * (vocab_size - size)
+        new = build_embedding(
+            kind, vocab_size, dim, token_bytes=pieces, padding_idx=padding,
+            fingerprint=tokenizer_fingerprint(tokenizer), **options,
+        )  # fmt: skip
+    else:
+        new = build_embedding(kind, vocab_size, dim, padding_idx=padding, **options)
+    scale = None
+    if match_norms and kind != "learned":
+        scale = _row_norm(weight, padding) / _row_norm(new.table().detach(), padding)
+        new.scale_(scale)
+    new = new.to(device=weight.device, dtype=weight.dtype)
+
+    tied_head = _tied_head(inner, old)
+    inner.set_input_embeddings(new)
+    if tied_head is not None:
+        bias = getattr(tied_head, "bias", None)
+        if head == "tied":
+            inner.set_output_embeddings(TableHead(inner, bias))
+        else:
+            untied = nn.Linear(dim, vocab_size, bias=bias is not None)
+            untied.to(device=weight.device, dtype=weight.dtype)
+            with torch.no_grad():
+                untied.weight.copy_(weight)
+                if bias is not None:
+                    untied.bias.copy_(bias)
+            inner.set_output_embeddings(untied)
+        untie(inner)
+    record = {
+        "kind": kind, "options": options, "padding_idx": padding,
+        "head": None if tied_head is None else head, "scale": scale,
+        "class": type(inner).__name__,
+    }  # fmt: skip
+    mark_swapped(inner, record, tokenizer)
+    head_after = 0 if tied_head is None else count_params(inner.get_output_embeddings())
+    return SwapReport(
+        kind=kind, vocab_size=vocab_size, dim=dim, padding_idx=padding,
+        head=None if tied_head is None else head, scale=scale,
+        params_before=params_before, params_after=count_params(inner),
+        embedding_before=vocab_size * dim, embedding_after=new.param_report().trainable_params,
+        head_after=head_after,
+    )  # fmt: skip
+
+
+def mark_swapped(model: nn.Module, record: dict, tokenizer=None) -> None:
+    """Record the swap on the model (`petra_swap`, read by `save_pretrained`), keep the
+    tokenizer for `resize_token_embeddings`, which this replaces on the instance, and flag the
+    new modules as initialised, so that `transformers`' `post_init` never re-draws them."""
+    model.petra_swap = record
+    model.petra_tokenizer = tokenizer
+    model.resize_token_embeddings = MethodType(resize_token_embeddings, model)
+    for part in (model.get_input_embeddings(), model.get_output_embeddings()):
+        for module in part.modules() if part is not None else ():
+            module._is_hf_initialized = True
+
+
+def _check_tokenizer(tokenizer, vocab_size: int, kind: str) -> int:
+    if tokenizer is None:
+        if kind == "kronecker":
+            raise ValueError("kind='kronecker' needs the model's tokenizer (the bytes of its pieces)")
+        return vocab_size
+    size = len(token_bytes(tokenizer))  # every id the tokenizer names, added tokens included
+    if size > vocab_size:
+        raise ValueError(
+            f"the tokenizer has {size} tokens but the model's embedding only {vocab_size} rows: "
+            "this is not the model's tokenizer, or resize the model's embedding first"
+        )
+    return size
+
+
+def _padding(old: nn.Embedding, padding_idx) -> int | None:
+    if padding_idx != "auto":
+        return padding_idx
+    pad = old.padding_idx
+    if pad is None or bool(old.weight[pad].any()):
+        return None  # not padding to this model: it has a learned vector
+    return pad
+
+
+def _row_norm(table: Tensor, padding: int | None) -> float:
+    norms = table.float().norm(dim=-1)
+    if padding is not None:
+        norms = torch.cat([norms[:padding], norms[padding + 1 :]])
+    value = norms.mean().item()
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"cannot match row norms: the mean row norm is {value}")
+    return value
+
+
+def _tied_head(model: nn.Module, old: nn.Embedding) -> nn.Module | None:
+    """The output head that shares the old table's weight, if any."""
+    out = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    return out if out is not None and getattr(out, "weight", None) is old.weight else None
+
+
+def untie(model: nn.Module) -> None:
+    """Declare, on the model and every `transformers` submodel, that nothing is tied."""
+    for module in model.modules():
+        config = getattr(module, "config", None)
+        if config is None or not hasattr(module, "all_tied_weights_keys"):
+            continue
+        for part in {id(config): config, id(text := config.get_text_config()): text}.values():
+            part.tie_word_embeddings = False
+        module.all_tied_weights_keys = {}
+
+
+def resize_token_embeddings(model, new_num_tokens: int | None = None, *args, tokenizer=None,
+                            **kwargs):  # fmt: skip
+    """`model.resize_token_embeddings` after a swap. A Kronecker embedding really resizes (a
+    new token is a new row of bytes, read from the tokenizer given at the swap, or passed
+    here); the other kinds refuse with what to do instead."""
+    embedding = unwrap_embedding(model.get_input_embeddings())
+    if new_num_tokens is None or new_num_tokens == embedding.num_embeddings:
+        return embedding
+    if not isinstance(embedding, KroneckerEmbedding):
+        raise ValueError(
+            f"a {embedding.kind} embedding cannot be resized: its rows come from a function of "
+            "the id over a fixed vocabulary. Resize the model before replace_embeddings, or "
+            "materialize() it first"
+        )
+    tokenizer = tokenizer if tokenizer is not None else getattr(model, "petra_tokenizer", None)
+    if tokenizer is None:
+        raise ValueError("resizing a Kronecker embedding needs the tokenizer: pass tokenizer=")
+    pieces = token_bytes(tokenizer)
+    if len(pieces) > new_num_tokens:
+        raise ValueError(f"the tokenizer has {len(pieces)} tokens, more than {new_num_tokens}")
+    pieces += [b""] * (new_num_tokens - len(pieces))
+    old_vocab = embedding.num_embeddings
+    new = KroneckerEmbedding.from_token_bytes(
+        pieces, embedding.embedding_dim, pos_dim=embedding.pos_dim, mode=embedding.mode,
+        fingerprint=tokenizer_fingerprint(tokenizer), padding_idx=embedding.padding_idx,
+    ).to(embedding.projection.weight.device)  # fmt: skip
+    kept = min(old_vocab, new_num_tokens)
+    if not torch.equal(new.byte_table[:kept], embedding.byte_table[:kept]):
+        raise ValueError("the tokenizer's first tokens are not the ones this embedding was built on")
+    with torch.no_grad():
+        new.projection.weight.copy_(embedding.projection.weight)  # the same W: only rows change
+    new.to(dtype=embedding.projection.weight.dtype)
+    model.set_input_embeddings(new)
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if isinstance(head, TableHead) and head.bias is not None:
+        with torch.no_grad():
+            bias = torch.zeros(new_num_tokens, dtype=head.bias.dtype, device=head.bias.device)
+            bias[:kept] = head.bias[:kept]
+        head.bias = nn.Parameter(bias)
+    if isinstance(head, nn.Linear) and head.out_features == old_vocab:
+        resized = nn.Linear(head.in_features, new_num_tokens, bias=head.bias is not None)
+        resized.to(device=head.weight.device, dtype=head.weight.dtype)
+        with torch.no_grad():
+            resized.weight[:kept].copy_(head.weight[:kept])
+            resized.weight[kept:].copy_(new.table()[kept:])  # new rows start at their byte code
+            if head.bias is not None:
+                resized.bias[:kept].copy_(head.bias[:kept])
+                resized.bias[kept:].zero_()
+        model.set_output_embeddings(resized)
+    model.config.get_text_config().vocab_size = new_num_tokens
+    return new
