@@ -90,6 +90,27 @@ def _reproduce(args: argparse.Namespace) -> None:
         reproduce(claims, args.out, args.seeds, args.quick, args.preset, args.set, not args.quiet)
 
 
+def _compress(args: argparse.Namespace) -> None:
+    from petra.compress import CompressSettings, compress, format_result
+
+    options = {}
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--option takes KEY=VALUE, got {item!r}")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value  # a bare word, such as mode=dense
+    settings = CompressSettings(
+        model=args.model, kind=args.kind, factor_dim=args.factor_dim, head=args.head,
+        start=args.start,
+        steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+        embedding_lr=args.embedding_lr, seed=args.seed, options=options,
+    )  # fmt: skip
+    print(format_result(compress(settings, args.out, progress=not args.quiet)))
+
+
 def _probe_model(args: argparse.Namespace):
     """The checkpoint's model and tokenizer (tokenizer.json beside it, or --tokenizer)."""
     from petra.data import load_tokenizer
@@ -267,6 +288,39 @@ def build_parser() -> argparse.ArgumentParser:
     reproduction.add_argument("--to", default="REPRODUCTION.md", help="the report's file")
     reproduction.add_argument("--quiet", action="store_true", help="no progress bars")
     reproduction.set_defaults(handler=_reproduce)
+
+    compression = commands.add_parser(
+        "compress",
+        help="swap a pretrained model's embedding, then recover its quality by distillation",
+        description="Swap the embedding of a pretrained sentence encoder or causal LM for a "
+        "petra embedding and distil the untouched model into it on offline text; reports the "
+        "parameters and the quality before the swap, after it and after recovery "
+        "(OUT/compress.json; the model in OUT/model). Resumes an interrupted run.",
+    )
+    compression.add_argument(
+        "--model", required=True, help="a model folder, or all-minilm-l6-v2 / smollm2-135m"
+    )
+    compression.add_argument("--kind", required=True, choices=("learned", "fourier", "kronecker"))
+    compression.add_argument("--out", required=True, help="the run's folder")
+    compression.add_argument("--factor-dim", type=int, default=None, help="learned: rank e")
+    compression.add_argument("--head", default="tied", choices=("tied", "untied"),
+                             help="for a tied output head (default: %(default)s)")  # fmt: skip
+    compression.add_argument(
+        "--start", default="fit", choices=("fit", "norms"),
+        help="a computed kind's start: the least-squares fit of the old table, weighted by "
+        "token frequency, or a random map at its row norms (default: %(default)s)",
+    )  # fmt: skip
+    compression.add_argument("--steps", type=int, default=1000, help="default: %(default)s")
+    compression.add_argument("--batch-size", type=int, default=32, help="default: %(default)s")
+    compression.add_argument("--lr", type=float, default=5e-5, help="the pretrained layers")
+    compression.add_argument("--embedding-lr", type=float, default=1e-4, help="the new embedding")
+    compression.add_argument("--seed", type=int, default=0)
+    compression.add_argument(
+        "--option", action="append", default=[], metavar="KEY=VALUE",
+        help="an option of the embedding kind, e.g. pos_dim=8 (repeatable)",
+    )  # fmt: skip
+    compression.add_argument("--quiet", action="store_true", help="no progress lines")
+    compression.set_defaults(handler=_compress)
 
     probe = commands.add_parser("probe", help="probe a model: spelling, generate, geometry, norms")
     kinds = probe.add_subparsers(dest="probe", required=True, metavar="PROBE")

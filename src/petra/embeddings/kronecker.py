@@ -8,7 +8,9 @@ boundary) into a sparse byte-by-position vector, and one learned linear map proj
     z = (x - mean(x)) / (std(x) + 1e-6)                             (std unbiased, per token)
     E = W z,   W: d x D, init N(0, 1/sqrt(D)), the only trained part
 
-Only the `V x (P + 2)` byte table (bytes and int16 lengths) is stored, not a `V x D` table.
+Only the `V x (P + 4)` byte table (bytes and int32 lengths) is stored, not a `V x D` table.
+(int32, not int16: distributed training broadcasts buffers, and neither gloo nor NCCL
+carries int16.)
 
 Because x has exactly L nonzeros, all equal to a = L^(-1/2), its moments are closed-form,
 
@@ -82,9 +84,9 @@ def _is_utf8(data: bytes) -> bool:
 
 
 def encode_bytes(tokens: Sequence[bytes], pos_dim: int) -> tuple[Tensor, Tensor, int]:
-    """Byte strings -> (bytes uint8 (N, P), lengths int16 (N,), number truncated)."""
+    """Byte strings -> (bytes uint8 (N, P), lengths int32 (N,), number truncated)."""
     table = torch.zeros(len(tokens), pos_dim, dtype=torch.uint8)
-    lengths = torch.zeros(len(tokens), dtype=torch.int16)
+    lengths = torch.zeros(len(tokens), dtype=torch.int32)
     truncated = 0
     for row, raw in enumerate(tokens):
         if not isinstance(raw, (bytes, bytearray)):
@@ -171,7 +173,7 @@ class KroneckerEmbedding(TokenEmbedding):
     """Byte-by-position codec of each token's bytes, then one learned `Linear(D, d)`.
 
     Build it with `from_tokenizer(tokenizer, dim)` or `from_token_bytes(list_of_bytes, dim)`.
-    `byte_table` (V, P) uint8, `byte_lengths` (V,) int16 and `tokenizer_fingerprint` (32 bytes
+    `byte_table` (V, P) uint8, `byte_lengths` (V,) int32 and `tokenizer_fingerprint` (32 bytes
     of sha256, zeros if unknown) are saved with the weights; loading weights built for other
     token bytes raises `ValueError`.
     """
@@ -207,7 +209,7 @@ class KroneckerEmbedding(TokenEmbedding):
         self.mode = mode
         self.num_truncated = num_truncated
         self.register_buffer("byte_table", byte_table.to(torch.uint8).clone())
-        self.register_buffer("byte_lengths", byte_lengths.to(torch.int16).clone())
+        self.register_buffer("byte_lengths", byte_lengths.to(torch.int32).clone())
         digest = bytes.fromhex(fingerprint) if fingerprint else bytes(32)
         self.register_buffer("tokenizer_fingerprint", torch.tensor(list(digest), dtype=torch.uint8))
         self.projection = nn.Linear(self.codec_dim, dim, bias=False)
@@ -370,7 +372,7 @@ class KroneckerEmbedding(TokenEmbedding):
             same = (
                 table.shape == self.byte_table.shape
                 and torch.equal(table.cpu(), self.byte_table.cpu())
-                and torch.equal(lengths.cpu().to(torch.int16), self.byte_lengths.cpu())
+                and torch.equal(lengths.cpu().long(), self.byte_lengths.cpu().long())
             )
             if not same:
                 raise ValueError(

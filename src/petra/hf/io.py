@@ -34,6 +34,8 @@ SIDECAR = "petra.json"
 WEIGHTS = "petra.safetensors"
 FORMAT = 1
 ST_MODULE = "petra.hf.sentence.PetraTransformer"
+SIDECAR_KEYS = ("kind", "options", "padding_idx", "head", "scale", "class", "vocab_size", "dim",
+                "head_bias", "dtype", "tokenizer_fingerprint", "sentence_transformers", "aliases")
 
 
 def _transformers():
@@ -74,7 +76,7 @@ def save_pretrained(model, directory: str | Path, tokenizer=None) -> Path:
     elif tokenizer is not None:  # a tokenizers.Tokenizer
         tokenizer.save(str(directory / "tokenizer.json"))
     tokenizer = tokenizer if tokenizer is not None else getattr(inner, "petra_tokenizer", None)
-    state = {name: t.detach().contiguous() for name, t in inner.state_dict().items()}
+    state, aliases = _distinct_tensors(inner.state_dict())
     save_file(state, directory / WEIGHTS, metadata={"format": "pt"})
     head = inner.get_output_embeddings() if hasattr(inner, "get_output_embeddings") else None
     sidecar = {
@@ -88,9 +90,24 @@ def save_pretrained(model, directory: str | Path, tokenizer=None) -> Path:
         "dtype": str(next(inner.parameters()).dtype).removeprefix("torch."),
         "tokenizer_fingerprint": None if tokenizer is None else tokenizer_fingerprint(tokenizer),
         "sentence_transformers": sentence,
+        "aliases": aliases,
     }
     (directory / SIDECAR).write_text(json.dumps(sidecar, indent=2) + "\n")
     return directory
+
+
+def _distinct_tensors(state: dict) -> tuple[dict, dict]:
+    """The state with each shared tensor once (safetensors refuses two names for one
+    storage, as a tied head's bias held by two modules has), and {dropped name: kept name}."""
+    kept, aliases, owners = {}, {}, {}
+    for name, tensor in state.items():
+        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
+        if tensor.numel() and key in owners:
+            aliases[name] = owners[key]
+        else:
+            owners[key] = name
+            kept[name] = tensor.detach().contiguous()
+    return kept, aliases
 
 
 def _point_modules_at_petra(directory: Path) -> None:
@@ -117,6 +134,9 @@ def read_sidecar(directory: str | Path) -> dict:
         raise ValueError(f"{path} is not valid JSON ({error}): the folder is damaged") from None
     if sidecar.get("format") != FORMAT:
         raise ValueError(f"{path} has format {sidecar.get('format')}, this petra reads {FORMAT}")
+    missing = sorted(set(SIDECAR_KEYS) - set(sidecar))
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(missing)}: the folder is damaged")
     return sidecar
 
 
@@ -153,6 +173,7 @@ def load_model(directory: str | Path) -> nn.Module:
     if model_class is None:
         raise ValueError(f"transformers has no model class {sidecar['class']!r}")
     state = load_file(Path(directory) / WEIGHTS)
+    state.update({alias: state[name] for alias, name in sidecar["aliases"].items()})
     dtype = getattr(torch, sidecar["dtype"])
     model = model_class._from_config(config, dtype=dtype)
     prefix = _module_name(model, model.get_input_embeddings()) + "."
@@ -163,7 +184,8 @@ def load_model(directory: str | Path) -> nn.Module:
         model.set_output_embeddings(TableHead(model, bias))
     untie(model)
     model.load_state_dict(state, strict=True)
-    record = {k: sidecar[k] for k in ("kind", "options", "padding_idx", "head", "scale", "class")}
+    record = {k: sidecar.get(k) for k in ("kind", "options", "padding_idx", "head", "scale",
+                                           "fit_error", "class")}  # fmt: skip
     mark_swapped(model, record)
     return model.eval()
 

@@ -34,6 +34,7 @@ from petra.embeddings import (
     TokenEmbedding,
     build_embedding,
 )
+from petra.embeddings.kronecker import kronecker_codec
 from petra.embeddings.token_bytes import token_bytes, tokenizer_fingerprint
 
 HEADS = ("tied", "untied")
@@ -90,6 +91,7 @@ class SwapReport:
     padding_idx: int | None
     head: str | None  # None: no output head was tied to the table
     scale: float | None  # the factor that matched the old table's mean row norm
+    fit_error: float | None  # the weighted relative error of a least-squares start
     params_before: int
     params_after: int
     embedding_before: int  # the V x d table
@@ -144,6 +146,7 @@ def replace_embeddings(
     head: str = "tied",
     padding_idx: int | None | str = "auto",
     match_norms: bool = True,
+    token_counts: Tensor | None = None,
     **options,
 ) -> SwapReport:
     """Install a petra embedding of `kind` in `model` (a `transformers` model, or a
@@ -156,6 +159,10 @@ def replace_embeddings(
       it as padding (its row is zero), since petra embeds a padding id to zero and some
       models' padding id is also a real token (SmolLM2's is `<|im_end|>`); pass an id or None.
     - `head`: "tied" or "untied", for a model whose output head shares the old table.
+    - `token_counts` (V,): how often each id occurs in text like the model's. With them, a
+      computed kind starts at the frequency-weighted least-squares fit of the old table
+      (`fit_to_table`) rather than at a scaled random map: the frequent tokens, which carry
+      most of the text, come close to their old vectors.
     - `options` go to the kind (`factor_dim=` for `learned`, `pos_dim=` for `kronecker`...).
     """
     inner = hf_model(model)
@@ -170,7 +177,7 @@ def replace_embeddings(
         raise ValueError(f"unknown head {head!r}; choose one of {HEADS}")
     weight = old.weight.detach()
     vocab_size, dim = weight.shape
-    size = _check_tokenizer(tokenizer, vocab_size, kind)
+    pieces = _token_pieces(tokenizer, vocab_size, kind)
     padding = _padding(old, padding_idx)
     params_before = count_params(inner)
 
@@ -180,15 +187,16 @@ def replace_embeddings(
             raise ValueError(f"a learned swap takes factor_dim only, not {unknown}")
         new = LearnedEmbedding.from_pretrained(weight.float(), padding_idx=padding, **options)
     elif kind == "kronecker":
-        pieces = token_bytes(tokenizer) + [b""] * (vocab_size - size)
         new = build_embedding(
             kind, vocab_size, dim, token_bytes=pieces, padding_idx=padding,
             fingerprint=tokenizer_fingerprint(tokenizer), **options,
         )  # fmt: skip
     else:
         new = build_embedding(kind, vocab_size, dim, padding_idx=padding, **options)
-    scale = None
-    if match_norms and kind != "learned":
+    scale = fit_error = None
+    if token_counts is not None and kind != "learned":
+        fit_error = fit_to_table(new, weight, token_counts)
+    elif match_norms and kind != "learned":
         scale = _row_norm(weight, padding) / _row_norm(new.table().detach(), padding)
         new.scale_(scale)
     new = new.to(device=weight.device, dtype=weight.dtype)
@@ -210,14 +218,14 @@ def replace_embeddings(
         untie(inner)
     record = {
         "kind": kind, "options": options, "padding_idx": padding,
-        "head": None if tied_head is None else head, "scale": scale,
+        "head": None if tied_head is None else head, "scale": scale, "fit_error": fit_error,
         "class": type(inner).__name__,
     }  # fmt: skip
     mark_swapped(inner, record, tokenizer)
     head_after = 0 if tied_head is None else count_params(inner.get_output_embeddings())
     return SwapReport(
         kind=kind, vocab_size=vocab_size, dim=dim, padding_idx=padding,
-        head=None if tied_head is None else head, scale=scale,
+        head=None if tied_head is None else head, scale=scale, fit_error=fit_error,
         params_before=params_before, params_after=count_params(inner),
         embedding_before=vocab_size * dim, embedding_after=new.param_report().trainable_params,
         head_after=head_after,
@@ -236,18 +244,20 @@ def mark_swapped(model: nn.Module, record: dict, tokenizer=None) -> None:
             module._is_hf_initialized = True
 
 
-def _check_tokenizer(tokenizer, vocab_size: int, kind: str) -> int:
+def _token_pieces(tokenizer, vocab_size: int, kind: str) -> list[bytes] | None:
+    """The bytes of each of the V ids (ids the tokenizer does not name get b""), after
+    checking the tokenizer against the table; None without a tokenizer."""
     if tokenizer is None:
         if kind == "kronecker":
             raise ValueError("kind='kronecker' needs the model's tokenizer (the bytes of its pieces)")
-        return vocab_size
-    size = len(token_bytes(tokenizer))  # every id the tokenizer names, added tokens included
-    if size > vocab_size:
+        return None
+    pieces = token_bytes(tokenizer)  # every id the tokenizer names, added tokens included
+    if len(pieces) > vocab_size:
         raise ValueError(
-            f"the tokenizer has {size} tokens but the model's embedding only {vocab_size} rows: "
-            "this is not the model's tokenizer, or resize the model's embedding first"
+            f"the tokenizer has {len(pieces)} tokens but the model's embedding only {vocab_size} "
+            "rows: this is not the model's tokenizer, or resize the model's embedding first"
         )
-    return size
+    return pieces + [b""] * (vocab_size - len(pieces))
 
 
 def _padding(old: nn.Embedding, padding_idx) -> int | None:
@@ -257,6 +267,47 @@ def _padding(old: nn.Embedding, padding_idx) -> int | None:
     if pad is None or bool(old.weight[pad].any()):
         return None  # not padding to this model: it has a learned vector
     return pad
+
+
+def fit_to_table(embedding, table: Tensor, token_counts: Tensor, ridge: float = 1e-3) -> float:
+    """Set the embedding's trained linear map M to the weighted least-squares fit of `table`:
+
+        M = argmin sum_v c_v ||M f(v) - table_v||^2 + lambda ||M||_F^2,
+        M^T = (F^T C F + lambda I)^(-1) F^T C T,   lambda = ridge * mean diag(F^T C F),
+
+    over the ids with a count c_v > 0, where f(v) are the kind's fixed features: Kronecker's
+    normalized byte code z (M = W), Fourier's basis features t with the linear refinement
+    (M = I + R). Returns the weighted relative error sqrt(sum c ||E - T||^2 / sum c ||T||^2)."""
+    counts = torch.as_tensor(token_counts, dtype=torch.float64).flatten()
+    if counts.shape[0] != embedding.num_embeddings or counts.min() < 0 or not counts.sum() > 0:
+        raise ValueError(f"token_counts must be {embedding.num_embeddings} counts >= 0, not all 0")
+    if isinstance(embedding, KroneckerEmbedding):
+        features = lambda ids: kronecker_codec(  # noqa: E731
+            embedding.byte_table[ids], embedding.byte_lengths[ids])
+    elif isinstance(getattr(embedding, "refine", None), nn.Linear) and embedding.norm is None:
+        features = embedding.features
+    else:
+        raise ValueError(f"no least-squares start for this {embedding.kind} embedding "
+                         "(Kronecker, or Fourier with refine='linear' and no final norm)")  # fmt: skip
+    seen = counts.nonzero().squeeze(1)
+    target = table.detach().double()
+    gram = rhs = None
+    for chunk in seen.split(4096):
+        f = features(chunk).double()  # (n, k)
+        weighted = f * counts[chunk, None]
+        gram = weighted.T @ f if gram is None else gram + weighted.T @ f  # (k, k)
+        rhs = weighted.T @ target[chunk] if rhs is None else rhs + weighted.T @ target[chunk]
+    gram.diagonal().add_(ridge * gram.diagonal().mean())
+    solution = torch.linalg.solve(gram, rhs).T  # (d, k): M
+    with torch.no_grad():
+        if isinstance(embedding, KroneckerEmbedding):
+            embedding.projection.weight.copy_(solution)
+        else:
+            identity = torch.eye(embedding.embedding_dim, dtype=solution.dtype)
+            embedding.refine.weight.copy_(solution - identity)
+        fitted = embedding(seen).double()
+    squared = ((fitted - target[seen]).pow(2).sum(1) * counts[seen]).sum()
+    return (squared / (target[seen].pow(2).sum(1) * counts[seen]).sum()).sqrt().item()
 
 
 def _row_norm(table: Tensor, padding: int | None) -> float:
@@ -286,12 +337,20 @@ def untie(model: nn.Module) -> None:
         module.all_tied_weights_keys = {}
 
 
-def resize_token_embeddings(model, new_num_tokens: int | None = None, *args, tokenizer=None,
-                            **kwargs):  # fmt: skip
-    """`model.resize_token_embeddings` after a swap. A Kronecker embedding really resizes (a
-    new token is a new row of bytes, read from the tokenizer given at the swap, or passed
-    here); the other kinds refuse with what to do instead."""
+def resize_token_embeddings(
+    model, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None,
+    mean_resizing: bool = True, *, tokenizer=None,
+):  # fmt: skip
+    """`model.resize_token_embeddings` after a swap, with `transformers`' arguments. A
+    Kronecker embedding really resizes: a new token is a new row of bytes, read from the
+    tokenizer given at the swap (or passed here), so `mean_resizing` has nothing to do; the
+    other kinds refuse, saying what to do instead."""
     embedding = unwrap_embedding(model.get_input_embeddings())
+    if pad_to_multiple_of is not None:
+        if pad_to_multiple_of < 1:
+            raise ValueError(f"pad_to_multiple_of must be positive, got {pad_to_multiple_of}")
+        wanted = embedding.num_embeddings if new_num_tokens is None else new_num_tokens
+        new_num_tokens = -(-wanted // pad_to_multiple_of) * pad_to_multiple_of
     if new_num_tokens is None or new_num_tokens == embedding.num_embeddings:
         return embedding
     if not isinstance(embedding, KroneckerEmbedding):
@@ -325,6 +384,7 @@ def resize_token_embeddings(model, new_num_tokens: int | None = None, *args, tok
             bias = torch.zeros(new_num_tokens, dtype=head.bias.dtype, device=head.bias.device)
             bias[:kept] = head.bias[:kept]
         head.bias = nn.Parameter(bias)
+        model.set_output_embeddings(head)  # a model that also holds the bias elsewhere re-points it
     if isinstance(head, nn.Linear) and head.out_features == old_vocab:
         resized = nn.Linear(head.in_features, new_num_tokens, bias=head.bias is not None)
         resized.to(device=head.weight.device, dtype=head.weight.dtype)

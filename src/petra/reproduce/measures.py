@@ -21,7 +21,7 @@ repeat across the arms). `quick=True` shrinks batches and sequences for tests; t
 facts in `checks` (byte counts, parameter counts) do not depend on it.
 
 - `pete_step_time`: learned against Fourier (PETE) sentence encoders, nli-sts task.
-- `kronecker_codec_overhead`: the Kronecker codec computed on the fly from the V x (P + 2)
+- `kronecker_codec_overhead`: the Kronecker codec computed on the fly from the V x (P + 4)
   byte buffer against a precomputed V x D codec table, in a causal LM.
 - `spectral_scaling`: the L-Transformer at p = 2, 4, 8 slices against the standard encoder,
   IMDB classification; encoder parameters against 1/p of the standard encoder's.
@@ -209,8 +209,8 @@ def kronecker_codec_overhead(repeats: int = 3, steps: int = 10, quick: bool = Fa
     tokenizer (V = 50,257), d = 128, 2 layers, 2 heads, pos_dim 16, untied head, blocks of
     128 Shakespeare tokens, batch 16 (`quick`: blocks of 32, batch 2), the next-token loss.
 
-    Checks: the on-the-fly embedding stores V x (P + 2) bytes (the (V, P) uint8 byte table and
-    the (V,) int16 lengths), the cached one in addition V x D x 4 bytes (float32, D = 256 P)."""
+    Checks: the on-the-fly embedding stores V x (P + 4) bytes (the (V, P) uint8 byte table and
+    the (V,) int32 lengths), the cached one in addition V x D x 4 bytes (float32, D = 256 P)."""
     from petra.embeddings import KroneckerEmbedding
     from petra.tasks.lm import LMData, LMTask
 
@@ -257,10 +257,10 @@ def kronecker_codec_overhead(repeats: int = 3, steps: int = 10, quick: bool = Fa
     fingerprint = buffer_bytes(embeddings["kronecker-on-the-fly"], ("tokenizer_fingerprint",))
     checks = [
         _check(
-            "on-the-fly byte buffer bytes = V x (pos_dim + 2)",
+            "on-the-fly byte buffer bytes = V x (pos_dim + 4)",
             on_the_fly,
-            vocab * (pos_dim + 2),
-            on_the_fly == vocab * (pos_dim + 2),
+            vocab * (pos_dim + 4),
+            on_the_fly == vocab * (pos_dim + 4),
         ),
         _check(
             "cached codec table bytes = V x D x 4 (float32, D = 256 pos_dim)",
@@ -274,7 +274,7 @@ def kronecker_codec_overhead(repeats: int = 3, steps: int = 10, quick: bool = Fa
     notes = [
         _timing_note(repeats, steps, warmup, load),
         f"bytes: the on-the-fly embedding keeps {on_the_fly:,} bytes (byte_table (V, P) uint8 "
-        f"+ byte_lengths (V,) int16, V = {vocab:,}, P = {pos_dim}; plus a {fingerprint}-byte "
+        f"+ byte_lengths (V,) int32, V = {vocab:,}, P = {pos_dim}; plus a {fingerprint}-byte "
         f"tokenizer fingerprint); the cached one adds a codec table of {cached:,} bytes "
         f"(V x D float32, D = {codec_dim}): {cached / on_the_fly:.0f} times as many",
         f"lm: Shakespeare blocks of {block} tokens (GPT-2 tokenizer), batch {batch_size}, "
