@@ -20,7 +20,7 @@ def test_params_report_is_built_from_real_modules(tmp_path, capsys):
     assert rows["fourier, geglu x4"]["trainable_params"] == 3 * 64 * 256
     kronecker = rows["kronecker, pos_dim 16"]
     assert kronecker["trainable_params"] == 256 * 16 * 64
-    assert kronecker["buffer_bytes"] == 50257 * (16 + 2) + 32  # bytes, lengths, fingerprint
+    assert kronecker["buffer_bytes"] == 50257 * (16 + 4) + 32  # bytes, int32 lengths, fingerprint
     assert kronecker["saving_pct"] == pytest.approx(100 * (1 - 256 * 16 / 50257))
 
 

@@ -792,3 +792,59 @@ def test_smollm2_generates_after_the_swap(smollm2):
     assert out.shape == (1, inputs["input_ids"].shape[1] + 3)
     assert torch.equal(out[:, : inputs["input_ids"].shape[1]], inputs["input_ids"])
     assert 0 <= int(out.min()) and int(out.max()) < model.get_input_embeddings().num_embeddings
+
+
+# -- the least-squares start --------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["kronecker", "fourier"])
+def test_fit_to_table_is_the_weighted_least_squares_solution(kind):
+    """Against numpy's lstsq on sqrt(c)-weighted rows (ridge 0), and exact when the target is
+    itself a linear map of the features."""
+    from petra.embeddings import build_embedding
+    from petra.embeddings.kronecker import kronecker_codec
+    from petra.hf.swap import fit_to_table
+
+    vocab, dim = 300, 8
+    tokens = [f"w{i:03d}".encode() for i in range(vocab)]
+    options = {"token_bytes": tokens, "pos_dim": 4} if kind == "kronecker" else {}
+    embedding = build_embedding(kind, vocab, dim, **options)
+    ids = torch.arange(vocab)
+    features = (kronecker_codec(embedding.byte_table, embedding.byte_lengths)
+                if kind == "kronecker" else embedding.features(ids)).double()  # fmt: skip
+    counts = torch.randint(0, 5, (vocab,)).double()
+    target = torch.randn(vocab, dim, dtype=torch.float64)
+    error = fit_to_table(embedding, target.float(), counts, ridge=0.0)
+    seen = counts > 0
+    root = counts[seen].sqrt()[:, None]
+    solution, *_ = np.linalg.lstsq((features[seen] * root).numpy(), (target[seen] * root).numpy(),
+                                   rcond=None)  # fmt: skip
+    expected = features[seen] @ torch.from_numpy(solution)
+    torch.testing.assert_close(embedding(ids[seen]).double(), expected, rtol=1e-3, atol=1e-3)
+    residual = ((expected - target[seen]).pow(2).sum(1) * counts[seen]).sum()
+    assert error == pytest.approx((residual / (target[seen].pow(2).sum(1) * counts[seen]).sum())
+                                  .sqrt().item(), rel=1e-3)  # fmt: skip
+    reachable = features @ torch.randn(features.shape[1], dim, dtype=torch.float64)
+    assert fit_to_table(embedding, reachable.float(), counts.clamp_min(1), ridge=0.0) < 1e-3
+
+
+def test_fit_to_table_refuses_bad_counts_and_kinds_without_a_linear_map():
+    from petra.embeddings import build_embedding
+    from petra.hf.swap import fit_to_table
+
+    embedding = build_embedding("fourier", 50, 8)
+    with pytest.raises(ValueError, match="token_counts must be 50 counts"):
+        fit_to_table(embedding, torch.randn(50, 8), torch.zeros(50))
+    geglu = build_embedding("fourier", 50, 8, refine="geglu")
+    with pytest.raises(ValueError, match="no least-squares start"):
+        fit_to_table(geglu, torch.randn(50, 8), torch.ones(50))
+
+
+def test_swap_with_token_counts_starts_at_the_fit(minilm, minilm_tokenizer):
+    model = copy.deepcopy(minilm)
+    old = model.get_input_embeddings().weight.detach().clone()
+    counts = torch.zeros(old.shape[0])
+    counts[:5000] = 1.0
+    report = replace_embeddings(model, "kronecker", minilm_tokenizer, token_counts=counts)
+    assert report.scale is None and 0 < report.fit_error < 1
+    fitted = model.get_input_embeddings()(torch.arange(5000)).detach()
+    relative = ((fitted - old[:5000]).pow(2).sum() / old[:5000].pow(2).sum()).sqrt()
+    assert relative.item() == pytest.approx(report.fit_error, rel=1e-3)

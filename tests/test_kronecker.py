@@ -277,9 +277,9 @@ def test_loading_under_another_tokenizer_is_refused(gpt2, bert):
         longer.load_state_dict(state)
 
 
-def test_byte_table_costs_v_times_pos_dim_plus_two_bytes(gpt2):
+def test_byte_table_costs_v_times_pos_dim_plus_four_bytes(gpt2):
     emb = KroneckerEmbedding.from_tokenizer(gpt2, 768, pos_dim=16)
-    assert emb.byte_table.nbytes + emb.byte_lengths.nbytes == 50257 * (16 + 2)
+    assert emb.byte_table.nbytes + emb.byte_lengths.nbytes == 50257 * (16 + 4)
     assert emb.param_report().trainable_params == 256 * 16 * 768
 
 

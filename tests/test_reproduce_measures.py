@@ -52,7 +52,7 @@ def test_kronecker_codec_overhead_byte_counts():
     result = kronecker_codec_overhead(repeats=2, steps=2, quick=True)
     check_schema(result, ["kronecker-on-the-fly", "kronecker-cached"])
     on_the_fly, cached = result["checks"]
-    assert on_the_fly["value"] == on_the_fly["expected"] == 50257 * (16 + 2)
+    assert on_the_fly["value"] == on_the_fly["expected"] == 50257 * (16 + 4)
     assert cached["value"] == cached["expected"] == 50257 * 256 * 16 * 4
     assert on_the_fly["holds"] and cached["holds"]
     arms = result["arms"]

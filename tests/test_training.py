@@ -199,13 +199,18 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.mark.parametrize("task", ["classify", "nli-sts", "sts"])
+@pytest.mark.parametrize(
+    "task, extra",
+    [("classify", []), ("nli-sts", []), ("sts", []),
+     ("lm", ["--set", "model.embedding.kind=kronecker"])],  # DDP broadcasts its byte buffers
+)  # fmt: skip
 @pytest.mark.skipif(
     shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None, reason="no torchrun"
 )
-def test_torchrun_two_processes_follow_the_single_process_loss_curve(task, tmp_path):
+def test_torchrun_two_processes_follow_the_single_process_loss_curve(task, extra, tmp_path):
     """Also for in-batch losses: InfoNCE negatives and CoSENT pairs span the global batch."""
     settings = [
+        *extra,
         "--set",
         "train.log_every=1",
         "--set",

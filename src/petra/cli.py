@@ -91,8 +91,14 @@ def _reproduce(args: argparse.Namespace) -> None:
 
 
 def _compress(args: argparse.Namespace) -> None:
-    from petra.compress import CompressSettings, compress, format_result
+    from petra.compress import CompressSettings, comparison_table, compress, format_result
 
+    if args.table:
+        print(comparison_table(args.table))
+        return
+    missing = [f"--{name}" for name in ("model", "kind", "out") if getattr(args, name) is None]
+    if missing:
+        raise ValueError(f"a compress run needs {', '.join(missing)}")
     options = {}
     for item in args.option:
         key, sep, value = item.partition("=")
@@ -298,10 +304,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(OUT/compress.json; the model in OUT/model). Resumes an interrupted run.",
     )
     compression.add_argument(
-        "--model", required=True, help="a model folder, or all-minilm-l6-v2 / smollm2-135m"
+        "--model", help="a model folder, or all-minilm-l6-v2 / smollm2-135m"
     )
-    compression.add_argument("--kind", required=True, choices=("learned", "fourier", "kronecker"))
-    compression.add_argument("--out", required=True, help="the run's folder")
+    compression.add_argument("--kind", choices=("learned", "fourier", "kronecker"))
+    compression.add_argument("--out", help="the run's folder")
+    compression.add_argument(
+        "--table", nargs="+", metavar="RUN_DIR", help="print finished runs side by side instead"
+    )
     compression.add_argument("--factor-dim", type=int, default=None, help="learned: rank e")
     compression.add_argument("--head", default="tied", choices=("tied", "untied"),
                              help="for a tied output head (default: %(default)s)")  # fmt: skip

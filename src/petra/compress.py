@@ -20,7 +20,6 @@ settings continues from it; the result goes to `OUT/compress.json` and the model
 from __future__ import annotations
 
 import copy
-import hashlib
 import importlib.util
 import json
 import math
@@ -30,15 +29,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import stats
 
 from petra.data import load_corpus, load_stsb
+from petra.embeddings import KINDS
 from petra.hf import from_pretrained, replace_embeddings, save_pretrained
-from petra.hf.swap import hf_model, unwrap_embedding
-from petra.tasks.distill import DistillData, teacher_path, unlabeled_sentences
+from petra.hf.swap import HEADS, hf_model, unwrap_embedding
+from petra.tasks.distill import DistillData, cached_vectors, teacher_path, unlabeled_sentences
 from petra.training.checkpoint import rng_state, set_rng_state
 from petra.training.config import TrainConfig
 from petra.training.optim import build_schedule
@@ -46,6 +45,8 @@ from petra.training.optim import build_schedule
 NAMED_MODELS = ("all-minilm-l6-v2", "smollm2-135m")
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 STARTS = ("fit", "norms")
+RESERVED_OPTIONS = {"head", "padding_idx", "token_counts", "factor_dim", "tokenizer",
+                    "match_norms", "token_bytes", "fingerprint"}  # fmt: skip
 
 
 @dataclass
@@ -73,6 +74,18 @@ class CompressSettings:
                      "checkpoint_every"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown embedding kind {self.kind!r}; choose one of {KINDS}")
+        if self.head not in HEADS:
+            raise ValueError(f"unknown head {self.head!r}; choose one of {HEADS}")
+        if (self.kind == "learned") != (self.factor_dim is not None):
+            raise ValueError("--factor-dim (the rank e) goes with --kind learned, and only there: "
+                             "a learned table without it is the original one")  # fmt: skip
+        reserved = sorted(set(self.options) & RESERVED_OPTIONS)
+        if reserved:
+            raise ValueError(f"{', '.join(reserved)} are settings of their own, not --option")
+        if not (self.lr > 0 and self.embedding_lr > 0):
+            raise ValueError("the learning rates must be positive")
         if self.start not in STARTS:
             raise ValueError(f"unknown start {self.start!r}; choose one of {STARTS}")
         if not 0 <= self.warmup < 1:
@@ -110,6 +123,17 @@ def load_teacher(name: str):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     extra = {} if gguf is None else {"gguf_file": gguf}
+    if gguf is None:
+        from transformers import AutoConfig
+        from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+        config = AutoConfig.from_pretrained(str(folder))
+        architectures = config.architectures or []
+        if MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(config.model_type) not in architectures:
+            raise ValueError(
+                f"{folder} is neither a sentence-transformers folder (modules.json) nor a causal "
+                f"LM (its architectures: {architectures or 'none'}): petra compress distils those"
+            )
     tokenizer = AutoTokenizer.from_pretrained(str(folder), **extra)
     model = AutoModelForCausalLM.from_pretrained(str(folder), **extra)
     return model.eval(), tokenizer, "causal-lm"
@@ -164,18 +188,12 @@ class Job:
             ]
 
     def _teacher_vectors(self) -> torch.Tensor:
-        """The teacher's vectors of the sentences, cached in `$PETRA_CACHE` (default
+        """The teacher's vectors of the sentences, cached (`$PETRA_CACHE`, default
         ~/.cache/petra) under a hash of the model and the sentences: every arm reuses them."""
-        folder = Path(os.environ.get("PETRA_CACHE", Path.home() / ".cache" / "petra"))
-        key = json.dumps([str(model_source(self.settings.model)), self.examples])
-        path = folder / f"compress-teacher-{hashlib.sha256(key.encode()).hexdigest()[:20]}.npy"
-        if not path.is_file():
-            vectors = self.teacher.encode(self.examples, batch_size=128, convert_to_numpy=True)
-            folder.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_suffix(f".{os.getpid()}.tmp.npy")
-            np.save(temporary, vectors.astype(np.float32))
-            temporary.replace(path)
-        return torch.from_numpy(np.load(path))
+        encode = lambda batch: self.teacher.encode(batch, batch_size=128, convert_to_numpy=True)  # noqa: E731
+        name = str(model_source(self.settings.model)[0])
+        return torch.from_numpy(cached_vectors(name, self.examples, encode,
+                                               prefix="compress-teacher"))  # fmt: skip
 
     def token_counts(self, vocab_size: int) -> torch.Tensor:
         """How often each id occurs in the training text (special tokens included)."""
@@ -210,7 +228,7 @@ def compress(settings: CompressSettings, out: str | Path, progress: bool = True)
     """Swap, measure, recover (resumably), measure again; write `OUT/compress.json`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    _check_same_settings(out, settings)
+    _check_same_settings(out, settings)  # written with the first result: a typo locks nothing
     say = print if progress else (lambda *a, **k: None)
     torch.manual_seed(settings.seed)
     teacher, tokenizer, kind = load_teacher(settings.model)
@@ -227,6 +245,9 @@ def compress(settings: CompressSettings, out: str | Path, progress: bool = True)
         say(f"original: {result['quality']['original']}")
 
     checkpoint = out / "checkpoint"
+    previous = checkpoint.with_name("checkpoint.old")
+    if not checkpoint.is_dir() and (previous / "trainer.pt").is_file():
+        previous.rename(checkpoint)  # interrupted between the two renames of _save_checkpoint
     if checkpoint.is_dir():
         student = from_pretrained(checkpoint)
         trainer = torch.load(checkpoint / "trainer.pt", map_location="cpu", weights_only=True)
@@ -239,7 +260,9 @@ def compress(settings: CompressSettings, out: str | Path, progress: bool = True)
         if settings.start == "fit" and settings.kind != "learned":
             vocab = hf_model(student).get_input_embeddings().num_embeddings
             options["token_counts"] = job.token_counts(vocab)
-        report = replace_embeddings(student, settings.kind, tokenizer, head=settings.head, **options)
+        report = replace_embeddings(
+            student, settings.kind, tokenizer, head=settings.head, **options
+        )
         result["parameters"] = report.as_dict()
         result["quality"]["swapped"] = job.quality(student)
         say(str(report))
@@ -265,17 +288,16 @@ def compress(settings: CompressSettings, out: str | Path, progress: bool = True)
 
 
 def _check_same_settings(out: Path, settings: CompressSettings) -> None:
-    path = out / "settings.json"
-    mine = asdict(settings)
-    if path.is_file():
-        theirs = json.loads(path.read_text())
-        if theirs != mine:
-            changed = sorted(k for k in mine if mine[k] != theirs.get(k))
-            raise ValueError(
-                f"{out} holds a compress run with other settings ({', '.join(changed)}): "
-                "use a new --out, or the same settings to resume it"
-            )
-    path.write_text(json.dumps(mine, indent=2) + "\n")
+    path = out / "compress.json"
+    if not path.is_file():
+        return
+    mine, theirs = asdict(settings), json.loads(path.read_text())["settings"]
+    if theirs != mine:
+        changed = sorted(k for k in mine if mine[k] != theirs.get(k))
+        raise ValueError(
+            f"{out} holds a compress run with other settings ({', '.join(changed)}): "
+            "use a new --out, or the same settings to resume it"
+        )
 
 
 def _optimizer(student, settings: CompressSettings):
@@ -312,7 +334,7 @@ def _recover(student, job: Job, optimizer, schedule, trainer: dict, checkpoint: 
         done = step + 1
         spent = elapsed + time.monotonic() - started
         if done % 50 == 0 or done == settings.steps:
-            eta = spent / (done - trainer["step"] or 1) * (settings.steps - done) if done else 0
+            eta = (time.monotonic() - started) / (done - trainer["step"]) * (settings.steps - done)
             say(f"compress step {done}/{settings.steps}  loss {loss.item():.4f}  "
                 f"elapsed {spent:.0f} s  eta {eta:.0f} s")  # fmt: skip
         if done % settings.checkpoint_every == 0 and done < settings.steps:
@@ -336,8 +358,12 @@ def _save_checkpoint(student, optimizer, schedule, step: int, elapsed: float, pa
     state = {"step": step, "elapsed": elapsed, "optimizer": optimizer.state_dict(),
              "schedule": schedule.state_dict(), "rng": rng_state()}  # fmt: skip
     torch.save(state, temporary / "trainer.pt")
-    shutil.rmtree(path, ignore_errors=True)
+    previous = path.with_name(path.name + ".old")
+    shutil.rmtree(previous, ignore_errors=True)
+    if path.is_dir():
+        path.rename(previous)  # one complete checkpoint exists at every moment
     temporary.rename(path)
+    shutil.rmtree(previous, ignore_errors=True)
 
 
 def format_result(result: dict) -> str:
@@ -350,3 +376,43 @@ def format_result(result: dict) -> str:
             quality = ", ".join(f"{k} {v:.3f}" for k, v in result["quality"][stage].items())
             lines.append(f"{stage:<10} {count:>12,}  {quality}")
     return "\n".join(lines)
+
+
+def comparison_table(run_dirs: list[str | Path]) -> str:
+    """A Markdown table of finished runs (their `compress.json`): per run, the kind and its
+    start, the embedding's and the model's parameters, the quality right after the swap and
+    after recovery, and the recovery's steps and time; the original model first."""
+    results = []
+    for folder in run_dirs:
+        path = Path(folder) / "compress.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: is {folder} a finished compress run?")
+        result = json.loads(path.read_text())
+        if "recovered" not in result.get("quality", {}):
+            raise ValueError(f"{folder} is not finished: run it again to resume it")
+        results.append(result)
+    metric = next(iter(results[0]["quality"]["original"]))
+    first = results[0]
+    rows = [
+        "| embedding | embedding params | model params | at the start | after recovery "
+        "| recovery |",
+        "|---|---:|---:|---:|---:|---|",
+        f"| original (learned {first['parameters']['vocab_size']} x {first['parameters']['dim']}) "
+        f"| {first['parameters']['embedding_before']:,} | {first['parameters']['params_before']:,} "
+        f"| {first['quality']['original'][metric]:.2f} | | (the teacher) |",
+    ]
+    for result in results:
+        settings, params = result["settings"], result["parameters"]
+        name = settings["kind"]
+        if settings["factor_dim"] is not None:
+            name += f", SVD rank {settings['factor_dim']}"
+        elif settings["kind"] != "learned":
+            name += f", {settings['start']} start"
+        rows.append(
+            f"| {name} | {params['embedding_after']:,} | {params['params_after']:,} "
+            f"| {result['quality']['swapped'][metric]:.2f} "
+            f"| {result['quality']['recovered'][metric]:.2f} "
+            f"| {result['steps']} steps x {settings['batch_size']}, "
+            f"{result['recovery_seconds'] / 60:.0f} min |"
+        )
+    return f"{metric}\n\n" + "\n".join(rows)

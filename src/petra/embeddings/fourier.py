@@ -199,8 +199,8 @@ class FourierEmbedding(TokenEmbedding):
             self.norm.weight.mul_(factor)
         elif isinstance(self.refine, nn.Linear):
             weight = self.refine.weight
-            weight.mul_(factor).add_(torch.eye(self.embedding_dim, dtype=weight.dtype,
-                                               device=weight.device), alpha=factor - 1.0)  # fmt: skip
+            eye = torch.eye(self.embedding_dim, dtype=weight.dtype, device=weight.device)
+            weight.mul_(factor).add_(eye, alpha=factor - 1.0)
         else:
             raise ValueError(
                 f"a Fourier embedding with refine={self.refine_name!r} and no final norm cannot "

@@ -28,14 +28,27 @@ from torch import nn
 import petra
 from petra.embeddings import FourierEmbedding, KroneckerEmbedding, LearnedEmbedding
 from petra.embeddings.token_bytes import tokenizer_fingerprint
-from petra.hf.swap import TableHead, hf_model, mark_swapped, unwrap_embedding, untie
+from petra.hf.swap import TableHead, hf_model, mark_swapped, set_tying, unwrap_embedding
 
 SIDECAR = "petra.json"
 WEIGHTS = "petra.safetensors"
 FORMAT = 1
 ST_MODULE = "petra.hf.sentence.PetraTransformer"
-SIDECAR_KEYS = ("kind", "options", "padding_idx", "head", "scale", "class", "vocab_size", "dim",
-                "head_bias", "dtype", "tokenizer_fingerprint", "sentence_transformers", "aliases")
+SIDECAR_KEYS = (
+    "kind",
+    "options",
+    "padding_idx",
+    "head",
+    "scale",
+    "class",
+    "vocab_size",
+    "dim",
+    "head_bias",
+    "dtype",
+    "tokenizer_fingerprint",
+    "sentence_transformers",
+    "aliases",
+)
 
 
 def _transformers():
@@ -69,13 +82,15 @@ def save_pretrained(model, directory: str | Path, tokenizer=None) -> Path:
         _point_modules_at_petra(directory)
     else:
         inner.save_pretrained(directory)
-    for stale in (*directory.glob("model*.safetensors"), directory / "model.safetensors.index.json"):
+    index = directory / "model.safetensors.index.json"
+    for stale in (*directory.glob("model*.safetensors"), index):
         stale.unlink(missing_ok=True)  # transformers' weights: petra's go to WEIGHTS
     if hasattr(tokenizer, "save_pretrained"):  # a transformers tokenizer
         tokenizer.save_pretrained(directory)
     elif tokenizer is not None:  # a tokenizers.Tokenizer
         tokenizer.save(str(directory / "tokenizer.json"))
     tokenizer = tokenizer if tokenizer is not None else getattr(inner, "petra_tokenizer", None)
+    fingerprint = record.get("tokenizer_fingerprint")
     state, aliases = _distinct_tensors(inner.state_dict())
     save_file(state, directory / WEIGHTS, metadata={"format": "pt"})
     head = inner.get_output_embeddings() if hasattr(inner, "get_output_embeddings") else None
@@ -83,12 +98,13 @@ def save_pretrained(model, directory: str | Path, tokenizer=None) -> Path:
         "format": FORMAT,
         "petra_version": petra.__version__,
         **record,
-        "options": {k: v for k, v in record["options"].items() if k != "token_counts"},
         "vocab_size": embedding.num_embeddings,
         "dim": embedding.embedding_dim,
         "head_bias": isinstance(head, TableHead) and head.bias is not None,
         "dtype": str(next(inner.parameters()).dtype).removeprefix("torch."),
-        "tokenizer_fingerprint": None if tokenizer is None else tokenizer_fingerprint(tokenizer),
+        "tokenizer_fingerprint": (
+            fingerprint if tokenizer is None else tokenizer_fingerprint(tokenizer)
+        ),
         "sentence_transformers": sentence,
         "aliases": aliases,
     }
@@ -149,8 +165,10 @@ def from_pretrained(directory: str | Path, tokenizer=None):
     if sidecar["sentence_transformers"]:
         from sentence_transformers import SentenceTransformer
 
-        return SentenceTransformer(str(directory), trust_remote_code=True, device="cpu")
-    return load_model(directory)
+        model = SentenceTransformer(str(directory), trust_remote_code=True, device="cpu")
+        hf_model(model).petra_tokenizer = tokenizer
+        return model
+    return load_model(directory, tokenizer)
 
 
 def _check_tokenizer(sidecar: dict, tokenizer, directory) -> None:
@@ -164,8 +182,9 @@ def _check_tokenizer(sidecar: dict, tokenizer, directory) -> None:
         )
 
 
-def load_model(directory: str | Path) -> nn.Module:
-    """The `transformers` model of a folder written by `save_pretrained`, bit-identical."""
+def load_model(directory: str | Path, tokenizer=None) -> nn.Module:
+    """The `transformers` model of a folder written by `save_pretrained`, bit-identical
+    (`tokenizer`, when given, is kept for `resize_token_embeddings`)."""
     transformers = _transformers()
     sidecar = read_sidecar(directory)
     config = transformers.AutoConfig.from_pretrained(str(directory))
@@ -182,11 +201,20 @@ def load_model(directory: str | Path) -> nn.Module:
     if sidecar["head"] == "tied":
         bias = torch.zeros(sidecar["vocab_size"], dtype=dtype) if sidecar["head_bias"] else None
         model.set_output_embeddings(TableHead(model, bias))
-    untie(model)
+    set_tying(model, False)
     model.load_state_dict(state, strict=True)
-    record = {k: sidecar.get(k) for k in ("kind", "options", "padding_idx", "head", "scale",
-                                           "fit_error", "class")}  # fmt: skip
-    mark_swapped(model, record)
+    kept = (
+        "kind",
+        "options",
+        "padding_idx",
+        "head",
+        "scale",
+        "fit_error",
+        "class",
+        "tokenizer_fingerprint",
+    )
+    record = {k: sidecar.get(k) for k in kept}
+    mark_swapped(model, record, tokenizer)
     return model.eval()
 
 
@@ -224,17 +252,13 @@ def materialize(model):
     head = inner.get_output_embeddings() if hasattr(inner, "get_output_embeddings") else None
     inner.set_input_embeddings(table)
     if isinstance(head, TableHead):
-        linear = nn.Linear(embedding.embedding_dim, embedding.num_embeddings, bias=head.bias is not None)
+        vocab, dim = embedding.num_embeddings, embedding.embedding_dim
+        linear = nn.Linear(dim, vocab, bias=head.bias is not None)
         linear.weight = table.weight  # tied again, as the model was before the swap
         if head.bias is not None:
             linear.bias = head.bias
         inner.set_output_embeddings(linear)
-        for module in inner.modules():
-            config = getattr(module, "config", None)
-            if config is not None and hasattr(module, "all_tied_weights_keys"):
-                config.tie_word_embeddings = True
-                config.get_text_config().tie_word_embeddings = True
-        inner.all_tied_weights_keys = inner.get_expanded_tied_weights_keys(all_submodels=True)
+        set_tying(inner, True)
     for attribute in ("petra_swap", "petra_tokenizer", "resize_token_embeddings"):
         inner.__dict__.pop(attribute, None)
     return model

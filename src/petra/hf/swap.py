@@ -20,6 +20,7 @@ to its sidecar).
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import asdict, dataclass
 from types import MethodType
@@ -51,6 +52,15 @@ class TableHead(nn.Module):
         super().__init__()
         object.__setattr__(self, "_model", model)  # not a submodule: no second copy in the state
         self.bias = None if bias is None else nn.Parameter(bias.detach().clone())
+
+    def __deepcopy__(self, memo):
+        """A copy made with its model refers to the model's copy; a copy of the head alone
+        (PEFT's `modules_to_save`) still reads the one model, never a copy of it."""
+        clone = TableHead(memo.get(id(self._model), self._model))
+        memo[id(self)] = clone
+        clone.bias = copy.deepcopy(self.bias, memo)
+        clone.train(self.training)
+        return clone
 
     def embedding(self) -> TokenEmbedding:
         return unwrap_embedding(self._model.get_input_embeddings())
@@ -192,7 +202,12 @@ def replace_embeddings(
             fingerprint=tokenizer_fingerprint(tokenizer), **options,
         )  # fmt: skip
     else:
+        if options.get("id_order") == "frequency":  # the kind needs the counts for its order
+            if token_counts is None:
+                raise ValueError("id_order='frequency' needs token_counts=")
+            options = {**options, "token_counts": token_counts}
         new = build_embedding(kind, vocab_size, dim, padding_idx=padding, **options)
+        options.pop("token_counts", None)  # a construction input: the order is saved as id_rank
     scale = fit_error = None
     if token_counts is not None and kind != "learned":
         fit_error = fit_to_table(new, weight, token_counts)
@@ -215,11 +230,12 @@ def replace_embeddings(
                 if bias is not None:
                     untied.bias.copy_(bias)
             inner.set_output_embeddings(untied)
-        untie(inner)
+        set_tying(inner, False)
     record = {
         "kind": kind, "options": options, "padding_idx": padding,
         "head": None if tied_head is None else head, "scale": scale, "fit_error": fit_error,
         "class": type(inner).__name__,
+        "tokenizer_fingerprint": None if tokenizer is None else tokenizer_fingerprint(tokenizer),
     }  # fmt: skip
     mark_swapped(inner, record, tokenizer)
     head_after = 0 if tied_head is None else count_params(inner.get_output_embeddings())
@@ -237,7 +253,7 @@ def mark_swapped(model: nn.Module, record: dict, tokenizer=None) -> None:
     tokenizer for `resize_token_embeddings`, which this replaces on the instance, and flag the
     new modules as initialised, so that `transformers`' `post_init` never re-draws them."""
     model.petra_swap = record
-    model.petra_tokenizer = tokenizer
+    model.petra_tokenizer = tokenizer  # may be None after a load: the record keeps its fingerprint
     model.resize_token_embeddings = MethodType(resize_token_embeddings, model)
     for part in (model.get_input_embeddings(), model.get_output_embeddings()):
         for module in part.modules() if part is not None else ():
@@ -249,7 +265,7 @@ def _token_pieces(tokenizer, vocab_size: int, kind: str) -> list[bytes] | None:
     checking the tokenizer against the table; None without a tokenizer."""
     if tokenizer is None:
         if kind == "kronecker":
-            raise ValueError("kind='kronecker' needs the model's tokenizer (the bytes of its pieces)")
+            raise ValueError("kind='kronecker' needs the model's tokenizer (its pieces' bytes)")
         return None
     pieces = token_bytes(tokenizer)  # every id the tokenizer names, added tokens included
     if len(pieces) > vocab_size:
@@ -283,22 +299,28 @@ def fit_to_table(embedding, table: Tensor, token_counts: Tensor, ridge: float = 
         raise ValueError(f"token_counts must be {embedding.num_embeddings} counts >= 0, not all 0")
     if isinstance(embedding, KroneckerEmbedding):
         features = lambda ids: kronecker_codec(  # noqa: E731
-            embedding.byte_table[ids], embedding.byte_lengths[ids])
+            embedding.byte_table[ids], embedding.byte_lengths[ids]
+        )
     elif isinstance(getattr(embedding, "refine", None), nn.Linear) and embedding.norm is None:
         features = embedding.features
     else:
-        raise ValueError(f"no least-squares start for this {embedding.kind} embedding "
-                         "(Kronecker, or Fourier with refine='linear' and no final norm)")  # fmt: skip
+        raise ValueError(
+            f"no least-squares start for this {embedding.kind} embedding (Kronecker, or "
+            "Fourier with refine='linear' and no final norm)"
+        )
     seen = counts.nonzero().squeeze(1)
-    target = table.detach().double()
+    target = table.detach().double().cpu()  # the fit runs where the new embedding is: the CPU
     gram = rhs = None
     for chunk in seen.split(4096):
         f = features(chunk).double()  # (n, k)
         weighted = f * counts[chunk, None]
         gram = weighted.T @ f if gram is None else gram + weighted.T @ f  # (k, k)
         rhs = weighted.T @ target[chunk] if rhs is None else rhs + weighted.T @ target[chunk]
-    gram.diagonal().add_(ridge * gram.diagonal().mean())
-    solution = torch.linalg.solve(gram, rhs).T  # (d, k): M
+    if ridge > 0:
+        gram.diagonal().add_(ridge * gram.diagonal().mean())
+        solution = torch.linalg.solve(gram, rhs).T  # (d, k): M
+    else:  # fewer tokens than features: the minimum-norm solution of the singular system
+        solution = torch.linalg.lstsq(gram, rhs, driver="gelsd").solution.T
     with torch.no_grad():
         if isinstance(embedding, KroneckerEmbedding):
             embedding.projection.weight.copy_(solution)
@@ -326,15 +348,18 @@ def _tied_head(model: nn.Module, old: nn.Embedding) -> nn.Module | None:
     return out if out is not None and getattr(out, "weight", None) is old.weight else None
 
 
-def untie(model: nn.Module) -> None:
-    """Declare, on the model and every `transformers` submodel, that nothing is tied."""
+def set_tying(model: nn.Module, tied: bool) -> None:
+    """Declare on the model and every `transformers` submodel whether the output head is tied
+    to the input table; untied, nothing is left for `tie_weights` to tie."""
     for module in model.modules():
         config = getattr(module, "config", None)
         if config is None or not hasattr(module, "all_tied_weights_keys"):
             continue
         for part in {id(config): config, id(text := config.get_text_config()): text}.values():
-            part.tie_word_embeddings = False
+            part.tie_word_embeddings = tied
         module.all_tied_weights_keys = {}
+    if tied:
+        model.all_tied_weights_keys = model.get_expanded_tied_weights_keys(all_submodels=True)
 
 
 def resize_token_embeddings(
@@ -373,7 +398,7 @@ def resize_token_embeddings(
     ).to(embedding.projection.weight.device)  # fmt: skip
     kept = min(old_vocab, new_num_tokens)
     if not torch.equal(new.byte_table[:kept], embedding.byte_table[:kept]):
-        raise ValueError("the tokenizer's first tokens are not the ones this embedding was built on")
+        raise ValueError("the tokenizer's first tokens are not those this embedding was built on")
     with torch.no_grad():
         new.projection.weight.copy_(embedding.projection.weight)  # the same W: only rows change
     new.to(dtype=embedding.projection.weight.dtype)
@@ -396,4 +421,6 @@ def resize_token_embeddings(
                 resized.bias[kept:].zero_()
         model.set_output_embeddings(resized)
     model.config.get_text_config().vocab_size = new_num_tokens
+    model.petra_tokenizer = tokenizer
+    model.petra_swap["tokenizer_fingerprint"] = tokenizer_fingerprint(tokenizer)
     return new

@@ -64,21 +64,30 @@ def load_teacher():
     return SentenceTransformer(str(path), device="cpu")
 
 
-def teacher_vectors(sentences: list[str], cache_dir: str | None = None) -> np.ndarray:
-    """Unit teacher vectors (N, 384) float32, cached under a hash of the sentences."""
+def cached_vectors(name: str, sentences: list[str], encode, cache_dir: str | None = None,
+                   prefix: str = "teacher") -> np.ndarray:  # fmt: skip
+    """`encode(sentences)`, (N, k) float32, cached in `cache_dir` (default `$PETRA_CACHE`, or
+    ~/.cache/petra) under a hash of the encoder's `name` and the sentences."""
     folder = Path(cache_dir or os.environ.get("PETRA_CACHE", Path.home() / ".cache" / "petra"))
-    digest = hashlib.sha256(json.dumps([TEACHER, sentences]).encode()).hexdigest()[:20]
-    path = folder / f"teacher-{digest}.npy"
+    digest = hashlib.sha256(json.dumps([name, sentences]).encode()).hexdigest()[:20]
+    path = folder / f"{prefix}-{digest}.npy"
     if path.is_file():
         return np.load(path)
-    vectors = load_teacher().encode(
-        sentences, batch_size=128, convert_to_numpy=True, normalize_embeddings=True
-    )
+    vectors = np.asarray(encode(sentences), dtype=np.float32)
     folder.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(f".{os.getpid()}.tmp.npy")  # one per process
-    np.save(temporary, vectors.astype(np.float32))
+    np.save(temporary, vectors)
     temporary.replace(path)
     return np.load(path)
+
+
+def teacher_vectors(sentences: list[str], cache_dir: str | None = None) -> np.ndarray:
+    """Unit teacher vectors (N, 384) float32, cached under a hash of the sentences."""
+    return cached_vectors(
+        TEACHER, sentences, lambda batch: load_teacher().encode(
+            batch, batch_size=128, convert_to_numpy=True, normalize_embeddings=True),
+        cache_dir,
+    )  # fmt: skip
 
 
 def unlabeled_sentences(data: DistillData, seed: int) -> list[str]:
