@@ -848,3 +848,14 @@ def test_swap_with_token_counts_starts_at_the_fit(minilm, minilm_tokenizer):
     fitted = model.get_input_embeddings()(torch.arange(5000)).detach()
     relative = ((fitted - old[:5000]).pow(2).sum() / old[:5000].pow(2).sum()).sqrt()
     assert relative.item() == pytest.approx(report.fit_error, rel=1e-3)
+
+
+@pytest.mark.slow
+def test_smollm2_read_from_gguf_round_trips_bit_identically(smollm2, tmp_path):
+    """transformers refuses to save a model read from GGUF; petra writes its config itself."""
+    model, tokenizer, _, _ = smollm2
+    save_pretrained(model, tmp_path / "smollm2", tokenizer)
+    loaded = from_pretrained(tmp_path / "smollm2", tokenizer=tokenizer)
+    ids = torch.tensor([[1, 2, 3, 4, 5]])
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits, loaded(ids).logits)

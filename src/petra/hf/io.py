@@ -80,8 +80,12 @@ def save_pretrained(model, directory: str | Path, tokenizer=None) -> Path:
     if sentence:
         model.save(str(directory))
         _point_modules_at_petra(directory)
-    else:
-        inner.save_pretrained(directory)
+    else:  # the config files only (the weights are petra's): also for a model read from GGUF,
+        # whose own save_pretrained refuses as a quantized model
+        directory.mkdir(parents=True, exist_ok=True)
+        inner.config.save_pretrained(directory)
+        if getattr(inner, "generation_config", None) is not None:
+            inner.generation_config.save_pretrained(directory)
     index = directory / "model.safetensors.index.json"
     for stale in (*directory.glob("model*.safetensors"), index):
         stale.unlink(missing_ok=True)  # transformers' weights: petra's go to WEIGHTS
