@@ -303,9 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
         "parameters and the quality before the swap, after it and after recovery "
         "(OUT/compress.json; the model in OUT/model). Resumes an interrupted run.",
     )
-    compression.add_argument(
-        "--model", help="a model folder, or all-minilm-l6-v2 / smollm2-135m"
-    )
+    compression.add_argument("--model", help="a model folder, or all-minilm-l6-v2 / smollm2-135m")
     compression.add_argument("--kind", choices=("learned", "fourier", "kronecker"))
     compression.add_argument("--out", help="the run's folder")
     compression.add_argument(
