@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 
@@ -39,3 +41,17 @@ def tiny_tokenizer():
     )
     tokenizer.train_from_iterator(text.splitlines(), trainer)
     return tokenizer
+
+
+def run_two_processes(*arguments: str, timeout: int = 300):
+    """`torchrun --standalone --nproc_per_node 2 ARGUMENTS...` on the CPU (one thread each),
+    its output captured; fails the test with the end of stderr unless it exits 0."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node", "2", *arguments]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result

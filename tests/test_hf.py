@@ -12,8 +12,6 @@ import copy
 import importlib.util
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers: never reach for a hub
@@ -23,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import run_two_processes
 from peft import LoraConfig, PeftModel, get_peft_model
 from sentence_transformers import SentenceTransformer
 from torch import nn
@@ -698,24 +697,7 @@ def ddp_results(tmp_path_factory):
     """Run tests/hf_ddp_worker.py on two CPU processes (once for the module); rank -> runs."""
     outdir = tmp_path_factory.mktemp("ddp")
     worker = Path(__file__).with_name("hf_ddp_worker.py")
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        str(worker),
-        str(outdir),
-    ]
-    result = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_two_processes(str(worker), str(outdir), timeout=180)
     return {
         int(path.stem.removeprefix("rank")): json.loads(path.read_text())
         for path in outdir.glob("rank*.json")

@@ -3,15 +3,12 @@ multi-process training with torchrun, and the `petra train` / `petra eval` comma
 
 import json
 import math
-import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
 
 import pytest
 import torch
+from conftest import run_two_processes
 
 from petra.cli import main
 from petra.models import load_pretrained
@@ -193,20 +190,11 @@ def test_divergence_stops_without_overwriting_the_last_good_checkpoint(tmp_path)
 
 
 # -- several processes -----------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.mark.parametrize(
     "task, extra",
     [("classify", []), ("nli-sts", []), ("sts", []),
      ("lm", ["--set", "model.embedding.kind=kronecker"])],  # DDP broadcasts its byte buffers
 )  # fmt: skip
-@pytest.mark.skipif(
-    shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None, reason="no torchrun"
-)
 def test_torchrun_two_processes_follow_the_single_process_loss_curve(task, extra, tmp_path):
     """Also for in-batch losses: InfoNCE negatives and CoSENT pairs span the global batch."""
     settings = [
@@ -222,20 +210,10 @@ def test_torchrun_two_processes_follow_the_single_process_loss_curve(task, extra
     assert (
         main(["train", task, "--preset", "tiny", "--out", str(single), "--quiet", *settings]) == 0
     )
-    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    command = [
-        *(torchrun, "--nproc_per_node=2", f"--master_port={_free_port()}", "-m", "petra.cli"),
-        "train",
-        *(task, "--preset", "tiny", "--out", str(double), "--quiet", *settings),
-    ]
-    result = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_two_processes(
+        "-m", "petra.cli", "train", task, "--preset", "tiny", "--out", str(double), "--quiet",
+        *settings,
+    )  # fmt: skip
 
     def curve(run):
         lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

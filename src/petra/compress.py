@@ -31,13 +31,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from scipy import stats
 
 from petra.data import load_corpus, load_stsb
 from petra.embeddings import KINDS
 from petra.hf import from_pretrained, replace_embeddings, save_pretrained
 from petra.hf.swap import HEADS, hf_model, unwrap_embedding
 from petra.tasks.distill import DistillData, cached_vectors, teacher_path, unlabeled_sentences
+from petra.tasks.sentence import cosine_correlations
 from petra.training.checkpoint import rng_state, set_rng_state
 from petra.training.config import TrainConfig
 from petra.training.optim import build_schedule
@@ -147,8 +147,7 @@ def stsb_spearman(model, limit: int | None = None) -> float:
     with torch.no_grad():
         a = model.encode([p.sentence1 for p in pairs], batch_size=128, convert_to_tensor=True)
         b = model.encode([p.sentence2 for p in pairs], batch_size=128, convert_to_tensor=True)
-    cosine = F.cosine_similarity(a, b, dim=-1).cpu().numpy()
-    return float(100 * stats.spearmanr(cosine, [p.score for p in pairs]).statistic)
+    return cosine_correlations(a, b, [p.score for p in pairs])["spearman"]
 
 
 def text_chunks(tokenizer, split: str, length: int) -> torch.Tensor:

@@ -70,10 +70,6 @@ class TableHead(nn.Module):
         logits = hidden @ table.to(hidden.dtype).T  # (..., V)
         return logits if self.bias is None else logits + self.bias
 
-    @property
-    def out_features(self) -> int:
-        return self.embedding().num_embeddings
-
     def extra_repr(self) -> str:
         return f"tied to the input embedding's table(), bias={self.bias is not None}"
 

@@ -57,7 +57,12 @@ def sts_correlation(
     """Spearman and Pearson (x100) of cos(sentence1, sentence2) against the gold scores, over
     every pair given (already tokenized), in order."""
     a, b = embed_ids(model, a_ids, pad_id, batch_size), embed_ids(model, b_ids, pad_id, batch_size)
-    cosine = F.cosine_similarity(a, b, dim=-1).numpy()
+    return cosine_correlations(a, b, scores)
+
+
+def cosine_correlations(a: Tensor, b: Tensor, scores: Sequence[float]) -> dict:
+    """Spearman and Pearson (x100) of cos(a_i, b_i) against the gold scores, (N, d) each."""
+    cosine = F.cosine_similarity(a.float(), b.float(), dim=-1).cpu().numpy()
     return {
         "spearman": float(100 * stats.spearmanr(cosine, scores).statistic),
         "pearson": float(100 * stats.pearsonr(cosine, scores).statistic),
