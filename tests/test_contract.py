@@ -23,6 +23,15 @@ VARIANTS = {
     "kronecker-sparse": dict(kind="kronecker", token_bytes=TOKENS, pos_dim=4),
     "kronecker-dense": dict(kind="kronecker", token_bytes=TOKENS, pos_dim=4, mode="dense"),
     "kronecker-cached": dict(kind="kronecker", token_bytes=TOKENS, pos_dim=4, mode="cached"),
+    "kronecker-factorized": dict(kind="kronecker", token_bytes=TOKENS, pos_dim=4, rank=3),
+    "qr-mult": dict(kind="qr", collisions=7),
+    "qr-add": dict(kind="qr", collisions=10, operation="add"),
+    "qr-concat": dict(kind="qr", operation="concat"),
+    "hash": dict(kind="hash", buckets=11, num_hashes=3),
+    "dhe-uniform": dict(kind="dhe", hidden=8, code_dim=12),
+    "dhe-gaussian": dict(kind="dhe", hidden=8, layers=1, code_dim=12, distribution="gaussian"),
+    "tt": dict(kind="tt", rank=3),
+    "tt-4-cores": dict(kind="tt", rank=2, cores=4),
 }
 
 

@@ -4,6 +4,10 @@ from petra import build_embedding
 emb = build_embedding("fourier", vocab_size=30522, dim=256)          # PETE
 emb = build_embedding("kronecker", 50257, 768, tokenizer=tok)        # byte-level
 emb = build_embedding("learned", 30522, 256, factor_dim=64)          # ALBERT-style
+
+and the field's standard baselines for shrinking a table: `qr` (quotient-remainder), `hash`
+(hash embeddings), `dhe` (deep hash embeddings), `tt` (tensor train). `size_for_budget`
+sizes any kind to a budget of trainable parameters (`petra.embeddings.budget`).
 """
 
 from __future__ import annotations
@@ -12,11 +16,15 @@ import inspect
 import typing
 
 from petra.embeddings.base import ParamReport, TokenEmbedding, check_ids
+from petra.embeddings.dhe import DeepHashEmbedding
 from petra.embeddings.fourier import FourierEmbedding
+from petra.embeddings.hashed import HashEmbedding
 from petra.embeddings.kronecker import KroneckerEmbedding
 from petra.embeddings.learned import LearnedEmbedding
+from petra.embeddings.qr import QREmbedding
+from petra.embeddings.tensor_train import TensorTrainEmbedding
 
-KINDS = ("learned", "fourier", "kronecker")
+KINDS = ("learned", "fourier", "kronecker", "qr", "hash", "dhe", "tt")
 
 
 def _constructor(kind: str):
@@ -27,6 +35,10 @@ def _constructor(kind: str):
         "learned": LearnedEmbedding,
         "fourier": FourierEmbedding,
         "kronecker": KroneckerEmbedding.from_tokenizer,
+        "qr": QREmbedding,
+        "hash": HashEmbedding,
+        "dhe": DeepHashEmbedding,
+        "tt": TensorTrainEmbedding,
     }[kind]
 
 
@@ -81,15 +93,24 @@ def build_embedding(kind: str, vocab_size: int, dim: int, **options) -> TokenEmb
     return embedding
 
 
+from petra.embeddings.budget import Sizing, parse_budget, size_for_budget  # noqa: E402
+
 __all__ = [
     "KINDS",
+    "DeepHashEmbedding",
     "FourierEmbedding",
+    "HashEmbedding",
     "KroneckerEmbedding",
     "LearnedEmbedding",
     "ParamReport",
+    "QREmbedding",
+    "Sizing",
+    "TensorTrainEmbedding",
     "TokenEmbedding",
     "build_embedding",
     "check_embedding_options",
     "check_ids",
     "embedding_options",
+    "parse_budget",
+    "size_for_budget",
 ]

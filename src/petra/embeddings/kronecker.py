@@ -8,6 +8,11 @@ boundary) into a sparse byte-by-position vector, and one learned linear map proj
     z = (x - mean(x)) / (std(x) + 1e-6)                             (std unbiased, per token)
     E = W z,   W: d x D, init N(0, 1/sqrt(D)), the only trained part
 
+With `rank=r` (not in the paper: petra's size knob for budgets below d D) the projection is
+factorized, W = U V with V: r x D and U: d x r, initialized N(0, 1/sqrt(D)) and
+N(0, 1/sqrt(r)) so that W's entries start with the same variance 1/D; it has r (D + d)
+parameters instead of d D.
+
 Only the `V x (P + 4)` byte table (bytes and int32 lengths) is stored, not a `V x D` table.
 (int32, not int16: distributed training broadcasts buffers, and neither gloo nor NCCL
 carries int16.)
@@ -159,6 +164,12 @@ def codec_scales(lengths: Tensor, codec_dim: int, dtype=torch.float32) -> tuple[
     return scale.to(dtype), shift.to(dtype)
 
 
+def kronecker_params(dim: int, pos_dim: int = 16, rank: int | None = None) -> int:
+    """Trainable parameters of a Kronecker embedding: d D, or r (D + d) with `rank=r`."""
+    codec_dim = BYTE_VALUES * pos_dim
+    return dim * codec_dim if rank is None else rank * (codec_dim + dim)
+
+
 def byte_collisions(byte_rows: Tensor, lengths: Tensor) -> list[list[int]]:
     """Groups (of two or more ids) whose stored bytes are identical."""
     groups: dict[bytes, list[int]] = {}
@@ -190,6 +201,7 @@ class KroneckerEmbedding(TokenEmbedding):
         fingerprint: str | None = None,
         padding_idx: int | None = None,
         num_truncated: int | None = None,
+        rank: int | None = None,
     ):
         if byte_table.dim() != 2 or byte_lengths.shape != byte_table.shape[:1]:
             raise ValueError(
@@ -212,13 +224,20 @@ class KroneckerEmbedding(TokenEmbedding):
         self.register_buffer("byte_lengths", byte_lengths.to(torch.int32).clone())
         digest = bytes.fromhex(fingerprint) if fingerprint else bytes(32)
         self.register_buffer("tokenizer_fingerprint", torch.tensor(list(digest), dtype=torch.uint8))
-        self.projection = nn.Linear(self.codec_dim, dim, bias=False)
+        if rank is not None and rank < 1:
+            raise ValueError(f"rank must be positive, got {rank}")
+        self.rank = rank
+        width = dim if rank is None else rank
+        self.projection = nn.Linear(self.codec_dim, width, bias=False)
         # W (d x D) is stored column-major, i.e. as a contiguous W^T (D x d), so that the sparse
         # mode's embedding_bag reads rows of W^T in place (a strided read is ~80x slower on
         # CPU); gradients and optimizer states follow the parameter's layout. safetensors wants
         # contiguous tensors: save `{k: v.contiguous() ...}` (as `save_pretrained` does).
-        self.projection.weight = nn.Parameter(torch.empty(self.codec_dim, dim).t())
+        self.projection.weight = nn.Parameter(torch.empty(self.codec_dim, width).t())
         nn.init.normal_(self.projection.weight, std=1.0 / math.sqrt(self.codec_dim))
+        self.expand = None if rank is None else nn.Linear(rank, dim, bias=False)
+        if self.expand is not None:
+            nn.init.normal_(self.expand.weight, std=1.0 / math.sqrt(rank))
         if mode == "cached":
             codec = codec_table(self.byte_table, self.byte_lengths)
             self.register_buffer("codec_cache", codec, persistent=False)  # (V, D)
@@ -234,6 +253,7 @@ class KroneckerEmbedding(TokenEmbedding):
         mode: str = "sparse",
         fingerprint: str | None = None,
         padding_idx: int | None = None,
+        rank: int | None = None,
     ) -> KroneckerEmbedding:
         """One byte string per id; longer ones are cut to `pos_dim` at a UTF-8 boundary."""
         if pos_dim < 1:
@@ -241,7 +261,7 @@ class KroneckerEmbedding(TokenEmbedding):
         table, lengths, truncated = encode_bytes(tokens, pos_dim)
         return cls(
             table, lengths, dim, mode=mode, fingerprint=fingerprint,
-            padding_idx=padding_idx, num_truncated=truncated,
+            padding_idx=padding_idx, num_truncated=truncated, rank=rank,
         )  # fmt: skip
 
     @classmethod
@@ -254,11 +274,12 @@ class KroneckerEmbedding(TokenEmbedding):
         mode: str = "sparse",
         scheme: str | None = None,
         padding_idx: int | None = None,
+        rank: int | None = None,
     ) -> KroneckerEmbedding:
         """Bytes of every piece of a `tokenizers.Tokenizer` (see `petra.embeddings.token_bytes`)."""
         return cls.from_token_bytes(
             token_bytes(tokenizer, scheme), dim, pos_dim=pos_dim, mode=mode,
-            fingerprint=tokenizer_fingerprint(tokenizer), padding_idx=padding_idx,
+            fingerprint=tokenizer_fingerprint(tokenizer), padding_idx=padding_idx, rank=rank,
         )  # fmt: skip
 
     @classmethod
@@ -272,12 +293,13 @@ class KroneckerEmbedding(TokenEmbedding):
     ) -> KroneckerEmbedding:
         """Rebuild from saved weights alone: the byte table travels in the state. (How many
         tokens were cut when the table was built is not saved: `num_truncated` is None.)"""
-        weight = state[prefix + "projection.weight"]
+        expand = state.get(prefix + "expand.weight")  # (d, r) of a factorized projection
+        weight = state[prefix + "projection.weight"] if expand is None else expand
         fingerprint = bytes(state[prefix + "tokenizer_fingerprint"].tolist())
         module = cls(
             state[prefix + "byte_table"], state[prefix + "byte_lengths"], weight.shape[0],
             mode=mode, fingerprint=fingerprint.hex() if any(fingerprint) else None,
-            padding_idx=padding_idx,
+            padding_idx=padding_idx, rank=None if expand is None else expand.shape[1],
         )  # fmt: skip
         module.load_state_dict(
             {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
@@ -287,8 +309,13 @@ class KroneckerEmbedding(TokenEmbedding):
     # -- embedding ----------------------------------------------------------------------
     def _embed(self, ids: Tensor) -> Tensor:
         if self.mode == "cached":
-            return self.projection(self.codec_cache[ids].to(self.projection.weight.dtype))
+            return self._expand(
+                self.projection(self.codec_cache[ids].to(self.projection.weight.dtype))
+            )
         return self.project_codes(self.byte_table[ids], self.byte_lengths[ids])
+
+    def _expand(self, projected: Tensor) -> Tensor:
+        return projected if self.expand is None else self.expand(projected)
 
     def project_codes(self, byte_rows: Tensor, lengths: Tensor) -> Tensor:
         """(N, P) bytes and (N,) lengths -> (N, d), by the sparse identity or the dense codec.
@@ -299,7 +326,8 @@ class KroneckerEmbedding(TokenEmbedding):
         weight = self.projection.weight  # (d, D)
         wide = torch.promote_types(weight.dtype, torch.float32)
         if self.mode != "sparse":
-            return self.projection(kronecker_codec(byte_rows, lengths, wide).to(weight.dtype))
+            codec = kronecker_codec(byte_rows, lengths, wide).to(weight.dtype)
+            return self._expand(self.projection(codec))
         index, valid = codec_indices(byte_rows, lengths)
         scale, shift = codec_scales(lengths, self.codec_dim, wide)  # a / sigma, mu / sigma
         out = F.embedding_bag(
@@ -309,7 +337,7 @@ class KroneckerEmbedding(TokenEmbedding):
             mode="sum",
         )  # (N, d): (a / sigma) sum_p W[:, b_p P + p]
         # - (mu / sigma) W 1, in place
-        return out.addr_(shift.to(weight.dtype), weight.sum(dim=1), alpha=-1)
+        return self._expand(out.addr_(shift.to(weight.dtype), weight.sum(dim=1), alpha=-1))
 
     def embed_bytes(self, tokens: Sequence[bytes]) -> Tensor:
         """Embed arbitrary byte strings (forced out-of-vocabulary input), (N, d)."""
@@ -393,5 +421,5 @@ class KroneckerEmbedding(TokenEmbedding):
     def extra_repr(self) -> str:
         return (
             f"{super().extra_repr()}, pos_dim={self.pos_dim}, codec_dim={self.codec_dim}, "
-            f"mode={self.mode!r}"
+            f"mode={self.mode!r}" + ("" if self.rank is None else f", rank={self.rank}")
         )

@@ -1,0 +1,208 @@
+"""Equal parameter budgets: each kind sized by its own knob to land closest to a budget of
+trainable embedding parameters without exceeding it.
+
+| kind      | knob (options it sets)           | trainable parameters                        |
+|-----------|----------------------------------|---------------------------------------------|
+| learned   | factor_dim e, or the full table  | e (V + d); V d                              |
+| fourier   | refine linear, or geglu width h  | d^2; 3 d h (+ d with final_norm)            |
+| kronecker | rank r, or the full projection   | r (256 P + d); 256 P d                      |
+| qr        | collisions c                     | (ceil(V / c) + c) d (concat: half widths)   |
+| hash      | buckets B                        | B d + k V                                   |
+| dhe       | hidden h                         | k h + h + (L - 1)(h^2 + h) + h d + d        |
+| tt        | rank r                           | sum_k r_{k-1} v_k d_k r_k                   |
+
+A kind "reaches" a budget when its best size lies in [(1 - tolerance) budget, budget]; the
+options the knob does not set (Kronecker's pos_dim, QR's operation, DHE's layers...) keep
+their given or default values and enter the count.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from petra.embeddings.dhe import dhe_params
+from petra.embeddings.hashed import hash_params
+from petra.embeddings.kronecker import kronecker_params
+from petra.embeddings.qr import qr_params
+from petra.embeddings.tensor_train import tt_params, tt_ranks
+
+# the options each kind's knob sets: given beside a budget they would be overwritten
+KNOBS = {
+    "learned": ("factor_dim",),
+    "fourier": ("refine", "expansion"),
+    "kronecker": ("rank",),
+    "qr": ("collisions",),
+    "hash": ("buckets",),
+    "dhe": ("hidden",),
+    "tt": ("rank",),
+}
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One layout of a kind: `setting(value)` for each value, in order of growing `count`
+    when `monotone` (then the search stops at the first value over the budget)."""
+
+    values: Sequence[int]
+    count: Callable[[int], int]
+    setting: Callable[[int], dict]
+    monotone: bool = True
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """The options that size `kind` for `budget`, and the parameters they give."""
+
+    kind: str
+    options: dict
+    params: int
+    budget: int
+
+    def describe(self) -> str:
+        setting = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                            for k, v in self.options.items()) or "full size"  # fmt: skip
+        share = 100 * self.params / self.budget
+        return f"{self.kind}: {setting} -> {self.params:,} parameters ({share:.1f}% of budget)"
+
+
+def _option(kind: str, options: dict, name: str):
+    """The value of option `name`: given, or the kind's constructor default."""
+    from petra.embeddings import _constructor  # the registry imports this module
+
+    if name in options:
+        return options[name]
+    return inspect.signature(_constructor(kind)).parameters[name].default
+
+
+def _layouts(kind: str, vocab: int, dim: int, budget: int, options: dict) -> list[Knob]:
+    o = lambda name: _option(kind, options, name)  # noqa: E731
+    if kind == "learned":
+        return [
+            Knob([0], lambda _: vocab * dim, lambda _: {}),
+            Knob(  # only the factorizations smaller than the full table
+                range(1, (vocab * dim - 1) // (vocab + dim) + 1),
+                lambda e: e * (vocab + dim),
+                lambda e: {"factor_dim": e},
+            ),
+        ]
+    if kind == "fourier":
+        norm = dim if o("final_norm") else 0
+        return [
+            Knob([0], lambda _: dim * dim + norm, lambda _: {"refine": "linear"}),
+            Knob(
+                range(1, max(budget, 0) // (3 * dim) + 2),
+                lambda h: 3 * dim * h + norm,
+                lambda h: {"refine": "geglu", "expansion": h / dim},
+            ),
+        ]
+    if kind == "kronecker":
+        pos_dim = o("pos_dim")
+        full = kronecker_params(dim, pos_dim)
+        return [
+            Knob([0], lambda _: full, lambda _: {}),
+            Knob(  # only the factorizations smaller than the full projection
+                range(1, (full - 1) // (256 * pos_dim + dim) + 1),
+                lambda r: kronecker_params(dim, pos_dim, r),
+                lambda r: {"rank": r},
+            ),
+        ]
+    if kind == "qr":
+        operation = o("operation")
+        return [
+            Knob(
+                range(1, math.isqrt(vocab) + 2),
+                lambda c: qr_params(vocab, dim, c, operation),
+                lambda c: {"collisions": c},
+                monotone=False,
+            )
+        ]
+    if kind == "hash":
+        k = o("num_hashes")
+        return [
+            Knob(
+                range(1, max(budget - vocab * k, 0) // dim + 2),
+                lambda b: hash_params(vocab, dim, b, k),
+                lambda b: {"buckets": b},
+            )
+        ]
+    if kind == "dhe":
+        layers, code = o("layers"), o("code_dim")
+        return [
+            Knob(
+                range(1, max(budget, 0) // (code + dim + 1) + 2),
+                lambda h: dhe_params(dim, h, layers, code),
+                lambda h: {"hidden": h},
+            )
+        ]
+    if kind == "tt":
+        cores = o("cores")
+        largest = max(tt_ranks(vocab, dim, vocab * dim, cores))
+        return [
+            Knob(
+                range(1, largest + 1),
+                lambda r: tt_params(vocab, dim, r, cores),
+                lambda r: {"rank": r},
+            )
+        ]
+    raise ValueError(f"no budget sizing for embedding kind {kind!r}; choose one of {sorted(KNOBS)}")
+
+
+def size_for_budget(
+    kind: str, vocab_size: int, dim: int, budget: int, *, tolerance: float = 0.1, **options
+) -> Sizing:
+    """The size of `kind` closest to `budget` trainable parameters without exceeding it.
+    `ValueError` if the knob is among `options`, or if no size lies within `tolerance` below
+    the budget (naming the smallest and largest sizes the kind can take)."""
+    if not (isinstance(budget, int) and budget > 0):
+        raise ValueError(f"the budget must be a positive number of parameters, got {budget!r}")
+    if not 0 <= tolerance < 1:
+        raise ValueError(f"the budget tolerance must lie in [0, 1), got {tolerance}")
+    given = [name for name in KNOBS.get(kind, ()) if name in options]
+    if given:
+        raise ValueError(f"the budget sets {kind}'s {', '.join(given)}: do not set it as well")
+    best: tuple[int, dict] | None = None
+    smallest = largest = None
+    for knob in _layouts(kind, vocab_size, dim, budget, options):
+        for value in knob.values:
+            count = knob.count(value)
+            smallest = count if smallest is None else min(smallest, count)
+            largest = count if largest is None else max(largest, count)
+            if count > budget:
+                if knob.monotone:
+                    break
+                continue
+            if best is None or count > best[0]:
+                best = (count, knob.setting(value))
+    if best is None or best[0] < (1 - tolerance) * budget:
+        fixed = ", ".join(f"{k}={v}" for k, v in options.items() if k != "padding_idx")
+        at = f"V={vocab_size:,}, d={dim}" + (f", {fixed}" if fixed else "")
+        reason = (
+            f"its smallest size is {smallest:,} parameters"
+            if best is None
+            else f"its sizes jump from {best[0]:,} to more than the budget"
+            if largest > budget
+            else f"its largest size is {largest:,} parameters"
+        )
+        raise ValueError(
+            f"{kind} cannot reach a budget of {budget:,} embedding parameters "
+            f"(within {tolerance:.0%} below it) at {at}: {reason}"
+        )
+    return Sizing(kind=kind, options=best[1], params=best[0], budget=budget)
+
+
+def parse_budget(text: str) -> int:
+    """`"65536"`, `"65k"`, `"1M"`, `"1.5M"` (k = 10^3, M = 10^6) -> a parameter count."""
+    scale = {"k": 10**3, "m": 10**6}.get(text.strip()[-1:].lower(), 1)
+    number = text.strip()[:-1] if scale > 1 else text.strip()
+    try:
+        value = float(number) * scale
+    except ValueError:
+        raise ValueError(
+            f"a budget is a number of parameters such as 65536, 65k or 1M, got {text!r}"
+        ) from None
+    if not (math.isfinite(value) and value >= 1 and value == int(value)):
+        raise ValueError(f"a budget must be a whole positive number of parameters, got {text!r}")
+    return int(value)

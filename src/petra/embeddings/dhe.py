@@ -1,0 +1,116 @@
+"""Deep Hash Embeddings (DHE): Kang, Cheng, Yao, Yi, Chen, Hong & Chi, *Learning to Embed
+Categorical Features without Embedding Tables for Recommendation*, KDD 2021
+(arXiv 2010.10784).
+
+A fixed dense code of the id from k seeded hash functions into m buckets
+(`petra.embeddings.hashing`), then a feed-forward network:
+
+    h_i = h_i(id) in [0, m),  i = 1..k
+    c_i = 2 h_i / (m - 1) - 1                                   "uniform", in [-1, 1]
+    (c_{2j}, c_{2j+1}) = sqrt(-2 ln u_{2j}) (cos, sin)(2 pi u_{2j+1}),
+         u_i = (h_i + 1) / m in (0, 1]                           "gaussian" (Box-Muller)
+    E(id) = W_L mish(... mish(W_1 c + b_1) ...) + b_L            `layers` hidden layers of
+                                                                 width `hidden`, Mish
+
+Defaults from the paper: k = 1024 functions, m = 10^6 buckets, Mish activations. The paper
+also puts batch normalization between its layers; petra leaves it out, since it would make
+an id's vector depend on the other ids of its batch (and `table()` on how V is chunked).
+DHE is PETE's structure (a fixed code of the id, then a trained network) with a code that
+carries no order of the ids: the control that tells whether PETE's result comes from the
+smooth function of the id or from the network alone.
+
+Trainable parameters: k h + h + (L - 1)(h^2 + h) + h d + d, for L hidden layers of width h.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from petra.embeddings.base import TokenEmbedding
+from petra.embeddings.hashing import UniversalHash
+
+DISTRIBUTIONS = ("uniform", "gaussian")
+
+
+def dhe_params(dim: int, hidden: int, layers: int = 2, code_dim: int = 1024) -> int:
+    """Trainable parameters of `DeepHashEmbedding(V, dim, hidden=..., layers=..., code_dim=...)`
+    (independent of V)."""
+    first, middle, last = (code_dim + 1) * hidden, (hidden + 1) * hidden, (hidden + 1) * dim
+    return first + (layers - 1) * middle + last
+
+
+class DeepHashEmbedding(TokenEmbedding):
+    """k hash codes of the id, normalized, through an MLP."""
+
+    kind = "dhe"
+
+    def __init__(
+        self,
+        vocab_size: int,
+        dim: int,
+        *,
+        hidden: int = 512,
+        layers: int = 2,
+        code_dim: int = 1024,
+        code_buckets: int = 1_000_000,
+        distribution: str = "uniform",
+        seed: int = 0,
+        padding_idx: int | None = None,
+    ):
+        super().__init__(vocab_size, dim, padding_idx)
+        if distribution not in DISTRIBUTIONS:
+            raise ValueError(
+                f"unknown distribution {distribution!r}; choose one of {DISTRIBUTIONS}"
+            )
+        if distribution == "gaussian" and code_dim % 2:
+            raise ValueError(
+                f"the Gaussian code pairs its values: code_dim must be even, got {code_dim}"
+            )
+        if hidden < 1 or layers < 1:
+            raise ValueError(f"hidden and layers must be positive, got {hidden} and {layers}")
+        if code_buckets < 2:
+            raise ValueError(f"code_buckets must be at least 2, got {code_buckets}")
+        self.hidden, self.layers, self.distribution = hidden, layers, distribution
+        self.hashes = UniversalHash(code_dim, code_buckets, seed)
+        widths = [code_dim, *[hidden] * layers]
+        blocks = [
+            module
+            for i in range(layers)
+            for module in (nn.Linear(widths[i], widths[i + 1]), nn.Mish())
+        ]
+        self.network = nn.Sequential(*blocks, nn.Linear(hidden, dim))
+        # an empty float buffer that follows .to(dtype/device): the dtype the code is cast to
+        self.register_buffer("_dtype_carrier", torch.empty(0), persistent=False)
+
+    def code(self, ids: Tensor) -> Tensor:
+        """The fixed code c(id), (N, k), computed in float64, then cast to the model dtype."""
+        buckets = self.hashes(ids).double()  # (N, k)
+        m = self.hashes.buckets
+        if self.distribution == "uniform":
+            code = 2.0 * buckets / (m - 1) - 1.0
+        else:
+            u = (buckets + 1.0) / m
+            radius = torch.sqrt(-2.0 * torch.log(u[:, 0::2]))
+            angle = 2.0 * math.pi * u[:, 1::2]
+            code = torch.stack((radius * angle.cos(), radius * angle.sin()), dim=-1).flatten(1)
+        return code.to(self._dtype_carrier.dtype)
+
+    def _embed(self, ids: Tensor) -> Tensor:
+        return self.network(self.code(ids))
+
+    def _scale(self, factor: float) -> None:
+        last = self.network[-1]
+        last.weight.mul_(factor)
+        last.bias.mul_(factor)
+
+    def trained_matrix(self) -> Tensor:
+        return self.network[-1].weight  # (d, h)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, hidden={self.hidden}, layers={self.layers}, "
+            f"code_dim={self.hashes.num_hashes}, distribution={self.distribution!r}"
+        )

@@ -1,0 +1,76 @@
+"""Hash embeddings: Svenstrup, Hansen & Winther, *Hash Embeddings for Efficient Word
+Representations*, NeurIPS 2017 (arXiv 1709.03933).
+
+k seeded hash functions h_1..h_k (`petra.embeddings.hashing`) pick k of B shared component
+rows, and each token mixes them with its own k learned importance weights:
+
+    E(id) = sum_i p_{id,i} C[h_i(id)]       C: B x d shared rows, p: V x k
+
+Trainable parameters: B d + V k (the importance weights are one row per token, the paper's
+setup for vocabularies that fit in memory; its option of hashing them too, and of
+appending p to the output, are not implemented). C starts N(0, init_std^2) and every p at
+1 / sqrt(k), so that a token whose k rows differ starts with entries of std `init_std`, a
+learned table's scale.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from petra.embeddings.base import TokenEmbedding
+from petra.embeddings.hashing import UniversalHash
+
+
+def hash_params(vocab_size: int, dim: int, buckets: int, num_hashes: int = 2) -> int:
+    """Trainable parameters of `HashEmbedding(vocab_size, dim, buckets=..., num_hashes=...)`."""
+    return buckets * dim + vocab_size * num_hashes
+
+
+class HashEmbedding(TokenEmbedding):
+    """k hashed rows of a shared B x d table, weighted per token. `buckets` defaults to
+    ceil(V / 10)."""
+
+    kind = "hash"
+
+    def __init__(
+        self,
+        vocab_size: int,
+        dim: int,
+        *,
+        buckets: int | None = None,
+        num_hashes: int = 2,
+        seed: int = 0,
+        padding_idx: int | None = None,
+        init_std: float = 0.02,
+    ):
+        super().__init__(vocab_size, dim, padding_idx)
+        buckets = math.ceil(vocab_size / 10) if buckets is None else buckets
+        if not 0 <= init_std < float("inf"):
+            raise ValueError(f"init_std must be a finite number, not negative, got {init_std}")
+        self.hashes = UniversalHash(num_hashes, buckets, seed)
+        self.components = nn.Embedding(buckets, dim)
+        self.importance = nn.Embedding(vocab_size, num_hashes)
+        nn.init.normal_(self.components.weight, std=init_std)
+        nn.init.constant_(self.importance.weight, 1.0 / math.sqrt(num_hashes))
+
+    def _embed(self, ids: Tensor) -> Tensor:
+        weight = self.components.weight
+        return F.embedding_bag(
+            self.hashes(ids), weight, per_sample_weights=self.importance(ids).to(weight.dtype),
+            mode="sum",
+        )  # fmt: skip
+
+    def _scale(self, factor: float) -> None:
+        self.components.weight.mul_(factor)
+
+    def trained_matrix(self) -> Tensor:
+        return self.components.weight
+
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, buckets={self.hashes.buckets}, "
+            f"num_hashes={self.hashes.num_hashes}"
+        )

@@ -1,0 +1,92 @@
+"""Quotient-remainder compositional embeddings: Shi, Mudigere, Naumov & Yang,
+*Compositional Embeddings Using Complementary Partitions for Memory-Efficient
+Recommendation Systems*, KDD 2020 (arXiv 1909.02107).
+
+Two small tables indexed by complementary partitions of the ids, with c = `collisions`:
+
+    q = id // c,  r = id mod c          (q < ceil(V / c), r < c: no two ids share both)
+    E(id) = Q[q] * R[r]                 "mult" (the paper's best), elementwise
+    E(id) = Q[q] + R[r]                 "add"
+    E(id) = [Q[q], R[r]]                "concat": Q is ceil(d / 2) wide, R floor(d / 2)
+
+Trainable parameters: (ceil(V / c) + c) d for mult and add, ceil(V / c) ceil(d/2) +
+c floor(d/2) for concat; smallest near c = sqrt(V).
+
+Initialization: the combined rows start with the entrywise scale `init_std` of a learned
+table. Two independent N(0, s^2) factors multiply to entries of variance s^4, so a product
+of two 0.02-std tables would start at 4e-4 with gradients of the same smallness (the failure
+its users report); "mult" draws both tables at s = sqrt(init_std), "add" at
+init_std / sqrt(2), "concat" at init_std.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from petra.embeddings.base import TokenEmbedding
+
+OPERATIONS = ("mult", "add", "concat")
+
+
+def qr_params(vocab_size: int, dim: int, collisions: int, operation: str = "mult") -> int:
+    """Trainable parameters of `QREmbedding(vocab_size, dim, collisions=...)`."""
+    rows = math.ceil(vocab_size / collisions)
+    if operation == "concat":
+        return rows * (dim - dim // 2) + collisions * (dim // 2)
+    return (rows + collisions) * dim
+
+
+class QREmbedding(TokenEmbedding):
+    """Quotient table times (or plus, or beside) remainder table. `collisions` defaults to
+    ceil(sqrt(V)), the smallest layout."""
+
+    kind = "qr"
+
+    def __init__(
+        self,
+        vocab_size: int,
+        dim: int,
+        *,
+        collisions: int | None = None,
+        operation: str = "mult",
+        padding_idx: int | None = None,
+        init_std: float = 0.02,
+    ):
+        super().__init__(vocab_size, dim, padding_idx)
+        if operation not in OPERATIONS:
+            raise ValueError(f"unknown operation {operation!r}; choose one of {OPERATIONS}")
+        if operation == "concat" and dim < 2:
+            raise ValueError("operation='concat' splits the width in two: dim must be at least 2")
+        collisions = math.isqrt(vocab_size - 1) + 1 if collisions is None else collisions
+        if not 1 <= collisions <= vocab_size:
+            raise ValueError(f"collisions must lie in [1, V = {vocab_size}], got {collisions}")
+        if not 0 <= init_std < float("inf"):
+            raise ValueError(f"init_std must be a finite number, not negative, got {init_std}")
+        self.collisions, self.operation = collisions, operation
+        widths = (dim - dim // 2, dim // 2) if operation == "concat" else (dim, dim)
+        self.quotient = nn.Embedding(math.ceil(vocab_size / collisions), widths[0])
+        self.remainder = nn.Embedding(collisions, widths[1])
+        std = {"mult": math.sqrt(init_std), "add": init_std / math.sqrt(2)}.get(operation, init_std)
+        for table in (self.quotient, self.remainder):
+            nn.init.normal_(table.weight, std=std)
+
+    def _embed(self, ids: Tensor) -> Tensor:
+        q = self.quotient(torch.div(ids, self.collisions, rounding_mode="floor"))
+        r = self.remainder(ids.remainder(self.collisions))
+        if self.operation == "mult":
+            return q * r
+        return q + r if self.operation == "add" else torch.cat((q, r), dim=-1)
+
+    def _scale(self, factor: float) -> None:
+        tables = (self.quotient,) if self.operation == "mult" else (self.quotient, self.remainder)
+        for table in tables:
+            table.weight.mul_(factor)
+
+    def trained_matrix(self) -> Tensor:
+        return self.quotient.weight
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, collisions={self.collisions}, operation={self.operation!r}"
