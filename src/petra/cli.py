@@ -58,8 +58,13 @@ def _names(text: str) -> list[str]:
 
 
 def _compare(args: argparse.Namespace) -> None:
-    from petra.compare import compare, format_table
+    from petra.compare import Budget, compare, format_table
+    from petra.embeddings import parse_budget
 
+    budget = None
+    if args.budget is not None or args.budget_ratio is not None:
+        params = None if args.budget is None else parse_budget(args.budget)
+        budget = Budget(params, args.budget_ratio, args.budget_tolerance)
     summary = compare(
         args.task,
         _names(args.kinds),
@@ -70,6 +75,7 @@ def _compare(args: argparse.Namespace) -> None:
         args.set,
         progress=not args.quiet,
         grid=args.grid,
+        budget=budget,
     )
     print(format_table(summary))
 
@@ -256,6 +262,28 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=V1,V2",
         help="also vary a setting over these values (repeatable: every combination is an arm)",
+    )
+    sizing = comparison.add_mutually_exclusive_group()
+    sizing.add_argument(
+        "--budget",
+        default=None,
+        metavar="N",
+        help="size every kind's embedding to N trainable parameters (65536, 65k, 1M), each "
+        "by its own knob, closest without exceeding",
+    )
+    sizing.add_argument(
+        "--budget-ratio",
+        type=float,
+        default=None,
+        metavar="R",
+        help="the budget as a fraction R of the learned V x d table",
+    )
+    comparison.add_argument(
+        "--budget-tolerance",
+        type=float,
+        default=0.1,
+        metavar="T",
+        help="refuse a kind whose best size lies more than T (a fraction) below the budget",
     )
     comparison.add_argument("--out", default=None, help="default: runs/compare-TASK-PRESET")
     comparison.add_argument("--quiet", action="store_true", help="no progress bars")

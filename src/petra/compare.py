@@ -5,7 +5,10 @@ Every arm (kind x backbone x grid point x seed) is an ordinary run in
 `OUT/arms/<kind>-<backbone>[-<key>=<value>...]-seed<s>` (an arm whose results.json exists is
 reused, so an interrupted comparison continues). A grid axis (`--grid model.slices=1,2,4`)
 is any `--set` key with a list of values; an axis over an embedding option spans only the
-kinds that have that option. Then `OUT/results.json` lists the arms with their full setting,
+kinds that have that option. A parameter budget (`--budget 1M`, or `--budget-ratio 0.1` of
+the learned V x d table) sizes each kind's embedding by its own knob, closest to the budget
+without exceeding it (`petra.embeddings.budget`); the chosen options join the arm's
+settings and name. Then `OUT/results.json` lists the arms with their full setting,
 `OUT/table.md` has one row per kind, backbone and grid point with parameters, wall time,
 steps/s and the task's metrics as mean +- standard deviation over seeds, `OUT/curves.png`
 shows every arm's training loss, and `OUT/metric_vs_params.png` the main metric against the
@@ -17,11 +20,12 @@ from __future__ import annotations
 import itertools
 import json
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 
-from petra.embeddings import KINDS, embedding_options
+from petra.embeddings import KINDS, Sizing, embedding_options, size_for_budget
 from petra.models.config import BACKBONES
-from petra.tasks.run import TASKS, run_config, run_or_reuse
+from petra.tasks.run import TASKS, run_config, run_or_reuse, task_vocab_size
 from petra.tasks.settings import embedding_option
 
 MAIN_METRIC = {
@@ -37,10 +41,32 @@ MAIN_METRIC = {
 ARM_KEYS = ("model.embedding", "model.embedding.kind", "model.backbone", "train.seed")
 
 
+@dataclass(frozen=True)
+class Budget:
+    """Trainable embedding parameters every arm is sized to: `params`, or `ratio` of the
+    learned V x d table; a kind must land within `tolerance` below it."""
+
+    params: int | None = None
+    ratio: float | None = None
+    tolerance: float = 0.1
+
+    def __post_init__(self):
+        if (self.params is None) == (self.ratio is None):
+            raise ValueError("give a budget as a number of parameters or as a ratio, not both")
+        if self.ratio is not None and not 0 < self.ratio <= 1:
+            raise ValueError(f"--budget-ratio must lie in (0, 1], got {self.ratio}")
+
+    def of(self, vocab_size: int, dim: int) -> int:
+        return self.params if self.params is not None else int(self.ratio * vocab_size * dim)
+
+    def as_dict(self) -> dict:
+        return {"params": self.params, "ratio": self.ratio, "tolerance": self.tolerance}
+
+
 def arm_name(kind: str, backbone: str, seed: int, point: dict[str, str] | None = None) -> str:
     """`kronecker-standard-seed0`, or with a grid point `learned-spectral-slices=2-seed0`."""
     setting = "".join(
-        f"-{key.rsplit('.', 1)[-1]}={value.replace('/', '_')}"
+        f"-{key.rsplit('.', 1)[-1]}={str(value).replace('/', '_')}"
         for key, value in (point or {}).items()
     )
     return f"{kind}-{backbone}{setting}-seed{seed}"
@@ -126,6 +152,49 @@ def arm_settings(
     ]
 
 
+def size_arm(task: str, config: dict, budget: Budget, vocab_sizes: dict) -> Sizing:
+    """The sizing of one arm's embedding for `budget`, at the arm's V (of its data section's
+    tokenizer, looked up once per data section in `vocab_sizes`) and d."""
+    data_key = json.dumps(config["data"], sort_keys=True)
+    if data_key not in vocab_sizes:
+        vocab_sizes[data_key] = task_vocab_size(task, config["data"])
+    vocab, dim = vocab_sizes[data_key], config["model"]["dim"]
+    options = dict(config["model"]["embedding"])
+    kind = options.pop("kind")
+    return size_for_budget(
+        kind, vocab, dim, budget.of(vocab, dim), tolerance=budget.tolerance, **options
+    )
+
+
+def _plan(task, preset, kinds, backbones, seeds, overrides, axes, budget) -> list[tuple]:
+    """(kind, backbone, point, seed, sizing, run config) of every arm, all checked (and each
+    kind sized to the budget) before any arm runs; the kinds that cannot reach the budget
+    are refused together."""
+    plan, refused, vocab_sizes = [], {}, {}
+    for kind in kinds:
+        for backbone in backbones:
+            for point in grid_points(axes, kind):
+                for seed in seeds:
+                    settings = arm_settings(kind, backbone, seed, overrides, point)
+                    config = run_config(task, preset, settings)
+                    sizing = None
+                    if budget is not None:
+                        try:
+                            sizing = size_arm(task, config, budget, vocab_sizes)
+                        except ValueError as error:
+                            refused.setdefault(kind, str(error))
+                            continue
+                        sized = [f"model.embedding.{k}={v}" for k, v in sizing.options.items()]
+                        config = run_config(task, preset, [*settings, *sized])
+                    plan.append((kind, backbone, point, seed, sizing, config))
+    if refused:
+        reasons = "\n".join(f"  - {reason}" for reason in refused.values())
+        raise ValueError(
+            f"leave out the kinds that cannot reach the budget ({', '.join(refused)}):\n{reasons}"
+        )
+    return plan
+
+
 def compare(
     task: str,
     kinds: list[str],
@@ -136,6 +205,7 @@ def compare(
     overrides: list[str] | None = None,
     progress: bool = True,
     grid: list[str] | None = None,
+    budget: Budget | None = None,
 ) -> dict:
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {sorted(TASKS)}")
@@ -143,23 +213,21 @@ def compare(
     axes = parse_grid(grid or [])
     _check_arms(kinds, backbones, seeds, overrides, axes)
     out = Path(out)
-    plan = [  # every arm's settings and run config, checked before any arm runs
-        (kind, backbone, point, seed, run_config(task, preset, settings))
-        for kind in kinds
-        for backbone in backbones
-        for point in grid_points(axes, kind)
-        for seed in seeds
-        for settings in [arm_settings(kind, backbone, seed, overrides, point)]
-    ]
+    plan = _plan(task, preset, kinds, backbones, seeds, overrides, axes, budget)
+    if budget is not None and progress:
+        lines = (f"budget {s.budget:,} embedding parameters: {s.describe()}" for *_, s, _ in plan)
+        print("\n".join(dict.fromkeys(lines)), flush=True)  # each kind's sizing once
     arms = []
-    for kind, backbone, point, seed, config in plan:
-        directory = out / "arms" / arm_name(kind, backbone, seed, point)
+    for kind, backbone, point, seed, sizing, config in plan:
+        sized = {} if sizing is None else sizing.options
+        directory = out / "arms" / arm_name(kind, backbone, seed, {**point, **sized})
         results = run_or_reuse(task, preset, config["overrides"], directory, progress)
         arms.append(
             {
                 "kind": kind,
                 "backbone": backbone,
                 "setting": point,
+                **({} if sizing is None else {"sized": sized, "budget": sizing.budget}),
                 "seed": seed,
                 "params": results["params"],
                 "metrics": results["metrics"],
@@ -174,6 +242,7 @@ def compare(
         "preset": preset,
         "overrides": overrides,
         "grid": axes,
+        "budget": None if budget is None else budget.as_dict(),
         "seeds": seeds,
         "arms": arms,
     }
@@ -222,10 +291,12 @@ def format_table(summary: dict) -> str:
     ]
     with_head = "head_tied" in summary["arms"][0]["params"]  # causal LMs: tied or its own
     grid_keys = list(summary.get("grid", {}))
+    sized = summary.get("budget") is not None
     header = [
         "embedding",
         "backbone",
         *grid_keys,
+        *(["sized to the budget by"] if sized else []),
         "total params",
         "embedding params",
         *(["head params"] if with_head else []),
@@ -233,7 +304,7 @@ def format_table(summary: dict) -> str:
         "steps/s",
         *metric_names,
     ]
-    texts = 2 + len(grid_keys)
+    texts = 2 + len(grid_keys) + sized
     lines = [
         "| " + " | ".join(header) + " |",
         "|" + "---|" * texts + "---:|" * (len(header) - texts),
@@ -244,6 +315,7 @@ def format_table(summary: dict) -> str:
             kind,
             backbone,
             *(dict(point).get(key, "-") for key in grid_keys),
+            *([_sized(arms[0])] if sized else []),
             f"{params['total']:,}",
             f"{params['embedding']:,}",
             *([_head(params)] if with_head else []),
@@ -253,6 +325,12 @@ def format_table(summary: dict) -> str:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _sized(arm: dict) -> str:
+    """The options the budget chose for an arm, e.g. `factor_dim=2`, or `full size`."""
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in arm["sized"].items()) or "full size"  # fmt: skip
 
 
 def _head(params: dict) -> str:

@@ -61,14 +61,17 @@ def check_embedding_options(kind: str, dim: int, **options) -> None:
     Kronecker's `mode` or Fourier's `basis`, a range such as `pos_dim`) without a tokenizer or
     data, by building the kind on a stand-in vocabulary of a few tokens. What depends on the
     real vocabulary (`padding_idx < V`) or tokenizer (`scheme`) is checked when the embedding
-    is built for real; a negative `padding_idx` is refused here."""
+    is built for real; a negative `padding_idx` is refused here. The stand-in vocabulary
+    grows to QR's `collisions` (which must not exceed V)."""
     padding = options.get("padding_idx")
     if isinstance(padding, int) and padding < 0:
         raise ValueError(f"padding_idx must be a token id (0 or more), got {padding}")
     options = {k: v for k, v in options.items() if k not in ("scheme", "padding_idx")}
+    collisions = options.get("collisions")
+    stand_in = max(4, collisions) if isinstance(collisions, int) else 4
     if kind == "kronecker":
-        options["token_bytes"] = [b"x"] * 4
-    build_embedding(kind, 4, dim, **options)
+        options["token_bytes"] = [b"x"] * stand_in
+    build_embedding(kind, stand_in, dim, **options)
 
 
 def build_embedding(kind: str, vocab_size: int, dim: int, **options) -> TokenEmbedding:

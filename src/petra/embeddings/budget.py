@@ -186,6 +186,8 @@ def size_for_budget(
             if largest > budget
             else f"its largest size is {largest:,} parameters"
         )
+        if kind == "qr" and _option(kind, options, "operation") != "concat":
+            reason += " (operation='concat', two tables of half the width, needs about half)"
         raise ValueError(
             f"{kind} cannot reach a budget of {budget:,} embedding parameters "
             f"(within {tolerance:.0%} below it) at {at}: {reason}"

@@ -55,6 +55,13 @@ def apply_overrides(task: str, spec: dict, overrides: list[str]) -> dict:
     return settings.apply_overrides(spec, overrides, TASKS[task][1])
 
 
+def task_vocab_size(task_name: str, data: dict) -> int:
+    """V of the tokenizer a task uses under these data settings (the task built for
+    evaluation only: no training data is read, except to train a `bpe:` tokenizer)."""
+    task_cls, data_cls = TASKS[task_name]
+    return task_cls(data_cls(**data), training=False).model_fields()["vocab_size"]
+
+
 def build_run(task_name: str, spec: dict):
     """(task, model, train config) for a spec with `model`, `train` and `data` sections."""
     task_cls, data_cls = TASKS[task_name]
