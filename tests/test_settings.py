@@ -165,7 +165,10 @@ def test_compare_applies_an_embedding_option_only_to_the_kinds_that_have_it():
         (["--kinds", "learned,fourier", "--set", "model.embedding.pos_dim=32"], "has an option"),
         (["--set", "model.embedding=kronecker"], "what the arms vary"),
         (["--set", "train.seed=3"], "what the arms vary"),
-        (["--kinds", "learned,qr"], "unknown ['qr']"),
+        (["--kinds", "learned,lookup"], "unknown ['lookup']"),
+        (["--budget", "1M", "--set", "model.embedding.factor_dim=4"], "sets learned's factor_dim"),
+        (["--budget", "many"], "a budget is a number of parameters"),
+        (["--budget-ratio", "1.5"], "must lie in (0, 1]"),
         (["--kinds", ","], "--kinds is empty"),
         (["--seeds", "1,1"], "lists a value twice"),
         (["--backbones", "spectral,dense"], "unknown ['dense']"),
@@ -263,3 +266,58 @@ def test_a_grid_key_that_is_also_set_is_refused(tmp_path, capsys):
     assert "both set (--set) and varied (--grid)" in capsys.readouterr().err
     assert main([*args, "--kinds", "learned", "--grid", "model.embedding.pos_dim=4,8"]) == 2
     assert "has an option 'pos_dim'" in capsys.readouterr().err
+
+
+# -- compare --budget --------------------------------------------------------------------
+def test_compare_with_a_budget_sizes_every_kind_by_its_knob(tmp_path, capsys):
+    out, budget = tmp_path / "budget", 200_000
+    args = ["compare", "classify", "--preset", "tiny", "--kinds", "learned,kronecker,hash,tt",
+            "--budget", "200k", "--out", str(out), "--quiet", "--set", "train.steps=2",
+            "--set", "model.embedding.pos_dim=32"]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "results.json").read_text())
+    assert summary["budget"] == {"params": budget, "ratio": None, "tolerance": 0.1}
+    knobs = {"learned": "factor_dim", "kronecker": "rank", "hash": "buckets", "tt": "rank"}
+    for arm in summary["arms"]:
+        (knob, value), = arm["sized"].items()
+        assert knob == knobs[arm["kind"]] and arm["budget"] == budget
+        assert 0.9 * budget <= arm["params"]["embedding"] <= budget  # built for real
+        config = json.loads((tmp_path / arm["run"] / "config.json").read_text())
+        assert config["model"]["embedding"][knob] == value
+        assert f"-{knob}={value}-seed0" in arm["run"]
+        assert f"budget 200,000 embedding parameters: {arm['kind']}: {knob}={value} -> " in printed
+    table = (out / "table.md").read_text()
+    assert "| embedding | backbone | sized to the budget by | total params |" in table
+    assert f"| learned | standard | factor_dim={summary['arms'][0]['sized']['factor_dim']} |" in (
+        table
+    )
+
+
+def test_a_budget_ratio_is_a_share_of_the_learned_table(tmp_path, capsys):
+    out = tmp_path / "ratio"
+    args = ["compare", "classify", "--preset", "tiny", "--kinds", "hash", "--budget-ratio",
+            "0.1", "--out", str(out), "--quiet", "--set", "train.steps=1"]  # fmt: skip
+    assert main(args) == 0
+    (arm,) = json.loads((out / "results.json").read_text())["arms"]
+    assert arm["budget"] == int(0.1 * 30522 * 32)  # BERT's vocabulary, tiny's d = 32
+    assert arm["params"]["embedding"] == 32 * arm["sized"]["buckets"] + 2 * 30522
+
+
+def test_kinds_that_cannot_reach_the_budget_are_refused_together(tmp_path, capsys):
+    out = tmp_path / "refused"
+    args = ["compare", "classify", "--preset", "tiny", "--kinds", "learned,qr,fourier",
+            "--budget", "1500", "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(args) == 2
+    error = capsys.readouterr().err
+    assert "leave out the kinds that cannot reach the budget (learned, qr)" in error
+    assert "learned cannot reach a budget of 1,500" in error and "smallest size is" in error
+    assert "operation='concat'" in error  # what would make QR smaller
+    assert not out.exists()
+
+
+def test_budget_and_budget_ratio_exclude_each_other(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["compare", "lm", "--budget", "1M", "--budget-ratio", "0.1", "--out", str(tmp_path)])
+    assert stop.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err

@@ -214,7 +214,7 @@ def compare(
     _check_arms(kinds, backbones, seeds, overrides, axes)
     out = Path(out)
     plan = _plan(task, preset, kinds, backbones, seeds, overrides, axes, budget)
-    if budget is not None and progress:
+    if budget is not None:  # the sizing is part of the result, printed even when quiet
         lines = (f"budget {s.budget:,} embedding parameters: {s.describe()}" for *_, s, _ in plan)
         print("\n".join(dict.fromkeys(lines)), flush=True)  # each kind's sizing once
     arms = []
