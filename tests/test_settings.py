@@ -280,7 +280,7 @@ def test_compare_with_a_budget_sizes_every_kind_by_its_knob(tmp_path, capsys):
     assert summary["budget"] == {"params": budget, "ratio": None, "tolerance": 0.1}
     knobs = {"learned": "factor_dim", "kronecker": "rank", "hash": "buckets", "tt": "rank"}
     for arm in summary["arms"]:
-        (knob, value), = arm["sized"].items()
+        ((knob, value),) = arm["sized"].items()
         assert knob == knobs[arm["kind"]] and arm["budget"] == budget
         assert 0.9 * budget <= arm["params"]["embedding"] <= budget  # built for real
         config = json.loads((tmp_path / arm["run"] / "config.json").read_text())
