@@ -654,12 +654,6 @@ QR_MISSED = [  # (V, d, budget, operation, a layout c > sqrt(V) that fits the bu
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="size_for_budget('qr') only tries collisions c <= isqrt(V) + 1; layouts with "
-    "c > sqrt(V) give other counts (ceil(V/c) + c is not symmetric) that fit the budget better, "
-    "so the chosen size is not the largest, or the budget is refused as 'sizes jump'",
-)
 @pytest.mark.parametrize("vocab, dim, budget, operation, c", QR_MISSED)
 def test_qr_budget_considers_collisions_above_sqrt_v(vocab, dim, budget, operation, c):
     count = trainable(QREmbedding(vocab, dim, collisions=c, operation=operation))
@@ -724,11 +718,6 @@ def test_parse_budget_refuses_what_is_not_a_whole_positive_count(text):
         parse_budget(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="parse_budget multiplies the float by 10^3 / 10^6 and requires an exact integer: "
-    "float('8.19') * 1000 == 8189.999999999999, so whole budgets such as '8.19k' are refused",
-)
 @pytest.mark.parametrize("text, value", [("8.19k", 8190), ("2.01k", 2010), ("16.38k", 16380)])
 def test_parse_budget_accepts_decimal_thousands(text, value):
     assert parse_budget(text) == value

@@ -150,6 +150,11 @@ BF16_EMBEDDINGS = {
     "learned": {"kind": "learned"},
     "fourier": {"kind": "fourier", "id_order": "permuted", "cache_features": True},
     "kronecker": {"kind": "kronecker", "pos_dim": 8},
+    "kronecker-factorized": {"kind": "kronecker", "pos_dim": 8, "rank": 5},
+    "qr": {"kind": "qr", "operation": "add"},
+    "hash": {"kind": "hash", "buckets": 40, "seed": 3},
+    "dhe": {"kind": "dhe", "hidden": 16, "code_dim": 32, "distribution": "gaussian"},
+    "tt": {"kind": "tt", "rank": 4},
 }
 
 

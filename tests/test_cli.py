@@ -22,6 +22,13 @@ def test_params_report_is_built_from_real_modules(tmp_path, capsys):
     assert kronecker["trainable_params"] == 256 * 16 * 64
     assert kronecker["buffer_bytes"] == 50257 * (16 + 4) + 32  # bytes, int32 lengths, fingerprint
     assert kronecker["saving_pct"] == pytest.approx(100 * (1 - 256 * 16 / 50257))
+    # the baselines, by their closed forms at V = 50,257 = 37^3 - 396, d = 64 = 4 x 4 x 4
+    assert rows["kronecker, pos_dim 16, rank 64"]["trainable_params"] == 64 * (4096 + 64)
+    assert rows["qr, mult, c = ceil(sqrt V)"]["trainable_params"] == (224 + 225) * 64  # c = 225
+    assert rows["hash, k=2, B = V/10"]["trainable_params"] == 5026 * 64 + 2 * 50257
+    dhe = (1024 + 1) * 512 + (512 + 1) * 512 + (512 + 1) * 64
+    assert rows["dhe, k=1024, 2 x 512"]["trainable_params"] == dhe
+    assert rows["tt, 3 cores, rank 16"]["trainable_params"] == 37 * 4 * 16 * (1 + 16 + 1)
 
 
 def test_the_installed_command_reports_bad_input_clearly():

@@ -38,7 +38,7 @@ from transformers import (
 )
 
 from petra.data import load_tokenizer
-from petra.embeddings import KroneckerEmbedding
+from petra.embeddings import KroneckerEmbedding, TensorTrainEmbedding
 from petra.embeddings.token_bytes import tokenizer_fingerprint
 from petra.hf import (
     TableHead,
@@ -60,6 +60,10 @@ KINDS = {
     "kronecker": {},
     "fourier": {},
     "learned": {"factor_dim": 64},
+    "qr": {"operation": "add"},
+    "hash": {"buckets": 500},
+    "dhe": {"hidden": 32, "code_dim": 64},
+    "tt": {"rank": 8},
 }
 GPT2_VOCAB = 50257
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -176,7 +180,7 @@ def test_swap_keeps_shapes_and_counts_parameters_exactly(kind, minilm, minilm_to
     assert report.head is None  # a BertModel has no output head
 
 
-@pytest.mark.parametrize("kind", ["kronecker", "fourier"])
+@pytest.mark.parametrize("kind", ["kronecker", "fourier", "qr", "hash", "dhe"])
 def test_computed_kinds_start_at_the_old_tables_mean_row_norm(
     kind, minilm_pretrained, minilm_tokenizer
 ):
@@ -225,6 +229,20 @@ def test_low_rank_swap_starts_at_the_truncated_svd(minilm, minilm_tokenizer):
     error = (old - table).norm() ** 2
     assert error.item() == pytest.approx((singular[rank:] ** 2).sum().item(), rel=1e-4)
     assert error.item() > 0.01 * (singular**2).sum().item()  # a low rank really loses something
+
+
+def test_tt_swap_starts_at_the_tt_svd_of_the_old_table(minilm, minilm_tokenizer):
+    old = minilm.get_input_embeddings().weight.detach().clone()
+    report = replace_embeddings(minilm, "tt", minilm_tokenizer, rank=16)
+    table = minilm.get_input_embeddings().table().detach()
+    direct = TensorTrainEmbedding.from_embedding(old, 16).table().detach()
+    assert report.scale is None and report.fit_error is None  # no rescaling of the TT-SVD
+    torch.testing.assert_close(table, direct)
+    errors = [
+        (TensorTrainEmbedding.from_embedding(old, r).table().detach() - old).norm() / old.norm()
+        for r in (4, 16, 64)
+    ]
+    assert errors[0] > errors[1] > errors[2] and errors[1] < 1  # more rank, a closer start
 
 
 # -- padding ------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ from petra.data import load_tokenizer
 from petra.embeddings import build_embedding
 from petra.embeddings.token_bytes import token_bytes, tokenizer_fingerprint
 
-# (label, kind, options): the layouts the papers report, plus ALBERT's factorization
+# (label, kind, options): the layouts the papers report, ALBERT's factorization, and the
+# standard baselines at their defaults
 ARMS: tuple[tuple[str, str, dict], ...] = (
     ("learned", "learned", {}),
     ("learned, factorized e=128", "learned", {"factor_dim": 128}),
@@ -18,6 +19,11 @@ ARMS: tuple[tuple[str, str, dict], ...] = (
     ("fourier, geglu x1/4", "fourier", {"refine": "geglu", "expansion": 0.25}),
     ("kronecker, pos_dim 16", "kronecker", {"pos_dim": 16}),
     ("kronecker, pos_dim 32", "kronecker", {"pos_dim": 32}),
+    ("kronecker, pos_dim 16, rank 64", "kronecker", {"pos_dim": 16, "rank": 64}),
+    ("qr, mult, c = ceil(sqrt V)", "qr", {}),
+    ("hash, k=2, B = V/10", "hash", {}),
+    ("dhe, k=1024, 2 x 512", "dhe", {}),
+    ("tt, 3 cores, rank 16", "tt", {"rank": 16}),
 )
 
 

@@ -19,7 +19,7 @@ their given or default values and enter the count.
 from __future__ import annotations
 
 import inspect
-import math
+from decimal import Decimal, InvalidOperation
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -112,8 +112,8 @@ def _layouts(kind: str, vocab: int, dim: int, budget: int, options: dict) -> lis
     if kind == "qr":
         operation = o("operation")
         return [
-            Knob(
-                range(1, math.isqrt(vocab) + 2),
+            Knob(  # every c: ceil(V / c) + c is not symmetric in c and V / c
+                range(1, vocab + 1),
                 lambda c: qr_params(vocab, dim, c, operation),
                 lambda c: {"collisions": c},
                 monotone=False,
@@ -199,12 +199,12 @@ def parse_budget(text: str) -> int:
     """`"65536"`, `"65k"`, `"1M"`, `"1.5M"` (k = 10^3, M = 10^6) -> a parameter count."""
     scale = {"k": 10**3, "m": 10**6}.get(text.strip()[-1:].lower(), 1)
     number = text.strip()[:-1] if scale > 1 else text.strip()
-    try:
-        value = float(number) * scale
-    except ValueError:
+    try:  # decimal, not float: 8.19 * 1000 is 8189.999... in floating point
+        value = Decimal(number) * scale
+    except InvalidOperation:
         raise ValueError(
             f"a budget is a number of parameters such as 65536, 65k or 1M, got {text!r}"
         ) from None
-    if not (math.isfinite(value) and value >= 1 and value == int(value)):
+    if not (value.is_finite() and value >= 1 and value == int(value)):
         raise ValueError(f"a budget must be a whole positive number of parameters, got {text!r}")
     return int(value)

@@ -108,7 +108,7 @@ class TensorTrainEmbedding(TokenEmbedding):
     @classmethod
     @torch.no_grad()
     def from_embedding(
-        cls, table: Tensor, rank: int, *, cores: int = 3, padding_idx: int | None = None
+        cls, table: Tensor, rank: int = 8, *, cores: int = 3, padding_idx: int | None = None
     ) -> TensorTrainEmbedding:
         """The TT-SVD of a `(V, d)` table: for k = 1..n-1, the truncated SVD of the remaining
         tensor's unfolding gives core k (its left factor) and what is carried on (S V^T)."""

@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import petra
-from petra.embeddings import FourierEmbedding, KroneckerEmbedding, LearnedEmbedding
+from petra.embeddings import KINDS, FourierEmbedding, KroneckerEmbedding, build_embedding
 from petra.embeddings.token_bytes import tokenizer_fingerprint
 from petra.hf.swap import TableHead, hf_model, mark_swapped, set_tying, unwrap_embedding
 
@@ -232,8 +232,8 @@ def _module_name(model: nn.Module, module: nn.Module) -> str:
 def _rebuild_embedding(sidecar: dict, state: dict, prefix: str):
     kind, options = sidecar["kind"], dict(sidecar["options"])
     vocab, dim, padding = sidecar["vocab_size"], sidecar["dim"], sidecar["padding_idx"]
-    if kind == "learned":
-        return LearnedEmbedding(vocab, dim, padding_idx=padding, **options)
+    if kind not in KINDS:
+        raise ValueError(f"{SIDECAR} names an unknown embedding kind {kind!r}")
     if kind == "kronecker":
         return KroneckerEmbedding.from_state_dict(
             state, prefix=prefix, mode=options.get("mode", "sparse"), padding_idx=padding
@@ -242,7 +242,7 @@ def _rebuild_embedding(sidecar: dict, state: dict, prefix: str):
         if options.get("id_order") == "frequency":
             options["id_rank"] = state[prefix + "id_rank"]
         return FourierEmbedding(vocab, dim, padding_idx=padding, **options)
-    raise ValueError(f"{SIDECAR} names an unknown embedding kind {kind!r}")
+    return build_embedding(kind, vocab, dim, padding_idx=padding, **options)
 
 
 def materialize(model):

@@ -32,6 +32,7 @@ from petra.embeddings import (
     KINDS,
     KroneckerEmbedding,
     LearnedEmbedding,
+    TensorTrainEmbedding,
     TokenEmbedding,
     build_embedding,
 )
@@ -139,6 +140,11 @@ def hf_model(model) -> nn.Module:
     return inner
 
 
+# kinds that start from a decomposition of the pretrained table itself: the truncated SVD
+# (learned with factor_dim) and the TT-SVD (tt)
+STARTS_FROM_TABLE = ("learned", "tt")
+
+
 def count_params(module: nn.Module) -> int:
     """Distinct parameters (a tied table counted once), trainable or not."""
     return sum(p.numel() for p in module.parameters())
@@ -192,6 +198,11 @@ def replace_embeddings(
         if unknown:
             raise ValueError(f"a learned swap takes factor_dim only, not {unknown}")
         new = LearnedEmbedding.from_pretrained(weight.float(), padding_idx=padding, **options)
+    elif kind == "tt":
+        unknown = sorted(set(options) - {"rank", "cores"})
+        if unknown:
+            raise ValueError(f"a tt swap takes rank and cores only, not {unknown}")
+        new = TensorTrainEmbedding.from_embedding(weight.float(), padding_idx=padding, **options)
     elif kind == "kronecker":
         new = build_embedding(
             kind, vocab_size, dim, token_bytes=pieces, padding_idx=padding,
@@ -205,9 +216,9 @@ def replace_embeddings(
         new = build_embedding(kind, vocab_size, dim, padding_idx=padding, **options)
         options.pop("token_counts", None)  # a construction input: the order is saved as id_rank
     scale = fit_error = None
-    if token_counts is not None and kind != "learned":
+    if token_counts is not None and kind not in STARTS_FROM_TABLE:
         fit_error = fit_to_table(new, weight, token_counts)
-    elif match_norms and kind != "learned":
+    elif match_norms and kind not in STARTS_FROM_TABLE:
         scale = _row_norm(weight, padding) / _row_norm(new.table().detach(), padding)
         new.scale_(scale)
     new = new.to(device=weight.device, dtype=weight.dtype)
@@ -293,7 +304,7 @@ def fit_to_table(embedding, table: Tensor, token_counts: Tensor, ridge: float = 
     counts = torch.as_tensor(token_counts, dtype=torch.float64).flatten()
     if counts.shape[0] != embedding.num_embeddings or counts.min() < 0 or not counts.sum() > 0:
         raise ValueError(f"token_counts must be {embedding.num_embeddings} counts >= 0, not all 0")
-    if isinstance(embedding, KroneckerEmbedding):
+    if isinstance(embedding, KroneckerEmbedding) and embedding.expand is None:
         features = lambda ids: kronecker_codec(  # noqa: E731
             embedding.byte_table[ids], embedding.byte_lengths[ids]
         )
@@ -301,8 +312,8 @@ def fit_to_table(embedding, table: Tensor, token_counts: Tensor, ridge: float = 
         features = embedding.features
     else:
         raise ValueError(
-            f"no least-squares start for this {embedding.kind} embedding (Kronecker, or "
-            "Fourier with refine='linear' and no final norm)"
+            f"no least-squares start for this {embedding.kind} embedding (Kronecker without "
+            "rank, or Fourier with refine='linear' and no final norm)"
         )
     seen = counts.nonzero().squeeze(1)
     target = table.detach().double().cpu()  # the fit runs where the new embedding is: the CPU

@@ -113,5 +113,6 @@ def _embedding_from_state(config: ModelConfig, state: dict) -> TokenEmbedding:
         config.dim,
         mode=options.get("mode", "sparse"),
         padding_idx=options.get("padding_idx"),
+        rank=options.get("rank"),
     )
     return embedding
