@@ -19,9 +19,9 @@ their given or default values and enter the count.
 from __future__ import annotations
 
 import inspect
-from decimal import Decimal, InvalidOperation
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 
 from petra.embeddings.dhe import dhe_params
 from petra.embeddings.hashed import hash_params
