@@ -16,39 +16,23 @@ import inspect
 import typing
 
 from petra.embeddings.base import ParamReport, TokenEmbedding, check_ids
+from petra.embeddings.budget import Sizing, parse_budget, size_for_budget
 from petra.embeddings.dhe import DeepHashEmbedding
 from petra.embeddings.fourier import FourierEmbedding
 from petra.embeddings.hashed import HashEmbedding
 from petra.embeddings.kronecker import KroneckerEmbedding
 from petra.embeddings.learned import LearnedEmbedding
 from petra.embeddings.qr import QREmbedding
+from petra.embeddings.registry import KINDS, constructor
 from petra.embeddings.tensor_train import TensorTrainEmbedding
-
-KINDS = ("learned", "fourier", "kronecker", "qr", "hash", "dhe", "tt")
-
-
-def _constructor(kind: str):
-    """What `build_embedding` calls for `kind`."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown embedding kind {kind!r}; choose one of {KINDS}")
-    return {
-        "learned": LearnedEmbedding,
-        "fourier": FourierEmbedding,
-        "kronecker": KroneckerEmbedding.from_tokenizer,
-        "qr": QREmbedding,
-        "hash": HashEmbedding,
-        "dhe": DeepHashEmbedding,
-        "tt": TensorTrainEmbedding,
-    }[kind]
 
 
 def embedding_options(kind: str) -> dict[str, object]:
     """The keyword options of `kind` that a setting can hold, with their annotated types
     (options without an annotation, such as Fourier's `token_counts` array, are left out)."""
-    constructor = _constructor(kind)
-    hints = typing.get_type_hints(constructor.__init__ if inspect.isclass(constructor)
-                                  else constructor)  # fmt: skip
-    parameters = inspect.signature(constructor).parameters.values()
+    build = constructor(kind)
+    hints = typing.get_type_hints(build.__init__ if inspect.isclass(build) else build)
+    parameters = inspect.signature(build).parameters.values()
     return {
         p.name: hints[p.name]
         for p in parameters
@@ -81,7 +65,7 @@ def build_embedding(kind: str, vocab_size: int, dim: int, **options) -> TokenEmb
     string per id); the other options go to the kind's constructor.
     """
     if kind != "kronecker":
-        return _constructor(kind)(vocab_size, dim, **options)
+        return constructor(kind)(vocab_size, dim, **options)
     tokenizer, tokens = options.pop("tokenizer", None), options.pop("token_bytes", None)
     if (tokenizer is None) == (tokens is None):
         raise ValueError("kind='kronecker' needs exactly one of tokenizer= or token_bytes=")
@@ -95,8 +79,6 @@ def build_embedding(kind: str, vocab_size: int, dim: int, **options) -> TokenEmb
         )
     return embedding
 
-
-from petra.embeddings.budget import Sizing, parse_budget, size_for_budget  # noqa: E402
 
 __all__ = [
     "KINDS",

@@ -27,6 +27,7 @@ from petra.embeddings.dhe import dhe_params
 from petra.embeddings.hashed import hash_params
 from petra.embeddings.kronecker import kronecker_params
 from petra.embeddings.qr import qr_params
+from petra.embeddings.registry import constructor
 from petra.embeddings.tensor_train import tt_params, tt_ranks
 
 # the options each kind's knob sets: given beside a budget they would be overwritten
@@ -70,11 +71,9 @@ class Sizing:
 
 def _option(kind: str, options: dict, name: str):
     """The value of option `name`: given, or the kind's constructor default."""
-    from petra.embeddings import _constructor  # the registry imports this module
-
     if name in options:
         return options[name]
-    return inspect.signature(_constructor(kind)).parameters[name].default
+    return inspect.signature(constructor(kind)).parameters[name].default
 
 
 def _layouts(kind: str, vocab: int, dim: int, budget: int, options: dict) -> list[Knob]:
