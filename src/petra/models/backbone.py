@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from petra.models.config import ModelConfig
 from petra.nn import RMSNorm, TransformerBlock
+from petra.nn.attention import LayerCache
 from petra.spectral import SpectralEncoder
 
 
@@ -21,11 +22,25 @@ class StandardEncoder(nn.Module):
         )
         self.norm = RMSNorm(config.dim)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None, causal: bool = False) -> Tensor:
-        """x: (B, T, d) -> (B, T, d); mask: boolean (B, 1, T, T) or None."""
-        for block in self.blocks:
-            x = block(x, mask, causal)
+    def forward(
+        self,
+        x: Tensor,
+        mask: Tensor | None = None,
+        causal: bool = False,
+        positions: Tensor | None = None,
+        cache: list[LayerCache] | None = None,
+    ) -> Tensor:
+        """x: (B, T, d) -> (B, T, d); mask: boolean (B, 1, T, S) or None. `positions`: rotary
+        positions (T,) or (B, T); `cache` (from `new_cache`): one `LayerCache` per block, which
+        holds the S - T earlier positions and receives these T (incremental decoding)."""
+        caches = [None] * len(self.blocks) if cache is None else cache
+        for block, layer_cache in zip(self.blocks, caches, strict=True):
+            x = block(x, mask, causal, positions, layer_cache)
         return self.norm(x)
+
+    def new_cache(self) -> list[LayerCache]:
+        """An empty key-value cache: one `LayerCache` per block."""
+        return [LayerCache() for _ in self.blocks]
 
     def dense_equivalent_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -5,6 +5,12 @@ gradients reach the Fourier refinement or the Kronecker projection as well as a 
 table), or is a separate `Linear(d, V, bias=False)`. `ModelConfig.tie_embeddings=None` takes
 each kind's paper setup (learned tied; Kronecker and Fourier untied, see
 `petra.models.config.UNTIED_BY_DEFAULT`); the resolved choice is stored in `model.config`.
+
+Generation runs on a key-value cache by default: the prompt is encoded once, then each new
+token is one position's work, its keys and values appended to one `LayerCache` per block
+(for the spectral backbone, every slice's). Left-padded prompts of different lengths are
+batched with an `attention_mask`: rotary positions count from each row's first real token,
+so each row generates what it would alone.
 """
 
 from __future__ import annotations
@@ -14,8 +20,11 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
+from petra.embeddings import KroneckerEmbedding
 from petra.models.base import PetraModel
 from petra.models.config import ModelConfig
+from petra.nn import attention_bias
+from petra.nn.attention import LayerCache
 
 
 def top_p_filter(logits: Tensor, top_p: float) -> Tensor:
@@ -28,6 +37,36 @@ def top_p_filter(logits: Tensor, top_p: float) -> Tensor:
     drop_sorted = cumulative - sorted_logits.softmax(dim=-1) >= top_p  # mass before the token
     drop = drop_sorted.scatter(-1, order, drop_sorted)
     return logits.masked_fill(drop, float("-inf"))
+
+
+def rotary_positions(attention_mask: Tensor) -> Tensor:
+    """Positions counted from each row's first real token: (B, T) 0/1 -> (B, T), 0 on the
+    left padding."""
+    return (attention_mask.long().cumsum(dim=1) - 1).clamp_min(0)
+
+
+def check_prompt_mask(attention_mask: Tensor, input_ids: Tensor) -> Tensor:
+    """A left-padding mask (B, T), 1 = token, 0 = padding before the row's first token, as a
+    bool tensor; anything else is refused."""
+    if attention_mask.shape != input_ids.shape:
+        raise ValueError(
+            f"attention_mask has shape {tuple(attention_mask.shape)}, input_ids "
+            f"{tuple(input_ids.shape)}: they must match"
+        )
+    if not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
+        raise ValueError("attention_mask must hold 0 (padding) and 1 (token) only")
+    mask = attention_mask.to(input_ids.device).bool()
+    token_then_padding = mask[:, :-1] & ~mask[:, 1:]  # a 1 followed by a 0
+    if bool(token_then_padding.any()):
+        rows = token_then_padding.any(dim=1).nonzero().flatten().tolist()
+        raise ValueError(
+            f"generation needs left-padded prompts, but rows {rows} of attention_mask have "
+            "padding (0) after a token (1): pad on the left"
+        )
+    if not bool(mask[:, -1].all()):
+        rows = (~mask[:, -1]).nonzero().flatten().tolist()
+        raise ValueError(f"rows {rows} of attention_mask have no token: nothing to continue")
+    return mask
 
 
 class CausalLM(PetraModel):
@@ -45,13 +84,69 @@ class CausalLM(PetraModel):
         attention_mask: Tensor | None = None,
         byte_overrides: Mapping | None = None,
         output_table: Tensor | None = None,
+        *,
+        positions: Tensor | None = None,
+        cache: list[LayerCache] | None = None,
     ) -> Tensor:
-        """(B, T) -> logits (B, T, V). `output_table` reuses a precomputed tied table."""
-        hidden = self.hidden_states(input_ids, attention_mask, byte_overrides)  # (B, T, d)
+        """(B, T) -> logits (B, T, V). `output_table` reuses a precomputed tied table.
+
+        Incremental decoding: with `cache` (from `new_cache()`, holding S past positions),
+        `input_ids` are the T tokens that follow them; their keys and values are added to
+        the cache, and `attention_mask`, if given, is (B, S + T): the cached positions too.
+        `positions` are the T tokens' rotary positions, (T,) or (B, T) (default S..S+T-1)."""
+        if cache is None and positions is None:
+            hidden = self.hidden_states(input_ids, attention_mask, byte_overrides)  # (B, T, d)
+        else:
+            hidden = self._decode(input_ids, attention_mask, byte_overrides, positions, cache)
+        return self.output_logits(hidden, output_table)
+
+    def output_logits(self, hidden: Tensor, output_table: Tensor | None = None) -> Tensor:
+        """The head: hidden states (..., d) -> logits (..., V)."""
         if self.head is not None:
             return self.head(hidden)
         table = self.embedding.table() if output_table is None else output_table  # (V, d)
         return hidden @ table.T
+
+    def new_cache(self) -> list[LayerCache]:
+        """An empty key-value cache for `forward(..., cache=)`: one `LayerCache` per block."""
+        return self.backbone.new_cache()
+
+    def _decode(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None,
+        byte_overrides: Mapping | None,
+        positions: Tensor | None,
+        cache: list[LayerCache] | None,
+    ) -> Tensor:
+        """`hidden_states` after the cache's S positions, at the given rotary positions:
+        (B, T) ids, (B, S + T) mask -> (B, T, d)."""
+        if input_ids.dim() != 2:
+            raise ValueError(
+                f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}"
+            )
+        batch, length = input_ids.shape
+        past = 0 if cache is None else cache[0].length
+        if attention_mask is not None and attention_mask.shape != (batch, past + length):
+            raise ValueError(
+                f"attention_mask has shape {tuple(attention_mask.shape)}, but there are "
+                f"{past} cached + {length} new positions in {batch} rows"
+            )
+        if past + length > self.config.max_len:
+            raise ValueError(
+                f"sequence length {past + length} exceeds max_len={self.config.max_len}"
+            )
+        if byte_overrides:
+            if not isinstance(self.embedding, KroneckerEmbedding):
+                raise ValueError(
+                    f"byte overrides need a Kronecker embedding, this model's is "
+                    f"{self.embedding.kind!r}"
+                )
+            x = self.embedding(input_ids, byte_overrides=byte_overrides)
+        else:
+            x = self.embedding(input_ids)  # (B, T, d)
+        mask = attention_bias(attention_mask, length, True, input_ids.device, past_length=past)
+        return self.backbone(x, mask, True, positions=positions, cache=cache)
 
     def head_parameters(self) -> int:
         return 0 if self.head is None else self.head.weight.numel()
@@ -73,14 +168,25 @@ class CausalLM(PetraModel):
         seed: int | None = None,
         stop_token_id: int | None = None,
         byte_overrides: Mapping | None = None,
+        attention_mask: Tensor | None = None,
+        use_cache: bool = True,
     ) -> Tensor:
         """Extend (B, T) prompts by up to `max_new_tokens` tokens: greedy, or sampled with
         `temperature` and nucleus `top_p` from a generator seeded with `seed`. A row that
         emits `stop_token_id` is finished and padded with it. `byte_overrides` (Kronecker
-        only) replaces prompt positions by arbitrary bytes, as in the embedding's forward.
-        Prompts are taken as unpadded. Returns (B, T + n) ids, n <= max_new_tokens."""
+        only) replaces prompt positions (of `input_ids` as given, padding included) by
+        arbitrary bytes, as in the embedding's forward.
+
+        `attention_mask` (B, T), 1 = token, 0 = padding, batches prompts of different lengths
+        padded on the left (right padding is refused): each row generates what it would
+        alone. `use_cache=False` recomputes the whole sequence at every step instead of
+        keeping the keys and values of the positions seen (the same logits up to float
+        rounding, slower).
+        Returns (B, T + n) ids, n <= max_new_tokens, the padding kept."""
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must be (batch, length), got {tuple(input_ids.shape)}")
+        if input_ids.shape[1] == 0:
+            raise ValueError("the prompts are empty: generation needs at least one token")
         if input_ids.shape[1] + max_new_tokens > self.config.max_len:
             raise ValueError(
                 f"prompt length {input_ids.shape[1]} + max_new_tokens {max_new_tokens} exceeds "
@@ -88,6 +194,11 @@ class CausalLM(PetraModel):
             )
         if do_sample and (temperature <= 0 or not 0 < top_p <= 1):
             raise ValueError(f"need temperature > 0 and 0 < top_p <= 1, got {temperature}, {top_p}")
+        mask = None
+        if attention_mask is not None:
+            mask = check_prompt_mask(attention_mask, input_ids)
+            if bool(mask.all()):
+                mask = None  # no padding: the plain causal mask and positions
         was_training = self.training
         self.eval()
         generator = None
@@ -98,20 +209,36 @@ class CausalLM(PetraModel):
             else:
                 generator.manual_seed(seed)
         table = None if self.head is not None else self.embedding.table()
+        cache = self.new_cache() if use_cache else None
         ids = input_ids
+        new_ids = ids  # what the next forward reads: the prompt, then the last token (cached)
         finished = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
-        for _ in range(max_new_tokens):
-            logits = self(ids, byte_overrides=byte_overrides, output_table=table)[:, -1].float()
-            if do_sample:
-                logits = top_p_filter(logits / temperature, top_p)
-                next_ids = torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0]
-            else:
-                next_ids = logits.argmax(dim=-1)
-            if stop_token_id is not None:
-                next_ids = next_ids.masked_fill(finished, stop_token_id)
-                finished |= next_ids == stop_token_id
-            ids = torch.cat((ids, next_ids.unsqueeze(-1)), dim=1)
-            if stop_token_id is not None and bool(finished.all()):
-                break
-        self.train(was_training)
+        try:
+            for step in range(max_new_tokens):
+                overrides = byte_overrides if step == 0 or not use_cache else None
+                if mask is None and not use_cache:  # the plain forward, every position's logits
+                    logits = self(new_ids, byte_overrides=overrides, output_table=table)[:, -1]
+                else:  # the head on the last position only
+                    positions = None
+                    if mask is not None:
+                        positions = rotary_positions(mask)[:, -new_ids.shape[1] :]
+                    hidden = self._decode(new_ids, mask, overrides, positions, cache)
+                    logits = self.output_logits(hidden[:, -1], table)
+                logits = logits.float()
+                if do_sample:
+                    logits = top_p_filter(logits / temperature, top_p)
+                    next_ids = torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0]
+                else:
+                    next_ids = logits.argmax(dim=-1)
+                if stop_token_id is not None:
+                    next_ids = next_ids.masked_fill(finished, stop_token_id)
+                    finished |= next_ids == stop_token_id
+                ids = torch.cat((ids, next_ids.unsqueeze(-1)), dim=1)
+                new_ids = next_ids.unsqueeze(-1) if use_cache else ids
+                if mask is not None:
+                    mask = torch.cat((mask, mask.new_ones(mask.shape[0], 1)), dim=1)
+                if stop_token_id is not None and bool(finished.all()):
+                    break
+        finally:
+            self.train(was_training)
         return ids

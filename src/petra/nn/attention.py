@@ -6,6 +6,11 @@ Q and K carry rotary position embeddings. `attention_mask` (B, T) is True (or 1)
 tokens: padded keys get no weight. `causal=True` also hides later keys. A query whose keys
 are all hidden (a padded position under left padding) attends to itself only, so no row
 of the softmax is empty; such positions are padding and their outputs are not used.
+
+Incremental decoding: a `LayerCache` keeps the rotated keys and the values of the positions
+an attention layer has seen. Given one, the layer appends the keys and values of its T new
+positions and lets them attend to all past + T, so that generating a token costs one
+position's work instead of the whole prefix's.
 """
 
 from __future__ import annotations
@@ -18,18 +23,71 @@ from petra.nn.rope import RotaryEmbedding
 
 
 def attention_bias(
-    attention_mask: Tensor | None, length: int, causal: bool, device: torch.device
+    attention_mask: Tensor | None,
+    length: int,
+    causal: bool,
+    device: torch.device,
+    past_length: int = 0,
 ) -> Tensor | None:
-    """Boolean mask, True where a query may attend to a key: (B, 1, T, T), or None."""
+    """Boolean mask, True where a query may attend to a key: (B, 1, T, S), or None.
+
+    The T = `length` queries are positions past_length..S-1 of S = past_length + T keys (the
+    first past_length in a `LayerCache`); `attention_mask`, if given, is (B, S) and covers
+    them all. With past_length = 0 this is the (B, 1, T, T) mask of a whole sequence."""
     if attention_mask is None and not causal:
         return None
-    allowed = torch.ones(length, length, dtype=torch.bool, device=device)
+    total = past_length + length
+    if attention_mask is not None and attention_mask.shape[-1] != total:
+        raise ValueError(
+            f"attention_mask covers {attention_mask.shape[-1]} positions, but there are "
+            f"{past_length} cached + {length} new ones"
+        )
+    queries = torch.arange(past_length, total, device=device).unsqueeze(-1)  # (T, 1)
+    keys = torch.arange(total, device=device)  # (S,)
     if causal:
-        allowed = allowed.tril()
-    allowed = allowed.expand(1, 1, length, length)
+        allowed = keys <= queries  # (T, S)
+    else:
+        allowed = torch.ones(length, total, dtype=torch.bool, device=device)
+    allowed = allowed.expand(1, 1, length, total)
     if attention_mask is not None:
-        allowed = allowed & attention_mask.bool()[:, None, None, :]  # (B, 1, T, T)
-    return allowed | torch.eye(length, dtype=torch.bool, device=device)
+        allowed = allowed & attention_mask.bool()[:, None, None, :]  # (B, 1, T, S)
+    return allowed | (keys == queries)
+
+
+class LayerCache:
+    """The rotated keys and the values, (N, H, S, h), of the S positions one attention layer
+    has seen so far (N = B, or p B for the slices of the spectral backbone); empty at first."""
+
+    def __init__(self):
+        self.k: Tensor | None = None
+        self.v: Tensor | None = None
+
+    @property
+    def length(self) -> int:
+        """S, the number of cached positions."""
+        return 0 if self.k is None else self.k.shape[-2]
+
+    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Add the keys and values (N, H, T, h) of T new positions; return all S + T."""
+        if self.k is not None:
+            k, v = torch.cat((self.k, k), dim=-2), torch.cat((self.v, v), dim=-2)
+        self.k, self.v = k, v
+        return k, v
+
+
+def cached_attention_inputs(
+    mask: Tensor | None, causal: bool, length: int, device, cache: LayerCache | None
+) -> tuple[Tensor | None, Tensor | None]:
+    """The mask and default rotary positions of T = `length` new positions after a cache:
+    (mask, positions past..past+T-1), or (mask, None) without cached positions. Without a
+    mask, a causal layer builds one: SDPA's `is_causal` aligns to the first key, not the
+    last."""
+    past = 0 if cache is None else cache.length
+    if past == 0:
+        return mask, None
+    if mask is None and causal:
+        mask = attention_bias(None, length, True, device, past_length=past)
+    return mask, torch.arange(past, past + length, device=device)
 
 
 class MultiHeadAttention(nn.Module):
@@ -44,12 +102,27 @@ class MultiHeadAttention(nn.Module):
         self.rope = RotaryEmbedding(self.head_dim, rope_base)
         self.dropout = dropout
 
-    def forward(self, x: Tensor, mask: Tensor | None = None, causal: bool = False) -> Tensor:
-        """x: (B, T, d); mask: a boolean (B, 1, T, T) from `attention_bias`, or None."""
+    def forward(
+        self,
+        x: Tensor,
+        mask: Tensor | None = None,
+        causal: bool = False,
+        positions: Tensor | None = None,
+        cache: LayerCache | None = None,
+    ) -> Tensor:
+        """x: (B, T, d); mask: a boolean (B, 1, T, S) from `attention_bias`, or None.
+        `positions`: rotary positions (T,) or (B, T) (default: past..past+T-1, past the
+        cache's length or 0). `cache`: keys and values of the earlier positions, to which
+        this call appends its own (then S = past + T)."""
         batch, length, dim = x.shape
         q, k, v = self.qkv(x).view(batch, length, 3, self.n_heads, self.head_dim).unbind(2)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, T, h)
-        q, k = self.rope(q), self.rope(k)
+        mask, default_positions = cached_attention_inputs(mask, causal, length, x.device, cache)
+        if positions is None:
+            positions = default_positions
+        q, k = self.rope(q, positions), self.rope(k, positions)
+        if cache is not None:
+            k, v = cache.append(k, v)  # (B, H, S, h)
         y = F.scaled_dot_product_attention(
             q,
             k,

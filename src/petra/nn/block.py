@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from petra.nn.attention import MultiHeadAttention
+from petra.nn.attention import LayerCache, MultiHeadAttention
 from petra.nn.feedforward import GeGLU
 from petra.nn.norm import RMSNorm
 
@@ -29,6 +29,14 @@ class TransformerBlock(nn.Module):
         self.ffn = GeGLU(dim, ffn_hidden, dropout)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None, causal: bool = False) -> Tensor:
-        x = x + self.dropout(self.attn(self.attn_norm(x), mask, causal))
+    def forward(
+        self,
+        x: Tensor,
+        mask: Tensor | None = None,
+        causal: bool = False,
+        positions: Tensor | None = None,
+        cache: LayerCache | None = None,
+    ) -> Tensor:
+        """x: (B, T, d) -> (B, T, d); `positions` and `cache` as in `MultiHeadAttention`."""
+        x = x + self.dropout(self.attn(self.attn_norm(x), mask, causal, positions, cache))
         return x + self.dropout(self.ffn(self.ffn_norm(x)))

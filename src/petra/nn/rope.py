@@ -32,12 +32,17 @@ class RotaryEmbedding(nn.Module):
         return torch.polar(torch.ones_like(angle), angle)
 
     def forward(self, x: Tensor, positions: Tensor | None = None) -> Tensor:
-        """x: (..., T, h) -> same shape, rotated by position (default 0..T-1)."""
+        """x: (..., T, h) -> same shape, rotated by position. `positions`: (T,), the same for
+        every row (default 0..T-1), or (N, T), one row of positions per row of x (N, H, T, h)
+        (left-padded rows, or decoding after a cache of earlier positions)."""
         if positions is None:
             positions = torch.arange(x.shape[-2], device=x.device)
         dtype = torch.promote_types(x.dtype, torch.float32)
         pairs = torch.view_as_complex(x.to(dtype).reshape(*x.shape[:-1], -1, 2))  # (..., T, h/2)
-        rotated = pairs * self.rotation(positions).to(pairs.dtype)
+        rotation = self.rotation(positions)  # (T, h/2) or (N, T, h/2)
+        if positions.dim() == 2:
+            rotation = rotation.unsqueeze(-3)  # (N, 1, T, h/2): the same for every head
+        rotated = pairs * rotation.to(pairs.dtype)
         return torch.view_as_real(rotated).flatten(-2).to(x.dtype)
 
     def extra_repr(self) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from petra.nn.attention import LayerCache
 from petra.spectral.layers import SliceBlock, SliceLinear, SliceRMSNorm
 from petra.spectral.transforms import along_slices, transform_matrices
 
@@ -116,15 +117,30 @@ class SpectralEncoder(nn.Module):
         x = along_slices(x_hat.permute(1, 2, 3, 0), self.inverse)  # (B, n, m, p)
         return x.reshape(b, n, self.dim)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None, causal: bool = False) -> Tensor:
-        """x: (B, n, d) -> (B, n, d); mask: boolean (B, 1, n, n) or None."""
+    def forward(
+        self,
+        x: Tensor,
+        mask: Tensor | None = None,
+        causal: bool = False,
+        positions: Tensor | None = None,
+        cache: list[LayerCache] | None = None,
+    ) -> Tensor:
+        """x: (B, n, d) -> (B, n, d); mask: boolean (B, 1, n, S) or None. `positions`: rotary
+        positions (n,) or (B, n), the same in every slice; `cache` (from `new_cache`): one
+        `LayerCache` per block, holding every slice's keys and values of the S - n earlier
+        positions, which receives these n (incremental decoding)."""
         mix = self.matrix.to(x.device) if self.weight_domain == "spatial" else None
         h = self.to_slices(x)  # (p, B, n, m)
         if self.scale is not None:
             h = h * self.scale.to(h.dtype).view(-1, 1, 1, 1)
-        for block in self.blocks:
-            h = block(h, mask, causal, mix)
+        caches = [None] * len(self.blocks) if cache is None else cache
+        for block, layer_cache in zip(self.blocks, caches, strict=True):
+            h = block(h, mask, causal, mix, positions, layer_cache)
         return self.from_slices(self.norm(h, mix))
+
+    def new_cache(self) -> list[LayerCache]:
+        """An empty key-value cache: one `LayerCache` per block, for all p slices."""
+        return [LayerCache() for _ in self.blocks]
 
     def dense_equivalent_params(self) -> int:
         """Parameters of the standard encoder of width d with the same depth and ffn_mult."""

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from petra.nn import RotaryEmbedding
+from petra.nn.attention import LayerCache, cached_attention_inputs
 
 
 def in_transform_domain(weight: Tensor, mix: Tensor | None) -> Tensor:
@@ -57,7 +58,9 @@ class SliceRMSNorm(nn.Module):
 
 class SliceAttention(nn.Module):
     """Self-attention inside each slice: its own scores and softmax, `n_heads` heads of width
-    m / n_heads, rotary positions. Slices are folded into the batch of SDPA."""
+    m / n_heads, rotary positions. Slices are folded into the batch of SDPA, slice-major
+    (row k B + b is slice k of sequence b), and so are the keys and values of a `LayerCache`:
+    (p B, H, S, h), each slice's own."""
 
     def __init__(self, slices: int, m: int, n_heads: int, dropout: float = 0.0, rope_base=1e4):
         super().__init__()
@@ -68,14 +71,30 @@ class SliceAttention(nn.Module):
         self.dropout = dropout
 
     def forward(
-        self, x: Tensor, mask: Tensor | None, causal: bool, mix: Tensor | None = None
+        self,
+        x: Tensor,
+        mask: Tensor | None,
+        causal: bool,
+        mix: Tensor | None = None,
+        positions: Tensor | None = None,
+        cache: LayerCache | None = None,
     ) -> Tensor:
+        """x: (p, B, n, m); mask: boolean (B, 1, n, S) or None; `positions` (n,) or (B, n);
+        `cache`: the earlier S - n positions of every slice, to which these n are added."""
         p, b, n, m = x.shape
         qkv = self.qkv(x, mix).view(p * b, n, 3, self.n_heads, self.head_dim)
         q, k, v = (t.transpose(1, 2) for t in qkv.unbind(2))  # (p B, H, n, h)
-        q, k = self.rope(q), self.rope(k)
+        mask, default_positions = cached_attention_inputs(mask, causal, n, x.device, cache)
+        if positions is None:
+            positions = default_positions
+        elif positions.dim() == 2:
+            positions = positions.repeat(p, 1)  # (p B, n): the same positions in each slice
+        q, k = self.rope(q, positions), self.rope(k, positions)
+        if cache is not None:
+            k, v = cache.append(k, v)  # (p B, H, S, h)
         if mask is not None:
-            mask = mask.expand(b, 1, n, n).repeat(p, 1, 1, 1)  # the same mask for each slice
+            # the same mask for each slice
+            mask = mask.expand(b, 1, n, mask.shape[-1]).repeat(p, 1, 1, 1)
         y = F.scaled_dot_product_attention(
             q,
             k,
@@ -112,6 +131,15 @@ class SliceBlock(nn.Module):
         self.ffn = SliceGeGLU(slices, m, ffn_hidden, dropout)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, mask, causal: bool, mix: Tensor | None = None) -> Tensor:
-        x = x + self.dropout(self.attn(self.attn_norm(x, mix), mask, causal, mix))
+    def forward(
+        self,
+        x: Tensor,
+        mask,
+        causal: bool,
+        mix: Tensor | None = None,
+        positions: Tensor | None = None,
+        cache: LayerCache | None = None,
+    ) -> Tensor:
+        attended = self.attn(self.attn_norm(x, mix), mask, causal, mix, positions, cache)
+        x = x + self.dropout(attended)
         return x + self.dropout(self.ffn(self.ffn_norm(x, mix), mix))
