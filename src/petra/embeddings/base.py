@@ -13,6 +13,19 @@ A `TokenEmbedding` is a drop-in replacement for `nn.Embedding`:
   the valid range.
 
 Subclasses implement `_embed(flat_ids) -> (N, d)` on already validated 1-D ids.
+
+Kinds whose rows are computed rather than looked up (`computes_rows = True`: Fourier,
+Kronecker, DHE, tensor train) do the work once per distinct id: forward(ids) =
+E(unique(ids))[inverse], exact, with gradients summed over repeats by the gather's backward.
+In `eval()` mode under `torch.no_grad()` they keep the whole `V x d` table (`eval_table`,
+held until a parameter or buffer changes: any in-place update, optimizer step or load bumps
+its version, a dtype or device move replaces it), and forward is a lookup. Changes made
+through `.data` bypass the version counter: call `clear_eval_table()` after them.
+
+Two attributes, True by default, serve compiled and CUDA-graph use: `validate = False`
+skips the id check, whose min/max read is a host sync on every forward (bad ids are then
+the caller's to rule out), and `dedupe = False` skips `torch.unique`, whose output size is
+another (under `torch.compile` it is skipped anyway).
 """
 
 from __future__ import annotations
@@ -76,6 +89,9 @@ class TokenEmbedding(nn.Module):
     """Base class: validation, any batch shape, padding, `table()`, export and report."""
 
     kind: str = "abstract"
+    computes_rows: bool = False  # per distinct id in training, a cached table in evaluation
+    validate: bool = True
+    dedupe: bool = True
 
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None):
         super().__init__()
@@ -88,6 +104,7 @@ class TokenEmbedding(nn.Module):
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
         self.padding_idx = padding_idx
+        self._eval_table: tuple[tuple, Tensor] | None = None  # (state key, V x d table)
 
     # -- to implement -------------------------------------------------------------------
     def _embed(self, ids: Tensor) -> Tensor:
@@ -96,10 +113,46 @@ class TokenEmbedding(nn.Module):
 
     # -- the contract -------------------------------------------------------------------
     def forward(self, ids: Tensor) -> Tensor:
-        check_ids(ids, self.num_embeddings)
+        if self.validate:
+            check_ids(ids, self.num_embeddings)
         flat = ids.reshape(-1).long()
-        out = self._zero_padding(self._embed(flat), flat)  # (N, d)
-        return out.reshape(*ids.shape, self.embedding_dim)
+        return self._rows(flat).reshape(*ids.shape, self.embedding_dim)
+
+    def _rows(self, flat: Tensor) -> Tensor:
+        """(N,) valid ids -> (N, d), padding zeroed: from the evaluation table, per distinct
+        id, or row by row."""
+        if self.computes_rows and self._use_eval_table():
+            return self.eval_table()[flat]
+        if self.computes_rows and self.dedupe and not torch.compiler.is_compiling():
+            unique, inverse = torch.unique(flat, return_inverse=True)
+            return self._zero_padding(self._embed(unique), unique)[inverse]
+        return self._zero_padding(self._embed(flat), flat)
+
+    def _use_eval_table(self) -> bool:
+        return (
+            not self.training and not torch.is_grad_enabled() and not torch.compiler.is_compiling()
+        )
+
+    def _state_key(self) -> tuple:
+        """What identifies the current parameters and buffers: each tensor's storage, dtype,
+        device and version counter (bumped by every in-place change)."""
+        return tuple(
+            (t.data_ptr(), t.dtype, t.device, t._version)
+            for t in (*self.parameters(), *self.buffers())
+        )
+
+    @torch.no_grad()
+    def eval_table(self) -> Tensor:
+        """`table()` as of the current parameters, computed once and kept until they change."""
+        key = self._state_key()
+        if self._eval_table is None or self._eval_table[0] != key:
+            self._eval_table = None  # free the stale table before building the new one
+            self._eval_table = (key, self.table())
+        return self._eval_table[1]
+
+    def clear_eval_table(self) -> None:
+        """Drop the kept evaluation table (after changing parameters through `.data`)."""
+        self._eval_table = None
 
     def _zero_padding(self, out: Tensor, flat_ids: Tensor) -> Tensor:
         if self.padding_idx is None:
@@ -110,10 +163,10 @@ class TokenEmbedding(nn.Module):
         """All V embeddings, (V, d), computed in chunks; differentiable."""
         device = self._device()
         chunks = [
-            self(torch.arange(start, min(start + chunk_size, self.num_embeddings), device=device))
+            torch.arange(start, min(start + chunk_size, self.num_embeddings), device=device)
             for start in range(0, self.num_embeddings, chunk_size)
         ]
-        return torch.cat(chunks, dim=0)
+        return torch.cat([self._zero_padding(self._embed(ids), ids) for ids in chunks], dim=0)
 
     @torch.no_grad()
     def to_embedding(self) -> nn.Embedding:

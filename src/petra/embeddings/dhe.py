@@ -46,6 +46,7 @@ class DeepHashEmbedding(TokenEmbedding):
     """k hash codes of the id, normalized, through an MLP."""
 
     kind = "dhe"
+    computes_rows = True
 
     def __init__(
         self,

@@ -68,6 +68,7 @@ class FourierEmbedding(TokenEmbedding):
     """Fixed basis features of the normalized token id, refined by a small residual network."""
 
     kind = "fourier"
+    computes_rows = True
 
     def __init__(
         self,

@@ -190,6 +190,7 @@ class KroneckerEmbedding(TokenEmbedding):
     """
 
     kind = "kronecker"
+    computes_rows = True
 
     def __init__(
         self,
@@ -350,7 +351,8 @@ class KroneckerEmbedding(TokenEmbedding):
         ids, else a tuple of indices) to byte strings embedded in place of those tokens."""
         if not byte_overrides:
             return super().forward(ids)
-        check_ids(ids, self.num_embeddings)
+        if self.validate:
+            check_ids(ids, self.num_embeddings)
         flat = ids.reshape(-1).long()
         rows, lengths = self.byte_table[flat], self.byte_lengths[flat]
         positions = [self._flat_position(key, ids.shape) for key in byte_overrides]

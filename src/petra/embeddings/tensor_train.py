@@ -79,6 +79,7 @@ class TensorTrainEmbedding(TokenEmbedding):
     """The table as a train of n cores, core k of shape (v_k, r_{k-1}, d_k, r_k)."""
 
     kind = "tt"
+    computes_rows = True
 
     def __init__(
         self,

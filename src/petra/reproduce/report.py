@@ -439,6 +439,8 @@ def _section(result: dict, outcomes: list[dict], plot_links: dict) -> list[str]:
     if result.get("paper_scale"):
         lines += ["", "### To test it at the paper's scale", "", result["paper_scale"]]
     lines += ["", "### Command", "", "```bash", result["command"], "```"]
+    if result.get("hardware"):  # results written before it was recorded ran on the CPU
+        lines += ["", f"Ran on: {result['hardware']}."]
     return lines
 
 

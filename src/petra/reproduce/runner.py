@@ -19,12 +19,22 @@ import shlex
 import time
 from pathlib import Path
 
+import torch
+
 from petra.reproduce.claims import CLAIMS, Arm, Claim, claim_arms, get_claim
 from petra.tasks.run import load_preset, read_json, run_config, run_or_reuse
 
 DEFAULT_SEEDS = 3
 QUICK_SEEDS = 1
 QUICK_REPEATS = 2
+
+
+def hardware() -> str:
+    """Where the runs train: the GPU `device="auto"` picks, else the CPU and its threads."""
+    version = f"torch {torch.__version__}"
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} (CUDA, float32), {version}"
+    return f"CPU, {torch.get_num_threads()} threads, float32, {version}"
 
 
 def layout(out: str | Path, quick: bool) -> tuple[Path, Path]:
@@ -176,6 +186,7 @@ def run_claim(
         "differences": list(claim.differences),
         "paper_scale": claim.paper_scale,
         "command": _command(claim, count, quick, preset, extra, out),
+        "hardware": hardware(),  # of this command: reused runs keep the machine they ran on
         "quick": quick,
         "seeds": seed_list,
         "comparisons": [dataclasses.asdict(c) for c in claim.comparisons],
