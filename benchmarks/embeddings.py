@@ -40,7 +40,12 @@ ARMS = (
     "kronecker-sparse",
     "kronecker-dense",
     "kronecker-cached",
+    "kronecker-sparse-rank64",
     "reference-dynamic",
+    "qr",
+    "hash",
+    "dhe",
+    "tt-rank16",
 )
 
 
@@ -67,10 +72,17 @@ def build_arm(name: str, dim: int, pos_dim: int, data_dir: str | None):
     if name.startswith("fourier"):
         module = FourierEmbedding(vocab, dim, cache_features=name.endswith("cached"))
         return module, torch.optim.AdamW(module.parameters(), lr=1e-3)
+    if name in ("qr", "hash", "dhe") or name.startswith("tt"):  # the baselines at their defaults
+        from petra import build_embedding
+
+        options = {"rank": int(name.removeprefix("tt-rank"))} if name.startswith("tt") else {}
+        module = build_embedding(name.split("-")[0], vocab, dim, **options)
+        return module, torch.optim.AdamW(module.parameters(), lr=1e-3)
     gpt2 = load_tokenizer("gpt2", data_dir)
     if name.startswith("kronecker"):
         mode = name.split("-")[1]
-        module = KroneckerEmbedding.from_tokenizer(gpt2, dim, pos_dim=pos_dim, mode=mode)
+        rank = int(name.split("-rank")[1]) if "-rank" in name else None
+        module = KroneckerEmbedding.from_tokenizer(gpt2, dim, pos_dim=pos_dim, mode=mode, rank=rank)
     else:
         import kronecker_embeddings
 
@@ -141,6 +153,7 @@ def run_arm(args) -> dict:
         "forward_ms_all": forward_all,
         "step_ms_all": step_all,
         "trainable_params": sum(p.numel() for p in module.parameters()),
+        "distinct_id_fraction": ids.unique().numel() / ids.numel(),
     }
 
 
