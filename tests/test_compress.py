@@ -25,13 +25,23 @@ def tiny_lm(tmp_path_factory):
 
 
 def lm_settings(folder, **extra) -> CompressSettings:
-    base = dict(model=str(folder), kind="kronecker", steps=4, batch_size=2, max_length=32,
-                eval_chunks=4, checkpoint_every=2, embedding_lr=1e-2, lr=1e-3)  # fmt: skip
+    base = dict(
+        model=str(folder),
+        kind="kronecker",
+        steps=4,
+        batch_size=2,
+        max_length=32,
+        eval_chunks=4,
+        checkpoint_every=2,
+        embedding_lr=1e-2,
+        lr=1e-3,
+        start="norms",
+    )  # fmt: skip  (the least-squares start: its own test, below)
     return CompressSettings(**{**base, **extra})
 
 
 def test_causal_lm_is_measured_swapped_and_recovered(tiny_lm, tmp_path):
-    result = compress(lm_settings(tiny_lm), tmp_path / "run", progress=False)
+    result = compress(lm_settings(tiny_lm, start="fit"), tmp_path / "run", progress=False)
     assert result["model_type"] == "causal-lm"
     assert set(result["quality"]) == {"original", "swapped", "recovered"}
     for quality in result["quality"].values():

@@ -236,11 +236,9 @@ def test_tt_swap_starts_at_the_tt_svd_of_the_old_table(minilm, minilm_tokenizer)
     direct = TensorTrainEmbedding.from_embedding(old, 16).table().detach()
     assert report.scale is None and report.fit_error is None  # no rescaling of the TT-SVD
     torch.testing.assert_close(table, direct)
-    errors = [
-        (TensorTrainEmbedding.from_embedding(old, r).table().detach() - old).norm() / old.norm()
-        for r in (4, 16, 64)
-    ]
-    assert errors[0] > errors[1] > errors[2] and errors[1] < 1  # more rank, a closer start
+    coarse = TensorTrainEmbedding.from_embedding(old, 4).table().detach()
+    errors = [(start - old).norm() / old.norm() for start in (coarse, direct)]
+    assert errors[0] > errors[1] and errors[1] < 1  # more rank, a closer start
 
 
 # -- padding ------------------------------------------------------------------------------

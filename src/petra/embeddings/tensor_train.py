@@ -75,6 +75,15 @@ def tt_params(vocab_size: int, dim: int, rank: int, cores: int = 3) -> int:
     return sum(ranks[k] * v * d * ranks[k + 1] for k, (v, d) in enumerate(shapes))
 
 
+def _svd(matrix: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The thin SVD, through the transpose of a wide matrix (LAPACK is several times
+    faster on the tall one): A^T = U S V^T gives A = V S U^T."""
+    if matrix.shape[0] >= matrix.shape[1]:
+        return torch.linalg.svd(matrix, full_matrices=False)
+    u, s, vh = torch.linalg.svd(matrix.T, full_matrices=False)
+    return vh.T, s, u.T
+
+
 class TensorTrainEmbedding(TokenEmbedding):
     """The table as a train of n cores, core k of shape (v_k, r_{k-1}, d_k, r_k)."""
 
@@ -129,7 +138,7 @@ class TensorTrainEmbedding(TokenEmbedding):
             if k == cores - 1:
                 factor = unfolding
             else:
-                u, s, vh = torch.linalg.svd(unfolding, full_matrices=False)
+                u, s, vh = _svd(unfolding)
                 factor, rest = u[:, :right], s[:right, None] * vh[:right]
             # (r_{k-1}, v_k, d_k, r_k) -> stored (v_k, r_{k-1}, d_k, r_k)
             core.copy_(factor.reshape(left, vs[k], ds[k], right).transpose(0, 1))
@@ -154,6 +163,20 @@ class TensorTrainEmbedding(TokenEmbedding):
             width *= d_k
             out = step.reshape(n, width, right)
         return out.reshape(n, self.embedding_dim)
+
+    def table(self, chunk_size: int = 8192) -> Tensor:
+        """All V rows by contracting the cores with each other, not row by row: after core
+        k, A[(i_1..i_k), (j_1..j_k), r_k] = G_1[i_1, j_1] ... G_k[i_k, j_k]."""
+        out = None  # (v_1 ... v_k, d_1 ... d_k, r_k)
+        for core in self.cores:  # (v_k, r_{k-1}, d_k, r_k)
+            if out is None:
+                out = core.reshape(core.shape[0], core.shape[2], core.shape[3])
+            else:
+                step = torch.einsum("abr,vrds->avbds", out, core)
+                out = step.reshape(step.shape[0] * step.shape[1], -1, step.shape[-1])
+        table = out[: self.num_embeddings, :, 0]  # (V, d): the padded ids dropped
+        ids = torch.arange(self.num_embeddings, device=table.device)
+        return self._zero_padding(table, ids)
 
     def _scale(self, factor: float) -> None:
         self.cores[0].mul_(factor)
