@@ -1,6 +1,9 @@
 """The fast paths of the computed embeddings against the plain ones: work per distinct id,
 the evaluation table (and when it must be rebuilt), no id check, and a graph without breaks."""
 
+import copy
+import pickle
+
 import pytest
 import torch
 
@@ -162,3 +165,46 @@ def test_without_the_id_check_the_forward_compiles_to_one_graph(kind, options):
     ids = repeated_ids()
     compiled = torch.compile(emb, fullgraph=True, backend="eager")  # a graph break raises
     torch.testing.assert_close(compiled(ids), emb(ids))
+
+
+def test_autocast_neither_builds_nor_uses_the_table(name):
+    emb = make(name).eval()
+    ids = repeated_ids()
+    with torch.no_grad():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            emb(ids)
+        assert emb._eval_table is None  # a table built here would carry bfloat16 out
+        out = emb(ids)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, _reference(name, emb, ids))
+
+
+def test_inference_mode_builds_and_uses_the_table(name):
+    with torch.inference_mode():  # inference tensors keep no version counter
+        emb = make(name).eval()
+        ids = repeated_ids()
+        torch.testing.assert_close(emb(ids), emb.table()[ids])
+        assert emb._eval_table is not None
+
+
+def test_training_a_move_a_copy_and_a_pickle_leave_the_table_behind(name):
+    emb = make(name)
+    ids = repeated_ids()
+    _eval_out(emb, ids)
+    assert copy.deepcopy(emb)._eval_table is None
+    assert pickle.loads(pickle.dumps(emb))._eval_table is None
+    assert emb._eval_table is not None
+    emb.to(torch.float64)
+    assert emb._eval_table is None
+    _eval_out(emb, ids)
+    emb.train()
+    assert emb._eval_table is None
+
+
+def test_a_new_padding_id_rebuilds_the_table():
+    name = "fourier-linear"
+    emb = make(name)
+    ids = repeated_ids()
+    assert _eval_out(emb, ids)[ids == 3].any()
+    emb.padding_idx = 3
+    assert not _eval_out(emb, ids)[ids == 3].any()

@@ -598,6 +598,18 @@ def test_kronecker_resize_adds_a_row_from_the_new_tokens_bytes(head, tmp_path):
     assert torch.equal(logits(loaded, ids), logits(model, ids))
 
 
+def test_a_factorized_kronecker_resize_keeps_both_factors():
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=load_tokenizer("gpt2"))
+    model = tiny_gpt2()
+    replace_embeddings(model, "kronecker", tokenizer, rank=5)
+    old_table = model.get_input_embeddings().table().detach()
+    assert tokenizer.add_tokens(["petrazzzq"]) == 1
+    model.resize_token_embeddings(len(tokenizer))
+    embedding = model.get_input_embeddings()
+    assert embedding.rank == 5 and embedding.num_embeddings == GPT2_VOCAB + 1
+    assert torch.equal(embedding.table().detach()[:GPT2_VOCAB], old_table)
+
+
 def test_kronecker_resize_of_a_tied_head_with_bias_leaves_no_stale_bias():
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=load_tokenizer("bert-base-uncased"))
     model = tiny_masked_lm()

@@ -13,6 +13,11 @@ EMBEDDINGS = {
     "fourier_linear": {"kind": "fourier", "refine": "linear"},
     "fourier_geglu_norm": {"kind": "fourier", "refine": "geglu", "final_norm": True},
     "kronecker": {"kind": "kronecker", "pos_dim": 4},
+    "kronecker_factorized": {"kind": "kronecker", "pos_dim": 4, "rank": 3},
+    "qr": {"kind": "qr"},
+    "hash": {"kind": "hash"},
+    "dhe": {"kind": "dhe", "hidden": 8, "code_dim": 16},
+    "tt": {"kind": "tt", "rank": 2},  # its cores are the table: decayed like one
 }
 GAINS = ("attn_norm.weight", "ffn_norm.weight", "backbone.norm.weight", "embedding.norm.weight")
 
@@ -31,7 +36,8 @@ def tiny_model(model_type: str, backbone: str, embedding: str):
         embedding=EMBEDDINGS[embedding],
     )
     token_bytes = [bytes([33 + i]) * (1 + i % 3) for i in range(40)]
-    return build_model(config, token_bytes=token_bytes if embedding == "kronecker" else None)
+    kronecker = EMBEDDINGS[embedding]["kind"] == "kronecker"
+    return build_model(config, token_bytes=token_bytes if kronecker else None)
 
 
 def group_names(model: nn.Module, weight_decay: float = 0.1) -> tuple[set, set]:

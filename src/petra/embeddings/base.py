@@ -129,17 +129,37 @@ class TokenEmbedding(nn.Module):
         return self._zero_padding(self._embed(flat), flat)
 
     def _use_eval_table(self) -> bool:
+        """Evaluation under no_grad, not under autocast (whose dtype a kept table would
+        carry out of it) and not while compiling."""
         return (
-            not self.training and not torch.is_grad_enabled() and not torch.compiler.is_compiling()
+            not self.training
+            and not torch.is_grad_enabled()
+            and not torch.is_autocast_enabled(self._device().type)
+            and not torch.compiler.is_compiling()
         )
 
     def _state_key(self) -> tuple:
         """What identifies the current parameters and buffers: each tensor's storage, dtype,
-        device and version counter (bumped by every in-place change)."""
-        return tuple(
-            (t.data_ptr(), t.dtype, t.device, t._version)
+        device and version counter (bumped by every in-place change; inference tensors have
+        none, and cannot change outside inference mode), and the padding id."""
+        return (self.padding_idx,) + tuple(
+            (t.data_ptr(), t.dtype, t.device, 0 if t.is_inference() else t._version)
             for t in (*self.parameters(), *self.buffers())
         )
+
+    def train(self, mode: bool = True) -> TokenEmbedding:
+        """As `nn.Module.train`; entering training drops the evaluation table."""
+        if mode:
+            self._eval_table = None
+        return super().train(mode)
+
+    def _apply(self, fn, recurse: bool = True):
+        self._eval_table = None  # a dtype or device move: the old table is not kept alive
+        return super()._apply(fn, recurse)
+
+    def __getstate__(self) -> dict:
+        """Pickles and deep copies leave the evaluation table behind: it is rebuilt on use."""
+        return {**super().__getstate__(), "_eval_table": None}
 
     @torch.no_grad()
     def eval_table(self) -> Tensor:

@@ -178,6 +178,11 @@ class TensorTrainEmbedding(TokenEmbedding):
         ids = torch.arange(self.num_embeddings, device=table.device)
         return self._zero_padding(table, ids)
 
+    def decayed_parameters(self) -> list[nn.Parameter]:
+        """The cores are the table's weights: weight-decayed like any embedding table
+        (`petra.training.optim.parameter_groups`)."""
+        return list(self.cores)
+
     def _scale(self, factor: float) -> None:
         self.cores[0].mul_(factor)
 

@@ -402,12 +402,15 @@ def resize_token_embeddings(
     new = KroneckerEmbedding.from_token_bytes(
         pieces, embedding.embedding_dim, pos_dim=embedding.pos_dim, mode=embedding.mode,
         fingerprint=tokenizer_fingerprint(tokenizer), padding_idx=embedding.padding_idx,
+        rank=embedding.rank,
     ).to(embedding.projection.weight.device)  # fmt: skip
     kept = min(old_vocab, new_num_tokens)
     if not torch.equal(new.byte_table[:kept], embedding.byte_table[:kept]):
         raise ValueError("the tokenizer's first tokens are not those this embedding was built on")
-    with torch.no_grad():
-        new.projection.weight.copy_(embedding.projection.weight)  # the same W: only rows change
+    with torch.no_grad():  # the same W (or U V): only the byte rows change
+        new.projection.weight.copy_(embedding.projection.weight)
+        if embedding.expand is not None:
+            new.expand.weight.copy_(embedding.expand.weight)
     new.to(dtype=embedding.projection.weight.dtype)
     model.set_input_embeddings(new)
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None

@@ -42,7 +42,9 @@ def decays(module: nn.Module, name: str, parameter: nn.Parameter) -> bool:
     of a module that is not a normalization layer (a linear map, an embedding table) and a
     matrix (2+ dimensions); never for norm gains, biases, or any other parameter (scales,
     temperatures). The dimension test keeps the 1-D gains of norm classes petra does not know
-    (a user's, Hugging Face's `LlamaRMSNorm`) undecayed too."""
+    (a user's, Hugging Face's `LlamaRMSNorm`) undecayed too. A module may name its own weight
+    matrices that carry another name through `decayed_parameters()` (the tensor-train
+    embedding's cores)."""
     return name == "weight" and parameter.dim() >= 2 and not isinstance(module, NORM_LAYERS)
 
 
@@ -50,11 +52,18 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """[decayed weight matrices, everything else at weight decay 0], trainable parameters only,
     each listed once (a tied parameter under its first owner)."""
     decay, no_decay, seen = [], [], set()
+    declared = {
+        id(parameter)
+        for module in model.modules()
+        if hasattr(module, "decayed_parameters")
+        for parameter in module.decayed_parameters()
+    }
     for module in model.modules():
         for name, parameter in module.named_parameters(recurse=False):
             if parameter.requires_grad and id(parameter) not in seen:
                 seen.add(id(parameter))
-                (decay if decays(module, name, parameter) else no_decay).append(parameter)
+                decayed = id(parameter) in declared or decays(module, name, parameter)
+                (decay if decayed else no_decay).append(parameter)
     return [
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
