@@ -711,7 +711,8 @@ def test_parse_budget(text, value):
 
 
 @pytest.mark.parametrize(
-    "text", ["abc", "0", "-5", "1.5", "k", "", "nan", "inf", "1.5x", "0.0001k"]
+    "text",
+    ["abc", "0", "-5", "1.5", "k", "", "nan", "inf", "1.5x", "0.0001k", "2e12", "1e999999999"],
 )
 def test_parse_budget_refuses_what_is_not_a_whole_positive_count(text):
     with pytest.raises(ValueError):

@@ -62,9 +62,12 @@ def _compare(args: argparse.Namespace) -> None:
     from petra.embeddings import parse_budget
 
     budget = None
+    if args.budget is None and args.budget_ratio is None and args.budget_tolerance is not None:
+        raise ValueError("--budget-tolerance applies to a budget: give --budget or --budget-ratio")
     if args.budget is not None or args.budget_ratio is not None:
         params = None if args.budget is None else parse_budget(args.budget)
-        budget = Budget(params, args.budget_ratio, args.budget_tolerance)
+        tolerance = 0.1 if args.budget_tolerance is None else args.budget_tolerance
+        budget = Budget(params, args.budget_ratio, tolerance)
     summary = compare(
         args.task,
         _names(args.kinds),
@@ -281,9 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
     comparison.add_argument(
         "--budget-tolerance",
         type=float,
-        default=0.1,
+        default=None,
         metavar="T",
-        help="refuse a kind whose best size lies more than T (a fraction) below the budget",
+        help="refuse a kind whose best size lies more than T (a fraction, default 0.1) below "
+        "the budget",
     )
     comparison.add_argument("--out", default=None, help="default: runs/compare-TASK-PRESET")
     comparison.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -23,7 +23,14 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from petra.embeddings import KINDS, Sizing, embedding_options, size_for_budget
+from petra.embeddings import (
+    KINDS,
+    BudgetUnreachable,
+    Sizing,
+    embedding_options,
+    format_sizing,
+    size_for_budget,
+)
 from petra.models.config import BACKBONES
 from petra.tasks.run import TASKS, run_config, run_or_reuse, task_vocab_size
 from petra.tasks.settings import embedding_option
@@ -55,6 +62,8 @@ class Budget:
             raise ValueError("give a budget as a number of parameters or as a ratio, not both")
         if self.ratio is not None and not 0 < self.ratio <= 1:
             raise ValueError(f"--budget-ratio must lie in (0, 1], got {self.ratio}")
+        if not 0 <= self.tolerance < 1:
+            raise ValueError(f"--budget-tolerance must lie in [0, 1), got {self.tolerance}")
 
     def of(self, vocab_size: int, dim: int) -> int:
         return self.params if self.params is not None else int(self.ratio * vocab_size * dim)
@@ -181,7 +190,7 @@ def _plan(task, preset, kinds, backbones, seeds, overrides, axes, budget) -> lis
                     if budget is not None:
                         try:
                             sizing = size_arm(task, config, budget, vocab_sizes)
-                        except ValueError as error:
+                        except BudgetUnreachable as error:
                             refused.setdefault(kind, str(error))
                             continue
                         sized = [f"model.embedding.{k}={v}" for k, v in sizing.options.items()]
@@ -304,7 +313,7 @@ def format_table(summary: dict) -> str:
         "steps/s",
         *metric_names,
     ]
-    texts = 2 + len(grid_keys) + sized
+    texts = 2 + len(grid_keys) + int(sized)
     lines = [
         "| " + " | ".join(header) + " |",
         "|" + "---|" * texts + "---:|" * (len(header) - texts),
@@ -315,7 +324,7 @@ def format_table(summary: dict) -> str:
             kind,
             backbone,
             *(dict(point).get(key, "-") for key in grid_keys),
-            *([_sized(arms[0])] if sized else []),
+            *([format_sizing(arms[0]["sized"])] if sized else []),
             f"{params['total']:,}",
             f"{params['embedding']:,}",
             *([_head(params)] if with_head else []),
@@ -325,12 +334,6 @@ def format_table(summary: dict) -> str:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def _sized(arm: dict) -> str:
-    """The options the budget chose for an arm, e.g. `factor_dim=2`, or `full size`."""
-    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                     for k, v in arm["sized"].items()) or "full size"  # fmt: skip
 
 
 def _head(params: dict) -> str:

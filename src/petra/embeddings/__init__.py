@@ -16,7 +16,13 @@ import inspect
 import typing
 
 from petra.embeddings.base import ParamReport, TokenEmbedding, check_ids
-from petra.embeddings.budget import Sizing, parse_budget, size_for_budget
+from petra.embeddings.budget import (
+    BudgetUnreachable,
+    Sizing,
+    format_sizing,
+    parse_budget,
+    size_for_budget,
+)
 from petra.embeddings.dhe import DeepHashEmbedding
 from petra.embeddings.fourier import FourierEmbedding
 from petra.embeddings.hashed import HashEmbedding
@@ -45,17 +51,18 @@ def check_embedding_options(kind: str, dim: int, **options) -> None:
     Kronecker's `mode` or Fourier's `basis`, a range such as `pos_dim`) without a tokenizer or
     data, by building the kind on a stand-in vocabulary of a few tokens. What depends on the
     real vocabulary (`padding_idx < V`) or tokenizer (`scheme`) is checked when the embedding
-    is built for real; a negative `padding_idx` is refused here. The stand-in vocabulary
-    grows to QR's `collisions` (which must not exceed V)."""
+    is built for real; a negative `padding_idx` is refused here, as a QR `collisions` below
+    1 (its upper bound, V, waits for the real build)."""
     padding = options.get("padding_idx")
     if isinstance(padding, int) and padding < 0:
         raise ValueError(f"padding_idx must be a token id (0 or more), got {padding}")
     options = {k: v for k, v in options.items() if k not in ("scheme", "padding_idx")}
     collisions = options.get("collisions")
-    stand_in = max(4, collisions) if isinstance(collisions, int) else 4
+    if isinstance(collisions, int) and collisions >= 1:
+        options["collisions"] = 1  # its range [1, V] is checked on the real vocabulary
     if kind == "kronecker":
-        options["token_bytes"] = [b"x"] * stand_in
-    build_embedding(kind, stand_in, dim, **options)
+        options["token_bytes"] = [b"x"] * 4
+    build_embedding(kind, 4, dim, **options)
 
 
 def build_embedding(kind: str, vocab_size: int, dim: int, **options) -> TokenEmbedding:
@@ -82,6 +89,7 @@ def build_embedding(kind: str, vocab_size: int, dim: int, **options) -> TokenEmb
 
 __all__ = [
     "KINDS",
+    "BudgetUnreachable",
     "DeepHashEmbedding",
     "FourierEmbedding",
     "HashEmbedding",
@@ -96,6 +104,7 @@ __all__ = [
     "check_embedding_options",
     "check_ids",
     "embedding_options",
+    "format_sizing",
     "parse_budget",
     "size_for_budget",
 ]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from petra.embeddings.dhe import dhe_params
 from petra.embeddings.hashed import hash_params
@@ -40,6 +40,9 @@ KNOBS = {
     "dhe": ("hidden",),
     "tt": ("rank",),
 }
+
+
+MAX_BUDGET = 10**12  # far beyond any embedding table, and a bound on the solver's search
 
 
 @dataclass(frozen=True)
@@ -63,10 +66,17 @@ class Sizing:
     budget: int
 
     def describe(self) -> str:
-        setting = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                            for k, v in self.options.items()) or "full size"  # fmt: skip
         share = 100 * self.params / self.budget
-        return f"{self.kind}: {setting} -> {self.params:,} parameters ({share:.1f}% of budget)"
+        return (
+            f"{self.kind}: {format_sizing(self.options)} -> {self.params:,} parameters "
+            f"({share:.1f}% of budget)"
+        )
+
+
+def format_sizing(options: dict) -> str:
+    """`factor_dim=2`, `refine=geglu, expansion=5.33203`, or `full size` (no knob set)."""
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in options.items()) or "full size"  # fmt: skip
 
 
 def _option(kind: str, options: dict, name: str):
@@ -149,14 +159,40 @@ def _layouts(kind: str, vocab: int, dim: int, budget: int, options: dict) -> lis
     raise ValueError(f"no budget sizing for embedding kind {kind!r}; choose one of {sorted(KNOBS)}")
 
 
+class BudgetUnreachable(ValueError):
+    """No size of the kind lies within the tolerance below the budget."""
+
+
+def _search(knob: Knob, budget: int) -> tuple[int | None, int, int]:
+    """(the knob value whose count is largest without exceeding the budget, or None; the
+    smallest and the largest count of the knob). A monotone knob is bisected (its range may
+    be long), another scanned."""
+    values = knob.values
+    if not knob.monotone:
+        counts = [knob.count(v) for v in values]
+        fitting = [(c, v) for c, v in zip(counts, values, strict=True) if c <= budget]
+        return max(fitting)[1] if fitting else None, min(counts), max(counts)
+    low, high = 0, len(values)  # the answer's index + 1 lies in [low, high]
+    while low < high:
+        middle = (low + high + 1) // 2
+        if knob.count(values[middle - 1]) <= budget:
+            low = middle
+        else:
+            high = middle - 1
+    fitting = values[low - 1] if low else None
+    return fitting, knob.count(values[0]), knob.count(values[-1])
+
+
 def size_for_budget(
     kind: str, vocab_size: int, dim: int, budget: int, *, tolerance: float = 0.1, **options
 ) -> Sizing:
     """The size of `kind` closest to `budget` trainable parameters without exceeding it.
     `ValueError` if the knob is among `options`, or if no size lies within `tolerance` below
     the budget (naming the smallest and largest sizes the kind can take)."""
-    if not (isinstance(budget, int) and budget > 0):
-        raise ValueError(f"the budget must be a positive number of parameters, got {budget!r}")
+    if not (isinstance(budget, int) and 0 < budget <= MAX_BUDGET):
+        raise ValueError(
+            f"the budget must be a number of parameters in [1, {MAX_BUDGET:,}], got {budget!r}"
+        )
     if not 0 <= tolerance < 1:
         raise ValueError(f"the budget tolerance must lie in [0, 1), got {tolerance}")
     given = [name for name in KNOBS.get(kind, ()) if name in options]
@@ -165,16 +201,11 @@ def size_for_budget(
     best: tuple[int, dict] | None = None
     smallest = largest = None
     for knob in _layouts(kind, vocab_size, dim, budget, options):
-        for value in knob.values:
-            count = knob.count(value)
-            smallest = count if smallest is None else min(smallest, count)
-            largest = count if largest is None else max(largest, count)
-            if count > budget:
-                if knob.monotone:
-                    break
-                continue
-            if best is None or count > best[0]:
-                best = (count, knob.setting(value))
+        fitting, low, high = _search(knob, budget)
+        smallest = low if smallest is None else min(smallest, low)
+        largest = high if largest is None else max(largest, high)
+        if fitting is not None and (best is None or knob.count(fitting) > best[0]):
+            best = (knob.count(fitting), knob.setting(fitting))
     if best is None or best[0] < (1 - tolerance) * budget:
         fixed = ", ".join(f"{k}={v}" for k, v in options.items() if k != "padding_idx")
         at = f"V={vocab_size:,}, d={dim}" + (f", {fixed}" if fixed else "")
@@ -185,9 +216,9 @@ def size_for_budget(
             if largest > budget
             else f"its largest size is {largest:,} parameters"
         )
-        if kind == "qr" and _option(kind, options, "operation") != "concat":
+        if best is None and kind == "qr" and _option(kind, options, "operation") != "concat":
             reason += " (operation='concat', two tables of half the width, needs about half)"
-        raise ValueError(
+        raise BudgetUnreachable(
             f"{kind} cannot reach a budget of {budget:,} embedding parameters "
             f"(within {tolerance:.0%} below it) at {at}: {reason}"
         )
@@ -200,10 +231,12 @@ def parse_budget(text: str) -> int:
     number = text.strip()[:-1] if scale > 1 else text.strip()
     try:  # decimal, not float: 8.19 * 1000 is 8189.999... in floating point
         value = Decimal(number) * scale
-    except InvalidOperation:
+    except ArithmeticError:  # not a number (InvalidOperation), or out of Decimal's range
         raise ValueError(
             f"a budget is a number of parameters such as 65536, 65k or 1M, got {text!r}"
         ) from None
-    if not (value.is_finite() and value >= 1 and value == int(value)):
-        raise ValueError(f"a budget must be a whole positive number of parameters, got {text!r}")
+    if not (value.is_finite() and 1 <= value <= MAX_BUDGET and value == int(value)):
+        raise ValueError(
+            f"a budget must be a whole number of parameters in [1, {MAX_BUDGET:,}], got {text!r}"
+        )
     return int(value)

@@ -8,10 +8,10 @@ boundary) into a sparse byte-by-position vector, and one learned linear map proj
     z = (x - mean(x)) / (std(x) + 1e-6)                             (std unbiased, per token)
     E = W z,   W: d x D, init N(0, 1/sqrt(D)), the only trained part
 
-With `rank=r` (not in the paper: petra's size knob for budgets below d D) the projection is
-factorized, W = U V with V: r x D and U: d x r, initialized N(0, 1/sqrt(D)) and
-N(0, 1/sqrt(r)) so that W's entries start with the same variance 1/D; it has r (D + d)
-parameters instead of d D.
+With `rank=r` (not in the paper: petra's size knob for budgets below d D; it saves
+parameters only while r < d D / (D + d)) the projection is factorized, W = A B with B: r x D (`projection`) and A: d x r (`expand`), initialized
+N(0, 1/sqrt(D)) and N(0, 1/sqrt(r)) so that W's entries start with the same variance 1/D;
+it has r (D + d) parameters instead of d D.
 
 Only the `V x (P + 4)` byte table (bytes and int32 lengths) is stored, not a `V x D` table.
 (int32, not int16: distributed training broadcasts buffers, and neither gloo nor NCCL
@@ -418,7 +418,7 @@ class KroneckerEmbedding(TokenEmbedding):
         self.projection.weight.mul_(factor)  # E = W z is linear in W
 
     def trained_matrix(self) -> Tensor:
-        return self.projection.weight  # (d, D), a view of the stored (D, d): rows are outputs
+        return self.projection.weight  # (d, D), or (r, D) with a rank: rows are outputs
 
     def extra_repr(self) -> str:
         return (

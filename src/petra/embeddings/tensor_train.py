@@ -58,7 +58,8 @@ def dim_factors(dim: int, cores: int) -> list[int]:
 
 
 def tt_ranks(vocab_size: int, dim: int, rank: int, cores: int) -> list[int]:
-    """r_0..r_n: `rank` capped by the size of each unfolding (r_0 = r_n = 1)."""
+    """r_0..r_n: `rank` capped by the largest rank each unfolding can have (the smaller of
+    its two sides), with r_0 = r_n = 1."""
     factors = zip(vocab_factors(vocab_size, cores), dim_factors(dim, cores), strict=True)
     modes = [v * d for v, d in factors]
     return [
@@ -165,8 +166,9 @@ class TensorTrainEmbedding(TokenEmbedding):
         return out.reshape(n, self.embedding_dim)
 
     def table(self, chunk_size: int = 8192) -> Tensor:
-        """All V rows by contracting the cores with each other, not row by row: after core
-        k, A[(i_1..i_k), (j_1..j_k), r_k] = G_1[i_1, j_1] ... G_k[i_k, j_k]."""
+        """All V rows by contracting the cores with each other, not row by row (no chunks:
+        the largest intermediate is V' / v_n x d / d_n x r): after core k,
+        A[(i_1..i_k), (j_1..j_k), r_k] = G_1[i_1, j_1] ... G_k[i_k, j_k]."""
         out = None  # (v_1 ... v_k, d_1 ... d_k, r_k)
         for core in self.cores:  # (v_k, r_{k-1}, d_k, r_k)
             if out is None:
