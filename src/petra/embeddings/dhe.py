@@ -15,9 +15,10 @@ A fixed dense code of the id from k seeded hash functions into m buckets
 Defaults from the paper: k = 1024 functions, m = 10^6 buckets, Mish activations. The paper
 also puts batch normalization between its layers; petra leaves it out, since it would make
 an id's vector depend on the other ids of its batch (and `table()` on how V is chunked).
-DHE is PETE's structure (a fixed code of the id, then a trained network) with a code that
-carries no order of the ids: the control that tells whether PETE's result comes from the
-smooth function of the id or from the network alone.
+Like PETE, DHE computes an id's vector from a fixed code of the id; unlike it, the code is a
+hash that carries no order of the ids, and the network is a deep MLP rather than PETE's one
+refinement. Against PETE at an equal budget it tests the two differences together: the
+control for the id order alone is Fourier's own `id_order="permuted"`.
 
 Trainable parameters: k h + h + (L - 1)(h^2 + h) + h d + d, for L hidden layers of width h.
 """

@@ -9,9 +9,10 @@ boundary) into a sparse byte-by-position vector, and one learned linear map proj
     E = W z,   W: d x D, init N(0, 1/sqrt(D)), the only trained part
 
 With `rank=r` (not in the paper: petra's size knob for budgets below d D; it saves
-parameters only while r < d D / (D + d)) the projection is factorized, W = A B with B: r x D (`projection`) and A: d x r (`expand`), initialized
-N(0, 1/sqrt(D)) and N(0, 1/sqrt(r)) so that W's entries start with the same variance 1/D;
-it has r (D + d) parameters instead of d D.
+parameters only while r < d D / (D + d)) the projection is factorized, W = A B with
+B: r x D (`projection`) and A: d x r (`expand`), initialized N(0, 1/sqrt(D)) and
+N(0, 1/sqrt(r)) so that W's entries start with the same variance 1/D; it has r (D + d)
+parameters instead of d D.
 
 Only the `V x (P + 4)` byte table (bytes and int32 lengths) is stored, not a `V x D` table.
 (int32, not int16: distributed training broadcasts buffers, and neither gloo nor NCCL

@@ -212,7 +212,7 @@ PETE_TABLE1 = Claim(
             "higher",
         ),
         Comparison(
-            "Fourier vs DHE at the same budget (the id order's part), 1 layer, d=256",
+            "Fourier vs DHE at the same budget (a hashed code and a deep MLP), 1 layer, d=256",
             "spearman",
             "fourier-1x256",
             "dhe-budget-1x256",
@@ -235,9 +235,9 @@ PETE_TABLE1 = Claim(
         "own gap at 1 layer is 2.08).",
         "Not in the paper: two controls at Fourier's own embedding budget (65,536 parameters, "
         "each kind sized by `petra.embeddings.size_for_budget`): a factorized learned table, "
-        "which says whether Fourier beats simply a smaller table, and DHE, the same structure "
-        "(a fixed code of the id, then a trained network) with a hashed code that carries no "
-        "id order, which says whether the smooth function of the id matters.",
+        "which says whether Fourier beats simply a smaller table, and DHE, which also computes "
+        "a vector from a fixed code of the id but with a hashed code (no id order) and a deep "
+        "MLP: it tests those two differences together, not the id order alone.",
     ),
 )
 
