@@ -17,6 +17,9 @@ POOLINGS = ("mean", "first")
 # token t is h . E(t) with E(t) = (I + R) T(t), a trigonometric polynomial of degree d / 2 in
 # t's normalized id, so it cannot single out one token of V >> d, and neighbouring ids get
 # nearly equal logits; its own head gives it the learned baseline's output capacity.
+# The baselines that shrink a table (qr, hash, dhe, tt) are tied by default, as the learned
+# table they stand in for; a tied head computes their whole table() at every step (for DHE,
+# its MLP over all V ids), which per-distinct-id work does not save.
 UNTIED_BY_DEFAULT = frozenset({"fourier", "kronecker"})
 
 
