@@ -56,17 +56,20 @@ class PetraModel(nn.Module):
         length = input_ids.shape[1]
         if length > self.config.max_len:
             raise ValueError(f"sequence length {length} exceeds max_len={self.config.max_len}")
-        if byte_overrides:
-            if not isinstance(self.embedding, KroneckerEmbedding):
-                raise ValueError(
-                    f"byte overrides need a Kronecker embedding, this model's is "
-                    f"{self.embedding.kind!r}"
-                )
-            x = self.embedding(input_ids, byte_overrides=byte_overrides)
-        else:
-            x = self.embedding(input_ids)  # (B, T, d)
+        x = self.embed(input_ids, byte_overrides)
         mask = attention_bias(attention_mask, length, self.causal, input_ids.device)
         return self.backbone(x, mask, self.causal)
+
+    def embed(self, input_ids: Tensor, byte_overrides=None) -> Tensor:
+        """(B, T) ids -> (B, T, d) input vectors; `byte_overrides` need a Kronecker embedding."""
+        if not byte_overrides:
+            return self.embedding(input_ids)
+        if not isinstance(self.embedding, KroneckerEmbedding):
+            raise ValueError(
+                f"byte overrides need a Kronecker embedding, this model's is "
+                f"{self.embedding.kind!r}"
+            )
+        return self.embedding(input_ids, byte_overrides=byte_overrides)
 
     def head_parameters(self) -> int:
         return 0

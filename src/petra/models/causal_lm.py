@@ -20,7 +20,6 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from petra.embeddings import KroneckerEmbedding
 from petra.models.base import PetraModel
 from petra.models.config import ModelConfig
 from petra.nn import attention_bias
@@ -136,15 +135,7 @@ class CausalLM(PetraModel):
             raise ValueError(
                 f"sequence length {past + length} exceeds max_len={self.config.max_len}"
             )
-        if byte_overrides:
-            if not isinstance(self.embedding, KroneckerEmbedding):
-                raise ValueError(
-                    f"byte overrides need a Kronecker embedding, this model's is "
-                    f"{self.embedding.kind!r}"
-                )
-            x = self.embedding(input_ids, byte_overrides=byte_overrides)
-        else:
-            x = self.embedding(input_ids)  # (B, T, d)
+        x = self.embed(input_ids, byte_overrides)
         mask = attention_bias(attention_mask, length, True, input_ids.device, past_length=past)
         return self.backbone(x, mask, True, positions=positions, cache=cache)
 
