@@ -9,7 +9,7 @@ second (batch x new tokens / time). Repeats are interleaved across the arms, so 
 of a shared machine hit every arm alike. Each backbone's cached and uncached outputs are
 checked to be the same tokens (`same_tokens`).
 
-    python benchmarks/generation.py --out benchmarks/results/generation.json
+    python benchmarks/generation.py --out benchmarks/results/generation.json [--device cuda]
 
 Compare the ratios within one run (`cache_speedup`: cached over uncached tokens/s, per
 backbone), not absolute figures across runs.
@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
+from measure import timed_ms
 from report import write_report
 
 from petra.models import ModelConfig, build_model
@@ -57,21 +57,24 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default="benchmarks/results/generation.json")
     args = parser.parse_args()
+    device = torch.device(args.device)
 
     torch.manual_seed(0)
-    models = {backbone: build(backbone, args) for backbone in BACKBONES}
-    prompts = torch.randint(0, args.vocab, (args.batch, args.prompt))
+    models = {backbone: build(backbone, args).to(device) for backbone in BACKBONES}
+    prompts = torch.randint(0, args.vocab, (args.batch, args.prompt), device=device)
     arms = [(backbone, use_cache) for backbone in BACKBONES for use_cache in (True, False)]
     times = {arm: [] for arm in arms}
     outputs = {}
     for repeat in range(args.warmup + args.repeats):
         for backbone, use_cache in arms:
-            start = time.perf_counter()
-            out = models[backbone].generate(prompts, args.new_tokens, use_cache=use_cache)
-            elapsed = time.perf_counter() - start
-            outputs[backbone, use_cache] = out
+
+            def run(arm=(backbone, use_cache)):
+                outputs[arm] = models[arm[0]].generate(prompts, args.new_tokens, use_cache=arm[1])
+
+            elapsed = timed_ms(run, device) / 1000
             if repeat >= args.warmup:
                 times[backbone, use_cache].append(elapsed)
 
@@ -120,6 +123,7 @@ def main() -> None:
                 "batch",
                 "repeats",
                 "warmup",
+                "device",
             )
         },  # fmt: skip
         "results": results,

@@ -13,8 +13,8 @@ One training step = forward, loss, backward, AdamW step, zero_grad. Repeats are 
 across the arms of a model, so that drifts of a shared machine hit every arm alike; the
 median per arm is reported with its ratio to `learned` of the same run. Peak memory: on
 CUDA `torch.cuda.max_memory_allocated` over one step (reset before it); on the CPU the rise
-of the process's peak resident memory over one step (VmHWM, reset through
-/proc/self/clear_refs after `malloc_trim`), after a warm-up step, so optimizer states exist.
+of the process's peak resident memory over one step (`measure.peak_mib`), after a warm-up
+step, so optimizer states exist.
 
     python benchmarks/model_step.py --out benchmarks/results/model_step.json [--device cuda]
 
@@ -24,13 +24,11 @@ Compare the ratios within one run, not absolute times across runs.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import statistics
-import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from measure import peak_mib, timed_ms
 from report import write_report
 
 from petra.data import load_tokenizer, resolve_data_dir
@@ -67,29 +65,6 @@ def sentence_step(model, pair):
     return (F.cross_entropy(a @ b.T / 0.05, labels) + F.cross_entropy(b @ a.T / 0.05, labels)) / 2
 
 
-def _rss_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def peak_mib(step, device: torch.device) -> float:
-    """Memory one step adds at its peak, in MiB."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
-        step()
-        torch.cuda.synchronize()
-        return (torch.cuda.max_memory_allocated() - before) / 2**20
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
-    Path("/proc/self/clear_refs").write_text("5")
-    before = _rss_kib("VmRSS")
-    step()
-    return (_rss_kib("VmHWM") - before) / 1024
-
-
 def run_model(name, arms, config_fields, tokenizer, inputs, loss_fn, args, device) -> dict:
     steps = {}
     for arm, embedding in arms.items():
@@ -111,13 +86,7 @@ def run_model(name, arms, config_fields, tokenizer, inputs, loss_fn, args, devic
     peaks = {arm: peak_mib(step, device) for arm, (step, _) in steps.items()}
     for _ in range(args.repeats):
         for arm, (step, _) in steps.items():
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            step()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            times[arm].append((time.perf_counter() - start) * 1000)
+            times[arm].append(timed_ms(step, device))
     median = {arm: statistics.median(t) for arm, t in times.items()}
     rows = []
     for arm, (_, model) in steps.items():

@@ -15,6 +15,7 @@ from petra import KroneckerEmbedding
 from petra.embeddings.kronecker import (
     byte_collisions,
     codec_moments,
+    codec_scales,
     codec_table,
     encode_bytes,
     kronecker_codec,
@@ -60,6 +61,20 @@ def test_codec_equals_reference_codec():
 def test_empty_token_embeds_to_zero():
     for emb in twins([b"", b"a"]).values():
         assert torch.equal(emb(torch.tensor([0])), torch.zeros(1, 8))
+
+
+def test_scales_looked_up_by_length_equal_the_per_token_scales():
+    """The sparse mode reads each token's a / sigma and mu / sigma from a table over the
+    lengths 0..P; a dtype move builds that table again in the new dtype."""
+    tokens = [b"", b"a", b"ab", b"abc", b"abcd", b"ab"]
+    emb = KroneckerEmbedding.from_token_bytes(tokens, 8, pos_dim=4)
+    for dtype in (torch.float32, torch.float64):
+        emb.to(dtype)
+        by_length = [table.index_select(0, emb.byte_lengths) for table in emb._length_scales(dtype)]
+        per_token = codec_scales(emb.byte_lengths, emb.codec_dim, dtype)
+        for looked_up, direct in zip(by_length, per_token, strict=True):
+            assert looked_up.dtype == dtype
+            assert torch.equal(looked_up, direct)
 
 
 # -- modes -----------------------------------------------------------------------------

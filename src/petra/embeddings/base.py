@@ -16,7 +16,8 @@ Subclasses implement `_embed(flat_ids) -> (N, d)` on already validated 1-D ids.
 
 Kinds whose rows are computed rather than looked up (`computes_rows = True`: Fourier,
 Kronecker, DHE, tensor train) do the work once per distinct id: forward(ids) =
-E(unique(ids))[inverse], exact, with gradients summed over repeats by the gather's backward.
+E(unique(ids))[inverse], exact, with gradients summed over repeats by the gather's backward
+(an `index_select`: on CPU several times faster than advanced indexing, both ways).
 In `eval()` mode under `torch.no_grad()` they keep the whole `V x d` table (`eval_table`,
 held until a parameter or buffer changes: any in-place update, optimizer step or load bumps
 its version, a dtype or device move replaces it), and forward is a lookup. Changes made
@@ -122,10 +123,10 @@ class TokenEmbedding(nn.Module):
         """(N,) valid ids -> (N, d), padding zeroed: from the evaluation table, per distinct
         id, or row by row."""
         if self.computes_rows and self._use_eval_table():
-            return self.eval_table()[flat]
+            return self.eval_table().index_select(0, flat)
         if self.computes_rows and self.dedupe and not torch.compiler.is_compiling():
             unique, inverse = torch.unique(flat, return_inverse=True)
-            return self._zero_padding(self._embed(unique), unique)[inverse]
+            return self._zero_padding(self._embed(unique), unique).index_select(0, inverse)
         return self._zero_padding(self._embed(flat), flat)
 
     def _use_eval_table(self) -> bool:

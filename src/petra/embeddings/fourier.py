@@ -154,7 +154,7 @@ class FourierEmbedding(TokenEmbedding):
 
     def ranks(self, ids: Tensor) -> Tensor:
         """Position of each id in the id order."""
-        return ids if self.id_rank is None else self.id_rank[ids].long()
+        return ids if self.id_rank is None else self.id_rank.index_select(0, ids).long()
 
     def features(self, ids: Tensor) -> Tensor:
         """The fixed part T(id), (N, d), computed on the fly in float64, then cast."""
@@ -174,10 +174,15 @@ class FourierEmbedding(TokenEmbedding):
 
     def _embed(self, ids: Tensor) -> Tensor:
         if self.cache_features:
-            t = self.feature_table()[self.ranks(ids)]  # (N, d)
+            t = self.feature_table().index_select(0, self.ranks(ids))  # (N, d)
         else:
             t = self.features(ids)
-        e = t if self.refine is None else t + self.refine(t)
+        if self.refine is None:
+            e = t
+        elif isinstance(self.refine, nn.Linear):
+            e = torch.addmm(t, t, self.refine.weight.t())  # t + t R^T in one fused call
+        else:
+            e = t + self.refine(t)
         return e if self.norm is None else self.norm(e)
 
     def _load_from_state_dict(self, *args, **kwargs):

@@ -229,6 +229,7 @@ class KroneckerEmbedding(TokenEmbedding):
         if rank is not None and rank < 1:
             raise ValueError(f"rank must be positive, got {rank}")
         self.rank = rank
+        self._scales_by_length: dict = {}  # (dtype, device) -> `_length_scales`
         width = dim if rank is None else rank
         self.projection = nn.Linear(self.codec_dim, width, bias=False)
         # W (d x D) is stored column-major, i.e. as a contiguous W^T (D x d), so that the sparse
@@ -312,9 +313,13 @@ class KroneckerEmbedding(TokenEmbedding):
     def _embed(self, ids: Tensor) -> Tensor:
         if self.mode == "cached":
             return self._expand(
-                self.projection(self.codec_cache[ids].to(self.projection.weight.dtype))
+                self.projection(
+                    self.codec_cache.index_select(0, ids).to(self.projection.weight.dtype)
+                )
             )
-        return self.project_codes(self.byte_table[ids], self.byte_lengths[ids])
+        return self.project_codes(
+            self.byte_table.index_select(0, ids), self.byte_lengths.index_select(0, ids)
+        )
 
     def _expand(self, projected: Tensor) -> Tensor:
         return projected if self.expand is None else self.expand(projected)
@@ -331,7 +336,9 @@ class KroneckerEmbedding(TokenEmbedding):
             codec = kronecker_codec(byte_rows, lengths, wide).to(weight.dtype)
             return self._expand(self.projection(codec))
         index, valid = codec_indices(byte_rows, lengths)
-        scale, shift = codec_scales(lengths, self.codec_dim, wide)  # a / sigma, mu / sigma
+        scale, shift = (  # a / sigma, mu / sigma of each token, looked up by its length
+            per_length.index_select(0, lengths) for per_length in self._length_scales(wide)
+        )
         out = F.embedding_bag(
             index,
             weight.t(),
@@ -340,6 +347,16 @@ class KroneckerEmbedding(TokenEmbedding):
         )  # (N, d): (a / sigma) sum_p W[:, b_p P + p]
         # - (mu / sigma) W 1, in place
         return self._expand(out.addr_(shift.to(weight.dtype), weight.sum(dim=1), alpha=-1))
+
+    def _length_scales(self, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """`codec_scales` of every length 0..P, (P + 1,) each: a token's scales depend on its
+        length alone. Computed once per dtype and device."""
+        device = self.byte_lengths.device
+        key = (dtype, device)
+        if key not in self._scales_by_length:
+            lengths = torch.arange(self.pos_dim + 1, device=device)
+            self._scales_by_length[key] = codec_scales(lengths, self.codec_dim, dtype)
+        return self._scales_by_length[key]
 
     def embed_bytes(self, tokens: Sequence[bytes]) -> Tensor:
         """Embed arbitrary byte strings (forced out-of-vocabulary input), (N, d)."""
