@@ -9,6 +9,19 @@ import torch.nn.functional as F
 from petra.nn import GeGLU, MultiHeadAttention, RMSNorm, RotaryEmbedding, attention_bias
 
 
+def assert_same_function(fast, plain, inputs, atol=1e-5, rtol=1e-5):
+    """fast() and plain() give the same output, and the same gradients of sum(output * G), for
+    one random G, with respect to every tensor in `inputs` (inputs and parameters)."""
+    out = fast()
+    grad_out = torch.randn_like(out)
+    fast_grads = torch.autograd.grad(out, inputs, grad_out)
+    expected = plain()
+    plain_grads = torch.autograd.grad(expected, inputs, grad_out)
+    torch.testing.assert_close(out, expected, atol=atol, rtol=rtol)
+    for mine, theirs in zip(fast_grads, plain_grads, strict=True):
+        torch.testing.assert_close(mine, theirs, atol=atol, rtol=rtol)
+
+
 def test_rope_scores_depend_on_relative_position_only():
     rope = RotaryEmbedding(16)
     q, k = torch.randn(16), torch.randn(16)

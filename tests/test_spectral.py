@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from scipy.fft import dct
+from test_nn import assert_same_function
 
 from petra.models import ModelConfig, build_model, load_pretrained
 from petra.models.backbone import StandardEncoder
@@ -77,6 +78,31 @@ def test_random_transform_is_seeded_and_orthogonal():
     m3, _ = transform_matrices("random", 4, seed=2)
     assert torch.equal(m1, m2) and not torch.equal(m1, m3)
     torch.testing.assert_close(m1 @ m1.T, torch.eye(4, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS)
+def test_slice_major_transforms_are_along_slices_and_a_permute(transform):
+    """The encoder's transforms (one product each, contiguous slice-major output, the scale
+    folded into diag(s) M) against the plain ones: `along_slices`, a permute, then s_k;
+    outputs and gradients, for the input, the scale and the way back."""
+    spectral = SpectralEncoder(32, 1, 2, 2.0, 4, transform=transform, freq_scaling="learned")
+    with torch.no_grad():
+        spectral.scale.uniform_(0.5, 2.0)
+    scale = spectral.scale
+    x = torch.randn(2, 5, 32, requires_grad=True)
+
+    def plain_to(x):
+        x_hat = along_slices(x.view(2, 5, 8, 4), spectral.matrix).permute(3, 0, 1, 2)
+        return x_hat * scale.view(-1, 1, 1, 1)
+
+    assert spectral.to_slices(x, scale).is_contiguous()
+    assert_same_function(lambda: spectral.to_slices(x, scale), lambda: plain_to(x), [x, scale])
+    h = torch.randn(4, 2, 5, 8, requires_grad=True)
+
+    def plain_from(h):
+        return along_slices(h.permute(1, 2, 3, 0), spectral.inverse).reshape(2, 5, 32)
+
+    assert_same_function(lambda: spectral.from_slices(h), lambda: plain_from(h), [h])
 
 
 # -- spectral equivalence ----------------------------------------------------------------

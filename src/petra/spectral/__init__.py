@@ -5,9 +5,11 @@ from petra.spectral.transforms import (
     TRANSFORMS,
     along_slices,
     dct_matrix,
+    from_slice_major,
     lidentity,
     lproduct,
     ltranspose,
+    to_slice_major,
     transform_matrices,
 )
 
@@ -18,8 +20,10 @@ __all__ = [
     "SpectralEncoder",
     "along_slices",
     "dct_matrix",
+    "from_slice_major",
     "lidentity",
     "lproduct",
     "ltranspose",
+    "to_slice_major",
     "transform_matrices",
 ]

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from petra.nn.attention import LayerCache
 from petra.spectral.layers import SliceBlock, SliceLinear, SliceRMSNorm
-from petra.spectral.transforms import along_slices, transform_matrices
+from petra.spectral.transforms import from_slice_major, to_slice_major, transform_matrices
 
 FREQ_SCALINGS = ("none", "learned", "decay")
 WEIGHT_DOMAINS = ("transform", "spatial")
@@ -105,17 +105,20 @@ class SpectralEncoder(nn.Module):
             spatial = torch.tensordot(self.inverse, weight.double(), dims=([1], [0]))
             weight.copy_(spatial)
 
-    def to_slices(self, x: Tensor) -> Tensor:
-        """(B, n, d) -> transform domain, slice-major (p, B, n, m)."""
+    def to_slices(self, x: Tensor, scale: Tensor | None = None) -> Tensor:
+        """(B, n, d) -> transform domain, slice-major (p, B, n, m), contiguous: the residual
+        stream of the blocks. With `scale` (p,), slice k is also multiplied by s_k, folded into
+        the transform as diag(s) M (a p x p product instead of a pass over the activations)."""
         b, n, _ = x.shape
-        x_hat = along_slices(x.view(b, n, self.m, self.slices), self.matrix)  # (B, n, m, p)
-        return x_hat.permute(3, 0, 1, 2)
+        matrix = self.matrix.to(x.device)
+        if scale is not None:
+            matrix = scale.to(matrix.dtype).unsqueeze(-1) * matrix
+        return to_slice_major(x.view(b, n, self.m, self.slices), matrix)
 
     def from_slices(self, x_hat: Tensor) -> Tensor:
         """(p, B, n, m) in the transform domain -> (B, n, d)."""
         _, b, n, _ = x_hat.shape
-        x = along_slices(x_hat.permute(1, 2, 3, 0), self.inverse)  # (B, n, m, p)
-        return x.reshape(b, n, self.dim)
+        return from_slice_major(x_hat, self.inverse).view(b, n, self.dim)
 
     def forward(
         self,
@@ -130,9 +133,7 @@ class SpectralEncoder(nn.Module):
         `LayerCache` per block, holding every slice's keys and values of the S - n earlier
         positions, which receives these n (incremental decoding)."""
         mix = self.matrix.to(x.device) if self.weight_domain == "spatial" else None
-        h = self.to_slices(x)  # (p, B, n, m)
-        if self.scale is not None:
-            h = h * self.scale.to(h.dtype).view(-1, 1, 1, 1)
+        h = self.to_slices(x, self.scale)  # (p, B, n, m)
         caches = [None] * len(self.blocks) if cache is None else cache
         for block, layer_cache in zip(self.blocks, caches, strict=True):
             h = block(h, mask, causal, mix, positions, layer_cache)

@@ -71,6 +71,27 @@ def along_slices(x: Tensor, matrix: Tensor) -> Tensor:
     return (x.to(dtype) @ matrix.T.to(device=x.device, dtype=dtype)).to(x.dtype)
 
 
+def to_slice_major(x: Tensor, matrix: Tensor) -> Tensor:
+    """x (..., p) -> x_hat (p, ...), x_hat[k, ...] = sum_j matrix[k, j] x[..., j]: `along_slices`
+    with the slice axis moved first, as one (p x p) @ (p x N) product whose output is already
+    contiguous (no permuted copy later). Float32 at least inside, returned in x's dtype."""
+    p = x.shape[-1]
+    dtype = torch.promote_types(x.dtype, torch.float32)
+    rows = x.to(dtype).reshape(-1, p)  # (N, p)
+    x_hat = matrix.to(device=x.device, dtype=dtype) @ rows.T  # (p, N)
+    return x_hat.view(p, *x.shape[:-1]).to(x.dtype)
+
+
+def from_slice_major(x_hat: Tensor, matrix: Tensor) -> Tensor:
+    """x_hat (p, ...) -> x (..., p), x[..., j] = sum_k matrix[j, k] x_hat[k, ...]: the inverse of
+    `to_slice_major` given M^-1, as one (N x p) @ (p x p) product with a contiguous output."""
+    p = x_hat.shape[0]
+    dtype = torch.promote_types(x_hat.dtype, torch.float32)
+    columns = x_hat.to(dtype).reshape(p, -1)  # (p, N)
+    x = columns.T @ matrix.T.to(device=x_hat.device, dtype=dtype)  # (N, p)
+    return x.view(*x_hat.shape[1:], p).to(x_hat.dtype)
+
+
 def lproduct(a: Tensor, b: Tensor, matrix: Tensor, inverse: Tensor) -> Tensor:
     """A *_L B for A (n1, n2, p) and B (n2, n3, p) -> (n1, n3, p)."""
     if a.dim() != 3 or b.dim() != 3 or a.shape[1] != b.shape[0] or a.shape[2] != b.shape[2]:
