@@ -6,7 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from petra.nn import GeGLU, MultiHeadAttention, RMSNorm, RotaryEmbedding, attention_bias
+from petra.nn import (
+    GeGLU,
+    MultiHeadAttention,
+    RMSNorm,
+    RotaryEmbedding,
+    additive_bias,
+    attention_bias,
+)
 
 
 def assert_same_function(fast, plain, inputs, atol=1e-5, rtol=1e-5):
@@ -87,6 +94,23 @@ def test_causal_fast_path_equals_explicit_mask():
     x = torch.randn(2, 6, 16)
     explicit = attn(x, attention_bias(torch.ones(2, 6), 6, True, x.device), True)
     torch.testing.assert_close(attn(x, None, True), explicit, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_additive_bias_is_the_boolean_mask_that_sdpa_converts(causal):
+    """One conversion per forward instead of SDPA's per layer: the same attention (outputs
+    and gradients), and `copies` stacks the batch slice-major (row c N + b is row b)."""
+    attn = MultiHeadAttention(16, 2)
+    x = torch.randn(3, 5, 16, requires_grad=True)
+    mask = attention_bias(
+        torch.tensor([[1] * 5, [1] * 3 + [0] * 2, [0] + [1] * 4]), 5, causal, "cpu"
+    )
+    bias = additive_bias(mask)
+    assert bias.dtype == torch.float32 and torch.equal(bias == 0, mask)
+    assert torch.equal(additive_bias(mask, 2), torch.cat((bias, bias)))
+    assert additive_bias(mask[:1], 2).shape[0] == 1  # a batch of one broadcasts
+    inputs = [x, *attn.parameters()]
+    assert_same_function(lambda: attn(x, bias, causal), lambda: attn(x, mask, causal), inputs)
 
 
 def test_rmsnorm_closed_form_in_float32_for_low_precision_input():

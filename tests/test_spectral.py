@@ -5,6 +5,7 @@ import pytest
 import torch
 from scipy.fft import dct
 from test_nn import assert_same_function
+from torch.func import functional_call
 
 from petra.models import ModelConfig, build_model, load_pretrained
 from petra.models.backbone import StandardEncoder
@@ -106,25 +107,30 @@ def test_slice_major_transforms_are_along_slices_and_a_permute(transform):
 
 
 # -- spectral equivalence ----------------------------------------------------------------
+def slice_state(spectral: SpectralEncoder, k: int) -> dict:
+    """Slice k of the spectral encoder's weights as a standard encoder's state (views)."""
+    state = {"norm.weight": spectral.norm.weight[k]}
+    for i, block in enumerate(spectral.blocks):
+        state |= {
+            f"blocks.{i}.attn_norm.weight": block.attn_norm.weight[k],
+            f"blocks.{i}.ffn_norm.weight": block.ffn_norm.weight[k],
+            f"blocks.{i}.attn.qkv.weight": block.attn.qkv.weight[k].T,
+            f"blocks.{i}.attn.out.weight": block.attn.out.weight[k].T,
+            f"blocks.{i}.ffn.gate_up.weight": block.ffn.gate_up.weight[k].T,
+            f"blocks.{i}.ffn.out.weight": block.ffn.out.weight[k].T,
+        }
+    return state
+
+
 def slice_encoders(spectral: SpectralEncoder, n_heads: int, ffn_mult: float):
     """p standard encoders of width m, loaded with the spectral encoder's slice weights."""
+    config = ModelConfig(
+        dim=spectral.m, n_layers=len(spectral.blocks), n_heads=n_heads, ffn_mult=ffn_mult
+    )
     encoders = []
     for k in range(spectral.slices):
-        config = ModelConfig(
-            dim=spectral.m, n_layers=len(spectral.blocks), n_heads=n_heads, ffn_mult=ffn_mult
-        )
         encoder = StandardEncoder(config)
-        state = {"norm.weight": spectral.norm.weight[k]}
-        for i, block in enumerate(spectral.blocks):
-            state |= {
-                f"blocks.{i}.attn_norm.weight": block.attn_norm.weight[k],
-                f"blocks.{i}.ffn_norm.weight": block.ffn_norm.weight[k],
-                f"blocks.{i}.attn.qkv.weight": block.attn.qkv.weight[k].T,
-                f"blocks.{i}.attn.out.weight": block.attn.out.weight[k].T,
-                f"blocks.{i}.ffn.gate_up.weight": block.ffn.gate_up.weight[k].T,
-                f"blocks.{i}.ffn.out.weight": block.ffn.out.weight[k].T,
-            }
-        encoder.load_state_dict(state)
+        encoder.load_state_dict(slice_state(spectral, k))
         encoders.append(encoder)
     return encoders
 
@@ -165,6 +171,33 @@ def test_spectral_equivalence(transform, causal, freq_scaling):
     out = spectral(x, mask, causal)
     real = attention_mask.bool()
     torch.testing.assert_close(out[real], expected[real], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_gradients_are_those_of_p_standard_encoders(causal):
+    """The fast path (contiguous slices, one additive mask per forward, norm gains folded
+    into the next slice linear, GeGLU in two products) against the plain computation
+    M^-1 [standard_k(s_k x_hat_k)]_k written with `along_slices` and p standard encoders
+    whose weights are views of the spectral ones: outputs and the gradients of the input
+    and of every parameter."""
+    p, d, heads, ffn = 4, 32, 2, 2.0
+    spectral = SpectralEncoder(d, 2, heads, ffn, p, freq_scaling="learned")
+    randomize(spectral)
+    standard = slice_encoders(spectral, heads, ffn)[0]  # the structure; weights are views
+    x = torch.randn(3, 6, d, requires_grad=True)
+    attention_mask = torch.tensor([[1] * 6, [1] * 4 + [0] * 2, [0] * 1 + [1] * 5])
+    mask = attention_bias(attention_mask, 6, causal, x.device)
+
+    def plain():
+        x_hat = along_slices(x.view(3, 6, d // p, p), spectral.matrix) * spectral.scale
+        slices = [
+            functional_call(standard, slice_state(spectral, k), (x_hat[..., k], mask, causal))
+            for k in range(p)
+        ]
+        return along_slices(torch.stack(slices, dim=-1), spectral.inverse).reshape(3, 6, d)
+
+    inputs = [x, *spectral.parameters()]
+    assert_same_function(lambda: spectral(x, mask, causal), plain, inputs)
 
 
 def test_one_slice_with_identity_is_the_standard_encoder():

@@ -1,6 +1,6 @@
 """Building blocks shared by every petra model and embedding."""
 
-from petra.nn.attention import MultiHeadAttention, attention_bias
+from petra.nn.attention import MultiHeadAttention, additive_bias, attention_bias
 from petra.nn.block import TransformerBlock
 from petra.nn.feedforward import GeGLU
 from petra.nn.norm import RMSNorm
@@ -12,5 +12,6 @@ __all__ = [
     "RMSNorm",
     "RotaryEmbedding",
     "TransformerBlock",
+    "additive_bias",
     "attention_bias",
 ]

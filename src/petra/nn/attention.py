@@ -54,6 +54,45 @@ def attention_bias(
     return allowed | (keys == queries)
 
 
+def additive_bias(
+    mask: Tensor | None, copies: int = 1, dtype: torch.dtype = torch.float32
+) -> Tensor | None:
+    """A boolean mask (N, 1, T, S) from `attention_bias` in the additive form SDPA turns it
+    into, 0 where a query may attend and -inf elsewhere, repeated `copies` times along the
+    batch (copy c of row b at row c N + b; a mask of batch 1 broadcasts and stays one).
+    SDPA would redo this conversion in every layer: an encoder does it once per forward."""
+    if mask is None:
+        return None
+    bias = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
+    bias.masked_fill_(~mask, float("-inf"))
+    return bias if mask.shape[0] == 1 else bias.repeat(copies, 1, 1, 1)
+
+
+def attend(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    rope: RotaryEmbedding,
+    mask: Tensor | None,
+    causal: bool,
+    positions: Tensor | None,
+    cache: LayerCache | None,
+    dropout_p: float,
+) -> Tensor:
+    """softmax(rope(q) rope(k)^T / sqrt(h) + mask) v, per head: q, k, v (N, H, T, h) ->
+    (N, H, T, h), over the keys and values of `cache` (which receives these) and the new ones.
+    `mask`: boolean or additive (N, 1, T, S), or one that broadcasts to it, or None (then
+    `causal` hides later keys); `mask` and `positions` as `cached_attention_inputs` gives."""
+    q, k = rope(q, positions), rope(k, positions)
+    if cache is not None:
+        k, v = cache.append(k, v)  # (N, H, S, h)
+    if mask is not None and mask.is_floating_point():
+        mask = mask.to(q.dtype)  # SDPA adds a float mask in the queries' dtype
+    return F.scaled_dot_product_attention(
+        q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=causal and mask is None
+    )
+
+
 class LayerCache:
     """The rotated keys and the values, (N, H, S, h), of the S positions one attention layer
     has seen so far (N = B, or p B for the slices of the spectral backbone); empty at first."""
@@ -76,18 +115,25 @@ class LayerCache:
 
 
 def cached_attention_inputs(
-    mask: Tensor | None, causal: bool, length: int, device, cache: LayerCache | None
+    mask: Tensor | None,
+    causal: bool,
+    length: int,
+    device,
+    cache: LayerCache | None,
+    positions: Tensor | None = None,
 ) -> tuple[Tensor | None, Tensor | None]:
-    """The mask and default rotary positions of T = `length` new positions after a cache:
-    (mask, positions past..past+T-1), or (mask, None) without cached positions. Without a
-    mask, a causal layer builds one: SDPA's `is_causal` aligns to the first key, not the
-    last."""
+    """The mask and rotary positions of T = `length` new positions after a cache: `positions`
+    if given, else past..past+T-1 after cached ones (None without: the rotation's default).
+    Without a mask, a causal layer after a cache builds one: SDPA's `is_causal` aligns to
+    the first key, not the last."""
     past = 0 if cache is None else cache.length
     if past == 0:
-        return mask, None
+        return mask, positions
     if mask is None and causal:
         mask = attention_bias(None, length, True, device, past_length=past)
-    return mask, torch.arange(past, past + length, device=device)
+    if positions is None:
+        positions = torch.arange(past, past + length, device=device)
+    return mask, positions
 
 
 class MultiHeadAttention(nn.Module):
@@ -110,25 +156,15 @@ class MultiHeadAttention(nn.Module):
         positions: Tensor | None = None,
         cache: LayerCache | None = None,
     ) -> Tensor:
-        """x: (B, T, d); mask: a boolean (B, 1, T, S) from `attention_bias`, or None.
+        """x: (B, T, d); mask: a boolean (B, 1, T, S) from `attention_bias`, its additive
+        form from `additive_bias` (computed once for all layers), or None.
         `positions`: rotary positions (T,) or (B, T) (default: past..past+T-1, past the
         cache's length or 0). `cache`: keys and values of the earlier positions, to which
         this call appends its own (then S = past + T)."""
         batch, length, dim = x.shape
         q, k, v = self.qkv(x).view(batch, length, 3, self.n_heads, self.head_dim).unbind(2)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, T, h)
-        mask, default_positions = cached_attention_inputs(mask, causal, length, x.device, cache)
-        if positions is None:
-            positions = default_positions
-        q, k = self.rope(q, positions), self.rope(k, positions)
-        if cache is not None:
-            k, v = cache.append(k, v)  # (B, H, S, h)
-        y = F.scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            attn_mask=mask,
-            dropout_p=self.dropout if self.training else 0.0,
-            is_causal=causal and mask is None,
-        )  # (B, H, T, h)
+        mask, positions = cached_attention_inputs(mask, causal, length, x.device, cache, positions)
+        dropout_p = self.dropout if self.training else 0.0
+        y = attend(q, k, v, self.rope, mask, causal, positions, cache, dropout_p)  # (B, H, T, h)
         return self.out(y.transpose(1, 2).reshape(batch, length, dim))

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from petra.nn.attention import LayerCache
+from petra.nn.attention import LayerCache, additive_bias, cached_attention_inputs
 from petra.spectral.layers import SliceBlock, SliceLinear, SliceRMSNorm
 from petra.spectral.transforms import from_slice_major, to_slice_major, transform_matrices
 
@@ -133,11 +133,29 @@ class SpectralEncoder(nn.Module):
         `LayerCache` per block, holding every slice's keys and values of the S - n earlier
         positions, which receives these n (incremental decoding)."""
         mix = self.matrix.to(x.device) if self.weight_domain == "spatial" else None
-        h = self.to_slices(x, self.scale)  # (p, B, n, m)
         caches = [None] * len(self.blocks) if cache is None else cache
+        mask, positions = self.attention_inputs(x, mask, causal, positions, caches[0])
+        h = self.to_slices(x, self.scale)  # (p, B, n, m)
         for block, layer_cache in zip(self.blocks, caches, strict=True):
             h = block(h, mask, causal, mix, positions, layer_cache)
         return self.from_slices(self.norm(h, mix))
+
+    def attention_inputs(
+        self,
+        x: Tensor,
+        mask: Tensor | None,
+        causal: bool,
+        positions: Tensor | None,
+        cache: LayerCache | None,
+    ) -> tuple[Tensor | None, Tensor | None]:
+        """What every block's attention shares, once per forward (every layer's cache holds
+        as many positions): the mask as an additive bias in x's dtype, (p B, 1, n, S) with
+        slice k of sequence b at row k B + b, and the rotary positions, (n,) or (p B, n)."""
+        n = x.shape[1]
+        mask, positions = cached_attention_inputs(mask, causal, n, x.device, cache, positions)
+        if positions is not None and positions.dim() == 2:
+            positions = positions.repeat(self.slices, 1)  # the same positions in each slice
+        return additive_bias(mask, self.slices, x.dtype), positions
 
     def new_cache(self) -> list[LayerCache]:
         """An empty key-value cache: one `LayerCache` per block, for all p slices."""

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from petra.nn import RotaryEmbedding
-from petra.nn.attention import LayerCache, cached_attention_inputs
+from petra.nn.attention import LayerCache, attend
 
 
 def in_transform_domain(weight: Tensor, mix: Tensor | None) -> Tensor:
@@ -79,30 +79,15 @@ class SliceAttention(nn.Module):
         positions: Tensor | None = None,
         cache: LayerCache | None = None,
     ) -> Tensor:
-        """x: (p, B, n, m); mask: boolean (B, 1, n, S) or None; `positions` (n,) or (B, n);
-        `cache`: the earlier S - n positions of every slice, to which these n are added."""
+        """x: (p, B, n, m); mask: (p B, 1, n, S), boolean or additive, or one that
+        broadcasts to it, or None; `positions` (n,) or (p B, n); `mask` and `positions` count
+        the earlier S - n positions of every slice in `cache`, which receives these n (the
+        encoder's `attention_inputs`, once for all layers)."""
         p, b, n, m = x.shape
         qkv = self.qkv(x, mix).view(p * b, n, 3, self.n_heads, self.head_dim)
         q, k, v = (t.transpose(1, 2) for t in qkv.unbind(2))  # (p B, H, n, h)
-        mask, default_positions = cached_attention_inputs(mask, causal, n, x.device, cache)
-        if positions is None:
-            positions = default_positions
-        elif positions.dim() == 2:
-            positions = positions.repeat(p, 1)  # (p B, n): the same positions in each slice
-        q, k = self.rope(q, positions), self.rope(k, positions)
-        if cache is not None:
-            k, v = cache.append(k, v)  # (p B, H, S, h)
-        if mask is not None:
-            # the same mask for each slice
-            mask = mask.expand(b, 1, n, mask.shape[-1]).repeat(p, 1, 1, 1)
-        y = F.scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            attn_mask=mask,
-            dropout_p=self.dropout if self.training else 0.0,
-            is_causal=causal and mask is None,
-        )  # (p B, H, n, h)
+        dropout_p = self.dropout if self.training else 0.0
+        y = attend(q, k, v, self.rope, mask, causal, positions, cache, dropout_p)  # (p B, H, n, h)
         return self.out(y.transpose(1, 2).reshape(p, b, n, m), mix)
 
 
