@@ -200,6 +200,22 @@ def test_gradients_are_those_of_p_standard_encoders(causal):
     assert_same_function(lambda: spectral(x, mask, causal), plain, inputs)
 
 
+@pytest.mark.parametrize("domain", ["transform", "spatial"])
+def test_norm_gain_folded_into_the_next_slice_linear(domain):
+    """(rms(x_k) * g_k) W_k = rms(x_k) (diag(g_k) W_k): outputs and gradients (x, g, W) equal
+    the norm applied with its gain, with the weights in either domain."""
+    mix = dct_matrix(4).float() if domain == "spatial" else None
+    norm, linear = SliceRMSNorm(4, 8), SliceLinear(4, 8, 12)
+    randomize(norm)
+    x = torch.randn(4, 2, 5, 8, requires_grad=True)
+    inputs = [x, norm.weight, linear.weight]
+    assert_same_function(
+        lambda: linear(norm.normalize(x), mix, norm.gain(mix)),
+        lambda: linear(norm(x, mix), mix),
+        inputs,
+    )
+
+
 def test_one_slice_with_identity_is_the_standard_encoder():
     config = ModelConfig(dim=32, n_layers=2, n_heads=4, ffn_mult=3.0)
     spectral = SpectralEncoder(32, 2, 4, 3.0, 1, transform="identity")

@@ -28,7 +28,8 @@ def in_transform_domain(weight: Tensor, mix: Tensor | None) -> Tensor:
 
 
 class SliceLinear(nn.Module):
-    """y_k = x_k W_k for each slice k; W: (p, m_in, m_out), no bias."""
+    """y_k = x_k W_k for each slice k; W: (p, m_in, m_out), no bias. With the gain g (p, m_in)
+    of an RMSNorm before it: y_k = (x_k * g_k) W_k = x_k (diag(g_k) W_k)."""
 
     def __init__(self, slices: int, m_in: int, m_out: int):
         super().__init__()
@@ -36,24 +37,43 @@ class SliceLinear(nn.Module):
         bound = 1 / math.sqrt(m_in)  # nn.Linear's default range, per slice
         nn.init.uniform_(self.weight, -bound, bound)
 
-    def forward(self, x: Tensor, mix: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, mix: Tensor | None = None, gain: Tensor | None = None) -> Tensor:
         p, *batch, m_in = x.shape
         weight = in_transform_domain(self.weight, mix)  # (p, m_in, m_out)
+        if gain is not None:
+            weight = gain.to(weight.dtype).unsqueeze(-1) * weight  # diag(g_k) W_k
         return torch.bmm(x.reshape(p, -1, m_in), weight).view(p, *batch, weight.shape[-1])
 
 
 class SliceRMSNorm(nn.Module):
-    """RMSNorm over the m features of each slice (float32 inside), gain (p, m)."""
+    """RMSNorm over the m features of each slice (float32 inside), gain (p, m).
+
+    `normalize` and `gain` apart let a block fold the gain into the slice linear that
+    follows, (x_k * g_k) W_k = x_k (diag(g_k) W_k): a product over the (p, m, m_out) weights
+    instead of a pass over the activations. The function and its gradients are the same
+    (up to rounding), in training too: g stays the parameter, only the product is
+    associated the other way."""
 
     def __init__(self, slices: int, m: int, eps: float = 1e-6):
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(slices, m))
 
+    def gain(self, mix: Tensor | None = None) -> Tensor:
+        """The (p, m) gain in the transform domain."""
+        return in_transform_domain(self.weight, mix)
+
+    def rms(self, x: Tensor) -> Tensor:
+        """x / sqrt(mean over the slice's features of x^2 + eps), in float32."""
+        return F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps)
+
+    def normalize(self, x: Tensor) -> Tensor:
+        """The norm without its gain, in x's dtype."""
+        return self.rms(x).to(x.dtype)
+
     def forward(self, x: Tensor, mix: Tensor | None = None) -> Tensor:
-        gain = in_transform_domain(self.weight, mix).float()  # (p, m)
-        y = F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps)
-        return (y * gain.view(gain.shape[0], *([1] * (x.dim() - 2)), -1)).to(x.dtype)
+        gain = self.gain(mix).float()  # (p, m)
+        return (self.rms(x) * gain.view(gain.shape[0], *([1] * (x.dim() - 2)), -1)).to(x.dtype)
 
 
 class SliceAttention(nn.Module):
@@ -78,13 +98,15 @@ class SliceAttention(nn.Module):
         mix: Tensor | None = None,
         positions: Tensor | None = None,
         cache: LayerCache | None = None,
+        gain: Tensor | None = None,
     ) -> Tensor:
-        """x: (p, B, n, m); mask: (p B, 1, n, S), boolean or additive, or one that
+        """x: (p, B, n, m), normalized, with `gain` the gain of its norm (p, m), folded into
+        the query, key and value maps; mask: (p B, 1, n, S), boolean or additive, or one that
         broadcasts to it, or None; `positions` (n,) or (p B, n); `mask` and `positions` count
         the earlier S - n positions of every slice in `cache`, which receives these n (the
         encoder's `attention_inputs`, once for all layers)."""
         p, b, n, m = x.shape
-        qkv = self.qkv(x, mix).view(p * b, n, 3, self.n_heads, self.head_dim)
+        qkv = self.qkv(x, mix, gain).view(p * b, n, 3, self.n_heads, self.head_dim)
         q, k, v = (t.transpose(1, 2) for t in qkv.unbind(2))  # (p B, H, n, h)
         dropout_p = self.dropout if self.training else 0.0
         y = attend(q, k, v, self.rope, mask, causal, positions, cache, dropout_p)  # (p B, H, n, h)
@@ -100,13 +122,16 @@ class SliceGeGLU(nn.Module):
         self.out = SliceLinear(slices, hidden, m)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, mix: Tensor | None = None) -> Tensor:
-        gate, up = self.gate_up(x, mix).chunk(2, dim=-1)
+    def forward(self, x: Tensor, mix: Tensor | None = None, gain: Tensor | None = None) -> Tensor:
+        """x: (p, B, n, m), normalized, with `gain` the gain of its norm folded into W_gate
+        and W_up."""
+        gate, up = self.gate_up(x, mix, gain).chunk(2, dim=-1)
         return self.out(self.dropout(F.gelu(gate) * up), mix)
 
 
 class SliceBlock(nn.Module):
-    """The pre-norm transformer block, slice by slice."""
+    """The pre-norm transformer block, slice by slice. Each RMSNorm's gain is folded into the
+    slice linear after it (see `SliceRMSNorm`)."""
 
     def __init__(self, slices, m, n_heads, ffn_hidden, dropout=0.0, rope_base=1e4):
         super().__init__()
@@ -125,6 +150,7 @@ class SliceBlock(nn.Module):
         positions: Tensor | None = None,
         cache: LayerCache | None = None,
     ) -> Tensor:
-        attended = self.attn(self.attn_norm(x, mix), mask, causal, mix, positions, cache)
-        x = x + self.dropout(attended)
-        return x + self.dropout(self.ffn(self.ffn_norm(x, mix), mix))
+        normed, gain = self.attn_norm.normalize(x), self.attn_norm.gain(mix)
+        x = x + self.dropout(self.attn(normed, mask, causal, mix, positions, cache, gain))
+        normed, gain = self.ffn_norm.normalize(x), self.ffn_norm.gain(mix)
+        return x + self.dropout(self.ffn(normed, mix, gain))
