@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from scipy.fft import dct
 from test_nn import assert_same_function
 from torch.func import functional_call
@@ -20,7 +21,7 @@ from petra.spectral import (
     ltranspose,
     transform_matrices,
 )
-from petra.spectral.layers import SliceLinear, SliceRMSNorm, in_transform_domain
+from petra.spectral.layers import SliceGeGLU, SliceLinear, SliceRMSNorm, in_transform_domain
 
 
 # -- the algebra -----------------------------------------------------------------------
@@ -214,6 +215,19 @@ def test_norm_gain_folded_into_the_next_slice_linear(domain):
         lambda: linear(norm(x, mix), mix),
         inputs,
     )
+
+
+def test_slice_geglu_in_two_products_is_the_split_of_one():
+    """W_gate and W_up as two bmm (`SliceLinear.split`) against one bmm split in two: outputs
+    and gradients (x, every weight)."""
+    ffn = SliceGeGLU(4, 8, 12)
+    x = torch.randn(4, 2, 5, 8, requires_grad=True)
+
+    def plain():
+        gate, up = torch.einsum("kbni,kio->kbno", x, ffn.gate_up.weight).chunk(2, dim=-1)
+        return torch.einsum("kbni,kio->kbno", F.gelu(gate) * up, ffn.out.weight)
+
+    assert_same_function(lambda: ffn(x), plain, [x, *ffn.parameters()])
 
 
 def test_one_slice_with_identity_is_the_standard_encoder():

@@ -21,5 +21,7 @@ class GeGLU(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
-        gate, up = self.gate_up(x).chunk(2, dim=-1)  # (..., h) each
+        # W_gate and W_up as two products: in backward their gradients then meet in x's as a
+        # sum, instead of first being copied into one (..., 2h) gradient (a split's backward)
+        gate, up = (F.linear(x, weight) for weight in self.gate_up.weight.chunk(2))  # (..., h)
         return self.out(self.dropout(F.gelu(gate) * up))

@@ -37,12 +37,30 @@ class SliceLinear(nn.Module):
         bound = 1 / math.sqrt(m_in)  # nn.Linear's default range, per slice
         nn.init.uniform_(self.weight, -bound, bound)
 
+    def effective_weight(self, mix: Tensor | None, gain: Tensor | None) -> Tensor:
+        """(p, m_in, m_out): W in the transform domain, times diag(g_k) with a gain."""
+        weight = in_transform_domain(self.weight, mix)
+        if gain is None:
+            return weight
+        return gain.to(weight.dtype).unsqueeze(-1) * weight
+
     def forward(self, x: Tensor, mix: Tensor | None = None, gain: Tensor | None = None) -> Tensor:
-        p, *batch, m_in = x.shape
-        weight = in_transform_domain(self.weight, mix)  # (p, m_in, m_out)
-        if gain is not None:
-            weight = gain.to(weight.dtype).unsqueeze(-1) * weight  # diag(g_k) W_k
-        return torch.bmm(x.reshape(p, -1, m_in), weight).view(p, *batch, weight.shape[-1])
+        return slice_matmul(x, self.effective_weight(mix, gain))
+
+    def split(
+        self, x: Tensor, parts: int, mix: Tensor | None = None, gain: Tensor | None = None
+    ) -> tuple[Tensor, ...]:
+        """`forward`'s output features in `parts` equal groups, one bmm each: in backward the
+        groups' gradients meet in x's as a sum of products, instead of first being copied
+        into one (p, ..., m_out) gradient (the backward of a split output)."""
+        weights = self.effective_weight(mix, gain).chunk(parts, dim=-1)
+        return tuple(slice_matmul(x, weight) for weight in weights)
+
+
+def slice_matmul(x: Tensor, weight: Tensor) -> Tensor:
+    """x (p, ..., m_in) @ weight (p, m_in, m_out) -> (p, ..., m_out), as one bmm."""
+    p, *batch, m_in = x.shape
+    return torch.bmm(x.reshape(p, -1, m_in), weight).view(p, *batch, weight.shape[-1])
 
 
 class SliceRMSNorm(nn.Module):
@@ -125,7 +143,7 @@ class SliceGeGLU(nn.Module):
     def forward(self, x: Tensor, mix: Tensor | None = None, gain: Tensor | None = None) -> Tensor:
         """x: (p, B, n, m), normalized, with `gain` the gain of its norm folded into W_gate
         and W_up."""
-        gate, up = self.gate_up(x, mix, gain).chunk(2, dim=-1)
+        gate, up = self.gate_up.split(x, 2, mix, gain)
         return self.out(self.dropout(F.gelu(gate) * up), mix)
 
 
