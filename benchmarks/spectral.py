@@ -11,12 +11,14 @@ arms, so that drifts of a shared machine hit every arm alike.
 
     python benchmarks/spectral.py --out benchmarks/results/spectral.json
 
-Compare the ratios within one run, not absolute figures across runs.
+Compare the ratios within one run, not absolute figures across runs. The report records the
+1-minute load average before and after the run: another job on a shared machine shows there.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -44,9 +46,13 @@ def main() -> None:
     parser.add_argument("--slices", default="2,4,8")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None, help="default: torch's")
     parser.add_argument("--out", default="benchmarks/results/spectral.json")
     args = parser.parse_args()
 
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()[0]
     torch.manual_seed(0)
     base = ModelConfig(dim=args.dim, n_layers=args.layers, n_heads=args.heads)
     configs = {"standard": base}
@@ -117,6 +123,7 @@ def main() -> None:
             k: getattr(args, k)
             for k in ("dim", "layers", "heads", "seq", "batch", "repeats", "warmup")
         },
+        "load_average": {"before": load_before, "after": os.getloadavg()[0]},
         "results": results,
     }
     write_report(args.out, report)
