@@ -40,6 +40,21 @@ def lm_settings(folder, **extra) -> CompressSettings:
     return CompressSettings(**{**base, **extra})
 
 
+def test_corpus_ids_are_tokenized_once_per_tokenizer_and_split():
+    from petra.compress import corpus_ids, load_corpus
+
+    gpt2, bert = (PreTrainedTokenizerFast(tokenizer_object=load_tokenizer(name))
+                  for name in ("gpt2", "bert-base-uncased"))  # fmt: skip
+    ids = corpus_ids(gpt2, "validation")
+    text = "\n".join(load_corpus("brown", "validation"))
+    assert ids.tolist() == gpt2(text, add_special_tokens=False)["input_ids"]
+    assert (
+        corpus_ids(PreTrainedTokenizerFast(tokenizer_object=load_tokenizer("gpt2")), "validation")
+        is ids
+    )  # fmt: skip  (another object, the same tokenizer)
+    assert not torch.equal(corpus_ids(bert, "validation")[:50], ids[:50])
+
+
 def test_causal_lm_is_measured_swapped_and_recovered(tiny_lm, tmp_path):
     result = compress(lm_settings(tiny_lm, start="fit"), tmp_path / "run", progress=False)
     assert result["model_type"] == "causal-lm"

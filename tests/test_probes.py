@@ -168,12 +168,26 @@ def test_norms_probe_reads_the_run(kronecker_lm, tmp_path):
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_geometry_finds_exact_duplicates_in_a_large_table(gpt2):
-    embedding = build_embedding("learned", 50257, 256)
+def test_geometry_scans_every_chunk_and_finds_the_one_duplicated_pair():
+    """The exact scan over a table of several 1024-row chunks, with a byte-level BPE of 3,000
+    pieces trained on the shared corpus (an all-pairs scan of GPT-2's 50,257 rows takes 40 s)."""
+    from tokenizers import ByteLevelBPETokenizer
+
+    from petra.data import resolve_data_dir
+
+    tokenizer = ByteLevelBPETokenizer()
+    corpus = resolve_data_dir(None) / "corpus" / "shakespeare.txt"
+    tokenizer.train_from_iterator(
+        [corpus.read_text()[:300_000]], vocab_size=3000, show_progress=False
+    )
+    vocab_size = tokenizer.get_vocab_size()
+    embedding = build_embedding("learned", vocab_size, 256)
     with torch.no_grad():
-        embedding.weight_table.weight[7] = embedding.weight_table.weight[40000]
-    result = probe_geometry(embedding, gpt2, sample=50257, exact_limit=60000)
+        embedding.weight_table.weight[7] = embedding.weight_table.weight[2500]
+    result = probe_geometry(embedding, tokenizer, sample=vocab_size, exact_limit=vocab_size)
+    assert result["exact"] and result["rows_examined"] == vocab_size > 2 * 1024
     assert result["colliding_rows"] == 2 and result["min_distance"] > 0.01
+    assert result["variants_tested"] > 0  # the probe words met the trained vocabulary
 
 
 def test_typographic_similarity_finds_variants_built_close(gpt2):

@@ -27,6 +27,7 @@ import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
+from hashlib import sha256
 from pathlib import Path
 
 import torch
@@ -150,12 +151,33 @@ def stsb_spearman(model, limit: int | None = None) -> float:
     return cosine_correlations(a, b, [p.score for p in pairs])["spearman"]
 
 
+_CORPUS_IDS: dict[tuple[str, str], torch.Tensor] = {}  # (tokenizer digest, split) -> ids
+_CORPUS_IDS_KEPT = 4
+
+
+def corpus_ids(tokenizer, split: str) -> torch.Tensor:
+    """The Brown corpus split (`train` / `validation`) as one 1-D tensor of ids. Tokenizing
+    its million words takes seconds, so a fast tokenizer's ids are kept for the process
+    (the last few, keyed by a digest of the tokenizer's JSON): every run in one process
+    (a comparison's arms, a test module) tokenizes each split once."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    key = None if backend is None else (sha256(backend.to_str().encode()).hexdigest(), split)
+    if key in _CORPUS_IDS:
+        return _CORPUS_IDS[key]
+    text = "\n".join(load_corpus("brown", split))
+    ids = torch.tensor(tokenizer(text, add_special_tokens=False)["input_ids"])
+    if key is not None:
+        if len(_CORPUS_IDS) >= _CORPUS_IDS_KEPT:
+            del _CORPUS_IDS[next(iter(_CORPUS_IDS))]  # the oldest
+        _CORPUS_IDS[key] = ids
+    return ids
+
+
 def text_chunks(tokenizer, split: str, length: int) -> torch.Tensor:
     """The Brown corpus split (`train` / `validation`), tokenized, cut into (N, length)."""
-    text = "\n".join(load_corpus("brown", split))
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    ids = corpus_ids(tokenizer, split)
     usable = len(ids) // length * length
-    return torch.tensor(ids[:usable]).view(-1, length)
+    return ids[:usable].view(-1, length).clone()
 
 
 @torch.no_grad()
