@@ -79,6 +79,20 @@ def test_the_evaluation_table_is_never_used_in_training_or_with_gradients(name):
     assert emb(ids).requires_grad and emb._eval_table is None  # gradients enabled
 
 
+def test_a_tied_head_reads_the_kept_table_in_evaluation_and_a_fresh_one_in_training(name):
+    emb = make(name)
+    trained = emb.head_table()
+    assert trained.requires_grad and emb._eval_table is None
+    emb.eval()
+    with torch.no_grad():
+        kept = emb.head_table()
+        assert emb.head_table() is kept  # once, not per call (a head runs per new token)
+        torch.testing.assert_close(kept, trained.detach())
+        next(emb.parameters()).add_(0.25)  # the parameters change: the table follows
+        torch.testing.assert_close(emb.head_table(), plain(copy.deepcopy(emb)).train().table())
+    assert emb.head_table().requires_grad  # gradients enabled: computed, with its graph
+
+
 def _eval_out(emb, ids):
     emb.eval()
     with torch.no_grad():

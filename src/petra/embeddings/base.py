@@ -171,6 +171,13 @@ class TokenEmbedding(nn.Module):
             self._eval_table = (key, self.table())
         return self._eval_table[1]
 
+    def head_table(self) -> Tensor:
+        """`table()` for a tied output head (logits = h E^T): the kept evaluation table where
+        it applies (`eval()` under no_grad, no autocast, not compiling), so that a head
+        called once per generated token does not rebuild V x d rows each time; otherwise
+        `table()`, with its autograd graph in training."""
+        return self.eval_table() if self._use_eval_table() else self.table()
+
     def clear_eval_table(self) -> None:
         """Drop the kept evaluation table (after changing parameters through `.data`)."""
         self._eval_table = None

@@ -43,7 +43,8 @@ HEADS = ("tied", "untied")
 
 
 class TableHead(nn.Module):
-    """A tied output head on a computed embedding: `logits = h E^T + b`, E = `table()`.
+    """A tied output head on a computed embedding: `logits = h E^T + b`, E = `table()` (in
+    evaluation under no_grad the embedding's kept table: `head_table()`).
 
     The embedding is reached through the model (`get_input_embeddings()`), not held as a
     submodule, so its weights are saved once and a wrapper put around it later (PEFT's
@@ -67,7 +68,7 @@ class TableHead(nn.Module):
         return unwrap_embedding(self._model.get_input_embeddings())
 
     def forward(self, hidden: Tensor) -> Tensor:
-        table = self.embedding().table()  # (V, d)
+        table = self.embedding().head_table()  # (V, d), kept between calls in evaluation
         logits = hidden @ table.to(hidden.dtype).T  # (..., V)
         return logits if self.bias is None else logits + self.bias
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from petra.models.config import ModelConfig
-from petra.nn import RMSNorm, TransformerBlock
+from petra.nn import RMSNorm, TransformerBlock, additive_bias
 from petra.nn.attention import LayerCache
 from petra.spectral import SpectralEncoder
 
@@ -34,6 +34,7 @@ class StandardEncoder(nn.Module):
         positions (T,) or (B, T); `cache` (from `new_cache`): one `LayerCache` per block, which
         holds the S - T earlier positions and receives these T (incremental decoding)."""
         caches = [None] * len(self.blocks) if cache is None else cache
+        mask = additive_bias(mask, dtype=x.dtype)  # once, not in every layer's attention
         for block, layer_cache in zip(self.blocks, caches, strict=True):
             x = block(x, mask, causal, positions, layer_cache)
         return self.norm(x)

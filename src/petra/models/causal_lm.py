@@ -82,12 +82,11 @@ class CausalLM(PetraModel):
         input_ids: Tensor,
         attention_mask: Tensor | None = None,
         byte_overrides: Mapping | None = None,
-        output_table: Tensor | None = None,
         *,
         positions: Tensor | None = None,
         cache: list[LayerCache] | None = None,
     ) -> Tensor:
-        """(B, T) -> logits (B, T, V). `output_table` reuses a precomputed tied table.
+        """(B, T) -> logits (B, T, V).
 
         Incremental decoding: with `cache` (from `new_cache()`, holding S past positions),
         `input_ids` are the T tokens that follow them; their keys and values are added to
@@ -97,14 +96,14 @@ class CausalLM(PetraModel):
             hidden = self.hidden_states(input_ids, attention_mask, byte_overrides)  # (B, T, d)
         else:
             hidden = self._decode(input_ids, attention_mask, byte_overrides, positions, cache)
-        return self.output_logits(hidden, output_table)
+        return self.output_logits(hidden)
 
-    def output_logits(self, hidden: Tensor, output_table: Tensor | None = None) -> Tensor:
-        """The head: hidden states (..., d) -> logits (..., V)."""
+    def output_logits(self, hidden: Tensor) -> Tensor:
+        """The head: hidden states (..., d) -> logits (..., V); a tied head reads the
+        embedding's `head_table()` (kept between calls in evaluation)."""
         if self.head is not None:
             return self.head(hidden)
-        table = self.embedding.table() if output_table is None else output_table  # (V, d)
-        return hidden @ table.T
+        return hidden @ self.embedding.head_table().T
 
     def new_cache(self) -> list[LayerCache]:
         """An empty key-value cache for `forward(..., cache=)`: one `LayerCache` per block."""
@@ -199,7 +198,6 @@ class CausalLM(PetraModel):
                 generator.seed()
             else:
                 generator.manual_seed(seed)
-        table = None if self.head is not None else self.embedding.table()
         cache = self.new_cache() if use_cache else None
         ids = input_ids
         new_ids = ids  # what the next forward reads: the prompt, then the last token (cached)
@@ -208,13 +206,13 @@ class CausalLM(PetraModel):
             for step in range(max_new_tokens):
                 overrides = byte_overrides if step == 0 or not use_cache else None
                 if mask is None and not use_cache:  # the plain forward, every position's logits
-                    logits = self(new_ids, byte_overrides=overrides, output_table=table)[:, -1]
+                    logits = self(new_ids, byte_overrides=overrides)[:, -1]
                 else:  # the head on the last position only
                     positions = None
                     if mask is not None:
                         positions = rotary_positions(mask)[:, -new_ids.shape[1] :]
                     hidden = self._decode(new_ids, mask, overrides, positions, cache)
-                    logits = self.output_logits(hidden[:, -1], table)
+                    logits = self.output_logits(hidden[:, -1])
                 logits = logits.float()
                 if do_sample:
                     logits = top_p_filter(logits / temperature, top_p)
