@@ -21,8 +21,10 @@ $(STAMP): pyproject.toml | $(PY)
 demo: $(STAMP)
 	$(VENV)/bin/petra compare nli-sts --preset demo --out runs/demo
 
+# Two workers (one per core, one torch thread each); each test file stays on one worker, so
+# its module fixtures (a trained checkpoint, a loaded model) are built once.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -5,6 +5,9 @@ import torch
 
 from petra.data import load_tokenizer
 
+if "PYTEST_XDIST_WORKER" in os.environ:  # `make test` runs one worker per core
+    torch.set_num_threads(1)
+
 
 @pytest.fixture(scope="session")
 def gpt2():
