@@ -31,6 +31,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/embeddings.py --out benchmarks/results/embeddings.json
+	$(PY) benchmarks/model_step.py --repeats 7 --out benchmarks/results/model_step-cpu.json
+	$(PY) benchmarks/generation.py --out benchmarks/results/generation.json
+	$(PY) benchmarks/spectral.py --out benchmarks/results/spectral.json
 	$(PY) benchmarks/collisions.py --out benchmarks/results/collisions.json
 
 clean:
