@@ -252,3 +252,16 @@ def test_frequency_order_can_be_given_as_its_rank():
         FourierEmbedding(5, 8, id_order="frequency", id_rank=[0, 1, 2, 3])
     with pytest.raises(ValueError, match="pass them with id_order='frequency'"):
         FourierEmbedding(5, 8, id_order="permuted", id_rank=[0, 1, 2, 3, 4])
+
+
+def test_the_linear_residual_keeps_the_features_dtype_under_autocast():
+    """Under autocast only the refinement runs in the low dtype: E = t + (t R^T in bf16),
+    added in float32, as the unfused formula computes it."""
+    emb = FourierEmbedding(64, 16)
+    ids = torch.arange(64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = emb(ids)
+        t = emb.features(ids)
+        expected = t + emb.refine(t)
+    assert out.dtype == expected.dtype == torch.float32
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)

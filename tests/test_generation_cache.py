@@ -261,3 +261,26 @@ def test_byte_overrides_with_the_cache_and_left_padding(backbone):
         assert torch.equal(out[:, 4:], expected[:, 4:])
     alone = model.generate(ids[:1, 1:], 5, byte_overrides={(0, 1): TOKEN_BYTES[77]})
     assert torch.equal(expected[0, 4:], alone[0, 3:])
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_a_tied_computed_head_builds_its_table_once_per_generation(
+    autocast, use_cache, monkeypatch
+):
+    """Not once per new token: in evaluation the kept table (none is kept under autocast,
+    so generate reads the table once per call)."""
+    model = tiny_lm("fourier", tie_embeddings=True)
+    counted = {"tables": 0}
+    table = type(model.embedding).table
+
+    def counting_table(self, *args, **kwargs):
+        counted["tables"] += 1
+        return table(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(model.embedding), "table", counting_table)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        model.generate(prompts([6, 6])[0].unsqueeze(0), 5, use_cache=use_cache)
+        assert counted["tables"] == 1
+        model.generate(prompts([6, 6])[0].unsqueeze(0), 5, use_cache=use_cache)
+    assert counted["tables"] == (2 if autocast else 1)  # the kept table serves a second call

@@ -65,7 +65,9 @@ def test_empty_token_embeds_to_zero():
 
 def test_scales_looked_up_by_length_equal_the_per_token_scales():
     """The sparse mode reads each token's a / sigma and mu / sigma from a table over the
-    lengths 0..P; a dtype move builds that table again in the new dtype."""
+    lengths 0..P, one per dtype (a float64 forward meeting the dense codec at 1e-10 is
+    `test_modes_have_equal_outputs_and_gradients`); a module unpickled from before the table
+    existed builds it on first use."""
     tokens = [b"", b"a", b"ab", b"abc", b"abcd", b"ab"]
     emb = KroneckerEmbedding.from_token_bytes(tokens, 8, pos_dim=4)
     for dtype in (torch.float32, torch.float64):
@@ -75,6 +77,10 @@ def test_scales_looked_up_by_length_equal_the_per_token_scales():
         for looked_up, direct in zip(by_length, per_token, strict=True):
             assert looked_up.dtype == dtype
             assert torch.equal(looked_up, direct)
+    del emb._scales_by_length  # as in a module pickled before this attribute existed
+    assert torch.equal(
+        emb(torch.tensor([1])), emb.project_codes(emb.byte_table[1:2], emb.byte_lengths[1:2])
+    )
 
 
 # -- modes -----------------------------------------------------------------------------

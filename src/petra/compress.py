@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from petra.data import load_corpus, load_stsb
+from petra.data import load_corpus, load_stsb, resolve_data_dir
 from petra.embeddings import KINDS
 from petra.hf import from_pretrained, replace_embeddings, save_pretrained
 from petra.hf.swap import HEADS, hf_model, unwrap_embedding
@@ -151,7 +151,7 @@ def stsb_spearman(model, limit: int | None = None) -> float:
     return cosine_correlations(a, b, [p.score for p in pairs])["spearman"]
 
 
-_CORPUS_IDS: dict[tuple[str, str], torch.Tensor] = {}  # (tokenizer digest, split) -> ids
+_CORPUS_IDS: dict[tuple[str, str, str], torch.Tensor] = {}  # (tokenizer, data folder, split)
 _CORPUS_IDS_KEPT = 4
 
 
@@ -159,9 +159,13 @@ def corpus_ids(tokenizer, split: str) -> torch.Tensor:
     """The Brown corpus split (`train` / `validation`) as one 1-D tensor of ids. Tokenizing
     its million words takes seconds, so a fast tokenizer's ids are kept for the process
     (the last few, keyed by a digest of the tokenizer's JSON): every run in one process
-    (a comparison's arms, a test module) tokenizes each split once."""
+    (a comparison's arms, a test module) tokenizes each split once. The tensor is shared:
+    read it, do not change it."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    key = None if backend is None else (sha256(backend.to_str().encode()).hexdigest(), split)
+    folder = str(resolve_data_dir())  # the corpus read: another data folder is another key
+    key = (
+        None if backend is None else (sha256(backend.to_str().encode()).hexdigest(), folder, split)
+    )
     if key in _CORPUS_IDS:
         return _CORPUS_IDS[key]
     text = "\n".join(load_corpus("brown", split))

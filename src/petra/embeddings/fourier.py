@@ -179,8 +179,9 @@ class FourierEmbedding(TokenEmbedding):
             t = self.features(ids)
         if self.refine is None:
             e = t
-        elif isinstance(self.refine, nn.Linear):
+        elif isinstance(self.refine, nn.Linear) and not torch.is_autocast_enabled(t.device.type):
             e = torch.addmm(t, t, self.refine.weight.t())  # t + t R^T in one fused call
+            # (not under autocast, which would cast the residual t to its low dtype too)
         else:
             e = t + self.refine(t)
         return e if self.norm is None else self.norm(e)

@@ -353,6 +353,8 @@ class KroneckerEmbedding(TokenEmbedding):
         length alone. Computed once per dtype and device."""
         device = self.byte_lengths.device
         key = (dtype, device)
+        if "_scales_by_length" not in self.__dict__:  # a module pickled before it existed
+            self._scales_by_length = {}
         if key not in self._scales_by_length:
             lengths = torch.arange(self.pos_dim + 1, device=device)
             self._scales_by_length[key] = codec_scales(lengths, self.codec_dim, dtype)

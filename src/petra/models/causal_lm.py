@@ -98,12 +98,12 @@ class CausalLM(PetraModel):
             hidden = self._decode(input_ids, attention_mask, byte_overrides, positions, cache)
         return self.output_logits(hidden)
 
-    def output_logits(self, hidden: Tensor) -> Tensor:
-        """The head: hidden states (..., d) -> logits (..., V); a tied head reads the
-        embedding's `head_table()` (kept between calls in evaluation)."""
+    def output_logits(self, hidden: Tensor, table: Tensor | None = None) -> Tensor:
+        """The head: hidden states (..., d) -> logits (..., V). A tied head reads `table`, or
+        else the embedding's `head_table()` (kept between calls in evaluation)."""
         if self.head is not None:
             return self.head(hidden)
-        return hidden @ self.embedding.head_table().T
+        return hidden @ (self.embedding.head_table() if table is None else table).T
 
     def new_cache(self) -> list[LayerCache]:
         """An empty key-value cache for `forward(..., cache=)`: one `LayerCache` per block."""
@@ -198,6 +198,8 @@ class CausalLM(PetraModel):
                 generator.seed()
             else:
                 generator.manual_seed(seed)
+        # a tied head's table, once per call (under autocast no table is kept between calls)
+        table = None if self.head is not None else self.embedding.head_table()
         cache = self.new_cache() if use_cache else None
         ids = input_ids
         new_ids = ids  # what the next forward reads: the prompt, then the last token (cached)
@@ -206,13 +208,14 @@ class CausalLM(PetraModel):
             for step in range(max_new_tokens):
                 overrides = byte_overrides if step == 0 or not use_cache else None
                 if mask is None and not use_cache:  # the plain forward, every position's logits
-                    logits = self(new_ids, byte_overrides=overrides)[:, -1]
+                    hidden = self.hidden_states(new_ids, byte_overrides=overrides)
+                    logits = self.output_logits(hidden, table)[:, -1]
                 else:  # the head on the last position only
                     positions = None
                     if mask is not None:
                         positions = rotary_positions(mask)[:, -new_ids.shape[1] :]
                     hidden = self._decode(new_ids, mask, overrides, positions, cache)
-                    logits = self.output_logits(hidden[:, -1])
+                    logits = self.output_logits(hidden[:, -1], table)
                 logits = logits.float()
                 if do_sample:
                     logits = top_p_filter(logits / temperature, top_p)
