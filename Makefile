@@ -24,6 +24,7 @@ demo: $(STAMP)
 # Two workers (one per core, one torch thread each); each test file stays on one worker, so
 # its module fixtures (a trained checkpoint, a loaded model) are built once.
 test: $(STAMP)
+	$(PY) -c "import xdist" 2>/dev/null || $(PY) -m pip install --quiet 'pytest-xdist>=3.5'  # a .venv older than the stamp's rule
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP)

@@ -17,7 +17,9 @@ Subclasses implement `_embed(flat_ids) -> (N, d)` on already validated 1-D ids.
 Kinds whose rows are computed rather than looked up (`computes_rows = True`: Fourier,
 Kronecker, DHE, tensor train) do the work once per distinct id: forward(ids) =
 E(unique(ids))[inverse], exact, with gradients summed over repeats by the gather's backward
-(an `index_select`: on CPU several times faster than advanced indexing, both ways).
+(an `index_select`: on CPU several times faster than advanced indexing, both ways; its
+backward is an `index_add_`, which on CUDA adds with atomics, so gradients there are
+bit-reproducible only under `torch.use_deterministic_algorithms(True)`).
 In `eval()` mode under `torch.no_grad()` they keep the whole `V x d` table (`eval_table`,
 held until a parameter or buffer changes: any in-place update, optimizer step or load bumps
 its version, a dtype or device move replaces it), and forward is a lookup. Changes made
