@@ -20,20 +20,16 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 
 import torch
+from measure import timed_ms
 from report import write_report
 
 from petra.models import ModelConfig
 from petra.models.backbone import build_backbone
 from petra.nn import attention_bias
 
-
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+CPU = torch.device("cpu")
 
 
 def main() -> None:
@@ -87,8 +83,8 @@ def main() -> None:
     times = {name: {"forward": [], "step": []} for name in arms}
     for repeat in range(args.warmup + args.repeats):
         for name, (encoder, optimizer) in arms.items():
-            t_forward = timed(lambda: forward(encoder))  # noqa: B023
-            t_step = timed(lambda: step(encoder, optimizer))  # noqa: B023
+            t_forward = timed_ms(lambda: forward(encoder), CPU) / 1000  # noqa: B023
+            t_step = timed_ms(lambda: step(encoder, optimizer), CPU) / 1000  # noqa: B023
             if repeat >= args.warmup:
                 times[name]["forward"].append(t_forward)
                 times[name]["step"].append(t_step)

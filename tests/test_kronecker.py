@@ -78,9 +78,10 @@ def test_scales_looked_up_by_length_equal_the_per_token_scales():
             assert looked_up.dtype == dtype
             assert torch.equal(looked_up, direct)
     del emb._scales_by_length  # as in a module pickled before this attribute existed
-    assert torch.equal(
-        emb(torch.tensor([1])), emb.project_codes(emb.byte_table[1:2], emb.byte_lengths[1:2])
-    )
+    dense = KroneckerEmbedding.from_token_bytes(tokens, 8, pos_dim=4, mode="dense").double()
+    dense.load_state_dict(emb.state_dict())
+    ids = torch.arange(len(tokens))
+    torch.testing.assert_close(emb(ids), dense(ids), rtol=1e-10, atol=1e-10)
 
 
 # -- modes -----------------------------------------------------------------------------

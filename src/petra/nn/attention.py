@@ -65,7 +65,7 @@ def additive_bias(
         return None
     bias = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
     bias.masked_fill_(~mask, float("-inf"))
-    return bias if mask.shape[0] == 1 else bias.repeat(copies, 1, 1, 1)
+    return bias if copies == 1 or mask.shape[0] == 1 else bias.repeat(copies, 1, 1, 1)
 
 
 def attend(

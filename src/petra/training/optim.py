@@ -42,15 +42,15 @@ def decays(module: nn.Module, name: str, parameter: nn.Parameter) -> bool:
     of a module that is not a normalization layer (a linear map, an embedding table) and a
     matrix (2+ dimensions); never for norm gains, biases, or any other parameter (scales,
     temperatures). The dimension test keeps the 1-D gains of norm classes petra does not know
-    (a user's, Hugging Face's `LlamaRMSNorm`) undecayed too. A module may name its own weight
-    matrices that carry another name through `decayed_parameters()` (the tensor-train
-    embedding's cores)."""
+    (a user's, Hugging Face's `LlamaRMSNorm`) undecayed too."""
     return name == "weight" and parameter.dim() >= 2 and not isinstance(module, NORM_LAYERS)
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """[decayed weight matrices, everything else at weight decay 0], trainable parameters only,
-    each listed once (a tied parameter under its first owner)."""
+    each listed once (a tied parameter under its first owner). Decayed: what `decays` picks,
+    and what a module names through `decayed_parameters()` (weight matrices under another
+    name: the tensor-train embedding's cores)."""
     decay, no_decay, seen = [], [], set()
     declared = {
         id(parameter)
