@@ -563,6 +563,8 @@ def all_counts(kind: str, vocab: int, dim: int, budget: int, options: dict) -> s
         return {vocab * dim} | {e * (vocab + dim) for e in range(1, budget // (vocab + dim) + 2)}
     if kind == "fourier":
         norm = dim if options.get("final_norm") else 0
+        if options.get("refine_bias"):  # a bias exists on the linear refinement only
+            return {dim * dim + dim + norm}
         geglu = {3 * dim * h + norm for h in range(1, budget // (3 * dim) + 2)}
         return {dim * dim + norm} | geglu
     if kind == "kronecker":
@@ -604,6 +606,7 @@ BUDGET_CASES = [
     ("fourier", 1000, 32, 5000, {}),
     ("fourier", 1000, 32, 1100, {"final_norm": True}),  # geglu h = 11 (1,088) beats linear (1,056)
     ("fourier", 800, 16, 256, {}),  # exactly the linear refinement
+    ("fourier", 800, 16, 300, {"refine_bias": True, "final_norm": True}),  # 256 + 16 + 16
     ("kronecker", 600, 32, 20000, {"pos_dim": 4}),
     ("kronecker", 600, 16, 16384, {"pos_dim": 4}),  # exactly the full projection
     ("kronecker", 600, 32, 100000, {}),

@@ -14,6 +14,7 @@ VARIANTS = {
     "learned": dict(kind="learned"),
     "learned-factorized": dict(kind="learned", factor_dim=4),
     "fourier-linear": dict(kind="fourier"),
+    "fourier-linear-bias": dict(kind="fourier", refine_bias=True),
     "fourier-geglu": dict(kind="fourier", refine="geglu", expansion=0.25, final_norm=True),
     "fourier-none-cached": dict(kind="fourier", refine="none", cache_features=True),
     "fourier-chebyshev-permuted": dict(kind="fourier", basis="chebyshev", id_order="permuted"),

@@ -58,6 +58,7 @@ def test_all_bert_sized_rows_are_distinct():
         (dict(refine="geglu", expansion=0.25), lambda d: 3 * d * (d // 4)),
         (dict(refine="none"), lambda d: 0),
         (dict(refine="linear", final_norm=True), lambda d: d * d + d),
+        (dict(refine="linear", refine_bias=True, final_norm=True), lambda d: d * d + 2 * d),
         (dict(refine="geglu", expansion=0.25, final_norm=True), lambda d: 3 * d * (d // 4) + d),
     ],
 )
@@ -76,6 +77,18 @@ def test_embedding_is_features_plus_refinement():
     expected = e / torch.sqrt(e.pow(2).mean(-1, keepdim=True) + 1e-6) * emb.norm.weight
     torch.testing.assert_close(emb(ids), expected)
     assert torch.equal(FourierEmbedding(500, 32, refine="none")(ids), t)
+
+
+def test_the_official_layout_is_norm_of_features_plus_biased_linear():
+    """The official code's PETE embedding: RMSNorm(R T + b + T)."""
+    emb = FourierEmbedding(500, 32, refine_bias=True, final_norm=True)
+    with torch.no_grad():
+        emb.refine.bias.normal_()  # a trained-looking bias, not the default start
+    ids = torch.tensor([3, 250, 499])
+    t = emb.features(ids)
+    e = t + t @ emb.refine.weight.T + emb.refine.bias
+    expected = e / torch.sqrt(e.pow(2).mean(-1, keepdim=True) + 1e-6) * emb.norm.weight
+    torch.testing.assert_close(emb(ids), expected)
 
 
 @pytest.mark.parametrize("basis", sorted(BASES))
@@ -146,6 +159,7 @@ def test_frequency_order_puts_frequent_tokens_together():
         (dict(normalize="closed"), "unknown normalize='closed'"),
         (dict(id_order="sorted"), "unknown id_order='sorted'"),
         (dict(refine="linear", expansion=4), "expansion applies to refine='geglu' only"),
+        (dict(refine="geglu", refine_bias=True), "refine_bias applies to refine='linear' only"),
     ],
 )
 def test_bad_options_say_what_is_valid(options, message):

@@ -65,6 +65,7 @@ def test_config_round_trips_through_json(tmp_path):
         ({"dim": 30, "n_heads": 4}, "must split into n_heads=4 heads of even width"),
         ({"embedding": {"refine": "linear"}}, 'embedding must be a dict with a "kind"'),
         ({"n_layers": 0}, "n_layers must be positive"),
+        ({"embedding_dropout": 1.0}, r"embedding_dropout must be in \[0, 1\)"),
     ],
 )
 def test_bad_configs_say_what_is_valid(values, message):
@@ -371,3 +372,48 @@ def test_kronecker_model_needs_its_token_bytes(tiny_tokenizer):
     from_tokenizer = build_model(config, tokenizer=tiny_tokenizer)
     assert torch.equal(from_bytes.embedding.byte_table, from_tokenizer.embedding.byte_table)
     assert from_tokenizer.config.tokenizer_fingerprint is not None
+
+
+# -- the token vectors' norm and dropout -----------------------------------------------
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_embedding_norm_and_dropout_off_is_the_model_without_them(tiny_tokenizer, model_type):
+    """Off (the defaults), they add no module and no parameter: the state dict and the
+    outputs are those of a model built before they existed (the same seed)."""
+    torch.manual_seed(0)
+    plain = tiny(tiny_tokenizer, model_type)
+    torch.manual_seed(0)
+    off = tiny(tiny_tokenizer, model_type, embedding_norm=False, embedding_dropout=0.0)
+    assert plain.state_dict().keys() == off.state_dict().keys()
+    assert off.embedding_norm is None and off.embedding_dropout is None
+    ids, mask = batch(tiny_tokenizer)
+    assert torch.equal(plain(ids, attention_mask=mask), off(ids, attention_mask=mask))
+
+
+@pytest.mark.parametrize("model_type", ["sentence", "causal_lm"])
+def test_embedding_norm_and_dropout_act_on_the_token_vectors(tiny_tokenizer, model_type):
+    """dropout(RMSNorm(E[id])) enters the first block: the norm's gain trains, the dropout
+    acts in training only, and a saved model loads with both."""
+    model = tiny(tiny_tokenizer, model_type, embedding_norm=True, embedding_dropout=0.5)
+    ids, mask = batch(tiny_tokenizer)
+    rows = model.embedding(ids)
+    normalized = rows / torch.sqrt(rows.pow(2).mean(-1, keepdim=True) + 1e-6)
+    torch.testing.assert_close(model.embed(ids), normalized * model.embedding_norm.weight)
+    model.train()
+    dropped = model.embed(ids)
+    zeros = (dropped == 0).float().mean().item()
+    assert 0.3 < zeros < 0.7  # about half the features, scaled by 2 where kept
+    kept = dropped != 0
+    clean = model.eval().embed(ids)
+    torch.testing.assert_close(dropped[kept], 2 * clean[kept])
+    assert "embedding_norm.weight" in dict(model.named_parameters())
+
+
+def test_a_model_with_the_embedding_norm_round_trips(tiny_tokenizer, tmp_path):
+    model = tiny(tiny_tokenizer, "sentence", embedding_norm=True, embedding_dropout=0.1)
+    with torch.no_grad():
+        model.embedding_norm.weight.uniform_(0.5, 1.5)
+    model.save_pretrained(tmp_path / "m", tiny_tokenizer)
+    loaded = load_pretrained(tmp_path / "m").eval()
+    assert loaded.config.embedding_norm and loaded.config.embedding_dropout == 0.1
+    ids, mask = batch(tiny_tokenizer)
+    assert torch.equal(model(ids, attention_mask=mask), loaded(ids, attention_mask=mask))

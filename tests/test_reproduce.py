@@ -2,6 +2,7 @@
 preset goes end to end for one claim of each paper (and a rerun reuses its runs), and the
 report is written from the results alone."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from petra.cli import main
 from petra.models import ModelConfig, build_model
-from petra.reproduce import CLAIMS, analyses, get_claim, measures, reproduce
+from petra.reproduce import CLAIMS, analyses, get_claim, measures, reproduce, runner
 from petra.reproduce.claims import claim_arms
 from petra.reproduce.runner import arm_overrides, layout
 from petra.tasks.run import TASKS, check_same_run, run_config
@@ -185,7 +186,13 @@ def test_quick_kronecker_claims_end_to_end_then_reuse(tmp_path, slices):
         _quick(["kronecker-lm-loss"], tmp_path, [*corpus, "train.lr=0.01"])
 
 
-def test_quick_pete_finetune_starts_each_sts_run_from_its_nli_model(tmp_path, slices):
+def test_quick_pete_finetune_chooses_on_held_out_data_and_starts_from_the_chosen_nli_model(
+    tmp_path, slices, monkeypatch
+):
+    """Each arm's grid is swept on seed 0 and the point best on the held-out pairs kept; each
+    sts run starts from its NLI arm's run at that arm's chosen point; the sweep is in the
+    results; a --set of a chosen setting is refused. (Table 2's smallest size and its
+    baseline, each grid cut to two points, to keep the test short.)"""
     data = [
         f"data.{key}={slices[name]}"
         for key, name in (
@@ -194,16 +201,48 @@ def test_quick_pete_finetune_starts_each_sts_run_from_its_nli_model(tmp_path, sl
             ("nli_files", "nli.jsonl"),
         )
     ]
-    (path,) = _quick(["pete-sts-finetune"], tmp_path, data)
-    runs = layout(tmp_path, quick=True)[0] / "pete-sts-finetune"
+    with pytest.raises(ValueError, match=r"chooses \['train.lr'\] on held-out data"):
+        _quick(["pete-sts-zero-shot"], tmp_path, [*data, "train.lr=0.1"])
+    table2 = get_claim("pete-sts-finetune")
+    kept = {"fourier-58k", "learned-bert-tiny"}
+    arms = tuple(
+        dataclasses.replace(arm, grid=tuple(values[:2] for values in arm.grid[:1]))
+        for arm in table2.arms
+        if arm.label.removesuffix("-nli") in kept
+    )
+    labels = {arm.label for arm in arms}
+    claim = dataclasses.replace(
+        table2,
+        id="pete-sts-finetune-cut",
+        arms=arms,
+        comparisons=tuple(c for c in table2.comparisons if {c.a, c.b} <= labels),
+        plots=(),
+    )
+    monkeypatch.setitem(CLAIMS, claim.id, claim)
+    (path,) = _quick([claim.id], tmp_path, [*data, "train.batch_size=8"])
+    runs = layout(tmp_path, quick=True)[0] / claim.id
     result = _results(path)
-    assert set(result["arms"]) == {a.label for a in get_claim("pete-sts-finetune").arms}
-    for label in ("fourier-58k", "learned-bert-tiny"):
-        config = json.loads((runs / f"{label}-seed0" / "config.json").read_text())
-        assert config["train"]["init"] == str(runs / f"{label}-nli-seed0" / "model")
-        nli = json.loads((runs / f"{label}-nli-seed0" / "model" / "config.json").read_text())
-        assert config["model"]["dim"] == nli["dim"]
-        assert "pearson" in result["arms"][label]["per_seed"]["0"]
+    assert set(result["arms"]) == labels and result["selection"]["metric"] == "heldout/spearman"
+    for label in kept:
+        nli, sts = result["arms"][f"{label}-nli"], result["arms"][label]
+        for arm in (nli, sts):
+            sweep = arm["selection"]
+            values = {tuple(p["settings"]): p["value"] for p in sweep["points"]}
+            assert len(values) == 2 and values[tuple(sweep["chosen"])] == max(values.values())
+            assert set(sweep["chosen"]) <= set(arm["overrides"])
+            assert all("train/loss" in p["curves"] for p in sweep["points"])
+        nli_point = runner.point_name(tuple(nli["selection"]["chosen"]))
+        sts_point = runner.point_name(tuple(sts["selection"]["chosen"]))
+        config = json.loads((runs / f"{label}@{sts_point}-seed0" / "config.json").read_text())
+        start = runs / f"{label}-nli@{nli_point}-seed0" / "model"
+        assert config["train"]["init"] == str(start)
+        assert config["data"]["sts_loss"] == "pearson" and config["data"]["sts_heldout"] == 0.2
+        assert config["model"]["dim"] == json.loads((start / "config.json").read_text())["dim"]
+        assert {"pearson", "spearman", "heldout/spearman"} <= set(sts["per_seed"]["0"])
+        assert "train/loss" in sts["curves"]["0"]
+    report = tmp_path / "REPORT.md"
+    assert main(["reproduce", "--report", str(path.parent), "--to", str(report)]) == 0
+    assert "### Settings chosen on held-out data" in report.read_text()
 
 
 def test_quick_ltransformer_claim_and_its_report(tmp_path):

@@ -44,7 +44,8 @@ def test_pete_step_time():
     result = pete_step_time(repeats=2, steps=2, quick=True)
     check_schema(result, ["learned", "fourier"])
     learned, fourier = (result["arms"][k]["params"] for k in ("learned", "fourier"))
-    assert learned["embedding"] == 30522 * 256 and fourier["embedding"] == 256 * 256
+    assert learned["embedding"] == 30522 * 256  # the official layouts: RMSNorm(T + R T + b)
+    assert fourier["embedding"] == 256 * 256 + 2 * 256
     assert learned["encoder"] == fourier["encoder"]  # the same 1-layer encoder
 
 

@@ -11,7 +11,16 @@ import pytest
 from scipy.stats import t as student_t
 
 from petra.reproduce.report import format_report, load_results, write_report
-from petra.reproduce.stats import VERDICT_RULE, interval, paired_differences, verdict
+from petra.reproduce.stats import (
+    OPPOSITE,
+    SAME,
+    UNRESOLVED,
+    VERDICT_RULE,
+    direction,
+    interval,
+    paired_differences,
+    verdict,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reproduce"
 # Student-t quantiles in closed form, p = 0.975 (95% two-sided):
@@ -89,7 +98,13 @@ def test_paired_differences_by_hand():
         (-0.5, 0.9, "lower", "non_inferior", 1.0, "holds"),
         (1.1, 3.0, "lower", "non_inferior", 1.0, "does not hold"),
         (-0.5, 1.5, "lower", "non_inferior", 1.0, "inconclusive"),
+        # a trails b (the paper has it so), higher is better: the interval below 0
+        (-0.5, -0.1, "higher", "inferior", None, "holds"),
+        (0.1, 0.5, "higher", "inferior", None, "does not hold"),
+        (-0.1, 0.5, "higher", "inferior", None, "inconclusive"),
+        (0.1, 0.5, "lower", "inferior", None, "holds"),
         # one seed: no interval, whatever the test
+        (None, None, "higher", "inferior", None, "inconclusive"),
         (None, None, "higher", "superior", None, "inconclusive"),
         (None, None, "lower", "superior", None, "inconclusive"),
         (None, None, "higher", "non_inferior", 1.0, "inconclusive"),
@@ -98,6 +113,23 @@ def test_paired_differences_by_hand():
 )
 def test_verdict_rule(low, high, better, test, margin, expected):
     assert verdict(low, high, better, test, margin) == expected
+
+
+@pytest.mark.parametrize(
+    ("paper", "mean", "low", "high", "expected"),
+    [
+        (-2.08, 3.5, 1.0, 6.0, OPPOSITE),  # the paper has a behind, petra ahead
+        (-2.08, -1.0, -1.5, -0.5, SAME),
+        (7.4, 1.0, -0.5, 2.5, UNRESOLVED),  # the interval spans 0
+        (7.4, 0.0, 0.0, 0.0, UNRESOLVED),
+        (-5.3, -2.0, None, None, f"{SAME} (one seed)"),
+        (None, 1.0, 0.5, 1.5, "–"),  # the paper gives no difference
+        (0.0, 1.0, 0.5, 1.5, "–"),
+        (1.0, None, None, None, "–"),  # no seed has both arms
+    ],
+)
+def test_direction_against_the_paper(paper, mean, low, high, expected):
+    assert direction(paper, mean, low, high) == expected
 
 
 def test_one_seed_is_inconclusive_end_to_end():
@@ -112,6 +144,8 @@ def test_verdict_refuses_bad_settings():
         verdict(0.1, 0.2, "higher", "parity", 1.0)
     with pytest.raises(ValueError, match="takes no margin"):
         verdict(0.1, 0.2, "higher", "superior", 0.5)
+    with pytest.raises(ValueError, match="takes no margin"):
+        verdict(0.1, 0.2, "higher", "inferior", 0.5)
     for margin in (None, 0.0, -1.0):
         with pytest.raises(ValueError, match="needs a margin m > 0"):
             verdict(0.1, 0.2, "higher", "non_inferior", margin)
@@ -155,6 +189,16 @@ def test_malformed_comparison_names_the_file(results_dir):
         (lambda r: r["arms"]["p2"]["per_seed"]["0"].update(accuracy="high"), "must be a number"),
         (lambda r: r["arms"]["p2"].update(params=[]), "'params' must be a JSON object"),
         (lambda r: r["comparisons"].append("p2 vs p1"), "list of JSON objects"),
+        (lambda r: r["comparisons"][0].update(paper_difference="-0.5"), "must be a number"),
+        (lambda r: r["comparisons"][0].update(test="inferior", margin=0.1), "must be null"),
+        (lambda r: r["arms"]["p2"].update(selection={"points": []}), "'points' and 'chosen'"),
+        (
+            lambda r: r["arms"]["p2"].update(
+                selection={"points": [{"settings": [], "value": "x"}], "chosen": []}
+            ),
+            "must have a number 'value'",
+        ),
+        (lambda r: r.update(metrics=[1]), "list of metric names"),
     ],
 )
 def test_malformed_values_name_the_file(results_dir, break_it, where):
@@ -208,26 +252,26 @@ def test_report_from_fixtures(results_dir, tmp_path):
     assert (-7 / 3 - half, -7 / 3 + half) == pytest.approx((-3.7676, -0.8991), abs=1e-4)
     assert (
         "| [kronecker-lm-loss](#kronecker-lm-loss) | Kronecker (untied) vs learned (tied) "
-        "| -2.5 +- 0.2 % | -2.33 % [-3.77, -0.90] | 3 | holds |"
+        "| -2.5 +- 0.2 % | -2.33 % [-3.77, -0.90] | 3 | same as the paper | holds |"
     ) in text
     # non-inferior, lower is better, margin 0.1: differences 0.02, 0.03 (seed 2 dropped) ->
     # 0.025 +- t_1 * 0.005 = [-0.0385, 0.0885], below +0.1
     assert (
         "| [kronecker-lm-loss](#kronecker-lm-loss) | learned (untied) vs learned (tied) "
-        "| – | +0.025 loss [-0.039, +0.089] | 2 (1 dropped) | holds |"
+        "| – | +0.025 loss [-0.039, +0.089] | 2 (1 dropped) | – | holds |"
     ) in text
     assert "seed 2 has no loss for `learned-untied`; dropped from the pairing." in text
     # absolute, higher is better: differences -0.05, -0.04, -0.06 -> -0.05 +- t * 0.01 / sqrt 3
     assert T_2 * 0.01 / math.sqrt(3) == pytest.approx(0.02484, abs=1e-5)
     assert (
-        "| [slices-accuracy](#slices-accuracy) | p=2 vs standard | -0.5 points "
-        "| -0.050 accuracy [-0.075, -0.025] | 3 | does not hold |"
+        "| [slices-accuracy](#slices-accuracy) | p=2 vs standard | +0.5 points "
+        "| -0.050 accuracy [-0.075, -0.025] | 3 | opposite to the paper | does not hold |"
     ) in text
     # a quick claim: one seed, no interval, labelled in the summary and in its section
     assert (
         "| [fourier-sts](#fourier-sts), quick first look (1 seed, short budget) "
         "| Fourier vs learned | +0.01 | +0.012 spearman (one seed, no interval) | 1 "
-        "| inconclusive |"
+        "| same as the paper (one seed) | inconclusive |"
     ) in text
     assert "**Quick first look (1 seed, short budget)**" in text
     assert text.count("quick first look") == 1  # only the quick claim's summary row
@@ -288,7 +332,7 @@ def test_report_plots_dir_and_measurement_claim(results_dir, tmp_path):
     to = write_report(results_dir, tmp_path / "REPORT.md", plots_dir=tmp_path / "figures")
     text = to.read_text()
     assert (
-        "| [buffer-bytes](#buffer-bytes) | (measurement, no comparison) | – | – | – "
+        "| [buffer-bytes](#buffer-bytes) | (measurement, no comparison) | – | – | – | – "
         "| 1 of 2 checks hold |"
     ) in text
     assert "| ratio | 0.250 | 0.500 | **no** |" in text
@@ -309,3 +353,31 @@ def test_claims_without_results_are_named(results_dir):
     line = next(x for x in text.splitlines() if x.startswith("Not in this report"))
     assert "`kronecker-spelling`" in line and "`pete-sts-zero-shot`" in line
     assert "`kronecker-lm-loss`" not in line
+
+
+def test_settings_chosen_on_held_out_data_are_tabled(results_dir, tmp_path):
+    """An arm's sweep shows every grid point's held-out value, the chosen one in bold, under
+    the claim's rule; the shown metrics join the arms table."""
+    path = results_dir / "fourier-sts.json"
+    result = json.loads(path.read_text())
+    result["selection"] = {"metric": "heldout/spearman", "better": "higher", "why": "the best"}
+    result["metrics"] = ["pearson"]
+    result["arms"]["fourier"]["per_seed"]["0"]["pearson"] = 0.5
+    result["arms"]["fourier"]["selection"] = {
+        "metric": "heldout/spearman",
+        "seed": 0,
+        "points": [
+            {"settings": ["train.lr=0.001"], "value": 61.25},
+            {"settings": ["train.lr=0.003"], "value": 64.5},
+            {"settings": ["train.lr=0.01"], "value": None, "diverged": "the loss is nan"},
+        ],
+        "chosen": ["train.lr=0.003"],
+    }
+    path.write_text(json.dumps(result))
+    text = _section(format_report(load_results(results_dir), {}), "fourier-sts")
+    assert "### Settings chosen on held-out data" in text and "Rule: the best." in text
+    assert (
+        "| `fourier` | heldout/spearman (seed 0) | train.lr=0.001: 61.25; "
+        "**train.lr=0.003: 64.50**; train.lr=0.01: diverged |"
+    ) in text
+    assert "| spearman | pearson |" in text and "| 0.712 | 0.500 |" in text

@@ -11,8 +11,8 @@ from petra.cli import main
 from petra.data import load_nli, load_stsb
 from petra.data.batching import encode_texts
 from petra.models import ModelConfig, build_model
-from petra.tasks.run import apply_overrides, build_run, load_preset
-from petra.tasks.sentence import cosent_loss, embed_ids
+from petra.tasks.run import apply_overrides, build_run, load_preset, run_config
+from petra.tasks.sentence import cosent_loss, embed_ids, pearson_loss, split_heldout
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def test_sts_evaluation_uses_every_pair_in_order(bert):
     model.eval()
     result = task.evaluate(model)
     pairs = load_stsb("dev")
-    assert result["pairs"] == 1500 and task.eval_scores == [p.score for p in pairs]
+    assert result["pairs"] == 1500 and task.eval_sets[""][2] == [p.score for p in pairs]
     a = embed_ids(model, encode_texts(bert, [p.sentence1 for p in pairs], 32), 0)
     b = embed_ids(model, encode_texts(bert, [p.sentence2 for p in pairs], 32), 0)
     cosine = (a * b).sum(-1).numpy()
@@ -57,6 +57,71 @@ def test_cosent_closed_form():
     expected = math.log(1 + sum(math.exp(t) for t in terms))
     assert cosent_loss(cosine, scores).item() == pytest.approx(expected, rel=1e-4)
     assert cosent_loss(cosine, torch.ones(3)).item() == 0.0  # ties order nothing
+
+
+def test_pearson_loss_is_one_minus_scipys_correlation():
+    generator = torch.Generator().manual_seed(0)
+    cosine = torch.rand(32, generator=generator, dtype=torch.float64, requires_grad=True)
+    scores = 5 * torch.rand(32, generator=generator, dtype=torch.float64)
+    expected = 1 - stats.pearsonr(cosine.detach().numpy(), scores.numpy()).statistic
+    loss = pearson_loss(cosine, scores)
+    assert loss.item() == pytest.approx(expected, abs=1e-9)  # eps 1e-8 in the denominator
+    loss.backward()
+    assert torch.isfinite(cosine.grad).all() and cosine.grad.abs().sum() > 0
+    # perfectly correlated: 0; anti-correlated: 2; invariant to scale and shift of either
+    assert pearson_loss(scores, 3 * scores + 1).item() == pytest.approx(0.0, abs=1e-9)
+    assert pearson_loss(-scores, scores).item() == pytest.approx(2.0, abs=1e-9)
+    # equal scores order nothing: the loss stays finite (1) and pushes nowhere
+    flat = pearson_loss(cosine, torch.full((32,), 3.0, dtype=torch.float64))
+    assert flat.item() == pytest.approx(1.0)
+
+
+def test_held_out_pairs_are_fixed_disjoint_and_never_trained_on():
+    pairs = load_stsb("train")
+    kept, held = split_heldout(pairs, 0.2)
+    assert len(held) == 1150 and len(kept) == 4599
+    assert {id(p) for p in kept}.isdisjoint(id(p) for p in held)
+    assert [p for p in pairs if any(p is h for h in held)] == held  # file order
+    settings = ["data.sts_heldout=0.2", "model.dim=16", "model.n_heads=1", "model.n_layers=1"]
+    for seed in (0, 1):  # the same split whatever the run's seed
+        spec = apply_overrides("sts", load_preset("sts", "tiny"), [*settings, f"train.seed={seed}"])
+        task, model, _ = build_run("sts", spec)
+        encode = task._encode
+        assert task.train_dataset == list(
+            zip(
+                encode([p.sentence1 for p in kept]),
+                encode([p.sentence2 for p in kept]),
+                [p.score for p in kept],
+                strict=True,
+            )
+        )
+        assert task.eval_sets["heldout/"] == (
+            encode([p.sentence1 for p in held]),
+            encode([p.sentence2 for p in held]),
+            [p.score for p in held],
+        )
+        metrics = task.evaluate(model.eval())
+        assert metrics["heldout/pairs"] == 1150 and metrics["pairs"] == 1500
+        assert -100 <= metrics["heldout/spearman"] <= 100
+
+
+def test_the_sts_task_trains_on_the_papers_loss(bert):
+    spec = apply_overrides(
+        "sts", load_preset("sts", "tiny"), ["data.sts_loss=pearson", "train.batch_size=8"]
+    )
+    task, model, _ = build_run("sts", spec)
+    items = task.train_dataset[:8]
+    batch = task.collate(items)
+    loss, _ = task.loss(model, batch)
+    cosine = (
+        model(batch["a_ids"], attention_mask=batch["a_mask"])
+        * model(batch["b_ids"], attention_mask=batch["b_mask"])
+    ).sum(-1)
+    assert loss.item() == pytest.approx(pearson_loss(cosine, batch["targets"]).item(), abs=1e-6)
+    with pytest.raises(ValueError, match="unknown sts_loss='mse'"):
+        run_config("sts", "tiny", ["data.sts_loss=mse"])
+    with pytest.raises(ValueError, match=r"sts_heldout is the fraction .* \[0, 1\); got 1.0"):
+        run_config("sts", "tiny", ["data.sts_heldout=1"])
 
 
 def test_infonce_is_symmetric_cross_entropy_with_the_model_temperature():

@@ -4,7 +4,7 @@ trainable embedding parameters without exceeding it.
 | kind      | knob (options it sets)           | trainable parameters                        |
 |-----------|----------------------------------|---------------------------------------------|
 | learned   | factor_dim e, or the full table  | e (V + d); V d                              |
-| fourier   | refine linear, or geglu width h  | d^2; 3 d h (+ d with final_norm)            |
+| fourier   | refine linear, or geglu width h  | d^2 (+ d: bias); 3 d h (+ d: final_norm)    |
 | kronecker | rank r, or the full projection   | r (256 P + d); 256 P d                      |
 | qr        | collisions c                     | (ceil(V / c) + c) d (concat: half widths)   |
 | hash      | buckets B                        | B d + k V                                   |
@@ -99,14 +99,14 @@ def _layouts(kind: str, vocab: int, dim: int, budget: int, options: dict) -> lis
         ]
     if kind == "fourier":
         norm = dim if o("final_norm") else 0
-        return [
-            Knob([0], lambda _: dim * dim + norm, lambda _: {"refine": "linear"}),
-            Knob(
-                range(1, max(budget, 0) // (3 * dim) + 2),
-                lambda h: 3 * dim * h + norm,
-                lambda h: {"refine": "geglu", "expansion": h / dim},
-            ),
-        ]
+        bias = dim if o("refine_bias") else 0  # a bias exists on the linear refinement only
+        linear = Knob([0], lambda _: dim * dim + bias + norm, lambda _: {"refine": "linear"})
+        geglu = Knob(
+            range(1, max(budget, 0) // (3 * dim) + 2),
+            lambda h: 3 * dim * h + norm,
+            lambda h: {"refine": "geglu", "expansion": h / dim},
+        )
+        return [linear] if bias else [linear, geglu]
     if kind == "kronecker":
         pos_dim = o("pos_dim")
         full = kronecker_params(dim, pos_dim)

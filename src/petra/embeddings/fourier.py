@@ -11,15 +11,17 @@ small learned refinement with a residual connection:
     x  = 2 r / (V - 1) - 1             the paper's ("paper"), x in [-1, 1]
     T  = basis(x) in R^d               Fourier: sin/cos of k pi x, k = 1..d/2, interleaved
     E  = T + refine(T)                 refine: one d x d linear map ("linear", the layout of
-                                       the paper's Table 1 counts), a GeGLU feed-forward of
+                                       the paper's Table 1 counts; with `refine_bias` it is
+                                       R T + b, as the official code's), a GeGLU feed-forward of
                                        width expansion * d ("geglu", the paper's text; 4 by
                                        default, 1/4 for its smallest models), or nothing
-    E  = RMSNorm(E)                    optional, off by default
+    E  = RMSNorm(E)                    optional, off by default (the official code has it:
+                                       E = RMSNorm(R T + b + T))
 
 Every Fourier feature has period 2 in x, so under the paper's normalization ids 0 and V - 1
 (x = -1 and x = +1) get identical features; the half-open default keeps all V distinct.
-No dropout (the paper trains without it). Trainable parameters: d^2 (linear), 3 d h (geglu,
-h = expansion * d), 0 (none), plus d with the final norm.
+No dropout (the paper trains without it). Trainable parameters: d^2 (linear, + d with
+`refine_bias`), 3 d h (geglu, h = expansion * d), 0 (none), plus d with the final norm.
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ class FourierEmbedding(TokenEmbedding):
         token_counts=None,
         id_rank=None,
         seed: int = 0,
+        refine_bias: bool = False,
         final_norm: bool = False,
         cache_features: bool = False,
         padding_idx: int | None = None,
@@ -96,6 +99,8 @@ class FourierEmbedding(TokenEmbedding):
             raise ValueError(f"unknown refine={refine!r}; choose one of {REFINEMENTS}")
         if expansion is not None and refine != "geglu":
             raise ValueError(f"expansion applies to refine='geglu' only, not refine={refine!r}")
+        if refine_bias and refine != "linear":
+            raise ValueError(f"refine_bias applies to refine='linear' only, not refine={refine!r}")
         if expansion is not None and not (math.isfinite(expansion) and round(expansion * dim) >= 1):
             raise ValueError(
                 f"expansion={expansion} gives the GeGLU no hidden unit at dim={dim}: the width "
@@ -132,7 +137,7 @@ class FourierEmbedding(TokenEmbedding):
             self.register_buffer("id_rank", frequency_rank(token_counts))
 
         if refine == "linear":
-            self.refine = nn.Linear(dim, dim, bias=False)
+            self.refine = nn.Linear(dim, dim, bias=refine_bias)
         elif refine == "geglu":
             self.expansion = 4.0 if expansion is None else float(expansion)
             self.refine = GeGLU(dim, round(self.expansion * dim))
@@ -179,12 +184,17 @@ class FourierEmbedding(TokenEmbedding):
             t = self.features(ids)
         if self.refine is None:
             e = t
-        elif isinstance(self.refine, nn.Linear) and not torch.is_autocast_enabled(t.device.type):
+        elif self._fused_residual(t):
             e = torch.addmm(t, t, self.refine.weight.t())  # t + t R^T in one fused call
-            # (not under autocast, which would cast the residual t to its low dtype too)
         else:
             e = t + self.refine(t)
         return e if self.norm is None else self.norm(e)
+
+    def _fused_residual(self, t: Tensor) -> bool:
+        """Whether t + t R^T can be one `addmm`: a bias-free linear refinement, outside
+        autocast (which would cast the residual t to its low dtype too)."""
+        linear = isinstance(self.refine, nn.Linear) and self.refine.bias is None
+        return linear and not torch.is_autocast_enabled(t.device.type)
 
     def _load_from_state_dict(self, *args, **kwargs):
         super()._load_from_state_dict(*args, **kwargs)
@@ -200,14 +210,16 @@ class FourierEmbedding(TokenEmbedding):
         )
 
     def _scale(self, factor: float) -> None:
-        """With a final norm, its gain; with the linear refinement e = (I + R) t, the new
-        R' = factor R + (factor - 1) I, so that I + R' = factor (I + R)."""
+        """With a final norm, its gain; with the linear refinement e = (I + R) t + b, the new
+        R' = factor R + (factor - 1) I and b' = factor b, so that I + R' = factor (I + R)."""
         if self.norm is not None:
             self.norm.weight.mul_(factor)
         elif isinstance(self.refine, nn.Linear):
             weight = self.refine.weight
             eye = torch.eye(self.embedding_dim, dtype=weight.dtype, device=weight.device)
             weight.mul_(factor).add_(eye, alpha=factor - 1.0)
+            if self.refine.bias is not None:
+                self.refine.bias.mul_(factor)
         else:
             raise ValueError(
                 f"a Fourier embedding with refine={self.refine_name!r} and no final norm cannot "

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from petra.embeddings import KroneckerEmbedding, TokenEmbedding
 from petra.models.backbone import build_backbone
 from petra.models.config import ModelConfig
-from petra.nn import attention_bias
+from petra.nn import RMSNorm, attention_bias
 
 
 def masked_mean(hidden: Tensor, attention_mask: Tensor | None) -> Tensor:
@@ -35,6 +35,11 @@ class PetraModel(nn.Module):
             )
         self.config = config
         self.embedding = embedding
+        # (off: no module at all, so a model without them keeps its state dict)
+        self.embedding_norm = RMSNorm(config.dim) if config.embedding_norm else None
+        self.embedding_dropout = (
+            nn.Dropout(config.embedding_dropout) if config.embedding_dropout else None
+        )
         self.backbone = build_backbone(config)
 
     def hidden_states(
@@ -61,15 +66,21 @@ class PetraModel(nn.Module):
         return self.backbone(x, mask, self.causal)
 
     def embed(self, input_ids: Tensor, byte_overrides=None) -> Tensor:
-        """(B, T) ids -> (B, T, d) input vectors; `byte_overrides` need a Kronecker embedding."""
+        """(B, T) ids -> (B, T, d) input vectors of the first block: the token vectors, then
+        the embedding norm and dropout where the config has them; `byte_overrides` need a
+        Kronecker embedding."""
         if not byte_overrides:
-            return self.embedding(input_ids)
-        if not isinstance(self.embedding, KroneckerEmbedding):
+            x = self.embedding(input_ids)
+        elif not isinstance(self.embedding, KroneckerEmbedding):
             raise ValueError(
                 f"byte overrides need a Kronecker embedding, this model's is "
                 f"{self.embedding.kind!r}"
             )
-        return self.embedding(input_ids, byte_overrides=byte_overrides)
+        else:
+            x = self.embedding(input_ids, byte_overrides=byte_overrides)
+        if self.embedding_norm is not None:
+            x = self.embedding_norm(x)
+        return x if self.embedding_dropout is None else self.embedding_dropout(x)
 
     def head_parameters(self) -> int:
         return 0

@@ -32,6 +32,10 @@ class ModelConfig:
     `freq_scaling` (none, learned, decay with s_k = (k + 1)^-freq_decay) and
     `spectral_weights` (stored in the "transform" or the "spatial" domain) configure it.
 
+    `embedding_norm` puts an RMSNorm on the token vectors before the first block, and
+    `embedding_dropout` drops their features, in that order (the PETE official code's learned
+    arm: dropout(RMSNorm(E[id]))); `dropout` acts inside the blocks. All off by default.
+
     `tie_embeddings` (causal LM): True computes logits from the embedding's `table()`, False
     gives the model its own `Linear(d, V)` head, None takes the embedding kind's default (each
     paper's setup: the learned table tied, Kronecker and Fourier untied; `UNTIED_BY_DEFAULT`).
@@ -50,6 +54,8 @@ class ModelConfig:
     num_labels: int = 2
     tie_embeddings: bool | None = None  # None: the kind's default, see `head_tied`
     dropout: float = 0.0
+    embedding_norm: bool = False
+    embedding_dropout: float = 0.0
     pooling: str = "mean"
     rope_base: float = 10000.0
     slices: int = 1
@@ -88,8 +94,9 @@ class ModelConfig:
                 f"{where} must split into n_heads={self.n_heads} heads of even width "
                 "(rotary embeddings rotate channel pairs)"
             )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name in ("dropout", "embedding_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if not isinstance(self.embedding, dict) or "kind" not in self.embedding:
             raise ValueError(f'embedding must be a dict with a "kind", got {self.embedding!r}')
         if self.tie_embeddings not in (None, True, False):

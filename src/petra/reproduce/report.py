@@ -3,11 +3,13 @@ from the per-claim results JSON files alone (one `<claim>.json` per claim, writt
 runner), so that it can be rebuilt at any time without running anything.
 
 The report opens with what it is and the verdict rule (`stats.VERDICT_RULE`), then a summary
-table with one row per comparison of every claim (petra's paired difference a - b with its
-95% Student-t interval over seeds, and the verdict), then one section per claim: the paper's
-figure quoted, the protocol, the arms (parameters, each compared metric as mean ± std over
-seeds with the per-seed values, steps/s), the comparisons, the exact checks, the plots, the
-notes, what differs from the paper, and the command that produced it.
+table with one row per comparison of every claim (the paper's own a - b, petra's paired
+difference a - b with its 95% Student-t interval over seeds, whether petra's sign is the
+paper's, and the verdict), then one section per claim: the paper's figure quoted, the
+protocol, the arms (parameters, each compared or shown metric as mean ± std over seeds with
+the per-seed values, steps/s), the settings chosen on held-out data (each grid point's
+held-out value), the comparisons, the exact checks, the plots, the notes, what differs from
+the paper, and the command that produced it.
 
 Plots are PNG files drawn with matplotlib (Agg) into a plots folder and linked from the
 report by paths relative to the report's folder.
@@ -25,8 +27,12 @@ from petra.reproduce.claims import CLAIMS
 from petra.reproduce.stats import (
     BETTER,
     INCONCLUSIVE,
+    OPPOSITE,
+    SAME,
     TESTS,
+    UNRESOLVED,
     VERDICT_RULE,
+    direction,
     interval,
     paired_differences,
     verdict,
@@ -48,13 +54,22 @@ REQUIRED = (
     "arms",
     "comparisons",
 )
-OPTIONAL_LISTS = ("checks", "plots", "notes")
+OPTIONAL_LISTS = ("checks", "plots", "notes", "metrics")
 COMPARISON_KEYS = ("name", "metric", "a", "b", "relative", "better", "test")
 CHECK_KEYS = ("name", "value", "expected", "holds")
 # a versus plot takes its x from `x` (arm label -> x) or from each of its `arms`' params
 # (`x_param`, e.g. "total")
 PLOT_KEYS = {"curve": ("series", "arms"), "versus": ("metric",)}
 LEVEL = 0.95
+HEADER = [
+    "claim",
+    "comparison",
+    "paper a − b",
+    "petra a − b [95% interval]",
+    "seeds",
+    "petra's sign",
+    "verdict",
+]
 
 
 # ---------------------------------------------------------------- loading
@@ -133,8 +148,19 @@ def _load_one(path: Path) -> dict:
             for metric, value in row.items():
                 if value is not None and not isinstance(value, (int, float)):
                     raise wrong(f"arm {label!r}, seed {seed}, {metric!r}", "must be a number")
+        selection = arm.get("selection")
+        if selection is not None:
+            points = selection.get("points") if isinstance(selection, dict) else None
+            if not isinstance(points, list) or "chosen" not in selection:
+                raise wrong(f"arm {label!r}: key 'selection'", "must hold 'points' and 'chosen'")
+            for entry in points:
+                value = entry.get("value") if isinstance(entry, dict) else "?"
+                if not isinstance(entry, dict) or not (value is None or _is_number(value)):
+                    raise wrong(f"arm {label!r}: a selection point", "must have a number 'value'")
         arms[label] = arm
     result["arms"] = arms
+    if not all(isinstance(metric, str) for metric in result["metrics"]):
+        raise wrong("key 'metrics'", "must be a list of metric names")
     for key in ("comparisons", "checks", "plots"):
         if not all(isinstance(item, dict) for item in result[key]):
             raise wrong(f"key {key!r}", "must be a list of JSON objects")
@@ -153,8 +179,11 @@ def _load_one(path: Path) -> dict:
         margin = comparison.get("margin")
         if comparison["test"] == "non_inferior" and not (margin is not None and margin > 0):
             raise wrong(where, "key 'margin' must be > 0 for a non_inferior test")
-        if comparison["test"] == "superior" and margin is not None:
-            raise wrong(where, "key 'margin' must be null for a superior test")
+        if comparison["test"] != "non_inferior" and margin is not None:
+            raise wrong(where, f"key 'margin' must be null for a {comparison['test']} test")
+        paper_difference = comparison.get("paper_difference")
+        if paper_difference is not None and not _is_number(paper_difference):
+            raise wrong(where, "key 'paper_difference' must be a number or null")
     for i, check in enumerate(result["checks"]):
         for key in CHECK_KEYS:
             if key not in check:
@@ -175,6 +204,10 @@ def _load_one(path: Path) -> dict:
             if label not in arms:
                 raise wrong(f"plot {i}", f"names arm {label!r}, not one of {sorted(arms)}")
     return result
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 # ---------------------------------------------------------------- comparisons
@@ -228,6 +261,9 @@ def evaluate(result: dict, comparison: dict) -> dict:
         outcome["verdict"] = verdict(
             low, high, comparison["better"], comparison["test"], comparison.get("margin")
         )
+    outcome["direction"] = direction(
+        comparison.get("paper_difference"), outcome["mean"], outcome["low"], outcome["high"]
+    )
     return outcome
 
 
@@ -282,6 +318,8 @@ def _margin(comparison: dict, outcome: dict) -> str:
     better = f"{comparison['better']} {comparison['metric']} is better"
     if comparison["test"] == "superior":
         return f"superior ({better})"
+    if comparison["test"] == "inferior":
+        return f"a trails b ({better})"
     decimals = 2 if comparison["relative"] else outcome["decimals"]
     unit = "%" if comparison["relative"] else comparison["metric"]
     margin = _number(float(comparison["margin"]), decimals)
@@ -327,12 +365,16 @@ def format_report(results: list[dict], plot_links: dict[str, list[str | None]]) 
         "a small scale (small models, small data and short budgets, sized for a CPU; the "
         "command in each section gives the settings and its last line the machine that ran "
         "it), so each section lists what differs from the paper, and the figures are petra's, "
-        "not the paper's. " + VERDICT_RULE,
+        "not the paper's. " + VERDICT_RULE + ' The column "petra\'s sign" says whether '
+        "petra's a − b has the sign of the paper's own (its interval wholly on that side of 0: "
+        f'"{SAME}"), the other sign ("{OPPOSITE}"), or neither ("{UNRESOLVED}": the '
+        "interval spans 0); a verdict and a sign are read together: a parity claim can hold "
+        "while petra's sign is the paper's opposite.",
         "",
         "## Summary",
         "",
-        _row(["claim", "comparison", "paper", "petra a − b [95% interval]", "seeds", "verdict"]),
-        "|---|---|---|---|---:|---|",
+        _row(HEADER),
+        "|---|---|---|---|---:|---|---|",
     ]
     for result in results:
         claim = f"[{result['claim']}](#{result['claim']})"
@@ -351,6 +393,7 @@ def format_report(results: list[dict], plot_links: dict[str, list[str | None]]) 
                         comparison.get("paper") or "–",
                         _difference(comparison, outcome),
                         seeds,
+                        outcome["direction"],
                         outcome["verdict"],
                     ]
                 )
@@ -359,7 +402,7 @@ def format_report(results: list[dict], plot_links: dict[str, list[str | None]]) 
             checks = result["checks"]
             held = sum(bool(c["holds"]) for c in checks)
             status = f"{held} of {len(checks)} checks hold" if checks else "–"
-            lines.append(_row([claim, "(measurement, no comparison)", "–", "–", "–", status]))
+            lines.append(_row([claim, "(measurement, no comparison)", "–", "–", "–", "–", status]))
     reported = {result["claim"] for result in results}
     missing = [c.id for c in sorted(CLAIMS.values(), key=lambda c: c.order) if c.id not in reported]
     if missing:
@@ -391,13 +434,14 @@ def _section(result: dict, outcomes: list[dict], plot_links: dict) -> list[str]:
         f"**Protocol.** {result['protocol']}",
     ]
     lines += _arms_table(result)
+    lines += _selection_table(result)
     if result["comparisons"]:
         lines += [
             "",
             "### Comparisons",
             "",
-            _row(["comparison", "test", "paper", "petra a − b [95% interval]", "seeds", "verdict"]),
-            "|---|---|---|---|---:|---|",
+            _row(["comparison", "test", *HEADER[2:4], "seeds", *HEADER[5:]]),
+            "|---|---|---|---|---|---|---|",
         ]
         dropped = []
         for comparison, outcome in zip(result["comparisons"], outcomes, strict=True):
@@ -410,6 +454,7 @@ def _section(result: dict, outcomes: list[dict], plot_links: dict) -> list[str]:
                         comparison.get("paper") or "–",
                         _difference(comparison, outcome),
                         ", ".join(outcome["seeds"]) or "none",
+                        outcome["direction"],
                         outcome["verdict"],
                     ]
                 )
@@ -449,7 +494,9 @@ def _section(result: dict, outcomes: list[dict], plot_links: dict) -> list[str]:
 def _arms_table(result: dict) -> list[str]:
     if not result["arms"]:
         return []
-    metrics = list(dict.fromkeys(c["metric"] for c in result["comparisons"]))
+    metrics = list(
+        dict.fromkeys([*(c["metric"] for c in result["comparisons"]), *result["metrics"]])
+    )
     arms = result["arms"].items()
     with_speed = any(arm["steps_per_s"] for _, arm in arms)
     seeds = seed_order(result)
@@ -475,6 +522,32 @@ def _arms_table(result: dict) -> list[str]:
             *speed,
         ]
         lines.append(_row(cells))
+    return lines
+
+
+def _selection_table(result: dict) -> list[str]:
+    """Each arm's grid points and their held-out values; the chosen one in bold."""
+    chosen = [
+        (label, arm["selection"]) for label, arm in result["arms"].items() if "selection" in arm
+    ]
+    if not chosen:
+        return []
+    rule = (result.get("selection") or {}).get("why") or (
+        f"each arm's point with the {chosen[0][1].get('better', 'higher')} final "
+        f"{chosen[0][1].get('metric')} on its first seed"
+    )
+    lines = ["", "### Settings chosen on held-out data", "", f"Rule: {rule}.", ""]
+    lines += [_row(["arm", "metric (seed)", "grid point: value"]), "|---|---|---|"]
+    for label, selection in chosen:
+        points = []
+        for entry in selection["points"]:
+            name = ", ".join(entry["settings"]) or "(defaults)"
+            value = entry["value"]
+            shown = "diverged" if value is None else _number(float(value), _decimals([value]))
+            text = f"{name}: {shown}"
+            points.append(f"**{text}**" if entry["settings"] == selection["chosen"] else text)
+        metric = f"{selection.get('metric', '?')} (seed {selection.get('seed', '?')})"
+        lines.append(_row([f"`{label}`", metric, "; ".join(points)]))
     return lines
 
 

@@ -1,20 +1,28 @@
 """Run claims: every arm of a claim once per seed, then its results JSON.
 
 Layout under `--out` (default `reproduction/`): `runs/<claim>/<arm>-seed<s>/` holds each
-arm's ordinary run directory (config.json, metrics.jsonl, results.json, model/), and
+arm's ordinary run directory (config.json, metrics.jsonl, results.json, model/) (an arm with
+a grid: `<arm>@<point>-seed<s>/`, one per grid point swept, see `select_point`), and
 `results/<claim>.json` the claim's results, written from those runs (`--quick` uses
 `quick/runs` and `quick/results`, so a first look never mixes with the full runs). A run
 whose results.json exists is reused once its config.json is found to be the same run; an
 interrupted one resumes from its last checkpoint. A measurement is kept in
 `runs/<claim>/measurement.json` and reused while it records the same repeats and budget.
 The results JSON is always written anew from the registry and what the runs hold.
+
+Settings chosen on held-out data: an arm with a `grid` runs every point of it on the first
+seed, keeps the point best by the claim's `selection` metric (a held-out metric, never the
+reported one), and runs the other seeds at that point; the sweep (each point's held-out
+value and its training-loss curve) goes into the results JSON beside the arm.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import itertools
 import json
+import math
 import shlex
 import time
 from pathlib import Path
@@ -23,6 +31,7 @@ import torch
 
 from petra.reproduce.claims import CLAIMS, Arm, Claim, claim_arms, get_claim
 from petra.tasks.run import load_preset, read_json, run_config, run_or_reuse
+from petra.training.trainer import TrainingDiverged
 
 DEFAULT_SEEDS = 3
 QUICK_SEEDS = 1
@@ -43,17 +52,41 @@ def layout(out: str | Path, quick: bool) -> tuple[Path, Path]:
     return base / "runs", base / "results"
 
 
+def grid_points(arm: Arm) -> list[tuple[str, ...]]:
+    """Every point of the arm's grid (one `--set` value per setting); [()] without a grid."""
+    return list(itertools.product(*arm.grid))
+
+
+def point_name(point: tuple[str, ...]) -> str:
+    """`lr=0.001,steps=142` for ("train.lr=0.001", "train.steps=142")."""
+    return ",".join(item.split(".", 1)[-1] for item in point)
+
+
+def run_directory(runs: Path, label: str, seed: int, point: tuple[str, ...] = ()) -> Path:
+    name = f"{label}@{point_name(point)}" if point else label
+    return runs / f"{name}-seed{seed}"
+
+
 def arm_overrides(
-    arm: Arm, seed: int, runs: Path, claim: Claim, quick: bool, extra: list[str]
+    arm: Arm,
+    seed: int,
+    runs: Path,
+    claim: Claim,
+    quick: bool,
+    extra: list[str],
+    point: tuple[str, ...] = (),
+    chosen: dict[str, tuple[str, ...]] | None = None,
 ) -> list[str]:
-    """The `--set` values of one arm's run: the claim's own settings, the arm's, the claim's
-    quick budget, the user's, the seed, and the model to start from (an absolute path, so
-    that `--out` may be spelled any way)."""
-    items = [*claim.settings, *arm.overrides, *(claim.quick if quick else ()), *extra]
+    """The `--set` values of one arm's run: the claim's own settings, the arm's, its grid
+    `point`, the claim's quick budget, the user's, the seed, and the model to start from (the
+    run of `init_from` at its `chosen` point, as an absolute path, so that `--out` may be
+    spelled any way)."""
+    items = [*claim.settings, *arm.overrides, *point, *(claim.quick if quick else ()), *extra]
     items.append(f"train.seed={seed}")
     if arm.init_from is not None:
-        start = (runs / f"{arm.init_from}-seed{seed}" / "model").resolve()
-        items.append(f"train.init={start}")
+        start_point = (chosen or {}).get(arm.init_from, ())
+        start = run_directory(runs, arm.init_from, seed, start_point) / "model"
+        items.append(f"train.init={start.resolve()}")
     return items
 
 
@@ -64,34 +97,102 @@ def _command(claim: Claim, seeds: int, quick: bool, preset, extra: list[str], ou
     return " ".join(parts)
 
 
-def _curves(run: Path) -> dict[str, list[list[float]]]:
-    """Every logged evaluation series of a run: {"eval/loss": [[step, value], ...], ...}."""
+def _curves(run: Path, keep=None) -> dict[str, list[list[float]]]:
+    """Every logged evaluation series of a run and its training loss: {"eval/loss": [[step,
+    value], ...], "train/loss": [...], ...}; only the series named in `keep`, if given."""
     curves: dict[str, list[list[float]]] = {}
     for line in (run / "metrics.jsonl").read_text().splitlines():
         record = json.loads(line)
         for key, value in record.items():
-            if key.startswith("eval/") and isinstance(value, (int, float)):
+            wanted = key.startswith("eval/") or key == "train/loss"
+            if wanted and (keep is None or key in keep) and isinstance(value, (int, float)):
                 curves.setdefault(key, []).append([record["step"], value])
     return curves
+
+
+@dataclasses.dataclass
+class _Plan:
+    """What every run of one claim shares: the claim reporting, the claim whose arms run
+    (`owner`), where they run, the user's options, and the grid point chosen per arm."""
+
+    claim: Claim
+    owner: Claim
+    runs: Path
+    quick: bool
+    preset: str | None
+    extra: list[str]
+    progress: bool
+    chosen: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+
+    def run(self, arm: Arm, seed: int, point: tuple[str, ...], what: str) -> tuple[dict, Path]:
+        """Run (or reuse) the arm at `point` on `seed`: (its results, its directory)."""
+        directory = run_directory(self.runs, arm.label, seed, point)
+        items = self.overrides(arm, seed, point)
+        started = time.monotonic()
+        print(f"[{self.claim.id}] {what}", flush=True)
+        results = run_or_reuse(arm.task, self.preset or arm.preset, items, directory, self.progress)
+        print(f"[{self.claim.id}]   done in {time.monotonic() - started:.0f} s", flush=True)
+        return results, directory
+
+    def overrides(self, arm: Arm, seed: int, point: tuple[str, ...]) -> list[str]:
+        return arm_overrides(
+            arm, seed, self.runs, self.owner, self.quick, self.extra, point, self.chosen
+        )
+
+
+def select_point(plan: _Plan, arm: Arm, seed: int) -> tuple[tuple[str, ...], dict]:
+    """Run every point of the arm's grid on `seed` (or reuse it) and return the point whose
+    final `selection.metric` is best, with the record of the sweep. A point whose run
+    diverges is recorded as such and never chosen."""
+    selection = plan.owner.selection
+    if selection is None:
+        raise ValueError(f"{plan.owner.id}: arm {arm.label} has a grid but the claim no selection")
+    points, sweep = grid_points(arm), []
+    for index, point in enumerate(points, 1):
+        what = f"choosing {arm.label} {index}/{len(points)}: {point_name(point)}, seed {seed}"
+        try:
+            results, directory = plan.run(arm, seed, point, what)
+        except TrainingDiverged as error:
+            print(f"[{plan.claim.id}]   diverged: {error}", flush=True)
+            sweep.append({"settings": list(point), "value": None, "diverged": str(error)})
+            continue
+        value = results["metrics"].get(selection.metric)
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(
+                f"{plan.owner.id}: the run {directory} has no finite {selection.metric!r} to "
+                "choose by; is the held-out split set (the claim's settings)?"
+            )
+        curves = _curves(directory, keep={"train/loss", f"eval/{selection.metric}"})
+        sweep.append({"settings": list(point), "value": value, "curves": curves})
+    finite = [entry for entry in sweep if entry["value"] is not None]
+    if not finite:
+        raise ValueError(f"{plan.owner.id}: every grid point of arm {arm.label} diverged")
+    sign = 1 if selection.better == "higher" else -1
+    best = max(finite, key=lambda entry: sign * entry["value"])  # the first of equals
+    record = {"metric": selection.metric, "better": selection.better, "seed": seed}
+    return tuple(best["settings"]), {**record, "points": sweep, "chosen": best["settings"]}
 
 
 def _train_arms(
     claim: Claim, seeds: list[int], out, quick: bool, preset, extra: list[str], progress: bool
 ) -> tuple[dict, dict[str, dict[int, Path]]]:
-    """Run (or reuse) every arm x seed of the claim whose runs `claim` reads; return the arms'
-    results and their run directories."""
+    """Run (or reuse) every arm x seed of the claim whose runs `claim` reads, an arm with a
+    grid after choosing its point on the first seed; return the arms' results and their run
+    directories."""
     owner = get_claim(claim.runs_of) if claim.runs_of else claim
-    runs_root = layout(out, quick)[0] / owner.id
-    plan = [(arm, seed) for seed in seeds for arm in owner.arms]
+    runs = layout(out, quick)[0] / owner.id
+    plan = _Plan(claim, owner, runs, quick, preset, extra, progress)
+    order = [(arm, seed) for seed in seeds for arm in owner.arms]
     arms: dict[str, dict] = {}
     directories: dict[str, dict[int, Path]] = {}
-    for index, (arm, seed) in enumerate(plan, 1):
-        directory = runs_root / f"{arm.label}-seed{seed}"
-        items = arm_overrides(arm, seed, runs_root, owner, quick, extra)
-        started = time.monotonic()
-        print(f"[{claim.id}] run {index}/{len(plan)}: {arm.label} seed {seed}", flush=True)
-        results = run_or_reuse(arm.task, preset or arm.preset, items, directory, progress)
-        print(f"[{claim.id}]   done in {time.monotonic() - started:.0f} s", flush=True)
+    for index, (arm, seed) in enumerate(order, 1):
+        selection = None
+        if arm.grid and seed == seeds[0]:
+            plan.chosen[arm.label], selection = select_point(plan, arm, seed)
+        point = plan.chosen.get(arm.label, ())
+        what = f"run {index}/{len(order)}: {arm.label} seed {seed}"
+        results, directory = plan.run(arm, seed, point, what)
+        items = plan.overrides(arm, seed, point)
         entry = arms.setdefault(
             arm.label,
             {
@@ -105,6 +206,8 @@ def _train_arms(
                 "curves": {},
             },
         )
+        if selection is not None:
+            entry["selection"] = selection
         entry["per_seed"][str(seed)] = {
             k: v for k, v in results["metrics"].items() if v is None or isinstance(v, (int, float))
         }
@@ -124,9 +227,17 @@ def check_claim(claim: Claim, quick: bool, preset, extra: list[str]) -> None:
         )
     owner = get_claim(claim.runs_of) if claim.runs_of else claim
     for arm in owner.arms:
+        chosen_keys = {item.split("=", 1)[0] for values in arm.grid for item in values}
+        given = [item for item in extra if item.split("=", 1)[0] in chosen_keys]
+        if given:
+            raise ValueError(
+                f"{claim.id}: arm {arm.label} chooses {sorted(chosen_keys)} on held-out data; "
+                f"drop --set {given[0]}"
+            )
         if arm.init_from is None:
-            items = arm_overrides(arm, 0, Path("runs"), owner, quick, extra)
-            run_config(arm.task, preset or arm.preset, items)
+            for point in grid_points(arm):
+                items = arm_overrides(arm, 0, Path("runs"), owner, quick, extra, point)
+                run_config(arm.task, preset or arm.preset, items)
         else:
             load_preset(arm.task, preset or arm.preset)
             given = [item for item in extra if item.startswith("model.")]
@@ -193,7 +304,10 @@ def run_claim(
         "checks": [],
         "plots": [dict(p) for p in claim.plots],
         "notes": list(claim.notes),
+        "metrics": list(claim.metrics),
     }
+    if claim.selection is not None:
+        result["selection"] = dataclasses.asdict(claim.selection)
     if claim.measure:
         measured = _measurement(claim, layout(out, quick)[0] / claim.id, count, quick)
         result |= {"arms": measured["arms"], "checks": measured.get("checks", [])}

@@ -24,7 +24,11 @@ DOES_NOT_HOLD = "does not hold"
 INCONCLUSIVE = "inconclusive"
 
 BETTER = ("higher", "lower")
-TESTS = ("superior", "non_inferior")
+TESTS = ("superior", "non_inferior", "inferior")
+
+SAME = "same as the paper"
+OPPOSITE = "opposite to the paper"
+UNRESOLVED = "not resolved"
 
 VERDICT_RULE = (
     "Each comparison is paired by seed: the difference is a − b, where arm a is the paper's "
@@ -37,6 +41,9 @@ VERDICT_RULE = (
     "if the whole interval is better than −m (lower bound above −m when higher is better, "
     "upper bound below +m when lower is better), does not hold if the whole interval is worse "
     "than that (upper bound below −m, or lower bound above +m), and is inconclusive otherwise. "
+    "For a claim that a trails b (the paper's own result puts a behind b), it holds if the "
+    "whole interval lies on a's worse side of 0, does not hold if it lies on the better side, "
+    "and is inconclusive otherwise. "
     "A single seed gives no interval, so its verdict is always inconclusive."
 )
 
@@ -84,13 +91,13 @@ def verdict(
 ) -> str:
     """The verdict on the interval [low, high] of a - b by `VERDICT_RULE`: "holds", "does not
     hold" or "inconclusive". `better` says which sign favours a ("higher" or "lower"); `test` is
-    "superior" (against 0, no margin) or "non_inferior" (against the margin m > 0, in the
-    units of the difference)."""
+    "superior" (against 0, no margin), "non_inferior" (against the margin m > 0, in the
+    units of the difference) or "inferior" (a trails b: against 0, no margin)."""
     if better not in BETTER:
         raise ValueError(f"better must be one of {BETTER}; got {better!r}")
     if test not in TESTS:
         raise ValueError(f"test must be one of {TESTS}; got {test!r}")
-    if test == "superior" and margin is not None:
+    if test in ("superior", "inferior") and margin is not None:
         raise ValueError(
             f"a superiority test compares against 0 and takes no margin; got margin={margin} "
             "(use test='non_inferior' for a parity claim with a margin)"
@@ -100,6 +107,8 @@ def verdict(
             f"a non-inferiority test needs a margin m > 0 (a is no worse than b by more than "
             f"m); got margin={margin}"
         )
+    if test == "inferior":  # a trails b: the superiority rule, read the other way
+        return verdict(low, high, {"higher": "lower", "lower": "higher"}[better], "superior")
     if (low is None) != (high is None):
         raise ValueError(f"an interval has both ends or neither; got low={low}, high={high}")
     if low is None or high is None:
@@ -120,3 +129,17 @@ def verdict(
         if low > threshold:
             return DOES_NOT_HOLD
     return INCONCLUSIVE
+
+
+def direction(
+    paper_difference: float | None, mean: float | None, low: float | None, high: float | None
+) -> str:
+    """Whether petra's a - b has the sign of the paper's: `SAME` or `OPPOSITE` when the
+    interval (or, with one seed, the mean) lies on one side of 0, `UNRESOLVED` when the
+    interval spans 0, "–" when the paper gives no difference or petra has none."""
+    if paper_difference is None or mean is None or paper_difference == 0:
+        return "–"
+    if low is not None and high is not None and low <= 0 <= high:
+        return UNRESOLVED
+    side = SAME if (mean > 0) == (paper_difference > 0) else OPPOSITE
+    return side if low is not None else f"{side} (one seed)"

@@ -7,13 +7,24 @@
 
   with the model's learnable temperature tau; `hard_negatives=True` appends each premise's
   contradiction hypothesis to the candidates of the premise-to-hypothesis direction.
-- `sts`: fine-tuning on STS-B train with CoSENT (Su, 2022),
+- `sts`: fine-tuning on STS-B train with CoSENT (Su, 2022, `sts_loss="cosent"`),
 
-      L = log(1 + sum_{s_i > s_j} exp(lambda (cos_j - cos_i))),  lambda = 20.
+      L = log(1 + sum_{s_i > s_j} exp(lambda (cos_j - cos_i))),  lambda = 20,
+
+  or with the PETE paper's loss (`sts_loss="pearson"`), one minus the Pearson correlation
+  of the cosines c and the gold scores s over the batch,
+
+      L = 1 - sum_i (c_i - c̄)(s_i - s̄) / sqrt(sum_i (c_i - c̄)^2 sum_i (s_i - s̄)^2).
 
 Evaluation: Spearman and Pearson correlation (x100) between the cosine similarity and the
 gold score over every pair of an STS-B file (dev by default: all 1,500, in order, float
 scores), never a shuffled or truncated subset.
+
+Held-out data for choosing settings (`sts_heldout` = f > 0): a fixed fraction f of STS-B
+train (the same pairs for every seed and run: a permutation seeded 0) is set aside. `sts`
+never trains on it, and every evaluation of either task also scores it, logged as
+`heldout/spearman` and `heldout/pearson`, so that a learning rate or a number of epochs can
+be chosen without looking at the reported split.
 """
 
 from __future__ import annotations
@@ -81,8 +92,34 @@ class SentenceData:
     nli_files: list[str] = field(default_factory=lambda: ["dev", "test"])
     hard_negatives: bool = False
     max_train_pairs: int | None = None
-    # sts: the STS-B training file
+    # sts: the STS-B training file and the loss ("cosent" or "pearson": 1 - Pearson)
     sts_train: str = "train"
+    sts_loss: str = "cosent"
+    # the fraction of sts_train set aside and scored at every evaluation (0: none)
+    sts_heldout: float = 0.0
+
+    def __post_init__(self):
+        if self.sts_loss not in STS_LOSSES:
+            raise ValueError(f"unknown sts_loss={self.sts_loss!r}; choose one of {STS_LOSSES}")
+        if not 0.0 <= self.sts_heldout < 1.0:
+            raise ValueError(
+                f"sts_heldout is the fraction of sts_train set aside, in [0, 1); got "
+                f"{self.sts_heldout}"
+            )
+
+
+STS_LOSSES = ("cosent", "pearson")
+HELDOUT_SEED = 0  # the held-out pairs are the same for every run seed
+
+
+def split_heldout(pairs: Sequence, fraction: float) -> tuple[list, list]:
+    """(kept, held out): round(fraction N) of the N pairs, chosen by a permutation seeded
+    `HELDOUT_SEED`, held out; both in file order."""
+    count = round(fraction * len(pairs))
+    order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(HELDOUT_SEED))
+    held = set(order[:count].tolist())
+    kept = [p for i, p in enumerate(pairs) if i not in held]
+    return kept, [p for i, p in enumerate(pairs) if i in held]
 
 
 class _SentenceTask:
@@ -96,10 +133,22 @@ class _SentenceTask:
         self.data = data
         self.tokenizer = load_tokenizer(data.tokenizer, data.data_dir)
         self.pad_id = padding_id(self.tokenizer)
-        pairs = load_stsb(data.sts_eval, data_dir=data.data_dir)  # tokenized once, here
-        self.eval_a = self._encode([p.sentence1 for p in pairs])
-        self.eval_b = self._encode([p.sentence2 for p in pairs])
-        self.eval_scores = [p.score for p in pairs]
+        self.eval_sets = {"": self._encoded_pairs(load_stsb(data.sts_eval, data_dir=data.data_dir))}
+        self.sts_train_pairs = []
+        if data.sts_heldout:
+            train = load_stsb(data.sts_train, data_dir=data.data_dir)
+            self.sts_train_pairs, heldout = split_heldout(train, data.sts_heldout)
+            if len(heldout) < 2:
+                raise ValueError(
+                    f"sts_heldout={data.sts_heldout} sets aside {len(heldout)} of the "
+                    f"{len(train)} pairs of {data.sts_train}: a correlation needs at least 2"
+                )
+            self.eval_sets["heldout/"] = self._encoded_pairs(heldout)
+
+    def _encoded_pairs(self, pairs) -> tuple[list, list, list[float]]:
+        """(sentence1 ids, sentence2 ids, scores), tokenized once."""
+        a = self._encode([p.sentence1 for p in pairs])
+        return a, self._encode([p.sentence2 for p in pairs]), [p.score for p in pairs]
 
     def _encode(self, texts: Sequence[str]) -> list[list[int]]:
         return encode_texts(self.tokenizer, texts, self.data.max_length)
@@ -116,14 +165,13 @@ class _SentenceTask:
         return batch
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        return sts_correlation(
-            model,
-            self.eval_a,
-            self.eval_b,
-            self.eval_scores,
-            self.pad_id,
-            self.data.eval_batch_size,
-        )
+        """Spearman, Pearson (x100) and pairs on the evaluation file; with `sts_heldout`, the
+        same on the held-out pairs under `heldout/`."""
+        metrics = {}
+        for prefix, (a, b, scores) in self.eval_sets.items():
+            found = sts_correlation(model, a, b, scores, self.pad_id, self.data.eval_batch_size)
+            metrics |= {prefix + key: value for key, value in found.items()}
+        return metrics
 
     def model_fields(self) -> dict:
         return {"model": self.model_type, "vocab_size": self.tokenizer.get_vocab_size()}
@@ -190,6 +238,13 @@ class NLISTSTask(_SentenceTask):
         return loss, tokens
 
 
+def pearson_loss(cosine: Tensor, scores: Tensor, eps: float = 1e-8) -> Tensor:
+    """1 - Pearson correlation of `cosine` and `scores` over the batch (N,) (the PETE paper's
+    fine-tuning loss); `eps` keeps a batch of equal scores finite (its loss is then 1)."""
+    c, s = cosine - cosine.mean(), scores.to(cosine.dtype) - scores.to(cosine.dtype).mean()
+    return 1 - (c * s).sum() / ((c.square().sum() * s.square().sum()).sqrt() + eps)
+
+
 def cosent_loss(cosine: Tensor, scores: Tensor, scale: float = 20.0) -> Tensor:
     """log(1 + sum over pairs (i, j) with s_i > s_j of exp(scale (cos_j - cos_i)))."""
     difference = scale * (cosine[None, :] - cosine[:, None])  # [i, j] = scale (cos_j - cos_i)
@@ -206,7 +261,7 @@ class STSTask(_SentenceTask):
         self.train_dataset = []
         if not training:
             return
-        pairs = load_stsb(data.sts_train, data_dir=data.data_dir)
+        pairs = self.sts_train_pairs or load_stsb(data.sts_train, data_dir=data.data_dir)
         a, b = (
             self._encode([p.sentence1 for p in pairs]),
             self._encode([p.sentence2 for p in pairs]),
@@ -219,5 +274,6 @@ class STSTask(_SentenceTask):
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, int]:
         cosine = (_embed(model, batch, "a") * _embed(model, batch, "b")).sum(-1)
         tokens = int(batch["a_mask"].sum() + batch["b_mask"].sum())
-        # every pair of the global batch is ranked against every other
-        return cosent_loss(gather_with_grad(cosine), gather_with_grad(batch["targets"])), tokens
+        # every pair of the global batch against every other
+        loss = pearson_loss if self.data.sts_loss == "pearson" else cosent_loss
+        return loss(gather_with_grad(cosine), gather_with_grad(batch["targets"])), tokens
