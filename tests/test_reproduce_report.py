@@ -380,4 +380,19 @@ def test_settings_chosen_on_held_out_data_are_tabled(results_dir, tmp_path):
         "| `fourier` | heldout/spearman (seed 0) | train.lr=0.001: 61.25; "
         "**train.lr=0.003: 64.50**; train.lr=0.01: diverged |"
     ) in text
+    # the largest of three swept values chosen: said, since a better one may lie beyond it
+    sweep = result["arms"]["fourier"]["selection"]
+    sweep["points"][2]["value"], sweep["chosen"] = 70.0, ["train.lr=0.01"]
+    path.write_text(json.dumps(result))
+    text = _section(format_report(load_results(results_dir), {}), "fourier-sts")
+    assert "**train.lr=0.01: 70.00**; chosen at the grid's edge in train.lr |" in text
     assert "| spearman | pearson |" in text and "| 0.712 | 0.500 |" in text
+
+
+def test_the_committed_report_regenerates_from_the_committed_results(tmp_path):
+    """REPRODUCTION.md is what `petra reproduce --report reproduction/results --to
+    REPRODUCTION.md` writes from the committed results JSON, byte for byte."""
+    root = Path(__file__).resolve().parents[1]
+    to = tmp_path / "REPRODUCTION.md"
+    write_report(root / "reproduction" / "results", to, tmp_path / "reproduction" / "plots")
+    assert to.read_text() == (root / "REPRODUCTION.md").read_text()

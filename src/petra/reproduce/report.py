@@ -547,8 +547,31 @@ def _selection_table(result: dict) -> list[str]:
             text = f"{name}: {shown}"
             points.append(f"**{text}**" if entry["settings"] == selection["chosen"] else text)
         metric = f"{selection.get('metric', '?')} (seed {selection.get('seed', '?')})"
+        edges = _at_edge(selection)
+        if edges:
+            points.append(f"chosen at the grid's edge in {', '.join(edges)}")
         lines.append(_row([f"`{label}`", metric, "; ".join(points)]))
     return lines
+
+
+def _at_edge(selection: dict) -> list[str]:
+    """The settings of at least 3 numeric values whose chosen value is the smallest or the
+    largest swept: a better value may lie outside the grid."""
+    values: dict[str, set[float]] = {}
+    for entry in selection["points"]:
+        for item in entry["settings"]:
+            key, _, text = item.partition("=")
+            try:
+                values.setdefault(key, set()).add(float(text))
+            except ValueError:
+                continue
+    edges = []
+    for item in selection["chosen"]:
+        key, _, text = item.partition("=")
+        swept = values.get(key, set())
+        if len(swept) >= 3 and float(text) in (min(swept), max(swept)):
+            edges.append(key)
+    return edges
 
 
 # ---------------------------------------------------------------- plots
