@@ -188,6 +188,11 @@ def test_param_report_parts_add_up(tiny_tokenizer, model_type):
     report = model.param_report()
     assert report["total"] == sum(p.numel() for p in model.parameters())
     assert report["embedding"] + report["encoder"] + report["head"] == report["total"]
+    assert report["embedding_norm"] == 0
+    normed = tiny(tiny_tokenizer, model_type, "kronecker", embedding_norm=True).param_report()
+    assert normed["embedding_norm"] == 32 and normed["total"] == report["total"] + 32
+    parts = ("embedding", "embedding_norm", "encoder", "head")
+    assert sum(normed[part] for part in parts) == normed["total"]
     assert report["embedding"] == 256 * 8 * 32
     # 2 blocks: attention 4 d^2, GeGLU 3 d (4 d), two norms; plus the final norm
     assert report["encoder"] == 2 * (4 * 32 * 32 + 3 * 32 * 128 + 2 * 32) + 32
@@ -379,14 +384,18 @@ def test_kronecker_model_needs_its_token_bytes(tiny_tokenizer):
 def test_embedding_norm_and_dropout_off_is_the_model_without_them(tiny_tokenizer, model_type):
     """Off (the defaults), they add no module and no parameter: the state dict and the
     outputs are those of a model built before they existed (the same seed)."""
-    torch.manual_seed(0)
-    plain = tiny(tiny_tokenizer, model_type)
-    torch.manual_seed(0)
     off = tiny(tiny_tokenizer, model_type, embedding_norm=False, embedding_dropout=0.0)
-    assert plain.state_dict().keys() == off.state_dict().keys()
     assert off.embedding_norm is None and off.embedding_dropout is None
-    ids, mask = batch(tiny_tokenizer)
-    assert torch.equal(plain(ids, attention_mask=mask), off(ids, attention_mask=mask))
+    assert not any(key.startswith("embedding_") for key in off.state_dict())
+    ids, _ = batch(tiny_tokenizer)
+    off.train()  # no dropout anywhere: the first block reads the embedding's rows as they are
+    assert torch.equal(off.embed(ids), off.embedding(ids))
+    # the parameter count of this shape before the options existed (learned table, 2 blocks
+    # of attention 4 d^2 + GeGLU 3 d (4 d) + two norms, the final norm, the model's head)
+    vocab = tiny_tokenizer.get_vocab_size()
+    heads = {"encoder": 0, "sentence": 1, "classifier": 32 * 3 + 3, "causal_lm": 0}
+    blocks = 2 * (4 * 32 * 32 + 3 * 32 * 128 + 2 * 32) + 32
+    assert off.param_report()["total"] == vocab * 32 + blocks + heads[model_type]
 
 
 @pytest.mark.parametrize("model_type", ["sentence", "causal_lm"])

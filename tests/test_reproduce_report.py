@@ -122,6 +122,7 @@ def test_verdict_rule(low, high, better, test, margin, expected):
         (-2.08, -1.0, -1.5, -0.5, SAME),
         (7.4, 1.0, -0.5, 2.5, UNRESOLVED),  # the interval spans 0
         (7.4, 0.0, 0.0, 0.0, UNRESOLVED),
+        (-5.3, 0.0, None, None, UNRESOLVED),  # one seed, no difference at all
         (-5.3, -2.0, None, None, f"{SAME} (one seed)"),
         (None, 1.0, 0.5, 1.5, "–"),  # the paper gives no difference
         (0.0, 1.0, 0.5, 1.5, "–"),
@@ -191,13 +192,31 @@ def test_malformed_comparison_names_the_file(results_dir):
         (lambda r: r["comparisons"].append("p2 vs p1"), "list of JSON objects"),
         (lambda r: r["comparisons"][0].update(paper_difference="-0.5"), "must be a number"),
         (lambda r: r["comparisons"][0].update(test="inferior", margin=0.1), "must be null"),
-        (lambda r: r["arms"]["p2"].update(selection={"points": []}), "'points' and 'chosen'"),
+        (lambda r: r["arms"]["p2"].update(selection="lr"), "'points' and 'chosen'"),
+        (lambda r: r["arms"]["p2"].update(selection={"points": []}), "none of its points"),
         (
             lambda r: r["arms"]["p2"].update(
                 selection={"points": [{"settings": [], "value": "x"}], "chosen": []}
             ),
-            "must have a number 'value'",
+            "without a number 'value'",
         ),
+        (
+            lambda r: r["arms"]["p2"].update(selection={"points": [{"value": 1}], "chosen": []}),
+            "without a list 'settings'",
+        ),
+        (
+            lambda r: r["arms"]["p2"].update(
+                selection={"points": [{"settings": [1], "value": 1}], "chosen": [1]}
+            ),
+            "settings are not strings",
+        ),
+        (
+            lambda r: r["arms"]["p2"].update(
+                selection={"points": [{"settings": ["a=1"], "value": 1}], "chosen": "a=1"}
+            ),
+            "none of its points",
+        ),
+        (lambda r: r.update(selection="best"), "key 'selection' must be a JSON object"),
         (lambda r: r.update(metrics=[1]), "list of metric names"),
     ],
 )

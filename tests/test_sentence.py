@@ -82,6 +82,8 @@ def test_held_out_pairs_are_fixed_disjoint_and_never_trained_on():
     assert len(held) == 1150 and len(kept) == 4599
     assert {id(p) for p in kept}.isdisjoint(id(p) for p in held)
     assert [p for p in pairs if any(p is h for h in held)] == held  # file order
+    trained = {sentence for p in kept for sentence in (p.sentence1, p.sentence2)}
+    assert not any(p.sentence1 in trained or p.sentence2 in trained for p in held)
     settings = ["data.sts_heldout=0.2", "model.dim=16", "model.n_heads=1", "model.n_layers=1"]
     for seed in (0, 1):  # the same split whatever the run's seed
         spec = apply_overrides("sts", load_preset("sts", "tiny"), [*settings, f"train.seed={seed}"])

@@ -86,13 +86,16 @@ class PetraModel(nn.Module):
         return 0
 
     def param_report(self) -> dict:
-        """Trainable parameters by part, and the embedding against a learned V x d table."""
+        """Trainable parameters by part (embedding + embedding_norm + encoder + head =
+        total), and the embedding against a learned V x d table."""
         embedding = self.embedding.param_report()
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
         encoder = sum(p.numel() for p in self.backbone.parameters() if p.requires_grad)
+        norm = self.embedding_norm
         head = self.head_parameters()
         return {
             "embedding": embedding.trainable_params,
+            "embedding_norm": 0 if norm is None else sum(p.numel() for p in norm.parameters()),
             "encoder": encoder,
             "encoder_dense_equivalent": self.backbone.dense_equivalent_params(),
             "head": head,

@@ -148,19 +148,17 @@ def _load_one(path: Path) -> dict:
             for metric, value in row.items():
                 if value is not None and not isinstance(value, (int, float)):
                     raise wrong(f"arm {label!r}, seed {seed}, {metric!r}", "must be a number")
-        selection = arm.get("selection")
-        if selection is not None:
-            points = selection.get("points") if isinstance(selection, dict) else None
-            if not isinstance(points, list) or "chosen" not in selection:
-                raise wrong(f"arm {label!r}: key 'selection'", "must hold 'points' and 'chosen'")
-            for entry in points:
-                value = entry.get("value") if isinstance(entry, dict) else "?"
-                if not isinstance(entry, dict) or not (value is None or _is_number(value)):
-                    raise wrong(f"arm {label!r}: a selection point", "must have a number 'value'")
+        if arm.get("selection") is not None:
+            _check_selection(
+                arm["selection"],
+                lambda why, label=label: wrong(f"arm {label!r}: key 'selection'", why),
+            )
         arms[label] = arm
     result["arms"] = arms
     if not all(isinstance(metric, str) for metric in result["metrics"]):
         raise wrong("key 'metrics'", "must be a list of metric names")
+    if not isinstance(result.get("selection") or {}, dict):
+        raise wrong("key 'selection'", "must be a JSON object")
     for key in ("comparisons", "checks", "plots"):
         if not all(isinstance(item, dict) for item in result[key]):
             raise wrong(f"key {key!r}", "must be a list of JSON objects")
@@ -204,6 +202,25 @@ def _load_one(path: Path) -> dict:
             if label not in arms:
                 raise wrong(f"plot {i}", f"names arm {label!r}, not one of {sorted(arms)}")
     return result
+
+
+def _check_selection(selection, wrong) -> None:
+    """An arm's sweep: points of settings (lists of strings) with a number or null value,
+    and the chosen settings, which are one point's."""
+    if not isinstance(selection, dict) or not isinstance(selection.get("points"), list):
+        raise wrong("must hold a list 'points' and 'chosen'")
+    settings = []
+    for entry in selection["points"]:
+        if not isinstance(entry, dict) or not isinstance(entry.get("settings"), list):
+            raise wrong("has a point without a list 'settings'")
+        if not all(isinstance(item, str) for item in entry["settings"]):
+            raise wrong("has a point whose settings are not strings")
+        value = entry.get("value", "missing")
+        if not (value is None or _is_number(value)):
+            raise wrong("has a point without a number 'value'")
+        settings.append(entry["settings"])
+    if selection.get("chosen") not in settings:
+        raise wrong("'chosen' is none of its points' settings")
 
 
 def _is_number(value) -> bool:

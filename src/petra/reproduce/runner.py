@@ -13,13 +13,16 @@ The results JSON is always written anew from the registry and what the runs hold
 Settings chosen on held-out data: an arm with a `grid` runs every point of it on the first
 seed, keeps the point best by the claim's `selection` metric (a held-out metric, never the
 reported one), and runs the other seeds at that point; the sweep (each point's held-out
-value and its training-loss curve) goes into the results JSON beside the arm.
+value and its training-loss curve) goes into the results JSON beside the arm. A setting
+given with --set, or by the quick budget, is not chosen: the grid loses that setting.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
+import inspect
 import itertools
 import json
 import math
@@ -52,9 +55,21 @@ def layout(out: str | Path, quick: bool) -> tuple[Path, Path]:
     return base / "runs", base / "results"
 
 
-def grid_points(arm: Arm) -> list[tuple[str, ...]]:
-    """Every point of the arm's grid (one `--set` value per setting); [()] without a grid."""
-    return list(itertools.product(*arm.grid))
+def grid_points(arm: Arm, fixed: set[str] = frozenset()) -> list[tuple[str, ...]]:
+    """Every point of the arm's grid (one `--set` value per setting), without the settings in
+    `fixed`; [()] without a grid."""
+    return list(itertools.product(*(v for v in arm.grid if _key(v[0]) not in fixed)))
+
+
+def _key(item: str) -> str:
+    return item.split("=", 1)[0]
+
+
+def fixed_settings(claim: Claim, quick: bool, extra: list[str]) -> set[str]:
+    """The settings that no grid may choose in this run: those given with --set (e.g.
+    `--set train.lr=2e-05` with `--preset pete-paper` runs the paper's lr) and those of the
+    quick budget."""
+    return {_key(item) for item in [*extra, *(claim.quick if quick else ())]}
 
 
 def point_name(point: tuple[str, ...]) -> str:
@@ -124,6 +139,10 @@ class _Plan:
     progress: bool
     chosen: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
+    def points(self, arm: Arm) -> list[tuple[str, ...]]:
+        """The arm's grid points to choose among in this run ([()]: nothing to choose)."""
+        return grid_points(arm, fixed_settings(self.owner, self.quick, self.extra))
+
     def run(self, arm: Arm, seed: int, point: tuple[str, ...], what: str) -> tuple[dict, Path]:
         """Run (or reuse) the arm at `point` on `seed`: (its results, its directory)."""
         directory = run_directory(self.runs, arm.label, seed, point)
@@ -147,7 +166,7 @@ def select_point(plan: _Plan, arm: Arm, seed: int) -> tuple[tuple[str, ...], dic
     selection = plan.owner.selection
     if selection is None:
         raise ValueError(f"{plan.owner.id}: arm {arm.label} has a grid but the claim no selection")
-    points, sweep = grid_points(arm), []
+    points, sweep = plan.points(arm), []
     for index, point in enumerate(points, 1):
         what = f"choosing {arm.label} {index}/{len(points)}: {point_name(point)}, seed {seed}"
         try:
@@ -156,17 +175,22 @@ def select_point(plan: _Plan, arm: Arm, seed: int) -> tuple[tuple[str, ...], dic
             print(f"[{plan.claim.id}]   diverged: {error}", flush=True)
             sweep.append({"settings": list(point), "value": None, "diverged": str(error)})
             continue
-        value = results["metrics"].get(selection.metric)
-        if not isinstance(value, (int, float)) or not math.isfinite(value):
+        if selection.metric not in results["metrics"]:
             raise ValueError(
-                f"{plan.owner.id}: the run {directory} has no finite {selection.metric!r} to "
-                "choose by; is the held-out split set (the claim's settings)?"
+                f"{plan.owner.id}: the run {directory} has no {selection.metric!r} to choose "
+                "by; is the held-out split set (the claim's settings)?"
             )
+        value = results["metrics"][selection.metric]
         curves = _curves(directory, keep={"train/loss", f"eval/{selection.metric}"})
-        sweep.append({"settings": list(point), "value": value, "curves": curves})
+        entry = {"settings": list(point), "value": value, "curves": curves}
+        if not (isinstance(value, (int, float)) and math.isfinite(value)):  # e.g. a collapse
+            entry |= {"value": None, "diverged": f"{selection.metric} is {value}"}
+        sweep.append(entry)
     finite = [entry for entry in sweep if entry["value"] is not None]
     if not finite:
-        raise ValueError(f"{plan.owner.id}: every grid point of arm {arm.label} diverged")
+        raise ValueError(
+            f"{plan.owner.id}: no grid point of arm {arm.label} gave a finite {selection.metric}"
+        )
     sign = 1 if selection.better == "higher" else -1
     best = max(finite, key=lambda entry: sign * entry["value"])  # the first of equals
     record = {"metric": selection.metric, "better": selection.better, "seed": seed}
@@ -187,7 +211,7 @@ def _train_arms(
     directories: dict[str, dict[int, Path]] = {}
     for index, (arm, seed) in enumerate(order, 1):
         selection = None
-        if arm.grid and seed == seeds[0]:
+        if plan.points(arm) != [()] and seed == seeds[0]:
             plan.chosen[arm.label], selection = select_point(plan, arm, seed)
         point = plan.chosen.get(arm.label, ())
         what = f"run {index}/{len(order)}: {arm.label} seed {seed}"
@@ -226,16 +250,10 @@ def check_claim(claim: Claim, quick: bool, preset, extra: list[str]) -> None:
             f"{claim.id} measures models of its own protocol: --preset and --set do not apply"
         )
     owner = get_claim(claim.runs_of) if claim.runs_of else claim
+    fixed = fixed_settings(owner, quick, extra)
     for arm in owner.arms:
-        chosen_keys = {item.split("=", 1)[0] for values in arm.grid for item in values}
-        given = [item for item in extra if item.split("=", 1)[0] in chosen_keys]
-        if given:
-            raise ValueError(
-                f"{claim.id}: arm {arm.label} chooses {sorted(chosen_keys)} on held-out data; "
-                f"drop --set {given[0]}"
-            )
         if arm.init_from is None:
-            for point in grid_points(arm):
+            for point in grid_points(arm, fixed):
                 items = arm_overrides(arm, 0, Path("runs"), owner, quick, extra, point)
                 run_config(arm.task, preset or arm.preset, items)
         else:
@@ -254,17 +272,21 @@ def _function(module: str, name: str):
 
 def _measurement(claim: Claim, folder: Path, repeats: int, quick: bool) -> dict:
     """The claim's measurement: the one kept in `folder` when it has these repeats and
-    budget, else measured now and kept."""
+    budget and was made by the measuring function's present source, else measured now and
+    kept."""
     path = folder / "measurement.json"
+    function = _function("measures", claim.measure)
+    code = hashlib.sha256(inspect.getsource(function).encode()).hexdigest()[:16]
     if path.is_file():
         kept = read_json(path, "a kept measurement")
-        if kept.get("repeats") == repeats and kept.get("quick") == quick:
+        same = (kept.get("repeats"), kept.get("quick"), kept.get("code")) == (repeats, quick, code)
+        if same:
             print(f"[{claim.id}] measured before: {path} (delete it to measure again)")
             return kept["measured"]
     print(f"[{claim.id}] measuring, {repeats} repeats", flush=True)
-    measured = _function("measures", claim.measure)(repeats=repeats, quick=quick)
+    measured = function(repeats=repeats, quick=quick)
     folder.mkdir(parents=True, exist_ok=True)
-    kept = {"repeats": repeats, "quick": quick, "measured": measured}
+    kept = {"repeats": repeats, "quick": quick, "code": code, "measured": measured}
     path.write_text(json.dumps(kept, indent=1) + "\n")
     return measured
 

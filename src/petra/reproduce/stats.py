@@ -139,7 +139,7 @@ def direction(
     interval spans 0, "–" when the paper gives no difference or petra has none."""
     if paper_difference is None or mean is None or paper_difference == 0:
         return "–"
-    if low is not None and high is not None and low <= 0 <= high:
+    if mean == 0 or (low is not None and high is not None and low <= 0 <= high):
         return UNRESOLVED
     side = SAME if (mean > 0) == (paper_difference > 0) else OPPOSITE
     return side if low is not None else f"{side} (one seed)"

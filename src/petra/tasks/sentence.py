@@ -20,15 +20,16 @@ Evaluation: Spearman and Pearson correlation (x100) between the cosine similarit
 gold score over every pair of an STS-B file (dev by default: all 1,500, in order, float
 scores), never a shuffled or truncated subset.
 
-Held-out data for choosing settings (`sts_heldout` = f > 0): a fixed fraction f of STS-B
-train (the same pairs for every seed and run: a permutation seeded 0) is set aside. `sts`
-never trains on it, and every evaluation of either task also scores it, logged as
-`heldout/spearman` and `heldout/pearson`, so that a learning rate or a number of epochs can
-be chosen without looking at the reported split.
+Held-out data for choosing settings (`sts_heldout` = f > 0): about a fraction f of STS-B
+train is set aside, the same pairs for every run (`split_heldout`), and no sentence of it
+occurs in the rest. `sts` never trains on it, and every evaluation of either task also
+scores it, logged as `heldout/spearman` and `heldout/pearson`, so that a learning rate or a
+number of epochs can be chosen without looking at the reported split.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -113,11 +114,32 @@ HELDOUT_SEED = 0  # the held-out pairs are the same for every run seed
 
 
 def split_heldout(pairs: Sequence, fraction: float) -> tuple[list, list]:
-    """(kept, held out): round(fraction N) of the N pairs, chosen by a permutation seeded
-    `HELDOUT_SEED`, held out; both in file order."""
-    count = round(fraction * len(pairs))
-    order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(HELDOUT_SEED))
-    held = set(order[:count].tolist())
+    """(kept, held out), both in file order. Pairs that share a sentence (directly or through
+    other pairs) form a group, and whole groups are held out, so that no held-out sentence
+    is trained on: the groups in an order shuffled by Python's `random.Random(HELDOUT_SEED)`
+    (stable across versions and machines), each taken while the held-out pairs stay within
+    round(fraction N)."""
+    parent: dict[str, str] = {}
+
+    def root(sentence: str) -> str:
+        while parent.setdefault(sentence, sentence) != sentence:
+            parent[sentence] = parent[parent[sentence]]
+            sentence = parent[sentence]
+        return sentence
+
+    for pair in pairs:
+        a, b = root(pair.sentence1), root(pair.sentence2)
+        if a != b:
+            parent[a] = b
+    groups: dict[str, list[int]] = {}
+    for index, pair in enumerate(pairs):
+        groups.setdefault(root(pair.sentence1), []).append(index)
+    order = list(groups.values())
+    random.Random(HELDOUT_SEED).shuffle(order)
+    target, held = round(fraction * len(pairs)), set()
+    for group in order:
+        if len(held) + len(group) <= target:
+            held.update(group)
     kept = [p for i, p in enumerate(pairs) if i not in held]
     return kept, [p for i, p in enumerate(pairs) if i in held]
 
