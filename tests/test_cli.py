@@ -39,3 +39,149 @@ def test_the_installed_command_reports_bad_input_clearly():
     )
     assert result.returncode == 2
     assert "no tokenizer 'no-such-tokenizer'" in result.stderr
+
+
+def fails_in_one_line(capsys, *args: str) -> str:
+    """`petra ARGS` exits 2 with one line on stderr, no traceback; returns that line."""
+    assert main([*args]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith(f"petra {args[0]}: error: "), error
+    return error.strip()
+
+
+def test_a_path_too_long_for_the_system_is_one_line(capsys):
+    long_path = "x" * 5000
+    error = fails_in_one_line(capsys, "probe", "geometry", "--checkpoint", long_path)
+    assert error == (
+        f"petra probe: error: File name too long: {'x' * 60}... (a path of 5000 characters); "
+        "check the path"
+    )
+
+
+def test_a_file_that_is_no_tokenizer_is_one_line(tmp_path, capsys):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello")
+    error = fails_in_one_line(capsys, "probe", "geometry", "--tokenizer", str(path))
+    assert error.startswith(f"petra probe: error: {path} is not a tokenizer (")
+
+
+def test_os_errors_about_user_paths_are_one_line(tmp_path, capsys, monkeypatch):
+    """IsADirectoryError, NotADirectoryError, PermissionError about a path (wherever they
+    come from) are one line; other OSErrors are internal and keep their traceback."""
+    import petra.cli
+
+    def raising(error):
+        def handler(args):
+            raise error
+
+        return handler
+
+    for error, line in [
+        (IsADirectoryError(21, "Is a directory", str(tmp_path)), f"Is a directory: {tmp_path}"),
+        (NotADirectoryError(20, "Not a directory", "f/x"), "Not a directory: f/x"),
+        (PermissionError(13, "Permission denied", "/root/x"), "Permission denied: /root/x"),
+        (
+            FileNotFoundError(2, "No such file or directory", "y" * 300),
+            f"No such file or directory: {'y' * 60}... (a path of 300 characters)",
+        ),
+        (FileExistsError(17, "File exists", "a-file"), "File exists: a-file"),
+    ]:
+        monkeypatch.setattr(petra.cli, "_probe_geometry", raising(error))
+        assert fails_in_one_line(capsys, "probe", "geometry") == (
+            f"petra probe: error: {line}; check the path"
+        )
+    monkeypatch.setattr(petra.cli, "_probe_geometry", raising(FileNotFoundError("no run at x")))
+    assert fails_in_one_line(capsys, "probe", "geometry") == "petra probe: error: no run at x"
+    monkeypatch.setattr(petra.cli, "_probe_geometry", raising(OSError(5, "Input/output error")))
+    with pytest.raises(OSError, match="Input/output error"):
+        main(["probe", "geometry"])
+    monkeypatch.setattr(petra.cli, "_probe_geometry", raising(ConnectionResetError(104, "reset")))
+    with pytest.raises(ConnectionResetError):
+        main(["probe", "geometry"])
+
+
+def test_a_width_beyond_memory_is_refused_before_anything_is_built(capsys, monkeypatch):
+    monkeypatch.setattr("petra.embeddings.budget.memory_bytes", lambda: 16 * 2**30)
+    assert main(["params", "--tokenizers", "gpt2", "--dims", "64,99999999999"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (
+        "petra params: error: --dims 99999999999: the learned 50,257 x 99,999,999,999 table of "
+        "gpt2: 5,025,699,999,949,743 parameters would need 18,722,191.5 GiB as float32, more "
+        "than this machine's memory (16.0 GiB); give a smaller width in --dims\n"
+    )
+    assert captured.out == ""  # refused before any row
+    # the learned table fits; Fourier's GeGLU x4, 12 d^2 = 43.2 G parameters, does not
+    assert main(["params", "--tokenizers", "gpt2", "--dims", "60000"]) == 2
+    assert "error: --dims 60000: fourier, geglu x4 at V=50,257 (gpt2): 43,200,000,000" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_width_an_arm_refuses_is_reported_in_its_row(tmp_path, capsys):
+    out = tmp_path / "params.json"
+    assert main(["params", "--tokenizers", "gpt2", "--dims", "64,3", "--json", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "| gpt2 | 50,257 | 64 | fourier, linear | 4,096 |" in table
+    assert "| gpt2 | 50,257 | 3 | learned | 150,771 |" in table
+    assert (
+        "| gpt2 | 50,257 | 3 | fourier, linear | not built: the Fourier basis pairs sin and cos: "
+        "dim must be even, got 3 | – | – | 150,771 | – |"
+    ) in table
+    rows = json.loads(out.read_text())
+    assert len(rows) == 2 * 12
+    refused = [row for row in rows if "error" in row]
+    assert {row["embedding"] for row in refused} == {
+        "fourier, linear",
+        "fourier, geglu x4",
+        "fourier, geglu x1/4",
+    }
+    assert all(row["embedding_dim"] == 3 for row in refused)
+
+
+@pytest.mark.parametrize("dims", ["0", "64,-4"])
+def test_a_width_below_one_is_refused(capsys, dims):
+    assert main(["params", "--tokenizers", "gpt2", "--dims", dims]) == 2
+    assert "error: --dims takes positive widths such as 256,512,768, got [" in (
+        capsys.readouterr().err
+    )
+
+
+def test_json_into_a_folder_is_refused_before_the_report(tmp_path, capsys):
+    assert main(["params", "--tokenizers", "gpt2", "--dims", "64", "--json", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (
+        f"petra params: error: --json {tmp_path} is a folder: give the file to write, e.g. "
+        f"{tmp_path / 'params.json'}\n"
+    )
+    assert captured.out == ""
+
+
+def test_embedding_params_is_the_count_of_the_built_module():
+    """The closed forms the memory check uses, against the modules of every arm of the
+    report (and of a few other layouts) at an odd V."""
+    from petra.embeddings import build_embedding
+    from petra.embeddings.budget import embedding_params
+    from petra.params import ARMS
+
+    layouts = [*((kind, options) for _, kind, options in ARMS)]
+    layouts += [("fourier", {"refine": "none", "final_norm": True}),
+                ("fourier", {"refine_bias": True, "final_norm": True}),
+                ("qr", {"operation": "concat", "collisions": 7}),
+                ("hash", {"buckets": 11, "num_hashes": 3}),
+                ("dhe", {"hidden": 24, "layers": 3, "code_dim": 16}),
+                ("tt", {"rank": 4, "cores": 2})]  # fmt: skip
+    vocab, dim = 1001, 24
+    pieces = [bytes([i % 256]) * (1 + i % 3) for i in range(vocab)]
+    for kind, options in layouts:
+        extra = {"token_bytes": pieces} if kind == "kronecker" else {}
+        built = build_embedding(kind, vocab, dim, **options, **extra)
+        trainable = sum(p.numel() for p in built.parameters() if p.requires_grad)
+        assert embedding_params(kind, vocab, dim, **options) == trainable, (kind, options)
+
+
+def test_a_train_out_under_a_file_is_one_line(tmp_path, capsys):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    out = a_file / "run"
+    error = fails_in_one_line(capsys, "train", "lm", "--preset", "tiny", "--out", str(out))
+    assert error == f"petra train: error: Not a directory: {out}; check the path"

@@ -2,6 +2,8 @@
 
 import json
 import math
+import re
+from dataclasses import asdict
 
 import pytest
 import torch
@@ -146,3 +148,415 @@ def test_sentence_encoder_on_minilm(tmp_path, monkeypatch):
 def test_cli_refuses_bad_input_without_a_traceback(argv, message, tmp_path, capsys):
     assert main(["compress", *argv, "--out", str(tmp_path / "run")]) == 2
     assert message in capsys.readouterr().err
+
+
+# -- issue 24: no silent wrong result, no lost run, no traceback ------------------------------
+def error_line(err: str) -> str:
+    """The one line of a refusal on stderr (after any progress bar of a model's loading)."""
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("petra compress: error: ")
+    assert all("error" not in line for line in lines[:-1])
+    return lines[-1]
+
+
+def strict_json(path):
+    """The file's JSON, refusing NaN and Infinity (which are not JSON)."""
+
+    def refuse(constant):
+        raise ValueError(f"{path} holds {constant}: not JSON")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_the_teacher_cache_is_keyed_on_the_models_contents(tmp_path, monkeypatch):
+    """Two models given by one path (a model saved again into its folder) never share the
+    teacher's cached vectors; one model at two paths does."""
+    import shutil
+
+    from sentence_transformers import SentenceTransformer
+
+    from petra.compress import Job, load_teacher, model_digest
+    from petra.tasks.distill import teacher_path
+
+    monkeypatch.setenv("PETRA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(teacher_path(), "model")
+    settings = CompressSettings(model="model", kind="learned", factor_dim=8, max_sentences=16)
+
+    def targets():
+        teacher, tokenizer, kind = load_teacher("model")
+        job = Job(kind, teacher, tokenizer, settings)
+        return job.targets, teacher.encode(job.examples, convert_to_tensor=True)
+
+    first, _ = targets()
+    shutil.copytree("model", "copy")
+    assert model_digest("copy") == model_digest("model")  # the same contents, another path
+    other = SentenceTransformer("model", device="cpu")
+    with torch.no_grad():
+        table = other[0].auto_model.embeddings.word_embeddings.weight
+        table.copy_(table.roll(1, dims=0))  # another model
+    other.save("model")  # saved again into its folder
+    assert model_digest("copy") != model_digest("model")
+    second, own = targets()
+    assert torch.allclose(second, own, atol=1e-5)  # the new model's vectors
+    assert not torch.allclose(second, first, atol=1e-2)
+    assert len(list((tmp_path / "cache").glob("compress-teacher-*.npy"))) == 2
+
+
+@pytest.mark.parametrize("lr", [math.inf, math.nan, 1e30, 2.0, 0.0, -1e-4])
+def test_a_non_finite_or_absurd_learning_rate_is_refused_up_front(tiny_lm, lr):
+    with pytest.raises(ValueError, match="lr must be a finite number in"):
+        lm_settings(tiny_lm, lr=lr)
+    with pytest.raises(ValueError, match="embedding_lr must be a finite number in"):
+        lm_settings(tiny_lm, embedding_lr=lr)
+
+
+def test_cli_refuses_lr_inf_before_any_work(tiny_lm, tmp_path, capsys):
+    argv = ["compress", "--model", str(tiny_lm), "--kind", "kronecker", "--lr", "inf"]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 2
+    assert "lr must be a finite number in (0, 1], got inf" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_diverging_recovery_stops_with_an_error_and_leaves_strict_json(
+    tiny_lm, tmp_path, monkeypatch
+):
+    from petra import compress as module
+
+    calls = {"n": 0}
+    original = module.Job.loss
+
+    def diverging(self, student, indices):  # the loss stops being finite at the 3rd step
+        calls["n"] += 1
+        loss = original(self, student, indices)
+        return loss * math.nan if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(module.Job, "loss", diverging)
+    with pytest.raises(FloatingPointError, match=r"loss is nan at step 3 of 4: the recovery "
+                       r"stopped and no model was saved \(the last checkpoint"):  # fmt: skip
+        compress(lm_settings(tiny_lm), tmp_path / "run", progress=False)
+    result = strict_json(tmp_path / "run" / "compress.json")
+    assert set(result["quality"]) == {"original", "swapped"}
+    assert not (tmp_path / "run" / "model").exists()
+
+
+def test_a_non_finite_quality_is_an_error_never_written(tiny_lm, tmp_path, monkeypatch):
+    from petra import compress as module
+
+    calls = {"n": 0}
+    original = module.validation_loss
+
+    def measured(model, chunks, batch_size=8):  # original, swapped, then NaN when recovered
+        calls["n"] += 1
+        return (
+            {"val_loss": math.nan, "perplexity": math.nan}
+            if calls["n"] == 3
+            else original(model, chunks, batch_size)
+        )
+
+    monkeypatch.setattr(module, "validation_loss", measured)
+    with pytest.raises(FloatingPointError, match="recovered model's val_loss=nan, perplexity=nan"):
+        compress(lm_settings(tiny_lm), tmp_path / "run", progress=False)
+    assert "recovered" not in strict_json(tmp_path / "run" / "compress.json")["quality"]
+
+
+def _finished(model="all-minilm-l6-v2", digest="a" * 64, kind="kronecker", **changes) -> dict:
+    """A finished compress.json of the shape petra compress writes (nothing is run)."""
+    settings = CompressSettings(model=model, kind=kind, start="norms", eval_pairs=40)
+    result = {
+        "settings": asdict(settings),
+        "model_type": "sentence",
+        "quality": {
+            "original": {"stsb_dev_spearman": 86.7},
+            "swapped": {"stsb_dev_spearman": 55.4},
+            "recovered": {"stsb_dev_spearman": 65.6},
+        },  # fmt: skip
+        "parameters": {
+            "kind": kind,
+            "vocab_size": 30522,
+            "dim": 384,
+            "params_before": 22713216,
+            "params_after": 12565632,
+            "embedding_before": 11720448,
+            "embedding_after": 1572864,
+        },  # fmt: skip
+        "model_digest": digest,
+        "recovery_seconds": 855.0,
+        "steps": 500,
+    }
+    for key, value in changes.items():  # "section.key" or "key"
+        *section, name = key.split(".")
+        holder = result
+        for part in section:
+            holder = holder[part]
+        if value is KeyError:
+            del holder[name]
+        else:
+            holder[name] = value
+    return result
+
+
+def _runs(tmp_path, *results) -> list[str]:
+    folders = []
+    for n, result in enumerate(results):
+        folder = tmp_path / f"run{n}"
+        folder.mkdir()
+        text = result if isinstance(result, str) else json.dumps(result)
+        (folder / "compress.json").write_text(text)
+        folders.append(str(folder))
+    return folders
+
+
+def test_the_table_names_its_model_and_takes_one_model_at_two_paths(tmp_path):
+    table = comparison_table(_runs(tmp_path, _finished(), _finished(model="/elsewhere/minilm")))
+    assert table.startswith("stsb_dev_spearman of all-minilm-l6-v2\n")
+    assert table.count("| kronecker, norms start |") == 2
+
+
+@pytest.mark.parametrize(
+    "second, message",
+    [
+        (_finished(model="other-model", digest="b" * 64),
+         "are runs of different models (all-minilm-l6-v2 and other-model)"),
+        (_finished(digest="b" * 64), "(both given as all-minilm-l6-v2, with different files)"),
+        (_finished(**{"settings.eval_pairs": None}), "measure the model differently (eval_pairs)"),
+        (_finished(**{"quality.original": {"stsb_dev_spearman": 80.0}}),
+         "measure the model differently (the original model's quality"),
+        (_finished(model_type="causal-lm", digest="b" * 64), "are runs of different models"),
+        (_finished(**{"quality.recovered": {"stsb_dev_spearman": math.nan}}),
+         "its recovered stsb_dev_spearman is nan (the run diverged)"),
+        (_finished(**{"quality.swapped": {"stsb_dev_spearman": math.inf}}),
+         "its swapped stsb_dev_spearman is inf"),
+        (_finished(**{"parameters.dim": KeyError}), "(no parameters.dim): was it edited?"),
+        (_finished(**{"settings.factor_dim": "4"}), "settings.factor_dim is '4', not an integer"),
+        (_finished(**{"steps": True}), "steps is True, not an integer"),
+        (_finished(**{"quality.recovered": [65.6]}), "quality must hold original, swapped"),
+        (_finished(**{"quality.recovered": {"val_loss": 3.0}}), "quality.recovered measures"),
+        (_finished(**{"quality.recovered": {"stsb_dev_spearman": "65"}}), "is '65', not a number"),
+        (_finished(settings=KeyError), "(no settings.model)"),
+        ("[1, 2]", "is damaged (not a JSON object)"),
+        ('{"settings": {', "run1/compress.json is damaged (not valid JSON"),
+    ],
+)  # fmt: skip
+def test_the_table_refuses_a_mix_of_models_a_nan_run_or_an_edited_result(
+    second, message, tmp_path, capsys
+):
+    runs = _runs(tmp_path, _finished(), second)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        comparison_table(runs)
+    assert main(["compress", "--table", *runs]) == 2
+    assert message in error_line(capsys.readouterr().err)
+
+
+def test_a_damaged_compress_json_is_named_and_a_changed_model_refused(tiny_lm, tmp_path, capsys):
+    settings = lm_settings(tiny_lm)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "compress.json").write_text('{"settings": {"mod')
+    with pytest.raises(ValueError, match=re.escape(f"{run / 'compress.json'} is damaged")):
+        compress(settings, run, progress=False)
+    argv = ["compress", "--model", str(tiny_lm), "--kind", "kronecker", "--out", str(run)]
+    assert main(argv) == 2
+    assert f"{run / 'compress.json'} is damaged" in error_line(capsys.readouterr().err)
+    (run / "compress.json").write_text(json.dumps({"settings": {}, "quality": [1]}))
+    with pytest.raises(ValueError, match="is damaged .its settings or quality"):
+        compress(settings, run, progress=False)
+    result = {"settings": asdict(settings), "model_digest": "0" * 64, "quality": {}}
+    (run / "compress.json").write_text(json.dumps(result))  # begun on a model since replaced
+    with pytest.raises(ValueError, match="holds a compress run of another model"):
+        compress(settings, run, progress=False)
+    del result["model_digest"]  # written before this fix: a finished run that diverged
+    result["quality"] = {"original": {"val_loss": 10.8}, "recovered": {"val_loss": math.nan}}
+    (run / "compress.json").write_text(json.dumps(result))
+    with pytest.raises(ValueError, match="holds a run whose recovered val_loss=nan .it diverged"):
+        compress(settings, run, progress=False)
+
+
+@pytest.fixture(scope="module")
+def whole_lm_run(tiny_lm, tmp_path_factory):
+    """An uninterrupted run of `lm_settings`: its result and its saved model's state."""
+    out = tmp_path_factory.mktemp("whole")
+    result = compress(lm_settings(tiny_lm), out, progress=False)
+    return result, from_pretrained(out / "model").state_dict()
+
+
+def _interrupted(tiny_lm, out, monkeypatch, at_call: int = 4):
+    """A run of `lm_settings` that dies during step `at_call` (after the checkpoint at 2)."""
+    from petra import compress as module
+
+    calls, original = {"n": 0}, module.Job.loss
+
+    def interrupted(self, student, indices):
+        calls["n"] += 1
+        if calls["n"] == at_call:
+            raise KeyboardInterrupt
+        return original(self, student, indices)
+
+    monkeypatch.setattr(module.Job, "loss", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        compress(lm_settings(tiny_lm), out, progress=False)
+    monkeypatch.setattr(module.Job, "loss", original)
+    assert (out / "checkpoint" / "trainer.pt").is_file()
+
+
+@pytest.mark.parametrize(
+    "damaged, keep_previous, instead",
+    [
+        ("trainer.pt", False, "the recovery starts again from the swap"),
+        ("petra.safetensors", True, "resumed from checkpoint.old instead"),
+    ],
+)
+def test_a_damaged_checkpoint_is_set_aside_and_the_run_still_finishes_the_same(
+    damaged, keep_previous, instead, tiny_lm, whole_lm_run, tmp_path, monkeypatch
+):
+    import shutil
+
+    whole, whole_state = whole_lm_run
+    out = tmp_path / "run"
+    _interrupted(tiny_lm, out, monkeypatch)
+    checkpoint = out / "checkpoint"
+    if keep_previous:  # as an interruption between the renames of a checkpoint's save leaves it
+        shutil.copytree(checkpoint, out / "checkpoint.old")
+    path = checkpoint / damaged
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # truncated
+    with pytest.warns(
+        UserWarning, match=re.escape(f"{checkpoint} is truncated or corrupt")
+    ) as seen:
+        resumed = compress(lm_settings(tiny_lm), out, progress=False)
+    assert instead in str(seen[0].message)
+    assert (out / "checkpoint.damaged" / damaged).is_file()  # kept, never deleted
+    assert resumed["quality"] == whole["quality"]
+    state = from_pretrained(out / "model").state_dict()
+    assert all(torch.equal(state[k], whole_state[k]) for k in whole_state)
+
+
+def test_a_checkpoint_of_other_settings_is_never_resumed(tiny_lm, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    _interrupted(tiny_lm, out, monkeypatch)
+    (out / "compress.json").unlink()  # the run's record gone: its settings can't be compared
+    with pytest.raises(ValueError, match="is a checkpoint of a run with another settings"):
+        compress(lm_settings(tiny_lm, seed=1), out, progress=False)
+
+
+def _model_folder(tmp_path, source, name, edit=None, drop=()):
+    import shutil
+
+    folder = tmp_path / name
+    shutil.copytree(source, folder)
+    for pattern in drop:
+        for path in folder.glob(pattern):
+            path.unlink()
+    if edit is not None:
+        config = json.loads((folder / "config.json").read_text())
+        (folder / "config.json").write_text(json.dumps(edit(config)))
+    return folder
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--kind", "fourier", "--option", "pos_dim=8"],
+         "--option pos_dim: a fourier embedding has no option 'pos_dim'; its options: basis,"),
+        (["--kind", "kronecker", "--option", "pos_dim=abc"], "--option pos_dim=abc: expected an "
+                                                             "integer"),
+        (["--kind", "kronecker", "--option", "pos_dim=8.5"], "--option pos_dim=8.5: expected an "
+                                                             "integer"),
+        (["--kind", "kronecker", "--option", "pos_dim=true"], "expected an integer"),
+        (["--kind", "kronecker", "--option", "pos_dim=0"], "pos_dim must be positive, got 0"),
+        (["--kind", "kronecker", "--option", "padding_idx=0"], "is a setting of its own"),
+        (["--kind", "learned", "--factor-dim", "4", "--option", "sparse=true"],
+         "its options: none (its rank is --factor-dim)"),
+        (["--kind", "kronecker", "--option", "rank=4"], "has no least-squares start (--start "
+                                                        "fit, the default): use --start norms"),
+        (["--kind", "fourier", "--option", "final_norm=true"], "use --start norms"),
+        (["--kind", "learned", "--factor-dim", "33"], "--factor-dim must lie in [1, 32]"),
+        (["--kind", "kronecker", "--seed", "-1"], "seed must be in [0, 2**63)"),
+        (["--kind", "kronecker", "--max-length", "4096"], "give --max-length 64 or less"),
+    ],
+)  # fmt: skip
+def test_cli_says_what_is_wrong_with_an_option_in_one_line(argv, message, tiny_lm, tmp_path,
+                                                           capsys):  # fmt: skip
+    assert main(["compress", "--model", str(tiny_lm), *argv, "--out", str(tmp_path / "run")]) == 2
+    assert message in error_line(capsys.readouterr().err)
+    assert not (tmp_path / "run").exists()  # refused before any work
+
+
+@pytest.mark.parametrize(
+    "folder, message",
+    [
+        (lambda tmp, lm: _model_folder(tmp, lm, "no-weights", drop=["*.safetensors"]),
+         "cannot load the model in {folder}: Error no file named model.safetensors"),
+        (lambda tmp, lm: _model_folder(
+            tmp, lm, "custom", edit=lambda c: {**c, "model_type": "mine",
+                                              "auto_map": {"AutoConfig": "mine.MyConfig"}}),
+         "{folder} needs Python code of its own to load (transformers' trust_remote_code)"),
+        (lambda tmp, lm: (_model_folder(tmp, lm, "saved-by-petra") / "petra.json").touch()
+         or tmp / "saved-by-petra", "{folder} holds a model saved by petra (petra.json)"),
+        (lambda tmp, lm: tmp, "{folder} holds no model: no config.json"),
+    ],
+)  # fmt: skip
+def test_cli_refuses_a_model_folder_it_cannot_use_in_one_line(folder, message, tiny_lm,
+                                                              tmp_path, capsys):  # fmt: skip
+    folder = folder(tmp_path, tiny_lm)
+    out = tmp_path / "run"
+    assert main(["compress", "--model", str(folder), "--kind", "kronecker", "--out", str(out)]) == 2
+    line = error_line(capsys.readouterr().err)
+    assert message.format(folder=folder) in line and "=True" not in line
+
+
+def test_cli_refuses_an_out_that_is_a_file(tiny_lm, tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    for out in (tmp_path / "file", tmp_path / "file" / "run"):
+        argv = ["compress", "--model", str(tiny_lm), "--kind", "kronecker", "--out", str(out)]
+        assert main(argv) == 2
+        assert f"{tmp_path / 'file'} is a file" in error_line(capsys.readouterr().err)
+
+
+KILLED_RUN = """
+import os, signal, sys
+from petra import compress as module
+from petra.compress import CompressSettings, compress
+
+settings, out = CompressSettings(**__import__("json").loads(sys.argv[1])), sys.argv[2]
+calls, original = [0], module.Job.loss
+
+def loss(self, student, indices):  # SIGKILL during the 3rd step, after the checkpoint at 2
+    calls[0] += 1
+    if calls[0] == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return original(self, student, indices)
+
+module.Job.loss = loss
+compress(settings, out, progress=False)
+"""
+
+
+def test_a_sigkilled_sentence_encoder_run_resumes_to_the_same_model(tmp_path, monkeypatch):
+    """all-MiniLM-L6-v2 with a Kronecker embedding, killed (SIGKILL: no cleanup at all) after
+    its first checkpoint, then run again: the same quality and bit for bit the same weights
+    as a run never interrupted."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("PETRA_CACHE", str(tmp_path / "cache"))
+    settings = CompressSettings(model="all-minilm-l6-v2", kind="kronecker", start="norms",
+                                steps=3, batch_size=2, max_sentences=16, eval_pairs=20,
+                                checkpoint_every=2)  # fmt: skip
+    whole = compress(settings, tmp_path / "whole", progress=False)
+    out = tmp_path / "killed"
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_RUN, json.dumps(asdict(settings)), str(out)],
+        env={**os.environ, "PETRA_CACHE": str(tmp_path / "cache")},
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert (out / "checkpoint" / "trainer.pt").is_file() and not (out / "model").exists()
+    resumed = compress(settings, out, progress=False)
+    assert resumed["quality"] == whole["quality"]
+    a = from_pretrained(tmp_path / "whole" / "model").state_dict()
+    b = from_pretrained(out / "model").state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not (out / "checkpoint").exists()

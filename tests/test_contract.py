@@ -68,10 +68,45 @@ def test_out_of_range_ids_name_value_and_range(name, bad):
         make(name)(ids)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bool])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bool, torch.complex64])
 def test_non_integer_ids_are_refused(name, dtype):
-    with pytest.raises(ValueError, match="integer tensor"):
+    with pytest.raises(TypeError, match=rf"token ids must be an integer tensor.*got dtype {dtype}"):
         make(name)(torch.zeros(3, dtype=dtype))
+
+
+INTEGER_DTYPES = [torch.int8, torch.int16, torch.int32, torch.uint8, torch.uint16, torch.uint32,
+                  torch.uint64]  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", INTEGER_DTYPES)
+def test_any_integer_dtype_holding_valid_ids_works_like_long(name, dtype):
+    emb = make(name)
+    ids = torch.tensor([[0, 5], [V - 1, 90]])  # V - 1 = 96 and 90 overflow no dtype here
+    torch.testing.assert_close(emb(ids.to(dtype)), emb(ids))
+
+
+@pytest.mark.parametrize("dtype", INTEGER_DTYPES)
+def test_out_of_range_ids_of_any_integer_dtype_name_the_value(dtype):
+    big = torch.iinfo(dtype).max
+    emb = build_embedding("learned", 50, D)
+    with pytest.raises(ValueError, match=rf"token id {big} is outside the vocabulary range"):
+        emb(torch.tensor([big], dtype=dtype) if big < 2**63 else torch.full((1,), big, dtype=dtype))
+
+
+def test_float_ids_are_refused_even_without_the_range_check(name):
+    """`validate = False` skips the range check (a host sync), never the free dtype check:
+    float ids would otherwise be truncated silently."""
+    emb = make(name)
+    emb.validate = False
+    with pytest.raises(TypeError, match="integer tensor"):
+        emb(torch.tensor([1.7, 2.2]))
+
+
+def test_small_integer_dtypes_compare_against_a_vocabulary_they_cannot_hold():
+    """int8 ids 0..100 are valid for V = 50257 (a range check in int8 would wrap V)."""
+    emb = build_embedding("learned", 50257, D)
+    ids = torch.arange(0, 101, dtype=torch.int8)
+    torch.testing.assert_close(emb(ids), emb(ids.long()))
 
 
 def test_non_tensor_ids_are_refused(name):

@@ -568,3 +568,73 @@ def test_agnews_splits_are_the_official_ones_only_where_train_csv_is(tmp_path):
     (tmp_path / "agnews").mkdir()
     (tmp_path / "agnews" / "train.csv").write_text('label,title,description\n1,"a","b"\n')
     assert agnews_splits(tmp_path) == ("train", "test")
+
+
+# --- damaged files: a clear ValueError naming the file and the line ---------------------------
+
+
+def imdb_lines(count: int) -> bytes:
+    return b"".join(imdb_row(b"A fine film, " * 20, i % 2) for i in range(count))
+
+
+def truncated_gzip(data: bytes) -> bytes:
+    packed = gzip.compress(data)
+    return packed[: len(packed) // 2]
+
+
+def corrupted_gzip(data: bytes) -> bytes:
+    packed = bytearray(gzip.compress(data))
+    packed[-6] ^= 0xFF  # inside the CRC trailer
+    return bytes(packed)
+
+
+DAMAGED_GZIP = {
+    "truncated": (truncated_gzip, r"line \d+: the gzip data ends early"),
+    "not-gzip": (lambda data: data, r"line 1: it is not gzip data"),
+    "corrupted": (corrupted_gzip, r"line \d+: the gzip data is damaged"),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGED_GZIP)
+@pytest.mark.parametrize("strict", [False, True])
+def test_damaged_gzip_file_is_refused_naming_file_and_line(tmp_path, damage, strict):
+    make, message = DAMAGED_GZIP[damage]
+    path = tmp_path / "train.jsonl.gz"
+    path.write_bytes(make(imdb_lines(300)))
+    with pytest.raises(ValueError, match=re.escape(str(path)) + ", " + message) as caught:
+        load_imdb("train", path=path, strict=strict)
+    assert "re-download or re-compress" in str(caught.value)
+
+
+def test_damaged_gzip_is_refused_by_every_line_reader(tmp_path):
+    for name, load in [("sts.csv.gz", load_stsb), ("nli.jsonl.gz", load_nli)]:
+        path = tmp_path / name
+        path.write_bytes(b"plain text, not gzip\n")
+        with pytest.raises(ValueError, match=re.escape(f"{path}, line 1: it is not gzip data")):
+            load(path)
+
+
+def test_agnews_gzip_damage_is_refused(tmp_path):
+    path = tmp_path / "agnews.csv.gz"
+    path.write_bytes(truncated_gzip(b"".join(b"3,Title %d,Some description\n" % i
+                                             for i in range(3000))))  # fmt: skip
+    with pytest.raises(ValueError, match=re.escape(str(path)) + r", line \d+: the gzip data"):
+        load_agnews(path)
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_agnews_field_beyond_the_csv_limit_names_file_and_line(tmp_path, strict):
+    path = write(tmp_path / "agnews.csv", '1,T,D\n2,"huge","' + "x" * 140_000 + '"\n3,B,Up\n')
+    expected = (
+        f"{path}, line 2: a field is longer than the csv limit of 131072 characters; AG News "
+        "fields are short: check that this is an AG News CSV and that its quotes are balanced"
+    )
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        load_agnews(path, strict=strict)
+
+
+def test_agnews_unbalanced_quote_runs_into_the_limit_naming_its_line(tmp_path):
+    body = "".join(f"3,Title {i},Some description of story {i}\n" for i in range(4000))
+    path = write(tmp_path / "agnews.csv", '1,T,D\n2,"open quote,never closed\n' + body)
+    with pytest.raises(ValueError, match=re.escape(f"{path}, line 2: a field is longer")):
+        load_agnews(path)

@@ -9,9 +9,11 @@ everything else is a tiny model built from its config with a real tokenizer.
 """
 
 import copy
+import errno
 import importlib.util
 import json
 import os
+import shutil
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers: never reach for a hub
@@ -24,6 +26,7 @@ import torch.nn.functional as F
 from conftest import run_two_processes
 from peft import LoraConfig, PeftModel, get_peft_model
 from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.modules import Transformer
 from torch import nn
 from transformers import (
     AutoModel,
@@ -37,6 +40,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+import petra.hf.io
 from petra.data import load_tokenizer
 from petra.embeddings import KroneckerEmbedding, TensorTrainEmbedding
 from petra.embeddings.token_bytes import tokenizer_fingerprint
@@ -322,6 +326,33 @@ def test_swapping_twice_is_refused(minilm_kronecker, minilm_tokenizer):
     assert minilm_kronecker.get_input_embeddings() is embedding
 
 
+@pytest.mark.parametrize("kind", ["kronecker", "fourier"])
+def test_a_tokenizer_far_smaller_than_the_table_is_refused(kind, bert):
+    """BERT's 30,522 pieces on GPT-2's 50,257 rows would give id 15496 ("Hello") the bytes of
+    "burgh" and 19,735 rows no bytes at all, and record the wrong tokenizer's fingerprint."""
+    model = tiny_gpt2()
+    old = model.get_input_embeddings()
+    with pytest.raises(
+        ValueError,
+        match=r"the tokenizer has 30522 tokens but the model's embedding 50257 rows: 19735 rows "
+        r"would have no token \(at most 1024 spare rows are accepted\)",
+    ):
+        replace_embeddings(model, kind, bert)
+    assert model.get_input_embeddings() is old
+    assert not hasattr(model, "petra_swap")
+
+
+def test_a_table_padded_a_little_past_the_tokenizer_is_accepted(gpt2):
+    """A table rounded up to a multiple of 64 (as nanoGPT's 50,304 rows for GPT-2): the spare
+    rows, which no piece names, get no bytes."""
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=50304))
+    replace_embeddings(model, "kronecker", gpt2)
+    embedding = model.get_input_embeddings()
+    assert embedding.num_embeddings == 50304
+    assert not embedding.byte_lengths[GPT2_VOCAB:].any()
+    assert embedding.byte_lengths[:GPT2_VOCAB].all()
+
+
 # -- save and load ------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_save_load_round_trip_is_bit_identical(kind, minilm, minilm_tokenizer, batch, tmp_path):
@@ -361,6 +392,67 @@ def test_loading_with_the_right_tokenizer_works_and_another_is_refused(
     assert isinstance(from_pretrained(tmp_path, tokenizer=minilm_tokenizer), BertModel)
     with pytest.raises(ValueError, match="this tokenizer is not the one the model .* saved with"):
         from_pretrained(tmp_path, tokenizer=gpt2)
+
+
+def test_saving_with_another_tokenizer_is_refused_and_writes_nothing(
+    gpt2_tied, gpt2, bert, tmp_path
+):
+    """Another tokenizer saved beside the model would be accepted on load, and the model's own
+    refused: the save compares it with the swap's fingerprint (a loaded model's, too)."""
+    refused = r"this tokenizer is not the one the model's embedding was built with \(tokenizer "
+    with pytest.raises(ValueError, match=refused):
+        save_pretrained(gpt2_tied, tmp_path / "model", bert)
+    assert not tmp_path.joinpath("model").exists()
+
+    save_pretrained(gpt2_tied, tmp_path / "model", gpt2)
+    loaded = from_pretrained(tmp_path / "model")
+    with pytest.raises(ValueError, match=refused):
+        save_pretrained(loaded, tmp_path / "again", bert)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    save_pretrained(loaded, tmp_path / "again", gpt2)
+    assert from_pretrained(tmp_path / "again", tokenizer=gpt2) is not None
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_save_that_fails_leaves_the_folder_as_it_was(gpt2_tied, gpt2, tmp_path, monkeypatch):
+    """A disk that fills up while the weights are written: the earlier save stays whole."""
+    save_pretrained(gpt2_tied, tmp_path / "model", gpt2)
+    before = files_of(tmp_path / "model")
+    with torch.no_grad():
+        gpt2_tied.get_input_embeddings().projection.weight.mul_(2.0)
+
+    def disk_full(tensors, path, metadata=None):
+        Path(path).write_bytes(b"\0" * 100)  # a part of the file, then no space
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(petra.hf.io, "save_file", disk_full)
+    with pytest.raises(OSError, match="No space left on device"):
+        save_pretrained(gpt2_tied, tmp_path / "model", gpt2)
+    assert files_of(tmp_path / "model") == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no half-written copy left
+
+
+def test_saving_into_a_file_is_refused(gpt2_tied, gpt2, tmp_path):
+    (tmp_path / "model").write_text("not a folder")
+    with pytest.raises(ValueError, match=r"model is a file: save_pretrained saves into a folder"):
+        save_pretrained(gpt2_tied, tmp_path / "model", gpt2)
+    assert (tmp_path / "model").read_text() == "not a folder"
+
+
+def test_saving_over_an_earlier_save_keeps_other_files(gpt2_tied, gpt2, tmp_path):
+    """The save replaces what it writes; a file of the user's in the folder stays."""
+    folder = tmp_path / "model"
+    save_pretrained(gpt2_tied, folder, gpt2)
+    folder.joinpath("notes.txt").write_text("mine")
+    with torch.no_grad():
+        gpt2_tied.get_input_embeddings().projection.weight.mul_(2.0)
+    save_pretrained(gpt2_tied, folder, gpt2)
+    assert folder.joinpath("notes.txt").read_text() == "mine"
+    assert_same_state(from_pretrained(folder), gpt2_tied)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 
 def test_plain_transformers_loading_fails_instead_of_drawing_a_random_table(
@@ -663,6 +755,62 @@ def test_sentence_transformers_swap_save_and_load(tmp_path):
     assert isinstance(loaded, SentenceTransformer)
     assert isinstance(loaded[0].auto_model.get_input_embeddings(), KroneckerEmbedding)
     assert np.array_equal(loaded.encode(SENTENCES), vectors)
+
+
+@pytest.fixture(scope="module")
+def saved_sentence_model(tmp_path_factory):
+    """MiniLM as a sentence-transformers model with a Kronecker embedding, saved once by
+    petra, and its vectors of SENTENCES."""
+    torch.manual_seed(0)  # module fixtures run before the per-test seed
+    model = SentenceTransformer(str(MINILM), device="cpu")
+    replace_embeddings(model, "kronecker", model.tokenizer)
+    folder = tmp_path_factory.mktemp("sentence") / "model"
+    save_pretrained(model, folder)
+    return folder, model.encode(SENTENCES)
+
+
+def test_a_loaded_sentence_model_saves_and_loads_again_identically(saved_sentence_model, tmp_path):
+    """A resumed sentence-encoder compress run saves the model it loaded at each checkpoint."""
+    folder, vectors = saved_sentence_model
+    loaded = from_pretrained(folder)
+    save_pretrained(loaded, tmp_path / "again")
+    again = from_pretrained(tmp_path / "again")
+    assert_same_state(again, loaded)
+    assert np.array_equal(again.encode(SENTENCES), vectors)
+    assert read_sidecar(tmp_path / "again") == read_sidecar(folder)
+
+
+def test_a_loaded_sentence_model_saves_back_into_its_own_folder(saved_sentence_model, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(saved_sentence_model[0], folder)
+    loaded = from_pretrained(folder)
+    with torch.no_grad():  # trained further: the new weights must replace the old
+        loaded[0].auto_model.get_input_embeddings().projection.weight.mul_(1.5)
+    expected = loaded.encode(SENTENCES)
+    assert not np.array_equal(expected, saved_sentence_model[1])
+
+    save_pretrained(loaded, folder)
+
+    assert np.array_equal(from_pretrained(folder).encode(SENTENCES), expected)
+    assert not list(folder.glob("model*.safetensors"))
+    assert not list(folder.glob(".*"))  # no staging folder left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_materialize_exports_a_loaded_sentence_model_to_vanilla_sentence_transformers(
+    saved_sentence_model, tmp_path
+):
+    folder, vectors = saved_sentence_model
+    model = from_pretrained(folder)
+    materialize(model)
+    assert type(model[0]) is Transformer  # petra's loading module is no longer needed
+    torch.testing.assert_close(
+        torch.from_numpy(model.encode(SENTENCES)), torch.from_numpy(vectors), rtol=0, atol=1e-6
+    )
+    model.save(str(tmp_path / "vanilla"))
+    vanilla = SentenceTransformer(str(tmp_path / "vanilla"), device="cpu")  # no remote code
+    assert type(vanilla[0].auto_model.get_input_embeddings()) is nn.Embedding
+    assert np.array_equal(vanilla.encode(SENTENCES), model.encode(SENTENCES))
 
 
 # -- PEFT ---------------------------------------------------------------------------------

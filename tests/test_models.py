@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -231,6 +232,61 @@ def test_bad_inputs_are_refused_clearly(tiny_tokenizer):
         model(torch.tensor([[1, 100000]]))
     with pytest.raises(ValueError, match="byte overrides need a Kronecker embedding"):
         model(torch.tensor([[1, 2]]), byte_overrides={(0, 1): b"x"})
+
+
+@pytest.mark.parametrize("backbone", ["standard", "spectral"])
+@pytest.mark.parametrize("model_type", ["encoder", "causal_lm"])
+@pytest.mark.parametrize("shape", [(2, 0), (0, 5), (0, 0)])
+def test_empty_batches_and_sequences_give_empty_outputs(
+    tiny_tokenizer, model_type, backbone, shape
+):
+    """Like nn.Embedding: (B, T) ids with no element give (B, T, ...) outputs, for a batch of
+    no rows as for rows of no token, with or without a mask, and gradients flow (to nothing)."""
+    model = tiny(tiny_tokenizer, model_type, "fourier", backbone=backbone, slices=2).train()
+    ids = torch.zeros(shape, dtype=torch.long)
+    width = 32 if model_type == "encoder" else tiny_tokenizer.get_vocab_size()
+    for mask in (None, torch.ones(shape, dtype=torch.long)):
+        out = model(ids, attention_mask=mask)
+        assert out.shape == (*shape, width) and out.dtype == torch.float32
+    out.sum().backward()
+    assert model.hidden_states(ids).shape == (*shape, 32)
+
+
+@pytest.mark.parametrize("model_type", ["sentence", "classifier"])
+@pytest.mark.parametrize("pooling", ["mean", "first"])
+def test_pooled_models_take_an_empty_batch_but_refuse_empty_sequences(
+    tiny_tokenizer, model_type, pooling
+):
+    model = tiny(tiny_tokenizer, model_type, "learned", pooling=pooling)
+    width = 32 if model_type == "sentence" else 3
+    assert model(torch.zeros(0, 5, dtype=torch.long)).shape == (0, width)
+    message = (
+        f"a {model_type} model pools each row's tokens into one vector, but the rows have "
+        "length 0: give every row at least one token"
+    )
+    for shape in [(2, 0), (0, 0)]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            model(torch.zeros(shape, dtype=torch.long))
+
+
+def test_bad_ids_of_an_empty_batch_are_still_checked(tiny_tokenizer):
+    model = tiny(tiny_tokenizer, "causal_lm", "learned")
+    with pytest.raises(TypeError, match="integer tensor"):
+        model(torch.zeros(2, 0))
+    with pytest.raises(ValueError, match="exceeds max_len=64"):
+        model(torch.zeros(0, 65, dtype=torch.long))
+
+
+def test_an_empty_step_through_the_cache_leaves_it_unchanged(tiny_tokenizer):
+    model = tiny(tiny_tokenizer, "causal_lm", "learned")
+    ids = torch.tensor([[5, 6, 7]])
+    cache = model.new_cache()
+    model(ids, cache=cache)
+    assert model(ids[:, :0], cache=cache).shape == (1, 0, tiny_tokenizer.get_vocab_size())
+    assert cache[0].length == 3
+    torch.testing.assert_close(
+        model(torch.tensor([[8]]), cache=cache)[:, -1], model(torch.tensor([[5, 6, 7, 8]]))[:, -1]
+    )
 
 
 def test_tokenizer_of_another_size_is_refused(tiny_tokenizer, gpt2):

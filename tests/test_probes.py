@@ -251,3 +251,176 @@ def test_fresh_kronecker_table_puts_typographic_variants_together(gpt2):
     assert result["variants"]["by_edit"]["case"]["mean"] > result["random"]["mean"] + 0.3
     assert result["variant_minus_random"] > 0.2 and result["morphological_minus_random"] > 0.2
     assert [" house", " House"] == result["variants"]["examples"][0][:2]
+
+
+# -- mistakes a user can make: one line and exit code 2, before any work ----------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoints(tmp_path_factory, tiny_tokenizer):
+    """Untrained tiny checkpoints of three model types, each with its tokenizer beside it."""
+    from petra.models import ModelConfig, build_model
+
+    root = tmp_path_factory.mktemp("checkpoints")
+    for model_type in ("causal_lm", "classifier", "encoder"):
+        config = ModelConfig(
+            model=model_type, vocab_size=tiny_tokenizer.get_vocab_size(), dim=16, n_layers=1,
+            n_heads=2, max_len=32, num_labels=3, embedding={"kind": "kronecker", "pos_dim": 4},
+        )  # fmt: skip
+        model = build_model(config, tokenizer=tiny_tokenizer)
+        model.save_pretrained(root / model_type, tokenizer=tiny_tokenizer)
+    return root
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str]:
+    """`petra ARGS`: its exit code and its stderr (asserted to be one line when it fails)."""
+    code = main([*args])
+    error = capsys.readouterr().err
+    if code:
+        assert error.count("\n") == 1 and error.startswith(f"petra {args[0]}: error: "), error
+    return code, error.strip()
+
+
+def write_pairs(tmp_path, pairs) -> str:
+    path = tmp_path / "pairs.json"
+    path.write_text(json.dumps(pairs))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "model_type, probe",
+    [("classifier", "spelling"), ("encoder", "spelling"), ("classifier", "generate")],
+)
+def test_probes_of_a_causal_lm_refuse_another_model_type(
+    tiny_checkpoints, tmp_path, capsys, model_type, probe
+):
+    extra = ["--prompt", "a b", "--span", "b", "--bytes", "c"]
+    if probe == "spelling":
+        extra = ["--pairs", write_pairs(tmp_path, [{"clean": "a b", "typo": "a c"}])]
+    code, error = run_cli(
+        capsys, "probe", probe, "--checkpoint", str(tiny_checkpoints / model_type), *extra
+    )
+    what = "next-token predictions" if probe == "spelling" else "generation"
+    assert code == 2 and error.endswith(
+        f"the {probe} probe compares {what} of a causal language model (a causal_lm "
+        f"checkpoint); this model is a {model_type} model"
+    )
+
+
+@pytest.mark.parametrize("k, message", [
+    (384, "k must be between 1 and 383 (the other rows of a 384-row table), got 384"),
+    (100000, "k must be between 1 and 383 (the other rows of a 384-row table), got 100000"),
+    (0, "k must be between 1 and 383 (the other rows of a 384-row table), got 0"),
+])  # fmt: skip
+def test_geometry_refuses_a_k_beyond_the_table(tiny_checkpoints, capsys, k, message):
+    checkpoint = str(tiny_checkpoints / "causal_lm")
+    code, error = run_cli(capsys, "probe", "geometry", "--checkpoint", checkpoint, "--k", str(k))
+    assert code == 2 and error == f"petra probe: error: {message}"
+
+
+def test_geometry_takes_the_largest_k(tiny_tokenizer):
+    embedding = build_embedding("learned", tiny_tokenizer.get_vocab_size(), 8)
+    result = probe_geometry(embedding, tiny_tokenizer, k=383)
+    assert result["k"] == 383 and result["vocab_size"] == 384
+
+
+@pytest.mark.parametrize("pairs, message", [
+    ([], "holds no pairs: give a JSON list of at least one {clean, typo, category} object"),
+    ({"clean": "a"}, "must hold a JSON list of {clean, typo, category} objects"),
+    ([{"clean": "a b"}], "pair 0 needs a 'clean' and a 'typo' prompt, got keys ['clean']"),
+    ([{"clean": "a b", "typo": "a c"}, "x"],
+     "pair 1 must be an object {clean, typo, category}, got 'x'"),
+    ([{"clean": "a b", "typo": 3}], "pair 0: 'typo' must be a non-empty string, got 3"),
+    ([{"clean": "", "typo": "a"}], "pair 0: 'clean' must be a non-empty string, got ''"),
+    ([{"clean": "a", "typo": "b", "category": None}],
+     "pair 0: 'category' must be a string, got None"),
+])  # fmt: skip
+def test_spelling_pairs_that_do_not_fit_are_refused(tiny_checkpoints, tmp_path, capsys, pairs,
+                                                    message):  # fmt: skip
+    path = write_pairs(tmp_path, pairs)
+    checkpoint = str(tiny_checkpoints / "causal_lm")
+    code, error = run_cli(capsys, "probe", "spelling", "--checkpoint", checkpoint, "--pairs", path)
+    assert code == 2 and error.endswith(f"{path} {message}" if "pair " not in message
+                                        else f"{path}: {message}")  # fmt: skip
+
+
+def test_spelling_pairs_that_are_not_json_name_the_file(tiny_checkpoints, tmp_path, capsys):
+    path = tmp_path / "pairs.json"
+    path.write_text("[{'clean': 'a'}]")
+    checkpoint = str(tiny_checkpoints / "causal_lm")
+    code, error = run_cli(capsys, "probe", "spelling", "--checkpoint", checkpoint,
+                          "--pairs", str(path))  # fmt: skip
+    assert code == 2 and f"{path} is not valid JSON (" in error
+
+
+def test_probe_spelling_refuses_no_pairs(tiny_checkpoints, tiny_tokenizer):
+    model = load_pretrained(tiny_checkpoints / "causal_lm", tokenizer=tiny_tokenizer)
+    with pytest.raises(ValueError, match="no prompt pairs to probe: give at least one"):
+        probe_spelling(model, tiny_tokenizer, [])
+
+
+@pytest.mark.parametrize("limit", ["0", "-3"])
+def test_spelling_limit_must_be_positive(tiny_checkpoints, capsys, limit):
+    checkpoint = str(tiny_checkpoints / "causal_lm")
+    code, error = run_cli(capsys, "probe", "spelling", "--checkpoint", checkpoint, "--limit", limit)
+    assert code == 2 and error.endswith(f"--limit must be at least 1, got {limit}")
+    with pytest.raises(ValueError, match=f"limit must be at least 1, got {limit}"):
+        default_pairs(int(limit))
+
+
+def test_spelling_limit_also_cuts_given_pairs(tiny_checkpoints, tmp_path, capsys):
+    pairs = [{"clean": "to be or", "typo": f"to be ox{i}"} for i in range(5)]
+    out = tmp_path / "spelling.json"
+    args = ["probe", "spelling", "--checkpoint", str(tiny_checkpoints / "causal_lm"),
+            "--pairs", write_pairs(tmp_path, pairs), "--limit", "2", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    typos = [row["typo"] for row in json.loads(out.read_text())["pairs"]]
+    assert typos == ["to be ox0", "to be ox1"]
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--span", "", "the span to replace is empty: give a part of the prompt"),
+    ("--bytes", "", "the replacement bytes are empty: give at least one byte"),
+    ("--max-new-tokens", "0", "max_new_tokens must be at least 1, got 0"),
+])  # fmt: skip
+def test_generate_refuses_empty_spans_and_lengths(tiny_checkpoints, capsys, option, value,
+                                                  message):  # fmt: skip
+    given = {"--prompt": "to be or not", "--span": "not", "--bytes": "nought",
+             "--max-new-tokens": "3", option: value}  # fmt: skip
+    args = [part for pair in given.items() for part in pair]
+    code, error = run_cli(capsys, "probe", "generate", "--checkpoint",
+                          str(tiny_checkpoints / "causal_lm"), *args)  # fmt: skip
+    assert code == 2 and error == f"petra probe: error: {message}"
+
+
+@pytest.mark.parametrize("probe", ["spelling", "generate", "geometry", "norms"])
+def test_an_out_that_cannot_be_written_is_refused_before_the_work(
+    tiny_checkpoints, tmp_path, capsys, monkeypatch, probe
+):
+    """A folder as --out, or a path under a file, is refused at once (no probe runs and is
+    then lost), in one line."""
+    import petra.probes as probes
+
+    def never(*args, **kwargs):
+        raise AssertionError("the probe ran before --out was checked")
+
+    for name in ("probe_spelling", "forced_oov_generation", "probe_geometry", "norm_series"):
+        monkeypatch.setattr(probes, name, never)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    source = {
+        "spelling": ["--checkpoint", str(tiny_checkpoints / "causal_lm"), "--limit", "2"],
+        "generate": ["--checkpoint", str(tiny_checkpoints / "causal_lm"), "--prompt", "a b",
+                     "--span", "b", "--bytes", "c"],
+        "geometry": ["--checkpoint", str(tiny_checkpoints / "causal_lm")],
+        "norms": ["--run", str(tmp_path)],
+    }[probe]  # fmt: skip
+    code, error = run_cli(capsys, "probe", probe, *source, "--out", str(tmp_path))
+    assert code == 2 and error.endswith(
+        f"--out {tmp_path} is a folder: give the path of a file to write, such as "
+        f"{tmp_path / 'result.json'}"
+    )
+    code, error = run_cli(capsys, "probe", probe, *source, "--out", str(a_file / "x.json"))
+    assert code == 2 and error.endswith(
+        f"--out {a_file / 'x.json'}: {a_file} is a file, not a folder"
+    )

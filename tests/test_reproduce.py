@@ -111,6 +111,47 @@ def test_refusals_of_settings_that_do_not_apply(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize(
+    ("claim_id", "item", "sets"),
+    [
+        ("kronecker-lm-loss", "model.embedding=qr", "arm learned-tied (learned, tied head "
+         "(paper's baseline)) sets model.embedding=learned"),
+        ("kronecker-lm-loss", "model.embedding.kind=qr", "sets model.embedding=learned"),
+        ("kronecker-lm-loss", 'model.embedding={"kind": "qr"}', "sets model.embedding=learned"),
+        ("kronecker-spelling", "model.tie_embeddings=true", "arm learned-untied (learned, "
+         "untied head (control)) sets model.tie_embeddings=false"),
+        ("ltransformer-imdb", "model.backbone=spectral", "arm standard (standard encoder) sets "
+         "model.backbone=standard"),
+        ("ltransformer-imdb", "model.slices=2", "arm p2 (p=2, DCT, no scaling) sets "
+         "model.slices=2"),
+        ("ltransformer-imdb", "model.freq_scaling=decay", "arm p4-decay"),
+        ("pete-sts-zero-shot", "model.embedding.refine_bias=false", "arm fourier-1x256 "
+         "(Fourier, 1 layer, d=256) sets model.embedding.refine_bias=true"),
+        ("pete-sts-zero-shot", "model.embedding.factor_dim=4", "arm learned-budget-1x256"),
+        ("pete-sts-zero-shot", "model.dim=128", "arm learned-1x256 (learned, 1 layer, d=256) "
+         "sets model.dim=256"),
+    ],
+)  # fmt: skip
+def test_a_setting_that_defines_the_arms_is_refused(claim_id, item, sets):
+    """--set of what an arm is (its kind, head, backbone, p, size) would run other arms than
+    those the report names (refused by the check `reproduce` makes before anything runs)."""
+    with pytest.raises(ValueError) as refused:
+        runner.check_claim(get_claim(claim_id), True, None, [item])
+    message = str(refused.value)
+    assert message.startswith(f"{claim_id}: --set {item} changes what defines its arms (")
+    assert f"{sets}" in message and "the report would name arms that did not run" in message
+
+
+def test_settings_the_arms_leave_alone_are_taken_and_named_in_the_arm_descriptions():
+    runner.check_claim(get_claim("ltransformer-imdb"), False, None, ["model.dim=768"])
+    runner.check_claim(get_claim("kronecker-lm-loss"), True, "tiny", ["model.n_layers=1"])
+    arm = get_claim("kronecker-lm-loss").arm("kronecker-untied")
+    assert runner.arm_description(arm, []) == "Kronecker, untied head (paper's arm)"
+    assert runner.arm_description(arm, ["model.n_layers=1", "train.lr=0.01"]) == (
+        "Kronecker, untied head (paper's arm) (with --set model.n_layers=1, --set train.lr=0.01)"
+    )
+
+
 def test_a_run_is_the_same_run_however_its_settings_are_spelled(tmp_path):
     """A finished arm is reused when its effective settings are the same (a preset's value
     given again with --set), and refused when one differs."""
@@ -276,6 +317,9 @@ def test_quick_ltransformer_claim_and_its_report(tmp_path):
     text = report.read_text()
     assert "quick first look" in text and "p=4 vs standard, d=512" in text
     assert "petra reproduce ltransformer-agnews --seeds 1 --quick --preset tiny" in text
+    given = ", ".join(f"--set {item}" for item in TINY)
+    assert p4["description"] == f"p=4, d=512 (with {given})"
+    assert f"| `p4-512` | p=4, d=512 (with {given}) |" in text
 
 
 def test_list_names_every_claim(capsys):

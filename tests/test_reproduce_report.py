@@ -229,6 +229,99 @@ def test_malformed_values_name_the_file(results_dir, break_it, where):
         load_results(results_dir)
 
 
+@pytest.mark.parametrize(
+    "break_it, where",
+    [
+        (lambda r: r.update(seeds=[0, 0, 1, 2]), "key 'seeds' must list each seed once, as an "
+         "integer, got [0, 0, 1, 2]"),
+        (lambda r: r.update(seeds=[0, True, 2]), "key 'seeds' must list each seed once"),
+        (lambda r: r.update(seeds=["0", "1", "2"]), "key 'seeds' must list each seed once"),
+        (lambda r: r.update(quick="no"), "key 'quick' must be true or false, got 'no'"),
+        (lambda r: r.update(order="1"), "key 'order' must be an integer, got '1'"),
+        (lambda r: r.update(claim=["slices"]), "key 'claim' must be a string"),
+        (lambda r: r["comparisons"][0].update(relative="no"), "comparison 0 ('p=2 vs standard'): "
+         "key 'relative' must be true or false, got 'no'"),
+        (lambda r: r["comparisons"][0].update(test="non_inferior", margin="1"), "comparison 0 "
+         "('p=2 vs standard') key 'margin' must be > 0"),
+        (lambda r: r["comparisons"][0].update(paper_difference=math.nan), "comparison 0 "
+         "('p=2 vs standard') key 'paper_difference' must be a number or null, and finite"),
+        (lambda r: r["arms"]["p2"]["per_seed"]["0"].update(accuracy=True), "arm 'p2', seed 0, "
+         "'accuracy' is true: a compared or shown metric must be a number or null"),
+        (lambda r: r["arms"]["p4"]["per_seed"]["1"].update(accuracy=False), "arm 'p4', seed 1, "
+         "'accuracy' is false"),
+        (lambda r: r["arms"]["p2"].update(description=2), "arm 'p2': key 'description' must be "
+         "a string"),
+        (lambda r: r["arms"]["p2"].update(steps_per_s={"0": "fast"}), "arm 'p2', steps_per_s of "
+         "seed 0 must be a number"),
+        (lambda r: r["checks"][0].update(holds="no"), "check 0: key 'holds' must be true or "
+         "false, got 'no'"),
+        (lambda r: r.update(differences=[{"data": "less"}]), "key 'differences' must be a list "
+         "of strings"),
+    ],
+)  # fmt: skip
+def test_hand_edited_values_of_the_wrong_type_are_refused(results_dir, break_it, where):
+    """A seed given twice would narrow the interval, "no" would read as true, and true would
+    count as 1: each is refused, naming the file."""
+    path = results_dir / "slices-accuracy.json"
+    result = json.loads(path.read_text())
+    break_it(result)
+    path.write_text(json.dumps(result))
+    with pytest.raises(ValueError, match=rf"slices-accuracy\.json: {re.escape(where)}"):
+        load_results(results_dir)
+
+
+def test_a_flag_beside_the_metrics_may_be_a_boolean(results_dir):
+    path = results_dir / "slices-accuracy.json"
+    result = json.loads(path.read_text())
+    result["arms"]["p2"]["per_seed"]["0"]["diverged"] = False  # neither compared nor shown
+    path.write_text(json.dumps(result))
+    loaded = {r["claim"]: r for r in load_results(results_dir)}["slices-accuracy"]
+    assert loaded["arms"]["p2"]["per_seed"]["0"]["diverged"] is False
+
+
+def test_a_key_given_twice_is_refused(results_dir):
+    path = results_dir / "slices-accuracy.json"
+    text = path.read_text().replace(
+        '"per_seed": {"0": {"accuracy": 0.8},', '"per_seed": {"0": {"accuracy": 0.8}, "0": {},'
+    )
+    path.write_text(text)
+    with pytest.raises(ValueError, match=r"slices-accuracy\.json: a JSON object gives the key 0 "):
+        load_results(results_dir)
+
+
+def test_a_file_that_is_not_text_names_the_file(results_dir):
+    (results_dir / "binary.json").write_bytes(b"\xff\xfe\x00{")
+    with pytest.raises(ValueError, match=r"binary\.json: not valid JSON"):
+        load_results(results_dir)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_a_value_that_is_not_finite_is_left_out_and_said(results_dir, tmp_path, bad):
+    """A NaN or infinite per-seed value (a run that diverged, or a hand edit) is dropped
+    from the pairing and from the mean, and the report says so."""
+    path = results_dir / "slices-accuracy.json"
+    result = json.loads(path.read_text())
+    result["arms"]["p2"]["per_seed"]["1"]["accuracy"] = bad
+    path.write_text(json.dumps(result))  # written as NaN or Infinity, as json.dumps does
+    to = write_report(results_dir, tmp_path / "REPORT.md")
+    text = to.read_text()
+    shown = "nan" if math.isnan(bad) else "inf"
+    # seeds 0 and 2: differences -0.05 and -0.06 -> mean -0.055 +- t_1 * 0.005
+    low, high = -0.055 - T_1 * 0.005, -0.055 + T_1 * 0.005
+    assert (
+        "| [slices-accuracy](#slices-accuracy) | p=2 vs standard | +0.5 points "
+        f"| -0.055 accuracy [{low:+.3f}, {high:+.3f}] | 2 (1 dropped) |"
+    ) in text
+    dropped = f"- p=2 vs standard: seed 1 has accuracy = {bad} for `p2`; dropped from the pairing."
+    assert dropped in text
+    assert f"| 0.810 ± 0.014 (0.800, {shown}, 0.820; 1 not finite, left out) |" in text
+
+
+def test_an_interval_of_values_that_are_not_finite_is_refused():
+    with pytest.raises(ValueError, match="an interval needs finite values"):
+        interval([1.0, math.nan, 2.0])
+
+
 def test_report_to_a_folder_is_refused(results_dir, tmp_path):
     with pytest.raises(ValueError, match="is a folder"):
         write_report(results_dir, tmp_path)

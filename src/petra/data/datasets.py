@@ -18,7 +18,9 @@ rows left out, by reason. Files are read as UTF-8, a leading byte-order mark dro
 rows (including a line or CSV record holding bytes that are not UTF-8) are skipped, counted
 and reported in one warning per file (count and first line number); with `strict=True` the
 first raises `ValueError`. A file with no valid row (empty, or every row malformed) raises
-`ValueError`, as does a corpus with no document.
+`ValueError`, as does a corpus with no document, and, whatever `strict` says, a file that
+cannot be read on (a truncated, corrupted or non-gzip .gz; a CSV field over the csv limit),
+naming the file and the line.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import os
 import random
 import re
 import warnings
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +67,8 @@ BROWN_LINES_PER_DOCUMENT = 100  # this copy does not delimit the Brown corpus' 5
 SHAKESPEARE_BYLINE = "by william shakespeare"
 MALFORMED_ERRORS = (ValueError, KeyError, TypeError)  # what a row parser raises on a bad row
 NOT_UTF8 = re.compile("[\udc80-\udcff]")  # a byte that is not UTF-8, as surrogateescape keeps it
+# what reading a file can raise for its contents, not its path: a damaged .gz, an unreadable CSV
+READ_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error, csv.Error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,12 +208,39 @@ def _read_text(path: Path) -> str:
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     """(line number, line without its end) of a UTF-8 text file (`_open_text`); blank lines
-    are left out."""
+    are left out. A damaged .gz raises `ValueError` naming the file and the line (`_unreadable`)."""
+    number = 0
     with _open_text(path) as file:
-        for number, line in enumerate(file, start=1):
-            line = line.rstrip("\r\n")
-            if line.strip():
-                yield number, line
+        try:
+            for number, line in enumerate(file, start=1):
+                line = line.rstrip("\r\n")
+                if line.strip():
+                    yield number, line
+        except READ_ERRORS as error:
+            raise _unreadable(path, number + 1, error) from error
+
+
+def _unreadable(path: Path, line: int, error: Exception) -> ValueError:
+    """The `ValueError` for a file that cannot be read past `line`, whatever `strict` says: a
+    truncated, corrupted or non-gzip .gz, or a CSV record that the csv module refuses."""
+    if isinstance(error, csv.Error):
+        if "field larger than field limit" in str(error):
+            return ValueError(
+                f"{path}, line {line}: a field is longer than the csv limit of "
+                f"{csv.field_size_limit()} characters; AG News fields are short: check that "
+                "this is an AG News CSV and that its quotes are balanced"
+            )
+        return ValueError(f"{path}, line {line}: not valid CSV ({error}); see {README}")
+    if isinstance(error, EOFError):
+        what = "the gzip data ends early (the file is truncated)"
+    elif str(error).startswith("Not a gzipped file"):
+        what = "it is not gzip data"
+    else:
+        what = f"the gzip data is damaged ({error})"
+    return ValueError(
+        f"{path}, line {line}: {what}; re-download or re-compress it, or drop the .gz from the "
+        "name of a plain text file"
+    )
 
 
 def _json_object(line: str) -> dict:
@@ -419,16 +451,21 @@ def load_imdb(
 
 def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     """(first line number, fields) of each CSV record, the `label,title,description` header
-    left out. A record holding bytes that are not UTF-8 is malformed, the others are kept."""
+    left out. A record holding bytes that are not UTF-8 is malformed, the others are kept; one
+    the csv module refuses (a field over its limit: an unbalanced quote, most likely) or a
+    damaged .gz raises `ValueError` naming the file and the record's first line."""
     with _open_text(path, newline="") as file:
         reader = csv.reader(file)
-        start = 1
-        for fields in reader:
-            number, start = start, reader.line_num + 1
-            if number == 1 and [f.strip().lower() for f in fields] == AGNEWS_HEADER:
-                continue
-            if fields and any(f.strip() for f in fields):
-                yield number, fields
+        start = 1  # the first line of the record being read
+        try:
+            for fields in reader:
+                number, start = start, reader.line_num + 1
+                if number == 1 and [f.strip().lower() for f in fields] == AGNEWS_HEADER:
+                    continue
+                if fields and any(f.strip() for f in fields):
+                    yield number, fields
+        except READ_ERRORS as error:
+            raise _unreadable(path, start, error) from error
 
 
 def _parse_agnews(fields: list[str]) -> LabeledText:

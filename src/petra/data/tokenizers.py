@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -22,6 +23,7 @@ from petra.data.paths import resolve_data_dir
 from petra.embeddings.token_bytes import tokenizer_fingerprint
 
 NAMED = ("bert-base-uncased", "gpt2")
+T = TypeVar("T")
 
 __all__ = [
     "load_tokenizer",
@@ -45,9 +47,10 @@ def load_tokenizer(name_or_path: str | os.PathLike, data_dir=None) -> Tokenizer:
     if path.is_dir() and (path / "tokenizer.json").is_file():
         path = path / "tokenizer.json"
     if path.is_file():
-        tokenizer = Tokenizer.from_file(str(path))
+        tokenizer = _read(lambda: Tokenizer.from_file(str(path)), str(path))
     elif (path / "vocab.json").is_file() and (path / "merges.txt").is_file():
-        bpe = models.BPE.from_file(str(path / "vocab.json"), str(path / "merges.txt"))
+        pair = (str(path / "vocab.json"), str(path / "merges.txt"))
+        bpe = _read(lambda: models.BPE.from_file(*pair), f"{pair[0]} + merges.txt")
         tokenizer = Tokenizer(bpe)
         tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tokenizer.decoder = decoders.ByteLevel()
@@ -58,6 +61,21 @@ def load_tokenizer(name_or_path: str | os.PathLike, data_dir=None) -> Tokenizer:
     tokenizer.no_padding()
     tokenizer.no_truncation()
     return tokenizer
+
+
+def _read(read: Callable[[], T], what: str) -> T:
+    """`read()`, a file of the tokenizers library; the bare `Exception` that library raises
+    for a file it cannot parse becomes a `ValueError` naming `what` (its own errors of other
+    types pass unchanged)."""
+    try:
+        return read()
+    except Exception as error:
+        if type(error) is not Exception:
+            raise
+        raise ValueError(
+            f"{what} is not a tokenizer ({error}): give a tokenizer.json, or a folder with "
+            f"tokenizer.json or vocab.json + merges.txt, or one of the names {NAMED}"
+        ) from error
 
 
 # special tokens by role, under the names the common tokenizers give them

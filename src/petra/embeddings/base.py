@@ -9,8 +9,9 @@ A `TokenEmbedding` is a drop-in replacement for `nn.Embedding`:
   tied output head `logits = h @ table().T` trains the parameters that produce it;
 - `to_embedding()` freezes the current outputs into a plain `nn.Embedding` for inference;
 - `param_report()` counts trainable parameters and buffer bytes against the learned table;
-- ids outside `[0, V)` or of a non-integer dtype raise `ValueError` naming the value and
-  the valid range.
+- ids may have any integer dtype (int8 to int64, uint8 to uint64), checked in int64; ids
+  outside `[0, V)` raise `ValueError` naming the value and the valid range, ids of a bool,
+  floating or complex dtype a `TypeError`.
 
 Subclasses implement `_embed(flat_ids) -> (N, d)` on already validated 1-D ids.
 
@@ -26,7 +27,7 @@ its version, a dtype or device move replaces it), and forward is a lookup. Chang
 through `.data` bypass the version counter: call `clear_eval_table()` after them.
 
 Two attributes, True by default, serve compiled and CUDA-graph use: `validate = False`
-skips the id check, whose min/max read is a host sync on every forward (bad ids are then
+skips the id range check, whose min/max read is a host sync on every forward (bad ids are then
 the caller's to rule out), and `dedupe = False` skips `torch.unique`, whose output size is
 another (under `torch.compile` it is skipped anyway).
 """
@@ -60,19 +61,37 @@ class ParamReport:
         return {**asdict(self), "saving_pct": self.saving_pct}
 
 
-def check_ids(ids: Tensor, num_embeddings: int) -> None:
-    """Raise `ValueError`/`TypeError` unless `ids` is an integer tensor with values in [0, V)."""
+def long_ids(ids: Tensor) -> Tensor:
+    """`ids` widened to int64 (itself if already long): any integer dtype, signed or not, is
+    accepted as `nn.Embedding` accepts int and long. Raise `TypeError` for anything else."""
     if not isinstance(ids, Tensor):
         raise TypeError(f"token ids must be a torch.Tensor, got {type(ids).__name__}")
     if ids.dtype == torch.bool or ids.is_floating_point() or ids.is_complex():
-        raise ValueError(f"token ids must be an integer tensor (torch.long), got dtype {ids.dtype}")
+        raise TypeError(
+            f"token ids must be an integer tensor (torch.long or any other integer dtype), "
+            f"got dtype {ids.dtype}; convert them with .long() if they hold whole numbers"
+        )
+    return ids.long()
+
+
+def check_ids(ids: Tensor, num_embeddings: int) -> None:
+    """Raise `TypeError` unless `ids` is an integer tensor, `ValueError` unless its values lie
+    in [0, V). The range is checked after widening to int64, so that ids of a narrow dtype
+    (int8, uint8) are compared with a V they cannot represent without wrapping it."""
+    check_id_range(long_ids(ids), num_embeddings, ids.dtype)
+
+
+def check_id_range(ids: Tensor, num_embeddings: int, dtype: torch.dtype = torch.long) -> None:
+    """`ValueError` unless the int64 `ids` (widened from `dtype`) lie in [0, V)."""
     if ids.numel() == 0:
         return
     low, high = torch.aminmax(ids)
     if low < 0 or high >= num_embeddings:
-        bad = low if low < 0 else high
+        bad = int(low if low < 0 else high)
+        if dtype == torch.uint64 and bad < 0:
+            bad += 2**64  # uint64 ids at or above 2**63 wrap to negative values when widened
         raise ValueError(
-            f"token id {int(bad)} is outside the vocabulary range [0, {num_embeddings}); "
+            f"token id {bad} is outside the vocabulary range [0, {num_embeddings}); "
             "check that the tokenizer and the embedding's vocab_size match"
         )
 
@@ -116,9 +135,9 @@ class TokenEmbedding(nn.Module):
 
     # -- the contract -------------------------------------------------------------------
     def forward(self, ids: Tensor) -> Tensor:
+        flat = long_ids(ids).reshape(-1)  # the dtype check costs nothing: always made
         if self.validate:
-            check_ids(ids, self.num_embeddings)
-        flat = ids.reshape(-1).long()
+            check_id_range(flat, self.num_embeddings, ids.dtype)
         return self._rows(flat).reshape(*ids.shape, self.embedding_dim)
 
     def _rows(self, flat: Tensor) -> Tensor:

@@ -19,6 +19,8 @@ their given or default values and enter the count.
 from __future__ import annotations
 
 import inspect
+import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -223,6 +225,61 @@ def size_for_budget(
             f"(within {tolerance:.0%} below it) at {at}: {reason}"
         )
     return Sizing(kind=kind, options=best[1], params=best[0], budget=budget)
+
+
+def embedding_params(kind: str, vocab_size: int, dim: int, **options) -> int:
+    """Trainable parameters of `build_embedding(kind, vocab_size, dim, **options)`, by the
+    closed forms of the table above (the options not given at their constructor defaults),
+    without building anything: what a size would need, known before it is allocated."""
+    o = lambda name: _option(kind, options, name)  # noqa: E731
+    if kind == "learned":
+        factor = o("factor_dim")
+        return vocab_size * dim if factor is None else factor * (vocab_size + dim)
+    if kind == "fourier":
+        norm = dim if o("final_norm") else 0
+        if o("refine") == "linear":
+            return dim * dim + (dim if o("refine_bias") else 0) + norm
+        if o("refine") == "geglu":
+            expansion = 4.0 if o("expansion") is None else o("expansion")
+            return 3 * dim * round(expansion * dim) + norm
+        return norm
+    if kind == "kronecker":
+        return kronecker_params(dim, o("pos_dim"), o("rank"))
+    if kind == "qr":
+        collisions = o("collisions")
+        collisions = math.isqrt(vocab_size - 1) + 1 if collisions is None else collisions
+        return qr_params(vocab_size, dim, collisions, o("operation"))
+    if kind == "hash":
+        buckets = o("buckets")
+        buckets = math.ceil(vocab_size / 10) if buckets is None else buckets
+        return hash_params(vocab_size, dim, buckets, o("num_hashes"))
+    if kind == "dhe":
+        return dhe_params(dim, o("hidden"), o("layers"), o("code_dim"))
+    if kind == "tt":
+        return tt_params(vocab_size, dim, o("rank"), o("cores"))
+    raise ValueError(
+        f"no parameter count for embedding kind {kind!r}; choose one of {sorted(KNOBS)}"
+    )
+
+
+def memory_bytes() -> int | None:
+    """This machine's physical memory in bytes (None where the system does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_fits_in_memory(params: int, what: str, fix: str = "give a smaller size") -> None:
+    """Refuse `params` float32 parameters that would not fit in this machine's memory, before
+    anything is allocated: `what` names them (e.g. "--budget 100,000,000,000"), `fix` says
+    what to do."""
+    memory = memory_bytes()
+    if memory is not None and 4 * params > memory:
+        raise ValueError(
+            f"{what}: {params:,} parameters would need {4 * params / 2**30:,.1f} GiB as "
+            f"float32, more than this machine's memory ({memory / 2**30:,.1f} GiB); {fix}"
+        )
 
 
 def parse_budget(text: str) -> int:

@@ -12,13 +12,22 @@ for it to read, so it cannot quietly start a random table), and so does plain
 sentence-transformers loading (its first module is petra's `PetraTransformer`, which it
 imports only with `trust_remote_code=True`; with it, the model loads through petra).
 
+A save is written into a staging folder first and moved into place only when every file is
+written, so a save that fails (a full disk, a refused tokenizer) leaves an earlier save in the
+folder whole; a model may be saved back into the folder it was loaded from. A tokenizer given
+to the save must be the one the embedding was built with (its fingerprint is compared).
+
 `materialize(model)` turns the embedding back into a plain `nn.Embedding` (a tied head back
-into a tied `Linear`), for export to vanilla `transformers` with identical outputs.
+into a tied `Linear`), for export to vanilla `transformers` or sentence-transformers with
+identical outputs.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import uuid
 from pathlib import Path
 
 import torch
@@ -34,6 +43,7 @@ SIDECAR = "petra.json"
 WEIGHTS = "petra.safetensors"
 FORMAT = 1
 ST_MODULE = "petra.hf.sentence.PetraTransformer"
+STAGING = "petra-saving-"  # in the name of a save's (hidden) staging folder
 SIDECAR_KEYS = (
     "kind",
     "options",
@@ -72,28 +82,56 @@ def _petra_embedding(inner: nn.Module):
 
 def save_pretrained(model, directory: str | Path, tokenizer=None) -> Path:
     """Save a `transformers` or sentence-transformers model with a petra embedding into
-    `directory` (with `tokenizer`, when given), for `from_pretrained`."""
+    `directory` (with `tokenizer`, when given: the one its embedding was built with), for
+    `from_pretrained`. Written aside and moved into place: a failure leaves the folder as it
+    was; files of the folder that the save does not write stay."""
     inner = hf_model(model)
     embedding, record = _petra_embedding(inner)
+    sentence = inner is not model
+    # a sentence model's folder gets its own tokenizer when none is given: check that one too
+    written = (
+        tokenizer if tokenizer is not None or not sentence else getattr(model, "tokenizer", None)
+    )
+    _check_tokenizer_at_save(record, written)
     directory = Path(directory)
+    staging = _staging_folder(directory)
+    try:
+        _write_model(model, inner, embedding, record, staging, tokenizer)
+        _move_into_place(staging, directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return directory
+
+
+def _check_tokenizer_at_save(record: dict, tokenizer) -> None:
+    """Refuse to save beside the model a tokenizer other than the one its embedding was built
+    with: the folder would then accept that tokenizer on load and refuse the model's own."""
+    built_with = record.get("tokenizer_fingerprint")
+    given = _other_fingerprint(tokenizer, built_with)
+    if given is not None:
+        raise ValueError(
+            f"this tokenizer is not the one the model's embedding was built with (tokenizer "
+            f"fingerprint {given[:12]}, the model's {built_with[:12]}): save with the model's "
+            "tokenizer, or without one"
+        )
+
+
+def _write_model(model, inner, embedding, record: dict, directory: Path, tokenizer) -> None:
+    """Write the folder of `save_pretrained` into `directory` (an empty staging folder)."""
     sentence = inner is not model
     if sentence:
         model.save(str(directory))
         _point_modules_at_petra(directory)
     else:  # the config files only (the weights are petra's): also for a model read from GGUF,
         # whose own save_pretrained refuses as a quantized model
-        directory.mkdir(parents=True, exist_ok=True)
         inner.config.save_pretrained(directory)
         if getattr(inner, "generation_config", None) is not None:
             inner.generation_config.save_pretrained(directory)
-    index = directory / "model.safetensors.index.json"
-    for stale in (*directory.glob("model*.safetensors"), index):
-        stale.unlink(missing_ok=True)  # transformers' weights: petra's go to WEIGHTS
+    _remove_transformers_weights(directory)  # petra's go to WEIGHTS
     if hasattr(tokenizer, "save_pretrained"):  # a transformers tokenizer
         tokenizer.save_pretrained(directory)
     elif tokenizer is not None:  # a tokenizers.Tokenizer
         tokenizer.save(str(directory / "tokenizer.json"))
-    tokenizer = tokenizer if tokenizer is not None else getattr(inner, "petra_tokenizer", None)
     fingerprint = record.get("tokenizer_fingerprint")
     state, aliases = _distinct_tensors(inner.state_dict())
     save_file(state, directory / WEIGHTS, metadata={"format": "pt"})
@@ -113,7 +151,58 @@ def save_pretrained(model, directory: str | Path, tokenizer=None) -> Path:
         "aliases": aliases,
     }
     (directory / SIDECAR).write_text(json.dumps(sidecar, indent=2) + "\n")
-    return directory
+
+
+def _remove_transformers_weights(directory: Path) -> None:
+    index = directory / "model.safetensors.index.json"
+    for stale in (*directory.glob("model*.safetensors"), index):
+        stale.unlink(missing_ok=True)
+
+
+def _staging_folder(directory: Path) -> Path:
+    """A new empty folder on the same file system as `directory` (inside it when it exists,
+    beside it when not), after removing what an interrupted save into it left there."""
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(f"{directory} is a file: save_pretrained saves into a folder")
+    home, prefix = (
+        (directory, "." + STAGING) if directory.is_dir()
+        else (directory.parent, f".{directory.name}.{STAGING}")
+    )  # fmt: skip
+    home.mkdir(parents=True, exist_ok=True)
+    for leftover in home.glob(prefix + "*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    staging = home / f"{prefix}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    return staging
+
+
+def _move_into_place(staging: Path, directory: Path) -> None:
+    """Put a finished save where it belongs: the whole folder in one rename when `directory`
+    does not exist yet; else file by file over the earlier save, the old sidecar removed first
+    and the new one put last, so that no moment shows a sidecar over weights it did not write
+    (the folder is refused as unsaved until the last rename)."""
+    if not directory.exists():
+        staging.rename(directory)
+        return
+    (directory / SIDECAR).unlink(missing_ok=True)
+    _remove_transformers_weights(directory)
+    _merge_folder(staging, directory, last=SIDECAR)
+
+
+def _merge_folder(source: Path, target: Path, last: str | None = None) -> None:
+    """Move every entry of `source` into `target`, replacing what has its name (folders are
+    merged), the entry named `last` after all others."""
+    entries = sorted(source.iterdir(), key=lambda entry: entry.name == last)
+    for entry in entries:
+        destination = target / entry.name
+        if entry.is_dir() and destination.is_dir():
+            _merge_folder(entry, destination)
+            continue
+        if destination.is_dir():
+            shutil.rmtree(destination)
+        elif entry.is_dir() and destination.exists():
+            destination.unlink()
+        os.replace(entry, destination)
 
 
 def _distinct_tensors(state: dict) -> tuple[dict, dict]:
@@ -135,7 +224,7 @@ def _point_modules_at_petra(directory: Path) -> None:
     path = directory / "modules.json"
     modules = json.loads(path.read_text())
     first = min(modules, key=lambda m: m["idx"])
-    if not first["type"].endswith(".Transformer"):
+    if first["type"] != ST_MODULE and not first["type"].endswith(".Transformer"):
         raise ValueError(f"expected the first module to be a Transformer, got {first['type']}")
     first["type"] = ST_MODULE
     path.write_text(json.dumps(modules, indent=2) + "\n")
@@ -177,13 +266,21 @@ def from_pretrained(directory: str | Path, tokenizer=None):
 
 def _check_tokenizer(sidecar: dict, tokenizer, directory) -> None:
     saved = sidecar.get("tokenizer_fingerprint")
-    if tokenizer is None or saved is None:
-        return
-    if tokenizer_fingerprint(tokenizer) != saved:
+    given = _other_fingerprint(tokenizer, saved)
+    if given is not None:
         raise ValueError(
             f"this tokenizer is not the one the model in {directory} was saved with (tokenizer "
-            f"fingerprint {tokenizer_fingerprint(tokenizer)[:12]}, saved {saved[:12]})"
+            f"fingerprint {given[:12]}, saved {saved[:12]})"
         )
+
+
+def _other_fingerprint(tokenizer, expected: str | None) -> str | None:
+    """The tokenizer's fingerprint when it differs from `expected`; None when it is the same
+    or there is nothing to compare (no tokenizer, or none recorded)."""
+    if tokenizer is None or expected is None:
+        return None
+    given = tokenizer_fingerprint(tokenizer)
+    return None if given == expected else given
 
 
 def load_model(directory: str | Path, tokenizer=None) -> nn.Module:
@@ -248,7 +345,8 @@ def _rebuild_embedding(sidecar: dict, state: dict, prefix: str):
 def materialize(model):
     """Replace the petra embedding by a plain trainable `nn.Embedding` of its current table
     (and a tied `TableHead` by a tied `Linear`), in place: identical outputs, and a model that
-    vanilla `transformers` saves and loads with no missing key. Returns the model."""
+    vanilla `transformers` (or sentence-transformers, without remote code) saves and loads
+    with no missing key. Returns the model."""
     inner = hf_model(model)
     embedding, record = _petra_embedding(inner)
     table = embedding.to_embedding()
@@ -265,4 +363,8 @@ def materialize(model):
         set_tying(inner, True)
     for attribute in ("petra_swap", "petra_tokenizer", "resize_token_embeddings"):
         inner.__dict__.pop(attribute, None)
+    if inner is not model:  # a loaded sentence model's first module is petra's: no longer needed
+        from petra.hf.sentence import as_plain_transformer
+
+        as_plain_transformer(model[0])
     return model

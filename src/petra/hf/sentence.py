@@ -3,7 +3,8 @@
 `modules.json` of such a folder names `PetraTransformer` as its first module, so plain
 `SentenceTransformer(folder)` refuses it (a module from outside sentence-transformers needs
 `trust_remote_code=True`) instead of loading a randomly initialised table; with the flag, or
-through `petra.hf.from_pretrained`, the model loads through petra, bit-identically.
+through `petra.hf.from_pretrained`, the model loads through petra, bit-identically. Once
+`materialize` has put a plain table back, the module is sentence-transformers' own again.
 """
 
 from __future__ import annotations
@@ -21,3 +22,11 @@ class PetraTransformer(Transformer):
         if backend != "torch" or is_peft_model:
             raise ValueError("a petra sentence model loads with the torch backend, without PEFT")
         return load_model(model_name_or_path)
+
+
+def as_plain_transformer(module) -> None:
+    """Make a loaded `PetraTransformer` sentence-transformers' own `Transformer` again (once
+    `materialize` has put a plain table back, nothing is left for petra to load), so that the
+    folder it saves loads in vanilla sentence-transformers."""
+    if isinstance(module, PetraTransformer):
+        module.__class__ = Transformer

@@ -40,6 +40,7 @@ from petra.embeddings.kronecker import kronecker_codec
 from petra.embeddings.token_bytes import token_bytes, tokenizer_fingerprint
 
 HEADS = ("tied", "untied")
+MAX_SPARE_ROWS = 1024  # rows a table may have beyond its tokenizer's pieces (and 1/32 of V)
 
 
 class TableHead(nn.Module):
@@ -166,8 +167,9 @@ def replace_embeddings(
     sentence-transformers model around one) in place, and return what it changed.
 
     - `tokenizer`: the model's tokenizer (`transformers` or `tokenizers`); needed by
-      `kronecker` (the bytes of each piece), checked against V for every kind. A tokenizer
-      with fewer pieces than V is fine (the unused rows get empty bytes), one with more is not.
+      `kronecker` (the bytes of each piece), checked against V for every kind. A table a
+      little larger than the tokenizer is fine (the spare rows get empty bytes: see
+      `spare_rows_accepted`); a tokenizer with more pieces, or far fewer, is refused.
     - `padding_idx="auto"` keeps the embedding's padding id when the pretrained model treats
       it as padding (its row is zero), since petra embeds a padding id to zero and some
       models' padding id is also a real token (SmolLM2's is `<|im_end|>`); pass an id or None.
@@ -281,7 +283,24 @@ def _token_pieces(tokenizer, vocab_size: int, kind: str) -> list[bytes] | None:
             f"the tokenizer has {len(pieces)} tokens but the model's embedding only {vocab_size} "
             "rows: this is not the model's tokenizer, or resize the model's embedding first"
         )
-    return pieces + [b""] * (vocab_size - len(pieces))
+    spare, accepted = vocab_size - len(pieces), spare_rows_accepted(vocab_size)
+    if spare > accepted:
+        raise ValueError(
+            f"the tokenizer has {len(pieces)} tokens but the model's embedding {vocab_size} "
+            f"rows: {spare} rows would have no token (at most {accepted} spare rows are "
+            "accepted): this is not the model's tokenizer, whose pieces would name the wrong "
+            "rows; pass the tokenizer the model was trained with"
+        )
+    return pieces + [b""] * spare
+
+
+def spare_rows_accepted(vocab_size: int) -> int:
+    """How many rows a model's table may have beyond its tokenizer's pieces: tables are often
+    rounded up (nanoGPT's GPT-2 to 50,304 rows, Phi-2's 50,295 pieces to 51,200) or keep ids
+    for special tokens added later; up to `MAX_SPARE_ROWS` rows and 1/32 of the table. A
+    larger shortfall means another model's tokenizer (BERT's 30,522 pieces on GPT-2's 50,257
+    rows would give "Hello", id 15496, the bytes of "burgh")."""
+    return min(MAX_SPARE_ROWS, vocab_size // 32)
 
 
 def _padding(old: nn.Embedding, padding_idx) -> int | None:

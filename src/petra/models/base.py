@@ -14,6 +14,8 @@ from petra.models.backbone import build_backbone
 from petra.models.config import ModelConfig
 from petra.nn import RMSNorm, attention_bias
 
+POOLED_MODELS = ("sentence", "classifier")  # one vector per row, pooled over its tokens
+
 
 def masked_mean(hidden: Tensor, attention_mask: Tensor | None) -> Tensor:
     """Mean over the real tokens only: (B, T, d), (B, T) -> (B, d)."""
@@ -48,7 +50,9 @@ class PetraModel(nn.Module):
         attention_mask: Tensor | None = None,
         byte_overrides: Mapping | None = None,
     ) -> Tensor:
-        """(B, T) ids -> (B, T, d) final hidden states."""
+        """(B, T) ids -> (B, T, d) final hidden states. Like `nn.Embedding`, ids with no
+        element (B = 0 or T = 0) give an empty (B, T, d) output, checked as any other; a
+        sentence or classifier model, which pools each row's tokens, refuses T = 0."""
         if input_ids.dim() != 2:
             raise ValueError(
                 f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}"
@@ -61,7 +65,14 @@ class PetraModel(nn.Module):
         length = input_ids.shape[1]
         if length > self.config.max_len:
             raise ValueError(f"sequence length {length} exceeds max_len={self.config.max_len}")
+        if length == 0 and self.config.model in POOLED_MODELS:
+            raise ValueError(
+                f"a {self.config.model} model pools each row's tokens into one vector, but the "
+                "rows have length 0: give every row at least one token"
+            )
         x = self.embed(input_ids, byte_overrides)
+        if x.numel() == 0:
+            return x  # (B, T, d) with B = 0 or T = 0: nothing for the blocks to compute
         mask = attention_bias(attention_mask, length, self.causal, input_ids.device)
         return self.backbone(x, mask, self.causal)
 

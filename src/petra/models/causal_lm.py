@@ -118,7 +118,8 @@ class CausalLM(PetraModel):
         cache: list[LayerCache] | None,
     ) -> Tensor:
         """`hidden_states` after the cache's S positions, at the given rotary positions:
-        (B, T) ids, (B, S + T) mask -> (B, T, d)."""
+        (B, T) ids, (B, S + T) mask -> (B, T, d); T = 0 (or B = 0) gives an empty output and
+        leaves the cache unchanged."""
         if input_ids.dim() != 2:
             raise ValueError(
                 f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}"
@@ -135,6 +136,8 @@ class CausalLM(PetraModel):
                 f"sequence length {past + length} exceeds max_len={self.config.max_len}"
             )
         x = self.embed(input_ids, byte_overrides)
+        if x.numel() == 0:
+            return x  # (B, T, d) with B = 0 or T = 0: the cache is left as it is
         mask = attention_bias(attention_mask, length, True, input_ids.device, past_length=past)
         return self.backbone(x, mask, True, positions=positions, cache=cache)
 

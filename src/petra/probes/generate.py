@@ -11,18 +11,26 @@ from __future__ import annotations
 import torch
 
 from petra.embeddings import KroneckerEmbedding
+from petra.probes.checks import require_at_least_one, require_causal_lm
 
 
 def forced_oov_generation(
     model, tokenizer, prompt: str, span: str, replacement: bytes, max_new_tokens: int = 20
 ) -> dict:
     """Greedy continuations of `prompt` with `span` replaced by `replacement`: as one forced
-    position, and as ordinary tokens."""
+    position, and as ordinary tokens. `model` is a petra causal LM with a Kronecker
+    embedding; the span and the replacement are not empty."""
+    require_causal_lm(model, "generate", "generation")
+    require_at_least_one(max_new_tokens, "max_new_tokens")
     if not isinstance(model.embedding, KroneckerEmbedding):
         raise ValueError(
             f"forced out-of-vocabulary input needs a Kronecker embedding; this model's is "
             f"{model.embedding.kind!r}"
         )
+    if not span:
+        raise ValueError("the span to replace is empty: give a part of the prompt")
+    if not replacement:
+        raise ValueError("the replacement bytes are empty: give at least one byte")
     if span not in prompt:
         raise ValueError(f"the span {span!r} does not occur in the prompt {prompt!r}")
     prefix, suffix = prompt.split(span, 1)

@@ -45,9 +45,16 @@ def _single_token(tokenizer, word: str) -> int | None:
 def probe_geometry(
     embedding, tokenizer, k: int = 10, exact_limit: int = 20000, sample: int = 4096
 ) -> dict:
+    """Neighbours, orthographic structure, collisions and norms of `embedding.table()` (see
+    the module docstring): `k` nearest neighbours of each probe word, 1 <= k < V."""
+    vocab_size = embedding.num_embeddings
+    if not 1 <= k < vocab_size:
+        raise ValueError(
+            f"k must be between 1 and {vocab_size - 1} (the other rows of a {vocab_size}-row "
+            f"table), got {k}"
+        )
     table = embedding.table().float()  # (V, d)
     unit = F.normalize(table, dim=-1)
-    vocab_size = table.shape[0]
 
     def neighbours(token_id: int) -> list[int]:
         similarity = unit @ unit[token_id]

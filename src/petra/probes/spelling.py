@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from petra.data import load_corpus, load_misspellings
+from petra.probes.checks import require_at_least_one, require_causal_lm
 
 CATEGORIES = ("transposition", "deletion", "insertion", "substitution", "other")
 
@@ -62,7 +63,8 @@ def edit_category(correct: str, typo: str) -> str:
 
 
 def default_pairs(limit: int = 200, seed: int = 0, data_dir=None) -> list[PromptPair]:
-    """The reproducible default pair set (see the module docstring)."""
+    """The reproducible default pair set (see the module docstring): at most `limit` pairs."""
+    require_at_least_one(limit, "limit")
     sentences = [
         line.split() for doc in load_corpus("brown", data_dir=data_dir) for line in doc.splitlines()
     ]
@@ -90,16 +92,36 @@ def default_pairs(limit: int = 200, seed: int = 0, data_dir=None) -> list[Prompt
 
 
 def load_pairs(path: str | Path) -> list[PromptPair]:
-    """A JSON list of {"clean": ..., "typo": ..., "category": ...}."""
-    rows = json.loads(Path(path).read_text())
+    """A JSON list of {"clean": ..., "typo": ..., "category": ...} (category optional,
+    "other" by default): at least one pair, each prompt a non-empty string."""
+    try:
+        rows = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error})") from None
     if not isinstance(rows, list):
         raise ValueError(f"{path} must hold a JSON list of {{clean, typo, category}} objects")
-    try:
-        return [PromptPair(r["clean"], r["typo"], r.get("category", "other")) for r in rows]
-    except (KeyError, TypeError) as error:
+    if not rows:
         raise ValueError(
-            f"{path}: every pair needs a 'clean' and a 'typo' prompt ({error})"
-        ) from None
+            f"{path} holds no pairs: give a JSON list of at least one {{clean, typo, category}} "
+            "object"
+        )
+    return [_prompt_pair(row, f"{path}: pair {number}") for number, row in enumerate(rows)]
+
+
+def _prompt_pair(row, where: str) -> PromptPair:
+    """One {clean, typo, category} object as a `PromptPair`; `ValueError` saying `where` if it
+    does not fit."""
+    if not isinstance(row, dict):
+        raise ValueError(f"{where} must be an object {{clean, typo, category}}, got {row!r}")
+    if "clean" not in row or "typo" not in row:
+        raise ValueError(f"{where} needs a 'clean' and a 'typo' prompt, got keys {sorted(row)}")
+    for key in ("clean", "typo"):
+        if not isinstance(row[key], str) or not row[key]:
+            raise ValueError(f"{where}: {key!r} must be a non-empty string, got {row[key]!r}")
+    category = row.get("category", "other")
+    if not isinstance(category, str):
+        raise ValueError(f"{where}: 'category' must be a string, got {category!r}")
+    return PromptPair(row["clean"], row["typo"], category)
 
 
 @torch.no_grad()
@@ -114,7 +136,11 @@ def _last_position(model, tokenizer, text: str) -> tuple[torch.Tensor, torch.Ten
 
 
 def probe_spelling(model, tokenizer, pairs: list[PromptPair]) -> dict:
-    """Per-pair measurements and their means, overall and per category."""
+    """Per-pair measurements and their means, overall and per category. `model` is a
+    petra causal LM; at least one pair."""
+    require_causal_lm(model, "spelling", "next-token predictions")
+    if not pairs:
+        raise ValueError("no prompt pairs to probe: give at least one")
     model.eval()
     rows = []
     for pair in pairs:

@@ -18,6 +18,7 @@ report by paths relative to the report's folder.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import statistics
@@ -57,6 +58,24 @@ REQUIRED = (
 OPTIONAL_LISTS = ("checks", "plots", "notes", "metrics")
 COMPARISON_KEYS = ("name", "metric", "a", "b", "relative", "better", "test")
 CHECK_KEYS = ("name", "value", "expected", "holds")
+# the JSON type of each key that has one: a hand-edited "quick": "no" is not false
+TYPES = {
+    "results": {
+        "claim": "string",
+        "order": "integer",
+        "title": "string",
+        "paper": "string",
+        "where": "string",
+        "paper_figure": "string",
+        "protocol": "string",
+        "command": "string",
+        "quick": "boolean",
+    },
+    "comparison": {"name": "string", "metric": "string", "a": "string", "b": "string",
+                   "relative": "boolean"},
+    "check": {"name": "string", "holds": "boolean"},
+    "arm": {"description": "string"},
+}  # fmt: skip
 # a versus plot takes its x from `x` (arm label -> x) or from each of its `arms`' params
 # (`x_param`, e.g. "total")
 PLOT_KEYS = {"curve": ("series", "arms"), "versus": ("metric",)}
@@ -104,12 +123,54 @@ def load_results(results_dir: str | Path) -> list[dict]:
     return sorted(results, key=lambda r: (r["order"], r["claim"]))
 
 
+class _RepeatedKey(ValueError):
+    """A JSON object that gives a key twice (JSON keeps the last without a word)."""
+
+
+def _object(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object from its (key, value) pairs; `_RepeatedKey` if a key comes twice (a
+    hand-edited seed given twice would otherwise drop one of them)."""
+    result: dict = {}
+    for key, value in pairs:
+        if key in result:
+            raise _RepeatedKey(key)
+        result[key] = value
+    return result
+
+
+def _is_a(value, kind: str) -> bool:
+    """Whether a JSON value is of `kind`: a boolean is not an integer, nor a number."""
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "string":
+        return isinstance(value, str)
+    raise ValueError(f"no JSON type {kind!r}")
+
+
+_IN_WORDS = {"boolean": "true or false", "integer": "an integer", "string": "a string"}
+
+
+def _check_types(item: dict, kinds: dict[str, str], wrong, where: str = "") -> None:
+    """Refuse a value of `item` whose JSON type is not the one `kinds` gives its key (`where`
+    names the item in the message, e.g. "arm 'p2': ")."""
+    for key, kind in kinds.items():
+        if key in item and not _is_a(item[key], kind):
+            raise wrong(f"{where}key {key!r}", f"must be {_IN_WORDS[kind]}, got {item[key]!r}")
+
+
 def _load_one(path: Path) -> dict:
     try:
-        result = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
+        result = json.loads(path.read_text(), object_pairs_hook=_object)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(
             f"{path}: not valid JSON ({error}); rerun the claim to rewrite it"
+        ) from None
+    except _RepeatedKey as error:
+        raise ValueError(
+            f"{path}: a JSON object gives the key {error} twice; keep one (rerun the claim to "
+            "rewrite it)"
         ) from None
     if not isinstance(result, dict):
         raise ValueError(
@@ -128,20 +189,31 @@ def _load_one(path: Path) -> dict:
     for key in REQUIRED:
         if key not in result:
             raise missing("the results", key)
+    _check_types(result, TYPES["results"], wrong)
     result = {**result, **{k: result.get(k) or [] for k in OPTIONAL_LISTS}}
     if not isinstance(result["arms"], dict):
         raise wrong("key 'arms'", "must map arm labels to arms")
     for key in ("seeds", "differences", "comparisons", *OPTIONAL_LISTS):
         if not isinstance(result[key], list):
             raise wrong(f"key {key!r}", "must be a list")
+    seeds = result["seeds"]
+    if not all(_is_a(s, "integer") for s in seeds) or len(set(seeds)) != len(seeds):
+        raise wrong("key 'seeds'", f"must list each seed once, as an integer, got {seeds}")
+    for key in ("differences", "notes"):
+        if not all(isinstance(text, str) for text in result[key]):
+            raise wrong(f"key {key!r}", "must be a list of strings")
     arms = {}
     for label, arm in result["arms"].items():
         if not isinstance(arm, dict) or "per_seed" not in arm:
             raise missing(f"arm {label!r}", "per_seed")
         arm = {"params": {}, "steps_per_s": {}, "curves": {}, "description": "", **arm}
+        _check_types(arm, TYPES["arm"], wrong, f"arm {label!r}: ")
         for key in ("per_seed", "params", "steps_per_s", "curves"):
             if not isinstance(arm[key], dict):
                 raise wrong(f"arm {label!r}: key {key!r}", "must be a JSON object")
+        for seed, speed in arm["steps_per_s"].items():
+            if not (speed is None or _is_number(speed)):
+                raise wrong(f"arm {label!r}, steps_per_s of seed {seed}", "must be a number")
         for seed, row in arm["per_seed"].items():
             if not isinstance(row, dict):
                 raise wrong(f"arm {label!r}, seed {seed}", "must map metric names to values")
@@ -167,6 +239,7 @@ def _load_one(path: Path) -> dict:
         for key in COMPARISON_KEYS:
             if key not in comparison:
                 raise missing(where, key)
+        _check_types(comparison, TYPES["comparison"], wrong, f"{where}: ")
         for side in ("a", "b"):
             if comparison[side] not in arms:
                 raise wrong(where, f"names arm {comparison[side]!r}, not one of {sorted(arms)}")
@@ -175,17 +248,19 @@ def _load_one(path: Path) -> dict:
         if comparison["test"] not in TESTS:
             raise wrong(where, f"key 'test' must be one of {TESTS}")
         margin = comparison.get("margin")
-        if comparison["test"] == "non_inferior" and not (margin is not None and margin > 0):
+        if comparison["test"] == "non_inferior" and not (_is_number(margin) and margin > 0):
             raise wrong(where, "key 'margin' must be > 0 for a non_inferior test")
         if comparison["test"] != "non_inferior" and margin is not None:
             raise wrong(where, f"key 'margin' must be null for a {comparison['test']} test")
         paper_difference = comparison.get("paper_difference")
         if paper_difference is not None and not _is_number(paper_difference):
-            raise wrong(where, "key 'paper_difference' must be a number or null")
+            raise wrong(where, "key 'paper_difference' must be a number or null, and finite")
+    _check_shown_metrics(result, wrong)
     for i, check in enumerate(result["checks"]):
         for key in CHECK_KEYS:
             if key not in check:
                 raise missing(f"check {i}", key)
+        _check_types(check, TYPES["check"], wrong, f"check {i}: ")
     for i, plot in enumerate(result["plots"]):
         if plot.get("kind") not in PLOT_KEYS:
             raise wrong(f"plot {i}", f"key 'kind' must be one of {sorted(PLOT_KEYS)}")
@@ -202,6 +277,24 @@ def _load_one(path: Path) -> dict:
             if label not in arms:
                 raise wrong(f"plot {i}", f"names arm {label!r}, not one of {sorted(arms)}")
     return result
+
+
+def _check_shown_metrics(result: dict, wrong) -> None:
+    """The metrics the report compares or shows must be numbers (or null) in every arm and
+    seed: a boolean (a flag such as `target_reached` may be one) would count as 0 or 1. A
+    non-finite number (NaN, infinity) is let through: the report treats it as missing and
+    says so."""
+    shown = {comparison["metric"] for comparison in result["comparisons"]}
+    shown |= set(result["metrics"])
+    for label, arm in result["arms"].items():
+        for seed, row in arm["per_seed"].items():
+            for metric in shown & set(row):
+                if isinstance(row[metric], bool):
+                    raise wrong(
+                        f"arm {label!r}, seed {seed}, {metric!r}",
+                        f"is {json.dumps(row[metric])}: a compared or shown metric must be a "
+                        "number or null",
+                    )
 
 
 def _check_selection(selection, wrong) -> None:
@@ -224,7 +317,12 @@ def _check_selection(selection, wrong) -> None:
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite JSON number (not a boolean, not NaN or infinite)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_finite(value) -> bool:
+    return value is not None and math.isfinite(value)
 
 
 # ---------------------------------------------------------------- comparisons
@@ -247,19 +345,20 @@ def _value(arm: dict, seed: str, metric: str) -> float | None:
 
 def evaluate(result: dict, comparison: dict) -> dict:
     """One comparison, paired by seed: the seeds used, the seeds dropped (with the arms that
-    lack a value there), the mean difference a - b with its 95% interval, and the verdict."""
+    lack a value there, or whose value is not finite: NaN or infinite, e.g. a run that
+    diverged), the mean difference a - b with its 95% interval, and the verdict."""
     arm_a, arm_b = result["arms"][comparison["a"]], result["arms"][comparison["b"]]
     metric = comparison["metric"]
     seeds, a, b, dropped = [], [], [], []
     for seed in seed_order(result):
         x, y = _value(arm_a, seed, metric), _value(arm_b, seed, metric)
-        if x is not None and y is not None:
+        if _is_finite(x) and _is_finite(y):
             seeds.append(seed)
             a.append(x)
             b.append(y)
         else:
             sides = ((comparison["a"], x), (comparison["b"], y))
-            lacking = [label for label, v in sides if v is None]
+            lacking = [(label, v) for label, v in sides if not _is_finite(v)]
             dropped.append((seed, lacking))
     outcome = {
         "seeds": seeds,
@@ -288,8 +387,9 @@ def evaluate(result: dict, comparison: dict) -> dict:
 
 
 def _decimals(values: list) -> int:
-    """Decimals for numbers of this size: 3 below 10, 2 below 100, 1 below 1000, else 0."""
-    size = max((abs(float(v)) for v in values if v is not None), default=0.0)
+    """Decimals for numbers of this size: 3 below 10, 2 below 100, 1 below 1000, else 0
+    (sized by the finite values)."""
+    size = max((abs(float(v)) for v in values if _is_finite(v)), default=0.0)
     return 3 if size < 10 else 2 if size < 100 else 1 if size < 1000 else 0
 
 
@@ -305,17 +405,23 @@ def _number(value, decimals: int, sign: bool = False) -> str:
 
 def _spread(values: list) -> str:
     """Mean ± std over seeds, then the per-seed values in seed order: `4.612 ± 0.021 (4.600,
-    4.630, 4.590)`; a missing seed shows as –."""
+    4.630, 4.590)`; a missing seed shows as –, a NaN or infinite one as itself, left out of
+    the mean and std (which say so)."""
     present = [v for v in values if v is not None]
     if not present:
         return "n/a"
-    decimals = _decimals(present)
+    finite = [v for v in present if _is_finite(v)]
+    decimals = _decimals(finite)
     each = ", ".join(_number(v, decimals) for v in values)
     if len(values) == 1:
         return each
-    mean = _number(statistics.fmean(present), decimals)
-    spread = _number(statistics.stdev(present), decimals) if len(present) > 1 else "–"
-    return f"{mean} ± {spread} ({each})"
+    if not finite:
+        return f"no finite value ({each})"
+    mean = _number(statistics.fmean(finite), decimals)
+    spread = _number(statistics.stdev(finite), decimals) if len(finite) > 1 else "–"
+    left_out = len(present) - len(finite)
+    note = f"; {left_out} not finite, left out" if left_out else ""
+    return f"{mean} ± {spread} ({each}{note})"
 
 
 def _difference(comparison: dict, outcome: dict) -> str:
@@ -357,11 +463,18 @@ def _quick_label(result: dict) -> str:
 
 
 def _dropped_lines(comparison: dict, outcome: dict) -> list[str]:
-    return [
-        f"- {comparison['name']}: seed {seed} has no {comparison['metric']} for "
-        f"{' and '.join(f'`{label}`' for label in lacking)}; dropped from the pairing."
-        for seed, lacking in outcome["dropped"]
-    ]
+    """One line per seed dropped from the pairing, saying which arms lack the metric there
+    and which have a value that is not finite (NaN or infinite)."""
+    metric, lines = comparison["metric"], []
+    for seed, lacking in outcome["dropped"]:
+        missing = [f"`{label}`" for label, value in lacking if value is None]
+        reasons = [f"no {metric} for {' and '.join(missing)}"] if missing else []
+        reasons += [f"{metric} = {v} for `{label}`" for label, v in lacking if v is not None]
+        lines.append(
+            f"- {comparison['name']}: seed {seed} has {' and '.join(reasons)}; dropped from "
+            "the pairing."
+        )
+    return lines
 
 
 # ---------------------------------------------------------------- the report
@@ -657,6 +770,7 @@ def _curve(axes, result: dict, plot: dict) -> bool:
     if reference:
         curves = result["arms"][reference]["curves"].values()
         finals = [c[series][-1][1] for c in curves if c.get(series)]
+        finals = [value for value in finals if _is_finite(value)]
         if finals:
             axes.axhline(
                 statistics.fmean(finals),
@@ -682,7 +796,7 @@ def _versus(axes, result: dict, plot: dict) -> bool:
         if x is None:
             continue
         per_seed = result["arms"][label]["per_seed"].values()
-        values = [row[metric] for row in per_seed if row and row.get(metric) is not None]
+        values = [row[metric] for row in per_seed if row and _is_finite(row.get(metric))]
         if values:
             spread = statistics.stdev(values) if len(values) > 1 else 0.0
             points.append((x, statistics.fmean(values), spread, label))

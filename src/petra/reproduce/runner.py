@@ -15,6 +15,11 @@ seed, keeps the point best by the claim's `selection` metric (a held-out metric,
 reported one), and runs the other seeds at that point; the sweep (each point's held-out
 value and its training-loss curve) goes into the results JSON beside the arm. A setting
 given with --set, or by the quick budget, is not chosen: the grid loses that setting.
+
+What defines the arms is not for --set: a model setting that an arm (or the claim's
+`settings`) sets, such as the embedding kind, the head tying, the backbone, p or the sizes,
+is refused, since the report would name arms that did not run. Every --set given is named
+in each arm's description in the results JSON, and so in the report.
 """
 
 from __future__ import annotations
@@ -220,7 +225,7 @@ def _train_arms(
         entry = arms.setdefault(
             arm.label,
             {
-                "description": arm.description,
+                "description": arm_description(arm, extra),
                 "task": arm.task,
                 "preset": preset or arm.preset,
                 "overrides": [i for i in items if not i.startswith(("train.seed=", "train.init="))],
@@ -242,14 +247,23 @@ def _train_arms(
 
 
 def check_claim(claim: Claim, quick: bool, preset, extra: list[str]) -> None:
-    """Refuse settings that cannot run, before anything runs: every arm's settings are
-    checked; an arm that starts from another arm's model must find its task in the preset
-    and takes no model settings (its model is the one it starts from)."""
+    """Refuse settings that cannot run, before anything runs: an arm that starts from another
+    arm's model takes no model settings (its model is the one it starts from), no setting may
+    change what defines the arms (see `arm_defining_settings`), and every arm's settings are
+    checked, an arm that starts from another's finding its task in the preset."""
     if claim.measure and (preset or extra):
         raise ValueError(
             f"{claim.id} measures models of its own protocol: --preset and --set do not apply"
         )
     owner = get_claim(claim.runs_of) if claim.runs_of else claim
+    given = [item for item in extra if item.startswith("model.")]
+    started = next((arm for arm in owner.arms if arm.init_from is not None), None)
+    if given and started is not None:
+        raise ValueError(
+            f"{claim.id}: arm {started.label} starts from the model of {started.init_from}, "
+            f"so it takes no model settings: drop --set {given[0]}"
+        )
+    _refuse_arm_defining(claim, owner, extra)
     fixed = fixed_settings(owner, quick, extra)
     for arm in owner.arms:
         if arm.init_from is None:
@@ -258,12 +272,62 @@ def check_claim(claim: Claim, quick: bool, preset, extra: list[str]) -> None:
                 run_config(arm.task, preset or arm.preset, items)
         else:
             load_preset(arm.task, preset or arm.preset)
-            given = [item for item in extra if item.startswith("model.")]
-            if given:
+
+
+def setting_keys(item: str) -> list[str]:
+    """The model settings a `--set` value sets, spelled one way: `model.embedding` for the
+    kind (however given: `model.embedding=qr`, `model.embedding.kind=qr`, or a JSON object
+    `model.embedding={"kind": "qr", ...}`, whose options count as `model.embedding.<option>`),
+    else its key."""
+    key, _, text = item.partition("=")
+    if key == "model.embedding.kind":
+        return ["model.embedding"]
+    if key == "model.embedding" and text.lstrip().startswith("{"):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            return [key]  # refused by name when the settings are applied
+        options = value if isinstance(value, dict) else {}
+        return [key, *(f"{key}.{name}" for name in options if name != "kind")]
+    return [key]
+
+
+def arm_defining_settings(claim: Claim) -> dict[str, tuple[str, str]]:
+    """The model settings that define the claim's arms: every `model.*` key that the claim's
+    `settings` or an arm's own overrides set (the embedding kind and its options, the head
+    tying, the backbone, p, the sizes...), mapped to (who sets it, the value it sets): a
+    `--set` of one would run other arms than those the report names."""
+    defining: dict[str, tuple[str, str]] = {}
+    sources = [("the claim's settings", claim.settings)]
+    sources += [(f"arm {arm.label} ({arm.description})", arm.overrides) for arm in claim.arms]
+    for who, items in sources:
+        for item in items:
+            for key in setting_keys(item):
+                if key.startswith("model."):
+                    defining.setdefault(key, (who, item))
+    return defining
+
+
+def _refuse_arm_defining(claim: Claim, owner: Claim, extra: list[str]) -> None:
+    """Refuse a --set of what defines the arms of `owner` (whose runs `claim` reads)."""
+    defining = arm_defining_settings(owner)
+    for item in extra:
+        for key in setting_keys(item):
+            if key in defining:
+                who, theirs = defining[key]
                 raise ValueError(
-                    f"{claim.id}: arm {arm.label} starts from the model of {arm.init_from}, "
-                    f"so it takes no model settings: drop --set {given[0]}"
+                    f"{claim.id}: --set {item} changes what defines its arms ({who} sets "
+                    f"{theirs}), so the report would name arms that did not run: drop it, or "
+                    "try other settings with petra train or petra compare"
                 )
+
+
+def arm_description(arm: Arm, extra: list[str]) -> str:
+    """The arm's description, with the user's `--set` values when there are any: `Kronecker,
+    untied head (paper's arm) (with --set train.steps=30, --set data.tokenizer=gpt2)`."""
+    if not extra:
+        return arm.description
+    return f"{arm.description} (with {', '.join(f'--set {item}' for item in extra)})"
 
 
 def _function(module: str, name: str):

@@ -71,6 +71,11 @@ def interval(values: list[float], level: float = 0.95) -> tuple[float, float | N
     values = [float(v) for v in values]
     if not values:
         raise ValueError("an interval needs at least one value; got none")
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(
+            f"an interval needs finite values; got {values}: leave out the seeds whose value "
+            "is NaN or infinite (e.g. a run that diverged)"
+        )
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must lie strictly between 0 and 1 (e.g. 0.95); got {level}")
     n = len(values)

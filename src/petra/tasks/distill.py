@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from petra.data import load_corpus, load_imdb, load_nli
 from petra.data.batching import RandomBatchSampler, pad_sequences
-from petra.tasks.sentence import SentenceData, _SentenceTask
+from petra.tasks.sentence import SentenceData, _SentenceTask, check_limits
 from petra.training.distributed import gather_with_grad
 
 TEACHER = "sentence-transformers/all-MiniLM-L6-v2"
@@ -39,6 +39,10 @@ class DistillData(SentenceData):
     sources: list[str] = field(default_factory=lambda: ["snli", "brown"])
     max_sentences: int = 20000
     cache_dir: str | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_limits(self, {"max_sentences": "distil on"})
 
 
 def teacher_path() -> Path:

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from petra.data import load_corpus, load_tokenizer, special_token_ids, train_bpe
 from petra.data.batching import RandomBatchSampler, pack_blocks
+from petra.tasks.sentence import check_limits
 
 
 @dataclass
@@ -32,6 +33,9 @@ class LMData:
     eval_batch_size: int = 16
     target_loss: float | None = None
     data_dir: str | None = None
+
+    def __post_init__(self):
+        check_limits(self, {"max_train_blocks": "train on", "max_eval_blocks": "evaluate"})
 
 
 def steps_to_target(losses: list[tuple[int, float]], target: float) -> int | None:

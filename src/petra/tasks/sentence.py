@@ -107,6 +107,23 @@ class SentenceData:
                 f"sts_heldout is the fraction of sts_train set aside, in [0, 1); got "
                 f"{self.sts_heldout}"
             )
+        check_limits(self, {"max_train_pairs": "train on"})
+
+
+def check_limits(data, purposes: dict[str, str]) -> None:
+    """Refuse a count limit of `data` (a field such as `max_train_pairs`) that is not a count
+    of at least 1: none means no limit; 0 would leave nothing to do (`purposes[name]` says
+    what: "train on", "evaluate"), and a negative count would cut a Python slice to all but
+    that many."""
+    for name, purpose in purposes.items():
+        value = getattr(data, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"data.{name}={value!r}: a limit is a whole count, or none")
+        if value is not None and value < 1:
+            raise ValueError(
+                f"data.{name}={value}: give a count of at least 1, or none for no limit "
+                f"(0 would leave nothing to {purpose}; a negative count is not 'all but N')"
+            )
 
 
 STS_LOSSES = ("cosent", "pearson")
