@@ -1,6 +1,7 @@
 """The reproduction report: Student-t intervals and verdicts checked by hand, and the Markdown
 and plots written from hand-made results files (tests/fixtures/reproduce)."""
 
+import dataclasses
 import json
 import math
 import re
@@ -508,3 +509,26 @@ def test_the_committed_report_regenerates_from_the_committed_results(tmp_path):
     to = tmp_path / "REPRODUCTION.md"
     write_report(root / "reproduction" / "results", to, tmp_path / "reproduction" / "plots")
     assert to.read_text() == (root / "REPRODUCTION.md").read_text()
+
+
+def test_results_of_an_earlier_registry_entry_are_marked(results_dir):
+    """A results file whose protocol, differences or comparisons are not its claim's in
+    today's registry is named under the summary and marked in its section; a claim the
+    registry lacks is not."""
+    from petra.reproduce.claims import CLAIMS
+    from petra.reproduce.report import stale_fields
+
+    claim = CLAIMS["kronecker-lm-loss"]
+    path = results_dir / "kronecker-lm-loss.json"
+    result = json.loads(path.read_text())
+    assert set(stale_fields(result)) == {"protocol", "differences", "comparisons"}
+    text = format_report(load_results(results_dir), {})
+    assert "Written under an earlier entry of the claims registry" in text
+    assert "[`kronecker-lm-loss`](#kronecker-lm-loss)" in text and "`fourier-sts`](" not in text
+    assert (
+        "**Written under an earlier registry entry**: its protocol, differences, comparisons"
+        in text
+    )
+    result["protocol"], result["differences"] = claim.protocol, list(claim.differences)
+    result["comparisons"] = [dataclasses.asdict(c) for c in claim.comparisons]
+    assert stale_fields(result) == []

@@ -533,6 +533,16 @@ def format_report(results: list[dict], plot_links: dict[str, list[str | None]]) 
             held = sum(bool(c["holds"]) for c in checks)
             status = f"{held} of {len(checks)} checks hold" if checks else "–"
             lines.append(_row([claim, "(measurement, no comparison)", "–", "–", "–", "–", status]))
+    stale = [result["claim"] for result in results if stale_fields(result)]
+    if stale:
+        lines += [
+            "",
+            "Written under an earlier entry of the claims registry (their protocol, what differs"
+            " or their comparisons are not today's; each section says which): "
+            + ", ".join(f"[`{claim}`](#{claim})" for claim in stale)
+            + ". Their verdicts are not today's protocol's: rerun them with `petra reproduce "
+            "CLAIM...`.",
+        ]
     reported = {result["claim"] for result in results}
     missing = [c.id for c in sorted(CLAIMS.values(), key=lambda c: c.order) if c.id not in reported]
     if missing:
@@ -547,6 +557,26 @@ def format_report(results: list[dict], plot_links: dict[str, list[str | None]]) 
     return "\n".join(lines) + "\n"
 
 
+# what a comparison is, beside the paper's figures quoted with it
+COMPARISON_IDENTITY = ("name", "metric", "a", "b", "better", "test", "margin", "relative")
+
+
+def stale_fields(result: dict) -> list[str]:
+    """Which of the protocol, what differs and the comparisons of a results file are not
+    those of today's registry entry of its claim (none for a claim the registry lacks)."""
+    claim = CLAIMS.get(result["claim"])
+    if claim is None:
+        return []
+    comparisons = [{key: getattr(c, key) for key in COMPARISON_IDENTITY} for c in claim.comparisons]
+    recorded = [{key: c.get(key) for key in COMPARISON_IDENTITY} for c in result["comparisons"]]
+    checks = {
+        "protocol": result["protocol"] == claim.protocol,
+        "differences": result["differences"] == list(claim.differences),
+        "comparisons": recorded == comparisons,
+    }
+    return [name for name, same in checks.items() if not same]
+
+
 def _section(result: dict, outcomes: list[dict], plot_links: dict) -> list[str]:
     claim = result["claim"]
     lines = [f'<a id="{claim}"></a>', "", f"## {result['title']}", ""]
@@ -554,6 +584,13 @@ def _section(result: dict, outcomes: list[dict], plot_links: dict) -> list[str]:
         lines += [
             f"**{_quick_label(result).capitalize()}**: not a reproduction; rerun without "
             "`--quick` for the full protocol.",
+            "",
+        ]
+    changed = stale_fields(result)
+    if changed:
+        lines += [
+            f"**Written under an earlier registry entry**: its {', '.join(changed)} differ from "
+            "today's; rerun the claim for today's protocol.",
             "",
         ]
     lines += [
