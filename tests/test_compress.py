@@ -143,6 +143,24 @@ def test_sentence_encoder_on_minilm(tmp_path, monkeypatch):
         (["--model", "all-minilm-l6-v2", "--kind", "fourier", "--option", "refine"], "KEY=VALUE"),
         (["--kind", "fourier"], "needs --model"),
         (["--table", "no/such/run"], "not found"),
+        (["--model", "all-minilm-l6-v2", "--kind", "learned", "--max-length", "1"], "at least 2"),
+        (
+            [
+                "--model",
+                "all-minilm-l6-v2",
+                "--kind",
+                "fourier",
+                "--start",
+                "norms",
+                "--option",
+                "id_order=frequency",
+            ],
+            "id_order=frequency ranks ids by the corpus counts that --start fit computes",
+        ),
+        (
+            ["--model", "all-minilm-l6-v2", "--kind", "learned", "--batch-size", "100000"],
+            "--batch-size 100000 is more than the 20000 sentences",
+        ),
     ],
 )
 def test_cli_refuses_bad_input_without_a_traceback(argv, message, tmp_path, capsys):

@@ -218,6 +218,10 @@ def test_malformed_comparison_names_the_file(results_dir):
             "none of its points",
         ),
         (lambda r: r.update(selection="best"), "key 'selection' must be a JSON object"),
+        (
+            lambda r: r["arms"]["p2"]["per_seed"].update({"00": {"accuracy": 0.5}}),
+            "has seeds ['00'] that are not the claim's seeds",
+        ),
         (lambda r: r.update(metrics=[1]), "list of metric names"),
     ],
 )

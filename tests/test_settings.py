@@ -353,6 +353,26 @@ def test_a_data_limit_is_a_count_of_at_least_one(task, item, nothing):
         run_config(task, "tiny", [item])
 
 
+@pytest.mark.parametrize(
+    ("task", "item", "least"),
+    [
+        ("lm", "data.block_size=-5", 2),
+        ("lm", "data.block_size=1", 2),
+        ("lm", "data.eval_batch_size=0", 1),
+        ("sts", "data.eval_batch_size=-5", 1),
+        ("nli-sts", "data.max_length=0", 1),
+        ("classify", "data.max_length=-1", 1),
+    ],
+)
+def test_a_data_size_is_a_whole_number_of_at_least_its_minimum(task, item, least):
+    """Sizes that left nothing to evaluate (ZeroDivisionError) or a negative tensor size."""
+    key, value = item.split("=")
+    with pytest.raises(
+        ValueError, match=re.escape(f"{key}={value}: give a whole number of at least {least}")
+    ):
+        run_config(task, "tiny", [item])
+
+
 def test_no_data_limit_and_a_limit_of_one_are_kept():
     config = run_config("classify", "tiny", ["data.max_eval_examples=none"])
     assert config["data"]["max_eval_examples"] is None

@@ -99,6 +99,13 @@ class CompressSettings:
                      "checkpoint_every"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_length < 2:  # a causal LM's chunk predicts its tokens after the first
+            raise ValueError(f"--max-length must be at least 2, got {self.max_length}")
+        if self.batch_size > self.max_sentences:
+            raise ValueError(
+                f"--batch-size {self.batch_size} is more than the {self.max_sentences} "
+                "sentences a run draws from: lower it"
+            )
         if self.kind not in KINDS:
             raise ValueError(f"unknown embedding kind {self.kind!r}; choose one of {KINDS}")
         if self.head not in HEADS:
@@ -332,6 +339,13 @@ def check_model(settings: CompressSettings, model, kind: str) -> None:
                 f"--factor-dim must lie in [1, {min(vocab, dim)}] for {settings.model} (the "
                 f"rank of its {vocab} x {dim} table), got {settings.factor_dim}"
             )
+    if options.get("id_order") == "frequency":  # ranked by the counts --start fit computes
+        if settings.start != "fit":
+            raise ValueError(
+                "--option id_order=frequency ranks ids by the corpus counts that --start fit "
+                "computes: add --start fit"
+            )
+        options["id_order"] = "natural"  # the counts are checked as the swap takes them
     check_embedding_options(settings.kind, dim, **options)
     if kind == "causal-lm":
         config = hf_model(model).config

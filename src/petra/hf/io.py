@@ -36,8 +36,15 @@ from torch import nn
 
 import petra
 from petra.embeddings import KINDS, FourierEmbedding, KroneckerEmbedding, build_embedding
-from petra.embeddings.token_bytes import tokenizer_fingerprint
-from petra.hf.swap import TableHead, hf_model, mark_swapped, set_tying, unwrap_embedding
+from petra.embeddings.token_bytes import token_bytes, tokenizer_fingerprint
+from petra.hf.swap import (
+    TableHead,
+    check_tokenizer_fits,
+    hf_model,
+    mark_swapped,
+    set_tying,
+    unwrap_embedding,
+)
 
 SIDECAR = "petra.json"
 WEIGHTS = "petra.safetensors"
@@ -92,7 +99,7 @@ def save_pretrained(model, directory: str | Path, tokenizer=None) -> Path:
     written = (
         tokenizer if tokenizer is not None or not sentence else getattr(model, "tokenizer", None)
     )
-    _check_tokenizer_at_save(record, written)
+    _check_tokenizer_at_save(record, written, embedding)
     directory = Path(directory)
     staging = _staging_folder(directory)
     try:
@@ -103,10 +110,13 @@ def save_pretrained(model, directory: str | Path, tokenizer=None) -> Path:
     return directory
 
 
-def _check_tokenizer_at_save(record: dict, tokenizer) -> None:
+def _check_tokenizer_at_save(record: dict, tokenizer, embedding) -> None:
     """Refuse to save beside the model a tokenizer other than the one its embedding was built
-    with: the folder would then accept that tokenizer on load and refuse the model's own."""
+    with: the folder would then accept that tokenizer on load and refuse the model's own. A
+    swap made without a tokenizer recorded none: the one given must then fit the table."""
     built_with = record.get("tokenizer_fingerprint")
+    if tokenizer is not None and built_with is None:  # a swap made without a tokenizer
+        check_tokenizer_fits(len(token_bytes(tokenizer)), embedding.num_embeddings)
     given = _other_fingerprint(tokenizer, built_with)
     if given is not None:
         raise ValueError(

@@ -224,7 +224,7 @@ def replace_embeddings(
     elif match_norms and kind not in STARTS_FROM_TABLE:
         scale = _row_norm(weight, padding) / _row_norm(new.table().detach(), padding)
         new.scale_(scale)
-    new = new.to(device=weight.device, dtype=weight.dtype)
+    new = new.to(device=weight.device, dtype=weight.dtype).train(old.training)  # the model's mode
 
     tied_head = _tied_head(inner, old)
     inner.set_input_embeddings(new)
@@ -278,20 +278,26 @@ def _token_pieces(tokenizer, vocab_size: int, kind: str) -> list[bytes] | None:
             raise ValueError("kind='kronecker' needs the model's tokenizer (its pieces' bytes)")
         return None
     pieces = token_bytes(tokenizer)  # every id the tokenizer names, added tokens included
-    if len(pieces) > vocab_size:
+    check_tokenizer_fits(len(pieces), vocab_size)
+    return pieces + [b""] * (vocab_size - len(pieces))
+
+
+def check_tokenizer_fits(pieces: int, vocab_size: int) -> None:
+    """Refuse a tokenizer of `pieces` tokens for a table of `vocab_size` rows when it names
+    more rows than there are, or leaves more than `spare_rows_accepted` rows unnamed."""
+    if pieces > vocab_size:
         raise ValueError(
-            f"the tokenizer has {len(pieces)} tokens but the model's embedding only {vocab_size} "
+            f"the tokenizer has {pieces} tokens but the model's embedding only {vocab_size} "
             "rows: this is not the model's tokenizer, or resize the model's embedding first"
         )
-    spare, accepted = vocab_size - len(pieces), spare_rows_accepted(vocab_size)
+    spare, accepted = vocab_size - pieces, spare_rows_accepted(vocab_size)
     if spare > accepted:
         raise ValueError(
-            f"the tokenizer has {len(pieces)} tokens but the model's embedding {vocab_size} "
+            f"the tokenizer has {pieces} tokens but the model's embedding {vocab_size} "
             f"rows: {spare} rows would have no token (at most {accepted} spare rows are "
             "accepted): this is not the model's tokenizer, whose pieces would name the wrong "
             "rows; pass the tokenizer the model was trained with"
         )
-    return pieces + [b""] * spare
 
 
 def spare_rows_accepted(vocab_size: int) -> int:
@@ -431,7 +437,7 @@ def resize_token_embeddings(
         new.projection.weight.copy_(embedding.projection.weight)
         if embedding.expand is not None:
             new.expand.weight.copy_(embedding.expand.weight)
-    new.to(dtype=embedding.projection.weight.dtype)
+    new.to(dtype=embedding.projection.weight.dtype).train(embedding.training)
     model.set_input_embeddings(new)
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     if isinstance(head, TableHead) and head.bias is not None:

@@ -214,6 +214,12 @@ def _load_one(path: Path) -> dict:
         for seed, speed in arm["steps_per_s"].items():
             if not (speed is None or _is_number(speed)):
                 raise wrong(f"arm {label!r}, steps_per_s of seed {seed}", "must be a number")
+        unknown = sorted(set(arm["per_seed"]) - {str(seed) for seed in seeds})
+        if unknown:  # "00" or "+2" would count seed 0 or 2 twice
+            raise wrong(
+                f"arm {label!r}: key 'per_seed'",
+                f"has seeds {unknown} that are not the claim's seeds {seeds} written as they are",
+            )
         for seed, row in arm["per_seed"].items():
             if not isinstance(row, dict):
                 raise wrong(f"arm {label!r}, seed {seed}", "must map metric names to values")
@@ -329,10 +335,8 @@ def _is_finite(value) -> bool:
 
 
 def seed_order(result: dict) -> list[str]:
-    """The claim's seeds (as the str keys of `per_seed`), then any other seed an arm has."""
-    order = [str(s) for s in result["seeds"]]
-    extra = {s for arm in result["arms"].values() for s in arm["per_seed"]} - set(order)
-    return order + sorted(extra, key=lambda s: (not s.lstrip("-").isdigit(), _int_or(s), s))
+    """The claim's seeds, as the str keys of `per_seed` (the loader refuses any other key)."""
+    return [str(s) for s in result["seeds"]]
 
 
 def _int_or(text: str) -> int:

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from petra.data import agnews_splits, load_agnews, load_imdb, load_tokenizer, padding_id
 from petra.data.batching import LengthBucketBatchSampler, collate_labeled, encode_texts
-from petra.tasks.sentence import check_limits
+from petra.tasks.sentence import check_limits, check_sizes
 
 DATASETS = ("agnews", "imdb")
 
@@ -35,6 +35,7 @@ class ClassifyData:
         if self.dataset not in DATASETS:
             raise ValueError(f"unknown dataset={self.dataset!r}; choose one of {DATASETS}")
         check_limits(self, {"max_train_examples": "train on", "max_eval_examples": "evaluate"})
+        check_sizes(self, {"max_length": 1, "eval_batch_size": 1})
 
 
 def _subset(records: list, limit: int | None, seed: int) -> list:

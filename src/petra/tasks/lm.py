@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from petra.data import load_corpus, load_tokenizer, special_token_ids, train_bpe
 from petra.data.batching import RandomBatchSampler, pack_blocks
-from petra.tasks.sentence import check_limits
+from petra.tasks.sentence import check_limits, check_sizes
 
 
 @dataclass
@@ -36,6 +36,7 @@ class LMData:
 
     def __post_init__(self):
         check_limits(self, {"max_train_blocks": "train on", "max_eval_blocks": "evaluate"})
+        check_sizes(self, {"block_size": 2, "eval_batch_size": 1})  # a block predicts >= 1
 
 
 def steps_to_target(losses: list[tuple[int, float]], target: float) -> int | None:

@@ -108,6 +108,7 @@ class SentenceData:
                 f"{self.sts_heldout}"
             )
         check_limits(self, {"max_train_pairs": "train on"})
+        check_sizes(self, {"max_length": 1, "eval_batch_size": 1})
 
 
 def check_limits(data, purposes: dict[str, str]) -> None:
@@ -124,6 +125,15 @@ def check_limits(data, purposes: dict[str, str]) -> None:
                 f"data.{name}={value}: give a count of at least 1, or none for no limit "
                 f"(0 would leave nothing to {purpose}; a negative count is not 'all but N')"
             )
+
+
+def check_sizes(data, least: dict[str, int]) -> None:
+    """Refuse a size of `data` (a length, a batch) that is not a whole number of at least
+    `least[name]`."""
+    for name, minimum in least.items():
+        value = getattr(data, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"data.{name}={value!r}: give a whole number of at least {minimum}")
 
 
 STS_LOSSES = ("cosent", "pearson")
