@@ -427,19 +427,6 @@ def test_a_swap_made_without_a_tokenizer_refuses_to_save_one_that_does_not_fit(
     assert from_pretrained(tmp_path / "model", tokenizer=gpt2) is not None
 
 
-def test_a_swap_in_an_evaluating_model_keeps_it_evaluating(gpt2, tmp_path):
-    """The new embedding takes the model's mode, so a save and load in evaluation gives the
-    same outputs bit for bit (a tensor-train embedding left in training took another path)."""
-    model = tiny_gpt2()
-    replace_embeddings(model, "tt", gpt2)
-    assert not model.get_input_embeddings().training
-    ids = gpt2_ids(gpt2)
-    save_pretrained(model, tmp_path / "model", gpt2)
-    loaded = from_pretrained(tmp_path / "model", tokenizer=gpt2).eval()
-    with torch.no_grad():
-        assert torch.equal(model(ids).logits, loaded(ids).logits)
-
-
 def files_of(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 

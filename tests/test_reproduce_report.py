@@ -76,6 +76,8 @@ def test_paired_differences_by_hand():
         paired_differences([1.0, 2.0], [1.0], relative=False)
     with pytest.raises(ValueError, match="relative=False"):
         paired_differences([1.0], [0.0], relative=True)
+    with pytest.raises(ValueError, match="must be positive"):  # -6 vs -5 is not +20 %
+        paired_differences([-6.0], [-5.0], relative=True)
 
 
 @pytest.mark.parametrize(

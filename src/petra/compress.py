@@ -101,11 +101,6 @@ class CompressSettings:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_length < 2:  # a causal LM's chunk predicts its tokens after the first
             raise ValueError(f"--max-length must be at least 2, got {self.max_length}")
-        if self.batch_size > self.max_sentences:
-            raise ValueError(
-                f"--batch-size {self.batch_size} is more than the {self.max_sentences} "
-                "sentences a run draws from: lower it"
-            )
         if self.kind not in KINDS:
             raise ValueError(f"unknown embedding kind {self.kind!r}; choose one of {KINDS}")
         if self.head not in HEADS:
@@ -219,6 +214,16 @@ def _fits(value, hint) -> bool:
 
 
 # -- the pretrained model -------------------------------------------------------------------
+def _check_out_of_model(out: Path, model: str) -> None:
+    """Refuse an --out inside the model's folder: the run's files would change the model's
+    digest, and the run could then never be reused or resumed."""
+    folder = model_source(model)[0].resolve()
+    if out.resolve().is_relative_to(folder):
+        raise ValueError(
+            f"--out {out} lies inside the model's folder {folder}: choose a folder outside it"
+        )
+
+
 def model_source(name: str) -> tuple[Path, str | None]:
     """(folder, GGUF file name or None) of a named model or a folder."""
     if name == "all-minilm-l6-v2":
@@ -488,6 +493,7 @@ def compress(settings: CompressSettings, out: str | Path, progress: bool = True)
     """Swap, measure, recover (resumably), measure again; write `OUT/compress.json`."""
     out = Path(out)
     _check_run_folder(out)
+    _check_out_of_model(out, settings.model)
     say = print if progress else (lambda *a, **k: None)
     digest = model_digest(settings.model)
     result_path = out / RESULT_FILE

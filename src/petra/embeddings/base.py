@@ -170,10 +170,10 @@ class TokenEmbedding(nn.Module):
         )
 
     def train(self, mode: bool = True) -> TokenEmbedding:
-        """As `nn.Module.train`; it also drops the evaluation table (`eval()` too), so that
-        weights written where the version counters do not see it (through `.data`, as
-        EMA-style updates do) are read again after the next `eval()`."""
-        self._eval_table = None
+        """As `nn.Module.train`; entering training drops the evaluation table (`eval()` keeps
+        it, so that repeated generation reuses it)."""
+        if mode:
+            self._eval_table = None
         return super().train(mode)
 
     def _apply(self, fn, recurse: bool = True):
@@ -187,8 +187,8 @@ class TokenEmbedding(nn.Module):
     @torch.no_grad()
     def eval_table(self) -> Tensor:
         """`table()` as of the current parameters, computed once and kept until they change
-        (an in-place change, `load_state_dict`, a move) or `train()`/`eval()` is called. A
-        write through `.data` bypasses the version counters: call `eval()` or
+        (an in-place change, `load_state_dict`, a move) or training starts. A write through
+        `.data` (as EMA-style updates do) bypasses the version counters: call
         `clear_eval_table()` after it."""
         key = self._state_key()
         if self._eval_table is None or self._eval_table[0] != key:

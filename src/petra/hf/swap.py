@@ -224,7 +224,7 @@ def replace_embeddings(
     elif match_norms and kind not in STARTS_FROM_TABLE:
         scale = _row_norm(weight, padding) / _row_norm(new.table().detach(), padding)
         new.scale_(scale)
-    new = new.to(device=weight.device, dtype=weight.dtype).train(old.training)  # the model's mode
+    new = new.to(device=weight.device, dtype=weight.dtype)
 
     tied_head = _tied_head(inner, old)
     inner.set_input_embeddings(new)
@@ -437,7 +437,7 @@ def resize_token_embeddings(
         new.projection.weight.copy_(embedding.projection.weight)
         if embedding.expand is not None:
             new.expand.weight.copy_(embedding.expand.weight)
-    new.to(dtype=embedding.projection.weight.dtype).train(embedding.training)
+    new.to(dtype=embedding.projection.weight.dtype)
     model.set_input_embeddings(new)
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     if isinstance(head, TableHead) and head.bias is not None:

@@ -57,10 +57,10 @@ def paired_differences(a: list[float], b: list[float], relative: bool) -> list[f
         )
     if not relative:
         return [float(x) - float(y) for x, y in zip(a, b, strict=True)]
-    if any(y == 0 for y in b):
+    if any(not float(y) > 0 for y in b):  # a negative baseline would flip the sign
         raise ValueError(
-            f"a relative difference divides by the baseline, which is 0 in {list(b)}; "
-            "compare this metric with relative=False"
+            f"a relative difference is a percentage of the baseline, which must be positive; "
+            f"got {list(b)}: compare this metric with relative=False"
         )
     return [100.0 * (float(x) / float(y) - 1.0) for x, y in zip(a, b, strict=True)]
 
