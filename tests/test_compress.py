@@ -349,8 +349,8 @@ def test_the_table_names_its_model_and_takes_one_model_at_two_paths(tmp_path):
         (_finished(**{"quality.recovered": {"val_loss": 3.0}}), "quality.recovered measures"),
         (_finished(**{"quality.recovered": {"stsb_dev_spearman": "65"}}), "is '65', not a number"),
         (_finished(settings=KeyError), "(no settings.model)"),
-        ("[1, 2]", "is damaged (not a JSON object)"),
-        ('{"settings": {', "run1/compress.json is damaged (not valid JSON"),
+        ("[1, 2]", "(a compress result) is not a JSON object"),
+        ('{"settings": {', "run1/compress.json (a compress result) is damaged"),
     ],
 )  # fmt: skip
 def test_the_table_refuses_a_mix_of_models_a_nan_run_or_an_edited_result(
@@ -368,11 +368,15 @@ def test_a_damaged_compress_json_is_named_and_a_changed_model_refused(tiny_lm, t
     run = tmp_path / "run"
     run.mkdir()
     (run / "compress.json").write_text('{"settings": {"mod')
-    with pytest.raises(ValueError, match=re.escape(f"{run / 'compress.json'} is damaged")):
+    with pytest.raises(
+        ValueError, match=re.escape(f"{run / 'compress.json'} (a compress result) is damaged")
+    ):
         compress(settings, run, progress=False)
     argv = ["compress", "--model", str(tiny_lm), "--kind", "kronecker", "--out", str(run)]
     assert main(argv) == 2
-    assert f"{run / 'compress.json'} is damaged" in error_line(capsys.readouterr().err)
+    assert f"{run / 'compress.json'} (a compress result) is damaged" in error_line(
+        capsys.readouterr().err
+    )
     (run / "compress.json").write_text(json.dumps({"settings": {}, "quality": [1]}))
     with pytest.raises(ValueError, match="is damaged .its settings or quality"):
         compress(settings, run, progress=False)

@@ -51,6 +51,7 @@ from petra.hf import from_pretrained, replace_embeddings, save_pretrained
 from petra.hf.io import SIDECAR
 from petra.hf.swap import HEADS, STARTS_FROM_TABLE, hf_model, unwrap_embedding
 from petra.tasks.distill import DistillData, cached_vectors, teacher_path, unlabeled_sentences
+from petra.tasks.run import read_json
 from petra.tasks.sentence import cosine_correlations
 from petra.tasks.settings import describe, parse_value
 from petra.training.checkpoint import (
@@ -572,13 +573,7 @@ def _make_run_folder(out: Path) -> None:
 
 def read_result(path: Path) -> dict:
     """A `compress.json`, or `ValueError` naming the file if it is not a JSON object."""
-    try:
-        result = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is damaged (not valid JSON: {error})") from None
-    if not isinstance(result, dict):
-        raise ValueError(f"{path} is damaged (not a JSON object)")
-    return result
+    return read_json(path, "a compress result")
 
 
 def write_result(path: Path, result: dict) -> None:
