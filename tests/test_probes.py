@@ -1,6 +1,7 @@
 """Probes on tiny trained checkpoints and fresh embeddings, with asserted invariants."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -11,15 +12,16 @@ from petra.data import load_tokenizer
 from petra.models import load_pretrained
 from petra.probes import (
     PromptPair,
-    default_pairs,
+    brown_pairs,
+    compare_categories,
     forced_oov_generation,
     norm_series,
+    pair_set,
+    paper_pairs,
     probe_geometry,
     probe_spelling,
-    typographic_pairs,
-    typographic_similarity,
 )
-from petra.probes.spelling import CATEGORIES, edit_category
+from petra.probes.spelling import CATEGORIES, edit_category, first_of_each_category
 from petra.tasks import run_task
 
 
@@ -47,14 +49,101 @@ def test_identical_prompts_agree_completely(loaded):
     assert summary["logprob_drop_mean"] == pytest.approx(0.0, abs=1e-6)
 
 
-def test_default_pairs_are_reproducible_typos_of_the_last_word():
-    pairs = default_pairs(limit=40)
-    assert pairs == default_pairs(limit=40) and len(pairs) == 40
+def test_brown_pairs_are_reproducible_typos_of_the_last_word():
+    pairs = brown_pairs(limit=40)
+    assert pairs == brown_pairs(limit=40) and len(pairs) == 40
     for pair in pairs:
         clean, typo = pair.clean.split(), pair.typo.split()
         assert clean[:-1] == typo[:-1] and clean[-1] != typo[-1] and len(clean) >= 4
         assert pair.category in CATEGORIES and pair.category == edit_category(clean[-1], typo[-1])
-    assert default_pairs(limit=40, seed=1) != pairs  # another seed, other sentences
+    assert brown_pairs(limit=40, seed=1) != pairs  # another seed, other sentences
+    assert pair_set("brown", 40) == pairs and len(pair_set("brown")) == 200
+
+
+def test_paper_pairs_are_110_in_11_categories_with_the_typo_inside_the_prompt():
+    pairs = paper_pairs()
+    assert len(pairs) == 110 and pair_set("paper") == pairs and pair_set("paper", 12) == pairs[:12]
+    categories = [pair.category for pair in pairs]
+    assert len(set(categories)) == 11 and all(categories.count(c) == 10 for c in categories)
+    assert pairs[0] == PromptPair("The capital of France is", "The capitla of France is",
+                                  "geography")  # fmt: skip
+    same = [pair for pair in pairs if pair.clean == pair.typo]
+    assert [pair.clean for pair in same] == ["The sun rises in the"]  # as published
+    inside = [p for p in pairs if p.clean != p.typo and p.clean.split()[-1] == p.typo.split()[-1]]
+    assert len(inside) == 105  # the typo ends the prompt in only 4 pairs
+    assert first_of_each_category(pairs, 5) == [p for i, p in enumerate(pairs) if i % 10 < 5]
+
+
+def test_paper_pairs_missing_or_malformed_are_refused_clearly(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no Kronecker spelling pairs at .*spelling_pairs"):
+        paper_pairs(data_dir=tmp_path)
+    path = tmp_path / "kronecker-probes" / "spelling_pairs.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps([{"clean": "a b", "typo": "a c"}]))
+    with pytest.raises(ValueError, match="pair 0 needs a 'category', got keys "):
+        paper_pairs(data_dir=tmp_path)
+    path.write_text("{")
+    with pytest.raises(ValueError, match="spelling_pairs.json is not valid JSON"):
+        paper_pairs(data_dir=tmp_path)
+    path.write_text(json.dumps([{"clean": "a b", "typo": "a c", "category": "x"}]))
+    assert paper_pairs(data_dir=tmp_path) == [PromptPair("a b", "a c", "x")]
+
+
+def _summary(**categories) -> dict:
+    """A probe summary whose per-category means are (top-1, KL, hidden cosine, log-prob drop)."""
+    names = ("top1_agreement", "kl_mean", "hidden_cosine_mean", "logprob_drop_mean")
+    return {"per_category": {c: dict(zip(names, v, strict=True)) for c, v in categories.items()}}
+
+
+def test_compare_categories_counts_wins_ties_and_losses_by_each_metrics_direction():
+    ours = _summary(a=(0.5, 0.2, 0.9, 0.1), b=(0.3, 0.4, 0.8, 0.5), c=(0.2, 0.6, 0.7, 0.3))
+    theirs = _summary(a=(0.4, 0.3, 0.9, 0.2), b=(0.3, 0.4, 0.9, 0.1), c=(0.6, 0.5, 0.6, 0.3))
+    compared = compare_categories(ours, theirs)
+    assert compared["top1_agreement"] == {  # higher is better
+        "win": 1, "tie": 1, "loss": 1, "won_or_tied": 2,
+        "categories": {"a": "win", "b": "tie", "c": "loss"},
+    }  # fmt: skip
+    assert compared["kl_mean"]["categories"] == {"a": "win", "b": "tie", "c": "loss"}  # lower
+    assert compared["hidden_cosine_mean"]["categories"] == {"a": "tie", "b": "loss", "c": "win"}
+    assert compared["logprob_drop_mean"]["categories"] == {"a": "win", "b": "loss", "c": "tie"}
+    swapped = compare_categories(theirs, ours)["top1_agreement"]
+    assert (swapped["win"], swapped["tie"], swapped["loss"]) == (1, 1, 1)
+    with pytest.raises(ValueError, match=re.escape("only in the first ['c'], only in the second")):
+        compare_categories(ours, _summary(a=(0,) * 4, b=(0,) * 4, d=(0,) * 4))
+
+
+# The reference repository's published per-category means (probes/data/robustness_results.json,
+# rounded to 4 decimals): top-1 match rate, KL, final-hidden cosine, log-prob drop
+PAPER_KRON = _summary(
+    geography=(0.5, 1.0382, 0.8516, 0.2900), math=(0.3, 0.3607, 0.9197, 1.0524),
+    time=(0.6, 1.0936, 0.8212, 1.5098), colors=(0.8, 0.2236, 0.9308, 0.1922),
+    idiom=(0.4, 1.7907, 0.8356, 2.3263), body=(0.4, 1.2192, 0.8511, 2.1796),
+    animals=(0.8, 0.2404, 0.9378, 0.2481), counting=(0.8, 0.3785, 0.8979, 0.0076),
+    syntax=(0.1, 1.4092, 0.8227, 3.1824), misc=(0.8, 0.3492, 0.9328, 0.1403),
+    people=(0.6, 0.6342, 0.8719, 0.5073),
+)  # fmt: skip
+PAPER_BPE = _summary(
+    geography=(0.7, 1.4058, 0.7903, 2.1353), math=(0.0, 0.4137, 0.8978, 1.0667),
+    time=(0.6, 1.1955, 0.8345, 1.4795), colors=(0.7, 0.1680, 0.9268, 0.2397),
+    idiom=(0.4, 1.5911, 0.7986, 2.6451), body=(0.2, 1.1655, 0.8428, 2.0555),
+    animals=(0.7, 0.4501, 0.8930, 0.2179), counting=(0.8, 0.5452, 0.8713, -0.0681),
+    syntax=(0.0, 1.2965, 0.8201, 2.4418), misc=(0.7, 0.4299, 0.9135, -0.0346),
+    people=(0.4, 0.7910, 0.8410, 1.0100),
+)  # fmt: skip
+
+
+def test_compare_categories_gives_the_papers_10_of_11_from_its_published_figures():
+    compared = compare_categories(PAPER_KRON, PAPER_BPE)
+    top1 = compared["top1_agreement"]
+    assert (top1["win"], top1["tie"], top1["loss"], top1["won_or_tied"]) == (7, 3, 1, 10)
+    assert [c for c, o in top1["categories"].items() if o != "win"] == [
+        "counting", "geography", "idiom", "time"
+    ]  # fmt: skip
+    assert top1["categories"]["geography"] == "loss"
+    counts = {m: (c["win"], c["tie"], c["loss"]) for m, c in compared.items()}
+    assert counts["kl_mean"] == (7, 0, 4)
+    assert counts["hidden_cosine_mean"] == (10, 0, 1)
+    assert counts["logprob_drop_mean"] == (5, 0, 6)
 
 
 @pytest.mark.parametrize(
@@ -92,6 +181,16 @@ def test_spelling_probe_command_writes_json(kronecker_lm, tmp_path, capsys):
     )
     assert sum(c["pairs"] for c in summary["per_category"].values()) == 12
     assert "| all | 12 |" in printed
+    # the default set is the paper's, in its published order: 10 geography, then math
+    assert {c: s["pairs"] for c, s in summary["per_category"].items()} == {"geography": 10,
+                                                                         "math": 2}  # fmt: skip
+    assert result["pairs"][0]["typo"] == "The capitla of France is"
+    for row in result["pairs"]:  # the four measures of every pair, and their means
+        assert abs(row["hidden_cosine"]) <= 1 + 1e-6 and row["kl"] >= 0
+        assert row["top1_agreement"] in (0.0, 1.0) and isinstance(row["logprob_drop"], float)
+    for name in ("kl", "hidden_cosine", "logprob_drop"):
+        mean = sum(row[name] for row in result["pairs"]) / 12
+        assert summary[f"{name}_mean"] == pytest.approx(mean)
 
 
 def test_forced_oov_takes_one_position_and_equals_the_token_when_the_bytes_match(loaded):
@@ -188,72 +287,6 @@ def test_geometry_scans_every_chunk_and_finds_the_one_duplicated_pair():
     assert result["exact"] and result["rows_examined"] == vocab_size > 2 * 1024
     assert result["colliding_rows"] == 2 and result["min_distance"] > 0.01
     assert result["variants_tested"] > 0  # the probe words met the trained vocabulary
-
-
-def test_typographic_similarity_finds_variants_built_close(gpt2):
-    """A random table in which every group of variants (joined through variant pairs) shares
-    one vector up to small noise: variants near 1, random pairs and relatives near 0."""
-    pairs = typographic_pairs(gpt2)
-    table = torch.randn(50257, 32)
-    group = list(range(50257))  # union-find over the variant pairs
-
-    def root(i):
-        while group[i] != i:
-            i = group[i]
-        return i
-
-    for pair in pairs["variants"]:
-        i, j = pair["ids"]
-        group[root(j)] = root(i)
-    members = {i for pair in pairs["variants"] for i in pair["ids"]}
-    for i in members:
-        table[i] = table[root(i)] + 0.05 * torch.randn(32)
-    result = typographic_similarity(table, gpt2)
-    assert result["variants"]["pairs"] > 300 and result["variants"]["mean"] > 0.95
-    assert abs(result["random"]["mean"]) < 0.05 and result["random"]["pairs"] == 1000
-    assert abs(result["morphological"]["mean"]) < 0.15
-    assert result["variant_minus_random"] == pytest.approx(
-        result["variants"]["mean"] - result["random"]["mean"]
-    )
-
-
-def test_typographic_similarity_is_blind_to_a_common_offset(gpt2):
-    """Centring: adding one vector to every row (or scaling the table) changes nothing, though
-    it changes every plain cosine."""
-    table = torch.randn(50257, 32)
-    offset = table + 3.0 * torch.randn(32)
-    base, moved = typographic_similarity(table, gpt2), typographic_similarity(2.5 * offset, gpt2)
-    for kind in ("variants", "morphological", "random"):
-        assert moved[kind]["mean"] == pytest.approx(base[kind]["mean"], abs=1e-5)
-        assert moved[kind]["pairs"] == base[kind]["pairs"]
-    i, j = typographic_pairs(gpt2)["random"][0]["ids"]
-    plain = torch.nn.functional.cosine_similarity
-    assert abs(plain(table[i], table[j], dim=0) - plain(offset[i], offset[j], dim=0)) > 0.1
-
-
-def test_typographic_pairs_of_an_uncased_tokenizer_have_no_case_variants(gpt2, bert):
-    uncased = typographic_similarity(torch.randn(30522, 16), bert)
-    assert uncased["uncased"] and uncased["variants"]["by_edit"]["case"]["pairs"] == 0
-    assert uncased["morphological"]["pairs"] > 100 and uncased["variants"]["pairs"] > 20
-    cased = typographic_pairs(gpt2)
-    assert sum(p["edit"] == "case" for p in cased["variants"]) > 100
-    for found in (cased, typographic_pairs(bert)):
-        for kind in found.values():
-            assert all(p["ids"][0] != p["ids"][1] for p in kind)
-            assert len({tuple(sorted(p["ids"])) for p in kind}) == len(kind)  # each pair once
-
-
-def test_fresh_kronecker_table_puts_typographic_variants_together(gpt2):
-    """At initialization " House" shares all bytes but one with " house": the byte code alone
-    puts case variants and variants in all well above random word pairs."""
-    table = build_embedding("kronecker", 50257, 64, tokenizer=gpt2).table()
-    result = typographic_similarity(table, gpt2)
-    assert result["variants"]["by_edit"]["case"]["mean"] > result["random"]["mean"] + 0.3
-    assert result["variant_minus_random"] > 0.2 and result["morphological_minus_random"] > 0.2
-    assert [" house", " House"] == result["variants"]["examples"][0][:2]
-
-
-# -- mistakes a user can make: one line and exit code 2, before any work ----------------------
 
 
 @pytest.fixture(scope="module")
@@ -364,8 +397,9 @@ def test_spelling_limit_must_be_positive(tiny_checkpoints, capsys, limit):
     checkpoint = str(tiny_checkpoints / "causal_lm")
     code, error = run_cli(capsys, "probe", "spelling", "--checkpoint", checkpoint, "--limit", limit)
     assert code == 2 and error.endswith(f"--limit must be at least 1, got {limit}")
-    with pytest.raises(ValueError, match=f"limit must be at least 1, got {limit}"):
-        default_pairs(int(limit))
+    for make in (brown_pairs, pair_set):
+        with pytest.raises(ValueError, match=f"limit must be at least 1, got {limit}"):
+            make(*(["paper"] if make is pair_set else []), int(limit))
 
 
 def test_spelling_limit_also_cuts_given_pairs(tiny_checkpoints, tmp_path, capsys):
@@ -376,6 +410,10 @@ def test_spelling_limit_also_cuts_given_pairs(tiny_checkpoints, tmp_path, capsys
     assert main(args) == 0
     typos = [row["typo"] for row in json.loads(out.read_text())["pairs"]]
     assert typos == ["to be ox0", "to be ox1"]
+    args[args.index("--pairs") + 1] = "brown"  # the second named set
+    assert main(args) == 0
+    typos = [row["typo"] for row in json.loads(out.read_text())["pairs"]]
+    assert typos == [pair.typo for pair in brown_pairs(2)]
 
 
 @pytest.mark.parametrize("option, value, message", [

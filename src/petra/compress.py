@@ -308,6 +308,13 @@ def load_teacher(name: str):
         ) from error
 
 
+def input_table(name: str):
+    """(input-embedding table (V, d) float32, tokenizer) of a model `load_teacher` loads: a
+    named model (all-minilm-l6-v2, smollm2-135m: its GGUF dequantized) or a folder."""
+    model, tokenizer, _ = load_teacher(name)
+    return hf_model(model).get_input_embeddings().weight.detach().float(), tokenizer
+
+
 def _load_model(folder: Path, gguf: str | None):
     if (folder / "modules.json").is_file():
         from sentence_transformers import SentenceTransformer

@@ -78,7 +78,7 @@ def piece_bytes(piece: str, scheme: str) -> bytes:
     return SCHEMES[scheme](piece)
 
 
-def _backend(tokenizer):
+def backend_tokenizer(tokenizer):
     """A `tokenizers.Tokenizer` from itself or a `transformers` fast tokenizer."""
     backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
     if not all(hasattr(backend, name) for name in ("to_str", "get_vocab", "get_vocab_size")):
@@ -91,7 +91,7 @@ def _backend(tokenizer):
 
 def detect_scheme(tokenizer) -> str:
     """Read the scheme off the tokenizer's model, normalizer, pre-tokenizer and decoder."""
-    spec = json.loads(_backend(tokenizer).to_str())
+    spec = json.loads(backend_tokenizer(tokenizer).to_str())
     parts = [spec.get(key) for key in ("normalizer", "pre_tokenizer", "decoder")]
     text = json.dumps(parts, ensure_ascii=False)
     model_type = (spec.get("model") or {}).get("type")
@@ -109,7 +109,7 @@ def token_bytes(tokenizer, scheme: str | None = None) -> list[bytes]:
 
     `scheme=None` detects it (see `detect_scheme`). Ids that no piece names get b"".
     """
-    backend = _backend(tokenizer)
+    backend = backend_tokenizer(tokenizer)
     scheme = scheme or detect_scheme(backend)
     convert = SCHEMES.get(scheme)
     if convert is None:
@@ -130,7 +130,7 @@ def token_bytes(tokenizer, scheme: str | None = None) -> list[bytes]:
 
 def tokenizer_fingerprint(tokenizer) -> str:
     """sha256 (hex) of the vocabulary: every piece, in id order, with its special flag."""
-    backend = _backend(tokenizer)
+    backend = backend_tokenizer(tokenizer)
     vocab = backend.get_vocab(with_added_tokens=True)
     special = {t.content for t in backend.get_added_tokens_decoder().values() if t.special}
     ordered = sorted(vocab.items(), key=lambda item: item[1])

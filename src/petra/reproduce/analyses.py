@@ -59,93 +59,258 @@ def _model(run: Path):
     return load_pretrained(run / "model", tokenizer=tokenizer).eval(), tokenizer
 
 
-SPELLING_PAIRS = 200  # petra probe spelling's default; a quick first look takes 50
+SPELLING_QUICK = {"paper": 5, "brown": 50}  # a quick first look: 5 paper pairs a category
+CONTROLS = {"tied": "learned-tied", "untied": "learned-untied"}  # the learned controls
+SPELLING_METRICS = {  # summary mean: (per-seed metric, scale, name in the notes)
+    "top1_agreement": ("top1_agreement_pct", 100, "top-1 agreement"),
+    "kl_mean": ("kl_mean", 1, "KL"),
+    "hidden_cosine_mean": ("hidden_cosine_mean", 1, "hidden cosine"),
+    "logprob_drop_mean": ("logprob_drop_mean", 1, "log-prob drop"),
+    "pairs": ("pairs", 1, "pairs"),
+}
 
 
-def _spelling_summary(run: Path, pairs: int) -> dict:
-    from petra.probes import default_pairs, probe_spelling
+def _spelling_pairs(quick: bool) -> dict:
+    """The pairs of each set: the paper's 110 and the first 200 Brown-made ones; a quick
+    first look takes 5 paper pairs of each category (55) and 50 Brown-made ones."""
+    from petra.probes import brown_pairs, paper_pairs
+    from petra.probes.spelling import first_of_each_category
+
+    if not quick:
+        return {"paper": paper_pairs(), "brown": brown_pairs()}
+    return {
+        "paper": first_of_each_category(paper_pairs(), SPELLING_QUICK["paper"]),
+        "brown": brown_pairs(SPELLING_QUICK["brown"]),
+    }
+
+
+def _spelling_summaries(run: Path, pairs: dict) -> dict:
+    from petra.probes import probe_spelling
 
     model, tokenizer = _model(run)
-    return probe_spelling(model, tokenizer, default_pairs(pairs))["summary"]
+    return {name: probe_spelling(model, tokenizer, p)["summary"] for name, p in pairs.items()}
 
 
 def spelling(arms: dict, runs: dict, seeds: list[int], quick: bool = False) -> dict:
-    """The spelling probe's top-1 agreement, KL and hidden cosine per arm and seed (on the
-    default pairs), and in how many categories the Kronecker arm's top-1 agreement wins or
-    ties the tied learned arm's."""
+    """The spelling probe on both pair sets (`paper`: the paper's 110 pairs; `brown`: the
+    Brown-made ones), per arm and seed: `SET/top1_agreement_pct`, `SET/kl_mean`,
+    `SET/hidden_cosine_mean`, `SET/logprob_drop_mean` and `SET/pairs`; for the Kronecker arm
+    also `SET/categories_won_or_tied_vs_tied` and `..._vs_untied`, the paper's count: the
+    categories in which its top-1 agreement is above (win) or equal to (tie) the learned
+    control's (`compare_categories`). The notes give the win-tie-loss counts of every metric.
+    Each run's summaries are cached as `spelling-sets.json` (the cache of the earlier
+    single-set analysis, `spelling.json`, is never read)."""
+    from petra.probes import compare_categories
+
     arms = copy.deepcopy(arms)
-    pairs = 50 if quick else SPELLING_PAIRS
+    pair_sets: dict = {}
+
+    def summaries_of(run: Path) -> dict:
+        if not pair_sets:  # built once, and only when a run has no cached summaries
+            pair_sets.update(_spelling_pairs(quick))
+        return _spelling_summaries(run, pair_sets)
+
     summaries = {
-        label: {seed: _cached(run, "spelling", lambda run=run: _spelling_summary(run, pairs))
+        label: {seed: _cached(run, "spelling-sets", lambda run=run: summaries_of(run))
                 for seed, run in by_seed.items()}
         for label, by_seed in runs.items()
     }  # fmt: skip
-    notes = []
     for label, by_seed in summaries.items():
-        arm = arms[label]
-        arm["per_seed"] = {
+        arms[label]["per_seed"] = {
             str(seed): {
-                "top1_agreement_pct": 100 * s["top1_agreement"],
-                "kl_mean": s["kl_mean"],
-                "hidden_cosine_mean": s["hidden_cosine_mean"],
-                "pairs": s["pairs"],
+                f"{name}/{metric}": scale * summary[key]
+                for name, summary in by_set.items()
+                for key, (metric, scale, _) in SPELLING_METRICS.items()
             }
-            for seed, s in by_seed.items()
+            for seed, by_set in by_seed.items()
         }
+    notes = []
     for seed in seeds:
-        ours = summaries[METHOD][seed]["per_category"]
-        base = summaries[BASELINE][seed]["per_category"]
-        kept = [c for c in ours if ours[c]["top1_agreement"] >= base[c]["top1_agreement"]]
-        arms[METHOD]["per_seed"][str(seed)]["categories_won_or_tied"] = len(kept)
-        notes.append(
-            f"seed {seed}: Kronecker's top-1 agreement wins or ties the tied learned arm's in "
-            f"{len(kept)} of {len(ours)} categories ({', '.join(sorted(ours))})."
-        )
+        for name in summaries[METHOD][seed]:
+            for control, label in CONTROLS.items():
+                counts = compare_categories(
+                    summaries[METHOD][seed][name], summaries[label][seed][name]
+                )
+                top1 = counts["top1_agreement"]
+                row = arms[METHOD]["per_seed"][str(seed)]
+                row[f"{name}/categories_won_or_tied_vs_{control}"] = top1["won_or_tied"]
+                each = "; ".join(
+                    f"{SPELLING_METRICS[m][2]} {c['win']}-{c['tie']}-{c['loss']}"
+                    for m, c in counts.items()
+                )
+                lost = [c for c, outcome in top1["categories"].items() if outcome == "loss"]
+                notes.append(
+                    f"seed {seed}, {name} pairs, Kronecker vs learned ({control}), categories "
+                    f"won-tied-lost of {len(top1['categories'])}: {each}; top-1 agreement lost "
+                    f"in {', '.join(lost) or 'none'}."
+                )
     return {"arms": arms, "notes": notes}
 
 
 ROW_NORM = "eval/embedding/matrix_row_norm_mean"
 
 
+def _consumed_norms(run: Path) -> dict:
+    """Mean L2 norm of the token vectors the model reads, E(v) for every id v of the run's
+    training split, at step 0 (the model rebuilt) and at the end."""
+    import torch
+
+    initial, task = _initial(run)
+    ids = torch.unique(task.train_dataset)
+    final, _ = _model(run)
+    with torch.no_grad():
+        start = initial.embedding(ids).float().norm(dim=-1).mean().item()
+        end = final.embedding(ids).float().norm(dim=-1).mean().item()
+    return {"consumed_ids": len(ids), "consumed_norm_start": start, "consumed_norm_final": end}
+
+
 def norm_drift(arms: dict, runs: dict, seeds: list[int], quick: bool = False) -> dict:
-    """Row-norm drift of the trained matrix: start (step 0), final, and 100 |final / start
-    - 1| %, per arm and seed."""
+    """Drift, per arm and seed, of two norms, each 100 |final / start - 1| %:
+
+    - `row_norm_*`: the mean row norm of the trained matrix (the learned table's V rows, the
+      Kronecker projection's d rows), logged at every evaluation from step 0;
+    - `consumed_norm_*`: the mean norm of the token vectors E(v) the model reads, over the
+      ids of the training split (`_consumed_norms`), at step 0 and at the end.
+
+    A check per seed tests the paper's "stays near 1.0" on the Kronecker projection as the
+    band the registry states before running (`NORM_BAND`): its mean row norm within
+    1.0 +- band at every evaluation."""
+    from petra.reproduce.claims import NORM_BAND
+
     arms = copy.deepcopy(arms)
-    for arm in arms.values():
-        for seed in map(str, seeds):
-            curve = arm["curves"][seed][ROW_NORM]
+    checks = []
+    for label, arm in arms.items():
+        for seed in seeds:
+            curve = arm["curves"][str(seed)][ROW_NORM]
             (first_step, start), (_, final) = curve[0], curve[-1]
             if first_step != 0:
                 raise ValueError("norm drift needs an evaluation at step 0 (train.eval_at_start)")
-            arm["per_seed"][seed] = {
+            run = runs[label][seed]
+            consumed = _cached(run, "consumed-norms", lambda run=run: _consumed_norms(run))
+            arm["per_seed"][str(seed)] = {
                 "row_norm_start": start,
                 "row_norm_final": final,
                 "row_norm_drift_pct": 100 * abs(final / start - 1),
+                **consumed,
+                "consumed_norm_drift_pct": 100
+                * abs(consumed["consumed_norm_final"] / consumed["consumed_norm_start"] - 1),
             }
-    return {"arms": arms}
+            if label == METHOD:
+                farthest = max(abs(value - 1.0) for _, value in curve)
+                checks.append({
+                    "name": f"seed {seed}: the projection's mean row norm within 1.0 +- "
+                    f"{NORM_BAND} at every evaluation (largest distance from 1.0)",
+                    "value": farthest,
+                    "expected": f"<= {NORM_BAND}",
+                    "holds": farthest <= NORM_BAND,
+                })  # fmt: skip
+    return {"arms": arms, "checks": checks}
 
 
-def _typographic_summary(table, tokenizer) -> dict:
-    """The probe's headline figures and each kind's per-edit means, flat."""
-    from petra.probes import typographic_similarity
-
-    result = typographic_similarity(table, tokenizer)
-    summary = {k: v for k, v in result.items() if isinstance(v, (int, float)) or v is None}
-    for kind in ("variants", "morphological", "random"):
-        summary[f"{kind}_mean"] = result[kind]["mean"]
-        summary[f"{kind}_pairs"] = result[kind]["pairs"]
-        for edit, values in result[kind].get("by_edit", {}).items():
-            summary[f"{kind}/{edit}_mean"] = values["mean"]
+def _retrieval_summary(result: dict) -> dict:
+    """A space's probe result (`petra.probes.retrieval.probe_space`), flat: typographic@k in
+    percent over the reference's tabulated families and per family, the centred in-family
+    and random-pair cosines."""
+    k = result["k"]
+    summary = {
+        f"typographic_at_{k}_pct": 100 * result["typographic_at_k"],
+        "random_pair_centred": result["random_pair_cosine"]["centred"],
+    }
+    for family, row in result["families"].items():
+        summary[f"typographic_at_{k}_pct/{family}"] = 100 * row["typographic_at_k"]
+        summary[f"in_family_centred/{family}"] = row["centred"]["in_family"]
     return summary
 
 
-def _initial_table(run: Path):
-    """The table of the run's model at step 0, rebuilt from its settings and seed exactly as
-    the run built it (checked against the run's step-0 row norm)."""
+# The reference repository's published probe of SmolLM2-135M (base model, its own weights):
+# probes/data/raw/cross_model/results/trained_probe_smollm2-135M.txt, tables "Canonical-form
+# filtered retrieval (top-5 non-self)" and "Quantitative summary (CENTERED cosines)".
+PUBLISHED_SMOLLM2 = {
+    "smollm2-135m (paper)": {
+        "typographic": {"run": 0.48, "compute": 0.32, "magnet": 0.16, "tion": 0.48},
+        "in_family": {"run": 0.4083, "compute": 0.3152, "magnet": 0.4248, "tion": 0.0966},
+        "random_pair": 0.0005,
+    },
+    "byte-code-smollm2 (paper)": {
+        "typographic": {"run": 0.08, "compute": 0.08, "magnet": 0.00, "tion": 0.08},
+        "in_family": {"run": 0.6263, "compute": 0.7556, "magnet": 0.8220, "tion": 0.1583},
+        "random_pair": 0.0010,
+    },
+}
+
+
+def _published_summary(published: dict) -> dict:
+    fractions = published["typographic"]
+    summary = {
+        "typographic_at_5_pct": 100 * sum(fractions.values()) / len(fractions),
+        "random_pair_centred": published["random_pair"],
+    }
+    for family, fraction in fractions.items():
+        summary[f"typographic_at_5_pct/{family}"] = 100 * fraction
+        summary[f"in_family_centred/{family}"] = published["in_family"][family]
+    return summary
+
+
+def _public_models() -> tuple[dict, list[str]]:
+    """Reference arms (no seeds) for the public models petra has offline: each model's input
+    table and the byte code of its vocabulary, probed by petra, beside the reference
+    repository's published SmolLM2 figures; and notes with the paper's claim checked on
+    each model (its table's typographic@5 above its byte code's in every tabulated family)."""
+    from petra.compress import input_table
+    from petra.probes.retrieval import TABULATED, retrieval_probe
+
+    arms, notes = {}, []
+    models = {  # name: (reference arm label of its byte code, what its table is)
+        "smollm2-135m": ("byte-code-smollm2", "SmolLM2-135M-Instruct, its 4-bit GGUF dequantized"),
+        "all-minilm-l6-v2": ("byte-code-minilm", "all-MiniLM-L6-v2 (WordPiece, uncased)"),
+    }
+    for name, (code_label, description) in models.items():
+        try:
+            table, tokenizer = input_table(name)
+        except (ImportError, OSError, ValueError) as error:
+            notes.append(f"{name} not probed: {error}")
+            continue
+        result = retrieval_probe(table, tokenizer)
+        for label, space, what in (
+            (name, "trained", f"{description}: its pretrained input table"),
+            (code_label, "byte code", f"the byte code (pos_dim 32) of {description}'s vocabulary"),
+        ):
+            arms[label] = {
+                "description": f"{what} (reference, no seeds)",
+                "params": {},
+                "per_seed": {"0": _retrieval_summary(result[space])},
+            }
+        above = [
+            family
+            for family in TABULATED
+            if result["trained"]["families"][family]["typographic_at_k"]
+            > result["byte code"]["families"][family]["typographic_at_k"]
+        ]
+        verdict = "holds" if len(above) == len(TABULATED) else "does not hold"
+        notes.append(
+            f"The paper's claim on {name}: its table retrieves more typographic variants than "
+            f"its byte code in {len(above)} of {len(TABULATED)} families "
+            f"(typographic@5 {100 * result['trained']['typographic_at_k']:.0f} % against "
+            f"{100 * result['byte code']['typographic_at_k']:.0f} %): {verdict} (rule, set "
+            "before running: more in every family)."
+        )
+    for label, published in PUBLISHED_SMOLLM2.items():
+        arms[label] = {
+            "description": "the reference repository's published probe output (SmolLM2-135M "
+            "base); not measured by petra",
+            "params": {},
+            "per_seed": {"0": _published_summary(published)},
+        }
+    return arms, notes
+
+
+def _initial(run: Path):
+    """(model at step 0, task) of a run, rebuilt from its settings and seed exactly as the run
+    built them (checked against the run's logged step-0 row norm)."""
     from petra.tasks.run import SECTIONS, build_run
 
     config = read_json(run / "config.json", "the run's settings")
-    _, model, _ = build_run(config["task"], {name: config[name] for name in SECTIONS})
+    task, model, _ = build_run(config["task"], {name: config[name] for name in SECTIONS})
     logged = next(
         record[ROW_NORM]
         for record in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
@@ -156,14 +321,16 @@ def _initial_table(run: Path):
         raise ValueError(
             f"{run}: the rebuilt step-0 model is not the run's ({rebuilt} != {logged})"
         )
-    return model.embedding.table().float()
+    return model.eval(), task
 
 
 def typographic(arms: dict, runs: dict, seeds: list[int], quick: bool = False) -> dict:
-    """Typographic clustering (centred cosine of variants and relatives, minus random pairs)
-    of each trained table and of the same table at step 0 (`_gain`: trained minus step 0),
-    and of all-MiniLM-L6-v2's pretrained word embeddings."""
+    """The paper's retrieval probe (`petra.probes.retrieval`) of each trained table and of
+    the same table at step 0 (`_gain`: trained minus step 0), and, unless `quick`, of the
+    public models' tables and their byte codes (`_public_models`)."""
     import torch
+
+    from petra.probes.retrieval import probe_space, table_space
 
     arms = copy.deepcopy(arms)
     for label, by_seed in runs.items():
@@ -172,27 +339,22 @@ def typographic(arms: dict, runs: dict, seeds: list[int], quick: bool = False) -
             def summary(run=run):
                 model, tokenizer = _model(run)
                 with torch.no_grad():
-                    trained = _typographic_summary(model.embedding.table().float(), tokenizer)
-                    initial = _typographic_summary(_initial_table(run), tokenizer)
-                gains = {
-                    f"{key}_gain": trained[key] - initial[key]
-                    for key in ("variant_minus_random", "morphological_minus_random")
-                    if trained[key] is not None and initial[key] is not None
-                }
-                return {**trained, **gains, **{f"init/{k}": v for k, v in initial.items()}}
+                    initial = _initial(run)[0].embedding.table().float()
+                    tables = {"": model.embedding.table().float(), "init/": initial}
+                found = {}
+                for prefix, table in tables.items():
+                    result = probe_space(table_space(table, tokenizer), tokenizer)
+                    found |= {prefix + k: v for k, v in _retrieval_summary(result).items()}
+                found["typographic_at_5_pct_gain"] = (
+                    found["typographic_at_5_pct"] - found["init/typographic_at_5_pct"]
+                )
+                return found
 
-            arms[label]["per_seed"][str(seed)] = _cached(run, "typographic", summary)
+            arms[label]["per_seed"][str(seed)] = _cached(run, "retrieval", summary)
     notes = []
-    try:
-        from petra.reproduce.measures import minilm_word_embeddings
-
-        table, tokenizer = minilm_word_embeddings()
-    except (ImportError, OSError, ValueError) as error:
-        notes.append(f"all-MiniLM-L6-v2 reference not measured: {error}")
+    if quick:
+        notes.append("A quick look: the public models were not probed.")
     else:
-        arms["minilm-pretrained"] = {
-            "description": "all-MiniLM-L6-v2 word embeddings (pretrained; reference, no seeds)",
-            "params": {},
-            "per_seed": {"0": _typographic_summary(table, tokenizer)},
-        }
+        public, notes = _public_models()
+        arms |= public
     return {"arms": arms, "notes": notes}

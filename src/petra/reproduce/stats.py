@@ -24,7 +24,8 @@ DOES_NOT_HOLD = "does not hold"
 INCONCLUSIVE = "inconclusive"
 
 BETTER = ("higher", "lower")
-TESTS = ("superior", "non_inferior", "inferior")
+TESTS = ("superior", "non_inferior", "inferior", "small_drop")
+MARGIN_TESTS = ("non_inferior", "small_drop")  # the tests that take a margin m > 0
 
 SAME = "same as the paper"
 OPPOSITE = "opposite to the paper"
@@ -44,6 +45,12 @@ VERDICT_RULE = (
     "For a claim that a trails b (the paper's own result puts a behind b), it holds if the "
     "whole interval lies on a's worse side of 0, does not hold if it lies on the better side, "
     "and is inconclusive otherwise. "
+    'For a "small drop" claim with margin m, "a trails b, by less than m", it holds if '
+    "the whole interval lies strictly inside the band between 0 and m on a's worse side "
+    "(between −m and 0 when higher is better, between 0 and +m when lower is better), "
+    "does not hold if the whole interval lies beyond one end of that band (a ahead of b: "
+    "no drop; or a behind b by more than m: a drop that is not small), and is "
+    "inconclusive otherwise (an interval that reaches into the band and out of it). "
     "A single seed gives no interval, so its verdict is always inconclusive."
 )
 
@@ -87,6 +94,25 @@ def interval(values: list[float], level: float = 0.95) -> tuple[float, float | N
     return mean, mean - half, mean + half
 
 
+def repeats_for_half_width(sd: float, half_width: float, level: float = 0.95) -> int:
+    """The fewest values n >= 2 whose level-L interval on the mean, at sample standard
+    deviation `sd`, is at most `half_width` wide on either side: the smallest n with
+    t_{(1 + L) / 2, n - 1} sd / sqrt(n) <= half_width. The search starts at the normal
+    approximation n = (z sd / h)^2, a lower bound since t > z for every n."""
+    if not (math.isfinite(sd) and sd >= 0):
+        raise ValueError(f"sd must be a finite number >= 0; got {sd}")
+    if not (math.isfinite(half_width) and half_width > 0):
+        raise ValueError(f"half_width must be a finite number > 0; got {half_width}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie strictly between 0 and 1 (e.g. 0.95); got {level}")
+    p = (1.0 + level) / 2.0
+    z = float(student_t.ppf(p, math.inf))  # the normal quantile
+    n = max(2, math.floor((z * sd / half_width) ** 2))
+    while float(student_t.ppf(p, n - 1)) * sd / math.sqrt(n) > half_width:
+        n += 1
+    return n
+
+
 def verdict(
     low: float | None,
     high: float | None,
@@ -97,21 +123,38 @@ def verdict(
     """The verdict on the interval [low, high] of a - b by `VERDICT_RULE`: "holds", "does not
     hold" or "inconclusive". `better` says which sign favours a ("higher" or "lower"); `test` is
     "superior" (against 0, no margin), "non_inferior" (against the margin m > 0, in the
-    units of the difference) or "inferior" (a trails b: against 0, no margin)."""
+    units of the difference), "inferior" (a trails b: against 0, no margin) or "small_drop"
+    (a trails b by less than m > 0: against both 0 and the margin).
+
+    "small_drop", written for higher-is-better (for lower-is-better the same rule applies to
+    the mirrored interval [-high, -low]): with the band B = (-m, 0) of a small drop,
+
+        holds           if -m < low and high < 0      (the whole interval inside B)
+        does not hold   if high < -m or low > 0       (the whole interval beyond one end of B:
+                                                       a drop larger than m, or no drop)
+        inconclusive    otherwise                     (the interval reaches out of B, or
+                                                       touches one of its ends)
+
+    so a holding small drop is also a holding "inferior" and "non_inferior" (margin m) verdict,
+    and its "does not hold" says either that a is ahead of b or that it trails by more than m
+    (the interval's side of the band says which)."""
     if better not in BETTER:
         raise ValueError(f"better must be one of {BETTER}; got {better!r}")
     if test not in TESTS:
         raise ValueError(f"test must be one of {TESTS}; got {test!r}")
-    if test in ("superior", "inferior") and margin is not None:
+    if test not in MARGIN_TESTS and margin is not None:
         raise ValueError(
-            f"a superiority test compares against 0 and takes no margin; got margin={margin} "
-            "(use test='non_inferior' for a parity claim with a margin)"
+            f"the {test} test compares against 0 and takes no margin; got margin={margin} "
+            "(use test='non_inferior' for a parity claim with a margin, 'small_drop' for a "
+            "drop smaller than a margin)"
         )
-    if test == "non_inferior" and (margin is None or not margin > 0):
-        raise ValueError(
-            f"a non-inferiority test needs a margin m > 0 (a is no worse than b by more than "
-            f"m); got margin={margin}"
-        )
+    if test in MARGIN_TESTS and (margin is None or not (math.isfinite(margin) and margin > 0)):
+        what = {
+            "non_inferior": "a non-inferiority test needs a margin m > 0 (a is no worse than b "
+            "by more than m)",
+            "small_drop": "a small-drop test needs a margin m > 0 (a trails b by less than m)",
+        }[test]
+        raise ValueError(f"{what}, finite; got margin={margin}")
     if test == "inferior":  # a trails b: the superiority rule, read the other way
         return verdict(low, high, {"higher": "lower", "lower": "higher"}[better], "superior")
     if (low is None) != (high is None):
@@ -120,6 +163,14 @@ def verdict(
         return INCONCLUSIVE  # one seed: no interval
     if low > high:
         raise ValueError(f"the interval's low end exceeds its high end: [{low}, {high}]")
+    if test == "small_drop":
+        if better == "lower":  # a's worse side is above 0: mirror it below
+            low, high = -high, -low
+        if -margin < low and high < 0:
+            return HOLDS
+        if high < -margin or low > 0:
+            return DOES_NOT_HOLD
+        return INCONCLUSIVE
     # the threshold a's difference must clear: 0 for superiority, -m (in a's favour) for parity
     if better == "higher":
         threshold = 0.0 if test == "superior" else -float(margin)

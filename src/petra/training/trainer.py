@@ -2,8 +2,9 @@
 
 A run directory holds `config.json` (what was run), `metrics.jsonl` (a line per logged step:
 training loss, learning rate, tokens/s; and a line per evaluation), `results.json` (final
-metrics, parameters, wall time, steps, steps/s), `checkpoints/` (resumable) and `model/`
-(the final weights, for `load_pretrained`).
+metrics, parameters, wall time, steps, steps/s, and the machine, software, device and
+dtype of the process that finished it: `petra.provenance.environment`), `checkpoints/`
+(resumable) and `model/` (the final weights, for `load_pretrained`).
 
 A fresh run is evaluated once before its first step (`eval_at_start`), so that drift from
 the initialization shows; every evaluation also logs the embedding's norms
@@ -40,6 +41,7 @@ from tqdm.auto import tqdm
 
 from petra.data.batching import ShardedBatches
 from petra.models.checkpoint import load_state
+from petra.provenance import environment
 from petra.training import distributed
 from petra.training.checkpoint import (
     DamagedCheckpoint,
@@ -342,6 +344,9 @@ class Trainer:
             "steps_per_s": state["step"] / max(state["wall_time_s"], 1e-9),
             "tokens_per_s": state["tokens"] / max(state["wall_time_s"], 1e-9),
             "world_size": distributed.world_size(),
+            "environment": environment(
+                self.device, next(self.model.parameters()).dtype, distributed.world_size()
+            ),
         }
         summarize = getattr(self.task, "summarize", None)
         if summarize is not None:
