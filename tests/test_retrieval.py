@@ -48,6 +48,7 @@ def test_neighbours_and_fractions_of_a_planted_table(gpt2, planted):
     run = result["probes"]["run"]
     assert [text for text, _ in run["neighbours"][:4]] == ["Run", " run", " Run", "runs"]
     assert run["typographic"] == 3  # "runs" is another word; the fifth is a random token
+    assert run["variants_in_vocab"] == 4  # "Run", " run", " Run", " RUN" (GPT-2 has no "RUN")
     computation = result["probes"]["computation"]
     assert "".join(computation["tokens"]) == "computation" and len(computation["tokens"]) > 1
     assert computation["neighbours"][0] == [" computation", 1.0]  # the mean of its pieces

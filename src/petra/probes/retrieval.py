@@ -239,6 +239,8 @@ def probe_space(
             "tokens": [pieces[i] for i in tokens[word]],
             "neighbours": [[pieces[i], round(sims[n, i].item(), 4)] for i in nearest],
             "typographic": _typographic_count(sims[n], variants, k),
+            # tokens spelled as the word, its own left out: how many it could retrieve
+            "variants_in_vocab": int(variants.sum()) - (own[n] is not None),
         }
     index = {word: n for n, word in enumerate(words)}
     result_families = {}
@@ -271,6 +273,8 @@ def probe_space(
         "random_pair_cosine": {"raw": raw_random, "centred": centred_random},
         "typographic_at_k": mean_fraction(TABULATED),
         "typographic_at_k_all": mean_fraction(families),
+        "variants_in_vocab_mean": sum(p["variants_in_vocab"] for p in probes.values())
+        / len(probes),
         "families": result_families,
         "probes": probes,
     }
