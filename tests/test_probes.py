@@ -462,3 +462,19 @@ def test_an_out_that_cannot_be_written_is_refused_before_the_work(
     assert code == 2 and error.endswith(
         f"--out {a_file / 'x.json'}: {a_file} is a file, not a folder"
     )
+
+
+def test_token_vector_norm_follows_only_the_rows_read():
+    from petra.probes.norms import token_vector_norm
+
+    learned = build_embedding("learned", 50, 8)
+    read = torch.tensor([[3, 4, 3], [7, 4, 4]])
+    before = token_vector_norm(learned, read)
+    expected = learned.table()[torch.tensor([3, 4, 7])].norm(dim=-1).mean().item()
+    assert before == pytest.approx(expected)  # each distinct id once
+    with torch.no_grad():
+        learned.weight[10:] *= 5.0  # rows the model never reads
+    assert token_vector_norm(learned, read) == pytest.approx(before)
+    with torch.no_grad():
+        learned.weight[4] *= 3.0
+    assert token_vector_norm(learned, read) > before

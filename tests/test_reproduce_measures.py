@@ -167,3 +167,18 @@ def test_arm_step_is_a_whole_training_step():
     assert arm.grad_clip == 1.0
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
+def test_williams_orders_balance_places_and_predecessors(n):
+    import itertools
+    from collections import Counter
+
+    from petra.reproduce.measures import williams_orders
+
+    orders = williams_orders(n)
+    assert len(orders) == (n if n % 2 == 0 else 2 * n)
+    assert all(sorted(order) == list(range(n)) for order in orders)
+    places = Counter((place, arm) for order in orders for place, arm in enumerate(order))
+    assert set(places.values()) == {len(orders) // n}  # every arm in every place alike
+    follows = Counter(pair for order in orders for pair in itertools.pairwise(order))
+    if n > 1:  # every ordered pair of distinct arms adjacent equally often
+        assert len(follows) == n * (n - 1) and len(set(follows.values())) == 1

@@ -432,13 +432,15 @@ def test_report_from_fixtures(results_dir, tmp_path):
     assert (-7 / 3 - half, -7 / 3 + half) == pytest.approx((-3.7676, -0.8991), abs=1e-4)
     assert (
         "| [kronecker-lm-loss](#kronecker-lm-loss) | Kronecker (untied) vs learned (tied) "
-        "| -2.5 +- 0.2 % | -2.33 % [-3.77, -0.90] | 3 | same as the paper | holds |"
+        "| -2.5 +- 0.2 % | -2.33 % [-3.77, -0.90] | 3 | same as the paper "
+        "| holds (earlier registry entry: rerun) |"  # the fixture is not today's entry
     ) in text
     # non-inferior, lower is better, margin 0.1: differences 0.02, 0.03 (seed 2 dropped) ->
     # 0.025 +- t_1 * 0.005 = [-0.0385, 0.0885], below +0.1
     assert (
         "| [kronecker-lm-loss](#kronecker-lm-loss) | learned (untied) vs learned (tied) "
-        "| – | +0.025 loss [-0.039, +0.089] | 2 (1 dropped) | – | holds |"
+        "| – | +0.025 loss [-0.039, +0.089] | 2 (1 dropped) | – "
+        "| holds (earlier registry entry: rerun) |"
     ) in text
     assert "seed 2 has no loss for `learned-untied`; dropped from the pairing." in text
     # absolute, higher is better: differences -0.05, -0.04, -0.06 -> -0.05 +- t * 0.01 / sqrt 3
@@ -612,14 +614,37 @@ def test_results_of_an_earlier_registry_entry_are_marked(results_dir):
     claim = CLAIMS["kronecker-lm-loss"]
     path = results_dir / "kronecker-lm-loss.json"
     result = json.loads(path.read_text())
-    assert set(stale_fields(result)) == {"protocol", "differences", "comparisons"}
+    assert set(stale_fields(result)) == {
+        "title", "place in the paper", "protocol", "differences", "comparisons", "notes",
+    }  # fmt: skip
     text = format_report(load_results(results_dir), {})
     assert "Written under an earlier entry of the claims registry" in text
     assert "[`kronecker-lm-loss`](#kronecker-lm-loss)" in text and "`fourier-sts`](" not in text
     assert (
-        "**Written under an earlier registry entry**: its protocol, differences, comparisons"
-        in text
+        "**Written under an earlier registry entry**: its title, place in the paper, "
+        "protocol, differences, comparisons, notes" in text
     )
     result["protocol"], result["differences"] = claim.protocol, list(claim.differences)
     result["comparisons"] = [dataclasses.asdict(c) for c in claim.comparisons]
+    result["title"], result["where"] = claim.title, claim.where
+    result["notes"] = [*claim.notes, "a note of the analysis, after the registry's"]
     assert stale_fields(result) == []
+    for field, value in (("paper_figure", "another figure"), ("notes", ["another note"])):
+        assert stale_fields({**result, field: value})  # a paper-facing text changed
+    changed = [{**result["comparisons"][0], "paper": "-9 %"}, *result["comparisons"][1:]]
+    assert stale_fields({**result, "comparisons": changed}) == ["comparisons"]
+
+
+def test_checks_of_a_claim_with_comparisons_reach_the_summary(results_dir):
+    path = results_dir / "kronecker-lm-loss.json"
+    result = json.loads(path.read_text())
+    result["checks"] = [
+        {"name": "a band", "value": 0.3, "expected": "<= 0.1", "holds": False},
+        {"name": "a count", "value": 4, "expected": 4, "holds": True},
+    ]
+    path.write_text(json.dumps(result))
+    text = format_report(load_results(results_dir), {})
+    summary = text[: text.index('<a id="')]
+    row = "| [kronecker-lm-loss](#kronecker-lm-loss) | (checks) | – | – | – | – | 1 of 2 checks"
+    assert row in summary
+    assert "| a band | 0.300 | <= 0.1 | **no** |" in text

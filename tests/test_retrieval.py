@@ -179,7 +179,14 @@ def test_cli_probes_a_pretrained_model(tmp_path, capsys):
     assert "typographic@5" in printed and "byte code" in printed
     result = json.loads(out.read_text())["retrieval"]
     assert set(result) == {"trained", "random", "byte code"}
-    assert result["trained"]["vocab_size"] == 30522
+    trained = result["trained"]
+    assert trained["vocab_size"] == 30522
     assert result["random"]["typographic_at_k"] == 0.0
-    # WordPiece: "run" and its continuation piece "##run" are one spelling
-    assert canonical("run") == canonical(" run")
+    # the tokenizer.json pads to 128: a word is its own token, never [PAD]s averaged in
+    assert trained["probes"]["run"]["tokens"] == [" run"]  # a WordPiece word start
+    assert all(f["centred"]["in_family"] < 0.9 for f in trained["families"].values())
+    assert all("[PAD]" not in [t for t, _ in p["neighbours"]] for p in trained["probes"].values())
+    # the byte code of a word of one token is that token's (" run"), so the piece "##run"
+    # (the bare bytes "run") is not a free typographic match at cosine 1
+    code_run = result["byte code"]["probes"]["run"]["neighbours"]
+    assert all(text != "run" and similarity < 0.99 for text, similarity in code_run)

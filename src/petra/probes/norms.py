@@ -14,11 +14,36 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+
 from petra.models import load_pretrained
 from petra.training.checkpoint import checkpoint_dirs
 
 
+@torch.no_grad()
+def token_vector_norm(embedding, ids: torch.Tensor) -> float:
+    """(1/|U|) sum_{v in U} ||E(v)||_2 over the distinct ids U of `ids`: the mean norm of the
+    token vectors a model reads (each id once, not weighted by frequency). For a learned
+    table it moves only with the rows of U; for a computed kind, with its shared matrix."""
+    unique = torch.unique(ids.flatten())
+    return embedding(unique).float().norm(dim=-1).mean().item()
+
+
 def norm_series(run_dir: str | Path) -> dict:
+    """The embedding's norms over a run: those logged at each evaluation and those of every
+    checkpoint still on disk (and of the final model).
+
+    Args:
+        run_dir: a run directory written by `petra train`.
+
+    Returns:
+        `{"run", "kind", "logged": {norm: [(step, value), ...]}, "checkpoints": [{"step",
+        **TokenEmbedding.weight_norms()}, ...]}`.
+
+    Raises:
+        FileNotFoundError: if `run_dir` has no `config.json`.
+        ValueError: if it has neither logged norms nor checkpoints.
+    """
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         raise FileNotFoundError(f"{run_dir} is not a run directory (no config.json)")
@@ -50,6 +75,7 @@ def norm_series(run_dir: str | Path) -> dict:
 
 
 def plot_norms(series: dict, path: str | Path) -> None:
+    """Plot a `norm_series` against the training step into the image file `path`."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -1,7 +1,10 @@
-"""The Kronecker paper's cross-model retrieval probe (its Sections 6.1-6.4, with the reference
-repository's published output `probes/data/raw/cross_model/results/trained_probe_*.txt`):
-does a word's nearest neighbour in an input-embedding table spell the same word (a
-typographic variant: case, a leading space) or another word?
+"""The Kronecker paper's cross-model retrieval probe (its Sections 6.1-6.4): does a word's
+nearest neighbour in an input-embedding table spell the same word (a typographic variant:
+case, a leading space) or another word? The script that wrote the reference repository's
+output (`probes/data/raw/cross_model/results/trained_probe_*.txt`) is not published (its
+`probes/cross_model_probe.py` computes other figures); these definitions are read from that
+output, and petra's probe of the byte code of SmolLM2's vocabulary gives its published
+centred in-family cosines to 4 decimals.
 
 Each word of `FAMILIES` (the probe words of the reference output) is probed in three spaces
 of one vocabulary:
@@ -12,8 +15,8 @@ of one vocabulary:
 - `random`: a N(0, 0.02^2) table of the same shape (seeded; GPT-2's initialization, whose
   mean-row norm matches the reference's published 0.0022), the floor of every measure;
 - `byte code`: the Kronecker codec z of every token's bytes (`petra.embeddings.kronecker`,
-  pos_dim 32, D = 8192, as the reference probe's); a word's vector is the codec of its own
-  bytes, so a word of several tokens is still one code.
+  pos_dim 32, D = 8192, as the reference probe's); a word of one token is its token's code, a
+  word of several tokens the codec of its own bytes (still one code).
 
 Neighbours are the k rows of highest cosine, leaving out the word's own token when it is one
 token ("non-self"). Cosines tie often in the byte code (they are ratios of small integers):
@@ -96,10 +99,12 @@ class Space:
 
 
 def _encode(tokenizer, text: str) -> list[int]:
-    """The word's ids without special tokens; " " + word when the bare word gives none."""
+    """The word's ids without special tokens or padding (a tokenizer.json may switch fixed
+    padding on); " " + word when the bare word gives none."""
     backend = backend_tokenizer(tokenizer)
     for candidate in (text, " " + text):
-        ids = backend.encode(candidate, add_special_tokens=False).ids
+        encoding = backend.encode(candidate, add_special_tokens=False)
+        ids = [i for i, real in zip(encoding.ids, encoding.attention_mask, strict=True) if real]
         if ids:
             return ids
     raise ValueError(f"the tokenizer gives no ids for {text!r}")
@@ -119,7 +124,9 @@ def table_space(table: Tensor, tokenizer) -> Space:
 
 def code_space(tokenizer, size: int, pos_dim: int = CODE_POS_DIM) -> Space:
     """The Kronecker byte code of every token (rows past the tokenizer's are empty tokens,
-    code 0); a word is the code of its own bytes."""
+    code 0). A word of one token is that token's code (a WordPiece word start reads " run",
+    whose code is not that of the bare bytes "run": those are the piece "##run"); a word of
+    several tokens, the code of its own bytes."""
     pieces = token_bytes(tokenizer)
     pieces += [b""] * (size - len(pieces))
     byte_rows, lengths, _ = encode_bytes(pieces[:size], pos_dim)
@@ -134,7 +141,11 @@ def code_space(tokenizer, size: int, pos_dim: int = CODE_POS_DIM) -> Space:
         return x.mul_(scale.unsqueeze(1)).sub_(shift.unsqueeze(1))
 
     def word(text: str) -> Tensor:
-        row, length, _ = encode_bytes([text.encode("utf-8")], pos_dim)
+        ids = _encode(tokenizer, text)
+        if len(ids) == 1 and ids[0] < size:
+            row, length = byte_rows[ids], lengths[ids]
+        else:
+            row, length, _ = encode_bytes([text.encode("utf-8")], pos_dim)
         return kronecker_codec(row, length, torch.float64)[0]
 
     return Space(size, rows, word)
@@ -281,9 +292,26 @@ def probe_space(
 
 
 def retrieval_probe(table: Tensor, tokenizer, *, k: int = 5, seed: int = 1337) -> dict:
-    """The probe of a model's (V, d) input table beside a random table of its shape and the
-    byte code of its vocabulary: `{"trained": ..., "random": ..., "byte code": ...}`, each
-    `probe_space`'s result."""
+    """The Kronecker paper's typographic retrieval probe (defined in
+    `petra.probes.retrieval`) of a model's input table, beside a random table of its shape
+    and the byte code of its vocabulary.
+
+    Args:
+        table: the model's input embeddings, at least one row per token of the tokenizer.
+        tokenizer: the tokenizer whose ids the table embeds.
+        k: the nearest neighbours examined per word.
+        seed: seeds the random table and the random pairs.
+
+    Returns:
+        `{"trained": ..., "random": ..., "byte code": ...}`, each `probe_space`'s result.
+
+    Raises:
+        ValueError: if the table has fewer rows than the tokenizer has tokens, or `k` lies
+            outside [1, V).
+
+    Shapes:
+        - table: `(V, d)`
+    """
     size = table.shape[0]
     vocab = backend_tokenizer(tokenizer).get_vocab_size(with_added_tokens=True)
     if size < vocab:
@@ -301,22 +329,25 @@ def retrieval_probe(table: Tensor, tokenizer, *, k: int = 5, seed: int = 1337) -
 
 
 def format_retrieval(result: dict) -> str:
-    """The per-family fractions and centred cosines of `retrieval_probe`, as text tables."""
+    """The per-family fractions and centred cosines of `retrieval_probe`, as text tables
+    (the in-family minus random-pair difference, not the reference's ratio, whose
+    denominator is about 0 once centred)."""
     names = list(result)
     families = list(result[names[0]]["families"])
     k = result[names[0]]["k"]
-    lines = [f"{'family':<10}{'space':<12}{f'typographic@{k}':>16}{'in-family':>11}"
-             f"{'random-pair':>13}{'ratio':>10}"]  # fmt: skip
+    lines = [
+        f"{'family':<10}{'space':<12}{f'typographic@{k}':>16}{'in-family':>11}"
+        f"{'random-pair':>13}{'difference':>12}"
+    ]
     for family in families:
         for name in names:
             row = result[name]["families"][family]
             centred = row["centred"]
-            ratio = "-" if centred["ratio"] is None else f"{centred['ratio']:.2f}"
             lines.append(
                 f"{family:<10}{name:<12}{row['typographic_at_k']:>16.2f}"
-                f"{centred['in_family']:>11.4f}{centred['random_pair']:>13.4f}{ratio:>10}"
+                f"{centred['in_family']:>11.4f}{centred['random_pair']:>13.4f}"
+                f"{centred['difference']:>12.4f}"
             )
-    lines.append(f"(centred cosines; typographic@{k} over {', '.join(TABULATED)}: " + ", ".join(
-        f"{name} {result[name]['typographic_at_k']:.2f}" for name in names
-    ) + ")")  # fmt: skip
+    summary = ", ".join(f"{name} {result[name]['typographic_at_k']:.2f}" for name in names)
+    lines.append(f"(centred cosines; typographic@{k} over {', '.join(TABULATED)}: {summary})")
     return "\n".join(lines)

@@ -4,8 +4,9 @@ Each function builds its arms in one process and times whole-model training step
 trainer's own step: the task's real loss on real batches (real tokenizer, real text from the
 shared data), backward, gradient clipping at the trainer's default norm, and petra's
 optimizer (`build_optimizer`: AdamW, decay on weight matrices only) and schedule. Repeats are
-interleaved across the arms, each repeat visiting the arms in a rotated order, so that the
-drift of a shared machine hits every arm alike; every arm sees the same batches in the same
+interleaved across the arms, each repeat visiting the arms in the next order of a Williams
+design (`williams_orders`), so that the drift of a shared machine, an arm's place in a repeat
+and the arm run just before it hit every arm alike; every arm sees the same batches in the same
 order. A repeat's figure is the median over its `steps` timed steps (after warm-up steps),
 in milliseconds per step.
 
@@ -87,6 +88,25 @@ def _batches(task, batch_size: int, count: int, seed: int = 0) -> list[dict[str,
     ]
 
 
+def williams_orders(n: int) -> list[list[int]]:
+    """The arm orders of a Williams design for n arms: across the list every arm takes every
+    place equally often and directly follows every other arm equally often, so neither the
+    place in a repeat nor the arm run just before (its caches, its allocations) favours one
+    arm. n orders for even n, 2n for odd n: row 0 is 0, 1, n-1, 2, n-2, ..., row r adds r
+    (mod n) to it, and for odd n each row's reverse is added."""
+    if n < 1:
+        raise ValueError(f"need at least one arm, got {n}")
+    first, low, high = [0], 1, n - 1
+    while len(first) < n:
+        first.append(low)
+        low += 1
+        if len(first) < n:
+            first.append(high)
+            high -= 1
+    rows = [[(arm + shift) % n for arm in first] for shift in range(n)]
+    return rows if n % 2 == 0 else rows + [row[::-1] for row in rows]
+
+
 def _time_arms(
     arms: dict[str, Arm],
     batches: list[dict[str, Tensor]],
@@ -96,8 +116,10 @@ def _time_arms(
 ) -> tuple[dict[str, dict[str, dict[str, float]]], tuple[float, float]]:
     """({label: {"0": {"step_ms": median of that repeat's steps}, ...}}, load averages before
     and after): every arm warms up on the first `warmup` batches, then each repeat r times
-    `steps` steps of every arm (arm order rotated by one per repeat) on the next batches,
-    the same ones for every arm."""
+    `steps` steps of every arm on the next batches, the same ones for every arm, the arms
+    in the order of repeat r's row of a Williams design (`williams_orders`: with a multiple
+    of its rows as repeats, each arm takes each place and follows each other arm equally
+    often)."""
     if repeats < 1 or steps < 1 or warmup < 0:
         raise ValueError(
             f"need repeats >= 1, steps >= 1, warmup >= 0, got {repeats}, {steps}, {warmup}"
@@ -108,9 +130,9 @@ def _time_arms(
             arms[label].step(batches[n % len(batches)])
     per_seed = {label: {} for label in labels}
     load_before = os.getloadavg()[0]
+    orders = williams_orders(len(labels))
     for repeat in range(repeats):
-        order = labels[repeat % len(labels) :] + labels[: repeat % len(labels)]
-        for label in order:
+        for label in (labels[i] for i in orders[repeat % len(orders)]):
             gc.collect()
             times = []
             for n in range(steps):
@@ -146,8 +168,8 @@ def _timing_note(repeats: int, steps: int, warmup: int, load: tuple[float, float
     after (on a shared machine, another busy process slows a multi-threaded step badly)."""
     return (
         f"step_ms: per repeat, the median of {steps} timed training steps after {warmup} "
-        f"warm-up step(s) per arm; {repeats} repeats interleaved across the arms (order "
-        f"rotated each repeat), on {torch.get_num_threads()} torch CPU thread(s) of "
+        f"warm-up step(s) per arm; {repeats} repeats interleaved across the arms (orders of "
+        f"a Williams design), on {torch.get_num_threads()} torch CPU thread(s) of "
         f"{os.cpu_count()} cores, load average {load[0]:.2f} before and {load[1]:.2f} after; "
         "compare arms within a repeat"
     )

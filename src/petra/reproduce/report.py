@@ -521,6 +521,8 @@ def format_report(results: list[dict], plot_links: dict[str, list[str | None]]) 
         claim = f"[{result['claim']}](#{result['claim']})"
         if result["quick"]:
             claim += f", {_quick_label(result)}"
+        # a verdict of an earlier registry entry is not today's: said in its own cell
+        earlier = " (earlier registry entry: rerun)" if stale_fields(result) else ""
         pairs = zip(result["comparisons"], outcomes[result["claim"]], strict=True)
         for comparison, outcome in pairs:
             seeds = str(outcome["n"])
@@ -535,21 +537,22 @@ def format_report(results: list[dict], plot_links: dict[str, list[str | None]]) 
                         _difference(comparison, outcome),
                         seeds,
                         outcome["direction"],
-                        outcome["verdict"],
+                        outcome["verdict"] + earlier,
                     ]
                 )
             )
-        if not result["comparisons"]:
-            checks = result["checks"]
+        checks = result["checks"]
+        if checks or not result["comparisons"]:  # checks are claims too: never only inside
             held = sum(bool(c["holds"]) for c in checks)
             status = f"{held} of {len(checks)} checks hold" if checks else "–"
-            lines.append(_row([claim, "(measurement, no comparison)", "–", "–", "–", "–", status]))
+            what = "(checks)" if result["comparisons"] else "(measurement, no comparison)"
+            lines.append(_row([claim, what, "–", "–", "–", "–", status + earlier]))
     stale = [result["claim"] for result in results if stale_fields(result)]
     if stale:
         lines += [
             "",
-            "Written under an earlier entry of the claims registry (their protocol, what differs"
-            " or their comparisons are not today's; each section says which): "
+            "Written under an earlier entry of the claims registry (their texts or their "
+            "comparisons are not today's; each section says which): "
             + ", ".join(f"[`{claim}`](#{claim})" for claim in stale)
             + ". Their verdicts are not today's protocol's: rerun them with `petra reproduce "
             "CLAIM...`.",
@@ -569,21 +572,30 @@ def format_report(results: list[dict], plot_links: dict[str, list[str | None]]) 
 
 
 # what a comparison is, beside the paper's figures quoted with it
-COMPARISON_IDENTITY = ("name", "metric", "a", "b", "better", "test", "margin", "relative")
+COMPARISON_IDENTITY = (
+    "name", "metric", "a", "b", "better", "test", "margin", "relative", "paper", "paper_difference",
+)  # fmt: skip
 
 
 def stale_fields(result: dict) -> list[str]:
-    """Which of the protocol, what differs and the comparisons of a results file are not
-    those of today's registry entry of its claim (none for a claim the registry lacks)."""
+    """Which of the texts (title, the paper's figure and place, protocol, what differs, the
+    registry's notes) and the comparisons (with the paper's figures quoted in them) of a
+    results file are not those of today's registry entry of its claim (none for a claim the
+    registry lacks)."""
     claim = CLAIMS.get(result["claim"])
     if claim is None:
         return []
     comparisons = [{key: getattr(c, key) for key in COMPARISON_IDENTITY} for c in claim.comparisons]
     recorded = [{key: c.get(key) for key in COMPARISON_IDENTITY} for c in result["comparisons"]]
     checks = {
+        "title": result["title"] == claim.title,
+        "paper's figure": result["paper_figure"] == claim.paper_figure,
+        "place in the paper": result["where"] == claim.where,
         "protocol": result["protocol"] == claim.protocol,
         "differences": result["differences"] == list(claim.differences),
         "comparisons": recorded == comparisons,
+        # the registry's notes come first; an analysis appends its own after them
+        "notes": result["notes"][: len(claim.notes)] == list(claim.notes),
     }
     return [name for name, same in checks.items() if not same]
 
