@@ -1,12 +1,14 @@
-# Two entry points: `make demo` runs the main job, `make test` runs the test suite.
+# Two entry points: `make demo` runs the main job, `make test` runs the test suite
+# (`make docs` builds the docs site).
 # Both create (or reuse) .venv. torch==2.13.0 is installed first so that the project's
 # `torch>=...` range is already met and pip never pulls a multi-GB CUDA build.
 VENV    ?= .venv
 PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.petra-installed
+DOCS_STAMP := $(VENV)/.petra-docs-installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test docs lint bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +29,18 @@ test: $(STAMP)
 	$(PY) -c "import xdist" 2>/dev/null || $(PY) -m pip install --quiet 'pytest-xdist>=3.5'  # a .venv older than the stamp's rule
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
+# The docs extra on top of the project's install (torch already met, so nothing large).
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+# The docs site (mkdocs.yml) into site/; --strict fails on a broken link, a broken API
+# reference, a page missing from the nav or a docstring section griffe cannot read.
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks examples
 
 bench: $(STAMP)
 	$(PY) benchmarks/embeddings.py --out benchmarks/results/embeddings.json
@@ -38,4 +50,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/collisions.py --out benchmarks/results/collisions.json
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build site src/*.egg-info .pytest_cache

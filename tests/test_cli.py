@@ -1,6 +1,7 @@
 """`petra params`: the main job until the comparison harness exists."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -185,3 +186,47 @@ def test_a_train_out_under_a_file_is_one_line(tmp_path, capsys):
     out = a_file / "run"
     error = fails_in_one_line(capsys, "train", "lm", "--preset", "tiny", "--out", str(out))
     assert error == f"petra train: error: Not a directory: {out}; check the path"
+
+
+DATA_COMMANDS = [
+    "params",
+    "train lm",
+    "eval lm --checkpoint DIR",
+    "compare lm",
+    "reproduce --all",
+    "compress",
+    "probe spelling --checkpoint DIR",
+    "probe generate --checkpoint DIR --prompt p --span p --bytes b",
+    "probe geometry",
+]
+
+
+@pytest.mark.parametrize("command", DATA_COMMANDS)
+def test_every_command_that_reads_data_takes_data_dir(command):
+    from petra.cli import build_parser
+
+    args = build_parser().parse_args([*command.split(), "--data-dir", "DATA"])
+    assert args.data_dir == "DATA"
+
+
+def test_data_dir_reaches_the_loaders_for_one_run(tmp_path, capsys, monkeypatch):
+    from petra.data import resolve_data_dir
+
+    data = resolve_data_dir()
+    monkeypatch.setenv("PETRA_DATA", str(tmp_path / "no-data-here"))
+    args = ["train", "classify", "--preset", "tiny", "--quiet", "--set", "train.steps=2",
+            "--set", "train.eval_every=2", "--set", "train.checkpoint_every=2"]  # fmt: skip
+    error = fails_in_one_line(capsys, *args, "--out", str(tmp_path / "a"))
+    assert f"the data folder {tmp_path / 'no-data-here'} (from $PETRA_DATA)" in error
+    assert main([*args, "--out", str(tmp_path / "b"), "--data-dir", str(data)]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 2
+    assert os.environ["PETRA_DATA"] == str(tmp_path / "no-data-here")  # not set by --data-dir
+    with pytest.raises(FileNotFoundError, match=r"\(from \$PETRA_DATA\)"):
+        resolve_data_dir()  # --data-dir held for that run only
+    missing = tmp_path / "missing"
+    error = fails_in_one_line(
+        capsys, *args, "--out", str(tmp_path / "c"), "--data-dir", str(missing)
+    )
+    assert error == (
+        f"petra train: error: the data folder {missing} does not exist or is not a folder"
+    )

@@ -370,13 +370,66 @@ def test_data_dir_and_petra_data(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError) as error:
         load_stsb("dev")
     message = str(error.value)
-    assert str(tmp_path / "stsb" / "sts-dev.csv") in message and "README.md" in message
+    assert str(tmp_path / "stsb" / "sts-dev.csv") in message and "docs/guide/data.md" in message
+    assert "set PETRA_DATA" in message and "--data-dir" in message
     with pytest.raises(FileNotFoundError, match="misspellings"):
         load_misspellings()
     with pytest.raises(FileNotFoundError, match="brown.txt"):
         load_corpus("brown")
     with pytest.raises(FileNotFoundError, match="neither a split name"):
         load_stsb(tmp_path / "missing.csv")
+
+
+def test_the_data_folder_is_the_argument_then_the_runs_then_petra_data(tmp_path, monkeypatch):
+    from petra.data import paths
+
+    given, run, env = (tmp_path / name for name in ("given", "run", "env"))
+    for folder in (given, run, env):
+        folder.mkdir()
+    monkeypatch.setenv("PETRA_DATA", str(env))
+    assert paths.resolve_data_dir() == env
+    with paths.use_data_dir(run):
+        assert paths.resolve_data_dir() == run
+        assert paths.resolve_data_dir(given) == given
+        with paths.use_data_dir(None):  # no --data-dir: the run's folder stays
+            assert paths.resolve_data_dir() == run
+    assert paths.resolve_data_dir() == env  # restored after the block
+    with pytest.raises(RuntimeError), paths.use_data_dir(run):
+        raise RuntimeError  # restored when the block fails too
+    assert paths.resolve_data_dir() == env
+    missing = pytest.raises(FileNotFoundError, match="the data folder .*missing does not exist")
+    with missing, paths.use_data_dir(tmp_path / "missing"):
+        pass
+    assert paths.resolve_data_dir() == env
+
+
+@pytest.mark.parametrize("source", ["data_dir", "$PETRA_DATA"])
+def test_a_data_folder_that_is_not_there_is_named_with_where_it_came_from(
+    source, tmp_path, monkeypatch
+):
+    from petra.data import paths
+
+    missing = tmp_path / "missing"
+    monkeypatch.setenv("PETRA_DATA", str(missing))
+    with pytest.raises(FileNotFoundError) as error:
+        paths.resolve_data_dir(missing if source == "data_dir" else None)
+    assert f"the data folder {missing} (from {source}) does not exist" in str(error.value)
+
+
+def test_an_installed_petra_without_data_says_how_to_point_at_them(monkeypatch):
+    """Outside a source checkout there is no default folder; the message names no path (none
+    inside the virtualenv) and tells both ways to give one."""
+    from petra.data import paths
+
+    monkeypatch.delenv("PETRA_DATA", raising=False)
+    monkeypatch.setattr(paths, "SOURCE_CHECKOUT", False)
+    with pytest.raises(FileNotFoundError) as error:
+        load_stsb("train")
+    message = str(error.value)
+    assert message == (
+        "petra has no data folder: set PETRA_DATA to a data folder, or pass --data-dir "
+        "(data_dir= from Python), laid out as docs/guide/data.md describes"
+    )
 
 
 # --- encodings and empty files, across the loaders -----------------------------------------

@@ -98,3 +98,51 @@ def test_a_bpe_pair_that_is_no_tokenizer_is_refused_naming_the_folder(tmp_path):
     (tmp_path / "merges.txt").write_text("#version: 0.2\n")
     with pytest.raises(ValueError, match=rf"^{re.escape(str(tmp_path))}/vocab.json \+ merges.txt"):
         load_tokenizer(tmp_path)
+
+
+# --- a tokenizer given as a file or as an object --------------------------------------------
+
+SAMPLE = "Petra's embeddings: 3 kinds, naïve café, tokenizer.json!"
+
+
+def test_a_tokenizer_json_path_reads_as_the_named_tokenizer(bert):
+    path = resolve_data_dir() / "tokenizers" / "bert-base-uncased" / "tokenizer.json"
+    from_path = load_tokenizer(path)
+    assert from_path.to_str() == bert.to_str()
+    assert from_path.encode(SAMPLE).ids == bert.encode(SAMPLE).ids
+
+
+def test_a_tokenizer_object_is_copied_with_padding_and_truncation_off():
+    from tokenizers import Tokenizer
+
+    path = resolve_data_dir() / "tokenizers" / "bert-base-uncased" / "tokenizer.json"
+    given = Tokenizer.from_file(str(path))  # this file pads to 128 and truncates
+    assert given.padding is not None and given.truncation is not None
+    loaded = load_tokenizer(given)
+    assert loaded is not given and loaded.padding is None and loaded.truncation is None
+    assert given.padding is not None and given.truncation is not None  # the caller's, untouched
+    assert len(loaded.encode("word " * 300).ids) == 302
+    ids = loaded.encode(SAMPLE).ids
+    assert given.encode(SAMPLE).ids == ids + [0] * (128 - len(ids))  # the same ids, unpadded
+
+
+def test_a_transformers_tokenizer_encodes_as_transformers_does():
+    transformers = pytest.importorskip("transformers")
+    from petra.tasks.distill import teacher_path
+
+    try:
+        folder = teacher_path()  # all-MiniLM-L6-v2's tokenizer, as a hub folder
+    except ImportError:
+        pytest.skip("needs petra[distill]")
+    hf = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    loaded = load_tokenizer(hf)
+    for text in (SAMPLE, "word " * 600):  # longer than the model's 512 positions
+        assert loaded.encode(text).ids == hf(text, truncation=False)["input_ids"]
+    assert loaded.get_vocab_size() == len(hf)
+    assert tokenizer_fingerprint(loaded) == tokenizer_fingerprint(hf.backend_tokenizer)
+
+
+@pytest.mark.parametrize("thing", [42, None, ["gpt2"]])
+def test_something_else_is_refused_naming_what_is_taken(thing):
+    with pytest.raises(TypeError, match=r"takes a name .* or a transformers fast tokenizer, got"):
+        load_tokenizer(thing)

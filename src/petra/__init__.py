@@ -8,7 +8,7 @@ from petra.embeddings import (
     build_embedding,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it)
 
 __all__ = [
     "FourierEmbedding",

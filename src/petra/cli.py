@@ -9,6 +9,9 @@ import os
 import sys
 from pathlib import Path
 
+from petra import __version__
+from petra.data.paths import use_data_dir
+
 TASK_HELP = "nli-sts, sts, distill, classify or lm"
 
 
@@ -30,7 +33,7 @@ def _params(args: argparse.Namespace) -> None:
             f"--json {args.json} is a folder: give the file to write, e.g. "
             f"{Path(args.json) / 'params.json'}"
         )
-    rows = param_rows(args.tokenizers.split(","), args.dims, args.data_dir)
+    rows = param_rows(args.tokenizers.split(","), args.dims)
     print(format_table(rows))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -198,9 +201,10 @@ def _probe_geometry(args: argparse.Namespace) -> None:
         if args.checkpoint:
             model, tokenizer = _probe_model(args)
             embedding = model.embedding
-        else:  # a freshly initialized embedding of --kind
+        else:  # a freshly initialized embedding of --kind, drawn the same on every call
             tokenizer = load_tokenizer(args.tokenizer or "gpt2")
             options = {"tokenizer": tokenizer} if args.kind == "kronecker" else {}
+            torch.manual_seed(0)
             embedding = build_embedding(args.kind, tokenizer.get_vocab_size(), args.dim, **options)
         result = probe_geometry(embedding, tokenizer, k=args.k)
         print(json.dumps({k: v for k, v in result.items() if k != "words"}, indent=2))
@@ -237,6 +241,7 @@ def _probe_generate(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="petra", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"petra {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     params = commands.add_parser(
         "params",
@@ -252,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     params.add_argument(
         "--dims", type=_int_list, default=[256, 512, 768], help="widths (default: 256,512,768)"
     )
-    params.add_argument("--data-dir", default=None, help="data folder (default: $PETRA_DATA)")
+    _data_dir_argument(params)
     params.add_argument("--json", default=None, metavar="FILE", help="also write rows as JSON")
     params.set_defaults(handler=_params)
 
@@ -369,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     reproduction.add_argument("--report", metavar="RESULTS_DIR", help="write the report")
     reproduction.add_argument("--to", default="REPRODUCTION.md", help="the report's file")
     reproduction.add_argument("--quiet", action="store_true", help="no progress bars")
+    _data_dir_argument(reproduction)
     reproduction.set_defaults(handler=_reproduce)
 
     compression = commands.add_parser(
@@ -407,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="an option of the embedding kind, e.g. pos_dim=8 for kronecker (repeatable)",
     )  # fmt: skip
     compression.add_argument("--quiet", action="store_true", help="no progress lines")
+    _data_dir_argument(compression)
     compression.set_defaults(handler=_compress)
 
     probe = commands.add_parser("probe", help="probe a model: spelling, generate, geometry, norms")
@@ -453,6 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
         parser_.add_argument("--out", default=None, help="write the result as JSON here")
         if parser_ is not norms:
             parser_.add_argument("--tokenizer", default=None, help="default: the checkpoint's")
+            _data_dir_argument(parser_)
         parser_.set_defaults(handler=handler)
     return parser
 
@@ -461,6 +469,14 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="default", help="preset name (default: default)")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting"
+    )
+    _data_dir_argument(parser)
+
+
+def _data_dir_argument(parser: argparse.ArgumentParser) -> None:
+    """`--data-dir`, for a command that reads data: `main` makes it the run's data folder."""
+    parser.add_argument(
+        "--data-dir", default=None, metavar="DIR", help="the data folder (default: $PETRA_DATA)"
     )
 
 
@@ -488,7 +504,8 @@ def _user_path_error(error: OSError) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.handler(args)
+        with use_data_dir(getattr(args, "data_dir", None)):
+            args.handler(args)
     except OSError as error:  # petra's own FileNotFoundError(message) has no filename
         message = _user_path_error(error)
         if message is None and not isinstance(error, FileNotFoundError):

@@ -30,7 +30,6 @@ import hashlib
 import importlib.util
 import json
 import math
-import os
 import pickle
 import shutil
 import time
@@ -291,8 +290,8 @@ def _first_line(error: BaseException) -> str:
 def load_teacher(name: str):
     """(model, tokenizer, "sentence" | "causal-lm"), the model in eval mode on the CPU. A
     folder that does not load (no weights, unreadable files) or would need its own Python
-    code (`trust_remote_code`, which petra does not give) is refused with a `ValueError`."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    code (`trust_remote_code`, which petra does not give) is refused with a `ValueError`. Only
+    local files are read (`local_files_only`): no hub is asked."""
     folder, gguf = model_source(name)
     try:
         return _load_model(folder, gguf)
@@ -319,16 +318,19 @@ def _load_model(folder: Path, gguf: str | None):
     if (folder / "modules.json").is_file():
         from sentence_transformers import SentenceTransformer
 
-        model = SentenceTransformer(str(folder), device="cpu", trust_remote_code=False)
+        model = SentenceTransformer(
+            str(folder), device="cpu", trust_remote_code=False, local_files_only=True
+        )
         return model.eval(), model.tokenizer, "sentence"
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    extra = {"trust_remote_code": False} | ({} if gguf is None else {"gguf_file": gguf})
+    extra = {"trust_remote_code": False, "local_files_only": True}
+    extra |= {} if gguf is None else {"gguf_file": gguf}
     if gguf is None:
         from transformers import AutoConfig
         from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
-        config = AutoConfig.from_pretrained(str(folder), trust_remote_code=False)
+        config = AutoConfig.from_pretrained(str(folder), **extra)
         architectures = config.architectures or []
         if MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(config.model_type) not in architectures:
             raise ValueError(

@@ -13,7 +13,7 @@ from petra.data.datasets import (
     load_nli,
     load_stsb,
 )
-from petra.data.paths import resolve_data_dir
+from petra.data.paths import resolve_data_dir, use_data_dir
 from petra.data.tokenizers import (
     load_tokenizer,
     padding_id,
@@ -42,4 +42,5 @@ __all__ = [
     "token_counts",
     "tokenizer_fingerprint",
     "train_bpe",
+    "use_data_dir",
 ]

@@ -12,7 +12,7 @@ folders, their own corpus) points petra at it and it works:
     load_misspellings()      {misspelling: correction}
 
 Split names are looked up under the data directory (`resolve_data_dir`: `data_dir=`,
-`$PETRA_DATA`, `shared/data`; layout in shared/data/README.md); any other string or a path
+`petra --data-dir`, `$PETRA_DATA`; layout in docs/guide/data.md); any other string or a path
 names a file. Record loaders return `Records`, a list whose `skipped` attribute counts the
 rows left out, by reason. Files are read as UTF-8, a leading byte-order mark dropped. Malformed
 rows (including a line or CSV record holding bytes that are not UTF-8) are skipped, counted
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from petra.data.paths import resolve_data_dir
+from petra.data.paths import DATA_GUIDE, POINT_AT_DATA, resolve_data_dir
 
 __all__ = [
     "LabeledText",
@@ -54,8 +54,6 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike
-README = "shared/data/README.md"
-
 STSB_SPLITS = {"train": "sts-train.csv", "dev": "sts-dev.csv", "test": "sts-test.csv"}
 NLI_SPLITS = ("train", "dev", "test")
 IMDB_SPLITS = ("train", "test")
@@ -156,7 +154,7 @@ def _parse_rows(
             found = f"{seen} malformed; the first at {unit} {number}: {_describe(error)}"
         raise ValueError(
             f"no valid rows in {source} ({found}); check that this is the right file and that "
-            f"it has the expected format (see {README})"
+            f"it has the expected format (see {DATA_GUIDE})"
         )
     if first_bad is not None:
         number, error = first_bad
@@ -230,7 +228,7 @@ def _unreadable(path: Path, line: int, error: Exception) -> ValueError:
                 f"{csv.field_size_limit()} characters; AG News fields are short: check that "
                 "this is an AG News CSV and that its quotes are balanced"
             )
-        return ValueError(f"{path}, line {line}: not valid CSV ({error}); see {README}")
+        return ValueError(f"{path}, line {line}: not valid CSV ({error}); see {DATA_GUIDE}")
     if isinstance(error, EOFError):
         what = "the gzip data ends early (the file is truncated)"
     elif str(error).startswith("Not a gzipped file"):
@@ -260,8 +258,8 @@ def _string(row: dict, key: str) -> str:
 def _require_file(path: Path, what: str, hint: str = "") -> Path:
     if not path.is_file():
         raise FileNotFoundError(
-            f"no {what} at {path}{'; ' + hint if hint else ''}; see {README} for the expected "
-            "layout and format, or pass data_dir= (or set PETRA_DATA) to another data folder"
+            f"no {what} at {path}{'; ' + hint if hint else ''}; see {DATA_GUIDE} for the expected "
+            f"layout and format, or {POINT_AT_DATA}"
         )
     return path
 
@@ -440,8 +438,8 @@ def load_imdb(
     if (original / "pos").is_dir() or (original / "neg").is_dir():
         return _read_aclimdb(original, strict)
     raise FileNotFoundError(
-        f"no IMDB {split} split at {jsonl} nor at {original}/{{pos,neg}}; see {README}, pass "
-        "path= to an aclImdb folder, or pass data_dir= (or set PETRA_DATA) to another data folder"
+        f"no IMDB {split} split at {jsonl} nor at {original}/{{pos,neg}}; see {DATA_GUIDE}, pass "
+        f"path= to an aclImdb folder, or {POINT_AT_DATA}"
     )
 
 
@@ -661,7 +659,7 @@ def load_misspellings(*, data_dir: PathLike | None = None, strict: bool = False)
     try:
         table = json.loads(_read_text(path))
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON ({error}); see {README}") from error
+        raise ValueError(f"{path} is not valid JSON ({error}); see {DATA_GUIDE}") from error
     if not isinstance(table, dict):
         raise ValueError(f"{path} must hold one JSON object {{misspelling: correction}}")
 

@@ -1,8 +1,10 @@
 """Tokenizers from the shared files, with padding and truncation switched off.
 
 `load_tokenizer("gpt2")` reads GPT-2's `vocab.json` + `merges.txt` (byte-level BPE);
-`load_tokenizer("bert-base-uncased")` reads BERT's `tokenizer.json` (WordPiece). A path to a
-`tokenizer.json` file, or to a folder holding one or the GPT-2 pair, works as well.
+`load_tokenizer("bert-base-uncased")` reads BERT's `tokenizer.json` (WordPiece), both from the
+data folder's `tokenizers/`. A path to a `tokenizer.json` file, or to a folder holding one or the
+GPT-2 pair, works as well, and so does a `tokenizers.Tokenizer` or a Hugging Face `transformers`
+fast tokenizer already in memory.
 
 Also: `special_token_ids` (by role), `padding_id`, `tokenizer_fingerprint` (the sha256 of
 the vocabulary that checkpoints store), `train_bpe` and `token_counts`.
@@ -20,7 +22,7 @@ import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from petra.data.paths import resolve_data_dir
-from petra.embeddings.token_bytes import tokenizer_fingerprint
+from petra.embeddings.token_bytes import backend_tokenizer, tokenizer_fingerprint
 
 NAMED = ("bert-base-uncased", "gpt2")
 T = TypeVar("T")
@@ -35,7 +37,44 @@ __all__ = [
 ]
 
 
-def load_tokenizer(name_or_path: str | os.PathLike, data_dir=None) -> Tokenizer:
+def load_tokenizer(source, data_dir: str | os.PathLike | None = None) -> Tokenizer:
+    """A `tokenizers.Tokenizer` with padding and truncation switched off.
+
+    Args:
+        source: one of the names `NAMED` (read from `tokenizers/NAME` in the data folder);
+            a path to a `tokenizer.json`, or to a folder holding one or GPT-2's `vocab.json`
+            + `merges.txt`; or a tokenizer object: a `tokenizers.Tokenizer` or a
+            `transformers` fast tokenizer (`AutoTokenizer.from_pretrained(...)`), whose
+            `tokenizers.Tokenizer` is copied, so the object given keeps its own settings.
+        data_dir: the data folder for a name (default: `resolve_data_dir()`).
+
+    Returns:
+        The tokenizer, encoding without padding or truncation (petra pads per batch).
+
+    Raises:
+        FileNotFoundError: an unknown name, or a path that holds no tokenizer files.
+        ValueError: a file the tokenizers library cannot read as a tokenizer.
+        TypeError: an object that is neither a path nor a fast tokenizer (a `transformers`
+            slow tokenizer has no `tokenizers.Tokenizer` inside).
+    """
+    if isinstance(source, str | os.PathLike):
+        tokenizer = _read_files(source, data_dir)
+    else:
+        try:
+            backend = backend_tokenizer(source)
+        except TypeError:
+            raise TypeError(
+                f"load_tokenizer takes a name {NAMED}, a path, a tokenizers.Tokenizer or a "
+                f"transformers fast tokenizer, got {type(source).__name__}"
+            ) from None
+        tokenizer = Tokenizer.from_str(backend.to_str())
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer
+
+
+def _read_files(name_or_path: str | os.PathLike, data_dir) -> Tokenizer:
+    """The tokenizer a name in `NAMED` or a path stands for (see `load_tokenizer`)."""
     path = Path(name_or_path)
     if str(name_or_path) in NAMED:
         path = resolve_data_dir(data_dir) / "tokenizers" / str(name_or_path)
@@ -58,8 +97,6 @@ def load_tokenizer(name_or_path: str | os.PathLike, data_dir=None) -> Tokenizer:
             tokenizer.add_special_tokens(["<|endoftext|>"])  # GPT-2's one special token
     else:
         raise FileNotFoundError(f"{path} holds neither tokenizer.json nor vocab.json + merges.txt")
-    tokenizer.no_padding()
-    tokenizer.no_truncation()
     return tokenizer
 
 

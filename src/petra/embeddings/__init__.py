@@ -1,9 +1,9 @@
 """Token embeddings behind one contract (see `petra.embeddings.base`), and their registry.
 
-from petra import build_embedding
-emb = build_embedding("fourier", vocab_size=30522, dim=256)          # PETE
-emb = build_embedding("kronecker", 50257, 768, tokenizer=tok)        # byte-level
-emb = build_embedding("learned", 30522, 256, factor_dim=64)          # ALBERT-style
+    from petra import build_embedding
+    emb = build_embedding("fourier", vocab_size=30522, dim=256)          # PETE
+    emb = build_embedding("kronecker", 50257, 768, tokenizer=tok)        # byte-level
+    emb = build_embedding("learned", 30522, 256, factor_dim=64)          # ALBERT-style
 
 and the field's standard baselines for shrinking a table: `qr` (quotient-remainder), `hash`
 (hash embeddings), `dhe` (deep hash embeddings), `tt` (tensor train). `size_for_budget`
@@ -68,8 +68,26 @@ def check_embedding_options(kind: str, dim: int, **options) -> None:
 def build_embedding(kind: str, vocab_size: int, dim: int, **options) -> TokenEmbedding:
     """Build an embedding of `kind` for ids in `[0, vocab_size)` and width `dim`.
 
-    `kronecker` needs `tokenizer=` (a `tokenizers.Tokenizer`) or `token_bytes=` (one byte
-    string per id); the other options go to the kind's constructor.
+    Args:
+        kind: one of `KINDS`: `learned`, `fourier`, `kronecker`, `qr`, `hash`, `dhe`, `tt`.
+        vocab_size: V, the number of token ids.
+        dim: d, the width of each embedding.
+        **options: the kind's keyword options (see its class, e.g. `FourierEmbedding`).
+            `kronecker` needs exactly one of `tokenizer=` (a `tokenizers.Tokenizer`) or
+            `token_bytes=` (one byte string per id); the other options go to
+            `KroneckerEmbedding.from_tokenizer` or `KroneckerEmbedding.from_token_bytes`.
+
+    Returns:
+        The embedding, a `TokenEmbedding` (a drop-in `nn.Embedding`).
+
+    Raises:
+        ValueError: for an unknown kind or option value; for `kronecker`, when neither or
+            both of `tokenizer=` and `token_bytes=` are given, or when the tokenizer's size is
+            not `vocab_size`.
+
+    Shapes:
+        - forward: ids `(...)` of any integer dtype -> `(..., d)`.
+        - `table()`: `(V, d)`.
     """
     if kind != "kronecker":
         return constructor(kind)(vocab_size, dim, **options)

@@ -26,16 +26,31 @@ held until a parameter or buffer changes: any in-place update, optimizer step or
 its version, a dtype or device move replaces it), and forward is a lookup. Changes made
 through `.data` bypass the version counter: call `clear_eval_table()` after them.
 
-Two attributes, True by default, serve compiled and CUDA-graph use: `validate = False`
-skips the id range check, whose min/max read is a host sync on every forward (bad ids are then
-the caller's to rule out), and `dedupe = False` skips `torch.unique`, whose output size is
-another (under `torch.compile` it is skipped anyway).
+Two attributes (set on the instance, not constructor arguments), True by default, serve
+compiled and CUDA-graph use: `emb.validate = False` skips the id range check, whose min/max
+read is a host sync on every forward (bad ids are then the caller's to rule out), and
+`emb.dedupe = False` skips `torch.unique`, whose output size is another (under
+`torch.compile` it is skipped anyway).
+
+Dropped into another model:
+
+- tie an output head through the table, `logits = h @ emb.table().T`; nanoGPT's tying line
+  `wte.weight = lm_head.weight` is refused (`TypeError`) by every kind but the unfactored
+  learned table, whose `weight` is its `V x d` table as in `nn.Embedding`;
+- a host's `self.apply(_init_weights)` also re-initializes the `nn.Linear` and `nn.Embedding`
+  modules inside an embedding (a Kronecker projection, a Fourier refinement): call
+  `emb.reset_parameters()` after it, or skip petra modules in `_init_weights`;
+- kinds with a `seed` option (Fourier, DHE, hash) draw everything from it when it is given,
+  so two builds with one seed are equal; with `seed=None` (the default) their initial
+  trainable parameters come from the global RNG, as a torch module's do.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import torch
 from torch import Tensor, nn
@@ -107,8 +122,79 @@ def spectral_norm(matrix: Tensor, iterations: int = 30) -> float:
     return (m @ v).norm().item()
 
 
+# Added to a kind's `seed` for the generator of its initial trainable parameters: the CPU
+# generator (MT19937) reads only the low 32 bits of a seed, so the offset must change them.
+INIT_STREAM = 0x9E3779B9
+
+
+def fixed_seed(seed: int | None) -> int:
+    """The seed of a kind's fixed random parts (hash functions, a permutation, random
+    frequencies): `seed`, or 0 for seed=None."""
+    return 0 if seed is None else seed
+
+
+def init_generator(seed: int | None) -> torch.Generator | None:
+    """Where a kind with a `seed` option draws its initial trainable parameters: the global
+    RNG (None) for seed=None, as a torch module does, else a CPU generator seeded with
+    (seed + INIT_STREAM) mod 2^64, a stream apart from the one its fixed parts draw from."""
+    return None if seed is None else torch.Generator().manual_seed((seed + INIT_STREAM) % 2**64)
+
+
+@torch.no_grad()
+def draw_(tensor: Tensor, init: Callable[..., Tensor], generator: torch.Generator | None) -> None:
+    """Fill `tensor` by `init(t, generator=...)`, an in-place `torch.nn.init` function: in
+    place from the global RNG for generator=None (the very draws a torch module makes), else
+    on a float32 CPU tensor drawn from `generator` and copied in, so that a seed gives the
+    same values on every device and in every dtype."""
+    if generator is None:
+        init(tensor, generator=None)
+    else:
+        tensor.copy_(init(torch.empty(tensor.shape), generator=generator))
+
+
+def reset_linear_(linear: nn.Linear, generator: torch.Generator | None) -> None:
+    """`nn.Linear`'s own initialization, from `generator` (None: the global RNG, exactly
+    `linear.reset_parameters()`): W ~ U(-b, b) by `kaiming_uniform_(a=sqrt(5))`, whose
+    bound is b = sqrt(6 / ((1 + 5) fan_in)) = 1 / sqrt(fan_in), and the bias ~ U(-b, b)."""
+    if generator is None:
+        linear.reset_parameters()
+        return
+    draw_(linear.weight, partial(nn.init.kaiming_uniform_, a=math.sqrt(5)), generator)
+    if linear.bias is not None:
+        bound = 1.0 / math.sqrt(linear.in_features)
+        draw_(linear.bias, partial(nn.init.uniform_, a=-bound, b=bound), generator)
+
+
+def uninitialized(build: Callable[[], nn.Module]) -> nn.Module:
+    """`build()` with its parameters allocated but not drawn (built on the meta device, then
+    given empty storage on the default device), for `reset_parameters` to draw them: with
+    the global RNG, the same draws in the same order as `build()` itself would make."""
+    with torch.device("meta"):
+        module = build()
+    return module.to_empty(device=torch.get_default_device())
+
+
 class TokenEmbedding(nn.Module):
-    """Base class: validation, any batch shape, padding, `table()`, export and report."""
+    """Base class: validation, any batch shape, padding, `table()`, export and report.
+
+    The contract every kind honours is set out in `petra.embeddings.base`; a subclass
+    implements `_embed(flat_ids) -> (N, d)` on already validated 1-D ids.
+
+    Args:
+        num_embeddings: V, the number of token ids.
+        embedding_dim: d, the width of each embedding.
+        padding_idx: an id whose output is the zero vector (as `nn.Embedding`'s), or None.
+
+    Attributes:
+        validate: check on every forward that ids lie in `[0, V)` (True). Not a constructor
+            argument: set `emb.validate = False` on the built embedding to skip the check's
+            host sync (for `torch.compile` and CUDA graphs; bad ids are then yours to rule out).
+        dedupe: embed each distinct id once, through `torch.unique` (True; computed kinds
+            only). Set `emb.dedupe = False` to skip its data-dependent output size.
+
+    Raises:
+        ValueError: if V or d is not positive, or `padding_idx` lies outside `[0, V)`.
+    """
 
     kind: str = "abstract"
     computes_rows: bool = False  # per distinct id in training, a cached table in evaluation
@@ -133,8 +219,53 @@ class TokenEmbedding(nn.Module):
         """(N,) valid ids -> (N, d)."""
         raise NotImplementedError
 
+    def reset_parameters(self) -> None:
+        """Draw the trainable parameters again from the kind's own initialization, the one
+        its constructor made (from the kind's `seed` when one is given: the same values).
+
+        A host model's `self.apply(_init_weights)` reaches the `nn.Linear` and `nn.Embedding`
+        modules inside an embedding (a Kronecker projection, a Fourier refinement, a learned
+        table) and replaces their initialization by its own: call `reset_parameters()` after
+        it, or skip petra modules in `_init_weights`.
+        """
+        raise NotImplementedError
+
+    # -- tying ----------------------------------------------------------------------------
+    def __setattr__(self, name: str, value) -> None:
+        if name == "weight":
+            self._set_weight(value)
+        else:
+            super().__setattr__(name, value)
+
+    def _set_weight(self, value) -> None:
+        """`emb.weight = p`, nanoGPT's tying line `wte.weight = lm_head.weight`: refused, since
+        it would only register a parameter that no output depends on (kinds with a `V x d`
+        table of their own override it)."""
+        raise TypeError(
+            f"a {type(self).__name__}({self.extra_repr()}) has no V x d weight to share with "
+            "an output head: assigning .weight would add a parameter that nothing uses. Tie "
+            "the head through the embedding's table instead, logits = h @ emb.table().T, and "
+            "drop the line that sets .weight"
+        )
+
     # -- the contract -------------------------------------------------------------------
     def forward(self, ids: Tensor) -> Tensor:
+        """Embed token ids, as `nn.Embedding` does.
+
+        Args:
+            ids: token ids of any shape and any integer dtype.
+
+        Returns:
+            One d-vector per id; the padding id's is zero.
+
+        Raises:
+            TypeError: if `ids` is not a tensor or not of an integer dtype.
+            ValueError: if an id lies outside `[0, V)` (unless `validate` is False).
+
+        Shapes:
+            - ids: `(...)`
+            - output: `(..., d)`
+        """
         flat = long_ids(ids).reshape(-1)  # the dtype check costs nothing: always made
         if self.validate:
             check_id_range(flat, self.num_embeddings, ids.dtype)
@@ -213,7 +344,19 @@ class TokenEmbedding(nn.Module):
         return out.masked_fill((flat_ids == self.padding_idx).unsqueeze(-1), 0.0)
 
     def table(self, chunk_size: int = 8192) -> Tensor:
-        """All V embeddings, (V, d), computed in chunks; differentiable."""
+        """All V embeddings, computed in chunks; differentiable.
+
+        A tied output head `logits = h @ table().T` trains the parameters that produce it.
+
+        Args:
+            chunk_size: ids embedded per chunk (bounds the temporaries of computed kinds).
+
+        Returns:
+            Row v is the embedding of id v; the padding row is zero.
+
+        Shapes:
+            - output: `(V, d)`
+        """
         device = self._device()
         chunks = [
             torch.arange(start, min(start + chunk_size, self.num_embeddings), device=device)
@@ -241,6 +384,8 @@ class TokenEmbedding(nn.Module):
         raise ValueError(f"a {self.kind} embedding cannot scale its outputs exactly")
 
     def param_report(self) -> ParamReport:
+        """What this embedding costs: trainable parameters and buffer bytes, next to the
+        learned `V x d` table (`ParamReport.learned_equivalent`)."""
         return ParamReport(
             kind=self.kind,
             num_embeddings=self.num_embeddings,

@@ -189,8 +189,29 @@ def size_for_budget(
     kind: str, vocab_size: int, dim: int, budget: int, *, tolerance: float = 0.1, **options
 ) -> Sizing:
     """The size of `kind` closest to `budget` trainable parameters without exceeding it.
-    `ValueError` if the knob is among `options`, or if no size lies within `tolerance` below
-    the budget (naming the smallest and largest sizes the kind can take)."""
+
+    Each kind has one knob (the table in `petra.embeddings.budget`); the other options keep
+    their given or default values and enter the count.
+
+    Args:
+        kind: one of `KINDS`.
+        vocab_size: V, the number of token ids.
+        dim: d, the width of each embedding.
+        budget: the trainable embedding parameters allowed (see `parse_budget` for "65k").
+        tolerance: the size must land in `[(1 - tolerance) budget, budget]`.
+        **options: the kind's other options (Kronecker's `pos_dim`, QR's `operation`...),
+            not its knob.
+
+    Returns:
+        The knob's setting (`Sizing.options`, to pass to `build_embedding`) and the exact
+        parameter count it gives.
+
+    Raises:
+        ValueError: for a budget outside `[1, MAX_BUDGET]`, a tolerance outside [0, 1), or
+            a knob given among `options`.
+        BudgetUnreachable: if no size lies within `tolerance` below the budget (the message
+            names the smallest and largest sizes the kind can take).
+    """
     if not (isinstance(budget, int) and 0 < budget <= MAX_BUDGET):
         raise ValueError(
             f"the budget must be a number of parameters in [1, {MAX_BUDGET:,}], got {budget!r}"

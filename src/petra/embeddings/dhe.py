@@ -30,7 +30,13 @@ import math
 import torch
 from torch import Tensor, nn
 
-from petra.embeddings.base import TokenEmbedding
+from petra.embeddings.base import (
+    TokenEmbedding,
+    fixed_seed,
+    init_generator,
+    reset_linear_,
+    uninitialized,
+)
 from petra.embeddings.hashing import UniversalHash
 
 DISTRIBUTIONS = ("uniform", "gaussian")
@@ -44,7 +50,27 @@ def dhe_params(dim: int, hidden: int, layers: int = 2, code_dim: int = 1024) -> 
 
 
 class DeepHashEmbedding(TokenEmbedding):
-    """k hash codes of the id, normalized, through an MLP."""
+    """k hash codes of the id, normalized, through an MLP (the math is in
+    `petra.embeddings.dhe`).
+
+    Args:
+        vocab_size: V, the number of token ids.
+        dim: d, the width of each embedding.
+        hidden: h, the width of each hidden layer.
+        layers: L, the hidden layers (Mish activations).
+        code_dim: k, the hash functions, i.e. the width of the code.
+        code_buckets: m, the buckets each hash function maps into.
+        distribution: the code's values: `uniform` in [-1, 1], or `gaussian` (Box-Muller;
+            needs an even `code_dim`).
+        seed: when given, draws the hash functions and the network's initial weights (two
+            builds with one seed are equal); None (the default) draws the network from the
+            global RNG, as a torch module's, and the hash functions from seed 0.
+        padding_idx: an id whose output is the zero vector, or None.
+
+    Raises:
+        ValueError: for an unknown distribution, an odd `code_dim` with `gaussian`,
+            `hidden` or `layers` below 1, or `code_buckets` below 2.
+    """
 
     kind = "dhe"
     computes_rows = True
@@ -59,7 +85,7 @@ class DeepHashEmbedding(TokenEmbedding):
         code_dim: int = 1024,
         code_buckets: int = 1_000_000,
         distribution: str = "uniform",
-        seed: int = 0,
+        seed: int | None = None,
         padding_idx: int | None = None,
     ):
         super().__init__(vocab_size, dim, padding_idx)
@@ -76,16 +102,31 @@ class DeepHashEmbedding(TokenEmbedding):
         if code_buckets < 2:
             raise ValueError(f"code_buckets must be at least 2, got {code_buckets}")
         self.hidden, self.layers, self.distribution = hidden, layers, distribution
-        self.hashes = UniversalHash(code_dim, code_buckets, seed)
+        self.hashes = UniversalHash(code_dim, code_buckets, fixed_seed(seed))
         widths = [code_dim, *[hidden] * layers]
-        blocks = [
-            module
-            for i in range(layers)
-            for module in (nn.Linear(widths[i], widths[i + 1]), nn.Mish())
-        ]
-        self.network = nn.Sequential(*blocks, nn.Linear(hidden, dim))
+        self.network = uninitialized(
+            lambda: nn.Sequential(
+                *(
+                    module
+                    for i in range(layers)
+                    for module in (nn.Linear(widths[i], widths[i + 1]), nn.Mish())
+                ),
+                nn.Linear(hidden, dim),
+            )
+        )
+        self.seed = seed
+        self.reset_parameters()
         # an empty float buffer that follows .to(dtype/device): the dtype the code is cast to
         self.register_buffer("_dtype_carrier", torch.empty(0), persistent=False)
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Every layer as `nn.Linear`'s own initialization, in order, from `seed` when it is
+        given (else from the global RNG)."""
+        generator = init_generator(self.seed)
+        for module in self.network:
+            if isinstance(module, nn.Linear):
+                reset_linear_(module, generator)
 
     def code(self, ids: Tensor) -> Tensor:
         """The fixed code c(id), (N, k), computed in float64, then cast to the model dtype."""

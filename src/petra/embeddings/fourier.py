@@ -33,7 +33,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from petra.embeddings.base import TokenEmbedding
+from petra.embeddings.base import (
+    TokenEmbedding,
+    fixed_seed,
+    init_generator,
+    reset_linear_,
+    uninitialized,
+)
 from petra.embeddings.bases import build_basis
 from petra.nn import GeGLU, RMSNorm
 
@@ -67,7 +73,42 @@ def checked_rank(id_rank, vocab_size: int) -> Tensor:
 
 
 class FourierEmbedding(TokenEmbedding):
-    """Fixed basis features of the normalized token id, refined by a small residual network."""
+    """Fixed basis features of the normalized token id, refined by a small residual network.
+
+    The math (the id's position x, the basis T, the refinement and the parameter count) is
+    in `petra.embeddings.fourier`.
+
+    Args:
+        vocab_size: V, the number of token ids.
+        dim: d, the width of each embedding (even for the Fourier basis).
+        basis: the features T(x): `fourier`, `chebyshev`, `legendre`, `hermite` or `random`.
+        refine: `linear` (one d x d map, the paper's Table 1 counts), `geglu` (a GeGLU
+            feed-forward, the paper's text) or `none`.
+        expansion: the GeGLU's hidden width as a multiple of d (4 by default); `geglu` only.
+        normalize: `half-open` (x = 2 r / V - 1, all V ids distinct; the default) or
+            `paper` (x = 2 r / (V - 1) - 1, whose ids 0 and V - 1 share their features).
+        id_order: the rank r of each id: `natural` (r = id), `permuted` (a seeded
+            permutation) or `frequency` (by corpus frequency; needs `token_counts` or
+            `id_rank`).
+        token_counts: one count per id, for `id_order="frequency"`.
+        id_rank: the rank of each id (a permutation of 0..V-1, e.g. a saved `id_rank`
+            buffer), for `id_order="frequency"`.
+        seed: when given, every random draw: the `permuted` id order, the `random` basis
+            and the refinement's initial weights (two builds with one seed are equal).
+            None (the default): the refinement from the global RNG, as a torch module's,
+            the id order and basis from seed 0.
+        refine_bias: add a bias to the `linear` refinement (R T + b, as the official code).
+        final_norm: an RMSNorm on the output (off by default; the official code has it).
+        cache_features: keep the fixed `(V, d)` feature table in memory instead of computing
+            the features of each batch.
+        padding_idx: an id whose output is the zero vector, or None.
+
+    Raises:
+        ValueError: for an unknown `basis`, `refine`, `normalize` or `id_order`; for an
+            option that does not apply to the chosen one (`expansion` without `geglu`,
+            `refine_bias` without `linear`, counts or ranks without `frequency`); for
+            `token_counts` or `id_rank` that do not match V.
+    """
 
     kind = "fourier"
     computes_rows = True
@@ -84,7 +125,7 @@ class FourierEmbedding(TokenEmbedding):
         id_order: str = "natural",
         token_counts=None,
         id_rank=None,
-        seed: int = 0,
+        seed: int | None = None,
         refine_bias: bool = False,
         final_norm: bool = False,
         cache_features: bool = False,
@@ -115,12 +156,12 @@ class FourierEmbedding(TokenEmbedding):
                 f"id_order='frequency', not id_order={id_order!r}"
             )
         self.id_order = id_order
-        self.basis = build_basis(basis, dim, seed)
+        self.basis = build_basis(basis, dim, fixed_seed(seed))
 
         if id_order == "natural":
             self.id_rank = None
         elif id_order == "permuted":
-            generator = torch.Generator().manual_seed(seed)
+            generator = torch.Generator().manual_seed(fixed_seed(seed))
             self.register_buffer("id_rank", torch.randperm(vocab_size, generator=generator).int())
         elif (token_counts is None) == (id_rank is None):
             raise ValueError(
@@ -137,13 +178,15 @@ class FourierEmbedding(TokenEmbedding):
             self.register_buffer("id_rank", frequency_rank(token_counts))
 
         if refine == "linear":
-            self.refine = nn.Linear(dim, dim, bias=refine_bias)
+            self.refine = uninitialized(lambda: nn.Linear(dim, dim, bias=refine_bias))
         elif refine == "geglu":
             self.expansion = 4.0 if expansion is None else float(expansion)
-            self.refine = GeGLU(dim, round(self.expansion * dim))
+            self.refine = uninitialized(lambda: GeGLU(dim, round(self.expansion * dim)))
         else:
             self.refine = None
         self.norm = RMSNorm(dim) if final_norm else None
+        self.seed = seed
+        self.reset_parameters()
 
         # an empty float buffer that follows .to(dtype/device): the dtype and device of features
         self.register_buffer("_dtype_carrier", torch.empty(0), persistent=False)
@@ -151,6 +194,18 @@ class FourierEmbedding(TokenEmbedding):
         self._cache: Tensor | None = None
         if cache_features:
             self.feature_table()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Every `nn.Linear` of the refinement as `nn.Linear`'s own initialization, in module
+        order, from `seed` when it is given (else from the global RNG); the final norm's gain
+        to 1."""
+        generator = init_generator(self.seed)
+        for module in () if self.refine is None else self.refine.modules():
+            if isinstance(module, nn.Linear):
+                reset_linear_(module, generator)
+        if self.norm is not None:
+            nn.init.ones_(self.norm.weight)
 
     def positions(self, ranks: Tensor) -> Tensor:
         """x in [-1, 1] (float64) of each rank."""

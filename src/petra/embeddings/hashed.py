@@ -16,11 +16,12 @@ learned table's scale.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from petra.embeddings.base import TokenEmbedding
+from petra.embeddings.base import TokenEmbedding, draw_, fixed_seed, init_generator
 from petra.embeddings.hashing import UniversalHash
 
 
@@ -30,8 +31,24 @@ def hash_params(vocab_size: int, dim: int, buckets: int, num_hashes: int = 2) ->
 
 
 class HashEmbedding(TokenEmbedding):
-    """k hashed rows of a shared B x d table, weighted per token. `buckets` defaults to
-    ceil(V / 10)."""
+    """k hashed rows of a shared B x d table, weighted per token.
+
+    E(id) = sum_i p_{id,i} C[h_i(id)] (the math is in `petra.embeddings.hashed`).
+
+    Args:
+        vocab_size: V, the number of token ids.
+        dim: d, the width of each embedding.
+        buckets: B, the shared rows; ceil(V / 10) by default.
+        num_hashes: k, the hash functions (and importance weights per token).
+        seed: when given, draws the hash functions and the initial shared rows (two builds
+            with one seed are equal); None (the default) draws the rows from the global RNG,
+            as a torch module's, and the hash functions from seed 0.
+        padding_idx: an id whose output is the zero vector, or None.
+        init_std: the standard deviation of the shared rows' normal initialization.
+
+    Raises:
+        ValueError: if `init_std` is negative or not finite.
+    """
 
     kind = "hash"
 
@@ -42,7 +59,7 @@ class HashEmbedding(TokenEmbedding):
         *,
         buckets: int | None = None,
         num_hashes: int = 2,
-        seed: int = 0,
+        seed: int | None = None,
         padding_idx: int | None = None,
         init_std: float = 0.02,
     ):
@@ -50,11 +67,21 @@ class HashEmbedding(TokenEmbedding):
         buckets = math.ceil(vocab_size / 10) if buckets is None else buckets
         if not 0 <= init_std < float("inf"):
             raise ValueError(f"init_std must be a finite number, not negative, got {init_std}")
-        self.hashes = UniversalHash(num_hashes, buckets, seed)
+        self.hashes = UniversalHash(num_hashes, buckets, fixed_seed(seed))
         self.components = nn.Embedding(buckets, dim)
         self.importance = nn.Embedding(vocab_size, num_hashes)
-        nn.init.normal_(self.components.weight, std=init_std)
-        nn.init.constant_(self.importance.weight, 1.0 / math.sqrt(num_hashes))
+        self.seed, self.init_std = seed, init_std
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """C ~ N(0, init_std^2), from `seed` when it is given (else from the global RNG), and
+        every importance weight 1 / sqrt(k)."""
+        draw_(
+            self.components.weight,
+            partial(nn.init.normal_, std=self.init_std),
+            init_generator(self.seed),
+        )
+        nn.init.constant_(self.importance.weight, 1.0 / math.sqrt(self.hashes.num_hashes))
 
     def _embed(self, ids: Tensor) -> Tensor:
         weight = self.components.weight

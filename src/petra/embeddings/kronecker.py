@@ -187,7 +187,28 @@ class KroneckerEmbedding(TokenEmbedding):
     Build it with `from_tokenizer(tokenizer, dim)` or `from_token_bytes(list_of_bytes, dim)`.
     `byte_table` (V, P) uint8, `byte_lengths` (V,) int32 and `tokenizer_fingerprint` (32 bytes
     of sha256, zeros if unknown) are saved with the weights; loading weights built for other
-    token bytes raises `ValueError`.
+    token bytes raises `ValueError`. The codec, its closed-form moments and the three modes
+    are set out in `petra.embeddings.kronecker`.
+
+    Args:
+        byte_table: each token's bytes, zero-padded to P = pos_dim columns.
+        byte_lengths: how many bytes of each row are the token's (0 to P).
+        dim: d, the width of each embedding.
+        mode: `sparse` (the default: one `embedding_bag`, no N x D tensor), `dense` (the
+            codec formed literally) or `cached` (the V x D codec table kept in memory).
+        fingerprint: the tokenizer's sha256 hex digest, saved with the weights.
+        padding_idx: an id whose output is the zero vector, or None.
+        num_truncated: how many tokens were cut to P bytes (kept for reports).
+        rank: factorize the projection as W = A B through width r (d D -> r (D + d)
+            parameters), or None for the paper's single d x D map.
+
+    Raises:
+        ValueError: if the table and lengths do not match, a length lies outside [0, P],
+            `mode` is unknown or `rank` is not positive.
+
+    Shapes:
+        - byte_table: `(V, P)`; byte_lengths: `(V,)`
+        - projection weight W: `(d, D)` with D = 256 P (`(r, D)` and `(d, r)` with a rank)
     """
 
     kind = "kronecker"
@@ -237,13 +258,26 @@ class KroneckerEmbedding(TokenEmbedding):
         # CPU); gradients and optimizer states follow the parameter's layout. safetensors wants
         # contiguous tensors: save `{k: v.contiguous() ...}` (as `save_pretrained` does).
         self.projection.weight = nn.Parameter(torch.empty(self.codec_dim, width).t())
-        nn.init.normal_(self.projection.weight, std=1.0 / math.sqrt(self.codec_dim))
+        self._draw_map(self.projection)
         self.expand = None if rank is None else nn.Linear(rank, dim, bias=False)
         if self.expand is not None:
-            nn.init.normal_(self.expand.weight, std=1.0 / math.sqrt(rank))
+            self._draw_map(self.expand)
         if mode == "cached":
             codec = codec_table(self.byte_table, self.byte_lengths)
             self.register_buffer("codec_cache", codec, persistent=False)  # (V, D)
+
+    @staticmethod
+    @torch.no_grad()
+    def _draw_map(linear: nn.Linear) -> None:
+        """The map's weight ~ N(0, 1 / fan_in), from the global RNG."""
+        nn.init.normal_(linear.weight, std=1.0 / math.sqrt(linear.in_features))
+
+    def reset_parameters(self) -> None:
+        """W ~ N(0, 1/D), rows of norm about 1 (with a rank, B ~ N(0, 1/D) and
+        A ~ N(0, 1/r)), from the global RNG, as the constructor draws them."""
+        for linear in (self.projection, self.expand):
+            if linear is not None:
+                self._draw_map(linear)
 
     # -- constructors -------------------------------------------------------------------
     @classmethod
@@ -258,7 +292,25 @@ class KroneckerEmbedding(TokenEmbedding):
         padding_idx: int | None = None,
         rank: int | None = None,
     ) -> KroneckerEmbedding:
-        """One byte string per id; longer ones are cut to `pos_dim` at a UTF-8 boundary."""
+        """Build from one byte string per id; longer ones are cut to `pos_dim` at a UTF-8
+        boundary.
+
+        Args:
+            tokens: the bytes of each token, in id order.
+            dim: d, the width of each embedding.
+            pos_dim: P, the byte positions kept per token (D = 256 P).
+            mode: `sparse`, `dense` or `cached` (see the class).
+            fingerprint: the tokenizer's sha256 hex digest, or None.
+            padding_idx: an id whose output is the zero vector, or None.
+            rank: the width of a factorized projection, or None.
+
+        Returns:
+            The embedding, for V = len(tokens) ids.
+
+        Raises:
+            ValueError: if `pos_dim` is not positive (and as the class).
+            TypeError: if a token is not bytes.
+        """
         if pos_dim < 1:
             raise ValueError(f"pos_dim must be positive, got {pos_dim}")
         table, lengths, truncated = encode_bytes(tokens, pos_dim)
@@ -279,7 +331,26 @@ class KroneckerEmbedding(TokenEmbedding):
         padding_idx: int | None = None,
         rank: int | None = None,
     ) -> KroneckerEmbedding:
-        """Bytes of every piece of a `tokenizers.Tokenizer` (see `petra.embeddings.token_bytes`)."""
+        """Build from the bytes of every piece of a tokenizer.
+
+        Args:
+            tokenizer: a `tokenizers.Tokenizer` or a `transformers` fast tokenizer
+                (byte-level BPE, WordPiece or SentencePiece pieces).
+            dim: d, the width of each embedding.
+            pos_dim: P, the byte positions kept per token (D = 256 P).
+            mode: `sparse`, `dense` or `cached` (see the class).
+            scheme: how pieces map to bytes (`byte_level`, `wordpiece`, `sentencepiece`,
+                `utf8`), or None to read it off the tokenizer.
+            padding_idx: an id whose output is the zero vector, or None.
+            rank: the width of a factorized projection, or None.
+
+        Returns:
+            The embedding, one row per token of the tokenizer, with its fingerprint.
+
+        Raises:
+            TypeError: if `tokenizer` is neither kind of tokenizer.
+            ValueError: for an unknown `scheme` (and as `from_token_bytes`).
+        """
         return cls.from_token_bytes(
             token_bytes(tokenizer, scheme), dim, pos_dim=pos_dim, mode=mode,
             fingerprint=tokenizer_fingerprint(tokenizer), padding_idx=padding_idx, rank=rank,
@@ -360,6 +431,21 @@ class KroneckerEmbedding(TokenEmbedding):
             self._scales_by_length[key] = codec_scales(lengths, self.codec_dim, dtype)
         return self._scales_by_length[key]
 
+    def table(self, chunk_size: int = 8192) -> Tensor:
+        """All V embeddings, (V, d), computed in chunks; differentiable.
+
+        A head tied through it, `logits = h @ table().T`, starts far above ln V: rows E(v) =
+        W z have norm about sqrt(d) (||z||^2 = D - 1, W ~ N(0, 1/D)), and a normalized
+        hidden state h, of norm about sqrt(d), still carries its input token's E(v), so that
+        token's logit is about d and wins. petra's causal LM (GPT-2 tokenizer, P = 16, 2
+        layers, final RMSNorm) starts at about 0.85 d nats: 53 to 56 at d = 64, 106 to 110 at
+        d = 128, 216 to 219 at d = 256, against ln V = 10.8 (first loss on 8 x 128 tokens of
+        Shakespeare, seeds 0 and 1; the input token was the argmax at 99.8 % of positions).
+        So petra's causal LM gives this kind an untied head by default (the paper's setup;
+        `ModelConfig.tie_embeddings`); a host model tying it should expect that start.
+        """
+        return super().table(chunk_size)
+
     def embed_bytes(self, tokens: Sequence[bytes]) -> Tensor:
         """Embed arbitrary byte strings (forced out-of-vocabulary input), (N, d)."""
         table, lengths, _ = encode_bytes(tokens, self.pos_dim)
@@ -367,8 +453,26 @@ class KroneckerEmbedding(TokenEmbedding):
         return self.project_codes(table.to(device), lengths.to(device))
 
     def forward(self, ids: Tensor, byte_overrides: Mapping | None = None) -> Tensor:
-        """`ids` (...) -> (..., d). `byte_overrides` maps positions of `ids` (an int for 1-D
-        ids, else a tuple of indices) to byte strings embedded in place of those tokens."""
+        """Embed token ids, with optional raw bytes in place of some of them.
+
+        Args:
+            ids: token ids of any shape and any integer dtype.
+            byte_overrides: maps positions of `ids` (an int for 1-D ids, else a tuple of
+                indices) to byte strings embedded in place of those tokens (forced
+                out-of-vocabulary input), or None.
+
+        Returns:
+            One d-vector per position.
+
+        Raises:
+            TypeError: for ids of a non-integer dtype or an override position that is not
+                an int or a tuple of ints.
+            ValueError: for an id outside `[0, V)` or a position outside `ids`.
+
+        Shapes:
+            - ids: `(...)`
+            - output: `(..., d)`
+        """
         if not byte_overrides:
             return super().forward(ids)
         if self.validate:

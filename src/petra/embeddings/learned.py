@@ -9,13 +9,25 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from petra.embeddings.base import TokenEmbedding
+from petra.embeddings.base import TokenEmbedding, uninitialized
 
 
 class LearnedEmbedding(TokenEmbedding):
     """`nn.Embedding` behind the petra contract; `factor_dim=e` factorizes it through width e.
 
-    `sparse=True` gives the table sparse gradients (pair it with `torch.optim.SparseAdam`).
+    E(id) = T[id] (V d parameters), or E(id) = P T[id] with T: V x e and P: e x d
+    (V e + e d parameters, ALBERT's factorization).
+
+    Args:
+        vocab_size: V, the number of token ids.
+        dim: d, the width of each embedding.
+        factor_dim: e, the width of a factorized table, or None for the full `V x d` table.
+        padding_idx: an id whose output is the zero vector (its row starts at zero), or None.
+        sparse: give the table sparse gradients (pair it with `torch.optim.SparseAdam`).
+        init_std: the standard deviation of the table's normal initialization.
+
+    Raises:
+        ValueError: if `init_std` is negative or not finite, or `factor_dim` is not positive.
     """
 
     kind = "learned"
@@ -37,12 +49,42 @@ class LearnedEmbedding(TokenEmbedding):
             raise ValueError(f"factor_dim must be positive, got {factor_dim}")
         width = dim if factor_dim is None else factor_dim
         self.weight_table = nn.Embedding(vocab_size, width, padding_idx=padding_idx, sparse=sparse)
-        nn.init.normal_(self.weight_table.weight, std=init_std)
-        if padding_idx is not None:
-            with torch.no_grad():
-                self.weight_table.weight[padding_idx].zero_()
-        self.factor = None if factor_dim is None else nn.Linear(factor_dim, dim, bias=False)
-        self.factor_dim = factor_dim
+        self.factor = (
+            None
+            if factor_dim is None
+            else uninitialized(lambda: nn.Linear(factor_dim, dim, bias=False))
+        )
+        self.factor_dim, self.init_std = factor_dim, init_std
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """T ~ N(0, init_std^2) with the padding row zero; P as `nn.Linear`'s own
+        initialization. Both from the global RNG."""
+        nn.init.normal_(self.weight_table.weight, std=self.init_std)
+        if self.padding_idx is not None:
+            self.weight_table.weight[self.padding_idx].zero_()
+        if self.factor is not None:
+            self.factor.reset_parameters()
+
+    @property
+    def weight(self) -> nn.Parameter:
+        """The `V x d` table, as `nn.Embedding.weight` (an unfactored table only)."""
+        if self.factor is not None:  # no V x d table: nn.Module's "has no attribute" error
+            raise AttributeError("weight")
+        return self.weight_table.weight
+
+    def _set_weight(self, value) -> None:
+        """`emb.weight = lm_head.weight` ties the table to a head, as with `nn.Embedding`."""
+        if self.factor is not None:
+            super()._set_weight(value)  # refused: P T has no V x d table to share
+        shape = (self.num_embeddings, self.embedding_dim)
+        if getattr(value, "shape", None) != shape:
+            raise ValueError(
+                f"the tied weight must have the table's shape {shape}, got "
+                f"{tuple(getattr(value, 'shape', ()))}"
+            )
+        self.weight_table.weight = value
 
     @classmethod
     def from_pretrained(
@@ -55,7 +97,23 @@ class LearnedEmbedding(TokenEmbedding):
     ):
         """Wrap an existing `(V, d)` table A; with `factor_dim=e`, start from its best rank-e
         approximation (Eckart-Young): the truncated SVD A_e = U_e S_e V_e^T, split evenly as
-        the table T = U_e S_e^(1/2) (V x e) and the projection P = S_e^(1/2) V_e^T (e x d)."""
+        the table T = U_e S_e^(1/2) (V x e) and the projection P = S_e^(1/2) V_e^T (e x d).
+
+        Args:
+            weight: the table A, one row per id.
+            factor_dim: e, to factorize through width e, or None to copy A.
+            padding_idx: an id whose output is the zero vector, or None.
+            freeze: make the parameters untrainable.
+
+        Returns:
+            The embedding (a copy: A itself is not kept).
+
+        Raises:
+            ValueError: if `weight` is not 2-D or `factor_dim` lies outside [1, min(V, d)].
+
+        Shapes:
+            - weight: `(V, d)`
+        """
         if weight.dim() != 2:
             raise ValueError(f"weight must be (V, d), got shape {tuple(weight.shape)}")
         vocab_size, dim = weight.shape

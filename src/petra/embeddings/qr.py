@@ -40,8 +40,23 @@ def qr_params(vocab_size: int, dim: int, collisions: int, operation: str = "mult
 
 
 class QREmbedding(TokenEmbedding):
-    """Quotient table times (or plus, or beside) remainder table. `collisions` defaults to
-    ceil(sqrt(V)), the smallest layout."""
+    """Quotient table times (or plus, or beside) remainder table.
+
+    E(id) = Q[id // c] * R[id mod c] (the math is in `petra.embeddings.qr`).
+
+    Args:
+        vocab_size: V, the number of token ids.
+        dim: d, the width of each embedding.
+        collisions: c, the remainder table's rows; ceil(sqrt(V)) by default, the smallest
+            layout.
+        operation: `mult` (the paper's best), `add` or `concat`.
+        padding_idx: an id whose output is the zero vector, or None.
+        init_std: the entrywise scale the combined rows start with, a learned table's.
+
+    Raises:
+        ValueError: for an unknown operation, `concat` with d < 2, c outside [1, V], or a
+            negative or non-finite `init_std`.
+    """
 
     kind = "qr"
 
@@ -69,7 +84,14 @@ class QREmbedding(TokenEmbedding):
         widths = (dim - dim // 2, dim // 2) if operation == "concat" else (dim, dim)
         self.quotient = nn.Embedding(math.ceil(vocab_size / collisions), widths[0])
         self.remainder = nn.Embedding(collisions, widths[1])
-        std = {"mult": math.sqrt(init_std), "add": init_std / math.sqrt(2)}.get(operation, init_std)
+        self.init_std = init_std
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Both tables ~ N(0, s^2), s as the module docstring says, from the global RNG."""
+        std = {"mult": math.sqrt(self.init_std), "add": self.init_std / math.sqrt(2)}.get(
+            self.operation, self.init_std
+        )
         for table in (self.quotient, self.remainder):
             nn.init.normal_(table.weight, std=std)
 

@@ -86,7 +86,21 @@ def _svd(matrix: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 
 class TensorTrainEmbedding(TokenEmbedding):
-    """The table as a train of n cores, core k of shape (v_k, r_{k-1}, d_k, r_k)."""
+    """The table as a train of n cores, core k of shape (v_k, r_{k-1}, d_k, r_k) (the math
+    is in `petra.embeddings.tensor_train`).
+
+    Args:
+        vocab_size: V, the number of token ids (padded to V' = v_1 ... v_n).
+        dim: d = d_1 ... d_n, the width of each embedding.
+        rank: the largest inner rank r_k.
+        cores: n, the cores (at least 2).
+        padding_idx: an id whose output is the zero vector, or None.
+        init_std: the entrywise scale the table starts with, a learned table's.
+
+    Raises:
+        ValueError: if `rank` is not positive, `cores` is below 2, or `init_std` is not a
+            positive finite number.
+    """
 
     kind = "tt"
     computes_rows = True
@@ -110,11 +124,20 @@ class TensorTrainEmbedding(TokenEmbedding):
         self.vocab_factors = vocab_factors(vocab_size, cores)
         self.dim_factors = dim_factors(dim, cores)
         self.ranks = tt_ranks(vocab_size, dim, rank, cores)
-        std = (init_std**2 / math.prod(self.ranks)) ** (1 / (2 * cores))
+        self.init_std = init_std
         self.cores = nn.ParameterList(
-            nn.Parameter(torch.randn(v, self.ranks[k], d, self.ranks[k + 1]) * std)
+            nn.Parameter(torch.empty(v, self.ranks[k], d, self.ranks[k + 1]))
             for k, (v, d) in enumerate(zip(self.vocab_factors, self.dim_factors, strict=True))
         )
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Every core ~ N(0, s^2), s = (init_std^2 / (r_1 ... r_{n-1}))^(1 / 2n), from the
+        global RNG, core by core."""
+        std = (self.init_std**2 / math.prod(self.ranks)) ** (1 / (2 * self.num_cores))
+        for core in self.cores:
+            core.copy_(torch.randn(core.shape, dtype=core.dtype, device=core.device) * std)
 
     @classmethod
     @torch.no_grad()

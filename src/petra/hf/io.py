@@ -88,10 +88,23 @@ def _petra_embedding(inner: nn.Module):
 
 
 def save_pretrained(model, directory: str | Path, tokenizer=None) -> Path:
-    """Save a `transformers` or sentence-transformers model with a petra embedding into
-    `directory` (with `tokenizer`, when given: the one its embedding was built with), for
+    """Save a `transformers` or sentence-transformers model with a petra embedding, for
     `from_pretrained`. Written aside and moved into place: a failure leaves the folder as it
-    was; files of the folder that the save does not write stay."""
+    was; files of the folder that the save does not write stay. The folder's layout is set
+    out in `petra.hf.io`.
+
+    Args:
+        model: a model swapped by `replace_embeddings` (or loaded by `from_pretrained`).
+        directory: the folder to write (created if needed).
+        tokenizer: saved beside the model; it must be the one the embedding was built with.
+
+    Returns:
+        The folder.
+
+    Raises:
+        ValueError: if the model carries no petra embedding, or the tokenizer is not the
+            one its embedding was built with.
+    """
     inner = hf_model(model)
     embedding, record = _petra_embedding(inner)
     sentence = inner is not model
@@ -260,9 +273,20 @@ def read_sidecar(directory: str | Path) -> dict:
 
 
 def from_pretrained(directory: str | Path, tokenizer=None):
-    """Load a folder written by `save_pretrained`: a `transformers` model, or a
-    sentence-transformers model if one was saved. `tokenizer`, when given, must be the one the
-    model was saved with (its fingerprint is compared with the sidecar's)."""
+    """Load a folder written by `save_pretrained`, bit-identical.
+
+    Args:
+        directory: the folder.
+        tokenizer: if given, it must be the one the model was saved with (its fingerprint is
+            compared with the sidecar's).
+
+    Returns:
+        A `transformers` model, or a sentence-transformers model if one was saved.
+
+    Raises:
+        FileNotFoundError: if the folder has no `petra.json` sidecar.
+        ValueError: if the sidecar is damaged or the tokenizer is not the model's.
+    """
     sidecar = read_sidecar(directory)
     _check_tokenizer(sidecar, tokenizer, directory)
     if sidecar["sentence_transformers"]:
@@ -294,8 +318,19 @@ def _other_fingerprint(tokenizer, expected: str | None) -> str | None:
 
 
 def load_model(directory: str | Path, tokenizer=None) -> nn.Module:
-    """The `transformers` model of a folder written by `save_pretrained`, bit-identical
-    (`tokenizer`, when given, is kept for `resize_token_embeddings`)."""
+    """The `transformers` model of a folder written by `save_pretrained`, bit-identical.
+
+    Args:
+        directory: the folder.
+        tokenizer: kept on the model for `resize_token_embeddings`.
+
+    Returns:
+        The model, in evaluation mode.
+
+    Raises:
+        FileNotFoundError: if the folder has no `petra.json` sidecar.
+        ValueError: if the sidecar is damaged or names a class `transformers` lacks.
+    """
     transformers = _transformers()
     sidecar = read_sidecar(directory)
     config = transformers.AutoConfig.from_pretrained(str(directory))
@@ -356,7 +391,17 @@ def materialize(model):
     """Replace the petra embedding by a plain trainable `nn.Embedding` of its current table
     (and a tied `TableHead` by a tied `Linear`), in place: identical outputs, and a model that
     vanilla `transformers` (or sentence-transformers, without remote code) saves and loads
-    with no missing key. Returns the model."""
+    with no missing key.
+
+    Args:
+        model: a model with a petra embedding.
+
+    Returns:
+        The same model, changed in place.
+
+    Raises:
+        ValueError: if the model carries no petra embedding.
+    """
     inner = hf_model(model)
     embedding, record = _petra_embedding(inner)
     table = embedding.to_embedding()

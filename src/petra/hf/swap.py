@@ -163,22 +163,38 @@ def replace_embeddings(
     token_counts: Tensor | None = None,
     **options,
 ) -> SwapReport:
-    """Install a petra embedding of `kind` in `model` (a `transformers` model, or a
-    sentence-transformers model around one) in place, and return what it changed.
+    """Install a petra embedding of `kind` in `model` in place, and return what it changed.
 
-    - `tokenizer`: the model's tokenizer (`transformers` or `tokenizers`); needed by
-      `kronecker` (the bytes of each piece), checked against V for every kind. A table a
-      little larger than the tokenizer is fine (the spare rows get empty bytes: see
-      `spare_rows_accepted`); a tokenizer with more pieces, or far fewer, is refused.
-    - `padding_idx="auto"` keeps the embedding's padding id when the pretrained model treats
-      it as padding (its row is zero), since petra embeds a padding id to zero and some
-      models' padding id is also a real token (SmolLM2's is `<|im_end|>`); pass an id or None.
-    - `head`: "tied" or "untied", for a model whose output head shares the old table.
-    - `token_counts` (V,): how often each id occurs in text like the model's. With them, a
-      computed kind starts at the frequency-weighted least-squares fit of the old table
-      (`fit_to_table`) rather than at a scaled random map: the frequent tokens, which carry
-      most of the text, come close to their old vectors.
-    - `options` go to the kind (`factor_dim=` for `learned`, `pos_dim=` for `kronecker`...).
+    How the new embedding starts, and what happens to a tied output head, is set out in
+    `petra.hf.swap`.
+
+    Args:
+        model: a `transformers` model, or a sentence-transformers model around one.
+        kind: one of `KINDS`.
+        tokenizer: the model's tokenizer (`transformers` or `tokenizers`); needed by
+            `kronecker` (the bytes of each piece), checked against V for every kind. A table
+            a little larger than the tokenizer is fine (the spare rows get empty bytes: see
+            `spare_rows_accepted`); a tokenizer with more pieces, or far fewer, is refused.
+        head: "tied" or "untied", for a model whose output head shares the old table.
+        padding_idx: "auto" keeps the embedding's padding id when the pretrained model treats
+            it as padding (its row is zero), since petra embeds a padding id to zero and some
+            models' padding id is also a real token (SmolLM2's is `<|im_end|>`); or an id, or
+            None.
+        match_norms: scale a computed kind so that its mean row norm equals the old table's.
+        token_counts: how often each id occurs in text like the model's, shape `(V,)`. With
+            them, a computed kind starts at the frequency-weighted least-squares fit of the
+            old table (`fit_to_table`) rather than at a scaled random map: the frequent
+            tokens, which carry most of the text, come close to their old vectors.
+        **options: go to the kind (`factor_dim=` for `learned`, `pos_dim=` for
+            `kronecker`...).
+
+    Returns:
+        What the swap changed: parameters of the model and of its embedding and head.
+
+    Raises:
+        ValueError: if the model already has a petra embedding, for an unknown kind, head or
+            option, or a tokenizer that does not fit the table.
+        TypeError: if the model's input embedding is not an `nn.Embedding`.
     """
     inner = hf_model(model)
     old = inner.get_input_embeddings()

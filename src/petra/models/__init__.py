@@ -1,9 +1,11 @@
 """Transformer models with pluggable embeddings, built from a `ModelConfig`.
 
+```python
 config = ModelConfig(model="causal_lm", vocab_size=50257, dim=256,
                      embedding={"kind": "fourier", "refine": "linear"})
 model = build_model(config)
 model.save_pretrained("runs/lm"); model = load_pretrained("runs/lm")
+```
 """
 
 from petra.models.base import PetraModel, masked_mean

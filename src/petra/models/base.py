@@ -26,6 +26,18 @@ def masked_mean(hidden: Tensor, attention_mask: Tensor | None) -> Tensor:
 
 
 class PetraModel(nn.Module):
+    """The base of every petra model: embedding -> backbone (standard or spectral) -> the
+    model type's head. Build one with `build_model(config)`; load one with
+    `load_pretrained(path)`.
+
+    Args:
+        config: the model.
+        embedding: its token embedding, `config.vocab_size` x `config.dim`.
+
+    Raises:
+        ValueError: if the embedding's size is not the config's.
+    """
+
     causal = False
 
     def __init__(self, config: ModelConfig, embedding: TokenEmbedding):
@@ -50,9 +62,27 @@ class PetraModel(nn.Module):
         attention_mask: Tensor | None = None,
         byte_overrides: Mapping | None = None,
     ) -> Tensor:
-        """(B, T) ids -> (B, T, d) final hidden states. Like `nn.Embedding`, ids with no
+        """The final hidden states of the backbone. Like `nn.Embedding`, ids with no
         element (B = 0 or T = 0) give an empty (B, T, d) output, checked as any other; a
-        sentence or classifier model, which pools each row's tokens, refuses T = 0."""
+        sentence or classifier model, which pools each row's tokens, refuses T = 0.
+
+        Args:
+            input_ids: token ids.
+            attention_mask: 1 for real tokens, 0 for padding, or None (all real).
+            byte_overrides: raw bytes in place of some tokens (Kronecker embeddings only;
+                see `KroneckerEmbedding.forward`).
+
+        Returns:
+            One d-vector per position.
+
+        Raises:
+            ValueError: if `input_ids` is not 2-D, the mask's shape differs, T exceeds
+                `max_len`, or a pooled model gets T = 0.
+
+        Shapes:
+            - input_ids, attention_mask: `(B, T)`
+            - output: `(B, T, d)`
+        """
         if input_ids.dim() != 2:
             raise ValueError(
                 f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}"
@@ -120,8 +150,20 @@ class PetraModel(nn.Module):
         }
 
     def save_pretrained(self, path: str | Path, tokenizer=None) -> Path:
-        """Write `config.json` and `model.safetensors` (weights and embedding buffers), and
-        the `tokenizer` as `tokenizer.json` when given (`load_tokenizer(path)` reads it)."""
+        """Write the model into the folder `path`, atomically (see `load_pretrained`).
+
+        Args:
+            path: a new, empty or checkpoint folder; it receives `config.json` and
+                `model.safetensors` (weights and embedding buffers).
+            tokenizer: also saved, as `tokenizer.json` (`load_tokenizer(path)` reads it).
+
+        Returns:
+            The folder's resolved path.
+
+        Raises:
+            ValueError: if `path` is a file or holds files that are not a checkpoint's.
+            TypeError: if the config holds values JSON cannot save.
+        """
         from petra.models.checkpoint import save_checkpoint
 
         return save_checkpoint(self, path, tokenizer)

@@ -31,13 +31,26 @@ MODEL_CLASSES: dict[str, type[PetraModel]] = {
 def build_model(
     config: ModelConfig, *, tokenizer=None, token_bytes: Sequence[bytes] | None = None
 ) -> PetraModel:
-    """A freshly initialized model. `tokenizer` (a `tokenizers.Tokenizer`) is required by the
-    Kronecker embedding (or its `token_bytes`), and when given its fingerprint is recorded in
-    the config so that checkpoints can be matched to their tokenizer.
+    """A freshly initialized model.
 
     The model's config records the embedding options minus the construction inputs
     `token_counts` and `id_rank` (V-sized arrays: the id order they give is saved with the
-    weights as `embedding.id_rank`), so that it stays small and JSON-serializable."""
+    weights as `embedding.id_rank`), so that it stays small and JSON-serializable.
+
+    Args:
+        config: the model to build.
+        tokenizer: a `tokenizers.Tokenizer`; required by the Kronecker embedding (or its
+            `token_bytes`). When given, its fingerprint is recorded in the config so that
+            checkpoints can be matched to their tokenizer.
+        token_bytes: one byte string per id, for a Kronecker embedding without a tokenizer.
+
+    Returns:
+        The model: `MODEL_CLASSES[config.model]` (an `Encoder`, `SentenceEncoder`,
+        `SequenceClassifier` or `CausalLM`).
+
+    Raises:
+        ValueError: for an invalid config, or a tokenizer whose size is not `vocab_size`.
+    """
     config.validate()
     options = {k: v for k, v in config.embedding.items() if k != "kind"}
     kind = config.embedding["kind"]
@@ -62,8 +75,21 @@ def load_pretrained(
 ) -> PetraModel:
     """Rebuild the model saved by `save_pretrained(path)`, with identical outputs and the
     saved floating dtype (a bfloat16 model comes back in bfloat16; integer buffers such as
-    the Kronecker byte table keep their own). Passing the `tokenizer` checks that it is the
-    one the model was trained with."""
+    the Kronecker byte table keep their own).
+
+    Args:
+        path: the folder `PetraModel.save_pretrained` wrote (config.json and the weights).
+        tokenizer: if given, checked against the fingerprint the model was trained with.
+        device: where to put the model.
+
+    Returns:
+        The model, of the class its config names.
+
+    Raises:
+        FileNotFoundError: if the folder holds no checkpoint.
+        ValueError: if the tokenizer is not the one the model was trained with, or the saved
+            state does not fit its config.
+    """
     config, state = read_checkpoint(path, device)
     if tokenizer is not None and config.tokenizer_fingerprint is not None:
         fingerprint = tokenizer_fingerprint(tokenizer)

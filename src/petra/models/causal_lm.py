@@ -69,6 +69,12 @@ def check_prompt_mask(attention_mask: Tensor, input_ids: Tensor) -> Tensor:
 
 
 class CausalLM(PetraModel):
+    """A causal language model: next-token logits, and generation with a key-value cache.
+
+    The head is tied to the embedding's `table()` or is its own `Linear(d, V)`, as
+    `config.head_tied` says (see `ModelConfig`).
+    """
+
     causal = True
 
     def __init__(self, config: ModelConfig, embedding):
@@ -86,12 +92,32 @@ class CausalLM(PetraModel):
         positions: Tensor | None = None,
         cache: list[LayerCache] | None = None,
     ) -> Tensor:
-        """(B, T) -> logits (B, T, V).
+        """Next-token logits at every position.
 
         Incremental decoding: with `cache` (from `new_cache()`, holding S past positions),
         `input_ids` are the T tokens that follow them; their keys and values are added to
-        the cache, and `attention_mask`, if given, is (B, S + T): the cached positions too.
-        `positions` are the T tokens' rotary positions, (T,) or (B, T) (default S..S+T-1)."""
+        the cache, and `attention_mask`, if given, covers the cached positions too.
+
+        Args:
+            input_ids: token ids.
+            attention_mask: 1 for real tokens, 0 for padding, or None.
+            byte_overrides: raw bytes in place of some tokens (Kronecker embeddings only).
+            positions: the T tokens' rotary positions (default S..S+T-1).
+            cache: the key-value cache to extend, or None.
+
+        Returns:
+            The logits.
+
+        Raises:
+            ValueError: for ids that are not 2-D, a mask of the wrong shape, or more than
+                `max_len` positions.
+
+        Shapes:
+            - input_ids: `(B, T)`
+            - attention_mask: `(B, T)`, or `(B, S + T)` with a cache
+            - positions: `(T,)` or `(B, T)`
+            - output: `(B, T, V)`
+        """
         if cache is None and positions is None:
             hidden = self.hidden_states(input_ids, attention_mask, byte_overrides)  # (B, T, d)
         else:
@@ -164,18 +190,35 @@ class CausalLM(PetraModel):
         attention_mask: Tensor | None = None,
         use_cache: bool = True,
     ) -> Tensor:
-        """Extend (B, T) prompts by up to `max_new_tokens` tokens: greedy, or sampled with
-        `temperature` and nucleus `top_p` from a generator seeded with `seed`. A row that
-        emits `stop_token_id` is finished and padded with it. `byte_overrides` (Kronecker
-        only) replaces prompt positions (of `input_ids` as given, padding included) by
-        arbitrary bytes, as in the embedding's forward.
+        """Extend prompts by up to `max_new_tokens` tokens: greedy, or sampled.
 
-        `attention_mask` (B, T), 1 = token, 0 = padding, batches prompts of different lengths
-        padded on the left (right padding is refused): each row generates what it would
-        alone. `use_cache=False` recomputes the whole sequence at every step instead of
-        keeping the keys and values of the positions seen (the same logits up to float
-        rounding, slower).
-        Returns (B, T + n) ids, n <= max_new_tokens, the padding kept."""
+        Args:
+            input_ids: the prompts, left-padded where their lengths differ.
+            max_new_tokens: the most tokens to add.
+            do_sample: sample (True) or take the most likely token (False).
+            temperature: divides the logits before sampling.
+            top_p: nucleus sampling's probability mass (1 keeps every token).
+            seed: seeds the sampling generator (never the global RNG).
+            stop_token_id: a row that emits it is finished and padded with it.
+            byte_overrides: replaces prompt positions (of `input_ids` as given, padding
+                included) by arbitrary bytes, as in `KroneckerEmbedding.forward`.
+            attention_mask: 1 = token, 0 = padding; batches prompts of different lengths
+                padded on the left (right padding is refused): each row generates what it
+                would alone.
+            use_cache: keep the keys and values of the positions seen; False recomputes the
+                whole sequence at every step (the same logits up to float rounding, slower).
+
+        Returns:
+            The prompts and their continuations, the padding kept.
+
+        Raises:
+            ValueError: for empty or non-2-D prompts, prompt length + `max_new_tokens` above
+                `max_len`, sampling settings out of range, or a right-padded mask.
+
+        Shapes:
+            - input_ids, attention_mask: `(B, T)`
+            - output: `(B, T + n)`, n <= max_new_tokens
+        """
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must be (batch, length), got {tuple(input_ids.shape)}")
         if input_ids.shape[1] == 0:

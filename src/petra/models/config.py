@@ -40,6 +40,37 @@ class ModelConfig:
     gives the model its own `Linear(d, V)` head, None takes the embedding kind's default (each
     paper's setup: the learned table tied, Kronecker and Fourier untied; `UNTIED_BY_DEFAULT`).
     A `CausalLM` records the resolved choice in its own config (hence in config.json).
+
+    Attributes:
+        model: `encoder`, `sentence` (pooled sentence vectors), `classifier` or `causal_lm`.
+        vocab_size: V, the number of token ids.
+        dim: d, the model width.
+        n_layers: transformer blocks.
+        n_heads: attention heads (per slice with the spectral backbone).
+        ffn_mult: the feed-forward hidden width as a multiple of d.
+        max_len: the longest sequence.
+        embedding: `{"kind": ..., **options}`, passed to `build_embedding`.
+        backbone: `standard` or `spectral` (the L-Transformer).
+        num_labels: classes of a `classifier`.
+        tie_embeddings: a causal LM's head: tied (True), its own (False), the kind's default
+            (None).
+        dropout: inside the blocks.
+        embedding_norm: an RMSNorm on the token vectors before the first block.
+        embedding_dropout: dropout on the token vectors, after `embedding_norm`.
+        pooling: `mean` or `first`, for `sentence` and `classifier`.
+        rope_base: the rotary embeddings' base.
+        slices: p, the spectral backbone's slices of width d / p.
+        transform: the transform along the slices: `dct`, `identity`, `random`, `cosine`.
+        transform_seed: seeds the `random` transform.
+        freq_scaling: `none`, `learned` or `decay` (s_k = (k + 1)^-freq_decay).
+        freq_decay: the exponent of `decay`.
+        spectral_weights: the spectral weights' domain, `transform` or `spatial`.
+        tokenizer_fingerprint: sha256 of the tokenizer's vocabulary (set by `build_model`).
+
+    Raises:
+        ValueError: on construction, for an unknown choice, a size that is not positive, a
+            width that does not split into slices and heads of even width, a dropout outside
+            [0, 1), or an `embedding` without a "kind".
     """
 
     model: str = "encoder"

@@ -13,7 +13,12 @@ from petra.models.config import ModelConfig
 
 
 class Encoder(PetraModel):
-    """Returns the final hidden states, (B, T, d)."""
+    """A bidirectional encoder: its forward is `hidden_states`.
+
+    Shapes:
+        - input_ids, attention_mask: `(B, T)`
+        - output: `(B, T, d)`
+    """
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, **kwargs) -> Tensor:
         return self.hidden_states(input_ids, attention_mask, **kwargs)
@@ -24,6 +29,10 @@ class SentenceEncoder(PetraModel):
 
     It also holds the learnable temperature tau of contrastive training, kept as log tau
     and clamped to [0.01, 1] (`temperature()`); it starts at 0.05.
+
+    Shapes:
+        - input_ids, attention_mask: `(B, T)`
+        - output: `(B, d)`, unit vectors
     """
 
     MIN_TEMPERATURE, MAX_TEMPERATURE = 0.01, 1.0
@@ -45,7 +54,12 @@ class SentenceEncoder(PetraModel):
 
 
 class SequenceClassifier(PetraModel):
-    """Pooled hidden states (masked mean, or the first token) and a linear head: (B, labels)."""
+    """Pooled hidden states (masked mean, or the first token) and a linear head.
+
+    Shapes:
+        - input_ids, attention_mask: `(B, T)`
+        - output: `(B, num_labels)` logits
+    """
 
     def __init__(self, config: ModelConfig, embedding):
         super().__init__(config, embedding)

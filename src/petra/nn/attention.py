@@ -137,6 +137,22 @@ def cached_attention_inputs(
 
 
 class MultiHeadAttention(nn.Module):
+    """Self-attention with rotary positions, masks and an optional key-value cache (see
+    `petra.nn.attention`).
+
+    Args:
+        dim: d, the model width.
+        n_heads: heads of width d / n_heads (even, for the rotary pairs).
+        dropout: on the attention weights, in training.
+        rope_base: the rotary embeddings' base.
+
+    Raises:
+        ValueError: if `dim` does not divide by `n_heads`.
+
+    Shapes:
+        - x: `(B, T, d)`; output: the same
+    """
+
     def __init__(self, dim: int, n_heads: int, dropout: float = 0.0, rope_base: float = 10000.0):
         super().__init__()
         if dim % n_heads:

@@ -1,7 +1,9 @@
 """Pre-norm transformer block (Xiong et al., 2020):
 
+```
 x = x + Dropout(Attention(RMSNorm(x)))
 x = x + Dropout(GeGLU(RMSNorm(x)))
+```
 """
 
 from __future__ import annotations
@@ -14,6 +16,19 @@ from petra.nn.norm import RMSNorm
 
 
 class TransformerBlock(nn.Module):
+    """x = x + Dropout(Attention(RMSNorm(x))); x = x + Dropout(GeGLU(RMSNorm(x))).
+
+    Args:
+        dim: d, the model width.
+        n_heads: attention heads (d must divide by it).
+        ffn_hidden: the GeGLU's hidden width.
+        dropout: after attention and the feed-forward, and inside both.
+        rope_base: the rotary embeddings' base.
+
+    Shapes:
+        - x: `(B, T, d)`; output: the same
+    """
+
     def __init__(
         self,
         dim: int,

@@ -12,6 +12,20 @@ from torch import Tensor, nn
 
 
 class GeGLU(nn.Module):
+    """FFN(x) = W_out (gelu(W_gate x) * (W_up x)), bias-free: 3 d h parameters.
+
+    Args:
+        dim: d, the input and output width.
+        hidden: h, the hidden width (at least 1).
+        dropout: on the hidden activations.
+
+    Raises:
+        ValueError: if `hidden` is below 1.
+
+    Shapes:
+        - x: `(..., d)`; output: the same
+    """
+
     def __init__(self, dim: int, hidden: int, dropout: float = 0.0):
         super().__init__()
         if hidden < 1:

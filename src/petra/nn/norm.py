@@ -13,6 +13,16 @@ from torch import Tensor, nn
 
 
 class RMSNorm(nn.Module):
+    """y = x / sqrt(mean(x^2) + eps) * g over the last dimension, computed in float32.
+
+    Args:
+        dim: the width of x, and of the learned gain g (which starts at 1).
+        eps: added to the mean square.
+
+    Shapes:
+        - x: `(..., dim)`; output: the same
+    """
+
     def __init__(self, dim: int, eps: float = 1e-6):
         super().__init__()
         self.eps = eps

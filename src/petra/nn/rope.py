@@ -17,6 +17,17 @@ from torch import Tensor, nn
 
 
 class RotaryEmbedding(nn.Module):
+    """Rotates channel pair (2i, 2i + 1) of each head by t theta_i at position t,
+    theta_i = base^(-2i/h) (the math is in `petra.nn.rope`).
+
+    Args:
+        head_dim: h, the width of one head (even).
+        base: the base of the angles.
+
+    Raises:
+        ValueError: if `head_dim` is odd.
+    """
+
     def __init__(self, head_dim: int, base: float = 10000.0):
         super().__init__()
         if head_dim % 2:

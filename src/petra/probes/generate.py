@@ -18,8 +18,24 @@ def forced_oov_generation(
     model, tokenizer, prompt: str, span: str, replacement: bytes, max_new_tokens: int = 20
 ) -> dict:
     """Greedy continuations of `prompt` with `span` replaced by `replacement`: as one forced
-    position, and as ordinary tokens. `model` is a petra causal LM with a Kronecker
-    embedding; the span and the replacement are not empty."""
+    position (the replacement's bytes embedded in place of a token), and as ordinary tokens.
+
+    Args:
+        model: a petra causal LM with a Kronecker embedding.
+        tokenizer: its tokenizer.
+        prompt: the text to continue.
+        span: a non-empty part of `prompt` to replace.
+        replacement: the non-empty bytes put in its place.
+        max_new_tokens: the length of each continuation, at least 1.
+
+    Returns:
+        `{"prompt": the replaced text, "forced": {"positions", "continuation"},
+        "ordinary": {"positions", "span_tokens", "continuation"}}`.
+
+    Raises:
+        ValueError: if the model is not a causal LM with a Kronecker embedding, the span or
+            the replacement is empty, or the span is not in the prompt.
+    """
     require_causal_lm(model, "generate", "generation")
     require_at_least_one(max_new_tokens, "max_new_tokens")
     if not isinstance(model.embedding, KroneckerEmbedding):

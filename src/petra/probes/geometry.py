@@ -43,8 +43,24 @@ def _single_token(tokenizer, word: str) -> int | None:
 def probe_geometry(
     embedding, tokenizer, k: int = 10, exact_limit: int = 20000, sample: int = 4096
 ) -> dict:
-    """Neighbours, orthographic structure, collisions and norms of `embedding.table()` (see
-    the module docstring): `k` nearest neighbours of each probe word, 1 <= k < V."""
+    """Neighbours, orthographic structure, collisions and norms of `embedding.table()` (the
+    measures are defined in `petra.probes.geometry`).
+
+    Args:
+        embedding: a `TokenEmbedding`.
+        tokenizer: the tokenizer whose ids it embeds.
+        k: the nearest neighbours of each probe word, 1 <= k < V.
+        exact_limit: collisions are checked over all rows up to this V, else on a sample.
+        sample: the seeded sample of rows checked above `exact_limit`.
+
+    Returns:
+        Per probe word its neighbours and which variants are among them; the variant and
+        unrelated neighbour rates; colliding rows, the smallest distance between the others;
+        row-norm statistics.
+
+    Raises:
+        ValueError: if `k` lies outside [1, V).
+    """
     vocab_size = embedding.num_embeddings
     if not 1 <= k < vocab_size:
         raise ValueError(

@@ -57,6 +57,8 @@ PAPER_PAIRS_FILE = Path("kronecker-probes") / "spelling_pairs.json"
 
 @dataclass(frozen=True)
 class PromptPair:
+    """A clean prompt and the same prompt with a typo, and the typo's category."""
+
     clean: str
     typo: str
     category: str
@@ -116,16 +118,16 @@ def brown_pairs(limit: int = BROWN_PAIRS, seed: int = 0, data_dir=None) -> list[
 
 def paper_pairs(data_dir=None) -> list[PromptPair]:
     """The Kronecker paper's 110 pairs in their published order, from
-    `kronecker-probes/spelling_pairs.json` in the data folder (`data_dir`, `$PETRA_DATA` or
-    `../shared/data`): a JSON list of {"category", "clean", "typo"}, every key required."""
-    from petra.data import resolve_data_dir
+    `kronecker-probes/spelling_pairs.json` in the data folder (`resolve_data_dir`): a JSON
+    list of {"category", "clean", "typo"}, every key required."""
+    from petra.data.paths import DATA_GUIDE, POINT_AT_DATA, resolve_data_dir
 
     path = resolve_data_dir(data_dir) / PAPER_PAIRS_FILE
     if not path.is_file():
         raise FileNotFoundError(
             f"no Kronecker spelling pairs at {path}: the paper's pairs are read from "
-            f"{PAPER_PAIRS_FILE} in the data folder (see shared/data/README.md); pass "
-            "data_dir= or set PETRA_DATA to a folder that has it, or use --pairs brown"
+            f"{PAPER_PAIRS_FILE} in the data folder (see {DATA_GUIDE}): point petra at a folder "
+            f"that has it ({POINT_AT_DATA}), or use --pairs brown"
         )
     return load_pairs(path, category_required=True)
 
@@ -207,8 +209,21 @@ def _last_position(model, tokenizer, text: str) -> tuple[torch.Tensor, torch.Ten
 
 
 def probe_spelling(model, tokenizer, pairs: list[PromptPair]) -> dict:
-    """Per-pair measurements and their means, overall and per category. `model` is a
-    petra causal LM; at least one pair."""
+    """Per-pair measurements and their means, overall and per category (the measures are
+    defined in `petra.probes.spelling`).
+
+    Args:
+        model: a petra causal LM.
+        tokenizer: its tokenizer.
+        pairs: the (clean, typo) prompt pairs, at least one (`pair_set`).
+
+    Returns:
+        `{"summary": {"pairs", "top1_agreement", "kl", "hidden_cosine", "logprob_drop",
+        "per_category"}, "pairs": [one dict per pair]}`.
+
+    Raises:
+        ValueError: if `model` is not a causal LM or `pairs` is empty.
+    """
     require_causal_lm(model, "spelling", "next-token predictions")
     if not pairs:
         raise ValueError("no prompt pairs to probe: give at least one")

@@ -34,6 +34,29 @@ WEIGHT_DOMAINS = ("transform", "spatial")
 
 
 class SpectralEncoder(nn.Module):
+    """The L-Transformer encoder: p spectral sub-transformers of width m = d / p, one per
+    slice of the transform domain (the math is in `petra.spectral.encoder`).
+
+    Args:
+        dim: d, the model width.
+        n_layers: blocks.
+        n_heads: attention heads per slice (m must split into heads of even width).
+        ffn_mult: the feed-forward hidden width as a multiple of m.
+        slices: p.
+        transform: the transform M along the slices (one of `TRANSFORMS`; the DCT-II by
+            default).
+        transform_seed: seeds the `random` transform.
+        freq_scaling: `none`, `learned` or `decay` (s_k = (k + 1)^-freq_decay).
+        freq_decay: the exponent of `decay`.
+        weight_domain: the slice weights are stored in the `transform` or `spatial` domain.
+        dropout: inside the blocks.
+        rope_base: the rotary embeddings' base.
+
+    Raises:
+        ValueError: if d does not divide by p, a slice does not split into heads of even
+            width, or `freq_scaling` or `weight_domain` is unknown.
+    """
+
     def __init__(
         self,
         dim: int,

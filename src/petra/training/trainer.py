@@ -93,6 +93,23 @@ class _SkipFirst(Sampler[list[int]]):
 
 
 class Trainer:
+    """Trains one model on one task in a run directory (its layout is set out in
+    `petra.training.trainer`), resumably; `fit()` runs the loop.
+
+    Args:
+        model: the model to train.
+        task: the data, loss and evaluation (a `Task`).
+        config: steps, batch size, optimizer, schedule and bookkeeping.
+        run_dir: the run directory: new, or holding the run to resume.
+        run_config: what was run, written to `config.json`.
+        resume: continue the run in `run_dir` from its latest checkpoint.
+        progress: show progress (a tqdm bar on a terminal, plain lines otherwise).
+
+    Raises:
+        ValueError: if `run_dir` is a file or already holds a run and `resume` is False, the
+            training data do not fill one batch, or the model has sparse gradients.
+    """
+
     def __init__(
         self,
         model: nn.Module,
