@@ -15,7 +15,7 @@ from petra import provenance
 from petra.reproduce import CLAIMS, reproduce, runner
 from petra.reproduce.claims import Arm, Claim
 from petra.reproduce.report import WRITTEN, format_report, load_results, write_report
-from petra.tasks.run import run_config
+from petra.tasks.run import effective_settings, run_config
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reproduce"
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,8 +177,13 @@ def test_the_runner_records_settings_departures_and_environments(tmp_path, corpu
                 (tmp_path / "runs" / claim.id / f"{label}-seed{seed}" / "results.json").read_text()
             )
             assert run["environment"] == trained_on  # the run's own record
+            config = json.loads(
+                (tmp_path / "runs" / claim.id / f"{label}-seed{seed}" / "config.json").read_text()
+            )
+            assert run["settings"] == effective_settings(config)  # at run time, defaults in
         (group,) = arm["settings"]  # the seeds differ only by seed: one copy
         assert group["seeds"] == [0, 1] and "seed" not in group["train"]
+        assert group["recorded_at_run_time"] is True
         config = json.loads(
             (tmp_path / "runs" / claim.id / f"{label}-seed1" / "config.json").read_text()
         )
@@ -211,6 +216,7 @@ def test_the_runner_records_settings_departures_and_environments(tmp_path, corpu
     ran_on = "Ran on (its runs, its analyses and this results file)"
     assert f"{ran_on}: {provenance.describe(env)}." in section
     assert "not vouched for" not in section
+    assert "did not record its defaults" not in section
 
 
 # ---------------------------------------------------------------- the report
@@ -223,7 +229,12 @@ def _larger(results_dir: Path) -> dict:
     ran = runner.recorded_settings(
         run_config("lm", "kronecker-lm", ["model.dim=256", "train.steps=800"]), 0
     )
-    group = {"seeds": [0, 1, 2], **ran, "departures": runner.departures(ran, protocol, {})}
+    group = {
+        "seeds": [0, 1, 2],
+        **ran,
+        "departures": runner.departures(ran, protocol, {}),
+        "recorded_at_run_time": False,  # as for runs of an earlier petra
+    }
     env = provenance.environment("cpu", torch.float32)
 
     def change(result):
@@ -252,6 +263,7 @@ def test_the_as_run_part_follows_the_recorded_settings(results_dir):
     ran_on = "Ran on (its runs, its analyses and this results file)"
     assert f"{ran_on}: {provenance.describe(env)}." in as_run
     assert "d=128, 3 seeds (fixture" in section[section.index("### Protocol") :]
+    assert "were made by a petra that did not record its defaults" in as_run
 
 
 def test_reference_arms_are_not_runs_and_no_departure_is_said(results_dir):

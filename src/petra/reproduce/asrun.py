@@ -148,11 +148,19 @@ def _settings_lines(result: dict) -> list[str]:
     keys = [k for k in keys if any(k in flat for _, _, flat in rows)]
     shared = [k for k in keys if len({_shown(flat.get(k, "–")) for _, _, flat in rows}) == 1]
     varying = [k for k in keys if k not in shared]
+    filled = [name for _, name, group in _groups(result) if not group.get("recorded_at_run_time")]
     lines = [
         "",
-        "Settings the runs recorded (their config.json, every default filled in; the full "
-        "record is in the results JSON).",
+        "Settings the runs recorded, every default filled in by the petra that trained them "
+        "(the full record is in the results JSON).",
     ]
+    if filled:
+        lines[-1] = (
+            "Settings the runs recorded, every default filled in (the full record is in the "
+            f"results JSON). Runs of {', '.join(filled)} were made by a petra that did not "
+            "record its defaults: their config.json is shown with the defaults of the petra "
+            "that wrote this file, which may not be those they ran with."
+        )
     if shared:
         every = "All arms" if len(rows) > 1 else "The arm"
         if missing:

@@ -253,12 +253,14 @@ def _train_arms(
     return arms, directories
 
 
-def recorded_settings(config: dict, seed: int) -> dict:
-    """The model, train and data sections a run's `config` trains, every default filled in
-    (`effective_settings`), without what the task sets from its data (vocabulary size,
-    labels), the seed, and with the model it starts from named by its run, the same seed's
-    (`fourier-58k-nli@lr=0.001`), not by a path that names the seed and the folder."""
-    settings = effective_settings(config)
+def recorded_settings(config: dict, seed: int, settings: dict | None = None) -> dict:
+    """The model, train and data sections a run's `config` trains, every default filled in:
+    `settings`, as the run recorded them when it trained (results.json), else
+    `effective_settings(config)` with this petra's defaults; without what the task sets from
+    its data (vocabulary size, labels), the seed, and with the model it starts from named by
+    its run, the same seed's (`fourier-58k-nli@lr=0.001`), not by a path that names the seed
+    and the folder."""
+    settings = settings or effective_settings(config)
     train = {key: value for key, value in settings["train"].items() if key != "seed"}
     if train["init"] is not None:
         run = Path(train["init"]).parent.name
@@ -303,13 +305,19 @@ def arm_settings(plan: _Plan, arm: Arm, directories: dict[int, Path]) -> list[di
     }
     groups: dict[str, dict] = {}  # by the settings and departures they share
     for seed, directory in directories.items():
+        at_run_time = read_json(directory / "results.json", "the run's results").get("settings")
         recorded = recorded_settings(
-            read_json(directory / "config.json", "the run's settings"), seed
+            read_json(directory / "config.json", "the run's settings"), seed, at_run_time
         )
         point = plan.chosen.get(arm.label, ())
         items = arm_overrides(arm, seed, plan.runs, plan.owner, False, [], point, plan.chosen)
         protocol = recorded_settings(run_config(arm.task, arm.preset, items), seed)
-        entry = {**recorded, "departures": departures(recorded, protocol, grid)}
+        entry = {
+            **recorded,
+            "departures": departures(recorded, protocol, grid),
+            # False: an earlier petra's run, its defaults filled in by this one's
+            "recorded_at_run_time": at_run_time is not None,
+        }
         group = groups.setdefault(json.dumps(entry, sort_keys=True), {"seeds": [], **entry})
         group["seeds"].append(seed)
     return list(groups.values())

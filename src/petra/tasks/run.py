@@ -157,8 +157,10 @@ def read_json(path: Path, what: str) -> dict:
 
 def check_same_run(run_dir: Path, config: dict, advice: str) -> None:
     """Refuse a run directory whose config.json records other effective settings than
-    `config`, or settings of an earlier run format (they meant another model then)."""
-    previous = read_json(run_dir / "config.json", "the run's settings")
+    `config` (`check_same_settings`), or settings of an earlier run format (they meant
+    another model then)."""
+    record = run_dir / "config.json"
+    previous = read_json(record, "the run's settings")
     if previous.get("run_format") != config["run_format"]:
         raise ValueError(
             f"{run_dir} was run by an earlier petra (run format {previous.get('run_format', 1)}, "
@@ -166,11 +168,42 @@ def check_same_run(run_dir: Path, config: dict, advice: str) -> None:
             "again in another --out, or delete it"
         )
     try:
-        same = effective_settings(previous) == effective_settings(config)
-    except (KeyError, TypeError, ValueError):
-        same = False  # settings this petra cannot read: not this run
-    if not same:
-        raise ValueError(f"{run_dir}/config.json describes another run than this one: {advice}")
+        recorded = effective_settings(previous)
+    except (KeyError, TypeError, ValueError) as error:  # settings this petra cannot read
+        raise ValueError(
+            f"{record} describes another run than this one (settings this petra cannot read: "
+            f"{error}): {advice}"
+        ) from None
+    check_same_settings(record, recorded, effective_settings(config), advice)
+
+
+def check_same_settings(record: str | Path, recorded: dict, settings: dict, advice: str) -> None:
+    """Refuse the settings `recorded` in `record` unless they equal `settings` (the run's
+    settings as dicts, nested by section), naming each setting that differs as a dotted path
+    (`train.seed`); `petra train --resume`, compare, reproduce and `petra compress` all check
+    a run they resume or reuse with it."""
+    if recorded != settings:
+        differ = ", ".join(_differing(recorded, settings))
+        raise ValueError(
+            f"{record} describes another run than this one, with other settings ({differ}): "
+            f"{advice}"
+        )
+
+
+def _differing(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """The dotted paths at which the nested dicts `a` and `b` differ (a key held by one only
+    differs); empty exactly when `a == b`."""
+    names = []
+    for key in sorted(a.keys() | b.keys()):
+        x, y = a.get(key, _MISSING), b.get(key, _MISSING)
+        if isinstance(x, dict) and isinstance(y, dict):
+            names += _differing(x, y, f"{prefix}{key}.")
+        elif x is not y and x != y:  # as `==` of two dicts compares their values
+            names.append(f"{prefix}{key}")
+    return names
+
+
+_MISSING = object()
 
 
 def find_run_config(checkpoint: str | Path) -> dict | None:
@@ -268,7 +301,14 @@ def run_task(
         check_same_run(out, config, "resume with the same task, preset and --set values")
     task, model, train_config = build_run(task_name, spec)
     trainer = Trainer(
-        model, task, train_config, out, run_config=config, resume=resume, progress=progress
+        model,
+        task,
+        train_config,
+        out,
+        run_config=config,
+        settings=effective_settings(config),
+        resume=resume,
+        progress=progress,
     )
     return trainer.fit()
 

@@ -102,6 +102,9 @@ class Trainer:
         config: steps, batch size, optimizer, schedule and bookkeeping.
         run_dir: the run directory: new, or holding the run to resume.
         run_config: what was run, written to `config.json`.
+        settings: the run's settings with every default filled in, as the petra that trains
+            it reads them (`petra.tasks.run.effective_settings`), written to `results.json`
+            so that a report made by a later petra shows what ran, not its own defaults.
         resume: continue the run in `run_dir` from its latest checkpoint.
         progress: show progress (a tqdm bar on a terminal, plain lines otherwise).
 
@@ -118,6 +121,7 @@ class Trainer:
         run_dir: str | Path,
         *,
         run_config: dict | None = None,
+        settings: dict | None = None,
         resume: bool = False,
         progress: bool = True,
     ):
@@ -127,7 +131,7 @@ class Trainer:
             raise ValueError(f"{self.run_dir} is a file, not a run directory: choose another --out")
         self.device = distributed.setup(config.device)
         self.model, self.task, self.config = model.to(self.device), task, config
-        self.run_config = run_config or {}
+        self.run_config, self.settings = run_config or {}, settings
         self.progress = progress
         self.main = distributed.is_main()
         torch.manual_seed(config.seed)
@@ -365,6 +369,8 @@ class Trainer:
                 self.device, next(self.model.parameters()).dtype, distributed.world_size()
             ),
         }
+        if self.settings is not None:
+            results["settings"] = self.settings
         summarize = getattr(self.task, "summarize", None)
         if summarize is not None:
             results["metrics"] |= summarize(self.history)
