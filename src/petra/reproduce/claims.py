@@ -501,8 +501,9 @@ PETE_SPEED = Claim(
         "the same run."
     ),
     differences=(
-        "hardware: 2 CPU cores, float32; the paper's times are whole runs on one RTX 4090 in "
-        "mixed precision, with a custom CUDA kernel for the Fourier features",
+        "hardware: the machine named under 'As run', float32; the paper's times are whole "
+        "runs on one RTX 4090 in mixed precision, with a custom CUDA kernel for the Fourier "
+        "features",
         "what is timed: one training step here, the whole run (including evaluation and data "
         "loading) in the paper",
     ),
@@ -899,10 +900,10 @@ KRONECKER_RUNTIME = Claim(
     ),
     paper_scale=(
         "The paper's 124M model on a GPU, where a V x D table and the codec compete for memory "
-        "bandwidth differently than on 2 CPU cores."
+        "bandwidth differently than on a CPU."
     ),
     differences=(
-        "hardware: 2 CPU cores, float32; model far smaller than the paper's",
+        "hardware: the machine named under 'As run', float32; model far smaller than the paper's",
         "the package's module sits in petra's LM through a thin wrapper (petra's id check, "
         "then the module's own forward), its outputs checked equal to petra's before timing",
         "petra's own path keeps the lengths as int32, V x (pos_dim + 4) bytes in all: "
@@ -957,7 +958,7 @@ KRONECKER_RUNTIME = Claim(
 
 _LT_DIFFERENCES = (
     "hyperparameters: the paper's are not public (only its abstract is); these are petra's",
-    "budget: a few hundred steps on 2 CPU cores",
+    "budget: a few hundred steps (the machine is the one named under 'As run')",
 )
 
 
@@ -1180,9 +1181,9 @@ LT_SCALING = Claim(
     ),
     paper_scale=(
         "Width 768 on a GPU, where attention and matrix products parallelize differently than "
-        "on 2 CPU cores."
+        "on a CPU."
     ),
-    differences=("hardware: 2 CPU cores, float32",),
+    differences=("hardware: the machine named under 'As run', float32",),
     measure="spectral_scaling",
     seeds=5,
     comparisons=tuple(
