@@ -9,6 +9,7 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
+from petra.atomic import previous_folder
 from petra.cli import main
 from petra.compress import CompressSettings, comparison_table, compress, format_result
 from petra.data import load_tokenizer
@@ -115,7 +116,7 @@ def test_an_interrupted_run_resumes_to_the_same_model(tiny_lm, tmp_path, monkeyp
 def test_a_finished_run_is_reused_and_other_settings_are_refused(tiny_lm, tmp_path):
     first = compress(lm_settings(tiny_lm), tmp_path / "run", progress=False)
     assert compress(lm_settings(tiny_lm), tmp_path / "run", progress=False) == first
-    with pytest.raises(ValueError, match=r"other settings \(steps\)"):
+    with pytest.raises(ValueError, match=r"compress.json describes another run .* \(steps\)"):
         compress(lm_settings(tiny_lm, steps=6), tmp_path / "run", progress=False)
 
 
@@ -422,7 +423,7 @@ def _interrupted(tiny_lm, out, monkeypatch, at_call: int = 4):
     "damaged, keep_previous, instead",
     [
         ("trainer.pt", False, "the recovery starts again from the swap"),
-        ("petra.safetensors", True, "resumed from checkpoint.old instead"),
+        ("petra.safetensors", True, "resumed from .checkpoint.old instead"),
     ],
 )
 def test_a_damaged_checkpoint_is_set_aside_and_the_run_still_finishes_the_same(
@@ -435,7 +436,7 @@ def test_a_damaged_checkpoint_is_set_aside_and_the_run_still_finishes_the_same(
     _interrupted(tiny_lm, out, monkeypatch)
     checkpoint = out / "checkpoint"
     if keep_previous:  # as an interruption between the renames of a checkpoint's save leaves it
-        shutil.copytree(checkpoint, out / "checkpoint.old")
+        shutil.copytree(checkpoint, previous_folder(checkpoint))
     path = checkpoint / damaged
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # truncated
     with pytest.warns(
@@ -453,7 +454,7 @@ def test_a_checkpoint_of_other_settings_is_never_resumed(tiny_lm, tmp_path, monk
     out = tmp_path / "run"
     _interrupted(tiny_lm, out, monkeypatch)
     (out / "compress.json").unlink()  # the run's record gone: its settings can't be compared
-    with pytest.raises(ValueError, match="is a checkpoint of a run with another settings"):
+    with pytest.raises(ValueError, match=r"checkpoint describes another run .* \(seed\)"):
         compress(lm_settings(tiny_lm, seed=1), out, progress=False)
 
 

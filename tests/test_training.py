@@ -237,7 +237,9 @@ def test_resume_survives_a_half_written_checkpoint_and_log_line(tmp_path):
     spec = load_preset("classify", "tiny")
     trainer = _trainer(spec, tmp_path)
     trainer.fit(stop_after=6)
-    (tmp_path / "checkpoints" / "step-00000008.tmp").mkdir()  # killed while writing step 8
+    stale = tmp_path / "checkpoints" / ".step-00000008.0123abcd.tmp"  # killed writing step 8
+    stale.mkdir()
+    (stale / "model.safetensors").write_bytes(b"half")
     with open(tmp_path / "metrics.jsonl", "a") as f:
         f.write('{"step": 8, "train/lo')  # and while logging
     with pytest.warns(UserWarning, match="dropped a damaged line"):

@@ -44,13 +44,14 @@ import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
 
+from petra.atomic import atomic_folder, previous_folder
 from petra.data import load_corpus, load_stsb, resolve_data_dir
 from petra.embeddings import KINDS, check_embedding_options, embedding_options
 from petra.hf import from_pretrained, replace_embeddings, save_pretrained
 from petra.hf.io import SIDECAR
 from petra.hf.swap import HEADS, STARTS_FROM_TABLE, hf_model, unwrap_embedding
 from petra.tasks.distill import DistillData, cached_vectors, teacher_path, unlabeled_sentences
-from petra.tasks.run import read_json
+from petra.tasks.run import check_same_settings, read_json
 from petra.tasks.sentence import cosine_correlations
 from petra.tasks.settings import describe, parse_value
 from petra.training.checkpoint import (
@@ -612,13 +613,9 @@ def _previous_result(out: Path, settings: CompressSettings, digest: str) -> dict
         raise ValueError(f"{path} is damaged (its settings or quality are not what petra "
                          f"compress writes): delete {out} to start this run again, or use "
                          "another --out")  # fmt: skip
-    mine = asdict(settings)
-    if theirs != mine:
-        changed = sorted(k for k in mine if mine[k] != theirs.get(k))
-        raise ValueError(
-            f"{out} holds a compress run with other settings ({', '.join(changed)}): "
-            "use a new --out, or the same settings to resume it"
-        )
+    check_same_settings(
+        path, theirs, asdict(settings), "use a new --out, or the same settings to resume it"
+    )
     if result.get("model_digest", digest) != digest:
         raise ValueError(
             f"{out} holds a compress run of another model: the files of {settings.model} have "
@@ -720,30 +717,25 @@ class _Order:
 
 def _save_checkpoint(student, optimizer, schedule, step: int, elapsed: float, path: Path,
                      identity: dict | None = None):  # fmt: skip
-    """Written beside and renamed into place: an interruption never leaves half of one.
+    """Written with `atomic_folder`: an interruption never leaves half of one.
     `identity` (the settings and the model's digest) goes into `trainer.pt`, so that a
     checkpoint is never resumed by a run of other settings or another model."""
-    temporary = path.with_name(path.name + ".tmp")
-    shutil.rmtree(temporary, ignore_errors=True)
-    save_pretrained(student, temporary)
-    state = {"step": step, "elapsed": elapsed, "optimizer": optimizer.state_dict(),
-             "schedule": schedule.state_dict(), "rng": rng_state(), **(identity or {})}  # fmt: skip
-    torch.save(state, temporary / TRAINER_FILE)
-    previous = path.with_name(path.name + ".old")
-    shutil.rmtree(previous, ignore_errors=True)
-    if path.is_dir():
-        path.rename(previous)  # one complete checkpoint exists at every moment
-    temporary.rename(path)
-    shutil.rmtree(previous, ignore_errors=True)
+    with atomic_folder(path) as folder:
+        save_pretrained(student, folder)
+        state = {"step": step, "elapsed": elapsed, "optimizer": optimizer.state_dict(),
+                 "schedule": schedule.state_dict(), "rng": rng_state(),
+                 **(identity or {})}  # fmt: skip
+        torch.save(state, folder / TRAINER_FILE)
 
 
 def _resume(checkpoint: Path, settings: CompressSettings, digest: str):
     """(student, trainer state) of the latest checkpoint that reads, or None. A damaged one
     (a file missing, truncated or corrupt) is set aside as `<name>.damaged`, never deleted,
-    with a warning, as `petra train --resume` does; the previous checkpoint (`checkpoint.old`,
-    which an interruption between the renames of `_save_checkpoint` leaves) is resumed
-    instead, or, if none reads, the recovery starts again from the swap."""
-    previous = checkpoint.with_name(checkpoint.name + ".old")
+    with a warning, as `petra train --resume` does; the previous checkpoint (at
+    `previous_folder(checkpoint)`, where an interruption between the renames of
+    `atomic_folder` leaves it) is resumed instead, or, if none reads, the recovery starts
+    again from the swap."""
+    previous = previous_folder(checkpoint)
     damaged, found = [], None
     for path in (checkpoint, previous):
         if not path.is_dir():
@@ -763,13 +755,13 @@ def _resume(checkpoint: Path, settings: CompressSettings, digest: str):
     if found is None:
         return None
     path, student, trainer = found
-    for key, mine in (("settings", asdict(settings)), ("model_digest", digest)):
-        if trainer.get(key, mine) != mine:
-            raise ValueError(
-                f"{path} is a checkpoint of a run with another "
-                f"{'model' if key == 'model_digest' else 'settings'} than {RESULT_FILE} names: "
-                "use a new --out"
-            )
+    if "settings" in trainer:  # a checkpoint of an earlier petra records none
+        check_same_settings(path, trainer["settings"], asdict(settings), "use a new --out")
+    if trainer.get("model_digest", digest) != digest:
+        raise ValueError(
+            f"{path} is a checkpoint of a run with another model than {RESULT_FILE} names: "
+            "use a new --out"
+        )
     if path != checkpoint:
         path.rename(checkpoint)
     return student, trainer

@@ -8,8 +8,6 @@ had (`load_pretrained` restores it).
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from pathlib import Path
 
 import torch
@@ -18,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 import petra
+from petra.atomic import atomic_folder
 from petra.models.config import ModelConfig
 
 CONFIG_FILE = "config.json"
@@ -27,10 +26,10 @@ CHECKPOINT_FILES = (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE)
 
 
 def save_checkpoint(model: nn.Module, path: str | Path, tokenizer=None) -> Path:
-    """Write the model (and the `tokenizer`, when given) into the folder `path`, atomically:
-    the files go into a temporary sibling folder, which is renamed into place only once
-    complete (an existing checkpoint at `path` is replaced then). A failure at any point
-    leaves no folder behind and a previous checkpoint at `path` intact.
+    """Write the model (and the `tokenizer`, when given) into the folder `path`, atomically
+    (`petra.atomic.atomic_folder`): the files go into a temporary sibling folder, which is
+    renamed into place only once complete (an existing checkpoint at `path` is replaced then).
+    A failure at any point leaves no folder behind and a previous checkpoint at `path` intact.
 
     `path` must be new, empty or a checkpoint folder: other files there would be lost with
     the folder they are in, so they are refused (`ValueError`)."""
@@ -55,40 +54,12 @@ def save_checkpoint(model: nn.Module, path: str | Path, tokenizer=None) -> Path:
             )
     state = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
     metadata = {"format": "pt", "petra_version": petra.__version__}
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    temporary = _sibling(directory, "tmp")
-    temporary.mkdir()
-    try:
-        (temporary / CONFIG_FILE).write_text(config_text)
-        save_file(state, temporary / WEIGHTS_FILE, metadata=metadata)
+    with atomic_folder(directory) as folder:
+        (folder / CONFIG_FILE).write_text(config_text)
+        save_file(state, folder / WEIGHTS_FILE, metadata=metadata)
         if tokenizer is not None:
-            tokenizer.save(str(temporary / TOKENIZER_FILE))
-        _replace_folder(temporary, directory)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
+            tokenizer.save(str(folder / TOKENIZER_FILE))
     return directory
-
-
-def _sibling(directory: Path, suffix: str) -> Path:
-    """A new hidden name beside `directory`, e.g. `.model.3f9a2c1d.tmp`."""
-    return directory.with_name(f".{directory.name}.{uuid.uuid4().hex[:8]}.{suffix}")
-
-
-def _replace_folder(new: Path, target: Path) -> None:
-    """Rename `new` to `target`. An existing `target` is first renamed aside (a folder cannot
-    be renamed onto a non-empty one), restored if the rename fails, and deleted after."""
-    if not target.exists():
-        new.rename(target)
-        return
-    previous = _sibling(target, "old")
-    target.rename(previous)
-    try:
-        new.rename(target)
-    except BaseException:
-        previous.rename(target)
-        raise
-    shutil.rmtree(previous, ignore_errors=True)  # the save is complete: never fail after it
 
 
 def read_checkpoint(path: str | Path, device: str | torch.device = "cpu"):

@@ -2,8 +2,9 @@
 (`config.json` + `model.safetensors`, readable by `load_pretrained`) and `trainer.pt` (the
 optimizer, the schedule, the data position, the RNG states, the elapsed time).
 
-A checkpoint is written to a temporary folder and renamed into place, so an interrupted
-write never leaves a half checkpoint; the last `keep` checkpoints are kept. A checkpoint
+A checkpoint is written with `petra.atomic.atomic_folder` (into a temporary folder, fsynced,
+renamed into place), so an interrupted write never leaves a half checkpoint, and the next
+write of that step removes what it left; the last `keep` checkpoints are kept. A checkpoint
 damaged later (a truncated or corrupt file) raises `DamagedCheckpoint` when read, and can be
 set aside as `step-NNNNNNNN.damaged` (never deleted) so that the previous one is resumed.
 """
@@ -18,6 +19,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from petra.atomic import atomic_folder
 from petra.models.checkpoint import WEIGHTS_FILE
 
 TRAINER_FILE = "trainer.pt"
@@ -28,8 +30,8 @@ class DamagedCheckpoint(ValueError):
 
 
 def checkpoint_dirs(run_dir: Path) -> list[Path]:
-    """Checkpoints of a run, oldest first (not `.tmp` folders still being written, nor those
-    set aside as `.damaged`)."""
+    """Checkpoints of a run, oldest first (not the hidden temporary folders of a write, nor
+    those set aside as `.damaged`)."""
     folder = run_dir / "checkpoints"
     if not folder.is_dir():
         return []
@@ -44,12 +46,9 @@ def save_training_checkpoint(
     run_dir: Path, model, trainer_state: dict, keep: int, tokenizer=None
 ) -> Path:
     final = run_dir / "checkpoints" / f"step-{trainer_state['step']:08d}"
-    temporary = final.with_name(final.name + ".tmp")
-    shutil.rmtree(temporary, ignore_errors=True)
-    model.save_pretrained(temporary, tokenizer)
-    torch.save(trainer_state, temporary / TRAINER_FILE)
-    shutil.rmtree(final, ignore_errors=True)
-    temporary.rename(final)
+    with atomic_folder(final) as folder:
+        model.save_pretrained(folder, tokenizer)
+        torch.save(trainer_state, folder / TRAINER_FILE)
     for old in checkpoint_dirs(run_dir)[:-keep]:
         shutil.rmtree(old)
     return final
