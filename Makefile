@@ -1,7 +1,9 @@
 # Two entry points: `make demo` runs the main job, `make test` runs the test suite
 # (`make docs` builds the docs site).
 # Both create (or reuse) .venv. torch==2.13.0 is installed first so that the project's
-# `torch>=...` range is already met and pip never pulls a multi-GB CUDA build.
+# `torch>=...` range is already met and pip does not choose another torch. Which build that
+# is depends on the machine's pip configuration: plain PyPI on Linux gives the CUDA build
+# (the README gives the CPU index for a CPU-only machine).
 VENV    ?= .venv
 PYTHON  ?= python3
 PY      := $(VENV)/bin/python

@@ -5,17 +5,19 @@
     python examples/nanogpt.py --compile --steps 2000   # torch.compile (worth it on a GPU)
 
 The GPT below has nanoGPT's shape (pre-LayerNorm blocks, learned positions, a GELU MLP, its
-N(0, 0.02) init). Three places are petra's, marked `# petra`:
+N(0, 0.02) init). Four lines are petra's, marked `# petra`:
 
-- `self.wte = build_embedding(kind, V, d, ...)` stands where `nn.Embedding(V, d)` was;
+- `wte = build_embedding(kind, V, d, ...)`, passed to the GPT and kept as `self.wte`, stands
+  where `nn.Embedding(V, d)` was (two lines);
 - a tied head is `logits = h @ wte.table().T` (here `head_table()`: the same in training,
   kept between calls in evaluation). nanoGPT's tying line `wte.weight = lm_head.weight` is
   refused by every kind but `learned`: a computed embedding has no V x d weight to share;
 - `self.apply(self._init_weights)` also re-initializes the linear maps inside the embedding
   (a Kronecker projection, a Fourier refinement), so `wte.reset_parameters()` follows it.
 
-A Kronecker head tied through `table()` starts near 0.85 d nats rather than ln V (see
-`KroneckerEmbedding.table`); the Kronecker paper, and this script by default, leave it untied.
+A Kronecker head tied through `table()` starts at a loss of order d nats rather than ln V
+(the input token's own logit is about d: see `KroneckerEmbedding.table`); the Kronecker
+paper, and this script by default, leave it untied.
 The text is petra's Shakespeare corpus (`PETRA_DATA`) or any file given with `--text`.
 """
 
