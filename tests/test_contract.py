@@ -1,11 +1,22 @@
-"""Every embedding kind honours the contract of `petra.embeddings.base`."""
+"""Every embedding kind honours the contract of `petra.embeddings.base`: every kind of the
+registry, each at the variants below and any kind without one at its defaults."""
+
+import inspect
 
 import pytest
 import torch
 from torch import nn
 
 from petra import build_embedding
-from petra.embeddings import KINDS, LearnedEmbedding, TokenEmbedding
+from petra.embeddings import (
+    KINDS,
+    REGISTRY,
+    LearnedEmbedding,
+    TokenEmbedding,
+    embedding_class,
+    size_for_budget,
+)
+from petra.models import ModelConfig
 
 V, D = 97, 16
 TOKENS = [bytes([i % 256]) * (1 + i % 5) for i in range(V)]  # distinct byte strings
@@ -36,9 +47,31 @@ VARIANTS = {
 }
 
 
+# a registered kind that no variant above names is tested at its defaults
+VARIANTS |= {
+    kind: dict(kind=kind) for kind in KINDS if kind not in {v["kind"] for v in VARIANTS.values()}
+}
+TOKEN_INPUTS = ("tokenizer", "token_bytes", "fingerprint")  # a kind built from token bytes
+
+
 def make(name: str, **extra) -> TokenEmbedding:
     options = {**VARIANTS[name], **extra}
-    return build_embedding(options.pop("kind"), V, D, **options)
+    kind = options.pop("kind")
+    if embedding_class(kind).needs_tokenizer and "tokenizer" not in options:
+        options.setdefault("token_bytes", TOKENS)
+    return build_embedding(kind, V, D, **options)
+
+
+def saved_options(name: str) -> dict:
+    """The variant's options as a model's config records them: no token bytes, no
+    construction inputs."""
+    kind_class = embedding_class(VARIANTS[name]["kind"])
+    dropped = ("kind", *TOKEN_INPUTS, *kind_class.construction_inputs)
+    return {k: v for k, v in VARIANTS[name].items() if k not in dropped}
+
+
+def trainable(emb: nn.Module) -> int:
+    return sum(p.numel() for p in emb.parameters() if p.requires_grad)
 
 
 @pytest.fixture(params=sorted(VARIANTS))
@@ -310,3 +343,116 @@ def test_factorized_from_pretrained_is_the_truncated_svd(rank):
 def test_factorized_from_pretrained_refuses_a_rank_beyond_the_table():
     with pytest.raises(ValueError, match=r"factor_dim must lie in \[1, min\(V, d\) = 16\]"):
         LearnedEmbedding.from_pretrained(torch.randn(V, D), factor_dim=D + 1)
+
+
+# -- what each kind tells the rest of petra -------------------------------------------------
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_kind_states_its_knob_and_report_rows_among_its_options(kind):
+    kind_class = REGISTRY[kind]
+    options = kind_class.option_types()
+    assert kind_class.kind == kind
+    assert kind_class.budget_knob and set(kind_class.budget_knob) <= set(options)
+    assert kind_class.report_layouts
+    for label, layout in kind_class.report_layouts:
+        assert isinstance(label, str) and label.startswith(kind)
+        assert set(layout) <= set(options)
+    builder = inspect.signature(kind_class.builder()).parameters  # the untyped arrays too
+    assert set(kind_class.construction_inputs) <= set(builder)
+
+
+def test_params_for_is_the_count_of_the_built_module(name):
+    kind_class = embedding_class(VARIANTS[name]["kind"])
+    assert kind_class.params_for(V, D, **saved_options(name)) == trainable(make(name))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_report_layouts_count_as_built(kind):
+    kind_class = REGISTRY[kind]
+    for _, layout in kind_class.report_layouts:
+        extra = {"token_bytes": TOKENS} if kind_class.needs_tokenizer else {}
+        built = build_embedding(kind, V, D, **layout, **extra)
+        assert kind_class.params_for(V, D, **layout) == trainable(built)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_budget_of_the_default_size_sizes_the_kind_to_exactly_it(kind):
+    """At its defaults a kind takes one of its knob's sizes: a budget of that count is met
+    exactly, and the sizing builds to it."""
+    kind_class = REGISTRY[kind]
+    budget = kind_class.params_for(V, D)
+    sizing = size_for_budget(kind, V, D, budget)
+    assert sizing.params == budget and set(sizing.options) <= set(kind_class.budget_knob)
+    extra = {"token_bytes": TOKENS} if kind_class.needs_tokenizer else {}
+    assert trainable(build_embedding(kind, V, D, **sizing.options, **extra)) == budget
+    for knob in kind_class.budget_knob:
+        with pytest.raises(ValueError, match=f"the budget sets {kind}'s {knob}"):
+            size_for_budget(kind, V, D, budget, **{knob: sizing.options.get(knob, 1)})
+
+
+def test_check_options_accepts_what_builds_and_refuses_a_negative_padding_id(name):
+    kind_class = embedding_class(VARIANTS[name]["kind"])
+    kind_class.check_options(D, **saved_options(name))
+    with pytest.raises(ValueError, match="padding_idx must be a token id"):
+        kind_class.check_options(D, **saved_options(name), padding_idx=-1)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_kind_that_needs_a_tokenizer_refuses_to_build_without_one(kind):
+    if REGISTRY[kind].needs_tokenizer:
+        with pytest.raises(ValueError, match="tokenizer"):
+            build_embedding(kind, V, D)
+    else:
+        assert build_embedding(kind, V, D).num_embeddings == V
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_from_table_starts_closer_to_the_table_than_zero(kind):
+    table = torch.randn(V, D)
+    kind_class = REGISTRY[kind]
+    if not kind_class.starts_from_table:
+        with pytest.raises(NotImplementedError, match="does not start from a table"):
+            kind_class.from_table(table)
+        return
+    emb = kind_class.from_table(table, padding_idx=2)
+    assert isinstance(emb, kind_class) and emb.padding_idx == 2
+    assert (emb.num_embeddings, emb.embedding_dim) == (V, D)
+    rows = emb.table().detach()
+    assert torch.all(rows[2] == 0)
+    kept = torch.arange(V) != 2
+    assert (rows[kept] - table[kept]).norm() < table[kept].norm()
+
+
+def test_least_squares_map_sets_the_linear_part_of_the_output(name):
+    """E(v) = M f(v) + b, b the same for every id (a Fourier refinement's bias, else 0):
+    after setting M, the residual E(v) - M f(v) is one vector for all v."""
+    emb = make(name)
+    linear = emb.least_squares_map()
+    if linear is None:
+        return
+    features, set_map = linear
+    ids = torch.arange(V)
+    f = features(ids).double()
+    matrix = torch.randn(D, f.shape[1], dtype=torch.float64)
+    with torch.no_grad():
+        set_map(matrix)
+        residual = emb(ids).double() - f @ matrix.T  # (V, d)
+    torch.testing.assert_close(residual, residual[:1].expand(V, D), rtol=0, atol=1e-4)
+
+
+def test_from_saved_rebuilds_what_the_saved_state_loads_into(name):
+    source = make(name)
+    with torch.no_grad():
+        for p in source.parameters():
+            p.add_(torch.randn_like(p))
+    state = {"embedding." + k: v for k, v in source.state_dict().items()}
+    kind_class = embedding_class(VARIANTS[name]["kind"])
+    loaded = kind_class.from_saved(V, D, state, "embedding.", **saved_options(name))
+    loaded.load_state_dict(source.state_dict())
+    ids = torch.randint(0, V, (10,))
+    torch.testing.assert_close(loaded(ids), source(ids))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_causal_lm_head_is_tied_by_the_kinds_default(kind):
+    config = ModelConfig(model="causal_lm", embedding={"kind": kind})
+    assert config.head_tied == REGISTRY[kind].head_tied_by_default

@@ -187,6 +187,7 @@ def _probe_geometry(args: argparse.Namespace) -> None:
 
     from petra import build_embedding
     from petra.data import load_tokenizer
+    from petra.embeddings import embedding_class
     from petra.probes import format_retrieval, probe_geometry, retrieval_probe
 
     _check_out_file(args.out)
@@ -203,7 +204,7 @@ def _probe_geometry(args: argparse.Namespace) -> None:
             embedding = model.embedding
         else:  # a freshly initialized embedding of --kind, drawn the same on every call
             tokenizer = load_tokenizer(args.tokenizer or "gpt2")
-            options = {"tokenizer": tokenizer} if args.kind == "kronecker" else {}
+            options = {"tokenizer": tokenizer} if embedding_class(args.kind).needs_tokenizer else {}
             torch.manual_seed(0)
             embedding = build_embedding(args.kind, tokenizer.get_vocab_size(), args.dim, **options)
         result = probe_geometry(embedding, tokenizer, k=args.k)

@@ -6,25 +6,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from petra.data import load_tokenizer
-from petra.embeddings import build_embedding
+from petra.embeddings import REGISTRY, build_embedding
 from petra.embeddings.budget import check_fits_in_memory, embedding_params
 from petra.embeddings.token_bytes import token_bytes, tokenizer_fingerprint
 
-# (label, kind, options): the layouts the papers report, ALBERT's factorization, and the
-# standard baselines at their defaults
-ARMS: tuple[tuple[str, str, dict], ...] = (
-    ("learned", "learned", {}),
-    ("learned, factorized e=128", "learned", {"factor_dim": 128}),
-    ("fourier, linear", "fourier", {"refine": "linear"}),
-    ("fourier, geglu x4", "fourier", {"refine": "geglu", "expansion": 4}),
-    ("fourier, geglu x1/4", "fourier", {"refine": "geglu", "expansion": 0.25}),
-    ("kronecker, pos_dim 16", "kronecker", {"pos_dim": 16}),
-    ("kronecker, pos_dim 32", "kronecker", {"pos_dim": 32}),
-    ("kronecker, pos_dim 16, rank 64", "kronecker", {"pos_dim": 16, "rank": 64}),
-    ("qr, mult, c = ceil(sqrt V)", "qr", {}),
-    ("hash, k=2, B = V/10", "hash", {}),
-    ("dhe, k=1024, 2 x 512", "dhe", {}),
-    ("tt, 3 cores, rank 16", "tt", {"rank": 16}),
+# (label, kind, options): each kind's `report_layouts`, in the registry's order (the layouts
+# the papers report, ALBERT's factorization, and the standard baselines at their defaults)
+ARMS: tuple[tuple[str, str, dict], ...] = tuple(
+    (label, kind, options)
+    for kind, kind_class in REGISTRY.items()
+    for label, options in kind_class.report_layouts
 )
 
 
@@ -47,7 +38,7 @@ def param_rows(tokenizers: Iterable[str], dims: Iterable[int], data_dir=None) ->
     for name, pieces, fingerprint in vocabularies:
         for dim in dims:
             for label, kind, options in ARMS:
-                if kind == "kronecker":
+                if REGISTRY[kind].needs_tokenizer:
                     options = {**options, "token_bytes": pieces, "fingerprint": fingerprint}
                 report = _report(kind, len(pieces), dim, options)
                 rows.append({"tokenizer": name, "embedding": label, **report})

@@ -8,12 +8,13 @@
 and the field's standard baselines for shrinking a table: `qr` (quotient-remainder), `hash`
 (hash embeddings), `dhe` (deep hash embeddings), `tt` (tensor train). `size_for_budget`
 sizes any kind to a budget of trainable parameters (`petra.embeddings.budget`).
+
+`REGISTRY` maps each name to its class (`petra.embeddings.registry`), and each class
+describes its kind to the rest of petra (the table in `petra.embeddings.base`): a new kind is
+its own module plus its entry in the registry.
 """
 
 from __future__ import annotations
-
-import inspect
-import typing
 
 from petra.embeddings.base import ParamReport, TokenEmbedding, check_ids
 from petra.embeddings.budget import (
@@ -29,40 +30,23 @@ from petra.embeddings.hashed import HashEmbedding
 from petra.embeddings.kronecker import KroneckerEmbedding
 from petra.embeddings.learned import LearnedEmbedding
 from petra.embeddings.qr import QREmbedding
-from petra.embeddings.registry import KINDS, constructor
+from petra.embeddings.registry import KINDS, REGISTRY, embedding_class
 from petra.embeddings.tensor_train import TensorTrainEmbedding
 
 
 def embedding_options(kind: str) -> dict[str, object]:
     """The keyword options of `kind` that a setting can hold, with their annotated types
     (options without an annotation, such as Fourier's `token_counts` array, are left out)."""
-    build = constructor(kind)
-    hints = typing.get_type_hints(build.__init__ if inspect.isclass(build) else build)
-    parameters = inspect.signature(build).parameters.values()
-    return {
-        p.name: hints[p.name]
-        for p in parameters
-        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name in hints
-    }
+    return embedding_class(kind).option_types()
 
 
 def check_embedding_options(kind: str, dim: int, **options) -> None:
-    """Refuse what `build_embedding(kind, ..., **options)` would refuse (a choice such as
-    Kronecker's `mode` or Fourier's `basis`, a range such as `pos_dim`) without a tokenizer or
-    data, by building the kind on a stand-in vocabulary of a few tokens. What depends on the
-    real vocabulary (`padding_idx < V`) or tokenizer (`scheme`) is checked when the embedding
-    is built for real; a negative `padding_idx` is refused here, as a QR `collisions` below
-    1 (its upper bound, V, waits for the real build)."""
-    padding = options.get("padding_idx")
-    if isinstance(padding, int) and padding < 0:
-        raise ValueError(f"padding_idx must be a token id (0 or more), got {padding}")
-    options = {k: v for k, v in options.items() if k not in ("scheme", "padding_idx")}
-    collisions = options.get("collisions")
-    if isinstance(collisions, int) and collisions >= 1:
-        options["collisions"] = 1  # its range [1, V] is checked on the real vocabulary
-    if kind == "kronecker":
-        options["token_bytes"] = [b"x"] * 4
-    build_embedding(kind, 4, dim, **options)
+    """Refuse what `build_embedding(kind, ..., **options)` would refuse, without a tokenizer
+    or data (`TokenEmbedding.check_options`: a build on a stand-in vocabulary of a few
+    tokens). What depends on the real vocabulary (`padding_idx < V`) or tokenizer (`scheme`)
+    is checked when the embedding is built for real; a negative `padding_idx` is refused
+    here, as a QR `collisions` below 1 (its upper bound, V, waits for the real build)."""
+    embedding_class(kind).check_options(dim, **options)
 
 
 def build_embedding(kind: str, vocab_size: int, dim: int, **options) -> TokenEmbedding:
@@ -89,24 +73,12 @@ def build_embedding(kind: str, vocab_size: int, dim: int, **options) -> TokenEmb
         - forward: ids `(...)` of any integer dtype -> `(..., d)`.
         - `table()`: `(V, d)`.
     """
-    if kind != "kronecker":
-        return constructor(kind)(vocab_size, dim, **options)
-    tokenizer, tokens = options.pop("tokenizer", None), options.pop("token_bytes", None)
-    if (tokenizer is None) == (tokens is None):
-        raise ValueError("kind='kronecker' needs exactly one of tokenizer= or token_bytes=")
-    if tokenizer is not None:
-        embedding = KroneckerEmbedding.from_tokenizer(tokenizer, dim, **options)
-    else:
-        embedding = KroneckerEmbedding.from_token_bytes(tokens, dim, **options)
-    if embedding.num_embeddings != vocab_size:
-        raise ValueError(
-            f"the tokenizer has {embedding.num_embeddings} tokens but vocab_size={vocab_size}"
-        )
-    return embedding
+    return embedding_class(kind).build(vocab_size, dim, **options)
 
 
 __all__ = [
     "KINDS",
+    "REGISTRY",
     "BudgetUnreachable",
     "DeepHashEmbedding",
     "FourierEmbedding",
@@ -121,6 +93,7 @@ __all__ = [
     "build_embedding",
     "check_embedding_options",
     "check_ids",
+    "embedding_class",
     "embedding_options",
     "format_sizing",
     "parse_budget",

@@ -43,12 +43,49 @@ Dropped into another model:
 - kinds with a `seed` option (Fourier, DHE, hash) draw everything from it when it is given,
   so two builds with one seed are equal; with `seed=None` (the default) their initial
   trainable parameters come from the global RNG, as a torch module's do.
+
+A kind also describes itself to the rest of petra, on its class, so that the registry
+(`petra.embeddings.registry`) is all that budgets, `petra params`, the Hugging Face swap and
+load, model building and the command line need to know of it. Every kind states
+
+- `kind`: its name in the registry and in settings;
+- `budget_knob` and `budget_layouts(V, d, budget, **options)`: the options a budget sets and
+  the sizes (`Knob`s) they give, the other options at their given or default values
+  (`petra.embeddings.budget`);
+- `params_for(V, d, **options)`: its trainable parameters, by closed form;
+- `report_layouts`: its rows of `petra params`, (label, options) pairs;
+
+(the contract tests check that it does), and may change what the base class assumes, a kind
+built by `cls(V, d, **options)` from its options alone:
+
+- `builder()`: the constructor whose keyword-only arguments are its options (the class);
+  `option_types()` and `option(options, name)` read their types and defaults from it;
+- `build(V, d, **options)`: the embedding, as `build_embedding` makes it;
+- `needs_tokenizer` (False): it is built from each token's bytes, and `build` takes
+  `tokenizer=` or `token_bytes=` (with `fingerprint=`);
+- `stand_in_options(options, V)`: its options for a build on a stand-in vocabulary of V
+  tokens, by which `check_options(d, **options)` refuses bad options before data is read;
+- `smaller_layout_hint(options)`: what to say when even its smallest size exceeds a budget;
+- `head_tied_by_default` (True): a petra causal LM ties its head to `table()` unless told;
+- `construction_inputs` (none): V-sized options used to build it, never saved in a config;
+- `starts_from_table` (False) and `from_table(table, **options)`: a start from a pretrained
+  table by decomposing it (the Hugging Face swap; the other kinds are built, then scaled to
+  the table's row norms or fitted to it);
+- `needs_token_counts(options)` (False): the swap passes the corpus counts to `build`;
+- `least_squares_map()` (None; on an instance): for E(v) = M f(v) with fixed features f and
+  one trained matrix M, (f, a setter of M): the least-squares start from a table;
+- `from_saved(V, d, state, prefix, **options)`: the embedding a saved state loads into,
+  rebuilt from its saved options and what the state holds (`build` by default): a kind built
+  from token bytes keeps them in its state and reads them back here (Kronecker's byte table),
+  since a saved model is loaded without its tokenizer.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 
@@ -74,6 +111,21 @@ class ParamReport:
 
     def as_dict(self) -> dict:
         return {**asdict(self), "saving_pct": self.saving_pct}
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One layout of a kind under a budget: `setting(value)` are the options for each value,
+    `count(value)` the trainable parameters they give, in growing order when `monotone` (then
+    the budget's search bisects, and stops at the first value over the budget)."""
+
+    values: Sequence[int]
+    count: Callable[[int], int]
+    setting: Callable[[int], dict]
+    monotone: bool = True
+
+
+STAND_IN_VOCAB = 4  # the tokens of the vocabulary `check_options` builds a kind on
 
 
 def long_ids(ids: Tensor) -> Tensor:
@@ -200,6 +252,112 @@ class TokenEmbedding(nn.Module):
     computes_rows: bool = False  # per distinct id in training, a cached table in evaluation
     validate: bool = True
     dedupe: bool = True
+
+    # -- what the kind tells the rest of petra (the lists in `petra.embeddings.base`) -----
+    needs_tokenizer: bool = False
+    budget_knob: tuple[str, ...]  # every kind states it: the options its budget sizing sets
+    report_layouts: tuple[tuple[str, dict], ...]  # every kind states it: `petra params` rows
+    head_tied_by_default: bool = True
+    construction_inputs: tuple[str, ...] = ()
+    starts_from_table: bool = False
+
+    @classmethod
+    def builder(cls) -> Callable[..., TokenEmbedding]:
+        """The constructor whose keyword-only arguments are the kind's options: the class."""
+        return cls
+
+    @classmethod
+    def option_types(cls) -> dict[str, object]:
+        """The keyword options of the kind that a setting can hold, with their annotated types
+        (options without an annotation, such as Fourier's `token_counts` array, are left out)."""
+        build = cls.builder()
+        hints = typing.get_type_hints(build.__init__ if inspect.isclass(build) else build)
+        parameters = inspect.signature(build).parameters.values()
+        return {
+            p.name: hints[p.name]
+            for p in parameters
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name in hints
+        }
+
+    @classmethod
+    def option(cls, options: dict, name: str):
+        """The value of option `name`: given in `options`, or the builder's default."""
+        if name in options:
+            return options[name]
+        return inspect.signature(cls.builder()).parameters[name].default
+
+    @classmethod
+    def build(cls, vocab_size: int, dim: int, **options) -> TokenEmbedding:
+        """The embedding of this kind for `vocab_size` ids of width `dim` (`build_embedding`)."""
+        return cls(vocab_size, dim, **options)
+
+    @classmethod
+    def stand_in_options(cls, options: dict, vocab_size: int) -> dict:
+        """`options` for a build on a stand-in vocabulary of `vocab_size` tokens: what depends
+        on the real vocabulary or tokenizer is replaced or left out (`check_options`)."""
+        return options
+
+    @classmethod
+    def check_options(cls, dim: int, **options) -> None:
+        """Refuse what `build(V, dim, **options)` would refuse (a choice such as Kronecker's
+        `mode` or Fourier's `basis`, a range such as `pos_dim`) without a tokenizer or data, by
+        building the kind on a stand-in vocabulary of a few tokens (`stand_in_options`). What
+        depends on the real vocabulary (`padding_idx < V`) is checked when the embedding is
+        built for real; a negative `padding_idx` is refused here."""
+        padding = options.get("padding_idx")
+        if isinstance(padding, int) and padding < 0:
+            raise ValueError(f"padding_idx must be a token id (0 or more), got {padding}")
+        options = {k: v for k, v in options.items() if k != "padding_idx"}
+        cls.build(STAND_IN_VOCAB, dim, **cls.stand_in_options(options, STAND_IN_VOCAB))
+
+    @classmethod
+    def params_for(cls, vocab_size: int, dim: int, **options) -> int:
+        """Trainable parameters of `build(vocab_size, dim, **options)` by closed form (the
+        options not given at their defaults), without building anything."""
+        raise NotImplementedError
+
+    @classmethod
+    def budget_layouts(cls, vocab_size: int, dim: int, budget: int, **options) -> list[Knob]:
+        """The layouts the budget's knob (`budget_knob`) can give at these sizes, the other
+        `options` at their given or default values (`petra.embeddings.budget`)."""
+        raise NotImplementedError
+
+    @classmethod
+    def smaller_layout_hint(cls, options: dict) -> str:
+        """What to add when even the kind's smallest size exceeds a budget (a layout with a
+        smaller count), or nothing."""
+        return ""
+
+    @classmethod
+    def from_table(
+        cls, table: Tensor, *, padding_idx: int | None = None, **options
+    ) -> TokenEmbedding:
+        """Start from a pretrained `(V, d)` table by decomposing it (kinds with
+        `starts_from_table` only)."""
+        raise NotImplementedError(f"a {cls.kind} embedding does not start from a table")
+
+    @classmethod
+    def needs_token_counts(cls, options: dict) -> bool:
+        """Whether `build(..., **options)` needs `token_counts=` (corpus counts of each id)."""
+        return False
+
+    def least_squares_map(
+        self,
+    ) -> tuple[Callable[[Tensor], Tensor], Callable[[Tensor], None]] | None:
+        """For an embedding E(v) = M f(v) of fixed features f (ids `(N,)` -> `(N, k)`) and one
+        trained `(d, k)` matrix M: the pair (f, a setter of M), for the least-squares start
+        from a table (`petra.hf.swap.fit_to_table`); None for a kind, or a layout, that is not
+        of that form."""
+        return None
+
+    @classmethod
+    def from_saved(
+        cls, vocab_size: int, dim: int, state: dict, prefix: str = "", **options
+    ) -> TokenEmbedding:
+        """The embedding that the saved `state` (its keys under `prefix`) loads into, built
+        from the saved options: what the options cannot rebuild (a byte table, an id order)
+        is read from the state. The caller loads the weights."""
+        return cls.build(vocab_size, dim, **options)
 
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None):
         super().__init__()

@@ -1,5 +1,7 @@
 """Equal parameter budgets: each kind sized by its own knob to land closest to a budget of
-trainable embedding parameters without exceeding it.
+trainable embedding parameters without exceeding it. A kind states its knob and the sizes it
+gives (`budget_knob`, `budget_layouts`) and its closed-form count (`params_for`) on its class;
+for the kinds petra ships:
 
 | kind      | knob (options it sets)           | trainable parameters                        |
 |-----------|----------------------------------|---------------------------------------------|
@@ -18,44 +20,14 @@ their given or default values and enter the count.
 
 from __future__ import annotations
 
-import inspect
-import math
 import os
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from petra.embeddings.dhe import dhe_params
-from petra.embeddings.hashed import hash_params
-from petra.embeddings.kronecker import kronecker_params
-from petra.embeddings.qr import qr_params
-from petra.embeddings.registry import constructor
-from petra.embeddings.tensor_train import tt_params, tt_ranks
-
-# the options each kind's knob sets: given beside a budget they would be overwritten
-KNOBS = {
-    "learned": ("factor_dim",),
-    "fourier": ("refine", "expansion"),
-    "kronecker": ("rank",),
-    "qr": ("collisions",),
-    "hash": ("buckets",),
-    "dhe": ("hidden",),
-    "tt": ("rank",),
-}
-
+from petra.embeddings.base import Knob
+from petra.embeddings.registry import embedding_class
 
 MAX_BUDGET = 10**12  # far beyond any embedding table, and a bound on the solver's search
-
-
-@dataclass(frozen=True)
-class Knob:
-    """One layout of a kind: `setting(value)` for each value, in order of growing `count`
-    when `monotone` (then the search stops at the first value over the budget)."""
-
-    values: Sequence[int]
-    count: Callable[[int], int]
-    setting: Callable[[int], dict]
-    monotone: bool = True
 
 
 @dataclass(frozen=True)
@@ -79,86 +51,6 @@ def format_sizing(options: dict) -> str:
     """`factor_dim=2`, `refine=geglu, expansion=5.33203`, or `full size` (no knob set)."""
     return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                      for k, v in options.items()) or "full size"  # fmt: skip
-
-
-def _option(kind: str, options: dict, name: str):
-    """The value of option `name`: given, or the kind's constructor default."""
-    if name in options:
-        return options[name]
-    return inspect.signature(constructor(kind)).parameters[name].default
-
-
-def _layouts(kind: str, vocab: int, dim: int, budget: int, options: dict) -> list[Knob]:
-    o = lambda name: _option(kind, options, name)  # noqa: E731
-    if kind == "learned":
-        return [
-            Knob([0], lambda _: vocab * dim, lambda _: {}),
-            Knob(  # only the factorizations smaller than the full table
-                range(1, (vocab * dim - 1) // (vocab + dim) + 1),
-                lambda e: e * (vocab + dim),
-                lambda e: {"factor_dim": e},
-            ),
-        ]
-    if kind == "fourier":
-        norm = dim if o("final_norm") else 0
-        bias = dim if o("refine_bias") else 0  # a bias exists on the linear refinement only
-        linear = Knob([0], lambda _: dim * dim + bias + norm, lambda _: {"refine": "linear"})
-        geglu = Knob(
-            range(1, max(budget, 0) // (3 * dim) + 2),
-            lambda h: 3 * dim * h + norm,
-            lambda h: {"refine": "geglu", "expansion": h / dim},
-        )
-        return [linear] if bias else [linear, geglu]
-    if kind == "kronecker":
-        pos_dim = o("pos_dim")
-        full = kronecker_params(dim, pos_dim)
-        return [
-            Knob([0], lambda _: full, lambda _: {}),
-            Knob(  # only the factorizations smaller than the full projection
-                range(1, (full - 1) // (256 * pos_dim + dim) + 1),
-                lambda r: kronecker_params(dim, pos_dim, r),
-                lambda r: {"rank": r},
-            ),
-        ]
-    if kind == "qr":
-        operation = o("operation")
-        return [
-            Knob(  # every c: ceil(V / c) + c is not symmetric in c and V / c
-                range(1, vocab + 1),
-                lambda c: qr_params(vocab, dim, c, operation),
-                lambda c: {"collisions": c},
-                monotone=False,
-            )
-        ]
-    if kind == "hash":
-        k = o("num_hashes")
-        return [
-            Knob(
-                range(1, max(budget - vocab * k, 0) // dim + 2),
-                lambda b: hash_params(vocab, dim, b, k),
-                lambda b: {"buckets": b},
-            )
-        ]
-    if kind == "dhe":
-        layers, code = o("layers"), o("code_dim")
-        return [
-            Knob(
-                range(1, max(budget, 0) // (code + dim + 1) + 2),
-                lambda h: dhe_params(dim, h, layers, code),
-                lambda h: {"hidden": h},
-            )
-        ]
-    if kind == "tt":
-        cores = o("cores")
-        largest = max(tt_ranks(vocab, dim, vocab * dim, cores))
-        return [
-            Knob(
-                range(1, largest + 1),
-                lambda r: tt_params(vocab, dim, r, cores),
-                lambda r: {"rank": r},
-            )
-        ]
-    raise ValueError(f"no budget sizing for embedding kind {kind!r}; choose one of {sorted(KNOBS)}")
 
 
 class BudgetUnreachable(ValueError):
@@ -218,12 +110,13 @@ def size_for_budget(
         )
     if not 0 <= tolerance < 1:
         raise ValueError(f"the budget tolerance must lie in [0, 1), got {tolerance}")
-    given = [name for name in KNOBS.get(kind, ()) if name in options]
+    kind_class = embedding_class(kind)
+    given = [name for name in kind_class.budget_knob if name in options]
     if given:
         raise ValueError(f"the budget sets {kind}'s {', '.join(given)}: do not set it as well")
     best: tuple[int, dict] | None = None
     smallest = largest = None
-    for knob in _layouts(kind, vocab_size, dim, budget, options):
+    for knob in kind_class.budget_layouts(vocab_size, dim, budget, **options):
         fitting, low, high = _search(knob, budget)
         smallest = low if smallest is None else min(smallest, low)
         largest = high if largest is None else max(largest, high)
@@ -239,8 +132,8 @@ def size_for_budget(
             if largest > budget
             else f"its largest size is {largest:,} parameters"
         )
-        if best is None and kind == "qr" and _option(kind, options, "operation") != "concat":
-            reason += " (operation='concat', two tables of half the width, needs about half)"
+        if best is None:
+            reason += kind_class.smaller_layout_hint(options)
         raise BudgetUnreachable(
             f"{kind} cannot reach a budget of {budget:,} embedding parameters "
             f"(within {tolerance:.0%} below it) at {at}: {reason}"
@@ -250,37 +143,10 @@ def size_for_budget(
 
 def embedding_params(kind: str, vocab_size: int, dim: int, **options) -> int:
     """Trainable parameters of `build_embedding(kind, vocab_size, dim, **options)`, by the
-    closed forms of the table above (the options not given at their constructor defaults),
-    without building anything: what a size would need, known before it is allocated."""
-    o = lambda name: _option(kind, options, name)  # noqa: E731
-    if kind == "learned":
-        factor = o("factor_dim")
-        return vocab_size * dim if factor is None else factor * (vocab_size + dim)
-    if kind == "fourier":
-        norm = dim if o("final_norm") else 0
-        if o("refine") == "linear":
-            return dim * dim + (dim if o("refine_bias") else 0) + norm
-        if o("refine") == "geglu":
-            expansion = 4.0 if o("expansion") is None else o("expansion")
-            return 3 * dim * round(expansion * dim) + norm
-        return norm
-    if kind == "kronecker":
-        return kronecker_params(dim, o("pos_dim"), o("rank"))
-    if kind == "qr":
-        collisions = o("collisions")
-        collisions = math.isqrt(vocab_size - 1) + 1 if collisions is None else collisions
-        return qr_params(vocab_size, dim, collisions, o("operation"))
-    if kind == "hash":
-        buckets = o("buckets")
-        buckets = math.ceil(vocab_size / 10) if buckets is None else buckets
-        return hash_params(vocab_size, dim, buckets, o("num_hashes"))
-    if kind == "dhe":
-        return dhe_params(dim, o("hidden"), o("layers"), o("code_dim"))
-    if kind == "tt":
-        return tt_params(vocab_size, dim, o("rank"), o("cores"))
-    raise ValueError(
-        f"no parameter count for embedding kind {kind!r}; choose one of {sorted(KNOBS)}"
-    )
+    closed forms of the table above (the kind's `params_for`; the options not given at their
+    defaults), without building anything: what a size would need, known before it is
+    allocated."""
+    return embedding_class(kind).params_for(vocab_size, dim, **options)
 
 
 def memory_bytes() -> int | None:

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from petra.embeddings.base import (
+    Knob,
     TokenEmbedding,
     fixed_seed,
     init_generator,
@@ -74,6 +75,26 @@ class DeepHashEmbedding(TokenEmbedding):
 
     kind = "dhe"
     computes_rows = True
+    budget_knob = ("hidden",)
+    report_layouts = (("dhe, k=1024, 2 x 512", {}),)
+
+    @classmethod
+    def params_for(cls, vocab_size: int, dim: int, **options) -> int:
+        """`dhe_params` (independent of V)."""
+        o = lambda name: cls.option(options, name)  # noqa: E731
+        return dhe_params(dim, o("hidden"), o("layers"), o("code_dim"))
+
+    @classmethod
+    def budget_layouts(cls, vocab_size: int, dim: int, budget: int, **options) -> list[Knob]:
+        """Any hidden width h."""
+        layers, code = cls.option(options, "layers"), cls.option(options, "code_dim")
+        return [
+            Knob(
+                range(1, max(budget, 0) // (code + dim + 1) + 2),
+                lambda h: dhe_params(dim, h, layers, code),
+                lambda h: {"hidden": h},
+            )
+        ]
 
     def __init__(
         self,

@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from petra.embeddings.base import (
+    Knob,
     TokenEmbedding,
     fixed_seed,
     init_generator,
@@ -112,6 +113,64 @@ class FourierEmbedding(TokenEmbedding):
 
     kind = "fourier"
     computes_rows = True
+    budget_knob = ("refine", "expansion")
+    report_layouts = (
+        ("fourier, linear", {"refine": "linear"}),
+        ("fourier, geglu x4", {"refine": "geglu", "expansion": 4}),
+        ("fourier, geglu x1/4", {"refine": "geglu", "expansion": 0.25}),
+    )
+    # A causal LM's head is its own by default: a tied head's logit of token t is h . E(t)
+    # with E(t) = (I + R) T(t), a trigonometric polynomial of degree d / 2 in t's normalized
+    # id, so it cannot single out one token of V >> d, and neighbouring ids get nearly equal
+    # logits; its own head gives it the learned baseline's output capacity.
+    head_tied_by_default = False
+    construction_inputs = ("token_counts", "id_rank")  # V-sized: the order is saved as id_rank
+
+    @classmethod
+    def params_for(cls, vocab_size: int, dim: int, **options) -> int:
+        """d^2 (+ d: `refine_bias`) for the linear refinement, 3 d round(expansion d) for the
+        GeGLU, 0 for none; + d with the final norm."""
+        o = lambda name: cls.option(options, name)  # noqa: E731
+        norm = dim if o("final_norm") else 0
+        if o("refine") == "linear":
+            return dim * dim + (dim if o("refine_bias") else 0) + norm
+        if o("refine") == "geglu":
+            expansion = 4.0 if o("expansion") is None else o("expansion")
+            return 3 * dim * round(expansion * dim) + norm
+        return norm
+
+    @classmethod
+    def budget_layouts(cls, vocab_size: int, dim: int, budget: int, **options) -> list[Knob]:
+        """The linear refinement (d^2), or a GeGLU of any hidden width h (3 d h); with
+        `refine_bias` only the linear one, whose bias it is."""
+        norm = dim if cls.option(options, "final_norm") else 0
+        bias = dim if cls.option(options, "refine_bias") else 0
+        linear = Knob([0], lambda _: dim * dim + bias + norm, lambda _: {"refine": "linear"})
+        geglu = Knob(
+            range(1, max(budget, 0) // (3 * dim) + 2),
+            lambda h: 3 * dim * h + norm,
+            lambda h: {"refine": "geglu", "expansion": h / dim},
+        )
+        return [linear] if bias else [linear, geglu]
+
+    @classmethod
+    def needs_token_counts(cls, options: dict) -> bool:
+        """The frequency id order ranks ids by their counts."""
+        return options.get("id_order") == "frequency"
+
+    @classmethod
+    def from_saved(
+        cls, vocab_size: int, dim: int, state: dict, prefix: str = "", **options
+    ) -> FourierEmbedding:
+        """A frequency id order is the saved `id_rank` (not the counts it was ranked by)."""
+        if options.get("id_order") == "frequency":
+            if prefix + "id_rank" not in state:
+                raise ValueError(
+                    f"the checkpoint has no {prefix}id_rank for its frequency id order"
+                )
+            options.pop("token_counts", None)  # the saved order, not the counts, decides
+            options["id_rank"] = state[prefix + "id_rank"]
+        return super().from_saved(vocab_size, dim, state, prefix, **options)
 
     def __init__(
         self,
@@ -280,6 +339,18 @@ class FourierEmbedding(TokenEmbedding):
                 f"a Fourier embedding with refine={self.refine_name!r} and no final norm cannot "
                 "scale its outputs exactly: use refine='linear' or final_norm=True"
             )
+
+    def least_squares_map(self):
+        """With the linear refinement and no final norm, E = T + R T (+ b) = M T (+ b) with
+        M = I + R: the features are the basis T, and M sets R = M - I."""
+        if not isinstance(self.refine, nn.Linear) or self.norm is not None:
+            return None
+
+        def set_map(matrix: Tensor) -> None:
+            identity = torch.eye(self.embedding_dim, dtype=matrix.dtype)
+            self.refine.weight.copy_(matrix - identity)
+
+        return self.features, set_map
 
     def trained_matrix(self) -> Tensor | None:
         if isinstance(self.refine, nn.Linear):

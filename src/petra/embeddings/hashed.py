@@ -21,7 +21,7 @@ from functools import partial
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from petra.embeddings.base import TokenEmbedding, draw_, fixed_seed, init_generator
+from petra.embeddings.base import Knob, TokenEmbedding, draw_, fixed_seed, init_generator
 from petra.embeddings.hashing import UniversalHash
 
 
@@ -51,6 +51,27 @@ class HashEmbedding(TokenEmbedding):
     """
 
     kind = "hash"
+    budget_knob = ("buckets",)
+    report_layouts = (("hash, k=2, B = V/10", {}),)
+
+    @classmethod
+    def params_for(cls, vocab_size: int, dim: int, **options) -> int:
+        """`hash_params` at the given or default (ceil(V / 10)) buckets."""
+        buckets = cls.option(options, "buckets")
+        buckets = math.ceil(vocab_size / 10) if buckets is None else buckets
+        return hash_params(vocab_size, dim, buckets, cls.option(options, "num_hashes"))
+
+    @classmethod
+    def budget_layouts(cls, vocab_size: int, dim: int, budget: int, **options) -> list[Knob]:
+        """Any number of buckets B (B d + k V)."""
+        k = cls.option(options, "num_hashes")
+        return [
+            Knob(
+                range(1, max(budget - vocab_size * k, 0) // dim + 2),
+                lambda b: hash_params(vocab_size, dim, b, k),
+                lambda b: {"buckets": b},
+            )
+        ]
 
     def __init__(
         self,

@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from petra.embeddings.base import TokenEmbedding, check_ids
+from petra.embeddings.base import Knob, TokenEmbedding, check_ids
 from petra.embeddings.token_bytes import token_bytes, tokenizer_fingerprint
 
 BYTE_VALUES = 256
@@ -213,6 +213,85 @@ class KroneckerEmbedding(TokenEmbedding):
 
     kind = "kronecker"
     computes_rows = True
+    needs_tokenizer = True
+    budget_knob = ("rank",)
+    report_layouts = (
+        ("kronecker, pos_dim 16", {"pos_dim": 16}),
+        ("kronecker, pos_dim 32", {"pos_dim": 32}),
+        ("kronecker, pos_dim 16, rank 64", {"pos_dim": 16, "rank": 64}),
+    )
+    # A causal LM's head is its own by default: the paper's LM arm has its own learned
+    # Linear(d, V) head (D != d: nothing to tie), and a tied one starts far above ln V (`table`).
+    head_tied_by_default = False
+
+    @classmethod
+    def builder(cls):
+        """`from_tokenizer`, whose keyword-only arguments are the options."""
+        return cls.from_tokenizer
+
+    @classmethod
+    def build(cls, vocab_size: int, dim: int, **options) -> KroneckerEmbedding:
+        """From exactly one of `tokenizer=` (`from_tokenizer`) or `token_bytes=` (one byte
+        string per id, `from_token_bytes`, which also takes `fingerprint=`); the tokenizer's
+        size must be `vocab_size`."""
+        tokenizer, tokens = options.pop("tokenizer", None), options.pop("token_bytes", None)
+        if (tokenizer is None) == (tokens is None):
+            raise ValueError("kind='kronecker' needs exactly one of tokenizer= or token_bytes=")
+        if tokenizer is not None:
+            embedding = cls.from_tokenizer(tokenizer, dim, **options)
+        else:
+            embedding = cls.from_token_bytes(tokens, dim, **options)
+        if embedding.num_embeddings != vocab_size:
+            raise ValueError(
+                f"the tokenizer has {embedding.num_embeddings} tokens but vocab_size={vocab_size}"
+            )
+        return embedding
+
+    @classmethod
+    def stand_in_options(cls, options: dict, vocab_size: int) -> dict:
+        """Stand-in tokens of one byte; the tokenizer's `scheme` waits for the real one."""
+        kept = {k: v for k, v in options.items() if k != "scheme"}
+        return {**kept, "token_bytes": [b"x"] * vocab_size}
+
+    @classmethod
+    def params_for(cls, vocab_size: int, dim: int, **options) -> int:
+        """d D, or r (D + d) with `rank=r` (D = 256 P): `kronecker_params`."""
+        return kronecker_params(dim, cls.option(options, "pos_dim"), cls.option(options, "rank"))
+
+    @classmethod
+    def budget_layouts(cls, vocab_size: int, dim: int, budget: int, **options) -> list[Knob]:
+        """The full projection, or any factorization smaller than it."""
+        pos_dim = cls.option(options, "pos_dim")
+        full = kronecker_params(dim, pos_dim)
+        return [
+            Knob([0], lambda _: full, lambda _: {}),
+            Knob(
+                range(1, (full - 1) // (BYTE_VALUES * pos_dim + dim) + 1),
+                lambda r: kronecker_params(dim, pos_dim, r),
+                lambda r: {"rank": r},
+            ),
+        ]
+
+    @classmethod
+    def from_saved(
+        cls, vocab_size: int, dim: int, state: dict, prefix: str = "", **options
+    ) -> KroneckerEmbedding:
+        """The byte table and lengths are read from the state (no tokenizer needed)."""
+        if prefix + "byte_table" not in state:
+            raise ValueError(
+                f"the checkpoint has no {prefix}byte_table for its Kronecker embedding"
+            )
+        pos_dim = state[prefix + "byte_table"].shape[1]
+        if options.get("pos_dim", pos_dim) != pos_dim:
+            raise ValueError(
+                f"the saved options say pos_dim={options['pos_dim']} but the saved byte table "
+                f"has {pos_dim}"
+            )
+        return cls(
+            state[prefix + "byte_table"], state[prefix + "byte_lengths"], dim,
+            mode=options.get("mode", "sparse"), padding_idx=options.get("padding_idx"),
+            rank=options.get("rank"),
+        )  # fmt: skip
 
     def __init__(
         self,
@@ -437,10 +516,10 @@ class KroneckerEmbedding(TokenEmbedding):
         A head tied through it, `logits = h @ table().T`, starts far above ln V: rows E(v) =
         W z have norm about sqrt(d) (||z||^2 = D - 1, W ~ N(0, 1/D)), and a normalized
         hidden state h, of norm about sqrt(d), still carries its input token's E(v), so that
-        token's logit is about d and wins. petra's causal LM (GPT-2 tokenizer, P = 16, 2
-        layers, final RMSNorm) starts at about 0.85 d nats: 53 to 56 at d = 64, 106 to 110 at
-        d = 128, 216 to 219 at d = 256, against ln V = 10.8 (first loss on 8 x 128 tokens of
-        Shakespeare, seeds 0 and 1; the input token was the argmax at 99.8 % of positions).
+        token's logit is about d and wins: a tied causal LM starts at a loss of order d nats,
+        far above ln V (`petra train lm --preset demo --set model.embedding=kronecker --set
+        model.tie_embeddings=true` logs a validation loss of 107.8 nats at step 0, d = 128,
+        against ln V = 8.3).
         So petra's causal LM gives this kind an untied head by default (the paper's setup;
         `ModelConfig.tie_embeddings`); a host model tying it should expect that start.
         """
@@ -540,6 +619,15 @@ class KroneckerEmbedding(TokenEmbedding):
 
     def _scale(self, factor: float) -> None:
         self.projection.weight.mul_(factor)  # E = W z is linear in W
+
+    def least_squares_map(self):
+        """Without a rank, E = W z: the features are the codec z, and M is W."""
+        if self.expand is not None:
+            return None
+        features = lambda ids: kronecker_codec(  # noqa: E731
+            self.byte_table[ids], self.byte_lengths[ids]
+        )
+        return features, self.projection.weight.copy_
 
     def trained_matrix(self) -> Tensor:
         return self.projection.weight  # (d, D), or (r, D) with a rank: rows are outputs

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from petra.embeddings.base import TokenEmbedding, uninitialized
+from petra.embeddings.base import Knob, TokenEmbedding, uninitialized
 
 
 class LearnedEmbedding(TokenEmbedding):
@@ -31,6 +31,37 @@ class LearnedEmbedding(TokenEmbedding):
     """
 
     kind = "learned"
+    budget_knob = ("factor_dim",)
+    report_layouts = (("learned", {}), ("learned, factorized e=128", {"factor_dim": 128}))
+    starts_from_table = True
+
+    @classmethod
+    def params_for(cls, vocab_size: int, dim: int, **options) -> int:
+        """V d, or e (V + d) with `factor_dim=e`."""
+        factor = cls.option(options, "factor_dim")
+        return vocab_size * dim if factor is None else factor * (vocab_size + dim)
+
+    @classmethod
+    def budget_layouts(cls, vocab_size: int, dim: int, budget: int, **options) -> list[Knob]:
+        """The full table, or any factorization smaller than it."""
+        return [
+            Knob([0], lambda _: vocab_size * dim, lambda _: {}),
+            Knob(
+                range(1, (vocab_size * dim - 1) // (vocab_size + dim) + 1),
+                lambda e: e * (vocab_size + dim),
+                lambda e: {"factor_dim": e},
+            ),
+        ]
+
+    @classmethod
+    def from_table(
+        cls, table: Tensor, *, padding_idx: int | None = None, **options
+    ) -> LearnedEmbedding:
+        """`from_pretrained(table)`: a copy, or with `factor_dim=e` its truncated SVD."""
+        unknown = sorted(set(options) - {"factor_dim"})
+        if unknown:
+            raise ValueError(f"a learned swap takes factor_dim only, not {unknown}")
+        return cls.from_pretrained(table, padding_idx=padding_idx, **options)
 
     def __init__(
         self,

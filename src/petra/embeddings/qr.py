@@ -26,7 +26,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from petra.embeddings.base import TokenEmbedding
+from petra.embeddings.base import Knob, TokenEmbedding
 
 OPERATIONS = ("mult", "add", "concat")
 
@@ -59,6 +59,43 @@ class QREmbedding(TokenEmbedding):
     """
 
     kind = "qr"
+    budget_knob = ("collisions",)
+    report_layouts = (("qr, mult, c = ceil(sqrt V)", {}),)
+
+    @classmethod
+    def stand_in_options(cls, options: dict, vocab_size: int) -> dict:
+        """`collisions` at 1: its range [1, V] is checked on the real vocabulary (a value
+        below 1 is refused on the stand-in one)."""
+        collisions = options.get("collisions")
+        if isinstance(collisions, int) and collisions >= 1:
+            return {**options, "collisions": 1}
+        return options
+
+    @classmethod
+    def params_for(cls, vocab_size: int, dim: int, **options) -> int:
+        """`qr_params` at the given or default (ceil(sqrt V)) collisions."""
+        collisions = cls.option(options, "collisions")
+        collisions = math.isqrt(vocab_size - 1) + 1 if collisions is None else collisions
+        return qr_params(vocab_size, dim, collisions, cls.option(options, "operation"))
+
+    @classmethod
+    def budget_layouts(cls, vocab_size: int, dim: int, budget: int, **options) -> list[Knob]:
+        """Every c in [1, V]: ceil(V / c) + c is not symmetric in c and V / c."""
+        operation = cls.option(options, "operation")
+        return [
+            Knob(
+                range(1, vocab_size + 1),
+                lambda c: qr_params(vocab_size, dim, c, operation),
+                lambda c: {"collisions": c},
+                monotone=False,
+            )
+        ]
+
+    @classmethod
+    def smaller_layout_hint(cls, options: dict) -> str:
+        if cls.option(options, "operation") == "concat":
+            return ""
+        return " (operation='concat', two tables of half the width, needs about half)"
 
     def __init__(
         self,

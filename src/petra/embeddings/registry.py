@@ -1,7 +1,10 @@
-"""The embedding kinds by name, and the constructor `build_embedding` calls for each."""
+"""The embedding kinds by name: each a `TokenEmbedding` class that describes itself (the
+contract in `petra.embeddings.base`), so that a new kind is its own module plus its entry
+here. The order is the kinds' order everywhere (`petra params` rows, `KINDS`)."""
 
 from __future__ import annotations
 
+from petra.embeddings.base import TokenEmbedding
 from petra.embeddings.dhe import DeepHashEmbedding
 from petra.embeddings.fourier import FourierEmbedding
 from petra.embeddings.hashed import HashEmbedding
@@ -10,20 +13,23 @@ from petra.embeddings.learned import LearnedEmbedding
 from petra.embeddings.qr import QREmbedding
 from petra.embeddings.tensor_train import TensorTrainEmbedding
 
-CONSTRUCTORS = {
-    "learned": LearnedEmbedding,
-    "fourier": FourierEmbedding,
-    "kronecker": KroneckerEmbedding.from_tokenizer,
-    "qr": QREmbedding,
-    "hash": HashEmbedding,
-    "dhe": DeepHashEmbedding,
-    "tt": TensorTrainEmbedding,
+REGISTRY: dict[str, type[TokenEmbedding]] = {
+    cls.kind: cls
+    for cls in (
+        LearnedEmbedding,
+        FourierEmbedding,
+        KroneckerEmbedding,
+        QREmbedding,
+        HashEmbedding,
+        DeepHashEmbedding,
+        TensorTrainEmbedding,
+    )
 }
-KINDS = tuple(CONSTRUCTORS)
+KINDS = tuple(REGISTRY)
 
 
-def constructor(kind: str):
-    """What `build_embedding` calls for `kind`."""
-    if kind not in CONSTRUCTORS:
+def embedding_class(kind: str) -> type[TokenEmbedding]:
+    """The class of the embedding kind named `kind`."""
+    if kind not in REGISTRY:
         raise ValueError(f"unknown embedding kind {kind!r}; choose one of {KINDS}")
-    return CONSTRUCTORS[kind]
+    return REGISTRY[kind]

@@ -25,7 +25,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from petra.embeddings.base import TokenEmbedding
+from petra.embeddings.base import Knob, TokenEmbedding
 
 
 def vocab_factors(vocab_size: int, cores: int) -> list[int]:
@@ -104,6 +104,37 @@ class TensorTrainEmbedding(TokenEmbedding):
 
     kind = "tt"
     computes_rows = True
+    budget_knob = ("rank",)
+    report_layouts = (("tt, 3 cores, rank 16", {"rank": 16}),)
+    starts_from_table = True
+
+    @classmethod
+    def params_for(cls, vocab_size: int, dim: int, **options) -> int:
+        """`tt_params`."""
+        return tt_params(vocab_size, dim, cls.option(options, "rank"), cls.option(options, "cores"))
+
+    @classmethod
+    def budget_layouts(cls, vocab_size: int, dim: int, budget: int, **options) -> list[Knob]:
+        """Any rank up to the largest an unfolding can have."""
+        cores = cls.option(options, "cores")
+        largest = max(tt_ranks(vocab_size, dim, vocab_size * dim, cores))
+        return [
+            Knob(
+                range(1, largest + 1),
+                lambda r: tt_params(vocab_size, dim, r, cores),
+                lambda r: {"rank": r},
+            )
+        ]
+
+    @classmethod
+    def from_table(
+        cls, table: Tensor, *, padding_idx: int | None = None, **options
+    ) -> TensorTrainEmbedding:
+        """`from_embedding(table)`: the TT-SVD at the given rank and cores."""
+        unknown = sorted(set(options) - {"rank", "cores"})
+        if unknown:
+            raise ValueError(f"a tt swap takes rank and cores only, not {unknown}")
+        return cls.from_embedding(table, padding_idx=padding_idx, **options)
 
     def __init__(
         self,

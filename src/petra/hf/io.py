@@ -35,7 +35,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import petra
-from petra.embeddings import KINDS, FourierEmbedding, KroneckerEmbedding, build_embedding
+from petra.embeddings import KINDS, embedding_class
 from petra.embeddings.token_bytes import token_bytes, tokenizer_fingerprint
 from petra.hf.swap import (
     TableHead,
@@ -376,15 +376,9 @@ def _rebuild_embedding(sidecar: dict, state: dict, prefix: str):
     vocab, dim, padding = sidecar["vocab_size"], sidecar["dim"], sidecar["padding_idx"]
     if kind not in KINDS:
         raise ValueError(f"{SIDECAR} names an unknown embedding kind {kind!r}")
-    if kind == "kronecker":
-        return KroneckerEmbedding.from_state_dict(
-            state, prefix=prefix, mode=options.get("mode", "sparse"), padding_idx=padding
-        )
-    if kind == "fourier":
-        if options.get("id_order") == "frequency":
-            options["id_rank"] = state[prefix + "id_rank"]
-        return FourierEmbedding(vocab, dim, padding_idx=padding, **options)
-    return build_embedding(kind, vocab, dim, padding_idx=padding, **options)
+    return embedding_class(kind).from_saved(
+        vocab, dim, state, prefix, padding_idx=padding, **options
+    )
 
 
 def materialize(model):

@@ -29,14 +29,12 @@ import torch
 from torch import Tensor, nn
 
 from petra.embeddings import (
-    KINDS,
+    REGISTRY,
     KroneckerEmbedding,
-    LearnedEmbedding,
-    TensorTrainEmbedding,
     TokenEmbedding,
     build_embedding,
+    embedding_class,
 )
-from petra.embeddings.kronecker import kronecker_codec
 from petra.embeddings.token_bytes import token_bytes, tokenizer_fingerprint
 
 HEADS = ("tied", "untied")
@@ -142,9 +140,9 @@ def hf_model(model) -> nn.Module:
     return inner
 
 
-# kinds that start from a decomposition of the pretrained table itself: the truncated SVD
-# (learned with factor_dim) and the TT-SVD (tt)
-STARTS_FROM_TABLE = ("learned", "tt")
+# kinds that start from a decomposition of the pretrained table itself (`from_table`): the
+# truncated SVD (learned with factor_dim) and the TT-SVD (tt)
+STARTS_FROM_TABLE = tuple(kind for kind, cls in REGISTRY.items() if cls.starts_from_table)
 
 
 def count_params(module: nn.Module) -> int:
@@ -202,42 +200,30 @@ def replace_embeddings(
         raise ValueError("this model already has a petra embedding; swap the original model")
     if not isinstance(old, nn.Embedding):
         raise TypeError(f"the model's input embedding is a {type(old).__name__}, not nn.Embedding")
-    if kind not in KINDS:
-        raise ValueError(f"unknown embedding kind {kind!r}; choose one of {KINDS}")
+    kind_class = embedding_class(kind)
     if head not in HEADS:
         raise ValueError(f"unknown head {head!r}; choose one of {HEADS}")
     weight = old.weight.detach()
     vocab_size, dim = weight.shape
-    pieces = _token_pieces(tokenizer, vocab_size, kind)
+    pieces = _token_pieces(tokenizer, vocab_size, kind_class)
     padding = _padding(old, padding_idx)
     params_before = count_params(inner)
 
-    if kind == "learned":
-        unknown = sorted(set(options) - {"factor_dim"})
-        if unknown:
-            raise ValueError(f"a learned swap takes factor_dim only, not {unknown}")
-        new = LearnedEmbedding.from_pretrained(weight.float(), padding_idx=padding, **options)
-    elif kind == "tt":
-        unknown = sorted(set(options) - {"rank", "cores"})
-        if unknown:
-            raise ValueError(f"a tt swap takes rank and cores only, not {unknown}")
-        new = TensorTrainEmbedding.from_embedding(weight.float(), padding_idx=padding, **options)
-    elif kind == "kronecker":
-        new = build_embedding(
-            kind, vocab_size, dim, token_bytes=pieces, padding_idx=padding,
-            fingerprint=tokenizer_fingerprint(tokenizer), **options,
-        )  # fmt: skip
+    if kind_class.starts_from_table:
+        new = kind_class.from_table(weight.float(), padding_idx=padding, **options)
     else:
-        if options.get("id_order") == "frequency":  # the kind needs the counts for its order
+        inputs = {}  # what the build reads besides the options, not recorded with them
+        if kind_class.needs_tokenizer:
+            inputs = {"token_bytes": pieces, "fingerprint": tokenizer_fingerprint(tokenizer)}
+        if kind_class.needs_token_counts(options):  # e.g. Fourier's frequency id order
             if token_counts is None:
                 raise ValueError("id_order='frequency' needs token_counts=")
-            options = {**options, "token_counts": token_counts}
-        new = build_embedding(kind, vocab_size, dim, padding_idx=padding, **options)
-        options.pop("token_counts", None)  # a construction input: the order is saved as id_rank
+            inputs["token_counts"] = token_counts
+        new = build_embedding(kind, vocab_size, dim, padding_idx=padding, **inputs, **options)
     scale = fit_error = None
-    if token_counts is not None and kind not in STARTS_FROM_TABLE:
+    if token_counts is not None and not kind_class.starts_from_table:
         fit_error = fit_to_table(new, weight, token_counts)
-    elif match_norms and kind not in STARTS_FROM_TABLE:
+    elif match_norms and not kind_class.starts_from_table:
         scale = _row_norm(weight, padding) / _row_norm(new.table().detach(), padding)
         new.scale_(scale)
     new = new.to(device=weight.device, dtype=weight.dtype)
@@ -286,12 +272,14 @@ def mark_swapped(model: nn.Module, record: dict, tokenizer=None) -> None:
             module._is_hf_initialized = True
 
 
-def _token_pieces(tokenizer, vocab_size: int, kind: str) -> list[bytes] | None:
+def _token_pieces(tokenizer, vocab_size: int, kind_class) -> list[bytes] | None:
     """The bytes of each of the V ids (ids the tokenizer does not name get b""), after
     checking the tokenizer against the table; None without a tokenizer."""
     if tokenizer is None:
-        if kind == "kronecker":
-            raise ValueError("kind='kronecker' needs the model's tokenizer (its pieces' bytes)")
+        if kind_class.needs_tokenizer:
+            raise ValueError(
+                f"kind={kind_class.kind!r} needs the model's tokenizer (its pieces' bytes)"
+            )
         return None
     pieces = token_bytes(tokenizer)  # every id the tokenizer names, added tokens included
     check_tokenizer_fits(len(pieces), vocab_size)
@@ -340,23 +328,20 @@ def fit_to_table(embedding, table: Tensor, token_counts: Tensor, ridge: float = 
         M = argmin sum_v c_v ||M f(v) - table_v||^2 + lambda ||M||_F^2,
         M^T = (F^T C F + lambda I)^(-1) F^T C T,   lambda = ridge * mean diag(F^T C F),
 
-    over the ids with a count c_v > 0, where f(v) are the kind's fixed features: Kronecker's
-    normalized byte code z (M = W), Fourier's basis features t with the linear refinement
-    (M = I + R). Returns the weighted relative error sqrt(sum c ||E - T||^2 / sum c ||T||^2)."""
+    over the ids with a count c_v > 0, where f(v) are the kind's fixed features (its
+    `least_squares_map`): Kronecker's normalized byte code z (M = W), Fourier's basis
+    features t with the linear refinement (M = I + R). Returns the weighted relative error
+    sqrt(sum c ||E - T||^2 / sum c ||T||^2)."""
     counts = torch.as_tensor(token_counts, dtype=torch.float64).flatten()
     if counts.shape[0] != embedding.num_embeddings or counts.min() < 0 or not counts.sum() > 0:
         raise ValueError(f"token_counts must be {embedding.num_embeddings} counts >= 0, not all 0")
-    if isinstance(embedding, KroneckerEmbedding) and embedding.expand is None:
-        features = lambda ids: kronecker_codec(  # noqa: E731
-            embedding.byte_table[ids], embedding.byte_lengths[ids]
-        )
-    elif isinstance(getattr(embedding, "refine", None), nn.Linear) and embedding.norm is None:
-        features = embedding.features
-    else:
+    linear = embedding.least_squares_map()
+    if linear is None:
         raise ValueError(
             f"no least-squares start for this {embedding.kind} embedding (Kronecker without "
             "rank, or Fourier with refine='linear' and no final norm)"
         )
+    features, set_map = linear
     seen = counts.nonzero().squeeze(1)
     target = table.detach().double().cpu()  # the fit runs where the new embedding is: the CPU
     gram = rhs = None
@@ -371,11 +356,7 @@ def fit_to_table(embedding, table: Tensor, token_counts: Tensor, ridge: float = 
     else:  # fewer tokens than features: the minimum-norm solution of the singular system
         solution = torch.linalg.lstsq(gram, rhs, driver="gelsd").solution.T
     with torch.no_grad():
-        if isinstance(embedding, KroneckerEmbedding):
-            embedding.projection.weight.copy_(solution)
-        else:
-            identity = torch.eye(embedding.embedding_dim, dtype=solution.dtype)
-            embedding.refine.weight.copy_(solution - identity)
+        set_map(solution)
         fitted = embedding(seen).double()
     squared = ((fitted - target[seen]).pow(2).sum(1) * counts[seen]).sum()
     return (squared / (target[seen].pow(2).sum(1) * counts[seen]).sum()).sqrt().item()

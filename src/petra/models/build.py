@@ -8,17 +8,13 @@ from pathlib import Path
 
 import torch
 
-from petra.embeddings import KroneckerEmbedding, TokenEmbedding, build_embedding
+from petra.embeddings import TokenEmbedding, build_embedding, embedding_class
 from petra.embeddings.token_bytes import tokenizer_fingerprint
 from petra.models.base import PetraModel
 from petra.models.causal_lm import CausalLM
 from petra.models.checkpoint import load_state, read_checkpoint
 from petra.models.config import ModelConfig
 from petra.models.encoder import Encoder, SentenceEncoder, SequenceClassifier
-
-# Embedding options that are V-sized arrays: inputs to construction only, never in a saved
-# config. What they determine is saved with the weights (the Fourier `id_rank` buffer).
-CONSTRUCTION_INPUTS = ("token_counts", "id_rank")
 
 MODEL_CLASSES: dict[str, type[PetraModel]] = {
     "encoder": Encoder,
@@ -33,9 +29,10 @@ def build_model(
 ) -> PetraModel:
     """A freshly initialized model.
 
-    The model's config records the embedding options minus the construction inputs
-    `token_counts` and `id_rank` (V-sized arrays: the id order they give is saved with the
-    weights as `embedding.id_rank`), so that it stays small and JSON-serializable.
+    The model's config records the embedding options minus the kind's construction inputs
+    (`construction_inputs`, V-sized arrays such as Fourier's `token_counts` and `id_rank`: the
+    id order they give is saved with the weights as `embedding.id_rank`), so that it stays
+    small and JSON-serializable.
 
     Args:
         config: the model to build.
@@ -54,14 +51,17 @@ def build_model(
     config.validate()
     options = {k: v for k, v in config.embedding.items() if k != "kind"}
     kind = config.embedding["kind"]
-    recorded = {k: v for k, v in config.embedding.items() if k not in CONSTRUCTION_INPUTS}
+    kind_class = embedding_class(kind)
+    recorded = {
+        k: v for k, v in config.embedding.items() if k not in kind_class.construction_inputs
+    }
     config = config.replace(embedding=recorded)
     if tokenizer is not None:
         size = tokenizer.get_vocab_size(with_added_tokens=True)
         if size != config.vocab_size:
             raise ValueError(f"the tokenizer has {size} tokens but vocab_size={config.vocab_size}")
         config = config.replace(tokenizer_fingerprint=tokenizer_fingerprint(tokenizer))
-    if kind == "kronecker":
+    if kind_class.needs_tokenizer:
         if tokenizer is not None:
             options["tokenizer"] = tokenizer
         elif token_bytes is not None:
@@ -118,27 +118,7 @@ def _saved_dtype(model: PetraModel, state: dict) -> torch.dtype | None:
 
 
 def _embedding_from_state(config: ModelConfig, state: dict) -> TokenEmbedding:
+    """The embedding the saved state loads into (`TokenEmbedding.from_saved`)."""
     options = {k: v for k, v in config.embedding.items() if k != "kind"}
-    if config.embedding["kind"] == "fourier" and options.get("id_order") == "frequency":
-        if "embedding.id_rank" not in state:
-            raise ValueError("the checkpoint has no embedding.id_rank for its frequency id order")
-        options.pop("token_counts", None)  # the saved order, not the counts, decides
-        options["id_rank"] = state["embedding.id_rank"]
-    if config.embedding["kind"] != "kronecker":
-        return build_embedding(config.embedding["kind"], config.vocab_size, config.dim, **options)
-    if "embedding.byte_table" not in state:
-        raise ValueError("the checkpoint has no embedding.byte_table for its Kronecker embedding")
-    pos_dim = state["embedding.byte_table"].shape[1]
-    if options.get("pos_dim", pos_dim) != pos_dim:
-        raise ValueError(
-            f"config.json says pos_dim={options['pos_dim']} but the saved byte table has {pos_dim}"
-        )
-    embedding = KroneckerEmbedding(
-        state["embedding.byte_table"],
-        state["embedding.byte_lengths"],
-        config.dim,
-        mode=options.get("mode", "sparse"),
-        padding_idx=options.get("padding_idx"),
-        rank=options.get("rank"),
-    )
-    return embedding
+    kind_class = embedding_class(config.embedding["kind"])
+    return kind_class.from_saved(config.vocab_size, config.dim, state, "embedding.", **options)

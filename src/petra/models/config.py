@@ -7,20 +7,20 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from petra.embeddings.registry import REGISTRY
 from petra.spectral import FREQ_SCALINGS, TRANSFORMS, WEIGHT_DOMAINS
 
 MODEL_TYPES = ("encoder", "sentence", "classifier", "causal_lm")
 BACKBONES = ("standard", "spectral")
 POOLINGS = ("mean", "first")
-# Embedding kinds whose causal-LM head is untied by default. Kronecker: the paper's LM arm has
-# its own learned Linear(d, V) head (D != d, nothing to tie). Fourier: a tied head's logit of
-# token t is h . E(t) with E(t) = (I + R) T(t), a trigonometric polynomial of degree d / 2 in
-# t's normalized id, so it cannot single out one token of V >> d, and neighbouring ids get
-# nearly equal logits; its own head gives it the learned baseline's output capacity.
-# The baselines that shrink a table (qr, hash, dhe, tt) are tied by default, as the learned
-# table they stand in for; a tied head computes their whole table() at every step (for DHE,
-# its MLP over all V ids), which per-distinct-id work does not save.
-UNTIED_BY_DEFAULT = frozenset({"fourier", "kronecker"})
+# Embedding kinds whose causal-LM head is untied by default (`head_tied_by_default`, each
+# kind's class says why): Kronecker and Fourier. The baselines that shrink a table (qr, hash,
+# dhe, tt) are tied by default, as the learned table they stand in for; a tied head computes
+# their whole table() at every step (for DHE, its MLP over all V ids), which per-distinct-id
+# work does not save.
+UNTIED_BY_DEFAULT = frozenset(
+    kind for kind, cls in REGISTRY.items() if not cls.head_tied_by_default
+)
 
 
 @dataclass
