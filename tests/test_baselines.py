@@ -596,6 +596,8 @@ def all_counts(kind: str, vocab: int, dim: int, budget: int, options: dict) -> s
             r = [1, *(min(rank, c) for c in caps), 1]
             counts.add(sum(r[k] * vs[k] * ds[k] * r[k + 1] for k in range(cores)))
         return counts
+    if kind == "ngram":
+        return {rows * dim for rows in range(1, budget // dim + 2)}
     raise AssertionError(kind)
 
 
@@ -620,11 +622,13 @@ BUDGET_CASES = [
     ("tt", 1000, 32, 34000, {}),  # the largest rank: ranks (1, 40, 20, 1)
     ("tt", 2000, 16, 3000, {"cores": 2}),
     ("tt", 3000, 64, 40000, {"cores": 4}),
+    ("ngram", 1000, 32, 20000, {}),
+    ("ngram", 1000, 16, 16000, {"num_hashes": 2}),  # exactly 1,000 rows
 ]
 
 
 def build_sized(kind, vocab, dim, options, sizing):
-    extra = {"token_bytes": tokens_for(vocab)} if kind == "kronecker" else {}
+    extra = {"token_bytes": tokens_for(vocab)} if kind in ("kronecker", "ngram") else {}
     return build_embedding(kind, vocab, dim, **options, **sizing.options, **extra)
 
 
@@ -668,6 +672,7 @@ def test_qr_budget_considers_collisions_above_sqrt_v(vocab, dim, budget, operati
     "kind, knob", [(kind, knob) for kind, knobs in {
         "learned": ["factor_dim"], "fourier": ["refine", "expansion"], "kronecker": ["rank"],
         "qr": ["collisions"], "hash": ["buckets"], "dhe": ["hidden"], "tt": ["rank"],
+        "ngram": ["rows"],
     }.items() for knob in knobs],
 )  # fmt: skip
 def test_budget_refuses_its_knob_as_an_option(kind, knob):

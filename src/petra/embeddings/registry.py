@@ -10,6 +10,7 @@ from petra.embeddings.fourier import FourierEmbedding
 from petra.embeddings.hashed import HashEmbedding
 from petra.embeddings.kronecker import KroneckerEmbedding
 from petra.embeddings.learned import LearnedEmbedding
+from petra.embeddings.ngram import NgramHashEmbedding
 from petra.embeddings.qr import QREmbedding
 from petra.embeddings.tensor_train import TensorTrainEmbedding
 
@@ -23,6 +24,7 @@ REGISTRY: dict[str, type[TokenEmbedding]] = {
         HashEmbedding,
         DeepHashEmbedding,
         TensorTrainEmbedding,
+        NgramHashEmbedding,
     )
 }
 KINDS = tuple(REGISTRY)

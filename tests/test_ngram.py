@@ -1,0 +1,76 @@
+"""The hashed character n-gram kind against its closed form, written here independently."""
+
+import hashlib
+
+import pytest
+import torch
+
+from petra import build_embedding
+from petra.embeddings.ngram import NgramHashEmbedding, ngram_row, token_ngrams
+
+
+def _grams(text: str, n: int) -> list[str]:
+    return [text[i : i + n] for i in range(max(len(text) - n + 1, 1))] if text else []
+
+
+def _row(gram: str, j: int, rows: int) -> int:
+    salt = j.to_bytes(8, "little")
+    digest = hashlib.blake2b(gram.encode(), digest_size=8, salt=salt).digest()
+    return int.from_bytes(digest, "little") % rows
+
+
+def test_ngrams_mark_a_word_start_and_fold_case():
+    assert token_ngrams(b" Running", 3, case_fold=True) == [
+        "<ru",
+        "run",
+        "unn",
+        "nni",
+        "nin",
+        "ing",
+    ]
+    assert token_ngrams(b" Running")[0] == "<Ru"
+    assert token_ngrams(b"ing") == ["ing"] and token_ngrams(b"at") == ["at"]
+    assert token_ngrams(b"") == [] and token_ngrams(b"abcd", n=2) == ["ab", "bc", "cd"]
+    assert ngram_row("run", 1, 97) == _row("run", 1, 97)
+    assert ngram_row("run", 0, 2**62) != ngram_row("run", 1, 2**62)  # salted per hash
+
+
+@pytest.mark.parametrize("num_hashes, n", [(1, 3), (2, 3), (3, 2)])
+def test_every_row_is_the_mean_of_its_hashed_rows(num_hashes, n):
+    pieces = [b" running", b"running", b"ab", b"", b" x", "é€".encode()]
+    emb = NgramHashEmbedding(pieces, 8, rows=13, n=n, num_hashes=num_hashes, seed=0)
+    table = emb.table().detach()
+    for v, piece in enumerate(pieces):
+        text = piece.decode()
+        text = "<" + text[1:] if text.startswith(" ") else text
+        picked = [_row(g, j, 13) for g in _grams(text, n) for j in range(num_hashes)]
+        expected = emb.rows[picked].mean(0) if picked else torch.zeros(8)
+        torch.testing.assert_close(table[v], expected.detach())
+
+
+def test_tokens_spelled_alike_share_rows(gpt2):
+    folded = build_embedding("ngram", 50257, 16, tokenizer=gpt2, case_fold=True, seed=1)
+    cased = build_embedding("ngram", 50257, 16, tokenizer=gpt2, seed=1)
+    ids = torch.tensor([gpt2.token_to_id("ĠRunning"), gpt2.token_to_id("Ġrunning")])
+    same, apart = folded(ids), cased(ids)
+    torch.testing.assert_close(same[0], same[1])
+    assert not torch.allclose(apart[0], apart[1])
+    assert torch.nn.functional.cosine_similarity(apart[0], apart[1], dim=0) > 0.5  # 5 of 6
+
+
+def test_a_seed_draws_the_same_rows_and_the_budget_sets_them(gpt2):
+    a = build_embedding("ngram", 50257, 16, tokenizer=gpt2, seed=4)
+    b = build_embedding("ngram", 50257, 16, tokenizer=gpt2, seed=4)
+    assert torch.equal(a.rows, b.rows) and a.rows.shape == (6283, 16)  # ceil(V / 8) rows
+    assert sum(p.numel() for p in a.parameters()) == 6283 * 16
+    sized = build_embedding("ngram", 50257, 16, tokenizer=gpt2, rows=1000)
+    assert sized.param_report().trainable_params == 16000
+
+
+def test_refusals():
+    with pytest.raises(ValueError, match="rows must be"):
+        NgramHashEmbedding([b"a"], 4, rows=0)
+    with pytest.raises(ValueError, match="exactly one of tokenizer= or token_bytes="):
+        build_embedding("ngram", 3, 4)
+    with pytest.raises(ValueError, match="has 2 tokens but vocab_size=3"):
+        build_embedding("ngram", 3, 4, token_bytes=[b"a", b"b"])
