@@ -192,7 +192,7 @@ def test_quick_kronecker_claims_end_to_end_then_reuse(tmp_path, slices):
     assert [p.name for p in paths] == [f"{i}.json" for i in ids]
     lm = _results(paths[0])
     assert lm["quick"] and lm["seeds"] == [0]
-    assert set(lm["arms"]) == {"learned-tied", "kronecker-untied", "learned-untied"}
+    assert set(lm["arms"]) == {"learned-tied", "kronecker-untied", "learned-untied", "ngram-untied"}
     assert lm["arms"]["learned-untied"]["params"]["head_tied"] is False
     for arm in lm["arms"].values():
         losses = [loss for _, loss in arm["curves"]["0"]["eval/loss"]]
@@ -211,7 +211,7 @@ def test_quick_kronecker_claims_end_to_end_then_reuse(tmp_path, slices):
     assert ours["paper/pairs"] == 55 and ours["brown/pairs"] == 50  # a quick look's pairs
     for pairs in ("paper", "brown"):
         assert 0 <= ours[f"{pairs}/top1_agreement_pct"] <= 100 and ours[f"{pairs}/kl_mean"] >= 0
-        for control in ("tied", "untied"):
+        for control in ("tied", "untied", "ngram"):
             assert 0 <= ours[f"{pairs}/categories_won_or_tied_vs_{control}"] <= 11
     (note,) = [n for n in spelling["notes"] if "paper pairs, Kronecker vs learned (untied)" in n]
     assert "categories won-tied-lost of 11: top-1 agreement " in note  # every category kept
@@ -244,7 +244,7 @@ def test_quick_kronecker_claims_end_to_end_then_reuse(tmp_path, slices):
     assert "smollm2-135m" not in typographic["arms"]  # a quick look probes no public model
     stamps = {p: p.stat().st_mtime_ns for p in runs.rglob("results.json")}
     probes = {p: p.stat().st_mtime_ns for p in runs.rglob("spelling-sets.json")}
-    assert len(stamps) == 3 and len(probes) == 3
+    assert len(stamps) == 4 and len(probes) == 4
     _quick(ids, tmp_path, corpus)
     assert {p: p.stat().st_mtime_ns for p in runs.rglob("results.json")} == stamps
     assert {p: p.stat().st_mtime_ns for p in runs.rglob("spelling-sets.json")} == probes

@@ -77,7 +77,9 @@ def _model(run: Path):
 
 
 SPELLING_QUICK = {"paper": 5, "brown": 50}  # a quick first look: 5 paper pairs a category
-CONTROLS = {"tied": "learned-tied", "untied": "learned-untied"}  # the learned controls
+# the controls: the two learned tables, and hashed character trigrams (another code of the
+# token's string)
+CONTROLS = {"tied": "learned-tied", "untied": "learned-untied", "ngram": "ngram-untied"}
 SPELLING_METRICS = {  # summary mean: (per-seed metric, scale, name in the notes)
     "top1_agreement": ("top1_agreement_pct", 100, "top-1 agreement"),
     "kl_mean": ("kl_mean", 1, "KL"),

@@ -551,7 +551,10 @@ KRONECKER_LM = Claim(
         "Kronecker with its own untied head (the paper's arm), learned with a tied head (the "
         "paper's baseline), and learned with an untied head (control: the same untied V x d "
         "head as the Kronecker arm, so it says whether a gain is the byte code or the extra "
-        "head); preset `kronecker-lm`"
+        "head), and hashed character trigrams with an untied head and Kronecker's parameter "
+        "count (control: another code of the token's string, learned per n-gram, so it says "
+        "whether a gain is the byte-by-position code or any code of the spelling); preset "
+        "`kronecker-lm`"
     ),
     paper_scale=(
         "A 124M-parameter GPT-2 (d=768, 12 layers, 12 heads) trained on 2.5B tokens of web text"
@@ -581,6 +584,14 @@ KRONECKER_LM = Claim(
             "kronecker-lm",
             ("model.embedding=learned", "model.tie_embeddings=false"),
         ),
+        Arm(
+            "ngram-untied",
+            "hashed character trigrams, 4,096 shared rows (Kronecker's d x 4,096 parameters at "
+            "pos_dim 16), untied head (control)",
+            "lm",
+            "kronecker-lm",
+            ("model.embedding=ngram", "model.embedding.rows=4096", "model.tie_embeddings=false"),
+        ),
     ),
     settings=("data.tokenizer=gpt2",),
     analysis="lm_steps_to_target",
@@ -604,6 +615,14 @@ KRONECKER_LM = Claim(
             relative=True,
         ),
         Comparison(
+            "Kronecker (untied) vs hashed trigrams (untied control), validation loss",
+            "loss",
+            "kronecker-untied",
+            "ngram-untied",
+            "lower",
+            relative=True,
+        ),
+        Comparison(
             "steps to reach the tied learned arm's final loss",
             "steps_to_target",
             "kronecker-untied",
@@ -618,7 +637,7 @@ KRONECKER_LM = Claim(
         {
             "kind": "curve",
             "series": "eval/loss",
-            "arms": ["learned-tied", "kronecker-untied", "learned-untied"],
+            "arms": ["learned-tied", "kronecker-untied", "learned-untied", "ngram-untied"],
             "reference_final_of": "learned-tied",
             "ylabel": "validation loss",
             "title": "LM validation loss (line: the tied learned arm's final loss)",
@@ -646,7 +665,11 @@ _SPELLING_METRICS = (
     ("logprob_drop_mean", "log-prob drop", "lower", False, "1.058 vs 1.199 = -0.141", -0.141),
 )  # fmt: skip
 _SPELLING_SETS = {"paper": "paper's pairs", "brown": "Brown-made pairs"}
-_SPELLING_CONTROLS = {"learned-tied": "learned (tied)", "learned-untied": "learned (untied)"}
+_SPELLING_CONTROLS = {
+    "learned-tied": "learned (tied)",
+    "learned-untied": "learned (untied)",
+    "ngram-untied": "hashed trigrams (untied)",
+}
 
 
 def _spelling_comparisons() -> tuple[Comparison, ...]:
@@ -710,7 +733,11 @@ KRONECKER_SPELLING = Claim(
     runs_of="kronecker-lm-loss",
     analysis="spelling",
     comparisons=_spelling_comparisons(),
-    metrics=("paper/categories_won_or_tied_vs_tied", "paper/categories_won_or_tied_vs_untied"),
+    metrics=(
+        "paper/categories_won_or_tied_vs_tied",
+        "paper/categories_won_or_tied_vs_untied",
+        "paper/categories_won_or_tied_vs_ngram",
+    ),
     notes=(
         "The paper's claim holds only if its direction holds on both pair sets: on its own "
         "110 pairs (the claim as stated) and on the Brown-made pairs (other typos, at the "
