@@ -25,6 +25,7 @@ from petra.embeddings.hashed import hash_params
 from petra.embeddings.hashing import PRIME, UniversalHash
 from petra.embeddings.kronecker import encode_bytes, kronecker_codec, kronecker_params
 from petra.embeddings.qr import qr_params
+from petra.embeddings.registry import embedding_class
 from petra.embeddings.tensor_train import dim_factors, tt_params, tt_ranks, vocab_factors
 
 OPERATIONS = ("mult", "add", "concat")
@@ -628,7 +629,7 @@ BUDGET_CASES = [
 
 
 def build_sized(kind, vocab, dim, options, sizing):
-    extra = {"token_bytes": tokens_for(vocab)} if kind in ("kronecker", "ngram") else {}
+    extra = {"token_bytes": tokens_for(vocab)} if embedding_class(kind).needs_tokenizer else {}
     return build_embedding(kind, vocab, dim, **options, **sizing.options, **extra)
 
 

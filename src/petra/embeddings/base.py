@@ -294,8 +294,28 @@ class TokenEmbedding(nn.Module):
     @classmethod
     def stand_in_options(cls, options: dict, vocab_size: int) -> dict:
         """`options` for a build on a stand-in vocabulary of `vocab_size` tokens: what depends
-        on the real vocabulary or tokenizer is replaced or left out (`check_options`)."""
-        return options
+        on the real vocabulary or tokenizer is replaced or left out (`check_options`); a kind
+        that `needs_tokenizer` gets stand-in tokens of one byte, its `scheme` left for the
+        real tokenizer."""
+        if not cls.needs_tokenizer:
+            return options
+        kept = {k: v for k, v in options.items() if k != "scheme"}
+        return {**kept, "token_bytes": [b"x"] * vocab_size}
+
+    @classmethod
+    def token_source(cls, options: dict) -> tuple[object, object]:
+        """(tokenizer, token_bytes) popped from `options` for a kind built from each token's
+        bytes: exactly one of the two must be given."""
+        tokenizer, pieces = options.pop("tokenizer", None), options.pop("token_bytes", None)
+        if (tokenizer is None) == (pieces is None):
+            raise ValueError(f"kind={cls.kind!r} needs exactly one of tokenizer= or token_bytes=")
+        return tokenizer, pieces
+
+    @staticmethod
+    def check_vocab_size(found: int, vocab_size: int) -> None:
+        """Refuse a tokenizer (or byte list) of another size than the embedding's V."""
+        if found != vocab_size:
+            raise ValueError(f"the tokenizer has {found} tokens but vocab_size={vocab_size}")
 
     @classmethod
     def check_options(cls, dim: int, **options) -> None:

@@ -234,24 +234,13 @@ class KroneckerEmbedding(TokenEmbedding):
         """From exactly one of `tokenizer=` (`from_tokenizer`) or `token_bytes=` (one byte
         string per id, `from_token_bytes`, which also takes `fingerprint=`); the tokenizer's
         size must be `vocab_size`."""
-        tokenizer, tokens = options.pop("tokenizer", None), options.pop("token_bytes", None)
-        if (tokenizer is None) == (tokens is None):
-            raise ValueError("kind='kronecker' needs exactly one of tokenizer= or token_bytes=")
+        tokenizer, tokens = cls.token_source(options)
         if tokenizer is not None:
             embedding = cls.from_tokenizer(tokenizer, dim, **options)
         else:
             embedding = cls.from_token_bytes(tokens, dim, **options)
-        if embedding.num_embeddings != vocab_size:
-            raise ValueError(
-                f"the tokenizer has {embedding.num_embeddings} tokens but vocab_size={vocab_size}"
-            )
+        cls.check_vocab_size(embedding.num_embeddings, vocab_size)
         return embedding
-
-    @classmethod
-    def stand_in_options(cls, options: dict, vocab_size: int) -> dict:
-        """Stand-in tokens of one byte; the tokenizer's `scheme` waits for the real one."""
-        kept = {k: v for k, v in options.items() if k != "scheme"}
-        return {**kept, "token_bytes": [b"x"] * vocab_size}
 
     @classmethod
     def params_for(cls, vocab_size: int, dim: int, **options) -> int:

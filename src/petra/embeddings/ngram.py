@@ -6,12 +6,13 @@ Memory-Efficient Embeddings*, arXiv 2406.19223) build a word's.
 
 A token's text is its bytes as the Kronecker code reads them (`petra.embeddings.token_bytes`:
 GPT-2's byte map inverted, SentencePiece's "▁" and a WordPiece word start as a space),
-decoded as UTF-8; a leading space (a word start) becomes the boundary mark "<", as fastText
-and T-FREE mark a word's start (a piece does not know where its word ends, so there is no end
-mark). With `case_fold`, the text is lower-cased first. Its n-grams G(v) are the n-character
+decoded as UTF-8; a leading space (a word start) becomes a boundary mark, as fastText and
+T-FREE mark a word's start (U+E000, a private-use character, where fastText writes "<", which
+tokens also hold; a piece does not know where its word ends, so there is no end mark). With
+`case_fold`, the text is lower-cased first. Its n-grams G(v) are the n-character
 windows of that text (the whole text when it is shorter than n), and each n-gram g picks m
 rows h_1(g), ..., h_m(g) of a shared R x d table C (`num_hashes` = m; blake2b with the hash's
-index as salt, so the rows are the same on every machine and Python):
+index and the kind's seed as salt, so the rows are the same on every machine and Python):
 
     E(v) = 1 / (m |G(v)|) sum_{g in G(v)} sum_{j=1..m} C[h_j(g) mod R]      (0 if G(v) = {})
 
@@ -36,16 +37,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from petra.embeddings.base import Knob, TokenEmbedding, draw_, init_generator
+from petra.embeddings.base import Knob, TokenEmbedding, draw_, fixed_seed, init_generator
 from petra.embeddings.token_bytes import token_bytes as tokenizer_bytes
 
-BOUNDARY = "<"
+BOUNDARY = "\ue000"  # a private-use character: no token's text holds it, unlike "<"
 
 
 def token_ngrams(piece: bytes, n: int = 3, case_fold: bool = False) -> list[str]:
     """The character n-grams of one token's bytes (module docstring): a leading space is the
-    boundary mark, the whole text is one gram when it is shorter than n, none when empty."""
-    text = piece.decode("utf-8", errors="replace")
+    boundary mark, the whole text is one gram when it is shorter than n, none when empty. A
+    byte that is not part of a UTF-8 character (a piece of one, in byte-level BPE) stays a
+    character of its own (`surrogateescape`), so no two byte strings share a text."""
+    text = piece.decode("utf-8", errors="surrogateescape")
     if text.startswith(" "):
         text = BOUNDARY + text[1:]
     if case_fold:
@@ -55,22 +58,34 @@ def token_ngrams(piece: bytes, n: int = 3, case_fold: bool = False) -> list[str]
     return [text[i : i + n] for i in range(max(len(text) - n + 1, 1))]
 
 
-def ngram_row(gram: str, j: int, rows: int) -> int:
-    """h_j(gram) mod R: blake2b of the gram's UTF-8 bytes, salted by the hash's index j."""
-    digest = hashlib.blake2b(gram.encode("utf-8"), digest_size=8, salt=j.to_bytes(8, "little"))
-    return int.from_bytes(digest.digest(), "little") % rows
+def ngram_row(gram: str, j: int, rows: int, seed: int = 0) -> int:
+    """h_j(gram) mod R: blake2b of the gram's bytes, salted by the hash's index j and `seed`
+    (each as 8 little-endian bytes, the seed mod 2^64)."""
+    salt = j.to_bytes(8, "little") + (seed % 2**64).to_bytes(8, "little")
+    data = gram.encode("utf-8", errors="surrogateescape")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8, salt=salt).digest(), "little") % rows
 
 
 def ngram_bags(
-    pieces: Sequence[bytes], rows: int, n: int = 3, num_hashes: int = 1, case_fold: bool = False
+    pieces: Sequence[bytes],
+    rows: int,
+    n: int = 3,
+    num_hashes: int = 1,
+    case_fold: bool = False,
+    seed: int = 0,
 ) -> tuple[Tensor, Tensor]:
     """(flat row index, offsets (V + 1,)): token v's rows are index[offsets[v]:offsets[v+1]]."""
     index, offsets = [], [0]
     for piece in pieces:
         for gram in token_ngrams(piece, n, case_fold):
-            index.extend(ngram_row(gram, j, rows) for j in range(num_hashes))
+            index.extend(ngram_row(gram, j, rows, seed) for j in range(num_hashes))
         offsets.append(len(index))
     return torch.tensor(index, dtype=torch.long), torch.tensor(offsets, dtype=torch.long)
+
+
+def default_rows(vocab_size: int) -> int:
+    """R when `rows` is not given: ceil(V / 8)."""
+    return math.ceil(vocab_size / 8)
 
 
 class NgramHashEmbedding(TokenEmbedding):
@@ -85,8 +100,9 @@ class NgramHashEmbedding(TokenEmbedding):
         n: the n-gram length (3: trigrams, as T-FREE).
         num_hashes: m, the rows each n-gram picks (fastText: 1; T-FREE: several).
         case_fold: lower-case a token's text before taking its n-grams.
-        seed: when given, draws the initial rows (two builds with one seed are equal); None
-            draws them from the global RNG, as a torch module's.
+        seed: when given, salts the hashes and draws the initial rows (two builds with one
+            seed are equal); None hashes with seed 0 and draws the rows from the global RNG,
+            as a torch module's.
         padding_idx: an id whose output is the zero vector, or None.
         init_std: the standard deviation of the rows' normal initialization.
 
@@ -114,7 +130,7 @@ class NgramHashEmbedding(TokenEmbedding):
         init_std: float = 0.02,
     ):
         super().__init__(len(pieces), dim, padding_idx)
-        rows = math.ceil(len(pieces) / 8) if rows is None else rows
+        rows = default_rows(len(pieces)) if rows is None else rows
         for name, value in (("rows", rows), ("n", n), ("num_hashes", num_hashes)):
             if not (isinstance(value, int) and value >= 1):
                 raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
@@ -122,7 +138,7 @@ class NgramHashEmbedding(TokenEmbedding):
             raise ValueError(f"init_std must be a finite number >= 0, got {init_std}")
         self.n, self.num_hashes, self.case_fold = n, num_hashes, case_fold
         self.seed, self.init_std = seed, init_std
-        index, offsets = ngram_bags(pieces, rows, n, num_hashes, case_fold)
+        index, offsets = ngram_bags(pieces, rows, n, num_hashes, case_fold, fixed_seed(seed))
         self.register_buffer("bag_rows", index)
         self.register_buffer("bag_offsets", offsets)
         self.rows = nn.Parameter(torch.empty(rows, dim))
@@ -139,28 +155,19 @@ class NgramHashEmbedding(TokenEmbedding):
         `token_bytes=` (one byte string per id, with an optional `fingerprint=` of their
         tokenizer, which the model's record keeps); the tokenizer's size must be
         `vocab_size`."""
-        tokenizer, pieces = options.pop("tokenizer", None), options.pop("token_bytes", None)
+        tokenizer, pieces = cls.token_source(options)
         scheme = options.pop("scheme", None)
         # the model and the Hugging Face record compare the tokenizer's fingerprint, not this
         options.pop("fingerprint", None)
-        if (tokenizer is None) == (pieces is None):
-            raise ValueError("kind='ngram' needs exactly one of tokenizer= or token_bytes=")
         pieces = tokenizer_bytes(tokenizer, scheme) if tokenizer is not None else pieces
-        if len(pieces) != vocab_size:
-            raise ValueError(f"the tokenizer has {len(pieces)} tokens but vocab_size={vocab_size}")
+        cls.check_vocab_size(len(pieces), vocab_size)
         return cls(pieces, dim, **options)
-
-    @classmethod
-    def stand_in_options(cls, options: dict, vocab_size: int) -> dict:
-        """Stand-in tokens of one byte; the tokenizer's `scheme` waits for the real one."""
-        kept = {k: v for k, v in options.items() if k != "scheme"}
-        return {**kept, "token_bytes": [b"x"] * vocab_size}
 
     @classmethod
     def params_for(cls, vocab_size: int, dim: int, **options) -> int:
         """R d, R = `rows` (ceil(V / 8) by default)."""
         rows = cls.option(options, "rows")
-        return (math.ceil(vocab_size / 8) if rows is None else rows) * dim
+        return (default_rows(vocab_size) if rows is None else rows) * dim
 
     @classmethod
     def budget_layouts(cls, vocab_size: int, dim: int, budget: int, **options) -> list[Knob]:
@@ -172,12 +179,26 @@ class NgramHashEmbedding(TokenEmbedding):
         cls, vocab_size: int, dim: int, state: dict, prefix: str = "", **options
     ) -> NgramHashEmbedding:
         """The (token, row) index is read from the state (no tokenizer needed)."""
-        if prefix + "bag_rows" not in state:
-            raise ValueError(f"the checkpoint has no {prefix}bag_rows for its n-gram embedding")
-        options = {k: v for k, v in options.items() if k not in ("tokenizer", "scheme")}
-        embedding = cls([b""] * vocab_size, dim, **options)
-        embedding.bag_rows = state[prefix + "bag_rows"].clone()  # the saved (token, row) index
-        embedding.bag_offsets = state[prefix + "bag_offsets"].clone()
+        for name in ("bag_rows", "bag_offsets"):
+            if prefix + name not in state:
+                raise ValueError(f"the checkpoint has no {prefix}{name} for its n-gram embedding")
+        index, offsets = state[prefix + "bag_rows"], state[prefix + "bag_offsets"]
+        rows = default_rows(vocab_size) if options.get("rows") is None else options["rows"]
+        steps = offsets[1:] - offsets[:-1]
+        if (
+            offsets.shape != (vocab_size + 1,)
+            or offsets[0] != 0
+            or offsets[-1] != len(index)
+            or (steps < 0).any()
+            or (len(index) and not 0 <= int(index.min()) <= int(index.max()) < rows)
+        ):
+            raise ValueError(
+                f"the checkpoint's {prefix}bag_offsets / bag_rows are not an index of "
+                f"{vocab_size} tokens into {rows} rows"
+            )
+        built = {k: v for k, v in options.items() if k not in ("scheme", "fingerprint")}
+        embedding = cls([b""] * vocab_size, dim, **built)
+        embedding.bag_rows, embedding.bag_offsets = index.clone(), offsets.clone()
         return embedding
 
     def _embed(self, ids: Tensor) -> Tensor:
