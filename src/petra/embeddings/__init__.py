@@ -6,7 +6,8 @@
     emb = build_embedding("learned", 30522, 256, factor_dim=64)          # ALBERT-style
 
 and the field's standard baselines for shrinking a table: `qr` (quotient-remainder), `hash`
-(hash embeddings), `dhe` (deep hash embeddings), `tt` (tensor train). `size_for_budget`
+(hash embeddings), `dhe` (deep hash embeddings), `tt` (tensor train), and `ngram` (hashed
+character n-grams of the token's bytes, Kronecker's closest peer). `size_for_budget`
 sizes any kind to a budget of trainable parameters (`petra.embeddings.budget`).
 
 `REGISTRY` maps each name to its class (`petra.embeddings.registry`), and each class
@@ -29,6 +30,7 @@ from petra.embeddings.fourier import FourierEmbedding
 from petra.embeddings.hashed import HashEmbedding
 from petra.embeddings.kronecker import KroneckerEmbedding
 from petra.embeddings.learned import LearnedEmbedding
+from petra.embeddings.ngram import NgramHashEmbedding
 from petra.embeddings.qr import QREmbedding
 from petra.embeddings.registry import KINDS, REGISTRY, embedding_class
 from petra.embeddings.tensor_train import TensorTrainEmbedding
@@ -53,21 +55,22 @@ def build_embedding(kind: str, vocab_size: int, dim: int, **options) -> TokenEmb
     """Build an embedding of `kind` for ids in `[0, vocab_size)` and width `dim`.
 
     Args:
-        kind: one of `KINDS`: `learned`, `fourier`, `kronecker`, `qr`, `hash`, `dhe`, `tt`.
+        kind: one of `KINDS`: `learned`, `fourier`, `kronecker`, `qr`, `hash`, `dhe`, `tt`,
+            `ngram`.
         vocab_size: V, the number of token ids.
         dim: d, the width of each embedding.
         **options: the kind's keyword options (see its class, e.g. `FourierEmbedding`).
-            `kronecker` needs exactly one of `tokenizer=` (a `tokenizers.Tokenizer`) or
-            `token_bytes=` (one byte string per id); the other options go to
-            `KroneckerEmbedding.from_tokenizer` or `KroneckerEmbedding.from_token_bytes`.
+            A kind built from each token's bytes (`needs_tokenizer`: `kronecker`, `ngram`)
+            needs exactly one of `tokenizer=` (a `tokenizers.Tokenizer`) or `token_bytes=`
+            (one byte string per id).
 
     Returns:
         The embedding, a `TokenEmbedding` (a drop-in `nn.Embedding`).
 
     Raises:
-        ValueError: for an unknown kind or option value; for `kronecker`, when neither or
-            both of `tokenizer=` and `token_bytes=` are given, or when the tokenizer's size is
-            not `vocab_size`.
+        ValueError: for an unknown kind or option value; for a kind built from token bytes,
+            when neither or both of `tokenizer=` and `token_bytes=` are given, or when the
+            tokenizer's size is not `vocab_size`.
 
     Shapes:
         - forward: ids `(...)` of any integer dtype -> `(..., d)`.
@@ -85,6 +88,7 @@ __all__ = [
     "HashEmbedding",
     "KroneckerEmbedding",
     "LearnedEmbedding",
+    "NgramHashEmbedding",
     "ParamReport",
     "QREmbedding",
     "Sizing",

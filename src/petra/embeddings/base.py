@@ -16,7 +16,7 @@ A `TokenEmbedding` is a drop-in replacement for `nn.Embedding`:
 Subclasses implement `_embed(flat_ids) -> (N, d)` on already validated 1-D ids.
 
 Kinds whose rows are computed rather than looked up (`computes_rows = True`: Fourier,
-Kronecker, DHE, tensor train) do the work once per distinct id: forward(ids) =
+Kronecker, DHE, tensor train, n-gram) do the work once per distinct id: forward(ids) =
 E(unique(ids))[inverse], exact, with gradients summed over repeats by the gather's backward
 (an `index_select`: on CPU several times faster than advanced indexing, both ways; its
 backward is an `index_add_`, which on CUDA adds with atomics, so gradients there are

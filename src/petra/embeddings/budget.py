@@ -12,6 +12,7 @@ for the kinds petra ships:
 | hash      | buckets B                        | B d + k V                                   |
 | dhe       | hidden h                         | k h + h + (L - 1)(h^2 + h) + h d + d        |
 | tt        | rank r                           | sum_k r_{k-1} v_k d_k r_k                   |
+| ngram     | rows R                           | R d                                         |
 
 A kind "reaches" a budget when its best size lies in [(1 - tolerance) budget, budget]; the
 options the knob does not set (Kronecker's pos_dim, QR's operation, DHE's layers...) keep

@@ -330,7 +330,8 @@ def fit_to_table(embedding, table: Tensor, token_counts: Tensor, ridge: float = 
 
     over the ids with a count c_v > 0, where f(v) are the kind's fixed features (its
     `least_squares_map`): Kronecker's normalized byte code z (M = W), Fourier's basis
-    features t with the linear refinement (M = I + R). Returns the weighted relative error
+    features t with the linear refinement (M = I + R), the n-gram kind's row counts (M = C^T).
+    Returns the weighted relative error
     sqrt(sum c ||E - T||^2 / sum c ||T||^2)."""
     counts = torch.as_tensor(token_counts, dtype=torch.float64).flatten()
     if counts.shape[0] != embedding.num_embeddings or counts.min() < 0 or not counts.sum() > 0:
@@ -338,8 +339,9 @@ def fit_to_table(embedding, table: Tensor, token_counts: Tensor, ridge: float = 
     linear = embedding.least_squares_map()
     if linear is None:
         raise ValueError(
-            f"no least-squares start for this {embedding.kind} embedding (Kronecker without "
-            "rank, or Fourier with refine='linear' and no final norm)"
+            f"no least-squares start for this {embedding.kind} embedding (one needs a kind "
+            "whose least_squares_map() is not None: Kronecker without rank, Fourier with "
+            "refine='linear' and no final norm, n-gram)"
         )
     features, set_map = linear
     seen = counts.nonzero().squeeze(1)
