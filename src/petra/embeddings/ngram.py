@@ -201,27 +201,28 @@ class NgramHashEmbedding(TokenEmbedding):
         embedding.bag_rows, embedding.bag_offsets = index.clone(), offsets.clone()
         return embedding
 
-    def _embed(self, ids: Tensor) -> Tensor:
+    def _bags(self, ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(flat rows of the ids' bags, their offsets, each bag's length), in id order."""
         starts, ends = self.bag_offsets[ids], self.bag_offsets[ids + 1]
         lengths = ends - starts
         offsets = torch.cumsum(lengths, 0) - lengths
         within = torch.arange(int(lengths.sum()), device=ids.device)
         within = within - offsets.repeat_interleave(lengths)
-        flat = self.bag_rows[starts.repeat_interleave(lengths) + within]
+        return self.bag_rows[starts.repeat_interleave(lengths) + within], offsets, lengths
+
+    def _embed(self, ids: Tensor) -> Tensor:
+        flat, offsets, _ = self._bags(ids)
         return F.embedding_bag(flat, self.rows, offsets, mode="mean")
 
     def least_squares_map(self):
         """E(v) = C^T f(v): f(v) counts the rows of v's bag over their number (R wide), M = C^T."""
 
         def features(ids: Tensor) -> Tensor:
-            starts, ends = self.bag_offsets[ids], self.bag_offsets[ids + 1]
+            flat, _, lengths = self._bags(ids)
+            owner = torch.arange(len(ids), device=ids.device).repeat_interleave(lengths)
+            weight = (1.0 / lengths.clamp_min(1).float()).repeat_interleave(lengths)
             counts = torch.zeros(len(ids), self.rows.shape[0], device=ids.device)
-            for i, (start, end) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
-                if end > start:
-                    bag = self.bag_rows[start:end]
-                    counts[i].index_add_(0, bag, torch.full_like(bag, 1, dtype=counts.dtype))
-                    counts[i] /= end - start
-            return counts
+            return counts.index_put_((owner, flat), weight, accumulate=True)
 
         return features, lambda matrix: self.rows.copy_(matrix.T)
 

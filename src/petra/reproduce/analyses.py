@@ -60,8 +60,9 @@ def _cached(run: Path, name: str, compute, key: dict) -> dict:
     return value
 
 
-def _code(*objects) -> str:
-    """sha256 (first 16 hex digits) of the source of modules or functions."""
+def source_digest(*objects) -> str:
+    """sha256 (first 16 hex digits) of the source of modules or functions: what a kept
+    probe result or measurement is keyed by, so that a changed one is computed again."""
     digest = hashlib.sha256()
     for thing in objects:
         digest.update(inspect.getsource(thing).encode())
@@ -126,7 +127,7 @@ def spelling(arms: dict, runs: dict, seeds: list[int], quick: bool = False) -> d
     pair_sets = _spelling_pairs(quick)
     listed = json.dumps({name: [vars(p) for p in pairs] for name, pairs in pair_sets.items()})
     key = {
-        "code": _code(probe, _spelling_summaries),
+        "code": source_digest(probe, _spelling_summaries),
         "pairs": hashlib.sha256(listed.encode()).hexdigest()[:16],
     }
     summaries = {
@@ -203,7 +204,7 @@ def norm_drift(arms: dict, runs: dict, seeds: list[int], quick: bool = False) ->
     checks = []
     from petra.probes import norms
 
-    consumed_key = {"code": _code(_consumed_norms, _initial, norms)}
+    consumed_key = {"code": source_digest(_consumed_norms, _initial, norms)}
     for label, arm in arms.items():
         for seed in seeds:
             curve = arm["curves"][str(seed)][ROW_NORM]
@@ -386,7 +387,7 @@ def typographic(arms: dict, runs: dict, seeds: list[int], quick: bool = False) -
     from petra.probes.retrieval import probe_space, table_space
 
     arms = copy.deepcopy(arms)
-    key = {"code": _code(retrieval, _retrieval_summary, _initial)}
+    key = {"code": source_digest(retrieval, _retrieval_summary, _initial)}
     for label, by_seed in runs.items():
         for seed, run in by_seed.items():
 

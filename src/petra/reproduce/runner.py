@@ -34,9 +34,7 @@ environment of the process that wrote it, which made its measurements and analys
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib
-import inspect
 import itertools
 import json
 import math
@@ -47,6 +45,7 @@ from pathlib import Path
 import torch
 
 from petra.provenance import environment
+from petra.reproduce.analyses import source_digest
 from petra.reproduce.claims import CLAIMS, Arm, Claim, claim_arms, get_claim
 from petra.tasks.run import effective_settings, load_preset, read_json, run_config, run_or_reuse
 from petra.tasks.settings import SET_BY_TASK
@@ -417,7 +416,7 @@ def _measurement(claim: Claim, folder: Path, repeats: int, quick: bool) -> dict:
     kept."""
     path = folder / "measurement.json"
     function = _function("measures", claim.measure)
-    code = hashlib.sha256(inspect.getsource(function).encode()).hexdigest()[:16]
+    code = source_digest(function)
     if path.is_file():
         kept = read_json(path, "a kept measurement")
         same = (kept.get("repeats"), kept.get("quick"), kept.get("code")) == (repeats, quick, code)
