@@ -93,9 +93,9 @@ class Space:
         self.size, self.rows, self.word = size, rows, word
 
     def chunks(self):
+        """The rows, CHUNK at a time, in id order."""
         for start in range(0, self.size, CHUNK):
-            ids = torch.arange(start, min(start + CHUNK, self.size))
-            yield ids, self.rows(ids)
+            yield self.rows(torch.arange(start, min(start + CHUNK, self.size)))
 
 
 def _encode(tokenizer, text: str) -> list[int]:
@@ -157,7 +157,7 @@ def _scan(space: Space, queries: Tensor, exclude: list[int | None]) -> tuple[Ten
     -inf; and the mean row (dim,)."""
     unit = F.normalize(queries, dim=-1)
     sims, total = [], 0.0
-    for _, rows in space.chunks():
+    for rows in space.chunks():
         rows = rows.double()
         total = total + rows.sum(0)
         sims.append(unit @ F.normalize(rows, dim=-1).T)
