@@ -9,7 +9,6 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from petra.atomic import previous_folder
 from petra.cli import main
 from petra.compress import CompressSettings, comparison_table, compress, format_result
 from petra.data import load_tokenizer
@@ -25,6 +24,9 @@ def tiny_lm(tmp_path_factory):
     GPT2LMHeadModel(config).save_pretrained(folder)
     PreTrainedTokenizerFast(tokenizer_object=load_tokenizer("gpt2")).save_pretrained(folder)
     return folder
+
+
+CHECKPOINT = "checkpoints/step-00000002"  # where a run of checkpoint_every=2 leaves its first
 
 
 def lm_settings(folder, **extra) -> CompressSettings:
@@ -94,23 +96,26 @@ def test_an_interrupted_run_resumes_to_the_same_model(tiny_lm, tmp_path, monkeyp
     calls = {"n": 0}
     original = module.Job.loss
 
-    def interrupted(self, student, indices):  # the process dies during the 4th step
+    def interrupted(self, student, batch):  # the process dies during the 4th step
         calls["n"] += 1
         if calls["n"] == 4:
             raise KeyboardInterrupt
-        return original(self, student, indices)
+        return original(self, student, batch)
 
     monkeypatch.setattr(module.Job, "loss", interrupted)
     with pytest.raises(KeyboardInterrupt):
         compress(lm_settings(tiny_lm), tmp_path / "resumed", progress=False)
-    assert (tmp_path / "resumed" / "checkpoint" / "trainer.pt").is_file()
+    assert (tmp_path / "resumed" / CHECKPOINT / "trainer.pt").is_file()
     monkeypatch.setattr(module.Job, "loss", original)
     resumed = compress(lm_settings(tiny_lm), tmp_path / "resumed", progress=False)
     assert resumed["quality"] == whole["quality"]
     a = from_pretrained(tmp_path / "whole" / "model").state_dict()
     b = from_pretrained(tmp_path / "resumed" / "model").state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert not (tmp_path / "resumed" / "checkpoint").exists()
+    assert not (tmp_path / "resumed" / "checkpoints").exists()  # deleted once the model is in
+    lines = [json.loads(line) for line in (tmp_path / "resumed" / "metrics.jsonl").open()]
+    assert [line["step"] for line in lines] == [4, 4]  # the loss (every 10, and the last), the quality
+    assert lines[-1]["eval/val_loss"] == resumed["quality"]["recovered"]["val_loss"]
 
 
 def test_a_finished_run_is_reused_and_other_settings_are_refused(tiny_lm, tmp_path):
@@ -242,14 +247,14 @@ def test_a_diverging_recovery_stops_with_an_error_and_leaves_strict_json(
     calls = {"n": 0}
     original = module.Job.loss
 
-    def diverging(self, student, indices):  # the loss stops being finite at the 3rd step
+    def diverging(self, student, batch):  # the loss stops being finite at the 3rd step
         calls["n"] += 1
-        loss = original(self, student, indices)
-        return loss * math.nan if calls["n"] == 3 else loss
+        loss, tokens = original(self, student, batch)
+        return (loss * math.nan if calls["n"] == 3 else loss), tokens
 
     monkeypatch.setattr(module.Job, "loss", diverging)
-    with pytest.raises(FloatingPointError, match=r"loss is nan at step 3 of 4: the recovery "
-                       r"stopped and no model was saved \(the last checkpoint"):  # fmt: skip
+    with pytest.raises(FloatingPointError, match=r"loss is nan at step 3: training stopped and "
+                       r"nothing was saved; the last good checkpoint is .*step-00000002"):  # fmt: skip
         compress(lm_settings(tiny_lm), tmp_path / "run", progress=False)
     result = strict_json(tmp_path / "run" / "compress.json")
     assert set(result["quality"]) == {"original", "swapped"}
@@ -392,69 +397,60 @@ def test_a_damaged_compress_json_is_named_and_a_changed_model_refused(tiny_lm, t
         compress(settings, run, progress=False)
 
 
-@pytest.fixture(scope="module")
-def whole_lm_run(tiny_lm, tmp_path_factory):
-    """An uninterrupted run of `lm_settings`: its result and its saved model's state."""
-    out = tmp_path_factory.mktemp("whole")
-    result = compress(lm_settings(tiny_lm), out, progress=False)
-    return result, from_pretrained(out / "model").state_dict()
-
-
-def _interrupted(tiny_lm, out, monkeypatch, at_call: int = 4):
+def _interrupted(tiny_lm, out, monkeypatch, at_call: int = 4, **settings):
     """A run of `lm_settings` that dies during step `at_call` (after the checkpoint at 2)."""
     from petra import compress as module
 
     calls, original = {"n": 0}, module.Job.loss
 
-    def interrupted(self, student, indices):
+    def interrupted(self, student, batch):
         calls["n"] += 1
         if calls["n"] == at_call:
             raise KeyboardInterrupt
-        return original(self, student, indices)
+        return original(self, student, batch)
 
     monkeypatch.setattr(module.Job, "loss", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        compress(lm_settings(tiny_lm), out, progress=False)
+        compress(lm_settings(tiny_lm, **settings), out, progress=False)
     monkeypatch.setattr(module.Job, "loss", original)
-    assert (out / "checkpoint" / "trainer.pt").is_file()
+    assert (out / CHECKPOINT / "trainer.pt").is_file()
 
 
-@pytest.mark.parametrize(
-    "damaged, keep_previous, instead",
-    [
-        ("trainer.pt", False, "the recovery starts again from the swap"),
-        ("petra.safetensors", True, "resumed from .checkpoint.old instead"),
-    ],
-)
-def test_a_damaged_checkpoint_is_set_aside_and_the_run_still_finishes_the_same(
-    damaged, keep_previous, instead, tiny_lm, whole_lm_run, tmp_path, monkeypatch
-):
-    import shutil
+@pytest.mark.parametrize("damaged", ["trainer.pt", "petra.safetensors"])
+def test_a_damaged_checkpoint_is_set_aside_and_the_one_before_resumed(damaged, tiny_lm, tmp_path,
+                                                                      monkeypatch):  # fmt: skip
+    """Checkpoints at steps 2 and 4 of 6, the one at 4 truncated: it is set aside (kept) with
+    a warning, the one at 2 resumed, and the run ends as an uninterrupted one."""
+    whole = compress(lm_settings(tiny_lm, steps=6), tmp_path / "whole", progress=False)
+    out = tmp_path / "run"
+    _interrupted(tiny_lm, out, monkeypatch, at_call=6, steps=6)
+    latest = out / "checkpoints" / "step-00000004"
+    path = latest / damaged
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.warns(UserWarning, match=re.escape(f"{latest} is truncated or corrupt")) as seen:
+        resumed = compress(lm_settings(tiny_lm, steps=6), out, progress=False)
+    assert "resumed from step-00000002 instead" in str(seen[0].message)
+    assert resumed["quality"] == whole["quality"]
+    a = from_pretrained(tmp_path / "whole" / "model").state_dict()
+    b = from_pretrained(out / "model").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
-    whole, whole_state = whole_lm_run
+
+def test_a_run_whose_only_checkpoint_is_damaged_says_so(tiny_lm, tmp_path, monkeypatch):
     out = tmp_path / "run"
     _interrupted(tiny_lm, out, monkeypatch)
-    checkpoint = out / "checkpoint"
-    if keep_previous:  # as an interruption between the renames of a checkpoint's save leaves it
-        shutil.copytree(checkpoint, previous_folder(checkpoint))
-    path = checkpoint / damaged
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # truncated
-    with pytest.warns(
-        UserWarning, match=re.escape(f"{checkpoint} is truncated or corrupt")
-    ) as seen:
-        resumed = compress(lm_settings(tiny_lm), out, progress=False)
-    assert instead in str(seen[0].message)
-    assert (out / "checkpoint.damaged" / damaged).is_file()  # kept, never deleted
-    assert resumed["quality"] == whole["quality"]
-    state = from_pretrained(out / "model").state_dict()
-    assert all(torch.equal(state[k], whole_state[k]) for k in whole_state)
+    path = out / CHECKPOINT / "trainer.pt"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ValueError, match=f"no checkpoint of {re.escape(str(out))} can be read"):
+        compress(lm_settings(tiny_lm), out, progress=False)
+    assert path.is_file()  # nothing deleted
 
 
 def test_a_checkpoint_of_other_settings_is_never_resumed(tiny_lm, tmp_path, monkeypatch):
     out = tmp_path / "run"
     _interrupted(tiny_lm, out, monkeypatch)
     (out / "compress.json").unlink()  # the run's record gone: its settings can't be compared
-    with pytest.raises(ValueError, match=r"checkpoint describes another run .* \(seed\)"):
+    with pytest.raises(ValueError, match=r"config.json describes another run .* \(settings.seed\)"):
         compress(lm_settings(tiny_lm, seed=1), out, progress=False)
 
 
@@ -548,11 +544,11 @@ from petra.compress import CompressSettings, compress
 settings, out = CompressSettings(**__import__("json").loads(sys.argv[1])), sys.argv[2]
 calls, original = [0], module.Job.loss
 
-def loss(self, student, indices):  # SIGKILL during the 3rd step, after the checkpoint at 2
+def loss(self, student, batch):  # SIGKILL during the 3rd step, after the checkpoint at 2
     calls[0] += 1
     if calls[0] == 3:
         os.kill(os.getpid(), signal.SIGKILL)
-    return original(self, student, indices)
+    return original(self, student, batch)
 
 module.Job.loss = loss
 compress(settings, out, progress=False)
@@ -581,10 +577,10 @@ def test_a_sigkilled_sentence_encoder_run_resumes_to_the_same_model(tmp_path, mo
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    assert (out / "checkpoint" / "trainer.pt").is_file() and not (out / "model").exists()
+    assert (out / CHECKPOINT / "trainer.pt").is_file() and not (out / "model").exists()
     resumed = compress(settings, out, progress=False)
     assert resumed["quality"] == whole["quality"]
     a = from_pretrained(tmp_path / "whole" / "model").state_dict()
     b = from_pretrained(out / "model").state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert not (out / "checkpoint").exists()
+    assert not (out / "checkpoints").exists()

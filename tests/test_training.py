@@ -147,6 +147,49 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path):
         _trainer(spec, tmp_path / "parts")
 
 
+KILLED_IN_A_CHECKPOINT = """
+import os, signal, sys
+from petra.models import checkpoint as model_files
+from petra.tasks.run import apply_overrides, build_run, load_preset
+from petra.training import Trainer
+
+spec = apply_overrides("classify", load_preset("classify", "tiny"), ["train.checkpoint_every=4"])
+task, model, config = build_run("classify", spec)
+write, calls = model_files.save_file, [0]
+
+def save_file(*args, **kwargs):  # SIGKILL while the weights of the second checkpoint are written
+    calls[0] += 1
+    if calls[0] == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    write(*args, **kwargs)
+
+model_files.save_file = save_file
+Trainer(model, task, config, sys.argv[1], progress=False).fit()
+"""
+
+
+def test_a_run_killed_while_writing_a_checkpoint_resumes_and_leaves_nothing_stray(tmp_path):
+    """SIGKILL (no cleanup runs) inside the model's write of the step-8 checkpoint: the run
+    resumes from step 4, and once step 8 is written again no temporary folder is left."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    killed = subprocess.run([sys.executable, "-c", KILLED_IN_A_CHECKPOINT, str(out)],
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True,
+                            text=True, timeout=300)  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    folder = out / "checkpoints"
+    assert [p.name for p in folder.iterdir() if not p.name.startswith(".")] == ["step-00000004"]
+    spec = apply_overrides("classify", load_preset("classify", "tiny"), ["train.checkpoint_every=4"])
+    resumed = _trainer(spec, out, resume=True)
+    assert resumed.state["step"] == 4
+    resumed.fit()
+    assert sorted(p.name for p in folder.iterdir()) == ["step-00000004", "step-00000008"]
+
+
 def test_resume_refuses_another_command(tmp_path):
     out = tmp_path / "run"
     assert main(["train", "classify", "--preset", "tiny", "--out", str(out), "--quiet"]) == 0

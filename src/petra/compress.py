@@ -10,13 +10,15 @@ corpora it learns to give the teacher's outputs:
   L = mean_tokens KL(p_teacher || p_student), and is judged by its validation loss (and
   perplexity) on held-out Brown documents.
 
-The quality is measured on the original, right after the swap, and after recovery. The run
-is resumable: `OUT/checkpoint/` (the student as `petra.hf.save_pretrained` writes it, and
-`trainer.pt`) is written every `checkpoint_every` steps, and a second run with the same
-settings continues from it (a damaged checkpoint is set aside as `checkpoint.damaged`, with a
-warning, and the recovery starts again, as `petra train --resume` does); the result goes to
-`OUT/compress.json` (always strict JSON: a loss or a quality that stops being finite stops the
-run with an error instead) and the model to `OUT/model/`.
+The quality is measured on the original, right after the swap, and after recovery. The
+recovery is a run of `petra.training.Trainer` in `OUT` (`Job` is its task, `HFModelFiles` how
+it saves the student), with what every run has: `metrics.jsonl` (the loss every 10 steps),
+progress lines, a stop with an error when the loss or the gradient stops being finite, and
+checkpoints every `checkpoint_every` steps (`OUT/checkpoints/step-N/`), from which a second
+run with the same settings resumes to the weights of an uninterrupted run (a damaged one is
+set aside as `step-N.damaged`, and the one before resumed). The result goes to
+`OUT/compress.json` (always strict JSON: a quality that stops being finite stops the run with
+an error instead), the model to `OUT/model/`; the checkpoints are deleted once it is there.
 
 A model is known by its contents (`model_digest`, a hash of the files it loads from), not by
 the path given: the teacher's cached vectors are keyed on it, and a run refuses to resume, a
@@ -30,9 +32,7 @@ import hashlib
 import importlib.util
 import json
 import math
-import pickle
 import shutil
-import time
 import types
 import typing
 import warnings
@@ -42,28 +42,18 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
 
-from petra.atomic import atomic_folder, previous_folder
 from petra.data import load_corpus, load_stsb, resolve_data_dir
 from petra.embeddings import KINDS, check_embedding_options, embedding_options
-from petra.hf import from_pretrained, replace_embeddings, save_pretrained
+from petra.hf import HFModelFiles, replace_embeddings
 from petra.hf.io import SIDECAR
 from petra.hf.swap import HEADS, STARTS_FROM_TABLE, hf_model, unwrap_embedding
 from petra.tasks.distill import DistillData, cached_vectors, teacher_path, unlabeled_sentences
 from petra.tasks.run import check_same_settings, read_json
 from petra.tasks.sentence import cosine_correlations
 from petra.tasks.settings import describe, parse_value
-from petra.training.checkpoint import (
-    TRAINER_FILE,
-    DamagedCheckpoint,
-    rng_state,
-    set_aside,
-    set_rng_state,
-)
 from petra.training.config import TrainConfig
-from petra.training.optim import build_schedule
-from petra.training.trainer import TrainingDiverged
+from petra.training.trainer import Trainer
 
 NAMED_MODELS = ("all-minilm-l6-v2", "smollm2-135m")
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -72,7 +62,7 @@ RESERVED_OPTIONS = {"head", "padding_idx", "token_counts", "factor_dim", "tokeni
                     "match_norms", "token_bytes", "fingerprint"}  # fmt: skip
 MAX_LR = 1.0  # AdamW moves every weight by about lr a step: above 1, a pretrained model is gone
 RESULT_FILE = "compress.json"
-TRAINER_KEYS = {"step", "elapsed", "optimizer", "schedule", "rng"}
+LOG_EVERY = 10  # steps between the training loss lines of metrics.jsonl
 
 
 @dataclass
@@ -433,7 +423,12 @@ def validation_loss(model, chunks: torch.Tensor, batch_size: int = 8) -> dict:
 
 
 class Job:
-    """What differs between a sentence encoder and a causal LM: data, loss, quality."""
+    """The recovery as a task of `petra.training.Trainer`, and what differs between a
+    sentence encoder and a causal LM: data, loss, quality. A batch is the indices of its
+    examples (`RecoveryBatches`); the new embedding (and a new untied head) learns at
+    `embedding_lr`, the pretrained layers at `lr` (`parameter_groups`)."""
+
+    name = "compress"
 
     def __init__(self, kind: str, teacher, tokenizer, settings: CompressSettings,
                  digest: str | None = None):  # fmt: skip
@@ -486,22 +481,88 @@ class Job:
             raise FloatingPointError(f"the {stage} model's {_words(bad)}: {why}")
         return quality
 
-    def loss(self, student, indices: list[int]) -> torch.Tensor:
+    # -- the Trainer's task ------------------------------------------------------------------
+    @property
+    def train_dataset(self) -> range:
+        return range(len(self.examples))  # an example's index is the item; loss reads it
+
+    def batch_sampler(self, batch_size: int, seed: int) -> RecoveryBatches:
+        return RecoveryBatches(len(self.examples), batch_size, self.settings.steps, seed)
+
+    def collate(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        return {"index": torch.tensor(indices)}
+
+    def loss(self, student, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+        """The distillation loss of the batch, and the tokens the student read."""
+        indices = batch["index"].tolist()
         if self.kind == "sentence":
             features = student.preprocess([self.examples[i] for i in indices])
             vectors = student(features)["sentence_embedding"]
-            return (1 - F.cosine_similarity(vectors, self.targets[indices], dim=-1)).mean()
+            loss = (1 - F.cosine_similarity(vectors, self.targets[indices], dim=-1)).mean()
+            return loss, int(features["attention_mask"].sum())
         ids = self.examples[indices]
         with torch.no_grad():
             target = F.log_softmax(self.teacher(ids).logits.float(), dim=-1)
         predicted = F.log_softmax(student(ids).logits.float(), dim=-1)
         kl = F.kl_div(predicted, target, log_target=True, reduction="none").sum(-1)
-        return kl.mean()
+        return kl.mean(), ids.numel()
+
+    def evaluate(self, student) -> dict:
+        return self.quality(student, "recovered")
+
+    def parameter_groups(self, student, config: TrainConfig) -> list[dict]:
+        """AdamW's groups: the new embedding (and a new untied head) at `embedding_lr`, the
+        rest at `lr`; no weight decay."""
+        inner = hf_model(student)
+        new = {id(p) for p in unwrap_embedding(inner.get_input_embeddings()).parameters()}
+        if self.settings.head == "untied" and inner.get_output_embeddings() is not None:
+            new |= {id(p) for p in inner.get_output_embeddings().parameters()}
+        fresh = [p for p in student.parameters() if id(p) in new]
+        rest = [p for p in student.parameters() if id(p) not in new and p.requires_grad]
+        return [
+            {"params": fresh, "lr": self.settings.embedding_lr, "weight_decay": 0.0},
+            {"params": rest, "lr": self.settings.lr, "weight_decay": 0.0},
+        ]
+
+    def train_config(self) -> TrainConfig:
+        """The Trainer's settings: linear warmup, then linear decay to 0; the gradient
+        clipped at norm 1; the quality measured once, after the last step (`compress` measures
+        it before, right after the swap); the CPU, where the teacher is."""
+        settings = self.settings
+        return TrainConfig(
+            steps=settings.steps, batch_size=settings.batch_size, lr=settings.lr,
+            weight_decay=0.0, warmup=settings.warmup, schedule="linear", grad_clip=1.0,
+            seed=settings.seed, eval_every=settings.steps, eval_at_start=False,
+            log_every=min(LOG_EVERY, settings.steps), checkpoint_every=settings.checkpoint_every,
+            device="cpu",
+        )  # fmt: skip
+
+
+class RecoveryBatches(torch.utils.data.Sampler):
+    """The recovery's batches, one per step, all in one pass (`set_epoch` changes nothing):
+    step s takes the examples at positions sB, ..., sB + B - 1 of seeded shuffles of all
+    examples laid end to end (`_Order`), so a batch may span two shuffles."""
+
+    def __init__(self, count: int, batch_size: int, steps: int, seed: int):
+        self.count, self.batch_size, self.steps, self.seed = count, batch_size, steps, seed
+
+    def set_epoch(self, epoch: int) -> None:
+        pass
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self):
+        order = _Order(self.count, self.seed)
+        for step in range(self.steps):
+            first = step * self.batch_size
+            yield [order[first + i] for i in range(self.batch_size)]
 
 
 # -- the run --------------------------------------------------------------------------------
 def compress(settings: CompressSettings, out: str | Path, progress: bool = True) -> dict:
-    """Swap, measure, recover (resumably), measure again; write `OUT/compress.json`."""
+    """Swap, measure, recover (resumably, on `petra.training.Trainer`), measure again; write
+    `OUT/compress.json`."""
     out = Path(out)
     _check_run_folder(out)
     _check_out_of_model(out, settings.model)
@@ -512,6 +573,11 @@ def compress(settings: CompressSettings, out: str | Path, progress: bool = True)
     if "recovered" in result.get("quality", {}):
         say(f"{out} holds a finished run: its result is reused")
         return result
+    run_config = {"task": "compress", "settings": asdict(settings), "model_digest": digest}
+    if (out / "config.json").is_file():
+        recorded = read_json(out / "config.json", "the run's settings")
+        check_same_settings(out / "config.json", recorded, run_config, "use a new --out")
+    _warn_of_an_old_checkpoint(out)
     torch.manual_seed(settings.seed)
     teacher, tokenizer, kind = load_teacher(settings.model)
     check_model(settings, teacher, kind)
@@ -524,44 +590,55 @@ def compress(settings: CompressSettings, out: str | Path, progress: bool = True)
         say(f"original: {result['quality']['original']}")
     result["model_digest"] = digest
 
-    checkpoint = out / "checkpoint"
-    resumed = _resume(checkpoint, settings, digest)
-    if resumed is not None:
-        student, trainer = resumed
-        say(f"resuming at step {trainer['step']} of {settings.steps}")
-    else:
-        student = copy.deepcopy(teacher).requires_grad_(True)  # every layer trains
-        options = dict(settings.options)
-        if settings.factor_dim is not None:
-            options["factor_dim"] = settings.factor_dim
-        if settings.start == "fit" and settings.kind != "learned":
-            vocab = hf_model(student).get_input_embeddings().num_embeddings
-            options["token_counts"] = job.token_counts(vocab)
-        report = replace_embeddings(
-            student, settings.kind, tokenizer, head=settings.head, **options
-        )
-        result["parameters"] = report.as_dict()
-        result["quality"]["swapped"] = job.quality(student, "swapped")
+    student, report = _swap(teacher, tokenizer, job)  # a resumed run's weights load over it
+    result["parameters"] = report.as_dict()
+    if "swapped" not in result["quality"]:
         say(str(report))
+        result["quality"]["swapped"] = job.quality(student, "swapped")
         say(f"after the swap: {result['quality']['swapped']}")
-        trainer = {"step": 0, "elapsed": 0.0}
     write_result(result_path, result)
 
-    optimizer, schedule = _optimizer(student, settings)
-    if trainer["step"]:
-        optimizer.load_state_dict(trainer["optimizer"])
-        schedule.load_state_dict(trainer["schedule"])
-        set_rng_state(trainer["rng"])
-    elapsed = _recover(student, job, optimizer, schedule, trainer, checkpoint, say, digest)
-
-    result["quality"]["recovered"] = job.quality(student, "recovered")
-    result["recovery_seconds"] = elapsed
-    result["steps"] = settings.steps
-    save_pretrained(student, out / "model", tokenizer if kind == "causal-lm" else None)
+    trainer = Trainer(student, job, job.train_config(), out, run_config=run_config, resume=True,
+                      progress=progress, files=HFModelFiles(result["parameters"]))  # fmt: skip
+    if trainer.state["step"]:
+        say(f"resuming at step {trainer.state['step']} of {settings.steps}")
+    recovered = trainer.fit()
+    result["quality"]["recovered"] = recovered["metrics"]
+    result["recovery_seconds"] = recovered["wall_time_s"]
+    result["steps"] = recovered["steps"]
     write_result(result_path, result)
-    shutil.rmtree(checkpoint, ignore_errors=True)
-    say(f"recovered: {result['quality']['recovered']} ({elapsed:.0f} s of recovery)")
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)  # a model's worth each: done with
+    say(f"recovered: {result['quality']['recovered']} "
+        f"({result['recovery_seconds']:.0f} s of recovery)")  # fmt: skip
     return result
+
+
+def _swap(teacher, tokenizer, job: Job):
+    """(student, `SwapReport`): a copy of the teacher, every layer trainable, with the new
+    embedding of the settings (started from the teacher's table)."""
+    settings = job.settings
+    student = copy.deepcopy(teacher).requires_grad_(True)
+    options = dict(settings.options)
+    if settings.factor_dim is not None:
+        options["factor_dim"] = settings.factor_dim
+    if settings.start == "fit" and settings.kind != "learned":
+        vocab = hf_model(student).get_input_embeddings().num_embeddings
+        options["token_counts"] = job.token_counts(vocab)
+    report = replace_embeddings(student, settings.kind, tokenizer, head=settings.head, **options)
+    return student, report
+
+
+def _warn_of_an_old_checkpoint(out: Path) -> None:
+    """An earlier petra checkpointed a recovery into `OUT/checkpoint/`, which this one does
+    not read (the Trainer's are `OUT/checkpoints/step-N/`): say that the recovery starts
+    again, and leave the folder for the user to delete."""
+    old = out / "checkpoint"
+    if old.is_dir() and not (out / "checkpoints").is_dir():
+        warnings.warn(
+            f"{old} is a checkpoint of an earlier petra, which this one does not resume: the "
+            "recovery starts again from the swap (delete the folder once it is done)",
+            stacklevel=3,
+        )
 
 
 def _check_run_folder(out: Path) -> None:
@@ -634,68 +711,6 @@ def _finite(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _optimizer(student, settings: CompressSettings):
-    """AdamW: the new embedding (and a new untied head) at `embedding_lr`, the rest at `lr`;
-    linear warmup, then linear decay to 0."""
-    inner = hf_model(student)
-    new = {id(p) for p in unwrap_embedding(inner.get_input_embeddings()).parameters()}
-    if settings.head == "untied" and inner.get_output_embeddings() is not None:
-        new |= {id(p) for p in inner.get_output_embeddings().parameters()}
-    fresh = [p for p in student.parameters() if id(p) in new]
-    rest = [p for p in student.parameters() if id(p) not in new and p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        [{"params": fresh, "lr": settings.embedding_lr}, {"params": rest, "lr": settings.lr}],
-        weight_decay=0.0,
-    )
-    config = TrainConfig(steps=settings.steps, warmup=settings.warmup, schedule="linear")
-    return optimizer, build_schedule(optimizer, config)
-
-
-def _recover(student, job: Job, optimizer, schedule, trainer: dict, checkpoint: Path, say,
-             digest: str | None = None):  # fmt: skip
-    settings = job.settings
-    student.train()
-    order = _Order(len(job.examples), settings.seed)
-    started, elapsed = time.monotonic(), trainer["elapsed"]
-    for step in range(trainer["step"], settings.steps):
-        first = step * settings.batch_size
-        indices = [order[first + i] for i in range(settings.batch_size)]
-        loss = job.loss(student, indices)
-        if not torch.isfinite(loss.detach()):
-            _diverged(f"the distillation loss is {loss.item()}", step, settings, checkpoint)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        norm = torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-        if not torch.isfinite(norm):
-            _diverged(f"the gradient norm is {norm.item()}", step, settings, checkpoint)
-        optimizer.step()
-        schedule.step()
-        done = step + 1
-        spent = elapsed + time.monotonic() - started
-        if done % 50 == 0 or done == settings.steps:
-            eta = (time.monotonic() - started) / (done - trainer["step"]) * (settings.steps - done)
-            say(f"compress step {done}/{settings.steps}  loss {loss.item():.4f}  "
-                f"elapsed {spent:.0f} s  eta {eta:.0f} s")  # fmt: skip
-        if done % settings.checkpoint_every == 0 and done < settings.steps:
-            identity = {"settings": asdict(settings), "model_digest": digest}
-            _save_checkpoint(student, optimizer, schedule, done, spent, checkpoint, identity)
-    student.eval()
-    return elapsed + time.monotonic() - started
-
-
-def _diverged(what: str, step: int, settings: CompressSettings, checkpoint: Path):
-    where = (
-        f"the last checkpoint is {checkpoint}" if checkpoint.is_dir()
-        else "no checkpoint was written"
-    )  # fmt: skip
-    raise TrainingDiverged(
-        f"{what} at step {step + 1} of {settings.steps}: the recovery stopped and no model was "
-        f"saved ({where}). The usual cause is learning rates too high for this model (--lr "
-        f"{settings.lr:g}, --embedding-lr {settings.embedding_lr:g}): run again with lower ones "
-        "and a new --out"
-    )
-
-
 class _Order:
     """Example indices for every step: seeded shuffles of all examples, one after another,
     each drawn when first reached (a long run never holds them all; the indices are those of
@@ -713,76 +728,6 @@ class _Order:
             self.epochs.pop(self.drawn - 2, None)  # a batch spans two epochs at most
             self.drawn += 1
         return int(self.epochs[epoch][index])
-
-
-def _save_checkpoint(student, optimizer, schedule, step: int, elapsed: float, path: Path,
-                     identity: dict | None = None):  # fmt: skip
-    """Written with `atomic_folder`: an interruption never leaves half of one.
-    `identity` (the settings and the model's digest) goes into `trainer.pt`, so that a
-    checkpoint is never resumed by a run of other settings or another model."""
-    with atomic_folder(path) as folder:
-        save_pretrained(student, folder)
-        state = {"step": step, "elapsed": elapsed, "optimizer": optimizer.state_dict(),
-                 "schedule": schedule.state_dict(), "rng": rng_state(),
-                 **(identity or {})}  # fmt: skip
-        torch.save(state, folder / TRAINER_FILE)
-
-
-def _resume(checkpoint: Path, settings: CompressSettings, digest: str):
-    """(student, trainer state) of the latest checkpoint that reads, or None. A damaged one
-    (a file missing, truncated or corrupt) is set aside as `<name>.damaged`, never deleted,
-    with a warning, as `petra train --resume` does; the previous checkpoint (at
-    `previous_folder(checkpoint)`, where an interruption between the renames of
-    `atomic_folder` leaves it) is resumed instead, or, if none reads, the recovery starts
-    again from the swap."""
-    previous = previous_folder(checkpoint)
-    damaged, found = [], None
-    for path in (checkpoint, previous):
-        if not path.is_dir():
-            continue
-        try:
-            found = (path, *_read_checkpoint(path))
-            break
-        except DamagedCheckpoint as error:
-            damaged.append((path, error))
-    for path, error in damaged:
-        instead = (
-            f"resumed from {found[0].name} instead" if found is not None
-            else "the recovery starts again from the swap"
-        )  # fmt: skip
-        warnings.warn(f"{error}: {instead}; the damaged checkpoint is kept as {set_aside(path)}",
-                      stacklevel=3)  # fmt: skip
-    if found is None:
-        return None
-    path, student, trainer = found
-    if "settings" in trainer:  # a checkpoint of an earlier petra records none
-        check_same_settings(path, trainer["settings"], asdict(settings), "use a new --out")
-    if trainer.get("model_digest", digest) != digest:
-        raise ValueError(
-            f"{path} is a checkpoint of a run with another model than {RESULT_FILE} names: "
-            "use a new --out"
-        )
-    if path != checkpoint:
-        path.rename(checkpoint)
-    return student, trainer
-
-
-def _read_checkpoint(path: Path):
-    """(student, trainer state) of a compress checkpoint, read on the CPU without moving the
-    global RNG; `DamagedCheckpoint` if a file is missing or does not read. A file that cannot
-    be opened for lack of permission is not damage."""
-    try:
-        with torch.random.fork_rng(devices=[]):
-            trainer = torch.load(path / TRAINER_FILE, map_location="cpu", weights_only=True)
-            student = from_pretrained(path)
-    except PermissionError:
-        raise
-    except (OSError, EOFError, RuntimeError, ValueError, KeyError, SafetensorError,
-            pickle.UnpicklingError) as error:  # fmt: skip
-        raise DamagedCheckpoint(f"{path} is truncated or corrupt ({_first_line(error)})") from error
-    if not (isinstance(trainer, dict) and TRAINER_KEYS <= set(trainer)):
-        raise DamagedCheckpoint(f"{path} is truncated or corrupt ({TRAINER_FILE} lacks its state)")
-    return student, trainer
 
 
 def format_result(result: dict) -> str:

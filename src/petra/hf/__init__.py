@@ -9,11 +9,19 @@
 See `petra.hf.swap` (the swap, tied heads, resizing) and `petra.hf.io` (save, load, export).
 """
 
-from petra.hf.io import from_pretrained, load_model, materialize, read_sidecar, save_pretrained
+from petra.hf.io import (
+    HFModelFiles,
+    from_pretrained,
+    load_model,
+    materialize,
+    read_sidecar,
+    save_pretrained,
+)
 from petra.hf.swap import HEADS, SwapReport, TableHead, replace_embeddings, unwrap_embedding
 
 __all__ = [
     "HEADS",
+    "HFModelFiles",
     "SwapReport",
     "TableHead",
     "from_pretrained",

@@ -106,6 +106,21 @@ def save_pretrained(model, directory: str | Path, tokenizer=None) -> Path:
             one its embedding was built with.
     """
     inner = hf_model(model)
+    _petra_embedding(inner)  # refused before any folder is made
+    directory = Path(directory)
+    staging = _staging_folder(directory)
+    try:
+        _write_folder(model, staging, tokenizer)
+        _move_into_place(staging, directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return directory
+
+
+def _write_folder(model, folder: Path, tokenizer) -> None:
+    """Write the folder of `save_pretrained` into `folder` (new and empty), after checking
+    the tokenizer saved with it."""
+    inner = hf_model(model)
     embedding, record = _petra_embedding(inner)
     sentence = inner is not model
     # a sentence model's folder gets its own tokenizer when none is given: check that one too
@@ -113,14 +128,44 @@ def save_pretrained(model, directory: str | Path, tokenizer=None) -> Path:
         tokenizer if tokenizer is not None or not sentence else getattr(model, "tokenizer", None)
     )
     _check_tokenizer_at_save(record, written, embedding)
-    directory = Path(directory)
-    staging = _staging_folder(directory)
-    try:
-        _write_model(model, inner, embedding, record, staging, tokenizer)
-        _move_into_place(staging, directory)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return directory
+    _write_model(model, inner, embedding, record, folder, tokenizer)
+
+
+class HFModelFiles:
+    """How `petra.training.Trainer` saves, loads back and counts a transformers or
+    sentence-transformers model with a petra embedding (its `ModelFiles`): the folder
+    `save_pretrained` writes, the weights of `petra.safetensors` loaded strictly (a tensor
+    shared by two modules under both names), and the swap's report as its counts.
+
+    Args:
+        report: what `results.json` records as the model's parameters (the swap's
+            `SwapReport.as_dict()`).
+    """
+
+    weights_file = WEIGHTS
+
+    def __init__(self, report: dict):
+        self._report = dict(report)
+
+    def write(self, model, folder: Path, tokenizer=None) -> None:
+        _write_folder(model, Path(folder), tokenizer)
+
+    def load(self, model, state: dict, source: str) -> None:
+        inner = hf_model(model)
+        _, aliases = _distinct_tensors(inner.state_dict())
+        state = state | {alias: state[name] for alias, name in aliases.items() if name in state}
+        try:
+            inner.load_state_dict(state, strict=True)
+        except RuntimeError as error:
+            raise ValueError(f"the weights in {source} do not fit this model: "
+                             f"{_first_line(error)}") from None  # fmt: skip
+
+    def report(self, model) -> dict:
+        return dict(self._report)
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [""])[0][:200]
 
 
 def _check_tokenizer_at_save(record: dict, tokenizer, embedding) -> None:
@@ -140,7 +185,6 @@ def _check_tokenizer_at_save(record: dict, tokenizer, embedding) -> None:
 
 
 def _write_model(model, inner, embedding, record: dict, directory: Path, tokenizer) -> None:
-    """Write the folder of `save_pretrained` into `directory` (an empty staging folder)."""
     sentence = inner is not model
     if sentence:
         model.save(str(directory))

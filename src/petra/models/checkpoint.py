@@ -34,14 +34,6 @@ def save_checkpoint(model: nn.Module, path: str | Path, tokenizer=None) -> Path:
     `path` must be new, empty or a checkpoint folder: other files there would be lost with
     the folder they are in, so they are refused (`ValueError`)."""
     directory = Path(path).resolve()  # through symbolic links: the real folder is replaced
-    try:
-        config_text = model.config.to_json()
-    except TypeError as error:  # json: "Object of type ndarray is not JSON serializable"
-        raise TypeError(
-            f"the model's config cannot be saved as JSON ({error}): keep only JSON values in "
-            "config.embedding; arrays such as token_counts are construction inputs, which "
-            "build_model leaves out of the config"
-        ) from None
     if directory.exists():
         if not directory.is_dir():
             raise ValueError(f"{directory} is a file: save the checkpoint into a folder")
@@ -52,14 +44,32 @@ def save_checkpoint(model: nn.Module, path: str | Path, tokenizer=None) -> Path:
                 f"({', '.join(foreign[:5])}); saving replaces the whole folder: save into a "
                 "new or empty folder"
             )
+    _config_text(model)  # a config JSON cannot hold is refused before any folder is made
+    with atomic_folder(directory) as folder:
+        write_checkpoint(model, folder, tokenizer)
+    return directory
+
+
+def write_checkpoint(model: nn.Module, folder: Path, tokenizer=None) -> None:
+    """The files of a checkpoint, written into `folder` (new or empty) as they are: the
+    caller makes the write atomic (`save_checkpoint`, a training checkpoint's folder)."""
+    (folder / CONFIG_FILE).write_text(_config_text(model))
     state = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
     metadata = {"format": "pt", "petra_version": petra.__version__}
-    with atomic_folder(directory) as folder:
-        (folder / CONFIG_FILE).write_text(config_text)
-        save_file(state, folder / WEIGHTS_FILE, metadata=metadata)
-        if tokenizer is not None:
-            tokenizer.save(str(folder / TOKENIZER_FILE))
-    return directory
+    save_file(state, folder / WEIGHTS_FILE, metadata=metadata)
+    if tokenizer is not None:
+        tokenizer.save(str(folder / TOKENIZER_FILE))
+
+
+def _config_text(model: nn.Module) -> str:
+    try:
+        return model.config.to_json()
+    except TypeError as error:  # json: "Object of type ndarray is not JSON serializable"
+        raise TypeError(
+            f"the model's config cannot be saved as JSON ({error}): keep only JSON values in "
+            "config.embedding; arrays such as token_counts are construction inputs, which "
+            "build_model leaves out of the config"
+        ) from None
 
 
 def read_checkpoint(path: str | Path, device: str | torch.device = "cpu"):

@@ -1,6 +1,7 @@
-"""Resumable training checkpoints: `checkpoints/step-NNNNNNNN/` holding the model
-(`config.json` + `model.safetensors`, readable by `load_pretrained`) and `trainer.pt` (the
-optimizer, the schedule, the data position, the RNG states, the elapsed time).
+"""Resumable training checkpoints: `checkpoints/step-NNNNNNNN/` holding the model (a petra
+model's `config.json` + `model.safetensors`, readable by `load_pretrained`; another model's
+folder as its `ModelFiles` writes it) and `trainer.pt` (the optimizer, the schedule, the data
+position, the RNG states, the elapsed time).
 
 A checkpoint is written with `petra.atomic.atomic_folder` (into a temporary folder, fsynced,
 renamed into place), so an interrupted write never leaves a half checkpoint, and the next
@@ -14,15 +15,53 @@ from __future__ import annotations
 import pickle
 import shutil
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
+from torch import Tensor, nn
 
 from petra.atomic import atomic_folder
-from petra.models.checkpoint import WEIGHTS_FILE
+from petra.models.checkpoint import WEIGHTS_FILE, load_state, write_checkpoint
 
 TRAINER_FILE = "trainer.pt"
+
+
+class ModelFiles(Protocol):
+    """How the trainer writes a model into a folder, loads its weights back and counts it:
+    its one hook for what kind of model it trains. `PetraModelFiles` serves petra's models,
+    `petra.hf.HFModelFiles` a transformers or sentence-transformers model with a petra
+    embedding."""
+
+    weights_file: str  # the safetensors file of a written folder that holds the weights
+
+    def write(self, model: nn.Module, folder: Path, tokenizer=None) -> None:
+        """Write the model (and the tokenizer) into `folder`, new and empty; the trainer
+        makes the write atomic."""
+
+    def load(self, model: nn.Module, state: dict[str, Tensor], source: str) -> None:
+        """Load `state` (read from `weights_file`) into `model`; `ValueError` naming `source`
+        if it does not fit."""
+
+    def report(self, model: nn.Module) -> dict:
+        """The model's parameter counts, for `results.json`."""
+
+
+class PetraModelFiles:
+    """A petra model (`petra.models`): its checkpoint files (`write_checkpoint`), its
+    `param_report()`."""
+
+    weights_file = WEIGHTS_FILE
+
+    def write(self, model: nn.Module, folder: Path, tokenizer=None) -> None:
+        write_checkpoint(model, folder, tokenizer)
+
+    def load(self, model: nn.Module, state: dict[str, Tensor], source: str) -> None:
+        load_state(model, state, source)
+
+    def report(self, model: nn.Module) -> dict:
+        return model.param_report()
 
 
 class DamagedCheckpoint(ValueError):
@@ -43,24 +82,25 @@ def checkpoint_dirs(run_dir: Path) -> list[Path]:
 
 
 def save_training_checkpoint(
-    run_dir: Path, model, trainer_state: dict, keep: int, tokenizer=None
+    run_dir: Path, model, files: ModelFiles, trainer_state: dict, keep: int, tokenizer=None
 ) -> Path:
     final = run_dir / "checkpoints" / f"step-{trainer_state['step']:08d}"
     with atomic_folder(final) as folder:
-        model.save_pretrained(folder, tokenizer)
+        files.write(model, folder, tokenizer)
         torch.save(trainer_state, folder / TRAINER_FILE)
     for old in checkpoint_dirs(run_dir)[:-keep]:
         shutil.rmtree(old)
     return final
 
 
-def read_training_checkpoint(path: Path) -> tuple[dict, dict]:
-    """(model state, trainer state) of checkpoint `path`, read onto the CPU (loading them
+def read_training_checkpoint(path: Path, weights_file: str = WEIGHTS_FILE) -> tuple[dict, dict]:
+    """(model state, trainer state) of checkpoint `path` (the weights in `weights_file`),
+    read onto the CPU (loading them
     into the model and optimizer moves them to its device), so that a failure of the device
     (out of memory) is never taken for damage; `DamagedCheckpoint` if either file is missing
     or does not read. A file that cannot be opened for lack of permission is not damage."""
     try:
-        model_state = load_file(path / WEIGHTS_FILE, device="cpu")
+        model_state = load_file(path / weights_file, device="cpu")
         trainer_state = torch.load(path / TRAINER_FILE, map_location="cpu", weights_only=True)
     except PermissionError:
         raise

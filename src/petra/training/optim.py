@@ -70,8 +70,13 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
-def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.lr)
+def build_optimizer(
+    model: nn.Module, config: TrainConfig, groups: list[dict] | None = None
+) -> torch.optim.Optimizer:
+    """AdamW at `config.lr` over `groups` (each may set its own `lr` and `weight_decay`), by
+    default `parameter_groups(model, config.weight_decay)`."""
+    groups = groups if groups is not None else parameter_groups(model, config.weight_decay)
+    return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
 
 
 def lr_factor(step: int, config: TrainConfig) -> float:

@@ -6,6 +6,11 @@ metrics, parameters, wall time, steps, steps/s, and the machine, software, devic
 dtype of the process that finished it: `petra.provenance.environment`), `checkpoints/`
 (resumable) and `model/` (the final weights, for `load_pretrained`).
 
+The model is any `nn.Module`: how it is saved, loaded back and counted is one small hook,
+`ModelFiles` (petra's models by default; `petra.hf.HFModelFiles` for a Hugging Face model
+with a petra embedding, which `petra compress` trains). A task may give its own optimizer
+parameter groups (`parameter_groups`, e.g. a learning rate per group).
+
 A fresh run is evaluated once before its first step (`eval_at_start`), so that drift from
 the initialization shows; every evaluation also logs the embedding's norms
 (`eval/embedding/...`, see `TokenEmbedding.weight_norms`). Evaluation runs in eval mode
@@ -39,12 +44,14 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
+from petra.atomic import atomic_folder
 from petra.data.batching import ShardedBatches
-from petra.models.checkpoint import load_state
 from petra.provenance import environment
 from petra.training import distributed
 from petra.training.checkpoint import (
     DamagedCheckpoint,
+    ModelFiles,
+    PetraModelFiles,
     checkpoint_dirs,
     read_training_checkpoint,
     rng_state,
@@ -72,7 +79,9 @@ class Task(Protocol):
 
     def evaluate(self, model: nn.Module) -> dict[str, float]: ...
 
-    # optional: summarize(history: list[(step, metrics)]) -> dict, merged into the results
+    # optional: summarize(history: list[(step, metrics)]) -> dict, merged into the results;
+    # parameter_groups(model, config) -> AdamW's groups (default: `parameter_groups`, decay
+    # on weight matrices only)
 
 
 class TrainingDiverged(FloatingPointError):
@@ -107,6 +116,8 @@ class Trainer:
             so that a report made by a later petra shows what ran, not its own defaults.
         resume: continue the run in `run_dir` from its latest checkpoint.
         progress: show progress (a tqdm bar on a terminal, plain lines otherwise).
+        files: how the model is saved, loaded back and counted (`ModelFiles`); a petra
+            model's own by default.
 
     Raises:
         ValueError: if `run_dir` is a file or already holds a run and `resume` is False, the
@@ -124,8 +135,10 @@ class Trainer:
         settings: dict | None = None,
         resume: bool = False,
         progress: bool = True,
+        files: ModelFiles | None = None,
     ):
         _refuse_sparse_gradients(model)
+        self.files = files or PetraModelFiles()
         self.run_dir = Path(run_dir)
         if self.run_dir.exists() and not self.run_dir.is_dir():
             raise ValueError(f"{self.run_dir} is a file, not a run directory: choose another --out")
@@ -135,7 +148,9 @@ class Trainer:
         self.progress = progress
         self.main = distributed.is_main()
         torch.manual_seed(config.seed)
-        self.optimizer = build_optimizer(self.model, config)
+        own_groups = getattr(task, "parameter_groups", None)
+        groups = own_groups(self.model, config) if own_groups is not None else None
+        self.optimizer = build_optimizer(self.model, config, groups)
         self.schedule = build_schedule(self.optimizer, config)
         self.sampler = ShardedBatches(task.batch_sampler(config.batch_size, config.seed))
         if len(self.sampler) == 0:
@@ -269,7 +284,8 @@ class Trainer:
         where = f"the last good checkpoint is {last[-1]}" if last else "no checkpoint was written"
         raise TrainingDiverged(
             f"{what} at step {self.state['step'] + 1}: training stopped and nothing was saved; "
-            f"{where}. Lower the learning rate or raise the warmup, then --resume."
+            f"{where}. Lower the learning rate or raise the warmup, and run again in a new --out "
+            "(a resumed run must keep its settings)."
         )
 
     # -- evaluation, logging, checkpoints ----------------------------------------------------
@@ -316,7 +332,9 @@ class Trainer:
             }
             keep = self.config.keep_checkpoints
             tokenizer = getattr(self.task, "tokenizer", None)
-            save_training_checkpoint(self.run_dir, self.model, trainer_state, keep, tokenizer)
+            save_training_checkpoint(
+                self.run_dir, self.model, self.files, trainer_state, keep, tokenizer
+            )
         distributed.barrier()
 
     def _resume(self, checkpoints: list[Path]) -> None:
@@ -324,11 +342,11 @@ class Trainer:
         damaged = []
         for path in reversed(checkpoints):
             try:
-                model_state, saved = read_training_checkpoint(path)
+                model_state, saved = read_training_checkpoint(path, self.files.weights_file)
             except DamagedCheckpoint as error:
                 damaged.append((path, error))
                 continue
-            load_state(self.model, model_state, str(path))
+            self.files.load(self.model, model_state, str(path))
             self._restore(saved)
             resumed_from = path
             break
@@ -359,7 +377,7 @@ class Trainer:
         results = {
             "task": self.task.name,
             "metrics": metrics,
-            "params": self.model.param_report(),
+            "params": self.files.report(self.model),
             "steps": state["step"],
             "wall_time_s": state["wall_time_s"],
             "steps_per_s": state["step"] / max(state["wall_time_s"], 1e-9),
@@ -375,9 +393,8 @@ class Trainer:
         if summarize is not None:
             results["metrics"] |= summarize(self.history)
         if self.main:
-            self.model.save_pretrained(
-                self.run_dir / "model", getattr(self.task, "tokenizer", None)
-            )
+            with atomic_folder(self.run_dir / "model") as folder:
+                self.files.write(self.model, folder, getattr(self.task, "tokenizer", None))
             (self.run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
         distributed.barrier()
         return results
