@@ -173,3 +173,28 @@ def test_a_sigkilled_write_leaves_the_previous_folder_and_the_next_write_cleans_
     write(target, {"x.txt": "new"})
     assert contents(target) == {"x.txt": "new"}
     assert names(tmp_path) == ["run"]
+
+
+# -- atomic_write_text ---------------------------------------------------------------------
+def test_a_text_file_is_replaced_whole_and_fsynced(tmp_path, monkeypatch):
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    path = tmp_path / "results.json"
+    atomic.atomic_write_text(path, "old")
+    atomic.atomic_write_text(path, "new")
+    assert path.read_text() == "new" and names(tmp_path) == ["results.json"]
+    assert len(synced) == 4  # the file and its folder, at each write
+
+
+def test_a_failed_text_write_leaves_the_old_file_and_no_sibling(tmp_path, monkeypatch):
+    path = tmp_path / "results.json"
+    path.write_text("old")
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        atomic.atomic_write_text(path, "new")
+    assert path.read_text() == "old" and names(tmp_path) == ["results.json"]

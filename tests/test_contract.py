@@ -427,6 +427,10 @@ def test_least_squares_map_sets_the_linear_part_of_the_output(name):
     after setting M, the residual E(v) - M f(v) is one vector for all v."""
     emb = make(name)
     linear = emb.least_squares_map()
+    options = {k: v for k, v in VARIANTS[name].items() if k != "kind"}
+    assert embedding_class(VARIANTS[name]["kind"]).has_least_squares_map(options) == (
+        linear is not None
+    )  # known before the embedding is built
     if linear is None:
         return
     features, set_map = linear

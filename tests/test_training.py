@@ -183,8 +183,9 @@ def test_a_run_killed_while_writing_a_checkpoint_resumes_and_leaves_nothing_stra
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     folder = out / "checkpoints"
     assert [p.name for p in folder.iterdir() if not p.name.startswith(".")] == ["step-00000004"]
-    spec = apply_overrides("classify", load_preset("classify", "tiny"), ["train.checkpoint_every=4"])
-    resumed = _trainer(spec, out, resume=True)
+    every_4 = ["train.checkpoint_every=4"]
+    resumed = _trainer(apply_overrides("classify", load_preset("classify", "tiny"), every_4), out,
+                       resume=True)  # fmt: skip
     assert resumed.state["step"] == 4
     resumed.fit()
     assert sorted(p.name for p in folder.iterdir()) == ["step-00000004", "step-00000008"]

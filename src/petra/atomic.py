@@ -1,5 +1,5 @@
-"""Atomic folder writes: petra's one way to write a folder that must never be seen half
-written (a saved model, a training checkpoint, a compress checkpoint).
+"""Atomic writes: petra's one way to write a folder (a saved model, a training checkpoint)
+or a file (a run's results, a reproduction's JSON) that must never be seen half written.
 
 It imports nothing of petra, so that every layer may use it (`models` and `hf` included).
 """
@@ -63,6 +63,25 @@ def atomic_folder(target: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write the file `path` as a whole: `text` goes into a hidden sibling
+    (`.NAME.PID-XXXXXXXX.tmp`, one per writer), fsynced, then renamed over `path`. A reader
+    sees the old file or the new one, never a part; an error or interruption removes the
+    sibling (a SIGKILL leaves it, hidden, and never in `path`'s place)."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(temporary, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temporary.replace(path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _sync(path.parent, folder=True)
 
 
 def previous_folder(target: str | Path) -> Path:

@@ -43,8 +43,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from petra.atomic import atomic_write_text
 from petra.data import load_corpus, load_stsb, resolve_data_dir
-from petra.embeddings import KINDS, check_embedding_options, embedding_options
+from petra.embeddings import KINDS, check_embedding_options, embedding_class, embedding_options
 from petra.hf import HFModelFiles, replace_embeddings
 from petra.hf.io import SIDECAR
 from petra.hf.swap import HEADS, STARTS_FROM_TABLE, hf_model, unwrap_embedding
@@ -129,16 +130,10 @@ def _words(options: dict) -> str:
 
 
 def _has_fit(kind: str, options: dict) -> bool:
-    """Whether `--start fit` has a least-squares start for the kind (`petra.hf.swap.
-    fit_to_table`: a Kronecker embedding without `rank`, a Fourier one with the linear
-    refinement and no final norm; a kind that starts from the old table ignores the start)."""
-    if kind in STARTS_FROM_TABLE:
-        return True
-    if kind == "kronecker":
-        return options.get("rank") is None
-    if kind == "fourier":
-        return options.get("refine", "linear") == "linear" and not options.get("final_norm")
-    return False
+    """Whether `--start fit` has a least-squares start for the kind and options (`petra.hf.
+    swap.fit_to_table`, where `has_least_squares_map`); a kind that starts from the old table
+    ignores the start."""
+    return kind in STARTS_FROM_TABLE or embedding_class(kind).has_least_squares_map(options)
 
 
 def kind_options(kind: str) -> dict[str, object]:
@@ -664,12 +659,9 @@ def read_result(path: Path) -> dict:
 
 
 def write_result(path: Path, result: dict) -> None:
-    """Strict JSON (a NaN or an infinity raises instead of being written), written beside and
-    renamed into place, so the file is never half written."""
-    text = json.dumps(result, indent=2, allow_nan=False) + "\n"
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text)
-    temporary.replace(path)
+    """Strict JSON (a NaN or an infinity raises instead of being written), never half
+    written (`atomic_write_text`)."""
+    atomic_write_text(path, json.dumps(result, indent=2, allow_nan=False) + "\n")
 
 
 def _previous_result(out: Path, settings: CompressSettings, digest: str) -> dict:

@@ -361,6 +361,13 @@ class TokenEmbedding(nn.Module):
         """Whether `build(..., **options)` needs `token_counts=` (corpus counts of each id)."""
         return False
 
+    @classmethod
+    def has_least_squares_map(cls, options: dict) -> bool:
+        """Whether an embedding built with `options` has a `least_squares_map()` (so a
+        least-squares start), known before it is built (`petra compress` checks its settings
+        with it)."""
+        return False
+
     def least_squares_map(
         self,
     ) -> tuple[Callable[[Tensor], Tensor], Callable[[Tensor], None]] | None:

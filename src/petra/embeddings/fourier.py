@@ -340,6 +340,10 @@ class FourierEmbedding(TokenEmbedding):
                 "scale its outputs exactly: use refine='linear' or final_norm=True"
             )
 
+    @classmethod
+    def has_least_squares_map(cls, options: dict) -> bool:
+        return options.get("refine", "linear") == "linear" and not options.get("final_norm")
+
     def least_squares_map(self):
         """With the linear refinement and no final norm, E = T + R T (+ b) = M T (+ b) with
         M = I + R: the features are the basis T, and M sets R = M - I."""

@@ -609,6 +609,10 @@ class KroneckerEmbedding(TokenEmbedding):
     def _scale(self, factor: float) -> None:
         self.projection.weight.mul_(factor)  # E = W z is linear in W
 
+    @classmethod
+    def has_least_squares_map(cls, options: dict) -> bool:
+        return options.get("rank") is None
+
     def least_squares_map(self):
         """Without a rank, E = W z: the features are the codec z, and M is W."""
         if self.expand is not None:

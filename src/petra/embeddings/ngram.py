@@ -214,6 +214,10 @@ class NgramHashEmbedding(TokenEmbedding):
         flat, offsets, _ = self._bags(ids)
         return F.embedding_bag(flat, self.rows, offsets, mode="mean")
 
+    @classmethod
+    def has_least_squares_map(cls, options: dict) -> bool:
+        return True
+
     def least_squares_map(self):
         """E(v) = C^T f(v): f(v) counts the rows of v's bag over their number (R wide), M = C^T."""
 

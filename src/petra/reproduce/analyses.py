@@ -18,6 +18,7 @@ import inspect
 import json
 from pathlib import Path
 
+from petra.atomic import atomic_write_text
 from petra.tasks.run import read_json
 
 BASELINE = "learned-tied"
@@ -56,7 +57,7 @@ def _cached(run: Path, name: str, compute, key: dict) -> dict:
         if isinstance(kept, dict) and kept.get("key") == key:
             return kept["value"]
     value = compute()
-    path.write_text(json.dumps({"key": key, "value": value}, indent=1) + "\n")
+    atomic_write_text(path, json.dumps({"key": key, "value": value}, indent=1) + "\n")
     return value
 
 

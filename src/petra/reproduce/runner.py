@@ -44,6 +44,7 @@ from pathlib import Path
 
 import torch
 
+from petra.atomic import atomic_write_text
 from petra.provenance import environment
 from petra.reproduce.analyses import source_digest
 from petra.reproduce.claims import CLAIMS, Arm, Claim, claim_arms, get_claim
@@ -427,7 +428,7 @@ def _measurement(claim: Claim, folder: Path, repeats: int, quick: bool) -> dict:
     measured = function(repeats=repeats, quick=quick)
     folder.mkdir(parents=True, exist_ok=True)
     kept = {"repeats": repeats, "quick": quick, "code": code, "measured": measured}
-    path.write_text(json.dumps(kept, indent=1) + "\n")
+    atomic_write_text(path, json.dumps(kept, indent=1) + "\n")
     return measured
 
 
@@ -484,9 +485,7 @@ def run_claim(
             result["checks"] += analysed.get("checks", [])
         result["arms"] = arms
     results_dir.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(result, indent=1) + "\n")
-    temporary.replace(path)
+    atomic_write_text(path, json.dumps(result, indent=1) + "\n")
     print(f"[{claim.id}] wrote {path}", flush=True)
     return path
 

@@ -44,7 +44,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from petra.atomic import atomic_folder
+from petra.atomic import atomic_folder, atomic_write_text
 from petra.data.batching import ShardedBatches
 from petra.provenance import environment
 from petra.training import distributed
@@ -174,7 +174,9 @@ class Trainer:
             self._resume(existing)
         if self.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.json").write_text(json.dumps(self.run_config, indent=2) + "\n")
+            atomic_write_text(
+                self.run_dir / "config.json", json.dumps(self.run_config, indent=2) + "\n"
+            )
             if not self.finished:
                 self._truncate_metrics(self.state["step"] if restored else -1)
 
@@ -395,7 +397,7 @@ class Trainer:
         if self.main:
             with atomic_folder(self.run_dir / "model") as folder:
                 self.files.write(self.model, folder, getattr(self.task, "tokenizer", None))
-            (self.run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+            atomic_write_text(self.run_dir / "results.json", json.dumps(results, indent=2) + "\n")
         distributed.barrier()
         return results
 
