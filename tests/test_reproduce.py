@@ -65,9 +65,8 @@ def test_every_arm_resolves_to_a_preset_whose_model_builds(claim_id, quick, bert
         if arm.init_from is not None:  # its model is the one it starts from
             assert claim.arm(arm.init_from).task == "nli-sts"
             continue
-        config = run_config(
-            arm.task, arm.preset, arm_overrides(arm, 0, Path("r"), claim, quick, [])
-        )
+        changes = arm_overrides(arm, 0, Path("r"), claim, quick, [])
+        config = run_config(arm.task, arm.preset, changes=changes)
         tokenizer = gpt2 if config["data"].get("tokenizer") == "gpt2" else bert
         model_type = TASKS[arm.task][0].model_type
         fields = {"model": model_type, "vocab_size": tokenizer.get_vocab_size(), "num_labels": 4}
@@ -82,7 +81,7 @@ def test_table2_sizes_are_near_the_papers_counts(bert):
     claim = get_claim("pete-sts-finetune")
     for size, count in paper.items():
         arm = claim.arm(f"fourier-{size}-nli")
-        config = run_config(arm.task, arm.preset, list(arm.overrides))
+        config = run_config(arm.task, arm.preset, changes=list(arm.overrides.items()))
         fields = {"model": "sentence", "vocab_size": bert.get_vocab_size()}
         model = build_model(ModelConfig.from_dict({**config["model"], **fields}), tokenizer=bert)
         total = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -257,21 +256,21 @@ def test_a_setting_given_is_not_chosen():
     budget fixes the training length."""
     table1, table2 = get_claim("pete-sts-zero-shot"), get_claim("pete-sts-finetune")
     nli, sts = table1.arm("fourier-1x256"), table2.arm("fourier-58k")
-    lrs = [("train.lr=0.0003",), ("train.lr=0.001",), ("train.lr=0.003",)]
+    lrs = [(("train.lr", 0.0003),), (("train.lr", 0.001),), (("train.lr", 0.003),)]
     assert runner.grid_points(nli, runner.fixed_settings(table1, False, [])) == lrs
     assert len(runner.grid_points(sts, runner.fixed_settings(table2, False, []))) == 6
     paper = ["train.lr=2e-05"]
     assert runner.grid_points(nli, runner.fixed_settings(table1, False, paper)) == [()]
-    config = run_config(
-        nli.task, "pete-paper", arm_overrides(nli, 0, Path("r"), table1, False, paper)
-    )
+    changes = arm_overrides(nli, 0, Path("r"), table1, False, paper, preset="pete-paper")
+    config = run_config(nli.task, "pete-paper", changes=changes)
     assert config["train"]["lr"] == 2e-05 and config["train"]["steps"] == 122700
     quick = runner.fixed_settings(table2, True, [])
     assert runner.grid_points(sts, quick) == [
-        ("train.lr=2e-05",),
-        ("train.lr=0.0001",),
-        ("train.lr=0.0005",),
+        (("train.lr", 2e-05),),
+        (("train.lr", 0.0001),),
+        (("train.lr", 0.0005),),
     ]  # the quick budget's train.steps, not the grid's epochs
+    assert runner.point_name(runner.grid_points(sts, set())[1]) == "lr=2e-05,steps=568"
 
 
 def test_quick_pete_finetune_chooses_on_held_out_data_and_starts_from_the_chosen_nli_model(
@@ -292,7 +291,7 @@ def test_quick_pete_finetune_chooses_on_held_out_data_and_starts_from_the_chosen
     table2 = get_claim("pete-sts-finetune")
     kept = {"fourier-58k", "learned-bert-tiny"}
     arms = tuple(
-        dataclasses.replace(arm, grid=tuple(values[:2] for values in arm.grid[:1]))
+        dataclasses.replace(arm, grid={"train.lr": arm.grid["train.lr"][:2]} if arm.grid else {})
         for arm in table2.arms
         if arm.label.removesuffix("-nli") in kept
     )
@@ -317,8 +316,8 @@ def test_quick_pete_finetune_chooses_on_held_out_data_and_starts_from_the_chosen
             assert len(values) == 2 and values[tuple(sweep["chosen"])] == max(values.values())
             assert set(sweep["chosen"]) <= set(arm["overrides"])
             assert all("train/loss" in p["curves"] for p in sweep["points"])
-        nli_point = runner.point_name(tuple(nli["selection"]["chosen"]))
-        sts_point = runner.point_name(tuple(sts["selection"]["chosen"]))
+        nli_point = ",".join(item.split(".", 1)[1] for item in nli["selection"]["chosen"])
+        sts_point = ",".join(item.split(".", 1)[1] for item in sts["selection"]["chosen"])
         config = json.loads((runs / f"{label}@{sts_point}-seed0" / "config.json").read_text())
         start = runs / f"{label}-nli@{nli_point}-seed0" / "model"
         assert config["train"]["init"] == str(start)

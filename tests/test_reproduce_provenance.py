@@ -155,8 +155,8 @@ def test_the_runner_records_settings_departures_and_environments(tmp_path, corpu
         paper_scale="none",
         comparisons=(),
         arms=(
-            Arm("narrow", "learned", "lm", "kronecker-lm", ("model.embedding=learned",)),
-            Arm("wide", "learned, d=48", "lm", "kronecker-lm", ("model.dim=48",)),
+            Arm("narrow", "learned", "lm", "kronecker-lm", {"model.embedding": "learned"}),
+            Arm("wide", "learned, d=48", "lm", "kronecker-lm", {"model.dim": 48}),
         ),
     )
     monkeypatch.setitem(CLAIMS, claim.id, claim)

@@ -153,8 +153,10 @@ def test_a_mistyped_setting_is_one_clear_message(capsys):
 # -- compare ---------------------------------------------------------------------------
 def test_compare_applies_an_embedding_option_only_to_the_kinds_that_have_it():
     overrides = ["model.embedding.pos_dim=32", "train.steps=3"]
-    learned = run_config("lm", "tiny", arm_settings("learned", "standard", 0, overrides))
-    kronecker = run_config("lm", "tiny", arm_settings("kronecker", "standard", 0, overrides))
+    learned, kronecker = (
+        run_config("lm", "tiny", changes=arm_settings("lm", "tiny", kind, "standard", 0, overrides))
+        for kind in ("learned", "kronecker")
+    )
     assert learned["model"]["embedding"] == {"kind": "learned"}
     assert kronecker["model"]["embedding"] == {"kind": "kronecker", "pos_dim": 32}
     assert learned["train"]["steps"] == kronecker["train"]["steps"] == 3

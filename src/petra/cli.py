@@ -46,9 +46,15 @@ def _train(args: argparse.Namespace) -> None:
     from petra.training import distributed
 
     try:
-        overrides = [*args.set, *([f"train.init={args.init}"] if args.init else [])]
+        changes = [("train.init", args.init)] if args.init else []
         results = run_task(
-            args.task, args.preset, overrides, args.out, resume=args.resume, progress=not args.quiet
+            args.task,
+            args.preset,
+            args.set,
+            args.out,
+            changes=changes,
+            resume=args.resume,
+            progress=not args.quiet,
         )
         main_process = distributed.is_main()
     finally:
@@ -60,8 +66,9 @@ def _train(args: argparse.Namespace) -> None:
 def _eval(args: argparse.Namespace) -> None:
     from petra.tasks.run import evaluate_checkpoint
 
-    overrides = [*args.set, *([f"data.sts_eval={args.file}"] if args.file else [])]
-    print(json.dumps(evaluate_checkpoint(args.task, args.checkpoint, args.preset, overrides)))
+    changes = [("data.sts_eval", args.file)] if args.file else []
+    print(json.dumps(evaluate_checkpoint(args.task, args.checkpoint, args.preset, args.set,
+                                         changes=changes)))  # fmt: skip
 
 
 def _names(text: str) -> list[str]:

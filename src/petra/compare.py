@@ -33,8 +33,8 @@ from petra.embeddings import (
 )
 from petra.embeddings.budget import check_fits_in_memory
 from petra.models.config import BACKBONES
-from petra.tasks.run import TASKS, run_config, run_or_reuse, task_vocab_size
-from petra.tasks.settings import embedding_option
+from petra.tasks.run import TASKS, parse_overrides, run_config, run_or_reuse, task_vocab_size
+from petra.tasks.settings import Change, embedding_option
 
 MAIN_METRIC = {
     "nli-sts": "spearman",
@@ -123,7 +123,7 @@ def grid_points(grid: dict[str, list[str]], kind: str) -> list[dict[str, str]]:
     axes = {
         key: values
         for key, values in grid.items()
-        if embedding_option(f"{key}=") in (None, *embedding_options(kind))
+        if embedding_option(key) in (None, *embedding_options(kind))
     }
     return [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
 
@@ -155,29 +155,31 @@ def _check_arms(
             "train.init starts a run from one saved model, while compare builds each arm's "
             "model: use petra train --init for each starting point"
         )
-    for item in [*overrides, *(f"{key}=" for key in grid)]:
-        option = embedding_option(item)
+    for key in [*(item.partition("=")[0] for item in overrides), *grid]:
+        option = embedding_option(key)
         if option is not None and not any(option in embedding_options(k) for k in kinds):
-            key = item.partition("=")[0]
             raise ValueError(f"{key}: none of the kinds {kinds} has an option {option!r}")
 
 
 def arm_settings(
-    kind: str, backbone: str, seed: int, overrides: list[str], point: dict | None = None
-) -> list[str]:
-    """The `--set` values of one arm: the shared ones, each embedding option only for the
-    kinds that have it (`model.embedding.pos_dim=32` reaches the Kronecker arms alone), then
-    the arm's grid point, kind, backbone and seed."""
+    task: str,
+    preset: str,
+    kind: str,
+    backbone: str,
+    seed: int,
+    overrides: list[str],
+    point: dict | None = None,
+) -> list[Change]:
+    """The typed changes of one arm: the shared `--set` values, each embedding option only
+    for the kinds that have it (`model.embedding.pos_dim=32` reaches the Kronecker arms
+    alone), then the arm's grid point (both read as the arm's kind types them), its kind,
+    backbone and seed."""
     shared = [
         item for item in overrides if embedding_option(item) in (None, *embedding_options(kind))
     ]
-    return [
-        *shared,
-        *(f"{key}={value}" for key, value in (point or {}).items()),
-        f"model.embedding.kind={kind}",
-        f"model.backbone={backbone}",
-        f"train.seed={seed}",
-    ]
+    arm = [("model.embedding.kind", kind), ("model.backbone", backbone), ("train.seed", seed)]
+    given = parse_overrides(task, preset, [*shared, *(point or {}).items()], arm)
+    return [*given, *arm]
 
 
 def size_arm(task: str, config: dict, budget: Budget, vocab_sizes: dict) -> Sizing:
@@ -195,7 +197,8 @@ def size_arm(task: str, config: dict, budget: Budget, vocab_sizes: dict) -> Sizi
 
 
 def _plan(task, preset, kinds, backbones, seeds, overrides, axes, budget) -> list[tuple]:
-    """(kind, backbone, point, seed, sizing, run config) of every arm, all checked (and each
+    """(kind, backbone, point, seed, sizing, typed changes, run config) of every arm, all
+    checked (and each
     kind sized to the budget) before any arm runs; the kinds that cannot reach the budget
     are refused together."""
     plan, refused, vocab_sizes = [], {}, {}
@@ -203,8 +206,8 @@ def _plan(task, preset, kinds, backbones, seeds, overrides, axes, budget) -> lis
         for backbone in backbones:
             for point in grid_points(axes, kind):
                 for seed in seeds:
-                    settings = arm_settings(kind, backbone, seed, overrides, point)
-                    config = run_config(task, preset, settings)
+                    settings = arm_settings(task, preset, kind, backbone, seed, overrides, point)
+                    config = run_config(task, preset, changes=settings)
                     sizing = None
                     if budget is not None:
                         try:
@@ -212,9 +215,10 @@ def _plan(task, preset, kinds, backbones, seeds, overrides, axes, budget) -> lis
                         except BudgetUnreachable as error:
                             refused.setdefault(kind, str(error))
                             continue
-                        sized = [f"model.embedding.{k}={v}" for k, v in sizing.options.items()]
-                        config = run_config(task, preset, [*settings, *sized])
-                    plan.append((kind, backbone, point, seed, sizing, config))
+                        sized = [(f"model.embedding.{k}", v) for k, v in sizing.options.items()]
+                        settings = [*settings, *sized]
+                        config = run_config(task, preset, changes=settings)
+                    plan.append((kind, backbone, point, seed, sizing, settings, config))
     if refused:
         reasons = "\n".join(f"  - {reason}" for reason in refused.values())
         raise ValueError(
@@ -243,13 +247,14 @@ def compare(
     out = Path(out)
     plan = _plan(task, preset, kinds, backbones, seeds, overrides, axes, budget)
     if budget is not None:  # the sizing is part of the result, printed even when quiet
-        lines = (f"budget {s.budget:,} embedding parameters: {s.describe()}" for *_, s, _ in plan)
+        sizings = (arm[4] for arm in plan)
+        lines = (f"budget {s.budget:,} embedding parameters: {s.describe()}" for s in sizings)
         print("\n".join(dict.fromkeys(lines)), flush=True)  # each kind's sizing once
     arms = []
-    for kind, backbone, point, seed, sizing, config in plan:
+    for kind, backbone, point, seed, sizing, settings, _ in plan:
         sized = {} if sizing is None else sizing.options
         directory = out / "arms" / arm_name(kind, backbone, seed, {**point, **sized})
-        results = run_or_reuse(task, preset, config["overrides"], directory, progress)
+        results = run_or_reuse(task, preset, settings, directory, progress)
         arms.append(
             {
                 "kind": kind,

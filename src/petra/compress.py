@@ -33,8 +33,6 @@ import importlib.util
 import json
 import math
 import shutil
-import types
-import typing
 import warnings
 from dataclasses import asdict, dataclass, field
 from hashlib import sha256
@@ -52,7 +50,7 @@ from petra.hf.swap import HEADS, STARTS_FROM_TABLE, hf_model, unwrap_embedding
 from petra.tasks.distill import DistillData, cached_vectors, teacher_path, unlabeled_sentences
 from petra.tasks.run import check_same_settings, read_json
 from petra.tasks.sentence import cosine_correlations
-from petra.tasks.settings import describe, parse_value
+from petra.tasks.settings import describe, fits, parse_value
 from petra.training.config import TrainConfig
 from petra.training.trainer import Trainer
 
@@ -175,28 +173,8 @@ def _check_option_types(kind: str, options: dict) -> None:
         if key not in valid:
             have = ", ".join(sorted(valid)) or "none (its rank is factor_dim)"
             raise ValueError(f"a {kind} embedding has no option {key!r}; its options: {have}")
-        if not _fits(value, valid[key]):
+        if not fits(value, valid[key]):
             raise ValueError(f"option {key}={value!r}: expected {describe(valid[key])}")
-
-
-def _fits(value, hint) -> bool:
-    """Whether `value` (as Python or JSON gives it) is of the annotated type `hint`."""
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return any(value is None if a is type(None) else _fits(value, a) for a in args)
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is str:
-        return isinstance(value, str)
-    if typing.get_origin(hint) is list:
-        return isinstance(value, list) and all(_fits(v, args[0]) for v in value)
-    if hint is dict:
-        return isinstance(value, dict)
-    return True
 
 
 # -- the pretrained model -------------------------------------------------------------------
@@ -803,7 +781,7 @@ def _finished_result(folder: Path) -> dict:
         name = key if section is None else f"{section}.{key}"
         if not isinstance(holder, dict) or key not in holder:
             refuse(f"no {name}")
-        if not _fits(holder[key], hint):
+        if not fits(holder[key], hint):
             refuse(f"{name} is {holder[key]!r}, not {describe(hint)}")
     if not isinstance(quality, dict) or not all(isinstance(quality.get(s), dict) for s in STAGES):
         refuse(f"quality must hold {', '.join(STAGES)}")
@@ -812,7 +790,7 @@ def _finished_result(folder: Path) -> dict:
         if not metrics or list(quality[stage]) != metrics:
             refuse(f"quality.{stage} measures {list(quality[stage])}, the original {metrics}")
         for metric, value in quality[stage].items():
-            if not _fits(value, float):
+            if not fits(value, float):
                 refuse(f"quality.{stage}.{metric} is {value!r}, not a number")
             if not math.isfinite(value):
                 raise ValueError(

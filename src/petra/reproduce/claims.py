@@ -11,7 +11,8 @@ instead of arms, whose repeats stand in for seeds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from petra.embeddings import size_for_budget
 
@@ -22,19 +23,20 @@ LTRANSFORMER = "L-Transformer (arXiv 2603.05727)"
 
 @dataclass(frozen=True)
 class Arm:
-    """One training protocol; run once per seed as `petra train TASK --preset PRESET --set
-    ...`. `init_from` names an arm of the same claim whose model (same seed) this one starts
-    from (`--init`). `grid` lists, per setting, the `--set` values to choose among (their
-    product is swept on the first seed and the best point by the claim's `selection` kept
-    for every seed)."""
+    """One training protocol; run once per seed as `petra train TASK --preset PRESET` with its
+    `overrides` (typed changes `{"model.embedding": "kronecker", "train.lr": 0.001}`, see
+    `petra.tasks.settings`). `init_from` names an arm of the same claim whose model (same
+    seed) this one starts from (`--init`). `grid` lists, per setting, the values to choose
+    among (their product is swept on the first seed and the best point by the claim's
+    `selection` kept for every seed)."""
 
     label: str
     description: str
     task: str
     preset: str
-    overrides: tuple[str, ...] = ()
+    overrides: Mapping[str, object] = field(default_factory=dict)
     init_from: str | None = None
-    grid: tuple[tuple[str, ...], ...] = ()
+    grid: Mapping[str, tuple] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -90,8 +92,8 @@ class Claim:
     runs_of: str | None = None  # the claim whose runs this one analyses
     analysis: str | None = None  # petra.reproduce.analyses function: (runs, seeds) -> result
     measure: str | None = None  # petra.reproduce.measures function: (repeats, quick) -> result
-    settings: tuple[str, ...] = ()  # what the claim is about: set on every arm, any preset
-    quick: tuple[str, ...] = ()  # --set values of the short budget of --quick
+    settings: Mapping[str, object] = field(default_factory=dict)  # set on every arm, any preset
+    quick: Mapping[str, object] = field(default_factory=dict)  # the short budget of --quick
     plots: tuple[dict, ...] = ()
     notes: tuple[str, ...] = ()
     seeds: int | None = None  # a fixed count (e.g. repeats of a measurement), else --seeds
@@ -102,8 +104,8 @@ class Claim:
         return next(arm for arm in self.arms if arm.label == label)
 
 
-def _sizes(dim: int, layers: int, heads: int) -> tuple[str, ...]:
-    return (f"model.dim={dim}", f"model.n_layers={layers}", f"model.n_heads={heads}")
+def _sizes(dim: int, layers: int, heads: int) -> dict[str, int]:
+    return {"model.dim": dim, "model.n_layers": layers, "model.n_heads": heads}
 
 
 # -- PETE -------------------------------------------------------------------------------
@@ -113,24 +115,24 @@ def _sizes(dim: int, layers: int, heads: int) -> tuple[str, ...]:
 # of 0.1 (yielded best results)"); the Fourier arm reads RMSNorm(T + R T + b) and has no
 # dropout ("Fourier embedding omits dropout"). The controls at Fourier's budget are set up as
 # the arm they are compared with (the norm on their token vectors, no dropout).
-_LEARNED_SETUP = (
-    "model.embedding=learned",
-    "model.embedding_norm=true",
-    "model.embedding_dropout=0.1",
-    "model.dropout=0.1",
-)
-_FOURIER_SETUP = (
-    "model.embedding=fourier",
-    "model.embedding.refine_bias=true",
-    "model.embedding.final_norm=true",
-)
-_CONTROL_SETUP = ("model.embedding_norm=true",)
+_LEARNED_SETUP = {
+    "model.embedding": "learned",
+    "model.embedding_norm": True,
+    "model.embedding_dropout": 0.1,
+    "model.dropout": 0.1,
+}
+_FOURIER_SETUP = {
+    "model.embedding": "fourier",
+    "model.embedding.refine_bias": True,
+    "model.embedding.final_norm": True,
+}
+_CONTROL_SETUP = {"model.embedding_norm": True}
 
 # Settings are chosen per arm on held-out data, never on STS-B dev (the reported split): 20 %
 # of STS-B train (1,150 of 5,749 pairs, the same for every arm and seed) is set aside and
 # scored zero-shot (Table 1, whose protocol never trains on STS-B) or after fine-tuning on the
 # other 80 % (Table 2).
-_HELDOUT = ("data.sts_heldout=0.2",)
+_HELDOUT = {"data.sts_heldout": 0.2}
 
 
 def _selection(metric: str) -> Selection:
@@ -145,7 +147,7 @@ def _selection(metric: str) -> Selection:
     )
 
 
-_NLI_LRS = (("train.lr=0.0003", "train.lr=0.001", "train.lr=0.003"),)
+_NLI_LRS = {"train.lr": (0.0003, 0.001, 0.003)}
 
 _PETE_DATA = (
     "data: the paper trains on the entailment subsets of SNLI + MultiNLI (its text: about 200k "
@@ -191,17 +193,17 @@ _PETE_MODEL = (
 _FOURIER_BUDGET = 256 * 256
 
 
-def _at_fourier_budget(kind: str) -> tuple[str, ...]:
+def _at_fourier_budget(kind: str) -> dict[str, object]:
     sizing = size_for_budget(kind, 30522, 256, _FOURIER_BUDGET)
-    return (
-        f"model.embedding={kind}",
-        *(f"model.embedding.{k}={v}" for k, v in sizing.options.items()),
-        *_CONTROL_SETUP,
-    )
+    return {
+        "model.embedding": kind,
+        **{f"model.embedding.{k}": v for k, v in sizing.options.items()},
+        **_CONTROL_SETUP,
+    }
 
 
-def _nli_arm(label: str, description: str, setup: tuple[str, ...], size) -> Arm:
-    return Arm(label, description, "nli-sts", "pete", (*setup, *_sizes(*size)), grid=_NLI_LRS)
+def _nli_arm(label: str, description: str, setup: dict, size) -> Arm:
+    return Arm(label, description, "nli-sts", "pete", {**setup, **_sizes(*size)}, grid=_NLI_LRS)
 
 
 _TABLE1_MARGIN = (
@@ -306,7 +308,7 @@ PETE_TABLE1 = Claim(
             paper_difference=-0.14,
         ),
     ),
-    quick=("train.steps=60", "train.eval_every=60", "data.max_train_pairs=2000"),
+    quick={"train.steps": 60, "train.eval_every": 60, "data.max_train_pairs": 2000},
     plots=(
         {
             "kind": "curve",
@@ -337,16 +339,13 @@ _BERT_TINY = 74.3  # the paper's BERT-Tiny row (official report), Pearson
 # Fine-tuning on the 4,599 STS-B train pairs outside the held-out 20 %, batch 64 (71 steps an
 # epoch), with the paper's loss 1 - Pearson; lr and epochs chosen on the held-out pairs
 _STS_EPOCH = 4599 // 64
-_STS_GRID = (
-    ("train.lr=2e-05", "train.lr=0.0001", "train.lr=0.0005"),
-    (f"train.steps={2 * _STS_EPOCH}", f"train.steps={8 * _STS_EPOCH}"),
-)
-_STS_SETUP = (
-    "data.sts_loss=pearson",
-    "train.batch_size=64",
-    f"train.eval_every={2 * _STS_EPOCH}",
-    "train.checkpoint_every=200",
-)
+_STS_GRID = {"train.lr": (2e-05, 0.0001, 0.0005), "train.steps": (2 * _STS_EPOCH, 8 * _STS_EPOCH)}
+_STS_SETUP = {
+    "data.sts_loss": "pearson",
+    "train.batch_size": 64,
+    "train.eval_every": 2 * _STS_EPOCH,
+    "train.checkpoint_every": 200,
+}
 
 
 def _table2_arms() -> tuple[Arm, ...]:
@@ -451,7 +450,7 @@ PETE_TABLE2 = Claim(
     metrics=("spearman",),
     arms=_table2_arms(),
     comparisons=_table2_comparisons(),
-    quick=("train.steps=40", "train.eval_every=40", "data.max_train_pairs=2000"),
+    quick={"train.steps": 40, "train.eval_every": 40, "data.max_train_pairs": 2000},
     plots=(
         {
             "kind": "versus",
@@ -568,21 +567,21 @@ KRONECKER_LM = Claim(
             "learned, tied head (paper's baseline)",
             "lm",
             "kronecker-lm",
-            ("model.embedding=learned",),
+            {"model.embedding": "learned"},
         ),
         Arm(
             "kronecker-untied",
             "Kronecker, untied head (paper's arm)",
             "lm",
             "kronecker-lm",
-            ("model.embedding=kronecker",),
+            {"model.embedding": "kronecker"},
         ),
         Arm(
             "learned-untied",
             "learned, untied head (control)",
             "lm",
             "kronecker-lm",
-            ("model.embedding=learned", "model.tie_embeddings=false"),
+            {"model.embedding": "learned", "model.tie_embeddings": False},
         ),
         Arm(
             "ngram-untied",
@@ -590,10 +589,14 @@ KRONECKER_LM = Claim(
             "pos_dim 16), untied head (control)",
             "lm",
             "kronecker-lm",
-            ("model.embedding=ngram", "model.embedding.rows=4096", "model.tie_embeddings=false"),
+            {
+                "model.embedding": "ngram",
+                "model.embedding.rows": 4096,
+                "model.tie_embeddings": False,
+            },
         ),
     ),
-    settings=("data.tokenizer=gpt2",),
+    settings={"data.tokenizer": "gpt2"},
     analysis="lm_steps_to_target",
     comparisons=(
         Comparison(
@@ -632,7 +635,7 @@ KRONECKER_LM = Claim(
             paper="~1.43x fewer (-30 %)",
         ),
     ),
-    quick=("train.steps=30", "train.eval_every=10", "data.max_eval_blocks=16"),
+    quick={"train.steps": 30, "train.eval_every": 10, "data.max_eval_blocks": 16},
     plots=(
         {
             "kind": "curve",
@@ -989,8 +992,9 @@ _LT_DIFFERENCES = (
 )
 
 
-def _spectral(slices: int, heads: int, *extra: str) -> tuple[str, ...]:
-    return ("model.backbone=spectral", f"model.slices={slices}", f"model.n_heads={heads}", *extra)
+def _spectral(slices: int, heads: int, extra: dict | None = None) -> dict[str, object]:
+    return {"model.backbone": "spectral", "model.slices": slices, "model.n_heads": heads,
+            **(extra or {})}  # fmt: skip
 
 
 LT_IMDB = Claim(
@@ -1016,7 +1020,7 @@ LT_IMDB = Claim(
         "every arm of a seed), to keep evaluation short",
     ),
     arms=(
-        Arm("standard", "standard encoder", "classify", "lt-imdb", ("model.backbone=standard",)),
+        Arm("standard", "standard encoder", "classify", "lt-imdb", {"model.backbone": "standard"}),
         Arm("p2", "p=2, DCT, no scaling", "classify", "lt-imdb", _spectral(2, 2)),
         Arm("p4", "p=4, DCT, no scaling", "classify", "lt-imdb", _spectral(4, 1)),
         Arm(
@@ -1024,21 +1028,21 @@ LT_IMDB = Claim(
             "p=4, DCT, decay scaling",
             "classify",
             "lt-imdb",
-            _spectral(4, 1, "model.freq_scaling=decay"),
+            _spectral(4, 1, {"model.freq_scaling": "decay"}),
         ),
         Arm(
             "p4-learned",
             "p=4, DCT, learned scaling",
             "classify",
             "lt-imdb",
-            _spectral(4, 1, "model.freq_scaling=learned"),
+            _spectral(4, 1, {"model.freq_scaling": "learned"}),
         ),
         Arm(
             "p4-identity",
             "p=4, identity transform (control)",
             "classify",
             "lt-imdb",
-            _spectral(4, 1, "model.transform=identity"),
+            _spectral(4, 1, {"model.transform": "identity"}),
         ),
     ),
     comparisons=(
@@ -1066,13 +1070,13 @@ LT_IMDB = Claim(
         Comparison("p=4: learned scaling vs none", "accuracy", "p4-learned", "p4", "higher"),
         Comparison("p=4: DCT vs identity transform", "accuracy", "p4", "p4-identity", "higher"),
     ),
-    settings=("data.dataset=imdb",),
-    quick=(
-        "train.steps=30",
-        "train.eval_every=30",
-        "data.max_train_examples=2000",
-        "data.max_eval_examples=500",
-    ),
+    settings={"data.dataset": "imdb"},
+    quick={
+        "train.steps": 30,
+        "train.eval_every": 30,
+        "data.max_train_examples": 2000,
+        "data.max_eval_examples": 500,
+    },
     plots=(
         {
             "kind": "versus",
@@ -1119,7 +1123,7 @@ LT_AGNEWS = Claim(
             "standard, d=256",
             "classify",
             "lt-agnews",
-            ("model.backbone=standard",),
+            {"model.backbone": "standard"},
         ),
         Arm("p4-256", "p=4, d=256", "classify", "lt-agnews", _spectral(4, 1)),
         Arm(
@@ -1127,17 +1131,17 @@ LT_AGNEWS = Claim(
             "standard, d=512",
             "classify",
             "lt-agnews",
-            ("model.backbone=standard", "model.dim=512", "model.n_heads=8"),
+            {"model.backbone": "standard", "model.dim": 512, "model.n_heads": 8},
         ),
-        Arm("p4-512", "p=4, d=512", "classify", "lt-agnews", _spectral(4, 2, "model.dim=512")),
+        Arm("p4-512", "p=4, d=512", "classify", "lt-agnews", _spectral(4, 2, {"model.dim": 512})),
         Arm(
             "standard-768",
             "standard, d=768",
             "classify",
             "lt-agnews",
-            ("model.backbone=standard", "model.dim=768", "model.n_heads=12"),
+            {"model.backbone": "standard", "model.dim": 768, "model.n_heads": 12},
         ),
-        Arm("p4-768", "p=4, d=768", "classify", "lt-agnews", _spectral(4, 3, "model.dim=768")),
+        Arm("p4-768", "p=4, d=768", "classify", "lt-agnews", _spectral(4, 3, {"model.dim": 768})),
     ),
     comparisons=(
         Comparison(
@@ -1170,8 +1174,8 @@ LT_AGNEWS = Claim(
             1.0,
         ),
     ),
-    settings=("data.dataset=agnews",),
-    quick=("train.steps=30", "train.eval_every=30", "data.max_train_examples=1000"),
+    settings={"data.dataset": "agnews"},
+    quick={"train.steps": 30, "train.eval_every": 30, "data.max_train_examples": 1000},
     notes=(
         "Small-drop margin, fixed in this registry entry after the earlier runs of this "
         "claim were seen (no figure of the paper sets it): the abstract calls "

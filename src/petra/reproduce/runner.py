@@ -48,8 +48,15 @@ from petra.atomic import atomic_write_text
 from petra.provenance import environment
 from petra.reproduce.analyses import source_digest
 from petra.reproduce.claims import CLAIMS, Arm, Claim, claim_arms, get_claim
-from petra.tasks.run import effective_settings, load_preset, read_json, run_config, run_or_reuse
-from petra.tasks.settings import SET_BY_TASK
+from petra.tasks.run import (
+    effective_settings,
+    load_preset,
+    parse_overrides,
+    read_json,
+    run_config,
+    run_or_reuse,
+)
+from petra.tasks.settings import SET_BY_TASK, Change, format_change, text
 from petra.training.trainer import TrainingDiverged
 
 DEFAULT_SEEDS = 3
@@ -63,10 +70,14 @@ def layout(out: str | Path, quick: bool) -> tuple[Path, Path]:
     return base / "runs", base / "results"
 
 
-def grid_points(arm: Arm, fixed: set[str] = frozenset()) -> list[tuple[str, ...]]:
-    """Every point of the arm's grid (one `--set` value per setting), without the settings in
-    `fixed`; [()] without a grid."""
-    return list(itertools.product(*(v for v in arm.grid if _key(v[0]) not in fixed)))
+Point = tuple[Change, ...]  # one value of each setting of an arm's grid
+
+
+def grid_points(arm: Arm, fixed: set[str] = frozenset()) -> list[Point]:
+    """Every point of the arm's grid (one value per setting, as typed changes), without the
+    settings in `fixed`; [()] without a grid."""
+    axes = {key: values for key, values in arm.grid.items() if key not in fixed}
+    return [tuple(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
 
 
 def _key(item: str) -> str:
@@ -77,15 +88,20 @@ def fixed_settings(claim: Claim, quick: bool, extra: list[str]) -> set[str]:
     """The settings that no grid may choose in this run: those given with --set (e.g.
     `--set train.lr=2e-05` with `--preset pete-paper` runs the paper's lr) and those of the
     quick budget."""
-    return {_key(item) for item in [*extra, *(claim.quick if quick else ())]}
+    return {*(_key(item) for item in extra), *(claim.quick if quick else {})}
 
 
-def point_name(point: tuple[str, ...]) -> str:
-    """`lr=0.001,steps=142` for ("train.lr=0.001", "train.steps=142")."""
-    return ",".join(item.split(".", 1)[-1] for item in point)
+def point_name(point: Point) -> str:
+    """`lr=0.001,steps=142` for (("train.lr", 0.001), ("train.steps", 142))."""
+    return ",".join(format_change(key.split(".", 1)[-1], value) for key, value in point)
 
 
-def run_directory(runs: Path, label: str, seed: int, point: tuple[str, ...] = ()) -> Path:
+def _texts(changes) -> list[str]:
+    """Changes as the `--set` values they are (for the results JSON and the report)."""
+    return [format_change(key, value) for key, value in changes]
+
+
+def run_directory(runs: Path, label: str, seed: int, point: Point = ()) -> Path:
     name = f"{label}@{point_name(point)}" if point else label
     return runs / f"{name}-seed{seed}"
 
@@ -97,19 +113,23 @@ def arm_overrides(
     claim: Claim,
     quick: bool,
     extra: list[str],
-    point: tuple[str, ...] = (),
-    chosen: dict[str, tuple[str, ...]] | None = None,
-) -> list[str]:
-    """The `--set` values of one arm's run: the claim's own settings, the arm's, its grid
-    `point`, the claim's quick budget, the user's, the seed, and the model to start from (the
-    run of `init_from` at its `chosen` point, as an absolute path, so that `--out` may be
-    spelled any way)."""
-    items = [*claim.settings, *arm.overrides, *point, *(claim.quick if quick else ()), *extra]
-    items.append(f"train.seed={seed}")
+    point: Point = (),
+    chosen: dict[str, Point] | None = None,
+    preset: str | None = None,
+) -> list[Change]:
+    """The typed changes of one arm's run: the claim's own settings, the arm's, its grid
+    `point`, the claim's quick budget, the user's --set values (read for the arm's task and
+    `preset`, by default its own), the seed, and the model to start from (the run of
+    `init_from` at its `chosen` point, as an absolute path, so that `--out` may be spelled
+    any way)."""
+    quick_budget = claim.quick.items() if quick else ()
+    items = [*claim.settings.items(), *arm.overrides.items(), *point, *quick_budget]
+    items += parse_overrides(arm.task, preset or arm.preset, extra, items)
+    items.append(("train.seed", seed))
     if arm.init_from is not None:
         start_point = (chosen or {}).get(arm.init_from, ())
         start = run_directory(runs, arm.init_from, seed, start_point) / "model"
-        items.append(f"train.init={start.resolve()}")
+        items.append(("train.init", str(start.resolve())))
     return items
 
 
@@ -145,13 +165,13 @@ class _Plan:
     preset: str | None
     extra: list[str]
     progress: bool
-    chosen: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    chosen: dict[str, Point] = dataclasses.field(default_factory=dict)
 
-    def points(self, arm: Arm) -> list[tuple[str, ...]]:
+    def points(self, arm: Arm) -> list[Point]:
         """The arm's grid points to choose among in this run ([()]: nothing to choose)."""
         return grid_points(arm, fixed_settings(self.owner, self.quick, self.extra))
 
-    def run(self, arm: Arm, seed: int, point: tuple[str, ...], what: str) -> tuple[dict, Path]:
+    def run(self, arm: Arm, seed: int, point: Point, what: str) -> tuple[dict, Path]:
         """Run (or reuse) the arm at `point` on `seed`: (its results, its directory)."""
         directory = run_directory(self.runs, arm.label, seed, point)
         items = self.overrides(arm, seed, point)
@@ -161,13 +181,14 @@ class _Plan:
         print(f"[{self.claim.id}]   done in {time.monotonic() - started:.0f} s", flush=True)
         return results, directory
 
-    def overrides(self, arm: Arm, seed: int, point: tuple[str, ...]) -> list[str]:
+    def overrides(self, arm: Arm, seed: int, point: Point) -> list[Change]:
         return arm_overrides(
-            arm, seed, self.runs, self.owner, self.quick, self.extra, point, self.chosen
-        )
+            arm, seed, self.runs, self.owner, self.quick, self.extra, point, self.chosen,
+            self.preset,
+        )  # fmt: skip
 
 
-def select_point(plan: _Plan, arm: Arm, seed: int) -> tuple[tuple[str, ...], dict]:
+def select_point(plan: _Plan, arm: Arm, seed: int) -> tuple[Point, dict]:
     """Run every point of the arm's grid on `seed` (or reuse it) and return the point whose
     final `selection.metric` is best, with the record of the sweep. A point whose run
     diverges is recorded as such and never chosen."""
@@ -181,7 +202,7 @@ def select_point(plan: _Plan, arm: Arm, seed: int) -> tuple[tuple[str, ...], dic
             results, directory = plan.run(arm, seed, point, what)
         except TrainingDiverged as error:
             print(f"[{plan.claim.id}]   diverged: {error}", flush=True)
-            sweep.append({"settings": list(point), "value": None, "diverged": str(error)})
+            sweep.append({"settings": _texts(point), "value": None, "diverged": str(error)})
             continue
         if selection.metric not in results["metrics"]:
             raise ValueError(
@@ -190,7 +211,7 @@ def select_point(plan: _Plan, arm: Arm, seed: int) -> tuple[tuple[str, ...], dic
             )
         value = results["metrics"][selection.metric]
         curves = _curves(directory, keep={"train/loss", f"eval/{selection.metric}"})
-        entry = {"settings": list(point), "value": value, "curves": curves}
+        entry = {"settings": _texts(point), "value": value, "curves": curves}
         if not (isinstance(value, (int, float)) and math.isfinite(value)):  # e.g. a collapse
             entry |= {"value": None, "diverged": f"{selection.metric} is {value}"}
         sweep.append(entry)
@@ -202,7 +223,7 @@ def select_point(plan: _Plan, arm: Arm, seed: int) -> tuple[tuple[str, ...], dic
     sign = 1 if selection.better == "higher" else -1
     best = max(finite, key=lambda entry: sign * entry["value"])  # the first of equals
     record = {"metric": selection.metric, "better": selection.better, "seed": seed}
-    return tuple(best["settings"]), {**record, "points": sweep, "chosen": best["settings"]}
+    return points[sweep.index(best)], {**record, "points": sweep, "chosen": best["settings"]}
 
 
 def _train_arms(
@@ -231,7 +252,7 @@ def _train_arms(
                 "description": arm_description(arm, extra),
                 "task": arm.task,
                 "preset": preset or arm.preset,
-                "overrides": [i for i in items if not i.startswith(("train.seed=", "train.init="))],
+                "overrides": _texts(c for c in items if c[0] not in ("train.seed", "train.init")),
                 "params": results["params"],
                 "per_seed": {},
                 "steps_per_s": {},
@@ -299,9 +320,8 @@ def arm_settings(plan: _Plan, arm: Arm, directories: dict[int, Path]) -> list[di
     ..., "data": ..., "departures": [...]}` (one entry unless the runs differ beyond their
     seed)."""
     grid = {
-        _key(values[0]): "chosen on held-out data from "
-        + ", ".join(item.split("=", 1)[1] for item in values)
-        for values in arm.grid
+        key: "chosen on held-out data from " + ", ".join(text(value) for value in values)
+        for key, values in arm.grid.items()
     }
     groups: dict[str, dict] = {}  # by the settings and departures they share
     for seed, directory in directories.items():
@@ -311,7 +331,7 @@ def arm_settings(plan: _Plan, arm: Arm, directories: dict[int, Path]) -> list[di
         )
         point = plan.chosen.get(arm.label, ())
         items = arm_overrides(arm, seed, plan.runs, plan.owner, False, [], point, plan.chosen)
-        protocol = recorded_settings(run_config(arm.task, arm.preset, items), seed)
+        protocol = recorded_settings(run_config(arm.task, arm.preset, changes=items), seed)
         entry = {
             **recorded,
             "departures": departures(recorded, protocol, grid),
@@ -345,27 +365,32 @@ def check_claim(claim: Claim, quick: bool, preset, extra: list[str]) -> None:
     for arm in owner.arms:
         if arm.init_from is None:
             for point in grid_points(arm, fixed):
-                items = arm_overrides(arm, 0, Path("runs"), owner, quick, extra, point)
-                run_config(arm.task, preset or arm.preset, items)
+                runs = Path("runs")
+                items = arm_overrides(arm, 0, runs, owner, quick, extra, point, None, preset)
+                run_config(arm.task, preset or arm.preset, changes=items)
         else:
             load_preset(arm.task, preset or arm.preset)
 
 
 def setting_keys(item: str) -> list[str]:
-    """The model settings a `--set` value sets, spelled one way: `model.embedding` for the
-    kind (however given: `model.embedding=qr`, `model.embedding.kind=qr`, or a JSON object
-    `model.embedding={"kind": "qr", ...}`, whose options count as `model.embedding.<option>`),
-    else its key."""
-    key, _, text = item.partition("=")
+    """The model settings a `--set` value sets (`change_keys` of the value it types)."""
+    key, _, value = item.partition("=")
+    if key == "model.embedding" and value.lstrip().startswith("{"):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            pass  # refused by name when the settings are applied
+    return change_keys(key, value)
+
+
+def change_keys(key: str, value) -> list[str]:
+    """The settings a change sets, spelled one way: `model.embedding` for the kind (however
+    given: `model.embedding` = "qr", `model.embedding.kind` = "qr", or an object {"kind":
+    "qr", ...}, whose options count as `model.embedding.<option>`), else its key."""
     if key == "model.embedding.kind":
         return ["model.embedding"]
-    if key == "model.embedding" and text.lstrip().startswith("{"):
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            return [key]  # refused by name when the settings are applied
-        options = value if isinstance(value, dict) else {}
-        return [key, *(f"{key}.{name}" for name in options if name != "kind")]
+    if key == "model.embedding" and isinstance(value, dict):
+        return [key, *(f"{key}.{name}" for name in value if name != "kind")]
     return [key]
 
 
@@ -377,11 +402,11 @@ def arm_defining_settings(claim: Claim) -> dict[str, tuple[str, str]]:
     defining: dict[str, tuple[str, str]] = {}
     sources = [("the claim's settings", claim.settings)]
     sources += [(f"arm {arm.label} ({arm.description})", arm.overrides) for arm in claim.arms]
-    for who, items in sources:
-        for item in items:
-            for key in setting_keys(item):
+    for who, changes in sources:
+        for change in changes.items():
+            for key in change_keys(*change):
                 if key.startswith("model."):
-                    defining.setdefault(key, (who, item))
+                    defining.setdefault(key, (who, format_change(*change)))
     return defining
 
 

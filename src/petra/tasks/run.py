@@ -1,9 +1,15 @@
-"""From a task name, a preset and overrides to a trained model in a run directory."""
+"""From a task name, a preset and changes of its settings to a trained model in a run
+directory.
+
+A run's settings are the preset's sections changed by typed changes (`changes`, as `petra
+compare` and `petra reproduce` give them) and by command-line `--set` strings (`overrides`,
+read by `petra.tasks.settings`, in the context of the changes, and applied before them)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -16,6 +22,7 @@ from petra.tasks.classify import ClassifyData, ClassifyTask
 from petra.tasks.distill import DistillData, DistillTask
 from petra.tasks.lm import LMData, LMTask
 from petra.tasks.sentence import NLISTSTask, SentenceData, STSTask
+from petra.tasks.settings import Change
 from petra.training import TrainConfig, Trainer
 
 TASKS = {
@@ -38,21 +45,39 @@ def presets() -> list[str]:
     return sorted(p.stem for p in PRESETS_DIR.glob("*.json"))
 
 
+SHARED = "all"  # a preset's block of settings that every task of it shares
+
+
 def load_preset(task: str, preset: str) -> dict:
-    """The `model`, `train` and `data` sections of `preset` for `task`."""
+    """The `model`, `train` and `data` sections of `preset` for `task`: the task's own block
+    over the preset's shared block (`"all"`), section by section (a key the task gives
+    replaces the shared one, `model.embedding` included)."""
     _choose(task, TASKS, "task")
     _choose(preset, presets(), "preset")
-    sections = json.loads((PRESETS_DIR / f"{preset}.json").read_text())
-    if task not in sections:
+    blocks = json.loads((PRESETS_DIR / f"{preset}.json").read_text())
+    if task not in blocks:
         raise ValueError(f"preset {preset!r} has no settings for task {task!r}")
-    return {name: dict(sections[task].get(name, {})) for name in SECTIONS}
+    shared, own = blocks.get(SHARED, {}), blocks[task]
+    return {name: {**shared.get(name, {}), **own.get(name, {})} for name in SECTIONS}
 
 
 def apply_overrides(task: str, spec: dict, overrides: list[str]) -> dict:
-    """`spec` with each `section.key=value` of `overrides` applied, typed by its field (see
-    `petra.tasks.settings`)."""
+    """`spec` with each command-line `section.key=value` of `overrides` applied, typed by its
+    field (see `petra.tasks.settings`)."""
     _choose(task, TASKS, "task")
     return settings.apply_overrides(spec, overrides, TASKS[task][1])
+
+
+def parse_overrides(
+    task: str, preset: str, overrides: list[str], changes: Sequence[Change] = ()
+) -> list[Change]:
+    """Command-line `--set` strings as typed changes of the task's settings under `preset`,
+    each typed in the context of the typed `changes` (so an embedding option takes the type
+    of the kind they choose)."""
+    _choose(task, TASKS, "task")
+    data_class = TASKS[task][1]
+    context = settings.apply_changes(load_preset(task, preset), changes, data_class)
+    return settings.parse_overrides(context, list(overrides), data_class)
 
 
 def task_vocab_size(task_name: str, data: dict) -> int:
@@ -99,11 +124,11 @@ def check_spec(task_name: str, spec: dict) -> None:
     data_cls(**spec["data"])
 
 
-def _with_initial_model(task_name: str, spec: dict, overrides: list[str]) -> dict:
+def _with_initial_model(task_name: str, spec: dict, changes: list[Change]) -> dict:
     """`train.init=DIR`: the run starts from the model saved in DIR, so its model section is
     that model's config (what config.json then records); model settings given beside it
     are refused, since they would not describe the model trained."""
-    given = [item for item in overrides if item.startswith("model.")]
+    given = [settings.format_change(k, v) for k, v in changes if k.startswith("model.")]
     if given:
         raise ValueError(
             f"the model comes from train.init={spec['train']['init']}: drop {given[0]!r} "
@@ -114,17 +139,25 @@ def _with_initial_model(task_name: str, spec: dict, overrides: list[str]) -> dic
     return {**spec, "model": model}
 
 
-def run_config(task_name: str, preset: str, overrides: list[str] | None = None) -> dict:
-    """What a run directory's config.json records: task, preset, overrides, the format of
-    the settings and the sections; the settings are checked."""
-    spec = apply_overrides(task_name, load_preset(task_name, preset), overrides or [])
+def run_config(
+    task_name: str,
+    preset: str,
+    overrides: list[str] | None = None,
+    *,
+    changes: Sequence[Change] = (),
+) -> dict:
+    """What a run directory's config.json records: task, preset, the changes of the preset's
+    settings (`overrides`, then `changes`, each in the `--set` language), the format of the
+    settings and the sections; the settings are checked."""
+    typed = [*parse_overrides(task_name, preset, overrides or [], changes), *changes]
+    spec = settings.apply_changes(load_preset(task_name, preset), typed, TASKS[task_name][1])
     if spec["train"].get("init") is not None:
-        spec = _with_initial_model(task_name, spec, overrides or [])
+        spec = _with_initial_model(task_name, spec, typed)
     check_spec(task_name, spec)
     return {
         "task": task_name,
         "preset": preset,
-        "overrides": overrides or [],
+        "overrides": [settings.format_change(*change) for change in typed],
         "run_format": RUN_FORMAT,
         **spec,
     }
@@ -249,7 +282,9 @@ def load_fitting_model(checkpoint: Path, config: ModelConfig, task):
     return load_pretrained(checkpoint, tokenizer=task.tokenizer)
 
 
-def evaluation_spec(task_name: str, checkpoint: Path, preset: str, overrides: list[str]) -> dict:
+def evaluation_spec(
+    task_name: str, checkpoint: Path, preset: str, overrides: list[str], changes=()
+) -> dict:
     """The settings to evaluate `checkpoint` on `task_name`: those of the run it came from
     when that run was of the same task (so a held-out split is the one it was held out from),
     else the preset's with the data settings the two tasks share taken from that run."""
@@ -260,14 +295,20 @@ def evaluation_spec(task_name: str, checkpoint: Path, preset: str, overrides: li
     elif saved is not None:
         shared = settings.section_types("data", TASKS[task_name][1])
         base["data"] |= {k: v for k, v in saved.get("data", {}).items() if k in shared}
-    overrides = list(overrides)
+    data_class = TASKS[task_name][1]
+    typed = [*settings.parse_overrides(base, list(overrides), data_class), *changes]
     if (checkpoint / "tokenizer.json").is_file():  # the tokenizer it was trained with
-        overrides.append(f"data.tokenizer={checkpoint}")
-    return apply_overrides(task_name, base, overrides)
+        typed.append(("data.tokenizer", str(checkpoint)))
+    return settings.apply_changes(base, typed, data_class)
 
 
 def evaluate_checkpoint(
-    task_name: str, checkpoint: str | Path, preset: str, overrides: list[str] | None = None
+    task_name: str,
+    checkpoint: str | Path,
+    preset: str,
+    overrides: list[str] | None = None,
+    *,
+    changes: Sequence[Change] = (),
 ) -> dict:
     """The metrics of the model saved in `checkpoint` on the held-out data of `task_name`.
     A checkpoint fits a task when its model type is the task's (any sentence task scores a
@@ -277,7 +318,7 @@ def evaluate_checkpoint(
     checkpoint = Path(checkpoint)
     config = saved_model_config(task_name, checkpoint, "evaluates")
     task_cls, data_cls = TASKS[task_name]
-    spec = evaluation_spec(task_name, checkpoint, preset, overrides or [])
+    spec = evaluation_spec(task_name, checkpoint, preset, overrides or [], changes)
     task = task_cls(data_cls(**spec["data"]), seed=spec["train"].get("seed", 0), training=False)
     model = load_fitting_model(checkpoint, config, task).eval()
     with torch.no_grad():
@@ -290,11 +331,13 @@ def run_task(
     overrides: list[str] | None = None,
     out: str | Path | None = None,
     *,
+    changes: Sequence[Change] = (),
     resume: bool = False,
     progress: bool = True,
 ) -> dict:
-    """Train `task_name` with `preset` (+ overrides) into `out`; return the results."""
-    config = run_config(task_name, preset, overrides)
+    """Train `task_name` with `preset`, changed by the command-line `overrides` and the typed
+    `changes`, into `out`; return the results."""
+    config = run_config(task_name, preset, overrides, changes=changes)
     spec = {name: config[name] for name in SECTIONS}
     out = Path(out or f"runs/{task_name}-{preset}")
     if resume and (out / "config.json").is_file():
@@ -314,16 +357,16 @@ def run_task(
 
 
 def run_or_reuse(
-    task_name: str, preset: str, overrides: list[str], out: Path, progress: bool = True
+    task_name: str, preset: str, changes: Sequence[Change], out: Path, progress: bool = True
 ) -> dict:
-    """The results of the run in `out`: reused when it finished with these settings (refused
-    when it ran others), else trained, resuming from its last checkpoint if it was cut off."""
+    """The results of the run in `out` of `preset` with the typed `changes`: reused when it
+    finished with these settings (refused when it ran others), else trained, resuming from its
+    last checkpoint if it was cut off."""
     if (out / "results.json").is_file():
-        check_same_run(
-            out, run_config(task_name, preset, overrides), "choose another --out, or delete it"
-        )
+        config = run_config(task_name, preset, changes=changes)
+        check_same_run(out, config, "choose another --out, or delete it")
     else:
-        run_task(task_name, preset, overrides, out, resume=True, progress=progress)
+        run_task(task_name, preset, None, out, changes=changes, resume=True, progress=progress)
     results = read_json(out / "results.json", "the run's results")
     if not {"metrics", "params", "steps_per_s"} <= set(results):
         raise ValueError(f"{out}/results.json lacks the run's results: delete it to run again")

@@ -1,23 +1,31 @@
-"""Typed `--set section.key=value` overrides.
+"""A run's settings changed by typed changes, and the `--set section.key=value` strings of
+the command line read into them.
 
-A value typed on the command line takes the type of the field it sets, read from the field's
-annotation: `true`/`false` (any case) for booleans, numbers for numbers, `none`/`null` for an
-optional field, a comma-separated list (or a JSON list) for list fields. Anything that does
-not convert is refused with the key, the value and the type expected, before any data is read.
+A run's settings are the `model`, `train` and `data` sections of a preset, changed by typed
+changes `(key, value)`: `("train.lr", 0.001)`, `("model.embedding", "kronecker")` (a kind,
+the preset's options for it reset) or `("model.embedding", {"kind": "kronecker", "rank":
+4})`, `("model.embedding.rank", 4)` (one option of the kind). `apply_changes` checks each
+value against the type of the field it sets (an embedding option against the type its final
+kind declares, whatever the order the changes come in). `petra compare` and `petra reproduce`
+build their arms this way; strings exist only at the command line.
 
-`model.embedding=<kind>` chooses the embedding kind (the preset's options for it reset), and
-`model.embedding.<option>=<value>` sets one option of it, typed by the kind's constructor;
-options given on the command line are checked against the final kind, whatever the order
-they were given in.
+`parse_overrides` reads command-line strings into typed changes: a value takes the type of
+the field it sets, read from the field's annotation: `true`/`false` (any case) for booleans,
+numbers for numbers, `none`/`null` for an optional field, a comma-separated list (or a JSON
+list) for list fields, a JSON object for an embedding with its options. Anything that does
+not convert is refused with the key, the value and the type expected, before any data is
+read. `format_change` writes a typed change back in that language (for records and names).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 import types
 import typing
+from collections.abc import Callable
 
 from petra.embeddings import KINDS, embedding_options
 from petra.models import ModelConfig
@@ -107,73 +115,182 @@ def section_types(section: str, data_class) -> dict[str, object]:
     return field_types(TrainConfig if section == "train" else data_class)
 
 
-def embedding_option(item: str) -> str | None:
-    """The option an override `model.embedding.<option>=...` sets (None for any other)."""
-    key = item.partition("=")[0]
+def embedding_option(key: str) -> str | None:
+    """The option a setting `model.embedding.<option>` sets (None for any other key; a
+    `--set` item `key=value` is read by its key)."""
+    key = key.partition("=")[0]
     option = key.removeprefix("model.embedding.")
     return option if option != key and option != "kind" else None
 
 
-def _check_kind(key: str, kind: str) -> str:
+# -- typed changes -----------------------------------------------------------------------------
+Change = tuple[str, object]  # ("train.lr", 0.001), ("model.embedding", "kronecker"), ...
+
+
+def fits(value, hint) -> bool:
+    """Whether `value` (as Python or JSON gives it) is of the annotated type `hint` (an
+    integer counts as a number)."""
+    args = typing.get_args(hint)
+    if _is_union(hint):
+        return any(value is None if a is type(None) else fits(value, a) for a in args)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if typing.get_origin(hint) is list:
+        return isinstance(value, list) and all(fits(v, args[0]) for v in value)
+    if hint is dict:
+        return isinstance(value, dict)
+    return True
+
+
+def text(value) -> str:
+    """A value as one types it after `--set key=` (`true`, `none`, `0.0003`, `1,2`, a JSON
+    object): `parse_value` reads it back as the same value."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "none"
+    if isinstance(value, list):
+        return ",".join(text(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
+
+
+def format_change(key: str, value) -> str:
+    """A typed change in the `--set` language: `train.lr=0.0003`."""
+    return f"{key}={text(value)}"
+
+
+def check_value(key: str, value, hint):
+    """A typed `value` of `key`, checked against `hint` (an integer given for a float field
+    becomes a float, as the command line reads it); `ValueError` naming the key if it is not
+    of that type."""
+    if not fits(value, hint):
+        raise ValueError(f"{format_change(key, value)}: expected {describe(hint)}")
+    types_ = typing.get_args(hint) if _is_union(hint) else (hint,)
+    if type(value) is int and int not in types_ and float in types_:
+        return float(value)
+    return value
+
+
+def _check_kind(key: str, kind, label: str) -> str:
     if kind not in KINDS:
-        raise ValueError(f"--set {key}={kind}: unknown embedding kind; choose one of {KINDS}")
+        raise ValueError(f"{label}{key}={kind}: unknown embedding kind; choose one of {KINDS}")
     return kind
 
 
-def _embedding(key: str, text: str) -> tuple[str, dict[str, tuple[str, str]]]:
-    """`model.embedding=<kind>` or `model.embedding={"kind": ..., **options}`: the kind, and
-    the options as (key, text) to be typed like any `model.embedding.<option>=<text>`."""
-    if not text.lstrip().startswith("{"):
-        return _check_kind(key, text.strip()), {}
-    value = parse_value(key, text, dict)
-    if "kind" not in value:
-        raise ValueError(f'--set {key}={text}: an embedding object needs a "kind"')
-    options = {
-        name: (f"{key}.{name}", item if isinstance(item, str) else json.dumps(item))
-        for name, item in value.items()
-        if name != "kind"
-    }
-    return _check_kind(key, value["kind"]), options
-
-
-def apply_overrides(spec: dict, overrides: list[str], data_class) -> dict:
-    """A copy of `spec` (sections model, train, data) with each `section.key=value` applied,
-    typed by the field it sets; `data_class` is the task's data dataclass."""
+def _apply(spec: dict, changes, data_class, from_text: bool) -> tuple[dict, list[Change]]:
+    """A copy of `spec` with each (key, value) of `changes` applied in order, and the changes
+    with typed values: a value is command-line text read as its field's type (`from_text`),
+    or a typed value checked against it. An embedding option is typed by the kind the
+    changes end with."""
+    convert, label = (parse_value, "--set ") if from_text else (check_value, "")
     spec = copy.deepcopy(spec)
-    options: dict[str, tuple[str, str]] = {}  # embedding options, typed once the kind is known
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set takes section.key=value, got {item!r}")
+    typed: list[list] = []  # [key, value] of each change, its value typed in place
+    pending: list[tuple[str, str, object, Callable]] = []  # embedding options, typed last
+    for key, value in changes:
         section, _, name = key.partition(".")
         if section not in SECTIONS:
-            raise ValueError(f"--set {key}: unknown section {section!r}; choose one of {SECTIONS}")
+            raise ValueError(f"{label}{key}: unknown section {section!r}; choose one of {SECTIONS}")
         if section == "model" and (name == "embedding" or name.startswith("embedding.")):
             option = name.removeprefix("embedding").removeprefix(".")
-            if not option:  # a new kind: the preset's options go, the command line's stay
-                kind, given = _embedding(key, text)
+            if not option:  # a new kind: the preset's options go, the given ones stay
+                kind, given = _embedding(key, value, label, from_text)
                 spec["model"]["embedding"] = {"kind": kind}
-                options |= given
+                holder = {"kind": kind}
+                typed.append([key, holder if given else kind])
+                pending += [
+                    (name_, f"{key}.{name_}", item, functools.partial(holder.__setitem__, name_))
+                    for name_, item in given.items()
+                ]
             elif option == "kind":
                 embedding = spec["model"].setdefault("embedding", {"kind": "learned"})
-                embedding["kind"] = _check_kind(key, text.strip())
+                kind = value.strip() if isinstance(value, str) else value
+                embedding["kind"] = _check_kind(key, kind, label)
+                typed.append([key, embedding["kind"]])
             else:
-                options[option] = (key, text)
+                typed.append([key, value])
+                pending.append((option, key, value, functools.partial(typed[-1].__setitem__, 1)))
             continue
         valid = section_types(section, data_class)
         if name not in valid:
             raise ValueError(
-                f"--set {key}: unknown key {name!r} for section {section!r}; "
+                f"{label}{key}: unknown key {name!r} for section {section!r}; "
                 f"choose one of {sorted(valid)}"
             )
-        spec[section][name] = parse_value(key, text, valid[name])
+        spec[section][name] = convert(key, value, valid[name])
+        typed.append([key, spec[section][name]])
     embedding = spec["model"].setdefault("embedding", {"kind": "learned"})
     valid = embedding_options(embedding["kind"])
-    for option, (key, text) in options.items():
+    for option, key, value, record in pending:
         if option not in valid:
             raise ValueError(
-                f"--set {key}: the {embedding['kind']} embedding has no option {option!r}; "
+                f"{label}{key}: the {embedding['kind']} embedding has no option {option!r}; "
                 f"its options are {sorted(valid)}"
             )
-        embedding[option] = parse_value(key, text, valid[option])
-    return spec
+        embedding[option] = convert(key, value, valid[option])
+        record(embedding[option])  # the typed value, in its change
+    return spec, [(key, value) for key, value in typed]
+
+
+def _embedding(key: str, value, label: str, from_text: bool) -> tuple[str, dict]:
+    """`model.embedding=<kind>`, or an object {"kind": ..., **options} (a dict, or its JSON
+    text): the kind, and the options (typed with the kind's, once it is final; from a
+    JSON text, each as its own text)."""
+    if isinstance(value, str) and not value.lstrip().startswith("{"):
+        return _check_kind(key, value.strip(), label), {}
+    if isinstance(value, str):
+        value = parse_value(key, value, dict)
+    if not isinstance(value, dict):
+        raise ValueError(f"{label}{format_change(key, value)}: expected a kind or an object")
+    if "kind" not in value:
+        raise ValueError(f'{label}{format_change(key, value)}: an embedding object needs a "kind"')
+    options = {
+        name: json.dumps(item) if from_text and not isinstance(item, str) else item
+        for name, item in value.items()
+        if name != "kind"
+    }
+    return _check_kind(key, value["kind"], label), options
+
+
+def apply_changes(spec: dict, changes, data_class) -> dict:
+    """A copy of `spec` (sections model, train, data) with each typed change (key, value)
+    applied in order (`train.lr`, 0.001; `model.embedding`, "kronecker" or {"kind": ...,
+    **options}; `model.embedding.rank`, 4), each value checked against the type of the field
+    it sets; `data_class` is the task's data dataclass."""
+    return _apply(spec, changes, data_class, from_text=False)[0]
+
+
+def parse_overrides(spec: dict, items, data_class) -> list[Change]:
+    """Command-line `--set section.key=value` items (or (key, text) pairs) as typed changes
+    of `spec`: each value read as the type of the field it sets, an embedding option as the
+    type the final kind declares; refused, with the item and the type expected, if it does
+    not convert."""
+    return _apply(spec, _pairs(items), data_class, from_text=True)[1]
+
+
+def apply_overrides(spec: dict, items: list[str], data_class) -> dict:
+    """A copy of `spec` with each command-line `section.key=value` applied (`parse_overrides`
+    then `apply_changes`)."""
+    return _apply(spec, _pairs(items), data_class, from_text=True)[0]
+
+
+def _pairs(items) -> list[tuple[str, str]]:
+    """Command-line settings as (key, text): a `key=value` string, or a (key, text) pair
+    already split (a `--grid` axis's key and one of its values)."""
+    pairs = []
+    for item in items:
+        if isinstance(item, tuple):
+            pairs.append(item)
+            continue
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set takes section.key=value, got {item!r}")
+        pairs.append((key, value))
+    return pairs
