@@ -1038,3 +1038,29 @@ def test_smollm2_read_from_gguf_round_trips_bit_identically(smollm2, tmp_path):
     ids = torch.tensor([[1, 2, 3, 4, 5]])
     with torch.no_grad():
         assert torch.equal(model(ids).logits, loaded(ids).logits)
+
+
+def test_the_trainers_model_files_read_back_every_module_of_a_sentence_model(tmp_path):
+    """HFModelFiles (how the Trainer checkpoints a Hugging Face model, as petra compress
+    does): a sentence-transformers model with a Dense module after pooling, swapped and then
+    changed, reads back with every tensor of its state, the Dense weights included, and
+    without moving the global RNG."""
+    from sentence_transformers import models
+
+    from petra.hf import HFModelFiles
+
+    model = SentenceTransformer(str(MINILM), device="cpu")
+    model.append(models.Dense(384, 16))
+    report = replace_embeddings(model, "kronecker", model.tokenizer)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.01)
+    files = HFModelFiles(report.as_dict())
+    files.write(model, tmp_path, model.tokenizer)
+    rng = torch.get_rng_state()
+    state = files.read(tmp_path)
+    assert torch.equal(torch.get_rng_state(), rng)
+    own = model.state_dict()
+    assert state.keys() == own.keys() and any(".linear." in key for key in own)
+    assert all(torch.equal(state[key], own[key]) for key in own)
+    assert files.report(model) == report.as_dict()

@@ -416,3 +416,75 @@ def test_a_budget_ratio_below_one_parameter_names_the_ratio_given(tmp_path, caps
         "1.02e-06\n"
     )
     assert not out.exists()
+
+
+# -- typed changes (how compare and reproduce build arms) ---------------------------------------
+def test_typed_changes_give_the_run_the_same_settings_as_their_command_line_spelling():
+    from petra.tasks.settings import format_change
+
+    typed = [
+        ("model.embedding", {"kind": "kronecker", "pos_dim": 8}),
+        ("model.embedding.rank", 4),
+        ("train.lr", 1),  # an integer for a float field is read as the command line reads "1"
+        ("data.max_train_blocks", None),
+        ("model.tie_embeddings", False),
+    ]
+    spelled = [format_change(key, value) for key, value in typed]
+    assert spelled == ['model.embedding={"kind": "kronecker", "pos_dim": 8}',
+                       "model.embedding.rank=4", "train.lr=1", "data.max_train_blocks=none",
+                       "model.tie_embeddings=false"]  # fmt: skip
+    from_typed = run_config("lm", "tiny", changes=typed)
+    from_text = run_config("lm", "tiny", spelled)
+    for section in ("model", "train", "data"):
+        assert from_typed[section] == from_text[section]
+    assert from_typed["train"]["lr"] == 1.0 and isinstance(from_typed["train"]["lr"], float)
+    assert from_typed["model"]["embedding"] == {"kind": "kronecker", "pos_dim": 8, "rank": 4}
+    assert from_typed["overrides"] == [
+        'model.embedding={"kind": "kronecker", "pos_dim": 8}',
+        "model.embedding.rank=4",
+        "train.lr=1",  # as given: it reads back as 1.0
+        "data.max_train_blocks=none",
+        "model.tie_embeddings=false",
+    ]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (("train.lr", "0.001"), "train.lr='0.001': expected a number"),
+        (("train.steps", 2.5), "train.steps=2.5: expected an integer"),
+        (("train.steps", True), "train.steps=True: expected an integer"),
+        (("model.embedding.rank", "4"), "model.embedding.rank='4': expected an integer or none"),
+        (("model.embedding", '{"kind": "qr"}'), "unknown embedding kind"),
+        (("model.embedding", {"pos_dim": 8}), 'an embedding object needs a "kind"'),
+        (("train.nope", 1), "unknown key 'nope' for section 'train'"),
+    ],
+)
+def test_a_typed_change_of_the_wrong_type_is_refused_without_reading_text(change, message):
+    from petra.tasks.run import TASKS
+    from petra.tasks.settings import apply_changes
+
+    spec = load_preset("lm", "tiny")
+    with pytest.raises(ValueError, match=re.escape(message)) as error:
+        apply_changes(spec, [("model.embedding", "kronecker"), change], TASKS["lm"][1])
+    assert "--set" not in str(error.value)
+
+
+def test_a_presets_shared_block_is_under_each_tasks_own(tmp_path, monkeypatch):
+    from petra.tasks import run
+
+    preset = {
+        "all": {"model": {"dim": 32, "embedding": {"kind": "kronecker", "pos_dim": 8}},
+                "train": {"steps": 5, "lr": 0.01}},
+        "lm": {"model": {"embedding": {"kind": "learned"}}, "train": {"lr": 0.003},
+               "data": {"block_size": 16}},
+    }  # fmt: skip
+    (tmp_path / "mine.json").write_text(json.dumps(preset))
+    monkeypatch.setattr(run, "PRESETS_DIR", tmp_path)
+    assert load_preset("lm", "mine") == {
+        "model": {"dim": 32, "embedding": {"kind": "learned"}},  # replaced whole, not merged
+        "train": {"steps": 5, "lr": 0.003},
+        "data": {"block_size": 16},
+    }
+    with pytest.raises(ValueError, match="preset 'mine' has no settings for task 'classify'"):
+        load_preset("classify", "mine")

@@ -342,7 +342,7 @@ class FourierEmbedding(TokenEmbedding):
 
     @classmethod
     def has_least_squares_map(cls, options: dict) -> bool:
-        return options.get("refine", "linear") == "linear" and not options.get("final_norm")
+        return cls.option(options, "refine") == "linear" and not cls.option(options, "final_norm")
 
     def least_squares_map(self):
         """With the linear refinement and no final norm, E = T + R T (+ b) = M T (+ b) with

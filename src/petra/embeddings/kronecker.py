@@ -611,7 +611,7 @@ class KroneckerEmbedding(TokenEmbedding):
 
     @classmethod
     def has_least_squares_map(cls, options: dict) -> bool:
-        return options.get("rank") is None
+        return cls.option(options, "rank") is None
 
     def least_squares_map(self):
         """Without a rank, E = W z: the features are the codec z, and M is W."""

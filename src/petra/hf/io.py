@@ -132,17 +132,15 @@ def _write_folder(model, folder: Path, tokenizer) -> None:
 
 
 class HFModelFiles:
-    """How `petra.training.Trainer` saves, loads back and counts a transformers or
+    """How `petra.training.Trainer` saves, reads back and counts a transformers or
     sentence-transformers model with a petra embedding (its `ModelFiles`): the folder
-    `save_pretrained` writes, the weights of `petra.safetensors` loaded strictly (a tensor
-    shared by two modules under both names), and the swap's report as its counts.
+    `save_pretrained` writes, read back whole by `from_pretrained` (a sentence-transformers
+    model's every module, a Dense layer's included), and the swap's report as its counts.
 
     Args:
         report: what `results.json` records as the model's parameters (the swap's
             `SwapReport.as_dict()`).
     """
-
-    weights_file = WEIGHTS
 
     def __init__(self, report: dict):
         self._report = dict(report)
@@ -150,22 +148,12 @@ class HFModelFiles:
     def write(self, model, folder: Path, tokenizer=None) -> None:
         _write_folder(model, Path(folder), tokenizer)
 
-    def load(self, model, state: dict, source: str) -> None:
-        inner = hf_model(model)
-        _, aliases = _distinct_tensors(inner.state_dict())
-        state = state | {alias: state[name] for alias, name in aliases.items() if name in state}
-        try:
-            inner.load_state_dict(state, strict=True)
-        except RuntimeError as error:
-            raise ValueError(f"the weights in {source} do not fit this model: "
-                             f"{_first_line(error)}") from None  # fmt: skip
+    def read(self, folder: Path) -> dict:
+        with torch.random.fork_rng(devices=[]):  # building the model draws initial weights
+            return from_pretrained(folder).state_dict()
 
     def report(self, model) -> dict:
         return dict(self._report)
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [""])[0][:200]
 
 
 def _check_tokenizer_at_save(record: dict, tokenizer, embedding) -> None:

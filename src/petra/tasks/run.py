@@ -3,7 +3,7 @@ directory.
 
 A run's settings are the preset's sections changed by typed changes (`changes`, as `petra
 compare` and `petra reproduce` give them) and by command-line `--set` strings (`overrides`,
-read by `petra.tasks.settings`, in the context of the changes, and applied before them)."""
+read by `petra.tasks.settings` and applied before them)."""
 
 from __future__ import annotations
 
@@ -65,7 +65,9 @@ def apply_overrides(task: str, spec: dict, overrides: list[str]) -> dict:
     """`spec` with each command-line `section.key=value` of `overrides` applied, typed by its
     field (see `petra.tasks.settings`)."""
     _choose(task, TASKS, "task")
-    return settings.apply_overrides(spec, overrides, TASKS[task][1])
+    data_class = TASKS[task][1]
+    return settings.apply_changes(spec, settings.parse_overrides(spec, overrides, data_class),
+                                  data_class)  # fmt: skip
 
 
 def parse_overrides(
@@ -147,9 +149,10 @@ def run_config(
     changes: Sequence[Change] = (),
 ) -> dict:
     """What a run directory's config.json records: task, preset, the changes of the preset's
-    settings (`overrides`, then `changes`, each in the `--set` language), the format of the
-    settings and the sections; the settings are checked."""
-    typed = [*parse_overrides(task_name, preset, overrides or [], changes), *changes]
+    settings (`overrides`, read in the preset's context, then `changes`; recorded in the
+    `--set` language), the format of the settings and the sections; the settings are
+    checked."""
+    typed = [*parse_overrides(task_name, preset, overrides or []), *changes]
     spec = settings.apply_changes(load_preset(task_name, preset), typed, TASKS[task_name][1])
     if spec["train"].get("init") is not None:
         spec = _with_initial_model(task_name, spec, typed)

@@ -145,7 +145,7 @@ def fits(value, hint) -> bool:
         return isinstance(value, list) and all(fits(v, args[0]) for v in value)
     if hint is dict:
         return isinstance(value, dict)
-    return True
+    return False
 
 
 def text(value) -> str:
@@ -172,7 +172,7 @@ def check_value(key: str, value, hint):
     becomes a float, as the command line reads it); `ValueError` naming the key if it is not
     of that type."""
     if not fits(value, hint):
-        raise ValueError(f"{format_change(key, value)}: expected {describe(hint)}")
+        raise ValueError(f"{key}={value!r}: expected {describe(hint)}")
     types_ = typing.get_args(hint) if _is_union(hint) else (hint,)
     if type(value) is int and int not in types_ and float in types_:
         return float(value)
@@ -243,14 +243,14 @@ def _embedding(key: str, value, label: str, from_text: bool) -> tuple[str, dict]
     """`model.embedding=<kind>`, or an object {"kind": ..., **options} (a dict, or its JSON
     text): the kind, and the options (typed with the kind's, once it is final; from a
     JSON text, each as its own text)."""
-    if isinstance(value, str) and not value.lstrip().startswith("{"):
+    if isinstance(value, str) and not (from_text and value.lstrip().startswith("{")):
         return _check_kind(key, value.strip(), label), {}
     if isinstance(value, str):
         value = parse_value(key, value, dict)
     if not isinstance(value, dict):
-        raise ValueError(f"{label}{format_change(key, value)}: expected a kind or an object")
+        raise ValueError(f"{key}={value!r}: expected a kind or an object")
     if "kind" not in value:
-        raise ValueError(f'{label}{format_change(key, value)}: an embedding object needs a "kind"')
+        raise ValueError(f'{label}{key}={text(value)}: an embedding object needs a "kind"')
     options = {
         name: json.dumps(item) if from_text and not isinstance(item, str) else item
         for name, item in value.items()
@@ -273,12 +273,6 @@ def parse_overrides(spec: dict, items, data_class) -> list[Change]:
     type the final kind declares; refused, with the item and the type expected, if it does
     not convert."""
     return _apply(spec, _pairs(items), data_class, from_text=True)[1]
-
-
-def apply_overrides(spec: dict, items: list[str], data_class) -> dict:
-    """A copy of `spec` with each command-line `section.key=value` applied (`parse_overrides`
-    then `apply_changes`)."""
-    return _apply(spec, _pairs(items), data_class, from_text=True)[0]
 
 
 def _pairs(items) -> list[tuple[str, str]]:

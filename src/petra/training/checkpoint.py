@@ -23,26 +23,26 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from petra.atomic import atomic_folder
-from petra.models.checkpoint import WEIGHTS_FILE, load_state, write_checkpoint
+from petra.models.checkpoint import WEIGHTS_FILE, write_checkpoint
 
 TRAINER_FILE = "trainer.pt"
 
 
 class ModelFiles(Protocol):
-    """How the trainer writes a model into a folder, loads its weights back and counts it:
-    its one hook for what kind of model it trains. `PetraModelFiles` serves petra's models,
-    `petra.hf.HFModelFiles` a transformers or sentence-transformers model with a petra
-    embedding."""
-
-    weights_file: str  # the safetensors file of a written folder that holds the weights
+    """How the trainer writes a model into a folder, reads its weights back and counts it:
+    its one hook for what kind of model it trains (the trainer loads what `read` gives with
+    `load_state`, so every key of the model's `state_dict()` must be in it).
+    `PetraModelFiles` serves petra's models, `petra.hf.HFModelFiles` a transformers or
+    sentence-transformers model with a petra embedding."""
 
     def write(self, model: nn.Module, folder: Path, tokenizer=None) -> None:
         """Write the model (and the tokenizer) into `folder`, new and empty; the trainer
         makes the write atomic."""
 
-    def load(self, model: nn.Module, state: dict[str, Tensor], source: str) -> None:
-        """Load `state` (read from `weights_file`) into `model`; `ValueError` naming `source`
-        if it does not fit."""
+    def read(self, folder: Path) -> dict[str, Tensor]:
+        """The model's whole `state_dict()` as written into `folder`, on the CPU, without
+        moving the global RNG; an `OSError`, `ValueError`, `KeyError`, `RuntimeError` or
+        `SafetensorError` when a file is missing or damaged."""
 
     def report(self, model: nn.Module) -> dict:
         """The model's parameter counts, for `results.json`."""
@@ -52,13 +52,11 @@ class PetraModelFiles:
     """A petra model (`petra.models`): its checkpoint files (`write_checkpoint`), its
     `param_report()`."""
 
-    weights_file = WEIGHTS_FILE
-
     def write(self, model: nn.Module, folder: Path, tokenizer=None) -> None:
         write_checkpoint(model, folder, tokenizer)
 
-    def load(self, model: nn.Module, state: dict[str, Tensor], source: str) -> None:
-        load_state(model, state, source)
+    def read(self, folder: Path) -> dict[str, Tensor]:
+        return load_file(folder / WEIGHTS_FILE, device="cpu")
 
     def report(self, model: nn.Module) -> dict:
         return model.param_report()
@@ -93,14 +91,14 @@ def save_training_checkpoint(
     return final
 
 
-def read_training_checkpoint(path: Path, weights_file: str = WEIGHTS_FILE) -> tuple[dict, dict]:
-    """(model state, trainer state) of checkpoint `path` (the weights in `weights_file`),
+def read_training_checkpoint(path: Path, files: ModelFiles) -> tuple[dict, dict]:
+    """(model state, trainer state) of checkpoint `path` (the model's as `files` reads it),
     read onto the CPU (loading them
     into the model and optimizer moves them to its device), so that a failure of the device
     (out of memory) is never taken for damage; `DamagedCheckpoint` if either file is missing
     or does not read. A file that cannot be opened for lack of permission is not damage."""
     try:
-        model_state = load_file(path / weights_file, device="cpu")
+        model_state = files.read(path)
         trainer_state = torch.load(path / TRAINER_FILE, map_location="cpu", weights_only=True)
     except PermissionError:
         raise
@@ -109,6 +107,7 @@ def read_training_checkpoint(path: Path, weights_file: str = WEIGHTS_FILE) -> tu
         EOFError,
         RuntimeError,
         ValueError,
+        KeyError,
         SafetensorError,
         pickle.UnpicklingError,
     ) as error:

@@ -4,9 +4,10 @@ A run directory holds `config.json` (what was run), `metrics.jsonl` (a line per 
 training loss, learning rate, tokens/s; and a line per evaluation), `results.json` (final
 metrics, parameters, wall time, steps, steps/s, and the machine, software, device and
 dtype of the process that finished it: `petra.provenance.environment`), `checkpoints/`
-(resumable) and `model/` (the final weights, for `load_pretrained`).
+(resumable) and `model/` (the final model, as its `ModelFiles` writes it: for a petra model,
+what `load_pretrained` reads).
 
-The model is any `nn.Module`: how it is saved, loaded back and counted is one small hook,
+The model is any `nn.Module`: how it is written, read back and counted is one small hook,
 `ModelFiles` (petra's models by default; `petra.hf.HFModelFiles` for a Hugging Face model
 with a petra embedding, which `petra compress` trains). A task may give its own optimizer
 parameter groups (`parameter_groups`, e.g. a learning rate per group).
@@ -46,6 +47,7 @@ from tqdm.auto import tqdm
 
 from petra.atomic import atomic_folder, atomic_write_text
 from petra.data.batching import ShardedBatches
+from petra.models.checkpoint import load_state
 from petra.provenance import environment
 from petra.training import distributed
 from petra.training.checkpoint import (
@@ -116,7 +118,7 @@ class Trainer:
             so that a report made by a later petra shows what ran, not its own defaults.
         resume: continue the run in `run_dir` from its latest checkpoint.
         progress: show progress (a tqdm bar on a terminal, plain lines otherwise).
-        files: how the model is saved, loaded back and counted (`ModelFiles`); a petra
+        files: how the model is written, read back and counted (`ModelFiles`); a petra
             model's own by default.
 
     Raises:
@@ -344,11 +346,11 @@ class Trainer:
         damaged = []
         for path in reversed(checkpoints):
             try:
-                model_state, saved = read_training_checkpoint(path, self.files.weights_file)
+                model_state, saved = read_training_checkpoint(path, self.files)
             except DamagedCheckpoint as error:
                 damaged.append((path, error))
                 continue
-            self.files.load(self.model, model_state, str(path))
+            load_state(self.model, model_state, str(path))
             self._restore(saved)
             resumed_from = path
             break
