@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from petra.atomic import atomic_write_text
+from petra.checks import describe, first_line, fits, is_finite_number
 from petra.data import load_corpus, load_stsb, resolve_data_dir
 from petra.embeddings import KINDS, check_embedding_options, embedding_class, embedding_options
 from petra.hf import HFModelFiles, replace_embeddings
@@ -50,7 +51,7 @@ from petra.hf.swap import HEADS, STARTS_FROM_TABLE, hf_model, unwrap_embedding
 from petra.tasks.distill import DistillData, cached_vectors, teacher_path, unlabeled_sentences
 from petra.tasks.run import check_same_settings, read_json
 from petra.tasks.sentence import cosine_correlations
-from petra.tasks.settings import describe, fits, parse_value
+from petra.tasks.settings import parse_value
 from petra.training.config import TrainConfig
 from petra.training.trainer import Trainer
 
@@ -247,10 +248,6 @@ def model_digest(name: str) -> str:
     return digest.hexdigest()
 
 
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [""])[0][:200] or type(error).__name__
-
-
 def load_teacher(name: str):
     """(model, tokenizer, "sentence" | "causal-lm"), the model in eval mode on the CPU. A
     folder that does not load (no weights, unreadable files) or would need its own Python
@@ -260,7 +257,7 @@ def load_teacher(name: str):
     try:
         return _load_model(folder, gguf)
     except OSError as error:
-        raise ValueError(f"cannot load the model in {folder}: {_first_line(error)}") from error
+        raise ValueError(f"cannot load the model in {folder}: {first_line(error)}") from error
     except ValueError as error:
         if "trust_remote_code" not in str(error):
             raise
@@ -670,15 +667,11 @@ def _previous_result(out: Path, settings: CompressSettings, digest: str) -> dict
             "new --out"
         )
     for stage, measured in quality.items():
-        bad = {k: v for k, v in measured.items() if not _finite(v)}
+        bad = {k: v for k, v in measured.items() if not is_finite_number(v)}
         if bad:
             raise ValueError(f"{out} holds a run whose {stage} {_words(bad)} (it diverged): "
                              "use a new --out, with lower learning rates")  # fmt: skip
     return result
-
-
-def _finite(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class _Order:

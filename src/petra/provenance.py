@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from petra.checks import fits
+
 # the JSON type of every field of an environment, and of its machine
 FIELDS = {
     "machine": dict,
@@ -93,7 +95,7 @@ def _fields_problem(item: dict, fields: dict, where: str) -> str | None:
     for key, kind in fields.items():
         if key not in item:
             return f"has no {where}{key}"
-        if not isinstance(item[key], kind) or isinstance(item[key], bool):
+        if not fits(item[key], kind):
             return f"has a {where}{key} that is not a {kind.__name__}: {item[key]!r}"
     return None
 

@@ -25,6 +25,7 @@ import re
 import statistics
 from pathlib import Path
 
+from petra.checks import describe, fits, is_finite_number
 from petra.reproduce.asrun import as_run_lines, check_provenance
 from petra.reproduce.asrun import row as _row
 from petra.reproduce.claims import CLAIMS
@@ -67,20 +68,20 @@ CHECK_KEYS = ("name", "value", "expected", "holds")
 # the JSON type of each key that has one: a hand-edited "quick": "no" is not false
 TYPES = {
     "results": {
-        "claim": "string",
-        "order": "integer",
-        "title": "string",
-        "paper": "string",
-        "where": "string",
-        "paper_figure": "string",
-        "protocol": "string",
-        "command": "string",
-        "quick": "boolean",
+        "claim": str,
+        "order": int,
+        "title": str,
+        "paper": str,
+        "where": str,
+        "paper_figure": str,
+        "protocol": str,
+        "command": str,
+        "quick": bool,
     },
-    "comparison": {"name": "string", "metric": "string", "a": "string", "b": "string",
-                   "relative": "boolean"},
-    "check": {"name": "string", "holds": "boolean"},
-    "arm": {"description": "string"},
+    "comparison": {"name": str, "metric": str, "a": str, "b": str,
+                   "relative": bool},
+    "check": {"name": str, "holds": bool},
+    "arm": {"description": str},
 }  # fmt: skip
 # a versus plot takes its x from `x` (arm label -> x) or from each of its `arms`' params
 # (`x_param`, e.g. "total")
@@ -144,26 +145,12 @@ def _object(pairs: list[tuple[str, object]]) -> dict:
     return result
 
 
-def _is_a(value, kind: str) -> bool:
-    """Whether a JSON value is of `kind`: a boolean is not an integer, nor a number."""
-    if kind == "boolean":
-        return isinstance(value, bool)
-    if kind == "integer":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == "string":
-        return isinstance(value, str)
-    raise ValueError(f"no JSON type {kind!r}")
-
-
-_IN_WORDS = {"boolean": "true or false", "integer": "an integer", "string": "a string"}
-
-
-def _check_types(item: dict, kinds: dict[str, str], wrong, where: str = "") -> None:
+def _check_types(item: dict, kinds: dict[str, type], wrong, where: str = "") -> None:
     """Refuse a value of `item` whose JSON type is not the one `kinds` gives its key (`where`
     names the item in the message, e.g. "arm 'p2': ")."""
     for key, kind in kinds.items():
-        if key in item and not _is_a(item[key], kind):
-            raise wrong(f"{where}key {key!r}", f"must be {_IN_WORDS[kind]}, got {item[key]!r}")
+        if key in item and not fits(item[key], kind):
+            raise wrong(f"{where}key {key!r}", f"must be {describe(kind)}, got {item[key]!r}")
 
 
 def _load_one(path: Path) -> dict:
@@ -203,7 +190,7 @@ def _load_one(path: Path) -> dict:
         if not isinstance(result[key], list):
             raise wrong(f"key {key!r}", "must be a list")
     seeds = result["seeds"]
-    if not all(_is_a(s, "integer") for s in seeds) or len(set(seeds)) != len(seeds):
+    if not all(fits(s, int) for s in seeds) or len(set(seeds)) != len(seeds):
         raise wrong("key 'seeds'", f"must list each seed once, as an integer, got {seeds}")
     for key in ("differences", "notes"):
         if not all(isinstance(text, str) for text in result[key]):
@@ -218,7 +205,7 @@ def _load_one(path: Path) -> dict:
             if not isinstance(arm[key], dict):
                 raise wrong(f"arm {label!r}: key {key!r}", "must be a JSON object")
         for seed, speed in arm["steps_per_s"].items():
-            if not (speed is None or _is_number(speed)):
+            if not (speed is None or is_finite_number(speed)):
                 raise wrong(f"arm {label!r}, steps_per_s of seed {seed}", "must be a number")
         unknown = sorted(set(arm["per_seed"]) - {str(seed) for seed in seeds})
         if unknown:  # "00" or "+2" would count seed 0 or 2 twice
@@ -261,12 +248,12 @@ def _load_one(path: Path) -> dict:
         if comparison["test"] not in TESTS:
             raise wrong(where, f"key 'test' must be one of {TESTS}")
         margin = comparison.get("margin")
-        if comparison["test"] in MARGIN_TESTS and not (_is_number(margin) and margin > 0):
+        if comparison["test"] in MARGIN_TESTS and not (is_finite_number(margin) and margin > 0):
             raise wrong(where, f"key 'margin' must be > 0 for a {comparison['test']} test")
         if comparison["test"] not in MARGIN_TESTS and margin is not None:
             raise wrong(where, f"key 'margin' must be null for a {comparison['test']} test")
         paper_difference = comparison.get("paper_difference")
-        if paper_difference is not None and not _is_number(paper_difference):
+        if paper_difference is not None and not is_finite_number(paper_difference):
             raise wrong(where, "key 'paper_difference' must be a number or null, and finite")
     _check_shown_metrics(result, wrong)
     for i, check in enumerate(result["checks"]):
@@ -322,16 +309,11 @@ def _check_selection(selection, wrong) -> None:
         if not all(isinstance(item, str) for item in entry["settings"]):
             raise wrong("has a point whose settings are not strings")
         value = entry.get("value", "missing")
-        if not (value is None or _is_number(value)):
+        if not (value is None or is_finite_number(value)):
             raise wrong("has a point without a number 'value'")
         settings.append(entry["settings"])
     if selection.get("chosen") not in settings:
         raise wrong("'chosen' is none of its points' settings")
-
-
-def _is_number(value) -> bool:
-    """A finite JSON number (not a boolean, not NaN or infinite)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _is_finite(value) -> bool:

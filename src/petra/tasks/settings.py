@@ -23,10 +23,10 @@ import copy
 import dataclasses
 import functools
 import json
-import types
 import typing
 from collections.abc import Callable
 
+from petra.checks import describe, fits, is_union
 from petra.embeddings import KINDS, embedding_options
 from petra.models import ModelConfig
 from petra.training import TrainConfig
@@ -34,26 +34,6 @@ from petra.training import TrainConfig
 SECTIONS = ("model", "train", "data")
 SET_BY_TASK = ("model", "vocab_size", "num_labels", "tokenizer_fingerprint")
 _NONE = ("none", "null")
-
-
-def describe(hint) -> str:
-    """A type annotation in words, for error messages."""
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if _is_union(hint):
-        return " or ".join(describe(a) for a in args) + " or none"
-    if typing.get_origin(hint) is list:
-        return f"a comma-separated list of {describe(args[0]).removeprefix('a ')}s"
-    return {
-        bool: "true or false",
-        int: "an integer",
-        float: "a number",
-        str: "a string",
-        dict: "a JSON object",
-    }.get(hint, str(hint))
-
-
-def _is_union(hint) -> bool:
-    return typing.get_origin(hint) in (typing.Union, types.UnionType)
 
 
 def parse_value(key: str, text: str, hint):
@@ -66,7 +46,7 @@ def parse_value(key: str, text: str, hint):
 
 def _convert(text: str, hint):
     text = text.strip()
-    if _is_union(hint):
+    if is_union(hint):
         if type(None) in typing.get_args(hint) and text.lower() in _NONE:
             return None
         for option in (a for a in typing.get_args(hint) if a is not type(None)):
@@ -127,27 +107,6 @@ def embedding_option(key: str) -> str | None:
 Change = tuple[str, object]  # ("train.lr", 0.001), ("model.embedding", "kronecker"), ...
 
 
-def fits(value, hint) -> bool:
-    """Whether `value` (as Python or JSON gives it) is of the annotated type `hint` (an
-    integer counts as a number)."""
-    args = typing.get_args(hint)
-    if _is_union(hint):
-        return any(value is None if a is type(None) else fits(value, a) for a in args)
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is str:
-        return isinstance(value, str)
-    if typing.get_origin(hint) is list:
-        return isinstance(value, list) and all(fits(v, args[0]) for v in value)
-    if hint is dict:
-        return isinstance(value, dict)
-    return False
-
-
 def text(value) -> str:
     """A value as one types it after `--set key=` (`true`, `none`, `0.0003`, `1,2`, a JSON
     object): `parse_value` reads it back as the same value."""
@@ -173,7 +132,7 @@ def check_value(key: str, value, hint):
     of that type."""
     if not fits(value, hint):
         raise ValueError(f"{key}={value!r}: expected {describe(hint)}")
-    types_ = typing.get_args(hint) if _is_union(hint) else (hint,)
+    types_ = typing.get_args(hint) if is_union(hint) else (hint,)
     if type(value) is int and int not in types_ and float in types_:
         return float(value)
     return value

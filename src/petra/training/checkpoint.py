@@ -23,6 +23,7 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from petra.atomic import atomic_folder
+from petra.checks import first_line
 from petra.models.checkpoint import WEIGHTS_FILE, write_checkpoint
 
 TRAINER_FILE = "trainer.pt"
@@ -111,7 +112,7 @@ def read_training_checkpoint(path: Path, files: ModelFiles) -> tuple[dict, dict]
         SafetensorError,
         pickle.UnpicklingError,
     ) as error:
-        reason = (str(error).splitlines() or [""])[0][:120] or type(error).__name__
+        reason = first_line(error, 120)
         raise DamagedCheckpoint(f"{path} is truncated or corrupt ({reason})") from error
     return model_state, trainer_state
 
