@@ -34,7 +34,7 @@ from petra.embeddings import (
 from petra.embeddings.budget import check_fits_in_memory
 from petra.models.config import BACKBONES
 from petra.tasks.run import TASKS, parse_overrides, run_config, run_or_reuse, task_vocab_size
-from petra.tasks.settings import Change, embedding_option
+from petra.tasks.settings import Change, embedding_option, setting_key
 
 MAIN_METRIC = {
     "nli-sts": "spearman",
@@ -142,20 +142,19 @@ def _check_arms(
             raise ValueError(f"--{name} lists a value twice: {values}")
     if not seeds:
         raise ValueError("--seeds is empty: give at least one seed, e.g. --seeds 0,1,2")
-    for item in overrides:
-        key = item.partition("=")[0]
+    for key in map(setting_key, overrides):
         if key in ARM_KEYS:
             raise ValueError(
                 f"--set {key} is what the arms vary: use --kinds, --backbones or --seeds"
             )
         if key in grid:
             raise ValueError(f"{key} is both set (--set) and varied (--grid): choose one")
-    if "train.init" in grid or any(item.startswith("train.init=") for item in overrides):
+    if "train.init" in {*grid, *map(setting_key, overrides)}:
         raise ValueError(
             "train.init starts a run from one saved model, while compare builds each arm's "
             "model: use petra train --init for each starting point"
         )
-    for key in [*(item.partition("=")[0] for item in overrides), *grid]:
+    for key in [*map(setting_key, overrides), *grid]:
         option = embedding_option(key)
         if option is not None and not any(option in embedding_options(k) for k in kinds):
             raise ValueError(f"{key}: none of the kinds {kinds} has an option {option!r}")

@@ -56,7 +56,7 @@ from petra.tasks.run import (
     run_config,
     run_or_reuse,
 )
-from petra.tasks.settings import SET_BY_TASK, Change, format_change, text
+from petra.tasks.settings import SET_BY_TASK, Change, format_change, setting_key, text
 from petra.training.trainer import TrainingDiverged
 
 DEFAULT_SEEDS = 3
@@ -80,15 +80,11 @@ def grid_points(arm: Arm, fixed: set[str] = frozenset()) -> list[Point]:
     return [tuple(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
 
 
-def _key(item: str) -> str:
-    return item.split("=", 1)[0]
-
-
 def fixed_settings(claim: Claim, quick: bool, extra: list[str]) -> set[str]:
     """The settings that no grid may choose in this run: those given with --set (e.g.
     `--set train.lr=2e-05` with `--preset pete-paper` runs the paper's lr) and those of the
     quick budget."""
-    return {*(_key(item) for item in extra), *(claim.quick if quick else {})}
+    return {*(setting_key(item) for item in extra), *(claim.quick if quick else {})}
 
 
 def point_name(point: Point) -> str:

@@ -95,10 +95,15 @@ def section_types(section: str, data_class) -> dict[str, object]:
     return field_types(TrainConfig if section == "train" else data_class)
 
 
+def setting_key(item: str) -> str:
+    """The key of a command-line `--set` item: `train.lr` of `train.lr=0.001`."""
+    return item.partition("=")[0]
+
+
 def embedding_option(key: str) -> str | None:
     """The option a setting `model.embedding.<option>` sets (None for any other key; a
     `--set` item `key=value` is read by its key)."""
-    key = key.partition("=")[0]
+    key = setting_key(key)
     option = key.removeprefix("model.embedding.")
     return option if option != key and option != "kind" else None
 
