@@ -198,3 +198,10 @@ def test_a_failed_text_write_leaves_the_old_file_and_no_sibling(tmp_path, monkey
     with pytest.raises(OSError, match="No space left"):
         atomic.atomic_write_text(path, "new")
     assert path.read_text() == "old" and names(tmp_path) == ["results.json"]
+
+
+def test_bytes_are_written_whole_as_text_is(tmp_path):
+    path = tmp_path / "vectors.npy"
+    atomic.atomic_write_bytes(path, b"\x93NUMPY\x00")
+    atomic.atomic_write_text(path, "über")
+    assert path.read_bytes() == "über".encode() and names(tmp_path) == ["vectors.npy"]

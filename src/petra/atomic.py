@@ -66,15 +66,20 @@ def atomic_folder(target: str | Path) -> Iterator[Path]:
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write the file `path` as a whole: `text` goes into a hidden sibling
+    """Write the text file `path` as a whole (UTF-8), as `atomic_write_bytes` does."""
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write the file `path` as a whole: `data` goes into a hidden sibling
     (`.NAME.PID-XXXXXXXX.tmp`, one per writer), fsynced, then renamed over `path`. A reader
     sees the old file or the new one, never a part; an error or interruption removes the
     sibling (a SIGKILL leaves it, hidden, and never in `path`'s place)."""
     path = Path(path)
     temporary = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with open(temporary, "w") as handle:
-            handle.write(text)
+        with open(temporary, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         temporary.replace(path)

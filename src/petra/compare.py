@@ -23,6 +23,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from petra.atomic import atomic_write_text
 from petra.embeddings import (
     KINDS,
     BudgetUnreachable,
@@ -279,9 +280,9 @@ def compare(
         "arms": arms,
     }
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(out / "results.json", json.dumps(summary, indent=2) + "\n")
     table = format_table(summary)
-    (out / "table.md").write_text(table + "\n")
+    atomic_write_text(out / "table.md", table + "\n")
     plot_curves(summary, out / "curves.png")
     plot_metric_vs_params(summary, out / "metric_vs_params.png")
     return summary

@@ -14,7 +14,10 @@ imports only with `trust_remote_code=True`; with it, the model loads through pet
 
 A save is written into a staging folder first and moved into place only when every file is
 written, so a save that fails (a full disk, a refused tokenizer) leaves an earlier save in the
-folder whole; a model may be saved back into the folder it was loaded from. A tokenizer given
+folder whole; a model may be saved back into the folder it was loaded from. Unlike
+`petra.atomic.atomic_folder`, which replaces a folder whole, the save is merged into an
+existing folder: a user's folder keeps the files the save does not write (a README, a
+model card). A tokenizer given
 to the save must be the one the embedding was built with (its fingerprint is compared).
 
 `materialize(model)` turns the embedding back into a plain `nn.Embedding` (a tied head back

@@ -15,6 +15,7 @@ STS-B correlations over all pairs of the evaluation file.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from petra.atomic import atomic_write_bytes
 from petra.data import load_corpus, load_imdb, load_nli
 from petra.data.batching import RandomBatchSampler, pad_sequences
 from petra.tasks.sentence import SentenceData, _SentenceTask, check_limits
@@ -78,9 +80,9 @@ def cached_vectors(name: str, sentences: list[str], encode, cache_dir: str | Non
         return np.load(path)
     vectors = np.asarray(encode(sentences), dtype=np.float32)
     folder.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(f".{os.getpid()}.tmp.npy")  # one per process
-    np.save(temporary, vectors)
-    temporary.replace(path)
+    buffer = io.BytesIO()
+    np.save(buffer, vectors)
+    atomic_write_bytes(path, buffer.getvalue())
     return np.load(path)
 
 
