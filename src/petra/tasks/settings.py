@@ -143,6 +143,9 @@ def check_value(key: str, value, hint):
     return value
 
 
+_LABEL = {True: "--set ", False: ""}  # what starts a refusal of command-line text, typed value
+
+
 def _check_kind(key: str, kind, label: str) -> str:
     if kind not in KINDS:
         raise ValueError(f"{label}{key}={kind}: unknown embedding kind; choose one of {KINDS}")
@@ -154,7 +157,7 @@ def _apply(spec: dict, changes, data_class, from_text: bool) -> tuple[dict, list
     with typed values: a value is command-line text read as its field's type (`from_text`),
     or a typed value checked against it. An embedding option is typed by the kind the
     changes end with."""
-    convert, label = (parse_value, "--set ") if from_text else (check_value, "")
+    convert, label = (parse_value if from_text else check_value), _LABEL[from_text]
     spec = copy.deepcopy(spec)
     typed: list[list] = []  # [key, value] of each change, its value typed in place
     pending: list[tuple[str, str, object, Callable]] = []  # embedding options, typed last
@@ -165,7 +168,7 @@ def _apply(spec: dict, changes, data_class, from_text: bool) -> tuple[dict, list
         if section == "model" and (name == "embedding" or name.startswith("embedding.")):
             option = name.removeprefix("embedding").removeprefix(".")
             if not option:  # a new kind: the preset's options go, the given ones stay
-                kind, given = _embedding(key, value, label, from_text)
+                kind, given = _embedding(key, value, from_text)
                 spec["model"]["embedding"] = {"kind": kind}
                 holder = {"kind": kind}
                 typed.append([key, holder if given else kind])
@@ -203,10 +206,11 @@ def _apply(spec: dict, changes, data_class, from_text: bool) -> tuple[dict, list
     return spec, [(key, value) for key, value in typed]
 
 
-def _embedding(key: str, value, label: str, from_text: bool) -> tuple[str, dict]:
+def _embedding(key: str, value, from_text: bool) -> tuple[str, dict]:
     """`model.embedding=<kind>`, or an object {"kind": ..., **options} (a dict, or its JSON
     text): the kind, and the options (typed with the kind's, once it is final; from a
     JSON text, each as its own text)."""
+    label = _LABEL[from_text]
     if isinstance(value, str) and not (from_text and value.lstrip().startswith("{")):
         return _check_kind(key, value.strip(), label), {}
     if isinstance(value, str):
