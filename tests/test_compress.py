@@ -450,8 +450,18 @@ def test_a_checkpoint_of_other_settings_is_never_resumed(tiny_lm, tmp_path, monk
     out = tmp_path / "run"
     _interrupted(tiny_lm, out, monkeypatch)
     (out / "compress.json").unlink()  # the run's record gone: its settings can't be compared
-    with pytest.raises(ValueError, match=r"config.json describes another run .* \(settings.seed\)"):
+    with pytest.raises(ValueError, match=r"config.json describes another run .* \(seed\)"):
         compress(lm_settings(tiny_lm, seed=1), out, progress=False)
+
+
+def test_a_folder_of_another_kind_of_run_is_refused_before_any_work(tiny_lm, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    record = {"run_format": 2, "task": "lm", "model": {}, "train": {}, "data": {}}
+    (out / "config.json").write_text(json.dumps(record))  # a petra train run's record
+    with pytest.raises(ValueError, match="config.json is not the record of a petra compress run"):
+        compress(lm_settings(tiny_lm), out, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["config.json"]
 
 
 def _model_folder(tmp_path, source, name, edit=None, drop=()):
@@ -495,6 +505,26 @@ def test_cli_says_what_is_wrong_with_an_option_in_one_line(argv, message, tiny_l
     assert main(["compress", "--model", str(tiny_lm), *argv, "--out", str(tmp_path / "run")]) == 2
     assert message in error_line(capsys.readouterr().err)
     assert not (tmp_path / "run").exists()  # refused before any work
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"pos_dim": 8.5}, "option pos_dim=8.5: expected an integer"),
+        ({"pos_dim": True}, "option pos_dim=True: expected an integer"),
+        ({"bogus": 1}, "option bogus: a kronecker embedding has no option 'bogus'"),
+        ({"padding_idx": 0}, "option padding_idx: padding_idx is a setting of its own"),
+    ],
+)
+def test_typed_options_are_refused_as_the_command_lines_are(options, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        CompressSettings(model="all-minilm-l6-v2", kind="kronecker", start="norms",
+                         options=options)  # fmt: skip
+
+
+def test_typed_options_keep_the_type_the_kind_declares():
+    settings = CompressSettings(model="m", kind="kronecker", start="norms", options={"pos_dim": 8})
+    assert settings.options == {"pos_dim": 8} and type(settings.options["pos_dim"]) is int
 
 
 @pytest.mark.parametrize(

@@ -51,7 +51,7 @@ from petra.hf.swap import HEADS, STARTS_FROM_TABLE, hf_model, unwrap_embedding
 from petra.tasks.distill import DistillData, cached_vectors, teacher_path, unlabeled_sentences
 from petra.tasks.run import check_same_settings, read_json
 from petra.tasks.sentence import cosine_correlations
-from petra.tasks.settings import parse_value
+from petra.tasks.settings import check_value, parse_value
 from petra.training.config import TrainConfig
 from petra.training.trainer import Trainer
 
@@ -99,10 +99,7 @@ class CompressSettings:
         if (self.kind == "learned") != (self.factor_dim is not None):
             raise ValueError("--factor-dim (the rank e) goes with --kind learned, and only there: "
                              "a learned table without it is the original one")  # fmt: skip
-        reserved = sorted(set(self.options) & RESERVED_OPTIONS)
-        if reserved:
-            raise ValueError(f"{', '.join(reserved)} are settings of their own, not --option")
-        _check_option_types(self.kind, self.options)
+        self.options = typed_options(self.kind, self.options)
         for name in ("lr", "embedding_lr"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0 < value <= MAX_LR):  # nan fails too
@@ -145,37 +142,35 @@ def kind_options(kind: str) -> dict[str, object]:
 
 def parse_options(kind: str, items: list[str]) -> dict:
     """`--option KEY=VALUE` items as options of `kind`, each converted to the type the kind
-    declares (`pos_dim=8` an integer, `final_norm=true` a bool); a key the kind does not
-    have, or a value that does not convert, is refused with a message that says why."""
-    valid, options = kind_options(kind), {}
+    declares (`pos_dim=8` an integer, `final_norm=true` a bool); see `typed_options`."""
+    pairs = {}
     for item in items:
         key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
+        if not sep or not key.strip():
             raise ValueError(f"--option takes KEY=VALUE, got {item!r}")
-        if key in RESERVED_OPTIONS:
-            raise ValueError(f"--option {key}: {key} is a setting of its own, not --option")
-        if key not in valid:
-            have = ", ".join(sorted(valid)) or "none (its rank is --factor-dim)"
-            raise ValueError(f"--option {key}: a {kind} embedding has no option {key!r}; "
-                             f"its options: {have}")  # fmt: skip
-        try:
-            options[key] = parse_value(key, text, valid[key])
-        except ValueError:
-            raise ValueError(f"--option {key}={text}: expected {describe(valid[key])}") from None
-    return options
+        pairs[key.strip()] = text
+    return typed_options(kind, pairs, from_text=True)
 
 
-def _check_option_types(kind: str, options: dict) -> None:
-    valid = kind_options(kind)
+def typed_options(kind: str, options: dict, from_text: bool = False) -> dict:
+    """`options` of a `kind` swap with typed values: command-line text read as the type the
+    kind declares (`from_text`, `petra.tasks.settings.parse_value`), or a typed value checked
+    against it (`check_value`). A setting of its own (`RESERVED_OPTIONS`), a key the kind
+    does not have, or a value of another type is refused with a message that says why."""
+    valid, label = kind_options(kind), "--option " if from_text else "option "
+    typed = {}
     for key, value in options.items():
         if key in RESERVED_OPTIONS:
-            continue  # refused above, with its own message
+            raise ValueError(f"{label}{key}: {key} is a setting of its own, not --option")
         if key not in valid:
-            have = ", ".join(sorted(valid)) or "none (its rank is factor_dim)"
-            raise ValueError(f"a {kind} embedding has no option {key!r}; its options: {have}")
-        if not fits(value, valid[key]):
-            raise ValueError(f"option {key}={value!r}: expected {describe(valid[key])}")
+            have = ", ".join(sorted(valid)) or "none (its rank is --factor-dim)"
+            raise ValueError(f"{label}{key}: a {kind} embedding has no option {key!r}; "
+                             f"its options: {have}")  # fmt: skip
+        try:
+            typed[key] = (parse_value if from_text else check_value)(key, value, valid[key])
+        except ValueError:
+            raise ValueError(f"{label}{key}={value}: expected {describe(valid[key])}") from None
+    return typed
 
 
 # -- the pretrained model -------------------------------------------------------------------
@@ -544,9 +539,9 @@ def compress(settings: CompressSettings, out: str | Path, progress: bool = True)
         say(f"{out} holds a finished run: its result is reused")
         return result
     run_config = {"task": "compress", "settings": asdict(settings), "model_digest": digest}
-    if (out / "config.json").is_file():
-        recorded = read_json(out / "config.json", "the run's settings")
-        check_same_settings(out / "config.json", recorded, run_config, "use a new --out")
+    if (out / "config.json").is_file():  # the Trainer's record: its checkpoints are this run's
+        _check_same_run(out / "config.json", read_json(out / "config.json", "the run's settings"),
+                        settings, digest)  # fmt: skip
     _warn_of_an_old_checkpoint(out)
     torch.manual_seed(settings.seed)
     teacher, tokenizer, kind = load_teacher(settings.model)
@@ -650,28 +645,33 @@ def _previous_result(out: Path, settings: CompressSettings, digest: str) -> dict
     except ValueError as error:
         raise ValueError(f"{error}: delete {out} to start this run again, or use another "
                          "--out") from None  # fmt: skip
-    theirs, quality = result.get("settings"), result.get("quality", {})
-    if not isinstance(theirs, dict) or not (
-        isinstance(quality, dict) and all(isinstance(q, dict) for q in quality.values())
-    ):
+    quality = result.get("quality", {})
+    if not (isinstance(quality, dict) and all(isinstance(q, dict) for q in quality.values())):
         raise ValueError(f"{path} is damaged (its settings or quality are not what petra "
                          f"compress writes): delete {out} to start this run again, or use "
                          "another --out")  # fmt: skip
-    check_same_settings(
-        path, theirs, asdict(settings), "use a new --out, or the same settings to resume it"
-    )
-    if result.get("model_digest", digest) != digest:
-        raise ValueError(
-            f"{out} holds a compress run of another model: the files of {settings.model} have "
-            "changed since it began (a model saved again, or another one at that path); use a "
-            "new --out"
-        )
+    _check_same_run(path, result, settings, digest)
     for stage, measured in quality.items():
         bad = {k: v for k, v in measured.items() if not is_finite_number(v)}
         if bad:
             raise ValueError(f"{out} holds a run whose {stage} {_words(bad)} (it diverged): "
                              "use a new --out, with lower learning rates")  # fmt: skip
     return result
+
+
+def _check_same_run(path: Path, record: dict, settings: CompressSettings, digest: str) -> None:
+    """Refuse a run folder whose record (`compress.json`, or the Trainer's `config.json`)
+    holds other settings, or a run of another model (its files changed since it began)."""
+    advice = "use a new --out, or the same settings to resume it"
+    if not isinstance(record.get("settings"), dict):
+        raise ValueError(f"{path} is not the record of a petra compress run: {advice}")
+    check_same_settings(path, record["settings"], asdict(settings), advice)
+    if record.get("model_digest", digest) != digest:
+        raise ValueError(
+            f"{path.parent} holds a compress run of another model: the files of "
+            f"{settings.model} have changed since it began (a model saved again, or another "
+            "one at that path); use a new --out"
+        )
 
 
 class _Order:
