@@ -257,20 +257,20 @@ def test_a_setting_given_is_not_chosen():
     table1, table2 = get_claim("pete-sts-zero-shot"), get_claim("pete-sts-finetune")
     nli, sts = table1.arm("fourier-1x256"), table2.arm("fourier-58k")
     lrs = [(("train.lr", 0.0003),), (("train.lr", 0.001),), (("train.lr", 0.003),)]
-    assert runner.grid_points(nli, runner.fixed_settings(table1, False, [])) == lrs
-    assert len(runner.grid_points(sts, runner.fixed_settings(table2, False, []))) == 6
+    assert runner.arm_points(nli, runner.fixed_settings(table1, False, [])) == lrs
+    assert len(runner.arm_points(sts, runner.fixed_settings(table2, False, []))) == 6
     paper = ["train.lr=2e-05"]
-    assert runner.grid_points(nli, runner.fixed_settings(table1, False, paper)) == [()]
+    assert runner.arm_points(nli, runner.fixed_settings(table1, False, paper)) == [()]
     changes = arm_overrides(nli, 0, Path("r"), table1, False, paper, preset="pete-paper")
     config = run_config(nli.task, "pete-paper", changes=changes)
     assert config["train"]["lr"] == 2e-05 and config["train"]["steps"] == 122700
     quick = runner.fixed_settings(table2, True, [])
-    assert runner.grid_points(sts, quick) == [
+    assert runner.arm_points(sts, quick) == [
         (("train.lr", 2e-05),),
         (("train.lr", 0.0001),),
         (("train.lr", 0.0005),),
     ]  # the quick budget's train.steps, not the grid's epochs
-    assert runner.point_name(runner.grid_points(sts, set())[1]) == "lr=2e-05,steps=568"
+    assert runner.point_name(runner.arm_points(sts, set())[1]) == "lr=2e-05,steps=568"
 
 
 def test_quick_pete_finetune_chooses_on_held_out_data_and_starts_from_the_chosen_nli_model(

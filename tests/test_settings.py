@@ -7,7 +7,7 @@ import re
 import pytest
 
 from petra.cli import main
-from petra.compare import arm_name, arm_settings, grid_points, parse_grid
+from petra.compare import arm_name, arm_settings, kind_points, parse_grid
 from petra.tasks.run import apply_overrides, load_preset, run_config
 from petra.tasks.settings import parse_value
 
@@ -200,9 +200,9 @@ def test_compare_seeds_must_be_integers(tmp_path, capsys, seeds):
 # -- compare --grid ----------------------------------------------------------------------
 def test_grid_points_span_embedding_options_only_for_their_kinds():
     grid = parse_grid(["model.n_layers=1,2", "model.embedding.pos_dim=8,16"])
-    assert grid_points(grid, "learned") == [{"model.n_layers": "1"}, {"model.n_layers": "2"}]
-    assert len(grid_points(grid, "kronecker")) == 4
-    assert arm_name("kronecker", "standard", 0, grid_points(grid, "kronecker")[1]) == (
+    assert kind_points(grid, "learned") == [(("model.n_layers", "1"),), (("model.n_layers", "2"),)]
+    assert len(kind_points(grid, "kronecker")) == 4
+    assert arm_name("kronecker", "standard", 0, kind_points(grid, "kronecker")[1]) == (
         "kronecker-standard-n_layers=1-pos_dim=16-seed0"
     )
     assert arm_name("learned", "standard", 3) == "learned-standard-seed3"

@@ -17,7 +17,6 @@ total parameters.
 
 from __future__ import annotations
 
-import itertools
 import json
 import statistics
 from dataclasses import dataclass
@@ -35,7 +34,14 @@ from petra.embeddings import (
 from petra.embeddings.budget import check_fits_in_memory
 from petra.models.config import BACKBONES
 from petra.tasks.run import TASKS, parse_overrides, run_config, run_or_reuse, task_vocab_size
-from petra.tasks.settings import Change, embedding_option, setting_key
+from petra.tasks.settings import (
+    Change,
+    Point,
+    embedding_option,
+    grid_points,
+    point_names,
+    setting_key,
+)
 
 MAIN_METRIC = {
     "nli-sts": "spearman",
@@ -92,13 +98,9 @@ class Budget:
         return {"params": self.params, "ratio": self.ratio, "tolerance": self.tolerance}
 
 
-def arm_name(kind: str, backbone: str, seed: int, point: dict[str, str] | None = None) -> str:
+def arm_name(kind: str, backbone: str, seed: int, point=()) -> str:
     """`kronecker-standard-seed0`, or with a grid point `learned-spectral-slices=2-seed0`."""
-    setting = "".join(
-        f"-{key.rsplit('.', 1)[-1]}={str(value).replace('/', '_')}"
-        for key, value in (point or {}).items()
-    )
-    return f"{kind}-{backbone}{setting}-seed{seed}"
+    return "-".join([kind, backbone, *point_names(point), f"seed{seed}"])
 
 
 def parse_grid(items: list[str]) -> dict[str, list[str]]:
@@ -118,15 +120,11 @@ def parse_grid(items: list[str]) -> dict[str, list[str]]:
     return grid
 
 
-def grid_points(grid: dict[str, list[str]], kind: str) -> list[dict[str, str]]:
-    """Every combination of the grid's values for an arm of `kind`; an axis over an embedding
-    option counts only for the kinds that have it."""
-    axes = {
-        key: values
-        for key, values in grid.items()
-        if embedding_option(key) in (None, *embedding_options(kind))
-    }
-    return [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
+def kind_points(grid: dict[str, list[str]], kind: str) -> list[Point]:
+    """Every combination of the grid's values for an arm of `kind` (`grid_points`); an axis
+    over an embedding option counts only for the kinds that have it."""
+    options = (None, *embedding_options(kind))
+    return grid_points({k: values for k, values in grid.items() if embedding_option(k) in options})
 
 
 def _check_arms(
@@ -168,7 +166,7 @@ def arm_settings(
     backbone: str,
     seed: int,
     overrides: list[str],
-    point: dict | None = None,
+    point: Point = (),
 ) -> list[Change]:
     """The typed changes of one arm: the shared `--set` values, each embedding option only
     for the kinds that have it (`model.embedding.pos_dim=32` reaches the Kronecker arms
@@ -178,7 +176,7 @@ def arm_settings(
         item for item in overrides if embedding_option(item) in (None, *embedding_options(kind))
     ]
     arm = [("model.embedding.kind", kind), ("model.backbone", backbone), ("train.seed", seed)]
-    given = parse_overrides(task, preset, [*shared, *(point or {}).items()], arm)
+    given = parse_overrides(task, preset, [*shared, *point], arm)
     return [*given, *arm]
 
 
@@ -204,7 +202,7 @@ def _plan(task, preset, kinds, backbones, seeds, overrides, axes, budget) -> lis
     plan, refused, vocab_sizes = [], {}, {}
     for kind in kinds:
         for backbone in backbones:
-            for point in grid_points(axes, kind):
+            for point in kind_points(axes, kind):
                 for seed in seeds:
                     settings = arm_settings(task, preset, kind, backbone, seed, overrides, point)
                     config = run_config(task, preset, changes=settings)
@@ -253,13 +251,13 @@ def compare(
     arms = []
     for kind, backbone, point, seed, sizing, settings, _ in plan:
         sized = {} if sizing is None else sizing.options
-        directory = out / "arms" / arm_name(kind, backbone, seed, {**point, **sized})
+        directory = out / "arms" / arm_name(kind, backbone, seed, [*point, *sized.items()])
         results = run_or_reuse(task, preset, settings, directory, progress)
         arms.append(
             {
                 "kind": kind,
                 "backbone": backbone,
-                "setting": point,
+                "setting": dict(point),
                 **({} if sizing is None else {"sized": sized, "budget": sizing.budget}),
                 "seed": seed,
                 "params": results["params"],

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import itertools
 import json
 import math
 import shlex
@@ -56,7 +55,16 @@ from petra.tasks.run import (
     run_config,
     run_or_reuse,
 )
-from petra.tasks.settings import SET_BY_TASK, Change, format_change, setting_key, text
+from petra.tasks.settings import (
+    SET_BY_TASK,
+    Change,
+    Point,
+    format_change,
+    grid_points,
+    point_names,
+    setting_key,
+    text,
+)
 from petra.training.trainer import TrainingDiverged
 
 DEFAULT_SEEDS = 3
@@ -70,14 +78,10 @@ def layout(out: str | Path, quick: bool) -> tuple[Path, Path]:
     return base / "runs", base / "results"
 
 
-Point = tuple[Change, ...]  # one value of each setting of an arm's grid
-
-
-def grid_points(arm: Arm, fixed: set[str] = frozenset()) -> list[Point]:
+def arm_points(arm: Arm, fixed: set[str] = frozenset()) -> list[Point]:
     """Every point of the arm's grid (one value per setting, as typed changes), without the
     settings in `fixed`; [()] without a grid."""
-    axes = {key: values for key, values in arm.grid.items() if key not in fixed}
-    return [tuple(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
+    return grid_points({key: values for key, values in arm.grid.items() if key not in fixed})
 
 
 def fixed_settings(claim: Claim, quick: bool, extra: list[str]) -> set[str]:
@@ -89,7 +93,7 @@ def fixed_settings(claim: Claim, quick: bool, extra: list[str]) -> set[str]:
 
 def point_name(point: Point) -> str:
     """`lr=0.001,steps=142` for (("train.lr", 0.001), ("train.steps", 142))."""
-    return ",".join(format_change(key.split(".", 1)[-1], value) for key, value in point)
+    return ",".join(point_names(point))
 
 
 def _texts(changes) -> list[str]:
@@ -165,7 +169,7 @@ class _Plan:
 
     def points(self, arm: Arm) -> list[Point]:
         """The arm's grid points to choose among in this run ([()]: nothing to choose)."""
-        return grid_points(arm, fixed_settings(self.owner, self.quick, self.extra))
+        return arm_points(arm, fixed_settings(self.owner, self.quick, self.extra))
 
     def run(self, arm: Arm, seed: int, point: Point, what: str) -> tuple[dict, Path]:
         """Run (or reuse) the arm at `point` on `seed`: (its results, its directory)."""
@@ -266,7 +270,7 @@ def _train_arms(
         entry["trained_on"][str(seed)] = results.get("environment")
         directories.setdefault(arm.label, {})[seed] = directory
     for arm in owner.arms:
-        arms[arm.label]["settings"] = arm_settings(plan, arm, directories[arm.label])
+        arms[arm.label]["settings"] = trained_settings(plan, arm, directories[arm.label])
     return arms, directories
 
 
@@ -308,7 +312,7 @@ def departures(recorded: dict, protocol: dict, grid: dict[str, str]) -> list[dic
     return found
 
 
-def arm_settings(plan: _Plan, arm: Arm, directories: dict[int, Path]) -> list[dict]:
+def trained_settings(plan: _Plan, arm: Arm, directories: dict[int, Path]) -> list[dict]:
     """What the arm's runs trained, read from their config.json (`recorded_settings`), with
     its `departures` from the registry's protocol (the arm's own preset and settings at its
     chosen grid point, without the user's --set, --preset or the quick budget): one entry
@@ -360,7 +364,7 @@ def check_claim(claim: Claim, quick: bool, preset, extra: list[str]) -> None:
     fixed = fixed_settings(owner, quick, extra)
     for arm in owner.arms:
         if arm.init_from is None:
-            for point in grid_points(arm, fixed):
+            for point in arm_points(arm, fixed):
                 runs = Path("runs")
                 items = arm_overrides(arm, 0, runs, owner, quick, extra, point, None, preset)
                 run_config(arm.task, preset or arm.preset, changes=items)

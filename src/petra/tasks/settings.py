@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import itertools
 import json
 import typing
 from collections.abc import Callable
@@ -129,6 +130,21 @@ def text(value) -> str:
 def format_change(key: str, value) -> str:
     """A typed change in the `--set` language: `train.lr=0.0003`."""
     return f"{key}={text(value)}"
+
+
+Point = tuple[Change, ...]  # one value of each axis of a grid
+
+
+def grid_points(axes: dict[str, list]) -> list[Point]:
+    """Every combination of one value per axis (`{"train.lr": [0.001, 0.0003]}`), each as
+    the changes it makes; [()] without axes."""
+    return [tuple(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
+
+
+def point_names(point) -> list[str]:
+    """Each change of a grid point as it names a run folder: `lr=0.001` for ("train.lr",
+    0.001), by the last part of its key, a '/' of the value as '_'."""
+    return [f"{key.rsplit('.', 1)[-1]}={text(value).replace('/', '_')}" for key, value in point]
 
 
 def check_value(key: str, value, hint):
