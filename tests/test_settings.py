@@ -488,3 +488,27 @@ def test_a_presets_shared_block_is_under_each_tasks_own(tmp_path, monkeypatch):
     }
     with pytest.raises(ValueError, match="preset 'mine' has no settings for task 'classify'"):
         load_preset("classify", "mine")
+
+
+def test_a_presets_block_extends_another_block_section_by_section(tmp_path, monkeypatch):
+    from petra.tasks import run
+
+    preset = {
+        "all": {"model": {"dim": 32}, "train": {"steps": 5, "lr": 0.01}},
+        "sentence": {"train": {"lr": 0.003}, "data": {"max_length": 16}},
+        "sts": {"extends": "sentence", "data": {"max_length": 24}},
+        "nli-sts": {"extends": "sts", "train": {"steps": 7}},
+        "lm": {"extends": "lm"},
+        "classify": {"extends": "agnews"},
+    }
+    (tmp_path / "mine.json").write_text(json.dumps(preset))
+    monkeypatch.setattr(run, "PRESETS_DIR", tmp_path)
+    assert load_preset("nli-sts", "mine") == {
+        "model": {"dim": 32},  # from "all", under the whole chain
+        "train": {"steps": 7, "lr": 0.003},
+        "data": {"max_length": 24},
+    }
+    with pytest.raises(ValueError, match="block 'lm' extends itself through 'lm'"):
+        load_preset("lm", "mine")
+    with pytest.raises(ValueError, match="block 'classify' extends 'agnews', which it lacks"):
+        load_preset("classify", "mine")

@@ -46,19 +46,33 @@ def presets() -> list[str]:
 
 
 SHARED = "all"  # a preset's block of settings that every task of it shares
+EXTENDS = "extends"  # a block's key naming the block it starts from (else SHARED)
 
 
 def load_preset(task: str, preset: str) -> dict:
     """The `model`, `train` and `data` sections of `preset` for `task`: the task's own block
-    over the preset's shared block (`"all"`), section by section (a key the task gives
-    replaces the shared one, `model.embedding` included)."""
+    over the block it `extends` (by default the preset's shared block, `"all"`), section by
+    section (a key a block gives replaces the one under it, `model.embedding` included)."""
     _choose(task, TASKS, "task")
     _choose(preset, presets(), "preset")
     blocks = json.loads((PRESETS_DIR / f"{preset}.json").read_text())
     if task not in blocks:
         raise ValueError(f"preset {preset!r} has no settings for task {task!r}")
-    shared, own = blocks.get(SHARED, {}), blocks[task]
-    return {name: {**shared.get(name, {}), **own.get(name, {})} for name in SECTIONS}
+    return _block(blocks, task, preset)
+
+
+def _block(blocks: dict, name: str, preset: str, below: tuple[str, ...] = ()) -> dict:
+    """The sections of block `name`, each over those of the block it extends."""
+    own = blocks[name]
+    base = own.get(EXTENDS, SHARED if name != SHARED else None)
+    if base in (name, *below):
+        raise ValueError(f"preset {preset!r}: block {name!r} extends itself through {base!r}")
+    if base is not None and base not in blocks:
+        if own.get(EXTENDS) is not None:
+            raise ValueError(f"preset {preset!r}: block {name!r} extends {base!r}, which it lacks")
+        base = None  # a preset without a shared block
+    under = {} if base is None else _block(blocks, base, preset, (*below, name))
+    return {section: {**under.get(section, {}), **own.get(section, {})} for section in SECTIONS}
 
 
 def apply_overrides(task: str, spec: dict, overrides: list[str]) -> dict:
