@@ -30,6 +30,13 @@ def test_params_report_is_built_from_real_modules(tmp_path, capsys):
     dhe = (1024 + 1) * 512 + (512 + 1) * 512 + (512 + 1) * 64
     assert rows["dhe, k=1024, 2 x 512"]["trainable_params"] == dhe
     assert rows["tt, 3 cores, rank 16"]["trainable_params"] == 37 * 4 * 16 * (1 + 16 + 1)
+    # a quantized table trains a scale and an offset per row and stores its codes
+    for label, code_bytes in (("quantized, 8 bits", 64), ("quantized, 4 bits", 32)):
+        row = rows[label]
+        assert row["trainable_params"] == 2 * 50257
+        assert row["stored_bytes"] == 50257 * (code_bytes + 8)  # codes, float32 scale, offset
+        assert row["bytes_saving_pct"] == pytest.approx(100 * (1 - (code_bytes + 8) / 256))
+    assert rows["learned"]["bytes_saving_pct"] == 0
 
 
 def test_the_installed_command_reports_bad_input_clearly():
@@ -126,7 +133,7 @@ def test_a_width_an_arm_refuses_is_reported_in_its_row(tmp_path, capsys):
     assert "| gpt2 | 50,257 | 3 | learned | 150,771 |" in table
     assert (
         "| gpt2 | 50,257 | 3 | fourier, linear | not built: the Fourier basis pairs sin and cos: "
-        "dim must be even, got 3 | – | – | 150,771 | – |"
+        "dim must be even, got 3 | – | – | 150,771 | – | – |"
     ) in table
     from petra.params import ARMS
 
@@ -137,6 +144,7 @@ def test_a_width_an_arm_refuses_is_reported_in_its_row(tmp_path, capsys):
         "fourier, linear",
         "fourier, geglu x4",
         "fourier, geglu x1/4",
+        "quantized, 4 bits",  # two codes to a byte: an even width
     }
     assert all(row["embedding_dim"] == 3 for row in refused)
 

@@ -74,8 +74,20 @@ def test_causal_lm_is_measured_swapped_and_recovered(tiny_lm, tmp_path):
     saved = json.loads((tmp_path / "run" / "compress.json").read_text())
     assert saved == json.loads(json.dumps(result))
     assert "recovered" in format_result(result)
+    assert params["embedding_bytes_before"] == 50257 * 32 * 4  # float32
     table = comparison_table([tmp_path / "run"])
-    assert table.startswith("val_loss") and "| kronecker, fit start | 131,072 |" in table
+    mib = f"{params['embedding_bytes_after'] / 2**20:.2f}"
+    assert table.startswith("val_loss") and f"| kronecker, fit start | 131,072 | {mib} |" in table
+
+
+def test_a_quantized_table_is_counted_in_bytes_and_named_by_its_bits(tiny_lm, tmp_path):
+    settings = lm_settings(tiny_lm, kind="quantized", options={"bits": 4})
+    result = compress(settings, tmp_path / "run", progress=False)
+    params = result["parameters"]
+    assert params["embedding_after"] == 2 * 50257  # a scale and an offset per row
+    assert params["embedding_bytes_after"] == 50257 * (32 // 2 + 8)  # codes, scale, offset
+    table = comparison_table([tmp_path / "run"])
+    assert f"| quantized (bits=4) | 100,514 | {50257 * 24 / 2**20:.2f} |" in table
 
 
 def test_the_saved_student_is_the_recovered_model(tiny_lm, tmp_path):

@@ -4,6 +4,7 @@ registry, each at the variants below and any kind without one at its defaults.""
 import inspect
 
 import pytest
+import safetensors.torch
 import torch
 from torch import nn
 
@@ -16,6 +17,7 @@ from petra.embeddings import (
     embedding_class,
     size_for_budget,
 )
+from petra.embeddings.budget import BudgetUnreachable
 from petra.models import ModelConfig
 
 V, D = 97, 16
@@ -44,6 +46,8 @@ VARIANTS = {
     "dhe-gaussian": dict(kind="dhe", hidden=8, layers=1, code_dim=12, distribution="gaussian"),
     "tt": dict(kind="tt", rank=3),
     "tt-4-cores": dict(kind="tt", rank=2, cores=4),
+    "quantized-8": dict(kind="quantized"),
+    "quantized-4": dict(kind="quantized", bits=4),
 }
 
 
@@ -208,6 +212,10 @@ def test_param_report_counts_parameters_and_buffers(name):
     assert report.learned_equivalent == V * D
     assert report.saving_pct == pytest.approx(100 * (1 - report.trainable_params / (V * D)))
     assert report.as_dict()["saving_pct"] == report.saving_pct
+    saved = safetensors.torch.save({k: v.contiguous() for k, v in emb.state_dict().items()})
+    header = 8 + int.from_bytes(saved[:8], "little")  # the file's data follow its header
+    assert report.stored_bytes == len(saved) - header
+    assert report.bytes_saving_pct == pytest.approx(100 * (1 - report.stored_bytes / (4 * V * D)))
 
 
 def test_state_dict_round_trip_preserves_outputs(name):
@@ -351,7 +359,7 @@ def test_a_kind_states_its_knob_and_report_rows_among_its_options(kind):
     kind_class = REGISTRY[kind]
     options = kind_class.option_types()
     assert kind_class.kind == kind
-    assert kind_class.budget_knob and set(kind_class.budget_knob) <= set(options)
+    assert set(kind_class.budget_knob) <= set(options)  # () for a kind no budget sizes
     assert kind_class.report_layouts
     for label, layout in kind_class.report_layouts:
         assert isinstance(label, str) and label.startswith(kind)
@@ -380,6 +388,10 @@ def test_a_budget_of_the_default_size_sizes_the_kind_to_exactly_it(kind):
     exactly, and the sizing builds to it."""
     kind_class = REGISTRY[kind]
     budget = kind_class.params_for(V, D)
+    if not kind_class.budget_knob:  # stored, not trained, entries: refused with the reason
+        with pytest.raises(BudgetUnreachable, match=f"{kind} cannot reach a budget.*bytes"):
+            size_for_budget(kind, V, D, budget)
+        return
     sizing = size_for_budget(kind, V, D, budget)
     assert sizing.params == budget and set(sizing.options) <= set(kind_class.budget_knob)
     extra = {"token_bytes": TOKENS} if kind_class.needs_tokenizer else {}

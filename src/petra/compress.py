@@ -586,7 +586,7 @@ def _swap(teacher, tokenizer, job: Job):
     options = dict(settings.options)
     if settings.factor_dim is not None:
         options["factor_dim"] = settings.factor_dim
-    if settings.start == "fit" and settings.kind != "learned":
+    if settings.start == "fit" and settings.kind not in STARTS_FROM_TABLE:  # else unused
         vocab = hf_model(student).get_input_embeddings().num_embeddings
         options["token_counts"] = job.token_counts(vocab)
     report = replace_embeddings(student, settings.kind, tokenizer, head=settings.head, **options)
@@ -718,29 +718,45 @@ def comparison_table(run_dirs: list[str | Path]) -> str:
     for folder, result in runs[1:]:
         _check_same_teacher(first_folder, first, folder, result)
     metric = next(iter(first["quality"]["original"]))
+    params = first["parameters"]
     rows = [
-        "| embedding | embedding params | model params | at the start | after recovery "
-        "| recovery |",
-        "|---|---:|---:|---:|---:|---|",
-        f"| original (learned {first['parameters']['vocab_size']} x {first['parameters']['dim']}) "
-        f"| {first['parameters']['embedding_before']:,} | {first['parameters']['params_before']:,} "
-        f"| {first['quality']['original'][metric]:.2f} | | (the teacher) |",
+        "| embedding | embedding params | embedding MiB | model params | at the start "
+        "| after recovery | recovery |",
+        "|---|---:|---:|---:|---:|---:|---|",
+        f"| original (learned {params['vocab_size']} x {params['dim']}) "
+        f"| {params['embedding_before']:,} | {_mebibytes(params, 'embedding_bytes_before')} "
+        f"| {params['params_before']:,} | {first['quality']['original'][metric]:.2f} | "
+        "| (the teacher) |",
     ]
     for _, result in runs:
         settings, params = result["settings"], result["parameters"]
-        name = settings["kind"]
-        if settings["factor_dim"] is not None:
-            name += f", SVD rank {settings['factor_dim']}"
-        elif settings["kind"] != "learned":
-            name += f", {settings['start']} start"
         rows.append(
-            f"| {name} | {params['embedding_after']:,} | {params['params_after']:,} "
+            f"| {_arm_name(settings)} | {params['embedding_after']:,} "
+            f"| {_mebibytes(params, 'embedding_bytes_after')} | {params['params_after']:,} "
             f"| {result['quality']['swapped'][metric]:.2f} "
             f"| {result['quality']['recovered'][metric]:.2f} "
             f"| {result['steps']} steps x {settings['batch_size']}, "
             f"{result['recovery_seconds'] / 60:.0f} min |"
         )
     return f"{metric} of {first['settings']['model']}\n\n" + "\n".join(rows)
+
+
+def _arm_name(settings: dict) -> str:
+    """`learned, SVD rank 50`, `kronecker, fit start`, `quantized (bits=4)`: the kind, its
+    options, and a computed kind's start."""
+    name = settings["kind"]
+    if settings.get("options"):
+        name += f" ({_words(settings['options'])})"
+    if settings["factor_dim"] is not None:
+        return name + f", SVD rank {settings['factor_dim']}"
+    if not embedding_class(settings["kind"]).starts_from_table:
+        name += f", {settings['start']} start"
+    return name
+
+
+def _mebibytes(parameters: dict, key: str) -> str:
+    """A size in MiB, or "–" for a run recorded before petra counted bytes."""
+    return f"{parameters[key] / 2**20:.2f}" if key in parameters else "–"
 
 
 STAGES = ("original", "swapped", "recovered")

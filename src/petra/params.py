@@ -77,8 +77,8 @@ def format_table(rows: list[dict]) -> str:
     """A Markdown table of `param_rows`."""
     header = (
         "| tokenizer | V | d | embedding | trainable params | buffer bytes "
-        "| fp32 MiB (params + buffers) | learned V x d | saving |",
-        "|---|---:|---:|---|---:|---:|---:|---:|---:|",
+        "| MiB stored | learned V x d | params saved | bytes saved (vs fp32) |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     )
     return "\n".join((*header, *(_table_row(r) for r in rows)))
 
@@ -91,9 +91,10 @@ def _table_row(row: dict) -> str:
     )
     if "error" in row:
         learned = row["num_embeddings"] * row["embedding_dim"]
-        return start + f"| not built: {row['error']} | – | – | {learned:,} | – |"
+        return start + f"| not built: {row['error']} | – | – | {learned:,} | – | – |"
     return start + (
         f"| {row['trainable_params']:,} | {row['buffer_bytes']:,} "
-        f"| {_mebibytes(4 * row['trainable_params'] + row['buffer_bytes'])} "
-        f"| {row['learned_equivalent']:,} | {row['saving_pct']:.1f}% |"
+        f"| {_mebibytes(row['stored_bytes'])} "
+        f"| {row['learned_equivalent']:,} | {row['saving_pct']:.1f}% "
+        f"| {row['bytes_saving_pct']:.1f}% |"
     )

@@ -8,7 +8,8 @@ A `TokenEmbedding` is a drop-in replacement for `nn.Embedding`:
 - `table()` returns all V embeddings as a `(V, d)` tensor that keeps its autograd graph, so a
   tied output head `logits = h @ table().T` trains the parameters that produce it;
 - `to_embedding()` freezes the current outputs into a plain `nn.Embedding` for inference;
-- `param_report()` counts trainable parameters and buffer bytes against the learned table;
+- `param_report()` counts trainable parameters, buffer bytes and the bytes of its saved state
+  against the learned table;
 - ids may have any integer dtype (int8 to int64, uint8 to uint64), checked in int64; ids
   outside `[0, V)` raise `ValueError` naming the value and the valid range, ids of a bool,
   floating or complex dtype a `TypeError`.
@@ -103,14 +104,22 @@ class ParamReport:
     trainable_params: int
     buffer_bytes: int  # every registered buffer, caches included: memory it occupies
     learned_equivalent: int  # V * d, the trainable parameters of nn.Embedding(V, d)
+    stored_bytes: int  # its saved state (parameters and kept buffers) at their dtypes
 
     @property
     def saving_pct(self) -> float:
         """Trainable parameters saved against the learned table, in percent."""
         return 100.0 * (1.0 - self.trainable_params / self.learned_equivalent)
 
+    @property
+    def bytes_saving_pct(self) -> float:
+        """Stored bytes saved against the learned table in float32 (4 V d bytes), in
+        percent: a quantized table saves bytes, not entries."""
+        return 100.0 * (1.0 - self.stored_bytes / (4 * self.learned_equivalent))
+
     def as_dict(self) -> dict:
-        return {**asdict(self), "saving_pct": self.saving_pct}
+        return {**asdict(self), "saving_pct": self.saving_pct,
+                "bytes_saving_pct": self.bytes_saving_pct}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -578,6 +587,7 @@ class TokenEmbedding(nn.Module):
             trainable_params=sum(p.numel() for p in self.parameters() if p.requires_grad),
             buffer_bytes=sum(b.numel() * b.element_size() for b in self.buffers()),
             learned_equivalent=self.num_embeddings * self.embedding_dim,
+            stored_bytes=sum(t.numel() * t.element_size() for t in self.state_dict().values()),
         )
 
     def trained_matrix(self) -> Tensor | None:

@@ -127,7 +127,9 @@ def size_for_budget(
         fixed = ", ".join(f"{k}={v}" for k, v in options.items() if k != "padding_idx")
         at = f"V={vocab_size:,}, d={dim}" + (f", {fixed}" if fixed else "")
         reason = (
-            f"its smallest size is {smallest:,} parameters"
+            "no budget of trainable parameters sizes it"
+            if smallest is None  # a kind without a knob
+            else f"its smallest size is {smallest:,} parameters"
             if best is None
             else f"its sizes jump from {best[0]:,} to more than the budget"
             if largest > budget

@@ -12,6 +12,7 @@ from petra.embeddings.kronecker import KroneckerEmbedding
 from petra.embeddings.learned import LearnedEmbedding
 from petra.embeddings.ngram import NgramHashEmbedding
 from petra.embeddings.qr import QREmbedding
+from petra.embeddings.quantized import QuantizedEmbedding
 from petra.embeddings.tensor_train import TensorTrainEmbedding
 
 REGISTRY: dict[str, type[TokenEmbedding]] = {
@@ -25,6 +26,7 @@ REGISTRY: dict[str, type[TokenEmbedding]] = {
         DeepHashEmbedding,
         TensorTrainEmbedding,
         NgramHashEmbedding,
+        QuantizedEmbedding,
     )
 }
 KINDS = tuple(REGISTRY)

@@ -104,6 +104,8 @@ class SwapReport:
     embedding_before: int  # the V x d table
     embedding_after: int  # the petra embedding's trainable parameters
     head_after: int  # parameters of an output head that was tied before (bias included)
+    embedding_bytes_before: int  # the V x d table at its dtype
+    embedding_bytes_after: int  # the petra embedding's saved state (`stored_bytes`)
 
     @property
     def saved(self) -> int:
@@ -120,7 +122,8 @@ class SwapReport:
         head = "" if self.head is None else f", {self.head} head ({self.head_after:,})"
         return (
             f"{self.kind} embedding {self.vocab_size} x {self.dim}: {self.embedding_before:,} -> "
-            f"{self.embedding_after:,} parameters{head}; model {self.params_before:,} -> "
+            f"{self.embedding_after:,} parameters ({self.embedding_bytes_before / 2**20:.2f} -> "
+            f"{self.embedding_bytes_after / 2**20:.2f} MiB){head}; model {self.params_before:,} -> "
             f"{self.params_after:,} ({self.saved_pct:.1f} % saved)"
         )
 
@@ -256,7 +259,8 @@ def replace_embeddings(
         head=None if tied_head is None else head, scale=scale, fit_error=fit_error,
         params_before=params_before, params_after=count_params(inner),
         embedding_before=vocab_size * dim, embedding_after=new.param_report().trainable_params,
-        head_after=head_after,
+        head_after=head_after, embedding_bytes_before=weight.numel() * weight.element_size(),
+        embedding_bytes_after=new.param_report().stored_bytes,
     )  # fmt: skip
 
 
