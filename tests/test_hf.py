@@ -746,6 +746,36 @@ def test_kronecker_resize_honours_pad_to_multiple_of(gpt2_tied):
     assert gpt2_tied.config.vocab_size == 50304
 
 
+def test_an_ngram_resize_keeps_the_shared_rows_and_bags_the_new_tokens_grams(tmp_path):
+    from petra.embeddings.ngram import ngram_row, token_ngrams
+
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=load_tokenizer("gpt2"))
+    model = tiny_gpt2()
+    replace_embeddings(model, "ngram", tokenizer, rows=50)
+    old = model.get_input_embeddings()
+    old_table = old.table().detach()
+    assert tokenizer.add_tokens(["petrazzzq"]) == 1
+    model.resize_token_embeddings(len(tokenizer))
+    embedding = model.get_input_embeddings()
+    assert embedding.num_embeddings == GPT2_VOCAB + 1 and torch.equal(embedding.rows, old.rows)
+    table = embedding.table().detach()
+    assert torch.equal(table[:GPT2_VOCAB], old_table)
+    picked = [ngram_row(gram, 0, 50) for gram in token_ngrams(b"petrazzzq")]
+    torch.testing.assert_close(table[GPT2_VOCAB], old.rows[picked].detach().mean(0))
+    save_pretrained(model, tmp_path, tokenizer)
+    loaded = from_pretrained(tmp_path, tokenizer=tokenizer)
+    assert_same_state(loaded, model)
+
+
+def test_a_resize_refuses_a_tokenizer_whose_first_tokens_changed():
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=load_tokenizer("gpt2"))
+    model = tiny_gpt2()
+    replace_embeddings(model, "ngram", tokenizer)
+    other = PreTrainedTokenizerFast(tokenizer_object=load_tokenizer("bert-base-uncased"))
+    with pytest.raises(ValueError, match="first tokens are not those"):
+        model.resize_token_embeddings(GPT2_VOCAB + 1, tokenizer=other)
+
+
 def test_fourier_resize_is_refused_with_what_to_do(gpt2):
     model = tiny_gpt2()
     replace_embeddings(model, "fourier", gpt2)

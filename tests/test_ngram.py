@@ -91,8 +91,12 @@ def test_a_saved_index_is_checked(gpt2):
         NgramHashEmbedding.from_saved(3, 4, {"bag_rows": state["bag_rows"]}, rows=7)
     with pytest.raises(ValueError, match="not an index of 4 tokens into 7 rows"):
         NgramHashEmbedding.from_saved(4, 4, state, rows=7)
-    with pytest.raises(ValueError, match="into 2 rows"):
+    with pytest.raises(ValueError, match="holds 7 rows, its settings say rows=2"):
         NgramHashEmbedding.from_saved(3, 4, state, rows=2)
+    with pytest.raises(ValueError, match="into 2 rows"):  # an index beyond the saved rows
+        NgramHashEmbedding.from_saved(3, 4, {**state, "rows": state["rows"][:2]})
+    resized = NgramHashEmbedding.from_saved(3, 4, state)  # R read from the weights
+    assert resized.rows.shape == (7, 4)
 
 
 def test_refusals():

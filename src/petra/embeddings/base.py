@@ -75,6 +75,8 @@ built by `cls(V, d, **options)` from its options alone:
 - `needs_token_counts(options)` (False): the swap passes the corpus counts to `build`;
 - `least_squares_map()` (None; on an instance): for E(v) = M f(v) with fixed features f and
   one trained matrix M, (f, a setter of M): the least-squares start from a table;
+- `resized(pieces, fingerprint)` (refused): a kind built from token bytes, over a vocabulary
+  that grew, its trained weights kept;
 - `from_saved(V, d, state, prefix, **options)`: the embedding a saved state loads into,
   rebuilt from its saved options and what the state holds (`build` by default): a kind built
   from token bytes keeps them in its state and reads them back here (Kronecker's byte table),
@@ -385,6 +387,25 @@ class TokenEmbedding(nn.Module):
         from a table (`petra.hf.swap.fit_to_table`); None for a kind, or a layout, that is not
         of that form."""
         return None
+
+    def resized(self, pieces: list[bytes], fingerprint: str | None = None) -> TokenEmbedding:
+        """The embedding over a vocabulary of `pieces` (one byte string per id, its first ids
+        those this one was built on), its trained weights kept: a new id's row comes from its
+        bytes (`resize_token_embeddings` after a Hugging Face swap). Only a kind built from
+        token bytes can: the others raise `ValueError`."""
+        raise ValueError(
+            f"a {self.kind} embedding cannot be resized: its rows come from a function of the "
+            "id over a fixed vocabulary. Resize the model before replace_embeddings, or "
+            "materialize() it first"
+        )
+
+    @staticmethod
+    def check_resized_prefix(same: bool) -> None:
+        """Refuse a resize whose first tokens are not those the embedding was built on."""
+        if not same:
+            raise ValueError(
+                "the tokenizer's first tokens are not those this embedding was built on"
+            )
 
     @classmethod
     def from_saved(

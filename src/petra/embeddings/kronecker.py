@@ -348,6 +348,21 @@ class KroneckerEmbedding(TokenEmbedding):
                 self._draw_map(linear)
 
     # -- constructors -------------------------------------------------------------------
+    @torch.no_grad()
+    def resized(self, pieces: list[bytes], fingerprint: str | None = None) -> KroneckerEmbedding:
+        """The same projection over the bytes of `pieces`: only the byte rows change."""
+        weight = self.projection.weight
+        new = type(self).from_token_bytes(
+            pieces, self.embedding_dim, pos_dim=self.pos_dim, mode=self.mode,
+            fingerprint=fingerprint, padding_idx=self.padding_idx, rank=self.rank,
+        ).to(device=weight.device)  # fmt: skip
+        kept = min(self.num_embeddings, new.num_embeddings)
+        self.check_resized_prefix(torch.equal(new.byte_table[:kept], self.byte_table[:kept]))
+        new.projection.weight.copy_(weight)
+        if self.expand is not None:
+            new.expand.weight.copy_(self.expand.weight)
+        return new.to(dtype=weight.dtype)
+
     @classmethod
     def from_token_bytes(
         cls,

@@ -178,12 +178,16 @@ class NgramHashEmbedding(TokenEmbedding):
     def from_saved(
         cls, vocab_size: int, dim: int, state: dict, prefix: str = "", **options
     ) -> NgramHashEmbedding:
-        """The (token, row) index is read from the state (no tokenizer needed)."""
-        for name in ("bag_rows", "bag_offsets"):
+        """The (token, row) index and the number of shared rows are read from the state (no
+        tokenizer needed; a resized embedding keeps the R it was built with)."""
+        for name in ("bag_rows", "bag_offsets", "rows"):
             if prefix + name not in state:
                 raise ValueError(f"the checkpoint has no {prefix}{name} for its n-gram embedding")
         index, offsets = state[prefix + "bag_rows"], state[prefix + "bag_offsets"]
-        rows = default_rows(vocab_size) if options.get("rows") is None else options["rows"]
+        rows = state[prefix + "rows"].shape[0]
+        if options.get("rows") not in (None, rows):
+            raise ValueError(f"the checkpoint's {prefix}rows holds {rows} rows, its settings "
+                             f"say rows={options['rows']}")  # fmt: skip
         steps = offsets[1:] - offsets[:-1]
         if (
             offsets.shape != (vocab_size + 1,)
@@ -196,10 +200,27 @@ class NgramHashEmbedding(TokenEmbedding):
                 f"the checkpoint's {prefix}bag_offsets / bag_rows are not an index of "
                 f"{vocab_size} tokens into {rows} rows"
             )
-        built = {k: v for k, v in options.items() if k not in ("scheme", "fingerprint")}
-        embedding = cls([b""] * vocab_size, dim, **built)
+        built = {k: v for k, v in options.items() if k not in ("scheme", "fingerprint", "rows")}
+        embedding = cls([b""] * vocab_size, dim, rows=rows, **built)
         embedding.bag_rows, embedding.bag_offsets = index.clone(), offsets.clone()
         return embedding
+
+    @torch.no_grad()
+    def resized(self, pieces: list[bytes], fingerprint: str | None = None) -> NgramHashEmbedding:
+        """The same shared rows (R kept) over the n-grams of `pieces`."""
+        new = type(self)(
+            pieces, self.embedding_dim, rows=self.rows.shape[0], n=self.n,
+            num_hashes=self.num_hashes, case_fold=self.case_fold, seed=self.seed,
+            padding_idx=self.padding_idx, init_std=self.init_std,
+        ).to(device=self.rows.device, dtype=self.rows.dtype)  # fmt: skip
+        kept = min(self.num_embeddings, new.num_embeddings)
+        end = int(self.bag_offsets[kept])
+        self.check_resized_prefix(
+            torch.equal(new.bag_offsets[: kept + 1], self.bag_offsets[: kept + 1])
+            and torch.equal(new.bag_rows[:end], self.bag_rows[:end])
+        )
+        new.rows.copy_(self.rows)
+        return new
 
     def _bags(self, ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(flat rows of the ids' bags, their offsets, each bag's length), in id order."""

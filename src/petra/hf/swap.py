@@ -30,7 +30,6 @@ from torch import Tensor, nn
 
 from petra.embeddings import (
     REGISTRY,
-    KroneckerEmbedding,
     TokenEmbedding,
     build_embedding,
     embedding_class,
@@ -402,10 +401,11 @@ def resize_token_embeddings(
     model, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None,
     mean_resizing: bool = True, *, tokenizer=None,
 ):  # fmt: skip
-    """`model.resize_token_embeddings` after a swap, with `transformers`' arguments. A
-    Kronecker embedding really resizes: a new token is a new row of bytes, read from the
-    tokenizer given at the swap (or passed here), so `mean_resizing` has nothing to do; the
-    other kinds refuse, saying what to do instead."""
+    """`model.resize_token_embeddings` after a swap, with `transformers`' arguments. An
+    embedding built from token bytes (Kronecker, n-gram) really resizes
+    (`TokenEmbedding.resized`): a new token's row comes from its bytes, read from the tokenizer
+    given at the swap (or passed here), so `mean_resizing` has nothing to do; the other kinds
+    refuse, saying what to do instead."""
     embedding = unwrap_embedding(model.get_input_embeddings())
     if pad_to_multiple_of is not None:
         if pad_to_multiple_of < 1:
@@ -414,33 +414,19 @@ def resize_token_embeddings(
         new_num_tokens = -(-wanted // pad_to_multiple_of) * pad_to_multiple_of
     if new_num_tokens is None or new_num_tokens == embedding.num_embeddings:
         return embedding
-    if not isinstance(embedding, KroneckerEmbedding):
-        raise ValueError(
-            f"a {embedding.kind} embedding cannot be resized: its rows come from a function of "
-            "the id over a fixed vocabulary. Resize the model before replace_embeddings, or "
-            "materialize() it first"
-        )
+    if not embedding.needs_tokenizer:
+        embedding.resized([])  # rows of a function of the id: refused, saying what to do
     tokenizer = tokenizer if tokenizer is not None else getattr(model, "petra_tokenizer", None)
     if tokenizer is None:
-        raise ValueError("resizing a Kronecker embedding needs the tokenizer: pass tokenizer=")
+        raise ValueError(f"resizing a {embedding.kind} embedding needs the tokenizer: pass "
+                         "tokenizer=")  # fmt: skip
     pieces = token_bytes(tokenizer)
     if len(pieces) > new_num_tokens:
         raise ValueError(f"the tokenizer has {len(pieces)} tokens, more than {new_num_tokens}")
     pieces += [b""] * (new_num_tokens - len(pieces))
     old_vocab = embedding.num_embeddings
-    new = KroneckerEmbedding.from_token_bytes(
-        pieces, embedding.embedding_dim, pos_dim=embedding.pos_dim, mode=embedding.mode,
-        fingerprint=tokenizer_fingerprint(tokenizer), padding_idx=embedding.padding_idx,
-        rank=embedding.rank,
-    ).to(embedding.projection.weight.device)  # fmt: skip
+    new = embedding.resized(pieces, tokenizer_fingerprint(tokenizer))
     kept = min(old_vocab, new_num_tokens)
-    if not torch.equal(new.byte_table[:kept], embedding.byte_table[:kept]):
-        raise ValueError("the tokenizer's first tokens are not those this embedding was built on")
-    with torch.no_grad():  # the same W (or U V): only the byte rows change
-        new.projection.weight.copy_(embedding.projection.weight)
-        if embedding.expand is not None:
-            new.expand.weight.copy_(embedding.expand.weight)
-    new.to(dtype=embedding.projection.weight.dtype)
     model.set_input_embeddings(new)
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     if isinstance(head, TableHead) and head.bias is not None:
