@@ -173,7 +173,7 @@ def test_sentence_encoder_on_minilm(tmp_path, monkeypatch):
                 "--option",
                 "id_order=frequency",
             ],
-            "id_order=frequency ranks ids by the corpus counts that --start fit computes",
+            "reads the corpus counts that --start fit computes: add --start fit",
         ),
     ],
 )
@@ -503,7 +503,7 @@ def _model_folder(tmp_path, source, name, edit=None, drop=()):
         (["--kind", "kronecker", "--option", "pos_dim=0"], "pos_dim must be positive, got 0"),
         (["--kind", "kronecker", "--option", "padding_idx=0"], "is a setting of its own"),
         (["--kind", "learned", "--factor-dim", "4", "--option", "sparse=true"],
-         "its options: none (its rank is --factor-dim)"),
+         "a learned embedding has no option 'sparse'; its options: none"),
         (["--kind", "kronecker", "--option", "rank=4"], "has no least-squares start (--start "
                                                         "fit, the default): use --start norms"),
         (["--kind", "fourier", "--option", "final_norm=true"], "use --start norms"),
@@ -526,12 +526,26 @@ def test_cli_says_what_is_wrong_with_an_option_in_one_line(argv, message, tiny_l
         ({"pos_dim": True}, "option pos_dim=True: expected an integer"),
         ({"bogus": 1}, "option bogus: a kronecker embedding has no option 'bogus'"),
         ({"padding_idx": 0}, "option padding_idx: padding_idx is a setting of its own"),
+        ({"kind": "quantized", "init_std": 0.1},  # a start from the table: bits only
+         "option init_std: a quantized embedding has no option 'init_std'; its options: bits"),
+        ({"kind": "tt", "init_std": 0.1}, "its options: cores, rank"),
     ],
-)
+)  # fmt: skip
 def test_typed_options_are_refused_as_the_command_lines_are(options, message):
+    kind = options.pop("kind", "kronecker")
     with pytest.raises(ValueError, match=re.escape(message)):
-        CompressSettings(model="all-minilm-l6-v2", kind="kronecker", start="norms",
-                         options=options)  # fmt: skip
+        CompressSettings(model="all-minilm-l6-v2", kind=kind, start="norms", options=options)
+
+
+def test_options_that_read_the_corpus_counts_pass_the_model_check_with_a_fit_start(tiny_lm):
+    from petra.compress import check_model, load_teacher
+
+    teacher, _, kind = load_teacher(str(tiny_lm))
+    options = {"id_order": "frequency"}  # Fourier ranks ids by the counts the fit computes
+    check_model(lm_settings(tiny_lm, kind="fourier", start="fit", options=options), teacher, kind)
+    with pytest.raises(ValueError, match="reads the corpus counts that --start fit computes"):
+        check_model(lm_settings(tiny_lm, kind="fourier", start="norms", options=options),
+                    teacher, kind)  # fmt: skip
 
 
 def test_typed_options_keep_the_type_the_kind_declares():

@@ -44,10 +44,11 @@ import torch.nn.functional as F
 from petra.atomic import atomic_write_text
 from petra.checks import describe, first_line, fits, is_finite_number
 from petra.data import load_corpus, load_stsb, resolve_data_dir
-from petra.embeddings import KINDS, check_embedding_options, embedding_class, embedding_options
+from petra.embeddings import KINDS, check_embedding_options, embedding_class
+from petra.embeddings.base import STAND_IN_VOCAB, TOKEN_SOURCES
 from petra.hf import HFModelFiles, replace_embeddings
 from petra.hf.io import SIDECAR
-from petra.hf.swap import HEADS, STARTS_FROM_TABLE, hf_model, unwrap_embedding
+from petra.hf.swap import HEADS, STARTS_FROM_TABLE, SWAP_ARGUMENTS, hf_model, unwrap_embedding
 from petra.tasks.distill import DistillData, cached_vectors, teacher_path, unlabeled_sentences
 from petra.tasks.run import check_same_settings, read_json
 from petra.tasks.sentence import cosine_correlations
@@ -58,8 +59,8 @@ from petra.training.trainer import Trainer
 NAMED_MODELS = ("all-minilm-l6-v2", "smollm2-135m")
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 STARTS = ("fit", "norms")
-RESERVED_OPTIONS = {"head", "padding_idx", "token_counts", "factor_dim", "tokenizer",
-                    "match_norms", "token_bytes", "fingerprint"}  # fmt: skip
+# the swap's own arguments, what a kind reads besides its options, and --factor-dim
+RESERVED_OPTIONS = {*SWAP_ARGUMENTS, *TOKEN_SOURCES, "fingerprint", "factor_dim"}
 MAX_LR = 1.0  # AdamW moves every weight by about lr a step: above 1, a pretrained model is gone
 RESULT_FILE = "compress.json"
 LOG_EVERY = 10  # steps between the training loss lines of metrics.jsonl
@@ -133,11 +134,11 @@ def _has_fit(kind: str, options: dict) -> bool:
 
 
 def kind_options(kind: str) -> dict[str, object]:
-    """The options `--option` can give a kind, with their types (a learned swap takes only
-    its rank, `--factor-dim`)."""
-    if kind == "learned":
-        return {}
-    return {k: v for k, v in embedding_options(kind).items() if k not in RESERVED_OPTIONS}
+    """The options `--option` can give a kind, with their types: those its start from the
+    pretrained table takes (`TokenEmbedding.swap_options`; a learned swap's rank is
+    `--factor-dim`)."""
+    options = embedding_class(kind).swap_options()
+    return {k: v for k, v in options.items() if k not in RESERVED_OPTIONS}
 
 
 def parse_options(kind: str, items: list[str]) -> dict:
@@ -163,7 +164,7 @@ def typed_options(kind: str, options: dict, from_text: bool = False) -> dict:
         if key in RESERVED_OPTIONS:
             raise ValueError(f"{label}{key}: {key} is a setting of its own, not --option")
         if key not in valid:
-            have = ", ".join(sorted(valid)) or "none (its rank is --factor-dim)"
+            have = ", ".join(sorted(valid)) or "none"
             raise ValueError(f"{label}{key}: a {kind} embedding has no option {key!r}; "
                              f"its options: {have}")  # fmt: skip
         try:
@@ -310,13 +311,14 @@ def check_model(settings: CompressSettings, model, kind: str) -> None:
                 f"--factor-dim must lie in [1, {min(vocab, dim)}] for {settings.model} (the "
                 f"rank of its {vocab} x {dim} table), got {settings.factor_dim}"
             )
-    if options.get("id_order") == "frequency":  # ranked by the counts --start fit computes
+    kind_class = embedding_class(settings.kind)
+    if kind_class.needs_token_counts(options):  # e.g. Fourier's id_order=frequency
         if settings.start != "fit":
             raise ValueError(
-                "--option id_order=frequency ranks ids by the corpus counts that --start fit "
-                "computes: add --start fit"
+                f"a {settings.kind} embedding with these options ({_words(settings.options)}) "
+                "reads the corpus counts that --start fit computes: add --start fit"
             )
-        options["id_order"] = "natural"  # the counts are checked as the swap takes them
+        options["token_counts"] = torch.ones(STAND_IN_VOCAB)  # the real ones: at the swap
     check_embedding_options(settings.kind, dim, **options)
     if kind == "causal-lm":
         config = hf_model(model).config

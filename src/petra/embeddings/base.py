@@ -71,7 +71,8 @@ built by `cls(V, d, **options)` from its options alone:
 - `construction_inputs` (none): V-sized options used to build it, never saved in a config;
 - `starts_from_table` (False) and `from_table(table, **options)`: a start from a pretrained
   table by decomposing it (the Hugging Face swap; the other kinds are built, then scaled to
-  the table's row norms or fitted to it);
+  the table's row norms or fitted to it), taking the options `table_options` (see
+  `swap_options`, `check_table_options`);
 - `needs_token_counts(options)` (False): the swap passes the corpus counts to `build`;
 - `least_squares_map()` (None; on an instance): for E(v) = M f(v) with fixed features f and
   one trained matrix M, (f, a setter of M): the least-squares start from a table;
@@ -137,6 +138,7 @@ class Knob:
 
 
 STAND_IN_VOCAB = 4  # the tokens of the vocabulary `check_options` builds a kind on
+TOKEN_SOURCES = ("tokenizer", "token_bytes")  # where a kind built from token bytes reads them
 
 
 def long_ids(ids: Tensor) -> Tensor:
@@ -271,6 +273,7 @@ class TokenEmbedding(nn.Module):
     head_tied_by_default: bool = True
     construction_inputs: tuple[str, ...] = ()
     starts_from_table: bool = False
+    table_options: tuple[str, ...] = ()  # the options `from_table` takes
 
     @classmethod
     def builder(cls) -> Callable[..., TokenEmbedding]:
@@ -317,7 +320,7 @@ class TokenEmbedding(nn.Module):
     def token_source(cls, options: dict) -> tuple[object, object]:
         """(tokenizer, token_bytes) popped from `options` for a kind built from each token's
         bytes: exactly one of the two must be given."""
-        tokenizer, pieces = options.pop("tokenizer", None), options.pop("token_bytes", None)
+        tokenizer, pieces = (options.pop(name, None) for name in TOKEN_SOURCES)
         if (tokenizer is None) == (pieces is None):
             raise ValueError(f"kind={cls.kind!r} needs exactly one of tokenizer= or token_bytes=")
         return tokenizer, pieces
@@ -366,6 +369,22 @@ class TokenEmbedding(nn.Module):
         """Start from a pretrained `(V, d)` table by decomposing it (kinds with
         `starts_from_table` only)."""
         raise NotImplementedError(f"a {cls.kind} embedding does not start from a table")
+
+    @classmethod
+    def swap_options(cls) -> dict[str, object]:
+        """The options a start from a pretrained table can give the kind, with their types:
+        `table_options` for a kind that `starts_from_table`, else all of them (the kind is
+        built, then fitted or scaled to the table)."""
+        types = cls.option_types()
+        return {k: types[k] for k in cls.table_options} if cls.starts_from_table else types
+
+    @classmethod
+    def check_table_options(cls, options: dict) -> None:
+        """Refuse options that `from_table` does not take (`table_options`)."""
+        unknown = sorted(set(options) - set(cls.table_options))
+        if unknown:
+            takes = ", ".join(cls.table_options) or "no option"
+            raise ValueError(f"a {cls.kind} swap takes {takes} only, not {unknown}")
 
     @classmethod
     def needs_token_counts(cls, options: dict) -> bool:

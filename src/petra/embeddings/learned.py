@@ -34,6 +34,7 @@ class LearnedEmbedding(TokenEmbedding):
     budget_knob = ("factor_dim",)
     report_layouts = (("learned", {}), ("learned, factorized e=128", {"factor_dim": 128}))
     starts_from_table = True
+    table_options = ("factor_dim",)
 
     @classmethod
     def params_for(cls, vocab_size: int, dim: int, **options) -> int:
@@ -58,9 +59,7 @@ class LearnedEmbedding(TokenEmbedding):
         cls, table: Tensor, *, padding_idx: int | None = None, **options
     ) -> LearnedEmbedding:
         """`from_pretrained(table)`: a copy, or with `factor_dim=e` its truncated SVD."""
-        unknown = sorted(set(options) - {"factor_dim"})
-        if unknown:
-            raise ValueError(f"a learned swap takes factor_dim only, not {unknown}")
+        cls.check_table_options(options)
         return cls.from_pretrained(table, padding_idx=padding_idx, **options)
 
     def __init__(

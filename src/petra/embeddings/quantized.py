@@ -77,6 +77,7 @@ class QuantizedEmbedding(TokenEmbedding):
     budget_knob = ()  # stored in bits, not sized by trainable parameters
     report_layouts = (("quantized, 8 bits", {}), ("quantized, 4 bits", {"bits": 4}))
     starts_from_table = True
+    table_options = ("bits",)
 
     @classmethod
     def params_for(cls, vocab_size: int, dim: int, **options) -> int:
@@ -97,14 +98,13 @@ class QuantizedEmbedding(TokenEmbedding):
 
     @classmethod
     def from_table(
-        cls, table: Tensor, *, padding_idx: int | None = None, bits: int = 8, **options
+        cls, table: Tensor, *, padding_idx: int | None = None, **options
     ) -> QuantizedEmbedding:
         """The table quantized row by row (its padding row is zero at lookup)."""
-        if options:
-            raise ValueError(f"a quantized swap takes bits only, not {sorted(options)}")
+        cls.check_table_options(options)
         if table.dim() != 2:
             raise ValueError(f"the table must be (V, d), got shape {tuple(table.shape)}")
-        module = cls(*table.shape, bits=bits, padding_idx=padding_idx)
+        module = cls(*table.shape, padding_idx=padding_idx, **options)
         module.load_table_(table)
         return module
 

@@ -107,6 +107,7 @@ class TensorTrainEmbedding(TokenEmbedding):
     budget_knob = ("rank",)
     report_layouts = (("tt, 3 cores, rank 16", {"rank": 16}),)
     starts_from_table = True
+    table_options = ("rank", "cores")
 
     @classmethod
     def params_for(cls, vocab_size: int, dim: int, **options) -> int:
@@ -131,9 +132,7 @@ class TensorTrainEmbedding(TokenEmbedding):
         cls, table: Tensor, *, padding_idx: int | None = None, **options
     ) -> TensorTrainEmbedding:
         """`from_embedding(table)`: the TT-SVD at the given rank and cores."""
-        unknown = sorted(set(options) - {"rank", "cores"})
-        if unknown:
-            raise ValueError(f"a tt swap takes rank and cores only, not {unknown}")
+        cls.check_table_options(options)
         return cls.from_embedding(table, padding_idx=padding_idx, **options)
 
     def __init__(

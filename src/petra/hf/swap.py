@@ -21,6 +21,7 @@ to its sidecar).
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 from dataclasses import asdict, dataclass
 from types import MethodType
@@ -261,6 +262,13 @@ def replace_embeddings(
         head_after=head_after, embedding_bytes_before=weight.numel() * weight.element_size(),
         embedding_bytes_after=new.param_report().stored_bytes,
     )  # fmt: skip
+
+
+SWAP_ARGUMENTS = tuple(  # replace_embeddings' own keywords: never a kind's options
+    name
+    for name, parameter in inspect.signature(replace_embeddings).parameters.items()
+    if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+)
 
 
 def mark_swapped(model: nn.Module, record: dict, tokenizer=None) -> None:
