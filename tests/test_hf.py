@@ -776,6 +776,17 @@ def test_a_resize_refuses_a_tokenizer_whose_first_tokens_changed():
         model.resize_token_embeddings(GPT2_VOCAB + 1, tokenizer=other)
 
 
+def test_the_swap_records_and_a_load_restores_the_record_keys(tmp_path):
+    from petra.hf.swap import RECORD_KEYS
+
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=load_tokenizer("gpt2"))
+    model = tiny_gpt2()
+    replace_embeddings(model, "kronecker", tokenizer)
+    assert tuple(model.petra_swap) == RECORD_KEYS
+    save_pretrained(model, tmp_path, tokenizer)
+    assert from_pretrained(tmp_path).petra_swap == model.petra_swap
+
+
 def test_fourier_resize_is_refused_with_what_to_do(gpt2):
     model = tiny_gpt2()
     replace_embeddings(model, "fourier", gpt2)

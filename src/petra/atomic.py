@@ -58,7 +58,7 @@ def atomic_folder(target: str | Path) -> Iterator[Path]:
     temporary.mkdir()
     try:
         yield temporary
-        _sync_tree(temporary)
+        sync_tree(temporary)
         _put_in_place(temporary, target)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
@@ -123,7 +123,7 @@ def _put_in_place(new: Path, target: Path) -> None:
     shutil.rmtree(previous, ignore_errors=True)  # the write is complete: never fail after it
 
 
-def _sync_tree(root: Path) -> None:
+def sync_tree(root: Path) -> None:
     """fsync every file under `root`, then every folder, the deepest first."""
     for folder, _, files in os.walk(root, topdown=False):
         for name in files:

@@ -38,9 +38,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import petra
+from petra.atomic import sync_tree
 from petra.embeddings import KINDS, embedding_class
 from petra.embeddings.token_bytes import token_bytes, tokenizer_fingerprint
 from petra.hf.swap import (
+    RECORD_KEYS,
     TableHead,
     check_tokenizer_fits,
     hf_model,
@@ -54,21 +56,10 @@ WEIGHTS = "petra.safetensors"
 FORMAT = 1
 ST_MODULE = "petra.hf.sentence.PetraTransformer"
 STAGING = "petra-saving-"  # in the name of a save's (hidden) staging folder
-SIDECAR_KEYS = (
-    "kind",
-    "options",
-    "padding_idx",
-    "head",
-    "scale",
-    "class",
-    "vocab_size",
-    "dim",
-    "head_bias",
-    "dtype",
-    "tokenizer_fingerprint",
-    "sentence_transformers",
-    "aliases",
-)
+SIDECAR_KEYS = (  # what a sidecar must hold (fit_error: not in those of an earlier petra)
+    *(key for key in RECORD_KEYS if key != "fit_error"),
+    "vocab_size", "dim", "head_bias", "dtype", "sentence_transformers", "aliases",
+)  # fmt: skip
 
 
 def _transformers():
@@ -114,6 +105,7 @@ def save_pretrained(model, directory: str | Path, tokenizer=None) -> Path:
     staging = _staging_folder(directory)
     try:
         _write_folder(model, staging, tokenizer)
+        sync_tree(staging)  # on disk before the renames, as `atomic_folder` does
         _move_into_place(staging, directory)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -384,17 +376,7 @@ def load_model(directory: str | Path, tokenizer=None) -> nn.Module:
         model.set_output_embeddings(TableHead(model, bias))
     set_tying(model, False)
     model.load_state_dict(state, strict=True)
-    kept = (
-        "kind",
-        "options",
-        "padding_idx",
-        "head",
-        "scale",
-        "fit_error",
-        "class",
-        "tokenizer_fingerprint",
-    )
-    record = {k: sidecar.get(k) for k in kept}
+    record = {key: sidecar.get(key) for key in RECORD_KEYS}
     mark_swapped(model, record, tokenizer)
     return model.eval()
 

@@ -88,6 +88,12 @@ def unwrap_embedding(module: nn.Module) -> nn.Module:
     return module
 
 
+RECORD_KEYS = (  # what a swap records on the model (`petra_swap`), and its save keeps
+    "kind", "options", "padding_idx", "head", "scale", "fit_error", "class",
+    "tokenizer_fingerprint",
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class SwapReport:
     """What a swap changed: parameters of the whole model and of its token representation."""
