@@ -161,7 +161,8 @@ def test_json_into_a_folder_is_refused_before_the_report(tmp_path, capsys):
     assert main(["params", "--tokenizers", "gpt2", "--dims", "64", "--json", str(tmp_path)]) == 2
     captured = capsys.readouterr()
     assert captured.err == (
-        f"petra params: error: --json {tmp_path} is a folder: give the file to write, e.g. "
+        f"petra params: error: --json {tmp_path} is a folder: give the path of a file to "
+        f"write, such as "
         f"{tmp_path / 'params.json'}\n"
     )
     assert captured.out == ""

@@ -28,17 +28,10 @@ def _int_list(text: str) -> list[int]:
 def _params(args: argparse.Namespace) -> None:
     from petra.params import format_table, param_rows
 
-    if args.json and Path(args.json).is_dir():
-        raise ValueError(
-            f"--json {args.json} is a folder: give the file to write, e.g. "
-            f"{Path(args.json) / 'params.json'}"
-        )
+    _check_out_file(args.json, "--json", "params.json")
     rows = param_rows(args.tokenizers.split(","), args.dims)
-    print(format_table(rows))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
-        print(f"\nwrote {args.json}")
+    print(format_table(rows) + "\n")
+    _write_json(rows, args.json)
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -152,27 +145,28 @@ def _probe_model(args: argparse.Namespace):
     return load_pretrained(args.checkpoint, tokenizer=tokenizer).eval(), tokenizer
 
 
-def _write_json(payload: dict, path: str | None) -> None:
+def _write_json(payload: dict | list, path: str | None) -> None:
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(payload, indent=2) + "\n")
         print(f"wrote {path}")
 
 
-def _check_out_file(path: str | Path | None) -> None:
-    """Refuse, before any work is done, an --out that cannot become a file: a folder, or a
-    path under a file."""
-    if path is None:
+def _check_out_file(
+    path: str | Path | None, flag: str = "--out", example: str = "result.json"
+) -> None:
+    """Refuse, before any work is done, a `flag` path that cannot become a file: a folder,
+    or a path under a file."""
+    if not path:
         return
     out = Path(path)
     if out.is_dir():
         raise ValueError(
-            f"--out {path} is a folder: give the path of a file to write, such as "
-            f"{out / 'result.json'}"
+            f"{flag} {path} is a folder: give the path of a file to write, such as {out / example}"
         )
     for parent in out.parents:
         if parent.exists() and not parent.is_dir():
-            raise ValueError(f"--out {path}: {parent} is a file, not a folder")
+            raise ValueError(f"{flag} {path}: {parent} is a file, not a folder")
 
 
 def _probe_norms(args: argparse.Namespace) -> None:

@@ -37,6 +37,7 @@ from petra.tasks.run import TASKS, parse_overrides, run_config, run_or_reuse, ta
 from petra.tasks.settings import (
     Change,
     Point,
+    embedding_changes,
     embedding_option,
     grid_points,
     point_names,
@@ -213,8 +214,7 @@ def _plan(task, preset, kinds, backbones, seeds, overrides, axes, budget) -> lis
                         except BudgetUnreachable as error:
                             refused.setdefault(kind, str(error))
                             continue
-                        sized = [(f"model.embedding.{k}", v) for k, v in sizing.options.items()]
-                        settings = [*settings, *sized]
+                        settings = [*settings, *embedding_changes(sizing.options)]
                         config = run_config(task, preset, changes=settings)
                     plan.append((kind, backbone, point, seed, sizing, settings, config))
     if refused:

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from petra.atomic import atomic_write_text
 from petra.checks import describe, first_line, fits, is_finite_number
 from petra.data import load_corpus, load_stsb, resolve_data_dir
-from petra.embeddings import KINDS, check_embedding_options, embedding_class
+from petra.embeddings import check_embedding_options, embedding_class
 from petra.embeddings.base import STAND_IN_VOCAB, TOKEN_SOURCES
 from petra.hf import HFModelFiles, replace_embeddings
 from petra.hf.io import SIDECAR
@@ -93,8 +93,7 @@ class CompressSettings:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_length < 2:  # a causal LM's chunk predicts its tokens after the first
             raise ValueError(f"--max-length must be at least 2, got {self.max_length}")
-        if self.kind not in KINDS:
-            raise ValueError(f"unknown embedding kind {self.kind!r}; choose one of {KINDS}")
+        embedding_class(self.kind)  # refuses an unknown kind, listing the kinds
         if self.head not in HEADS:
             raise ValueError(f"unknown head {self.head!r}; choose one of {HEADS}")
         if (self.kind == "learned") != (self.factor_dim is not None):

@@ -34,6 +34,6 @@ KINDS = tuple(REGISTRY)
 
 def embedding_class(kind: str) -> type[TokenEmbedding]:
     """The class of the embedding kind named `kind`."""
-    if kind not in REGISTRY:
+    if not isinstance(kind, str) or kind not in REGISTRY:
         raise ValueError(f"unknown embedding kind {kind!r}; choose one of {KINDS}")
     return REGISTRY[kind]

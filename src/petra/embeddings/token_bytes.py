@@ -136,3 +136,12 @@ def tokenizer_fingerprint(tokenizer) -> str:
     ordered = sorted(vocab.items(), key=lambda item: item[1])
     payload = json.dumps([[piece, token_id, piece in special] for piece, token_id in ordered])
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def other_fingerprint(tokenizer, expected: str | None) -> str | None:
+    """The tokenizer's fingerprint when it differs from `expected`; None when it is the same
+    or there is nothing to compare (no tokenizer, or none recorded)."""
+    if tokenizer is None or expected is None:
+        return None
+    given = tokenizer_fingerprint(tokenizer)
+    return None if given == expected else given

@@ -40,7 +40,7 @@ from torch import nn
 import petra
 from petra.atomic import sync_tree
 from petra.embeddings import KINDS, embedding_class
-from petra.embeddings.token_bytes import token_bytes, tokenizer_fingerprint
+from petra.embeddings.token_bytes import other_fingerprint, token_bytes, tokenizer_fingerprint
 from petra.hf.swap import (
     RECORD_KEYS,
     TableHead,
@@ -158,7 +158,7 @@ def _check_tokenizer_at_save(record: dict, tokenizer, embedding) -> None:
     built_with = record.get("tokenizer_fingerprint")
     if tokenizer is not None and built_with is None:  # a swap made without a tokenizer
         check_tokenizer_fits(len(token_bytes(tokenizer)), embedding.num_embeddings)
-    given = _other_fingerprint(tokenizer, built_with)
+    given = other_fingerprint(tokenizer, built_with)
     if given is not None:
         raise ValueError(
             f"this tokenizer is not the one the model's embedding was built with (tokenizer "
@@ -327,21 +327,12 @@ def from_pretrained(directory: str | Path, tokenizer=None):
 
 def _check_tokenizer(sidecar: dict, tokenizer, directory) -> None:
     saved = sidecar.get("tokenizer_fingerprint")
-    given = _other_fingerprint(tokenizer, saved)
+    given = other_fingerprint(tokenizer, saved)
     if given is not None:
         raise ValueError(
             f"this tokenizer is not the one the model in {directory} was saved with (tokenizer "
             f"fingerprint {given[:12]}, saved {saved[:12]})"
         )
-
-
-def _other_fingerprint(tokenizer, expected: str | None) -> str | None:
-    """The tokenizer's fingerprint when it differs from `expected`; None when it is the same
-    or there is nothing to compare (no tokenizer, or none recorded)."""
-    if tokenizer is None or expected is None:
-        return None
-    given = tokenizer_fingerprint(tokenizer)
-    return None if given == expected else given
 
 
 def load_model(directory: str | Path, tokenizer=None) -> nn.Module:

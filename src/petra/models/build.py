@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from petra.embeddings import TokenEmbedding, build_embedding, embedding_class
-from petra.embeddings.token_bytes import tokenizer_fingerprint
+from petra.embeddings.token_bytes import other_fingerprint, tokenizer_fingerprint
 from petra.models.base import PetraModel
 from petra.models.causal_lm import CausalLM
 from petra.models.checkpoint import load_state, read_checkpoint
@@ -49,17 +49,15 @@ def build_model(
         ValueError: for an invalid config, or a tokenizer whose size is not `vocab_size`.
     """
     config.validate()
-    options = {k: v for k, v in config.embedding.items() if k != "kind"}
-    kind = config.embedding["kind"]
+    options, kind = config.embedding_options, config.embedding_kind
     kind_class = embedding_class(kind)
     recorded = {
         k: v for k, v in config.embedding.items() if k not in kind_class.construction_inputs
     }
     config = config.replace(embedding=recorded)
     if tokenizer is not None:
-        size = tokenizer.get_vocab_size(with_added_tokens=True)
-        if size != config.vocab_size:
-            raise ValueError(f"the tokenizer has {size} tokens but vocab_size={config.vocab_size}")
+        kind_class.check_vocab_size(tokenizer.get_vocab_size(with_added_tokens=True),
+                                    config.vocab_size)  # fmt: skip
         config = config.replace(tokenizer_fingerprint=tokenizer_fingerprint(tokenizer))
     if kind_class.needs_tokenizer:
         if tokenizer is not None:
@@ -91,13 +89,12 @@ def load_pretrained(
             state does not fit its config.
     """
     config, state = read_checkpoint(path, device)
-    if tokenizer is not None and config.tokenizer_fingerprint is not None:
-        fingerprint = tokenizer_fingerprint(tokenizer)
-        if fingerprint != config.tokenizer_fingerprint:
-            raise ValueError(
-                f"the checkpoint at {path} was trained with another tokenizer (fingerprint "
-                f"{config.tokenizer_fingerprint[:12]}, given {fingerprint[:12]})"
-            )
+    fingerprint = other_fingerprint(tokenizer, config.tokenizer_fingerprint)
+    if fingerprint is not None:
+        raise ValueError(
+            f"the checkpoint at {path} was trained with another tokenizer (fingerprint "
+            f"{config.tokenizer_fingerprint[:12]}, given {fingerprint[:12]})"
+        )
     embedding = _embedding_from_state(config, state)
     model = MODEL_CLASSES[config.model](config, embedding)
     dtype = _saved_dtype(model, state)
@@ -119,6 +116,7 @@ def _saved_dtype(model: PetraModel, state: dict) -> torch.dtype | None:
 
 def _embedding_from_state(config: ModelConfig, state: dict) -> TokenEmbedding:
     """The embedding the saved state loads into (`TokenEmbedding.from_saved`)."""
-    options = {k: v for k, v in config.embedding.items() if k != "kind"}
-    kind_class = embedding_class(config.embedding["kind"])
-    return kind_class.from_saved(config.vocab_size, config.dim, state, "embedding.", **options)
+    kind_class = embedding_class(config.embedding_kind)
+    return kind_class.from_saved(
+        config.vocab_size, config.dim, state, "embedding.", **config.embedding_options
+    )

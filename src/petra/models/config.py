@@ -179,3 +179,13 @@ class ModelConfig:
 
     def replace(self, **changes) -> ModelConfig:
         return dataclasses.replace(self, **changes)
+
+    @property
+    def embedding_kind(self) -> str:
+        """The embedding's kind (`embedding["kind"]`)."""
+        return self.embedding["kind"]
+
+    @property
+    def embedding_options(self) -> dict:
+        """The embedding's options: its settings without the kind."""
+        return {k: v for k, v in self.embedding.items() if k != "kind"}

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from petra.embeddings import size_for_budget
+from petra.tasks.settings import embedding_changes
 
 PETE = "PETE (arXiv 2505.02266)"
 KRONECKER = "Kronecker embeddings (arXiv 2605.29459)"
@@ -197,7 +198,7 @@ def _at_fourier_budget(kind: str) -> dict[str, object]:
     sizing = size_for_budget(kind, 30522, 256, _FOURIER_BUDGET)
     return {
         "model.embedding": kind,
-        **{f"model.embedding.{k}": v for k, v in sizing.options.items()},
+        **dict(embedding_changes(sizing.options)),
         **_CONTROL_SETUP,
     }
 

@@ -134,8 +134,7 @@ def check_spec(task_name: str, spec: dict) -> None:
     placeholders = {"model": task_cls.model_type, "vocab_size": 2, "num_labels": 2}
     config = ModelConfig.from_dict({**spec["model"], **placeholders})
     if spec["train"].get("init") is None:  # a saved model's embedding is checked as it loads
-        embedding = {k: v for k, v in config.embedding.items() if k != "kind"}
-        check_embedding_options(config.embedding["kind"], config.dim, **embedding)
+        check_embedding_options(config.embedding_kind, config.dim, **config.embedding_options)
     TrainConfig(**spec["train"])
     data_cls(**spec["data"])
 

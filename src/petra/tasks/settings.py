@@ -28,7 +28,7 @@ import typing
 from collections.abc import Callable
 
 from petra.checks import describe, fits, is_union
-from petra.embeddings import KINDS, embedding_options
+from petra.embeddings import embedding_class, embedding_options
 from petra.models import ModelConfig
 from petra.training import TrainConfig
 
@@ -132,6 +132,12 @@ def format_change(key: str, value) -> str:
     return f"{key}={text(value)}"
 
 
+def embedding_changes(options: dict) -> list[Change]:
+    """Typed changes setting the embedding's `options` one by one (a budget's sizing):
+    `[("model.embedding.rows", 256)]` for {"rows": 256}."""
+    return [(f"model.embedding.{name}", value) for name, value in options.items()]
+
+
 Point = tuple[Change, ...]  # one value of each axis of a grid
 
 
@@ -163,8 +169,10 @@ _LABEL = {True: "--set ", False: ""}  # what starts a refusal of command-line te
 
 
 def _check_kind(key: str, kind, label: str) -> str:
-    if kind not in KINDS:
-        raise ValueError(f"{label}{key}={kind}: unknown embedding kind; choose one of {KINDS}")
+    try:
+        embedding_class(kind)
+    except ValueError as error:
+        raise ValueError(f"{label}{key}={kind}: {error}") from None
     return kind
 
 
