@@ -205,7 +205,7 @@ def _probe_geometry(args: argparse.Namespace) -> None:
             embedding = model.embedding
         else:  # a freshly initialized embedding of --kind, drawn the same on every call
             tokenizer = load_tokenizer(args.tokenizer or "gpt2")
-            options = {"tokenizer": tokenizer} if embedding_class(args.kind).needs_tokenizer else {}
+            options = embedding_class(args.kind).token_inputs(tokenizer)
             torch.manual_seed(0)
             embedding = build_embedding(args.kind, tokenizer.get_vocab_size(), args.dim, **options)
         result = probe_geometry(embedding, tokenizer, k=args.k)

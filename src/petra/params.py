@@ -38,9 +38,8 @@ def param_rows(tokenizers: Iterable[str], dims: Iterable[int], data_dir=None) ->
     for name, pieces, fingerprint in vocabularies:
         for dim in dims:
             for label, kind, options in ARMS:
-                if REGISTRY[kind].needs_tokenizer:
-                    options = {**options, "token_bytes": pieces, "fingerprint": fingerprint}
-                report = _report(kind, len(pieces), dim, options)
+                inputs = REGISTRY[kind].token_inputs(token_bytes=pieces, fingerprint=fingerprint)
+                report = _report(kind, len(pieces), dim, {**options, **inputs})
                 rows.append({"tokenizer": name, "embedding": label, **report})
     return rows
 

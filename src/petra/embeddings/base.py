@@ -317,6 +317,19 @@ class TokenEmbedding(nn.Module):
         return {**kept, "token_bytes": [b"x"] * vocab_size}
 
     @classmethod
+    def token_inputs(cls, tokenizer=None, token_bytes=None, fingerprint=None) -> dict:
+        """What `build` reads besides the options: for a kind that `needs_tokenizer`, the
+        `tokenizer`, or else the `token_bytes` (with their tokenizer's `fingerprint`); {} for
+        the others, and when neither is given (the build then says what it needs)."""
+        if not cls.needs_tokenizer:
+            return {}
+        if tokenizer is not None:
+            return {"tokenizer": tokenizer}
+        if token_bytes is None:
+            return {}
+        return {"token_bytes": token_bytes, "fingerprint": fingerprint}
+
+    @classmethod
     def token_source(cls, options: dict) -> tuple[object, object]:
         """(tokenizer, token_bytes) popped from `options` for a kind built from each token's
         bytes: exactly one of the two must be given."""

@@ -221,12 +221,15 @@ def replace_embeddings(
     if kind_class.starts_from_table:
         new = kind_class.from_table(weight.float(), padding_idx=padding, **options)
     else:
-        inputs = {}  # what the build reads besides the options, not recorded with them
-        if kind_class.needs_tokenizer:
-            inputs = {"token_bytes": pieces, "fingerprint": tokenizer_fingerprint(tokenizer)}
+        # what the build reads besides the options, not recorded with them
+        fingerprint = None if tokenizer is None else tokenizer_fingerprint(tokenizer)
+        inputs = kind_class.token_inputs(token_bytes=pieces, fingerprint=fingerprint)
         if kind_class.needs_token_counts(options):  # e.g. Fourier's frequency id order
             if token_counts is None:
-                raise ValueError("id_order='frequency' needs token_counts=")
+                raise ValueError(
+                    f"a {kind} embedding with options {options} needs token_counts= (how "
+                    "often each id occurs in the corpus)"
+                )
             inputs["token_counts"] = token_counts
         new = build_embedding(kind, vocab_size, dim, padding_idx=padding, **inputs, **options)
     scale = fit_error = None

@@ -59,12 +59,8 @@ def build_model(
         kind_class.check_vocab_size(tokenizer.get_vocab_size(with_added_tokens=True),
                                     config.vocab_size)  # fmt: skip
         config = config.replace(tokenizer_fingerprint=tokenizer_fingerprint(tokenizer))
-    if kind_class.needs_tokenizer:
-        if tokenizer is not None:
-            options["tokenizer"] = tokenizer
-        elif token_bytes is not None:
-            options["token_bytes"] = token_bytes
-    embedding = build_embedding(kind, config.vocab_size, config.dim, **options)
+    inputs = kind_class.token_inputs(tokenizer, token_bytes)
+    embedding = build_embedding(kind, config.vocab_size, config.dim, **options, **inputs)
     return MODEL_CLASSES[config.model](config, embedding)
 
 
