@@ -1,6 +1,7 @@
 """`atomic_folder`: a folder appears whole or not at all, replaces an earlier one whole, is
 fsynced before it goes in, and what an interrupted write left is cleaned up or recovered."""
 
+import json
 import os
 import signal
 import subprocess
@@ -205,3 +206,17 @@ def test_bytes_are_written_whole_as_text_is(tmp_path):
     atomic.atomic_write_bytes(path, b"\x93NUMPY\x00")
     atomic.atomic_write_text(path, "über")
     assert path.read_bytes() == "über".encode() and names(tmp_path) == ["vectors.npy"]
+
+
+def test_atomic_write_json_writes_whole_and_strict_refuses_what_json_cannot_hold(tmp_path):
+    from petra.atomic import atomic_write_json
+
+    path = tmp_path / "result.json"
+    atomic_write_json(path, {"a": [1, 2.5]}, indent=1)
+    assert path.read_text() == json.dumps({"a": [1, 2.5]}, indent=1) + "\n"
+    with pytest.raises(ValueError, match="Out of range float values"):
+        atomic_write_json(path, {"a": float("nan")}, strict=True)
+    assert json.loads(path.read_text()) == {"a": [1, 2.5]}  # the earlier file, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]  # nothing left beside it
+    atomic_write_json(path, {"a": float("nan")})  # as json.dumps writes it: NaN
+    assert "NaN" in path.read_text()

@@ -6,6 +6,7 @@ It imports nothing of petra, so that every layer may use it (`models` and `hf` i
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -63,6 +64,12 @@ def atomic_folder(target: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
+
+
+def atomic_write_json(path: str | Path, value, indent: int = 2, strict: bool = False) -> None:
+    """Write `value` as a JSON file (a newline at the end), whole (`atomic_write_bytes`);
+    `strict` refuses a NaN or an infinity (`ValueError`) instead of writing it."""
+    atomic_write_text(path, json.dumps(value, indent=indent, allow_nan=not strict) + "\n")
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -22,7 +22,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from petra.atomic import atomic_write_text
+from petra.atomic import atomic_write_json, atomic_write_text
 from petra.embeddings import (
     KINDS,
     BudgetUnreachable,
@@ -43,6 +43,7 @@ from petra.tasks.settings import (
     point_names,
     setting_key,
 )
+from petra.training import read_metrics
 
 MAIN_METRIC = {
     "nli-sts": "spearman",
@@ -278,7 +279,7 @@ def compare(
         "arms": arms,
     }
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "results.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_json(out / "results.json", summary)
     table = format_table(summary)
     atomic_write_text(out / "table.md", table + "\n")
     plot_curves(summary, out / "curves.png")
@@ -376,10 +377,9 @@ def plot_curves(summary: dict, path: Path) -> None:
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for arm in summary["arms"]:
-        lines = [
-            json.loads(x) for x in (Path(arm["run"]) / "metrics.jsonl").read_text().splitlines()
+        points = [
+            (x["step"], x["train/loss"]) for x in read_metrics(arm["run"]) if "train/loss" in x
         ]
-        points = [(x["step"], x["train/loss"]) for x in lines if "train/loss" in x]
         point = tuple(arm.get("setting", {}).items())
         label = f"{_label(arm['kind'], arm['backbone'], point)} / seed {arm['seed']}"
         axes.plot(*zip(*points, strict=True), label=label, linewidth=1.2)

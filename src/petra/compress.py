@@ -30,7 +30,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import importlib.util
-import json
 import math
 import shutil
 import warnings
@@ -41,7 +40,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from petra.atomic import atomic_write_text
+from petra.atomic import atomic_write_json
 from petra.checks import describe, first_line, fits, is_finite_number
 from petra.data import load_corpus, load_stsb, resolve_data_dir
 from petra.embeddings import check_embedding_options, embedding_class
@@ -632,7 +631,7 @@ def read_result(path: Path) -> dict:
 def write_result(path: Path, result: dict) -> None:
     """Strict JSON (a NaN or an infinity raises instead of being written), never half
     written (`atomic_write_text`)."""
-    atomic_write_text(path, json.dumps(result, indent=2, allow_nan=False) + "\n")
+    atomic_write_json(path, result, strict=True)
 
 
 def _previous_result(out: Path, settings: CompressSettings, digest: str) -> dict:

@@ -11,13 +11,13 @@ reported beside it, as other quantities."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
 from petra.models import load_pretrained
 from petra.training.checkpoint import checkpoint_dirs
+from petra.training.trainer import read_metrics
 
 
 @torch.no_grad()
@@ -48,15 +48,12 @@ def norm_series(run_dir: str | Path) -> dict:
     if not (run_dir / "config.json").is_file():
         raise FileNotFoundError(f"{run_dir} is not a run directory (no config.json)")
     logged: dict[str, list[tuple[int, float]]] = {}
-    metrics = run_dir / "metrics.jsonl"
-    if metrics.is_file():
-        for line in metrics.read_text().splitlines():
-            record = json.loads(line)
-            for key, value in record.items():
-                if key.startswith("eval/embedding/"):
-                    logged.setdefault(key.removeprefix("eval/embedding/"), []).append(
-                        (record["step"], value)
-                    )
+    for record in read_metrics(run_dir):
+        for key, value in record.items():
+            if key.startswith("eval/embedding/"):
+                logged.setdefault(key.removeprefix("eval/embedding/"), []).append(
+                    (record["step"], value)
+                )
     checkpoints = []
     for path in checkpoint_dirs(run_dir):
         model = load_pretrained(path)

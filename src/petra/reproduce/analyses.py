@@ -18,8 +18,9 @@ import inspect
 import json
 from pathlib import Path
 
-from petra.atomic import atomic_write_text
+from petra.atomic import atomic_write_json
 from petra.tasks.run import read_json
+from petra.training import read_metrics
 
 BASELINE = "learned-tied"
 METHOD = "kronecker-untied"
@@ -57,7 +58,7 @@ def _cached(run: Path, name: str, compute, key: dict) -> dict:
         if isinstance(kept, dict) and kept.get("key") == key:
             return kept["value"]
     value = compute()
-    atomic_write_text(path, json.dumps({"key": key, "value": value}, indent=1) + "\n")
+    atomic_write_json(path, {"key": key, "value": value}, indent=1)
     return value
 
 
@@ -367,7 +368,7 @@ def _initial(run: Path):
     task, model, _ = build_run(config["task"], {name: config[name] for name in SECTIONS})
     logged = next(
         record[ROW_NORM]
-        for record in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+        for record in read_metrics(run)
         if record["step"] == 0 and ROW_NORM in record
     )
     rebuilt = model.embedding.weight_norms()["matrix_row_norm_mean"]

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import torch
 
-from petra.atomic import atomic_write_text
+from petra.atomic import atomic_write_json
 from petra.provenance import environment
 from petra.reproduce.analyses import source_digest
 from petra.reproduce.claims import CLAIMS, Arm, Claim, claim_arms, get_claim
@@ -56,6 +56,7 @@ from petra.tasks.run import (
     run_or_reuse,
 )
 from petra.tasks.settings import (
+    SECTIONS,
     SET_BY_TASK,
     Change,
     Point,
@@ -65,7 +66,7 @@ from petra.tasks.settings import (
     setting_key,
     text,
 )
-from petra.training.trainer import TrainingDiverged
+from petra.training.trainer import TrainingDiverged, read_metrics
 
 DEFAULT_SEEDS = 3
 QUICK_SEEDS = 1
@@ -144,8 +145,7 @@ def _curves(run: Path, keep=None) -> dict[str, list[list[float]]]:
     """Every logged evaluation series of a run and its training loss: {"eval/loss": [[step,
     value], ...], "train/loss": [...], ...}; only the series named in `keep`, if given."""
     curves: dict[str, list[list[float]]] = {}
-    for line in (run / "metrics.jsonl").read_text().splitlines():
-        record = json.loads(line)
+    for record in read_metrics(run):
         for key, value in record.items():
             wanted = key.startswith("eval/") or key == "train/loss"
             if wanted and (keep is None or key in keep) and isinstance(value, (int, float)):
@@ -297,7 +297,7 @@ def departures(recorded: dict, protocol: dict, grid: dict[str, str]) -> list[dic
     a setting of the arm's `grid` given at run time has its protocol value from `grid` (the
     registry would choose it on held-out data)."""
     found = []
-    for section in ("model", "train", "data"):
+    for section in SECTIONS:
         ran, default = recorded[section], protocol[section]
         for key in sorted(set(ran) | set(default)):
             name = f"{section}.{key}"
@@ -453,7 +453,7 @@ def _measurement(claim: Claim, folder: Path, repeats: int, quick: bool) -> dict:
     measured = function(repeats=repeats, quick=quick)
     folder.mkdir(parents=True, exist_ok=True)
     kept = {"repeats": repeats, "quick": quick, "code": code, "measured": measured}
-    atomic_write_text(path, json.dumps(kept, indent=1) + "\n")
+    atomic_write_json(path, kept, indent=1)
     return measured
 
 
@@ -510,7 +510,7 @@ def run_claim(
             result["checks"] += analysed.get("checks", [])
         result["arms"] = arms
     results_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(result, indent=1) + "\n")
+    atomic_write_json(path, result, indent=1)
     print(f"[{claim.id}] wrote {path}", flush=True)
     return path
 

@@ -2,6 +2,6 @@
 multi-process helpers."""
 
 from petra.training.config import TrainConfig
-from petra.training.trainer import Task, Trainer, TrainingDiverged
+from petra.training.trainer import Task, Trainer, TrainingDiverged, read_metrics
 
-__all__ = ["Task", "TrainConfig", "Trainer", "TrainingDiverged"]
+__all__ = ["Task", "TrainConfig", "Trainer", "TrainingDiverged", "read_metrics"]

@@ -45,7 +45,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from petra.atomic import atomic_folder, atomic_write_text
+from petra.atomic import atomic_folder, atomic_write_json
 from petra.data.batching import ShardedBatches
 from petra.models.checkpoint import load_state
 from petra.provenance import environment
@@ -101,6 +101,15 @@ class _SkipFirst(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return max(0, len(self.sampler) - self.skip)
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    """The records of a run's `metrics.jsonl`, one dict per logged step (`{"step": 10,
+    "train/loss": ..., ...}`), in the order logged; [] when there is no such file."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 class Trainer:
@@ -176,9 +185,7 @@ class Trainer:
             self._resume(existing)
         if self.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(
-                self.run_dir / "config.json", json.dumps(self.run_config, indent=2) + "\n"
-            )
+            atomic_write_json(self.run_dir / "config.json", self.run_config)
             if not self.finished:
                 self._truncate_metrics(self.state["step"] if restored else -1)
 
@@ -399,7 +406,7 @@ class Trainer:
         if self.main:
             with atomic_folder(self.run_dir / "model") as folder:
                 self.files.write(self.model, folder, getattr(self.task, "tokenizer", None))
-            atomic_write_text(self.run_dir / "results.json", json.dumps(results, indent=2) + "\n")
+            atomic_write_json(self.run_dir / "results.json", results)
         distributed.barrier()
         return results
 
