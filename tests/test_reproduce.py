@@ -214,6 +214,9 @@ def test_quick_kronecker_claims_end_to_end_then_reuse(tmp_path, slices):
             assert 0 <= ours[f"{pairs}/categories_won_or_tied_vs_{control}"] <= 11
     (note,) = [n for n in spelling["notes"] if "paper pairs, Kronecker vs learned (untied)" in n]
     assert "categories won-tied-lost of 11: top-1 agreement " in note  # every category kept
+    (check,) = spelling["checks"]  # the paper's count, on its pairs against the tied table
+    assert check["value"] == ours["paper/categories_won_or_tied_vs_tied"]
+    assert check["holds"] == (check["value"] >= 10)
     norms = _results(paths[2])
     drift = norms["arms"]["kronecker-untied"]["per_seed"]["0"]
     assert drift["row_norm_drift_pct"] == pytest.approx(
@@ -228,7 +231,8 @@ def test_quick_kronecker_claims_end_to_end_then_reuse(tmp_path, slices):
         )
     (check,) = norms["checks"]  # the band, on the Kronecker projection, one per seed
     assert check["holds"] == (check["value"] <= 0.10)
-    assert {c["b"] for c in norms["comparisons"]} == {"learned-tied", "learned-untied"}
+    controls = {"learned-tied", "learned-untied", "ngram-untied"}
+    assert {c["b"] for c in norms["comparisons"]} == controls
     typographic = _results(paths[3])
     for label in ("learned-tied", "kronecker-untied"):  # step 0 rebuilt and checked
         row = typographic["arms"][label]["per_seed"]["0"]

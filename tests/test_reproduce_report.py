@@ -518,6 +518,19 @@ def test_a_small_drop_comparison_is_tested_and_named(results_dir):
     ) in section
 
 
+def test_a_width_zero_interval_is_marked_as_no_spread(results_dir):
+    """Every seed's difference the same (both arms at a floor, or a quantity the seed does not
+    change): the verdict stands, marked, since the interval measures no spread."""
+    path = results_dir / "slices-accuracy.json"
+    result = json.loads(path.read_text())
+    for seed, row in result["arms"]["p2"]["per_seed"].items():
+        row["accuracy"] = result["arms"]["standard"]["per_seed"][seed]["accuracy"] + 0.25
+    path.write_text(json.dumps(result))
+    text = format_report(load_results(results_dir), {})
+    row = "| +0.250 accuracy [+0.250, +0.250] | 3 | same as the paper | holds (every seed the same)"
+    assert row in text
+
+
 def test_report_plots_dir_and_measurement_claim(results_dir, tmp_path):
     """A claim of checks only (no arms, no comparisons) gets a summary row that counts its
     checks; an explicit plots folder is linked relative to the report."""

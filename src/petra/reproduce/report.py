@@ -33,6 +33,7 @@ from petra.reproduce.stats import (
     BETTER,
     INCONCLUSIVE,
     MARGIN_TESTS,
+    NO_SPREAD,
     OPPOSITE,
     SAME,
     TESTS,
@@ -370,6 +371,11 @@ def evaluate(result: dict, comparison: dict) -> dict:
         outcome["verdict"] = verdict(
             low, high, comparison["better"], comparison["test"], comparison.get("margin")
         )
+        first = differences[0]
+        if len(differences) > 1 and all(
+            math.isclose(d, first, rel_tol=1e-9, abs_tol=1e-12) for d in differences
+        ):  # the same up to rounding: a - b of equal shifts need not be bit-equal
+            outcome["verdict"] += NO_SPREAD
     outcome["direction"] = direction(
         comparison.get("paper_difference"), outcome["mean"], outcome["low"], outcome["high"]
     )

@@ -51,8 +51,12 @@ VERDICT_RULE = (
     "does not hold if the whole interval lies beyond one end of that band (a ahead of b: "
     "no drop; or a behind b by more than m: a drop that is not small), and is "
     "inconclusive otherwise (an interval that reaches into the band and out of it). "
-    "A single seed gives no interval, so its verdict is always inconclusive."
+    "A single seed gives no interval, so its verdict is always inconclusive. When every "
+    "seed gives the same difference the interval has width 0, and the verdict is marked "
+    '"(every seed the same)": such an interval measures no spread over seeds (a metric at '
+    "its floor in both arms, or a quantity the seed does not change), not certainty."
 )
+NO_SPREAD = " (every seed the same)"
 
 
 def paired_differences(a: list[float], b: list[float], relative: bool) -> list[float]:
