@@ -439,12 +439,13 @@ def test_typed_changes_give_the_run_the_same_settings_as_their_command_line_spel
         assert from_typed[section] == from_text[section]
     assert from_typed["train"]["lr"] == 1.0 and isinstance(from_typed["train"]["lr"], float)
     assert from_typed["model"]["embedding"] == {"kind": "kronecker", "pos_dim": 8, "rank": 4}
-    assert from_typed["overrides"] == [
-        'model.embedding={"kind": "kronecker", "pos_dim": 8}',
-        "model.embedding.rank=4",
-        "train.lr=1",  # as given: it reads back as 1.0
-        "data.max_train_blocks=none",
-        "model.tie_embeddings=false",
+    assert from_typed["overrides"] == [list(change) for change in typed]  # typed, as given
+    assert from_text["overrides"] == [
+        ["model.embedding", {"kind": "kronecker", "pos_dim": 8}],
+        ["model.embedding.rank", 4],
+        ["train.lr", 1.0],  # read from the text as its field's type
+        ["data.max_train_blocks", None],
+        ["model.tie_embeddings", False],
     ]
 
 

@@ -37,9 +37,11 @@ from petra.tasks.run import TASKS, parse_overrides, run_config, run_or_reuse, ta
 from petra.tasks.settings import (
     Change,
     Point,
+    change_keys,
     embedding_changes,
     embedding_option,
     grid_points,
+    item_keys,
     point_names,
     setting_key,
 )
@@ -55,7 +57,7 @@ MAIN_METRIC = {
 
 
 # settings that the arms themselves vary: given with --set they would be silently overwritten
-ARM_KEYS = ("model.embedding", "model.embedding.kind", "model.backbone", "train.seed")
+ARM_KEYS = ("model.embedding", "model.backbone", "train.seed")  # as `change_keys` spells them
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,7 @@ def parse_grid(items: list[str]) -> dict[str, list[str]]:
         values = [value.strip() for value in text.split(",") if value.strip()]
         if not sep or not values:
             raise ValueError(f"--grid takes section.key=value1,value2,..., got {item!r}")
-        if key in ARM_KEYS:
+        if set(change_keys(key, None)) & set(ARM_KEYS):
             raise ValueError(f"--grid {key} is what the arms vary: use --kinds or --backbones")
         if key in grid or len(set(values)) != len(values):
             raise ValueError(f"--grid {key}: a key or a value is given twice")
@@ -143,8 +145,9 @@ def _check_arms(
             raise ValueError(f"--{name} lists a value twice: {values}")
     if not seeds:
         raise ValueError("--seeds is empty: give at least one seed, e.g. --seeds 0,1,2")
-    for key in map(setting_key, overrides):
-        if key in ARM_KEYS:
+    for item in overrides:
+        key = setting_key(item)
+        if set(item_keys(item)) & set(ARM_KEYS):
             raise ValueError(
                 f"--set {key} is what the arms vary: use --kinds, --backbones or --seeds"
             )

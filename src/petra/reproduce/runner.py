@@ -60,8 +60,10 @@ from petra.tasks.settings import (
     SET_BY_TASK,
     Change,
     Point,
+    change_keys,
     format_change,
     grid_points,
+    item_keys,
     point_names,
     setting_key,
     text,
@@ -372,28 +374,6 @@ def check_claim(claim: Claim, quick: bool, preset, extra: list[str]) -> None:
             load_preset(arm.task, preset or arm.preset)
 
 
-def setting_keys(item: str) -> list[str]:
-    """The model settings a `--set` value sets (`change_keys` of the value it types)."""
-    key, _, value = item.partition("=")
-    if key == "model.embedding" and value.lstrip().startswith("{"):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            pass  # refused by name when the settings are applied
-    return change_keys(key, value)
-
-
-def change_keys(key: str, value) -> list[str]:
-    """The settings a change sets, spelled one way: `model.embedding` for the kind (however
-    given: `model.embedding` = "qr", `model.embedding.kind` = "qr", or an object {"kind":
-    "qr", ...}, whose options count as `model.embedding.<option>`), else its key."""
-    if key == "model.embedding.kind":
-        return ["model.embedding"]
-    if key == "model.embedding" and isinstance(value, dict):
-        return [key, *(f"{key}.{name}" for name in value if name != "kind")]
-    return [key]
-
-
 def arm_defining_settings(claim: Claim) -> dict[str, tuple[str, str]]:
     """The model settings that define the claim's arms: every `model.*` key that the claim's
     `settings` or an arm's own overrides set (the embedding kind and its options, the head
@@ -414,7 +394,7 @@ def _refuse_arm_defining(claim: Claim, owner: Claim, extra: list[str]) -> None:
     """Refuse a --set of what defines the arms of `owner` (whose runs `claim` reads)."""
     defining = arm_defining_settings(owner)
     for item in extra:
-        for key in setting_keys(item):
+        for key in item_keys(item):
             if key in defining:
                 who, theirs = defining[key]
                 raise ValueError(

@@ -162,8 +162,8 @@ def run_config(
     changes: Sequence[Change] = (),
 ) -> dict:
     """What a run directory's config.json records: task, preset, the changes of the preset's
-    settings (`overrides`, read in the preset's context, then `changes`; recorded in the
-    `--set` language), the format of the settings and the sections; the settings are
+    settings (`overrides`, read in the preset's context, then `changes`; recorded as typed
+    [key, value] pairs), the format of the settings and the sections; the settings are
     checked."""
     typed = [*parse_overrides(task_name, preset, overrides or []), *changes]
     spec = settings.apply_changes(load_preset(task_name, preset), typed, TASKS[task_name][1])
@@ -173,7 +173,7 @@ def run_config(
     return {
         "task": task_name,
         "preset": preset,
-        "overrides": [settings.format_change(*change) for change in typed],
+        "overrides": [[key, value] for key, value in typed],
         "run_format": RUN_FORMAT,
         **spec,
     }

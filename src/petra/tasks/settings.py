@@ -132,6 +132,30 @@ def format_change(key: str, value) -> str:
     return f"{key}={text(value)}"
 
 
+def change_keys(key: str, value) -> list[str]:
+    """The settings a typed change sets, spelled one way: `model.embedding` for the kind
+    (however given: `model.embedding` = "qr", `model.embedding.kind` = "qr", or an object
+    {"kind": "qr", ...}, whose options count as `model.embedding.<option>`), else its key."""
+    if key == "model.embedding.kind":
+        return ["model.embedding"]
+    if key == "model.embedding" and isinstance(value, dict):
+        return [key, *(f"{key}.{name}" for name in value if name != "kind")]
+    return [key]
+
+
+def item_keys(item: str) -> list[str]:
+    """The settings a command-line `--set` item sets (`change_keys` of what it reads as; an
+    embedding object that is not JSON counts as the kind alone, and is refused by name when
+    the settings are applied)."""
+    key, _, value = item.partition("=")
+    if key == "model.embedding" and value.lstrip().startswith("{"):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            pass
+    return change_keys(key, value)
+
+
 def embedding_changes(options: dict) -> list[Change]:
     """Typed changes setting the embedding's `options` one by one (a budget's sizing):
     `[("model.embedding.rows", 256)]` for {"rows": 256}."""
