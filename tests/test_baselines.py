@@ -600,6 +600,8 @@ def all_counts(kind: str, vocab: int, dim: int, budget: int, options: dict) -> s
         return counts
     if kind == "ngram":
         return {rows * dim for rows in range(1, budget // dim + 2)}
+    if kind == "trimmed":  # the kept rows, at most V
+        return {rows * dim for rows in range(1, vocab + 1)}
     raise AssertionError(kind)
 
 
@@ -626,6 +628,8 @@ BUDGET_CASES = [
     ("tt", 3000, 64, 40000, {"cores": 4}),
     ("ngram", 1000, 32, 20000, {}),
     ("ngram", 1000, 16, 16000, {"num_hashes": 2}),  # exactly 1,000 rows
+    ("trimmed", 1000, 32, 20000, {}),
+    ("trimmed", 300, 16, 4800, {}),  # the whole table: every id kept
 ]
 
 
@@ -677,7 +681,7 @@ def test_qr_budget_considers_collisions_above_sqrt_v(vocab, dim, budget, operati
     "kind, knob", [(kind, knob) for kind, knobs in {
         "learned": ["factor_dim"], "fourier": ["refine", "expansion"], "kronecker": ["rank"],
         "qr": ["collisions"], "hash": ["buckets"], "dhe": ["hidden"], "tt": ["rank"],
-        "ngram": ["rows"],
+        "ngram": ["rows"], "trimmed": ["rows"],
     }.items() for knob in knobs],
 )  # fmt: skip
 def test_budget_refuses_its_knob_as_an_option(kind, knob):

@@ -90,6 +90,17 @@ def test_a_quantized_table_is_counted_in_bytes_and_named_by_its_bits(tiny_lm, tm
     assert f"| quantized (bits=4) | 100,514 | {50257 * 24 / 2**20:.2f} |" in table
 
 
+def test_a_trimmed_table_keeps_the_training_texts_ids_and_says_what_it_drops(tiny_lm, tmp_path):
+    settings = lm_settings(tiny_lm, kind="trimmed", options={"unk_id": 0})
+    result = compress(settings, tmp_path / "run", progress=False)
+    rows = result["parameters"]["embedding_after"] // 32  # the kept ids: those of the text
+    assert 0 < rows < 50257
+    dropped = result["dropped_ids"]
+    assert dropped["tokens"] == 4 * 32 and 0 <= dropped["dropped"] <= dropped["tokens"]
+    assert dropped["dropped_pct"] == pytest.approx(100 * dropped["dropped"] / dropped["tokens"])
+    assert "| trimmed (unk_id=0) |" in comparison_table([tmp_path / "run"])
+
+
 def test_the_saved_student_is_the_recovered_model(tiny_lm, tmp_path):
     from petra.compress import Job, load_teacher
 
@@ -546,6 +557,8 @@ def test_options_that_read_the_corpus_counts_pass_the_model_check_with_a_fit_sta
     with pytest.raises(ValueError, match="reads the corpus counts that --start fit computes"):
         check_model(lm_settings(tiny_lm, kind="fourier", start="norms", options=options),
                     teacher, kind)  # fmt: skip
+    trimmed = lm_settings(tiny_lm, kind="trimmed", start="norms")  # counts set what it keeps
+    check_model(trimmed, teacher, kind)
 
 
 def test_typed_options_keep_the_type_the_kind_declares():

@@ -48,6 +48,9 @@ VARIANTS = {
     "tt-4-cores": dict(kind="tt", rank=2, cores=4),
     "quantized-8": dict(kind="quantized"),
     "quantized-4": dict(kind="quantized", bits=4),
+    "trimmed-counts": dict(
+        kind="trimmed", rows=40, unk_id=3, token_counts=[(i * 7) % 5 for i in range(V)]
+    ),
 }
 
 

@@ -311,7 +311,7 @@ def check_model(settings: CompressSettings, model, kind: str) -> None:
             )
     kind_class = embedding_class(settings.kind)
     if kind_class.needs_token_counts(options):  # e.g. Fourier's id_order=frequency
-        if settings.start != "fit":
+        if settings.start != "fit" and not kind_class.starts_from_table:  # counts mean a fit
             raise ValueError(
                 f"a {settings.kind} embedding with these options ({_words(settings.options)}) "
                 "reads the corpus counts that --start fit computes: add --start fit"
@@ -426,6 +426,15 @@ class Job:
         else:
             ids = self.examples.flatten()
         return torch.bincount(ids, minlength=vocab_size)[:vocab_size]
+
+    def evaluation_ids(self) -> torch.Tensor:
+        """Every token id of the text the quality is measured on (STS-B dev's sentences, or
+        the held-out chunks), repeats included."""
+        if self.kind == "causal-lm":
+            return self.eval_chunks.flatten()
+        pairs = load_stsb("dev")[: self.settings.eval_pairs]
+        sentences = [s for pair in pairs for s in (pair.sentence1, pair.sentence2)]
+        return torch.tensor([i for row in self.tokenizer(sentences)["input_ids"] for i in row])
 
     def quality(self, model, stage: str | None = None) -> dict:
         """The model's quality; with `stage` (original, swapped, recovered), a value that is
@@ -557,6 +566,13 @@ def compress(settings: CompressSettings, out: str | Path, progress: bool = True)
 
     student, report = _swap(teacher, tokenizer, job)  # a resumed run's weights load over it
     result["parameters"] = report.as_dict()
+    kept = getattr(unwrap_embedding(hf_model(student).get_input_embeddings()), "kept_mask", None)
+    if kept is not None:  # a trimmed table: how much of the evaluation text it dropped
+        ids = job.evaluation_ids()
+        dropped = int((~kept()[ids]).sum())
+        result["dropped_ids"] = {"tokens": len(ids), "dropped": dropped,
+                                 "dropped_pct": 100 * dropped / max(len(ids), 1)}  # fmt: skip
+        say(f"the trimmed table drops {dropped:,} of the {len(ids):,} evaluation tokens")
     if "swapped" not in result["quality"]:
         say(str(report))
         result["quality"]["swapped"] = job.quality(student, "swapped")
@@ -586,7 +602,8 @@ def _swap(teacher, tokenizer, job: Job):
     options = dict(settings.options)
     if settings.factor_dim is not None:
         options["factor_dim"] = settings.factor_dim
-    if settings.start == "fit" and settings.kind not in STARTS_FROM_TABLE:  # else unused
+    fitted = settings.start == "fit" and settings.kind not in STARTS_FROM_TABLE
+    if fitted or embedding_class(settings.kind).needs_token_counts(options):  # weights, a set
         vocab = hf_model(student).get_input_embeddings().num_embeddings
         options["token_counts"] = job.token_counts(vocab)
     report = replace_embeddings(student, settings.kind, tokenizer, head=settings.head, **options)

@@ -7,9 +7,10 @@
 
 and the field's standard baselines for shrinking a table: `qr` (quotient-remainder), `hash`
 (hash embeddings), `dhe` (deep hash embeddings), `tt` (tensor train), and `ngram` (hashed
-character n-grams of the token's bytes, Kronecker's closest peer); and `quantized`, a
-(pretrained) table stored in 8 or 4 bits per entry. `size_for_budget` sizes any kind but
-`quantized` to a budget of trainable parameters (`petra.embeddings.budget`).
+character n-grams of the token's bytes, Kronecker's closest peer); and for a pretrained
+table, `quantized` (8 or 4 bits per entry) and `trimmed` (the rows of the ids a corpus uses).
+`size_for_budget` sizes any kind but `quantized` to a budget of trainable parameters
+(`petra.embeddings.budget`).
 
 `REGISTRY` maps each name to its class (`petra.embeddings.registry`), and each class
 describes its kind to the rest of petra (the table in `petra.embeddings.base`): a new kind is
@@ -36,6 +37,7 @@ from petra.embeddings.qr import QREmbedding
 from petra.embeddings.quantized import QuantizedEmbedding
 from petra.embeddings.registry import KINDS, REGISTRY, embedding_class
 from petra.embeddings.tensor_train import TensorTrainEmbedding
+from petra.embeddings.trimmed import TrimmedEmbedding
 
 
 def embedding_options(kind: str) -> dict[str, object]:
@@ -58,7 +60,7 @@ def build_embedding(kind: str, vocab_size: int, dim: int, **options) -> TokenEmb
 
     Args:
         kind: one of `KINDS`: `learned`, `fourier`, `kronecker`, `qr`, `hash`, `dhe`, `tt`,
-            `ngram`, `quantized`.
+            `ngram`, `quantized`, `trimmed`.
         vocab_size: V, the number of token ids.
         dim: d, the width of each embedding.
         **options: the kind's keyword options (see its class, e.g. `FourierEmbedding`).
@@ -97,6 +99,7 @@ __all__ = [
     "Sizing",
     "TensorTrainEmbedding",
     "TokenEmbedding",
+    "TrimmedEmbedding",
     "build_embedding",
     "check_embedding_options",
     "check_ids",

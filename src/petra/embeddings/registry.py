@@ -14,6 +14,7 @@ from petra.embeddings.ngram import NgramHashEmbedding
 from petra.embeddings.qr import QREmbedding
 from petra.embeddings.quantized import QuantizedEmbedding
 from petra.embeddings.tensor_train import TensorTrainEmbedding
+from petra.embeddings.trimmed import TrimmedEmbedding
 
 REGISTRY: dict[str, type[TokenEmbedding]] = {
     cls.kind: cls
@@ -27,6 +28,7 @@ REGISTRY: dict[str, type[TokenEmbedding]] = {
         TensorTrainEmbedding,
         NgramHashEmbedding,
         QuantizedEmbedding,
+        TrimmedEmbedding,
     )
 }
 KINDS = tuple(REGISTRY)

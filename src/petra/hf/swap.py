@@ -218,20 +218,23 @@ def replace_embeddings(
     padding = _padding(old, padding_idx)
     params_before = count_params(inner)
 
+    counts = {}  # e.g. Fourier's frequency id order, the ids a trimmed table keeps
+    if kind_class.needs_token_counts(options):
+        if token_counts is None:
+            raise ValueError(
+                f"a {kind} embedding with options {options} needs token_counts= (how often "
+                "each id occurs in the corpus)"
+            )
+        counts = {"token_counts": token_counts}
     if kind_class.starts_from_table:
-        new = kind_class.from_table(weight.float(), padding_idx=padding, **options)
+        new = kind_class.from_table(weight.float(), padding_idx=padding, **counts, **options)
     else:
         # what the build reads besides the options, not recorded with them
         fingerprint = None if tokenizer is None else tokenizer_fingerprint(tokenizer)
         inputs = kind_class.token_inputs(token_bytes=pieces, fingerprint=fingerprint)
-        if kind_class.needs_token_counts(options):  # e.g. Fourier's frequency id order
-            if token_counts is None:
-                raise ValueError(
-                    f"a {kind} embedding with options {options} needs token_counts= (how "
-                    "often each id occurs in the corpus)"
-                )
-            inputs["token_counts"] = token_counts
-        new = build_embedding(kind, vocab_size, dim, padding_idx=padding, **inputs, **options)
+        new = build_embedding(
+            kind, vocab_size, dim, padding_idx=padding, **inputs, **counts, **options
+        )
     scale = fit_error = None
     if token_counts is not None and not kind_class.starts_from_table:
         fit_error = fit_to_table(new, weight, token_counts)
