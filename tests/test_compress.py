@@ -653,3 +653,24 @@ def test_a_sigkilled_sentence_encoder_run_resumes_to_the_same_model(tmp_path, mo
     b = from_pretrained(out / "model").state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert not (out / "checkpoints").exists()
+
+
+def test_the_command_lines_defaults_are_the_settings_defaults():
+    """The parser does not import petra.compress (it would slow every command), so it spells
+    the defaults again: they must be CompressSettings' own."""
+    import dataclasses
+
+    from petra.cli import build_parser
+
+    args = build_parser().parse_args(["compress", "--model", "m", "--kind", "kronecker"])
+    defaults = {f.name: f.default for f in dataclasses.fields(CompressSettings)}
+    for name in ("factor_dim", "head", "start", "steps", "batch_size", "lr", "embedding_lr",
+                 "seed", "max_length"):  # fmt: skip
+        assert getattr(args, name) == defaults[name], name
+    import argparse
+
+    from petra.compress import HEADS, STARTS
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    choices = {a.dest: a.choices for a in commands.choices["compress"]._actions if a.choices}
+    assert tuple(choices["head"]) == HEADS and tuple(choices["start"]) == STARTS

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from petra.embeddings import size_for_budget
+from petra.embeddings import KroneckerEmbedding, size_for_budget
 from petra.tasks.settings import embedding_changes
 
 PETE = "PETE (arXiv 2505.02266)"
@@ -526,6 +526,9 @@ PETE_SPEED = Claim(
 # -- Kronecker --------------------------------------------------------------------------
 
 METHOD_ARM, BASELINE_ARM = "kronecker-untied", "learned-tied"  # the paper's arm and baseline
+# D = 256 P, the width of Kronecker's code at its default pos_dim: its projection has d D
+# parameters at any d, which an n-gram table of D rows matches
+_KRONECKER_CODE_WIDTH = 256 * KroneckerEmbedding.option({}, "pos_dim")
 # the controls of the analyses, by the short names their per-seed counts carry
 SPELLING_CONTROLS = {"tied": "learned-tied", "untied": "learned-untied", "ngram": "ngram-untied"}
 SPELLING_CATEGORIES_CLAIMED = 10  # "wins or ties 10 of 11 categories"
@@ -604,7 +607,7 @@ KRONECKER_LM = Claim(
             "kronecker-lm",
             {
                 "model.embedding": "ngram",
-                "model.embedding.rows": 4096,
+                "model.embedding.rows": _KRONECKER_CODE_WIDTH,  # R d = Kronecker's W: d x 256 P
                 "model.tie_embeddings": False,
             },
         ),
