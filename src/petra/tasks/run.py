@@ -127,12 +127,18 @@ def build_run(task_name: str, spec: dict):
 RUN_FORMAT = 2
 
 
+def _model_config_before_data(task_name: str, model: dict) -> ModelConfig:
+    """The model section as a `ModelConfig`, the fields a task sets from its data (the model
+    type, V, the number of labels) at placeholders."""
+    placeholders = {"model": TASKS[task_name][0].model_type, "vocab_size": 2, "num_labels": 2}
+    return ModelConfig.from_dict({**model, **placeholders})
+
+
 def check_spec(task_name: str, spec: dict) -> None:
     """Refuse settings that cannot build a model, its embedding, a schedule or a data set,
     before any data is read (the fields a task sets from its data get placeholders here)."""
-    task_cls, data_cls = TASKS[task_name]
-    placeholders = {"model": task_cls.model_type, "vocab_size": 2, "num_labels": 2}
-    config = ModelConfig.from_dict({**spec["model"], **placeholders})
+    data_cls = TASKS[task_name][1]
+    config = _model_config_before_data(task_name, spec["model"])
     if spec["train"].get("init") is None:  # a saved model's embedding is checked as it loads
         check_embedding_options(config.embedding_kind, config.dim, **config.embedding_options)
     TrainConfig(**spec["train"])
@@ -183,11 +189,10 @@ def effective_settings(config: dict) -> dict:
     """What a run config trains: its task and each section with every default filled in, so
     that settings spelled differently (a preset's value given again with --set, another
     preset with the same values) are the same run."""
-    task_cls, data_cls = TASKS[config["task"]]
-    placeholders = {"model": task_cls.model_type, "vocab_size": 2, "num_labels": 2}
+    data_cls = TASKS[config["task"]][1]
     return {
         "task": config["task"],
-        "model": ModelConfig.from_dict({**config["model"], **placeholders}).to_dict(),
+        "model": _model_config_before_data(config["task"], config["model"]).to_dict(),
         "train": dataclasses.asdict(TrainConfig(**config["train"])),
         "data": dataclasses.asdict(data_cls(**config["data"])),
     }
