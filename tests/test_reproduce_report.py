@@ -19,6 +19,7 @@ from petra.reproduce.stats import (
     VERDICT_RULE,
     direction,
     interval,
+    joint_verdict,
     paired_differences,
     repeats_for_half_width,
     verdict,
@@ -529,6 +530,44 @@ def test_a_width_zero_interval_is_marked_as_no_spread(results_dir):
     text = format_report(load_results(results_dir), {})
     row = "| +0.250 accuracy [+0.250, +0.250] | 3 | same as the paper | holds (every seed the same)"
     assert row in text
+
+
+@pytest.mark.parametrize(
+    "verdicts, expected",
+    [
+        (["holds", "holds (every seed the same)"], "holds"),
+        (["holds", "inconclusive"], "inconclusive"),
+        (["inconclusive", "does not hold"], "does not hold"),
+        (["holds", "does not hold (every seed the same)"], "does not hold"),
+    ],
+)
+def test_a_joint_claim_holds_only_where_each_of_its_comparisons_holds(verdicts, expected):
+    assert joint_verdict(verdicts) == expected
+
+
+def test_a_joint_claim_is_reported_beside_its_comparisons(results_dir):
+    """p=2 - standard lies in [-0.075, -0.025]: no worse than -0.1 (holds), and not surely
+    better than -0.05 (inconclusive): the joint claim of the two is inconclusive."""
+    path = results_dir / "slices-accuracy.json"
+    result = json.loads(path.read_text())
+    parity = {**result["comparisons"][0], "test": "non_inferior"}
+    result["comparisons"] = [
+        {**parity, "name": "within 0.1", "margin": 0.1},
+        {**parity, "name": "within 0.05", "margin": 0.05},
+    ]
+    result["joint"] = [{"name": "p=2 on both", "comparisons": ["within 0.1", "within 0.05"]}]
+    path.write_text(json.dumps(result))
+    text = format_report(load_results(results_dir), {})
+    rows = [line for line in text.splitlines() if line.startswith("| [slices-accuracy]")]
+    assert [row.rsplit("|", 2)[-2].strip() for row in rows[:3]] == [
+        "holds", "inconclusive", "inconclusive"]  # fmt: skip
+    assert "| p=2 on both (joint) | – | – | – | – | inconclusive |" in rows[2]
+    assert "- p=2 on both: **inconclusive** (of within 0.1, within 0.05)" in text
+    assert "Not written by this petra's runner" not in text  # the runner writes `joint`
+    result["joint"][0]["comparisons"].append("no such comparison")
+    path.write_text(json.dumps(result))
+    with pytest.raises(ValueError, match="names no comparison 'no such comparison'"):
+        format_report(load_results(results_dir), {})
 
 
 def test_report_plots_dir_and_measurement_claim(results_dir, tmp_path):

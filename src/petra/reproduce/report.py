@@ -41,6 +41,7 @@ from petra.reproduce.stats import (
     VERDICT_RULE,
     direction,
     interval,
+    joint_verdict,
     paired_differences,
     verdict,
 )
@@ -61,7 +62,7 @@ REQUIRED = (
     "arms",
     "comparisons",
 )
-OPTIONAL_LISTS = ("checks", "plots", "notes", "metrics")
+OPTIONAL_LISTS = ("checks", "plots", "notes", "metrics", "joint")
 # every key the runner writes; a section names any other key as not vouched for
 WRITTEN = {*REQUIRED, *OPTIONAL_LISTS, "paper_scale", "selection", "environment"}
 COMPARISON_KEYS = ("name", "metric", "a", "b", "relative", "better", "test")
@@ -529,6 +530,8 @@ def format_report(results: list[dict], plot_links: dict[str, list[str | None]]) 
                     ]
                 )
             )
+        for name, verdict_, _ in _joint(result, outcomes[result["claim"]]):
+            lines.append(_row([claim, f"{name} (joint)", "–", "–", "–", "–", verdict_ + earlier]))
         checks = result["checks"]
         if checks or not result["comparisons"]:  # checks are claims too: never only inside
             held = sum(bool(c["holds"]) for c in checks)
@@ -565,6 +568,23 @@ COMPARISON_IDENTITY = (
 )  # fmt: skip
 
 
+def _joint(result: dict, outcomes: list[dict]) -> list[tuple[str, str, list[str]]]:
+    """(name, verdict, its comparisons) of each joint claim of a result: it holds only where
+    each of its comparisons holds (`stats.joint_verdict`)."""
+    verdicts = {
+        c["name"]: o["verdict"] for c, o in zip(result["comparisons"], outcomes, strict=True)
+    }
+    joint = []
+    for entry in result.get("joint", []):
+        missing = [name for name in entry["comparisons"] if name not in verdicts]
+        if missing:
+            raise ValueError(f"{result['claim']}: the joint claim {entry['name']!r} names no "
+                             f"comparison {missing[0]!r}")  # fmt: skip
+        of = list(entry["comparisons"])
+        joint.append((entry["name"], joint_verdict([verdicts[name] for name in of]), of))
+    return joint
+
+
 def stale_fields(result: dict) -> list[str]:
     """Which of the texts (title, the paper's figure and place, protocol, what differs, the
     registry's notes) and the comparisons (with the paper's figures quoted in them) of a
@@ -582,6 +602,8 @@ def stale_fields(result: dict) -> list[str]:
         "protocol": result["protocol"] == claim.protocol,
         "differences": result["differences"] == list(claim.differences),
         "comparisons": recorded == comparisons,
+        "joint claims": result.get("joint", [])
+        == [{"name": j.name, "comparisons": list(j.comparisons)} for j in claim.joint],
         # the registry's notes come first; an analysis appends its own after them
         "notes": result["notes"][: len(claim.notes)] == list(claim.notes),
     }
@@ -640,6 +662,10 @@ def _section(result: dict, outcomes: list[dict], plot_links: dict) -> list[str]:
             dropped += _dropped_lines(comparison, outcome)
         if dropped:
             lines += ["", *dropped]
+    joint = _joint(result, outcomes)
+    if joint:
+        lines += ["", "### Joint verdicts", ""]
+        lines += [f"- {name}: **{verdict_}** (of {', '.join(of)})" for name, verdict_, of in joint]
     if result["checks"]:
         lines += ["", "### Checks", "", _row(["check", "value", "expected", "holds"])]
         lines.append("|---|---:|---:|---|")

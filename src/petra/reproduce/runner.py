@@ -470,6 +470,7 @@ def run_claim(
         "quick": quick,
         "seeds": seed_list,
         "comparisons": [dataclasses.asdict(c) for c in claim.comparisons],
+        "joint": [dataclasses.asdict(j) for j in claim.joint],
         "checks": [],
         "plots": [dict(p) for p in claim.plots],
         "notes": list(claim.notes),

@@ -203,3 +203,14 @@ def direction(
         return UNRESOLVED
     side = SAME if (mean > 0) == (paper_difference > 0) else OPPOSITE
     return side if low is not None else f"{side} (one seed)"
+
+
+def joint_verdict(verdicts: list[str]) -> str:
+    """The verdict on a claim that holds only where each of its comparisons holds (a direction
+    that must show on two pair sets): holds if every one holds, does not hold if any does
+    not hold, inconclusive otherwise (a verdict's marks, such as `NO_SPREAD`, are read past)."""
+    if any(v.startswith(DOES_NOT_HOLD) for v in verdicts):
+        return DOES_NOT_HOLD
+    if verdicts and all(v.startswith(HOLDS) for v in verdicts):
+        return HOLDS
+    return INCONCLUSIVE
