@@ -674,3 +674,14 @@ def test_the_command_lines_defaults_are_the_settings_defaults():
     commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     choices = {a.dest: a.choices for a in commands.choices["compress"]._actions if a.choices}
     assert tuple(choices["head"]) == HEADS and tuple(choices["start"]) == STARTS
+
+
+def test_the_trade_off_plot_draws_the_runs_that_count_bytes(tiny_lm, tmp_path, capsys):
+    quantized = tmp_path / "quantized"
+    compress(lm_settings(tiny_lm, kind="quantized", options={"bits": 4}), quantized,
+             progress=False)  # fmt: skip
+    plot = tmp_path / "plots" / "tradeoff.png"
+    assert main(["compress", "--table", str(quantized), "--plot", str(plot)]) == 0
+    assert plot.read_bytes().startswith(b"\x89PNG") and f"wrote {plot}" in capsys.readouterr().out
+    assert main(["compress", "--plot", str(plot), "--model", "m", "--kind", "kronecker"]) == 2
+    assert "--plot draws the runs of --table" in error_line(capsys.readouterr().err)

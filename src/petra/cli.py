@@ -117,11 +117,16 @@ def _compress(args: argparse.Namespace) -> None:
         compress,
         format_result,
         parse_options,
+        plot_tradeoff,
     )
 
     if args.table:
         print(comparison_table(args.table))
+        if args.plot:
+            print(f"wrote {plot_tradeoff(args.table, args.plot)}")
         return
+    if args.plot:
+        raise ValueError("--plot draws the runs of --table: give them with --table")
     missing = [f"--{name}" for name in ("model", "kind", "out") if getattr(args, name) is None]
     if missing:
         raise ValueError(f"a compress run needs {', '.join(missing)}")
@@ -393,6 +398,10 @@ def build_parser() -> argparse.ArgumentParser:
     compression.add_argument(
         "--table", nargs="+", metavar="RUN_DIR", help="print finished runs side by side instead"
     )
+    compression.add_argument(
+        "--plot", metavar="FILE.png",
+        help="with --table: also plot quality against the embedding's MiB, at the swap and after",
+    )  # fmt: skip
     compression.add_argument("--factor-dim", type=int, default=None, help="learned: rank e")
     compression.add_argument("--head", default="tied", choices=("tied", "untied"),
                              help="for a tied output head (default: %(default)s)")  # fmt: skip

@@ -33,6 +33,7 @@ from petra.embeddings import (
 )
 from petra.embeddings.budget import check_fits_in_memory
 from petra.models.config import BACKBONES
+from petra.plotting import pyplot
 from petra.tasks.run import TASKS, parse_overrides, run_config, run_or_reuse, task_vocab_size
 from petra.tasks.settings import (
     Change,
@@ -366,18 +367,9 @@ def _head(params: dict) -> str:
     return "0 (tied)" if params["head_tied"] else f"{params['head']:,} (untied)"
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_curves(summary: dict, path: Path) -> None:
     """Training loss of every arm against the step, on one chart."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for arm in summary["arms"]:
         points = [
@@ -396,7 +388,7 @@ def plot_curves(summary: dict, path: Path) -> None:
 
 def plot_metric_vs_params(summary: dict, path: Path) -> None:
     """The task's main metric (mean over seeds, bars for the spread) against total parameters."""
-    plt = _pyplot()
+    plt = pyplot()
     metric = MAIN_METRIC[summary["task"]]
     figure, axes = plt.subplots(figsize=(6, 4.5))
     for (kind, backbone, point), arms in _groups(summary).items():

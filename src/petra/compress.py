@@ -48,6 +48,7 @@ from petra.embeddings.base import STAND_IN_VOCAB, TOKEN_SOURCES
 from petra.hf import HFModelFiles, replace_embeddings
 from petra.hf.io import SIDECAR
 from petra.hf.swap import HEADS, STARTS_FROM_TABLE, SWAP_ARGUMENTS, hf_model, unwrap_embedding
+from petra.plotting import pyplot
 from petra.tasks.distill import DistillData, cached_vectors, teacher_path, unlabeled_sentences
 from petra.tasks.run import check_same_settings, read_json
 from petra.tasks.sentence import cosine_correlations
@@ -728,12 +729,8 @@ def comparison_table(run_dirs: list[str | Path]) -> str:
     the swap and after recovery, and the recovery's steps and time; the original model first.
     Runs of different models (or measured differently) are refused, and so is a result that
     is not what `petra compress` writes (edited by hand) or holds a number that is not finite."""
-    if not run_dirs:
-        raise ValueError("a table needs at least one run folder")
-    runs = [(Path(folder), _finished_result(Path(folder))) for folder in run_dirs]
-    first_folder, first = runs[0]
-    for folder, result in runs[1:]:
-        _check_same_teacher(first_folder, first, folder, result)
+    runs = finished_runs(run_dirs)
+    first = runs[0]
     metric = next(iter(first["quality"]["original"]))
     params = first["parameters"]
     rows = [
@@ -745,7 +742,7 @@ def comparison_table(run_dirs: list[str | Path]) -> str:
         f"| {params['params_before']:,} | {first['quality']['original'][metric]:.2f} | "
         "| (the teacher) |",
     ]
-    for _, result in runs:
+    for result in runs:
         settings, params = result["settings"], result["parameters"]
         rows.append(
             f"| {_arm_name(settings)} | {params['embedding_after']:,} "
@@ -756,6 +753,55 @@ def comparison_table(run_dirs: list[str | Path]) -> str:
             f"{result['recovery_seconds'] / 60:.0f} min |"
         )
     return f"{metric} of {first['settings']['model']}\n\n" + "\n".join(rows)
+
+
+def finished_runs(run_dirs: list[str | Path]) -> list[dict]:
+    """The `compress.json` of each finished run, all of one model measured one way (else
+    `ValueError`, as `comparison_table` says)."""
+    if not run_dirs:
+        raise ValueError("a table needs at least one run folder")
+    runs = [(Path(folder), _finished_result(Path(folder))) for folder in run_dirs]
+    first_folder, first = runs[0]
+    for folder, result in runs[1:]:
+        _check_same_teacher(first_folder, first, folder, result)
+    return [result for _, result in runs]
+
+
+def plot_tradeoff(run_dirs: list[str | Path], path: str | Path) -> Path:
+    """The trade-off of finished runs as one plot (PNG): quality against the embedding's
+    stored MiB (log scale), each arm at its start (hollow) and after recovery (filled), the
+    original model a star, each arm labelled with its recovery budget. A run recorded before
+    petra counted bytes is left out of the plot (the table shows it)."""
+    runs = finished_runs(run_dirs)
+    first = runs[0]
+    metric = next(iter(first["quality"]["original"]))
+    plt = pyplot()
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    original = first["parameters"].get("embedding_bytes_before")
+    if original is not None:
+        axes.scatter(original / 2**20, first["quality"]["original"][metric], marker="*", s=160,
+                     color="black", label="original", zorder=3)  # fmt: skip
+    for result in runs:
+        size = result["parameters"].get("embedding_bytes_after")
+        if size is None:
+            continue
+        settings = result["settings"]
+        label = f"{_arm_name(settings)} ({result['steps']} x {settings['batch_size']})"
+        start, end = (result["quality"][stage][metric] for stage in ("swapped", "recovered"))
+        (line,) = axes.plot([size / 2**20] * 2, [start, end], linewidth=1, label=label)
+        axes.scatter(size / 2**20, start, facecolors="none", edgecolors=line.get_color())
+        axes.scatter(size / 2**20, end, color=line.get_color())
+    axes.set_xscale("log")
+    title = f"{first['settings']['model']}: hollow at the swap, filled after recovery"
+    axes.set(xlabel="embedding MiB stored (log scale)", ylabel=metric, title=title)
+    axes.legend(fontsize=7)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
 
 
 def _arm_name(settings: dict) -> str:

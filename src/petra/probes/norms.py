@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from petra.models import load_pretrained
+from petra.plotting import pyplot
 from petra.training.checkpoint import checkpoint_dirs
 from petra.training.trainer import read_metrics
 
@@ -73,11 +74,7 @@ def norm_series(run_dir: str | Path) -> dict:
 
 def plot_norms(series: dict, path: str | Path) -> None:
     """Plot a `norm_series` against the training step into the image file `path`."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(6.5, 4))
     for name, points in series["logged"].items():
         axes.plot(*zip(*points, strict=True), marker="o", label=name)

@@ -26,6 +26,7 @@ import statistics
 from pathlib import Path
 
 from petra.checks import describe, fits, is_finite_number
+from petra.plotting import pyplot
 from petra.reproduce.asrun import as_run_lines, check_provenance
 from petra.reproduce.asrun import row as _row
 from petra.reproduce.claims import CLAIMS
@@ -779,15 +780,6 @@ def _at_edge(selection: dict) -> list[str]:
 # ---------------------------------------------------------------- plots
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _plot_name(plot: dict) -> str:
     if plot["kind"] == "curve":
         return plot["series"]
@@ -800,7 +792,7 @@ def _slug(text: str) -> str:
 
 def draw_plot(result: dict, plot: dict, path: Path) -> bool:
     """Draw one plot of a claim to `path` (PNG); False (and no file) when it has no data."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(7, 4.5))
     try:
         drew = (_curve if plot["kind"] == "curve" else _versus)(axes, result, plot)
