@@ -54,7 +54,7 @@ def test_config_round_trips_through_json(tmp_path):
         model="causal_lm", dim=64, embedding={"kind": "fourier", "basis": "legendre"}
     )
     assert ModelConfig.from_json(config.to_json()) == config
-    config.save(tmp_path / "config.json")
+    (tmp_path / "config.json").write_text(config.to_json())
     assert ModelConfig.load(tmp_path / "config.json") == config
 
 

@@ -38,6 +38,8 @@ def test_a_saved_trimmed_table_loads_without_its_counts():
     loaded.load_state_dict(emb.state_dict())
     assert torch.equal(loaded.table(), emb.table())
     assert torch.equal(loaded.kept_ids(), torch.tensor([3, 10, 1, UNK]))
+    with pytest.raises(ValueError, match="holds 4 rows, its settings say rows=5"):
+        TrimmedEmbedding.from_saved(V, D, state, "embedding.", rows=5)
 
 
 def test_gradients_reach_the_kept_rows_dropped_ids_train_the_unknown_row():

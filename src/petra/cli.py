@@ -151,9 +151,11 @@ def _probe_model(args: argparse.Namespace):
 
 
 def _write_json(payload: dict | list, path: str | None) -> None:
+    from petra.atomic import atomic_write_json
+
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(payload, indent=2) + "\n")
+        atomic_write_json(path, payload)
         print(f"wrote {path}")
 
 

@@ -1,18 +1,8 @@
 """Equal parameter budgets: each kind sized by its own knob to land closest to a budget of
 trainable embedding parameters without exceeding it. A kind states its knob and the sizes it
-gives (`budget_knob`, `budget_layouts`) and its closed-form count (`params_for`) on its class;
-for the kinds petra ships:
-
-| kind      | knob (options it sets)           | trainable parameters                        |
-|-----------|----------------------------------|---------------------------------------------|
-| learned   | factor_dim e, or the full table  | e (V + d); V d                              |
-| fourier   | refine linear, or geglu width h  | d^2 (+ d: bias); 3 d h (+ d: final_norm)    |
-| kronecker | rank r, or the full projection   | r (256 P + d); 256 P d                      |
-| qr        | collisions c                     | (ceil(V / c) + c) d (concat: half widths)   |
-| hash      | buckets B                        | B d + k V                                   |
-| dhe       | hidden h                         | k h + h + (L - 1)(h^2 + h) + h d + d        |
-| tt        | rank r                           | sum_k r_{k-1} v_k d_k r_k                   |
-| ngram     | rows R                           | R d                                         |
+gives (`budget_knob`, `budget_layouts`) and its closed-form count (`params_for`) on its class
+(e.g. `LearnedEmbedding.params_for`: V d, or e (V + d) factorized). A kind with no knob
+(`quantized`, whose codes are stored, not trained) is refused with its reason.
 
 A kind "reaches" a budget when its best size lies in [(1 - tolerance) budget, budget]; the
 options the knob does not set (Kronecker's pos_dim, QR's operation, DHE's layers...) keep

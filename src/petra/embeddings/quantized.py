@@ -159,10 +159,6 @@ class QuantizedEmbedding(TokenEmbedding):
         scales, offsets = self.scales.index_select(0, ids), self.offsets.index_select(0, ids)
         return self._codes(ids).to(scales.dtype) * scales[:, None] + offsets[:, None]
 
-    def table(self, chunk_size: int = 8192) -> Tensor:
-        ids = torch.arange(self.num_embeddings, device=self.codes.device)
-        return self._zero_padding(self._embed(ids), ids)
-
     def _scale(self, factor: float) -> None:
         self.scales.mul_(factor)
         self.offsets.mul_(factor)

@@ -107,7 +107,11 @@ class TrimmedEmbedding(TokenEmbedding):
         loads)."""
         if prefix + "rows" not in state:
             raise ValueError(f"the checkpoint has no {prefix}rows for its trimmed embedding")
-        return cls(vocab_size, dim, **{**options, "rows": state[prefix + "rows"].shape[0]})
+        rows = state[prefix + "rows"].shape[0]
+        if options.get("rows") not in (None, rows):
+            raise ValueError(f"the checkpoint's {prefix}rows holds {rows} rows, its settings "
+                             f"say rows={options['rows']}")  # fmt: skip
+        return cls(vocab_size, dim, **{**options, "rows": rows})
 
     def __init__(
         self,
@@ -158,10 +162,6 @@ class TrimmedEmbedding(TokenEmbedding):
 
     def _embed(self, ids: Tensor) -> Tensor:
         return self.rows.index_select(0, self.row_of.index_select(0, ids).long())
-
-    def table(self, chunk_size: int = 8192) -> Tensor:
-        ids = torch.arange(self.num_embeddings, device=self.rows.device)
-        return self._zero_padding(self._embed(ids), ids)
 
     def _scale(self, factor: float) -> None:
         self.rows.mul_(factor)

@@ -39,7 +39,7 @@ from torch import nn
 
 import petra
 from petra.atomic import sync_tree
-from petra.embeddings import KINDS, embedding_class
+from petra.embeddings import embedding_class
 from petra.embeddings.token_bytes import other_fingerprint, token_bytes, tokenizer_fingerprint
 from petra.hf.swap import (
     RECORD_KEYS,
@@ -382,11 +382,11 @@ def _module_name(model: nn.Module, module: nn.Module) -> str:
 def _rebuild_embedding(sidecar: dict, state: dict, prefix: str):
     kind, options = sidecar["kind"], dict(sidecar["options"])
     vocab, dim, padding = sidecar["vocab_size"], sidecar["dim"], sidecar["padding_idx"]
-    if kind not in KINDS:
-        raise ValueError(f"{SIDECAR} names an unknown embedding kind {kind!r}")
-    return embedding_class(kind).from_saved(
-        vocab, dim, state, prefix, padding_idx=padding, **options
-    )
+    try:
+        kind_class = embedding_class(kind)
+    except ValueError as error:
+        raise ValueError(f"{SIDECAR}: {error}") from None
+    return kind_class.from_saved(vocab, dim, state, prefix, padding_idx=padding, **options)
 
 
 def materialize(model):

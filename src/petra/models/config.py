@@ -23,6 +23,9 @@ UNTIED_BY_DEFAULT = frozenset(
 )
 
 
+DEFAULT_EMBEDDING = {"kind": "learned"}  # a model's embedding when its settings name none
+
+
 @dataclass
 class ModelConfig:
     """A petra model. `embedding` is `{"kind": ..., **options of that kind}`.
@@ -80,7 +83,7 @@ class ModelConfig:
     n_heads: int = 4
     ffn_mult: float = 4.0
     max_len: int = 512
-    embedding: dict = field(default_factory=lambda: {"kind": "learned"})
+    embedding: dict = field(default_factory=lambda: dict(DEFAULT_EMBEDDING))
     backbone: str = "standard"
     num_labels: int = 2
     tie_embeddings: bool | None = None  # None: the kind's default, see `head_tied`
@@ -163,9 +166,6 @@ class ModelConfig:
     @classmethod
     def from_json(cls, text: str) -> ModelConfig:
         return cls.from_dict(json.loads(text))
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_json())
 
     @classmethod
     def load(cls, path: str | Path) -> ModelConfig:

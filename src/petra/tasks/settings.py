@@ -30,6 +30,7 @@ from collections.abc import Callable
 from petra.checks import describe, fits, is_union
 from petra.embeddings import embedding_class, embedding_options
 from petra.models import ModelConfig
+from petra.models.config import DEFAULT_EMBEDDING
 from petra.training import TrainConfig
 
 SECTIONS = ("model", "train", "data")
@@ -225,7 +226,7 @@ def _apply(spec: dict, changes, data_class, from_text: bool) -> tuple[dict, list
                     for name_, item in given.items()
                 ]
             elif option == "kind":
-                embedding = spec["model"].setdefault("embedding", {"kind": "learned"})
+                embedding = spec["model"].setdefault("embedding", dict(DEFAULT_EMBEDDING))
                 kind = value.strip() if isinstance(value, str) else value
                 embedding["kind"] = _check_kind(key, kind, label)
                 typed.append([key, embedding["kind"]])
@@ -241,7 +242,7 @@ def _apply(spec: dict, changes, data_class, from_text: bool) -> tuple[dict, list
             )
         spec[section][name] = convert(key, value, valid[name])
         typed.append([key, spec[section][name]])
-    embedding = spec["model"].setdefault("embedding", {"kind": "learned"})
+    embedding = spec["model"].setdefault("embedding", dict(DEFAULT_EMBEDDING))
     valid = embedding_options(embedding["kind"])
     for option, key, value, record in pending:
         if option not in valid:
