@@ -475,3 +475,11 @@ def test_from_saved_rebuilds_what_the_saved_state_loads_into(name):
 def test_a_causal_lm_head_is_tied_by_the_kinds_default(kind):
     config = ModelConfig(model="causal_lm", embedding={"kind": kind})
     assert config.head_tied == REGISTRY[kind].head_tied_by_default
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if "init_std" in REGISTRY[k].option_types()])
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf")])
+def test_an_initialization_scale_that_is_not_a_finite_number_is_refused(kind, bad):
+    extra = {"token_bytes": TOKENS} if REGISTRY[kind].needs_tokenizer else {}
+    with pytest.raises(ValueError, match="init_std must be a"):
+        build_embedding(kind, V, D, init_std=bad, **extra)

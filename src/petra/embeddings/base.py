@@ -141,6 +141,15 @@ STAND_IN_VOCAB = 4  # the tokens of the vocabulary `check_options` builds a kind
 TOKEN_SOURCES = ("tokenizer", "token_bytes")  # where a kind built from token bytes reads them
 
 
+def check_init_std(init_std: float, positive: bool = False) -> None:
+    """Refuse an initialization's standard deviation that is not a finite number >= 0 (> 0
+    where `positive`: a kind that divides by it)."""
+    low_ok = init_std > 0 if positive else init_std >= 0
+    if not (low_ok and init_std < float("inf")):
+        what = "a positive finite number" if positive else "a finite number, not negative"
+        raise ValueError(f"init_std must be {what}, got {init_std}")
+
+
 def long_ids(ids: Tensor) -> Tensor:
     """`ids` widened to int64 (itself if already long): any integer dtype, signed or not, is
     accepted as `nn.Embedding` accepts int and long. Raise `TypeError` for anything else."""
@@ -380,8 +389,21 @@ class TokenEmbedding(nn.Module):
         cls, table: Tensor, *, padding_idx: int | None = None, **options
     ) -> TokenEmbedding:
         """Start from a pretrained `(V, d)` table by decomposing it (kinds with
-        `starts_from_table` only)."""
-        raise NotImplementedError(f"a {cls.kind} embedding does not start from a table")
+        `starts_from_table` only): the table's shape and the options (`table_options`; a
+        construction input such as corpus counts passes) are checked here, the start itself
+        is the kind's `_from_table`."""
+        if not cls.starts_from_table:
+            raise NotImplementedError(f"a {cls.kind} embedding does not start from a table")
+        if table.dim() != 2:
+            raise ValueError(f"the table must be (V, d), got shape {tuple(table.shape)}")
+        cls.check_table_options(
+            {k: v for k, v in options.items() if k not in cls.construction_inputs}
+        )
+        return cls._from_table(table, padding_idx=padding_idx, **options)
+
+    @classmethod
+    def _from_table(cls, table: Tensor, *, padding_idx: int | None, **options):
+        raise NotImplementedError
 
     @classmethod
     def swap_options(cls) -> dict[str, object]:

@@ -21,7 +21,14 @@ from functools import partial
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from petra.embeddings.base import Knob, TokenEmbedding, draw_, fixed_seed, init_generator
+from petra.embeddings.base import (
+    Knob,
+    TokenEmbedding,
+    check_init_std,
+    draw_,
+    fixed_seed,
+    init_generator,
+)
 from petra.embeddings.hashing import UniversalHash
 
 
@@ -86,8 +93,7 @@ class HashEmbedding(TokenEmbedding):
     ):
         super().__init__(vocab_size, dim, padding_idx)
         buckets = math.ceil(vocab_size / 10) if buckets is None else buckets
-        if not 0 <= init_std < float("inf"):
-            raise ValueError(f"init_std must be a finite number, not negative, got {init_std}")
+        check_init_std(init_std)
         self.hashes = UniversalHash(num_hashes, buckets, fixed_seed(seed))
         self.components = nn.Embedding(buckets, dim)
         self.importance = nn.Embedding(vocab_size, num_hashes)

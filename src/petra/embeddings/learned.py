@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from petra.embeddings.base import Knob, TokenEmbedding, uninitialized
+from petra.embeddings.base import Knob, TokenEmbedding, check_init_std, uninitialized
 
 
 class LearnedEmbedding(TokenEmbedding):
@@ -55,11 +55,10 @@ class LearnedEmbedding(TokenEmbedding):
         ]
 
     @classmethod
-    def from_table(
+    def _from_table(
         cls, table: Tensor, *, padding_idx: int | None = None, **options
     ) -> LearnedEmbedding:
         """`from_pretrained(table)`: a copy, or with `factor_dim=e` its truncated SVD."""
-        cls.check_table_options(options)
         return cls.from_pretrained(table, padding_idx=padding_idx, **options)
 
     def __init__(
@@ -73,8 +72,7 @@ class LearnedEmbedding(TokenEmbedding):
         init_std: float = 0.02,
     ):
         super().__init__(vocab_size, dim, padding_idx)
-        if not 0 <= init_std < float("inf"):
-            raise ValueError(f"init_std must be a finite number, not negative, got {init_std}")
+        check_init_std(init_std)
         if factor_dim is not None and factor_dim < 1:
             raise ValueError(f"factor_dim must be positive, got {factor_dim}")
         width = dim if factor_dim is None else factor_dim

@@ -37,7 +37,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from petra.embeddings.base import Knob, TokenEmbedding, draw_, fixed_seed, init_generator
+from petra.embeddings.base import (
+    Knob,
+    TokenEmbedding,
+    check_init_std,
+    draw_,
+    fixed_seed,
+    init_generator,
+)
 from petra.embeddings.token_bytes import token_bytes as tokenizer_bytes
 
 BOUNDARY = "\ue000"  # a private-use character: no token's text holds it, unlike "<"
@@ -134,8 +141,7 @@ class NgramHashEmbedding(TokenEmbedding):
         for name, value in (("rows", rows), ("n", n), ("num_hashes", num_hashes)):
             if not (isinstance(value, int) and value >= 1):
                 raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
-        if not (math.isfinite(init_std) and init_std >= 0):
-            raise ValueError(f"init_std must be a finite number >= 0, got {init_std}")
+        check_init_std(init_std)
         self.n, self.num_hashes, self.case_fold = n, num_hashes, case_fold
         self.seed, self.init_std = seed, init_std
         index, offsets = ngram_bags(pieces, rows, n, num_hashes, case_fold, fixed_seed(seed))

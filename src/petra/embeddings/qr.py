@@ -26,7 +26,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from petra.embeddings.base import Knob, TokenEmbedding
+from petra.embeddings.base import Knob, TokenEmbedding, check_init_std
 
 OPERATIONS = ("mult", "add", "concat")
 
@@ -115,8 +115,7 @@ class QREmbedding(TokenEmbedding):
         collisions = math.isqrt(vocab_size - 1) + 1 if collisions is None else collisions
         if not 1 <= collisions <= vocab_size:
             raise ValueError(f"collisions must lie in [1, V = {vocab_size}], got {collisions}")
-        if not 0 <= init_std < float("inf"):
-            raise ValueError(f"init_std must be a finite number, not negative, got {init_std}")
+        check_init_std(init_std)
         self.collisions, self.operation = collisions, operation
         widths = (dim - dim // 2, dim // 2) if operation == "concat" else (dim, dim)
         self.quotient = nn.Embedding(math.ceil(vocab_size / collisions), widths[0])

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from petra.embeddings.base import TokenEmbedding
+from petra.embeddings.base import TokenEmbedding, check_init_std
 
 BITS = (8, 4)
 
@@ -97,13 +97,10 @@ class QuantizedEmbedding(TokenEmbedding):
         )
 
     @classmethod
-    def from_table(
+    def _from_table(
         cls, table: Tensor, *, padding_idx: int | None = None, **options
     ) -> QuantizedEmbedding:
         """The table quantized row by row (its padding row is zero at lookup)."""
-        cls.check_table_options(options)
-        if table.dim() != 2:
-            raise ValueError(f"the table must be (V, d), got shape {tuple(table.shape)}")
         module = cls(*table.shape, padding_idx=padding_idx, **options)
         module.load_table_(table)
         return module
@@ -122,8 +119,7 @@ class QuantizedEmbedding(TokenEmbedding):
             raise ValueError(f"bits must be one of {BITS}, got {bits}")
         if bits == 4 and dim % 2:
             raise ValueError(f"4-bit codes pack two to a byte: the width must be even, got {dim}")
-        if not 0 <= init_std < float("inf"):
-            raise ValueError(f"init_std must be a finite number, not negative, got {init_std}")
+        check_init_std(init_std)
         self.bits, self.init_std = bits, init_std
         width = dim if bits == 8 else dim // 2
         self.register_buffer("codes", torch.zeros(vocab_size, width, dtype=torch.uint8))

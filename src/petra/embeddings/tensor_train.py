@@ -25,7 +25,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from petra.embeddings.base import Knob, TokenEmbedding
+from petra.embeddings.base import Knob, TokenEmbedding, check_init_std
 
 
 def vocab_factors(vocab_size: int, cores: int) -> list[int]:
@@ -128,11 +128,10 @@ class TensorTrainEmbedding(TokenEmbedding):
         ]
 
     @classmethod
-    def from_table(
+    def _from_table(
         cls, table: Tensor, *, padding_idx: int | None = None, **options
     ) -> TensorTrainEmbedding:
         """`from_embedding(table)`: the TT-SVD at the given rank and cores."""
-        cls.check_table_options(options)
         return cls.from_embedding(table, padding_idx=padding_idx, **options)
 
     def __init__(
@@ -148,8 +147,7 @@ class TensorTrainEmbedding(TokenEmbedding):
         super().__init__(vocab_size, dim, padding_idx)
         if rank < 1 or cores < 2:
             raise ValueError(f"rank must be positive and cores at least 2, got {rank} and {cores}")
-        if not 0 < init_std < float("inf"):
-            raise ValueError(f"init_std must be a positive finite number, got {init_std}")
+        check_init_std(init_std, positive=True)
         self.rank, self.num_cores = rank, cores
         self.vocab_factors = vocab_factors(vocab_size, cores)
         self.dim_factors = dim_factors(dim, cores)

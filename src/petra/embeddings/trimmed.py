@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from petra.embeddings.base import Knob, TokenEmbedding
+from petra.embeddings.base import Knob, TokenEmbedding, check_init_std
 
 
 def kept_ids(vocab_size: int, rows: int | None, unk_id: int, token_counts=None) -> Tensor:
@@ -89,11 +89,10 @@ class TrimmedEmbedding(TokenEmbedding):
         return {k: v for k, v in options.items() if k not in ("rows", "unk_id", "token_counts")}
 
     @classmethod
-    def from_table(
+    def _from_table(
         cls, table: Tensor, *, padding_idx: int | None = None, token_counts=None, **options
     ) -> TrimmedEmbedding:
         """The rows of the kept ids, copied from `table`."""
-        cls.check_table_options(options)
         module = cls(*table.shape, padding_idx=padding_idx, token_counts=token_counts, **options)
         with torch.no_grad():
             module.rows.copy_(table[module.kept_ids()])
@@ -129,8 +128,7 @@ class TrimmedEmbedding(TokenEmbedding):
             raise ValueError(f"rows must be a whole number in [1, V = {vocab_size}], got {rows!r}")
         if not (isinstance(unk_id, int) and 0 <= unk_id < vocab_size):
             raise ValueError(f"unk_id must be a token id in [0, {vocab_size}), got {unk_id!r}")
-        if not 0 <= init_std < float("inf"):
-            raise ValueError(f"init_std must be a finite number, not negative, got {init_std}")
+        check_init_std(init_std)
         self.unk_id, self.init_std = unk_id, init_std
         kept = kept_ids(vocab_size, rows, unk_id, token_counts)
         row_of = torch.full((vocab_size,), -1, dtype=torch.int32)
