@@ -168,7 +168,7 @@ def test_sentence_encoder_on_minilm(tmp_path, monkeypatch):
     "argv, message",
     [
         (["--model", "no/such/folder", "--kind", "kronecker"], "neither a model folder"),
-        (["--model", "all-minilm-l6-v2", "--kind", "learned", "--steps", "0"], "steps must"),
+        (["--model", "all-minilm-l6-v2", "--kind", "kronecker", "--steps", "0"], "steps must"),
         (["--model", "all-minilm-l6-v2", "--kind", "fourier", "--option", "refine"], "KEY=VALUE"),
         (["--kind", "fourier"], "needs --model"),
         (["--table", "no/such/run"], "not found"),

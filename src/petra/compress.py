@@ -87,8 +87,9 @@ class CompressSettings:
     options: dict = field(default_factory=dict)  # more options of the kind
 
     def __post_init__(self):
-        for name in ("steps", "batch_size", "max_sentences", "max_length", "eval_chunks",
-                     "checkpoint_every"):  # fmt: skip
+        """Refuse what cannot run: the recovery's own settings as `TrainConfig` refuses them
+        (`train_config`, after what only compress has, whose messages say more)."""
+        for name in ("max_sentences", "max_length", "eval_chunks"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_length < 2:  # a causal LM's chunk predicts its tokens after the first
@@ -96,7 +97,8 @@ class CompressSettings:
         embedding_class(self.kind)  # refuses an unknown kind, listing the kinds
         if self.head not in HEADS:
             raise ValueError(f"unknown head {self.head!r}; choose one of {HEADS}")
-        if (self.kind == "learned") != (self.factor_dim is not None):
+        ranked = "factor_dim" in embedding_class(self.kind).table_options  # a learned table
+        if ranked != (self.factor_dim is not None):
             raise ValueError("--factor-dim (the rank e) goes with --kind learned, and only there: "
                              "a learned table without it is the original one")  # fmt: skip
         self.options = typed_options(self.kind, self.options)
@@ -115,10 +117,26 @@ class CompressSettings:
                 "least-squares start (--start fit, the default): use --start norms (a random "
                 "map at the old table's row norms)"
             )
-        if not 0 <= self.warmup < 1:
-            raise ValueError(f"warmup is a fraction of the steps in [0, 1), got {self.warmup}")
         if not 0 <= self.seed < 2**63:
             raise ValueError(f"seed must be in [0, 2**63), got {self.seed}")
+        self.train_config()
+
+    @property
+    def swap_options(self) -> dict:
+        """The options the swap gives the kind: `options`, and a learned table's rank."""
+        rank = {} if self.factor_dim is None else {"factor_dim": self.factor_dim}
+        return {**self.options, **rank}
+
+    def train_config(self) -> TrainConfig:
+        """The recovery's Trainer settings: linear warmup, then linear decay to 0; the
+        gradient clipped at norm 1; the quality measured once, after the last step (`compress`
+        measures it before, right after the swap); the CPU, where the teacher is."""
+        return TrainConfig(
+            steps=self.steps, batch_size=self.batch_size, lr=self.lr, weight_decay=0.0,
+            warmup=self.warmup, schedule="linear", grad_clip=1.0, seed=self.seed,
+            eval_every=self.steps, eval_at_start=False, log_every=min(LOG_EVERY, self.steps),
+            checkpoint_every=self.checkpoint_every, device="cpu",
+        )  # fmt: skip
 
 
 def _words(options: dict) -> str:
@@ -302,9 +320,8 @@ def check_model(settings: CompressSettings, model, kind: str) -> None:
     """Refuse, before any data is read, settings that do not fit the loaded model: an option
     out of its range at the model's width, chunks longer than a causal LM's positions."""
     vocab, dim = hf_model(model).get_input_embeddings().weight.shape
-    options = dict(settings.options)
+    options = settings.swap_options
     if settings.factor_dim is not None:
-        options["factor_dim"] = settings.factor_dim
         if settings.factor_dim > min(vocab, dim):  # the SVD start's ranks (LearnedEmbedding)
             raise ValueError(
                 f"--factor-dim must lie in [1, {min(vocab, dim)}] for {settings.model} (the "
@@ -500,17 +517,7 @@ class Job:
         ]
 
     def train_config(self) -> TrainConfig:
-        """The Trainer's settings: linear warmup, then linear decay to 0; the gradient
-        clipped at norm 1; the quality measured once, after the last step (`compress` measures
-        it before, right after the swap); the CPU, where the teacher is."""
-        settings = self.settings
-        return TrainConfig(
-            steps=settings.steps, batch_size=settings.batch_size, lr=settings.lr,
-            weight_decay=0.0, warmup=settings.warmup, schedule="linear", grad_clip=1.0,
-            seed=settings.seed, eval_every=settings.steps, eval_at_start=False,
-            log_every=min(LOG_EVERY, settings.steps), checkpoint_every=settings.checkpoint_every,
-            device="cpu",
-        )  # fmt: skip
+        return self.settings.train_config()
 
 
 class RecoveryBatches(torch.utils.data.Sampler):
@@ -600,9 +607,7 @@ def _swap(teacher, tokenizer, job: Job):
     embedding of the settings (started from the teacher's table)."""
     settings = job.settings
     student = copy.deepcopy(teacher).requires_grad_(True)
-    options = dict(settings.options)
-    if settings.factor_dim is not None:
-        options["factor_dim"] = settings.factor_dim
+    options = settings.swap_options
     fitted = settings.start == "fit" and settings.kind not in STARTS_FROM_TABLE
     if fitted or embedding_class(settings.kind).needs_token_counts(options):  # weights, a set
         vocab = hf_model(student).get_input_embeddings().num_embeddings
