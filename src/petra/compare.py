@@ -33,7 +33,7 @@ from petra.embeddings import (
 )
 from petra.embeddings.budget import check_fits_in_memory
 from petra.models.config import BACKBONES
-from petra.plotting import pyplot
+from petra.plotting import pyplot, save
 from petra.tasks.run import TASKS, parse_overrides, run_config, run_or_reuse, task_vocab_size
 from petra.tasks.settings import (
     Change,
@@ -379,11 +379,7 @@ def plot_curves(summary: dict, path: Path) -> None:
         label = f"{_label(arm['kind'], arm['backbone'], point)} / seed {arm['seed']}"
         axes.plot(*zip(*points, strict=True), label=label, linewidth=1.2)
     axes.set(xlabel="step", ylabel="training loss", title=f"{summary['task']}: training loss")
-    axes.legend(fontsize=8)
-    axes.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    save(figure, axes, path)
 
 
 def plot_metric_vs_params(summary: dict, path: Path) -> None:
@@ -408,8 +404,4 @@ def plot_metric_vs_params(summary: dict, path: Path) -> None:
         ylabel=metric,
         title=f"{summary['task']}: {metric} against parameters",
     )
-    axes.legend(fontsize=8)
-    axes.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    save(figure, axes, path)

@@ -48,7 +48,7 @@ from petra.embeddings.base import STAND_IN_VOCAB, TOKEN_SOURCES
 from petra.hf import HFModelFiles, replace_embeddings
 from petra.hf.io import SIDECAR
 from petra.hf.swap import HEADS, STARTS_FROM_TABLE, SWAP_ARGUMENTS, hf_model, unwrap_embedding
-from petra.plotting import pyplot
+from petra.plotting import pyplot, save
 from petra.tasks.distill import DistillData, cached_vectors, teacher_path, unlabeled_sentences
 from petra.tasks.run import check_same_settings, read_json
 from petra.tasks.sentence import cosine_correlations
@@ -799,14 +799,8 @@ def plot_tradeoff(run_dirs: list[str | Path], path: str | Path) -> Path:
     axes.set_xscale("log")
     title = f"{first['settings']['model']}: hollow at the swap, filled after recovery"
     axes.set(xlabel="embedding MiB stored (log scale)", ylabel=metric, title=title)
-    axes.legend(fontsize=7)
-    axes.grid(alpha=0.3)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    save(figure, axes, path, legend_size=7)
+    return Path(path)
 
 
 def _arm_name(settings: dict) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from petra.models import load_pretrained
-from petra.plotting import pyplot
+from petra.plotting import pyplot, save
 from petra.training.checkpoint import checkpoint_dirs
 from petra.training.trainer import read_metrics
 
@@ -89,8 +89,4 @@ def plot_norms(series: dict, path: str | Path) -> None:
             )
     axes.set(xlabel="step", ylabel="norm", title=f"embedding norms ({series['kind']})")
     axes.set_yscale("log")
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    save(figure, axes, path)

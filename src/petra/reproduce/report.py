@@ -26,7 +26,7 @@ import statistics
 from pathlib import Path
 
 from petra.checks import describe, fits, is_finite_number
-from petra.plotting import pyplot
+from petra.plotting import pyplot, save
 from petra.reproduce.asrun import as_run_lines, check_provenance
 from petra.reproduce.asrun import row as _row
 from petra.reproduce.claims import CLAIMS
@@ -795,18 +795,13 @@ def draw_plot(result: dict, plot: dict, path: Path) -> bool:
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(7, 4.5))
     try:
-        drew = (_curve if plot["kind"] == "curve" else _versus)(axes, result, plot)
-        if not drew:
+        if not (_curve if plot["kind"] == "curve" else _versus)(axes, result, plot):
             return False
         axes.set_title(plot.get("title") or _plot_name(plot), fontsize=10)
-        axes.grid(alpha=0.3)
-        axes.legend(fontsize=8)
-        figure.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path, dpi=120)
+        save(figure, axes, path)
         return True
     finally:
-        plt.close(figure)
+        plt.close(figure)  # also when nothing was drawn, or drawing failed
 
 
 def _curve(axes, result: dict, plot: dict) -> bool:
