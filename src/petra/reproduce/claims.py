@@ -538,9 +538,18 @@ PETE_SPEED = Claim(
 METHOD_ARM, BASELINE_ARM = "kronecker-untied", "learned-tied"  # the paper's arm and baseline
 # D = 256 P, the width of Kronecker's code at its default pos_dim: its projection has d D
 # parameters at any d, which an n-gram table of D rows matches
-_KRONECKER_CODE_WIDTH = 256 * KroneckerEmbedding.option({}, "pos_dim")
-# the controls of the analyses, by the short names their per-seed counts carry
-SPELLING_CONTROLS = {"tied": "learned-tied", "untied": "learned-untied", "ngram": "ngram-untied"}
+_KRONECKER_POS_DIM = KroneckerEmbedding.option({}, "pos_dim")
+_KRONECKER_CODE_WIDTH = 256 * _KRONECKER_POS_DIM
+# the controls: the short name their per-seed counts carry -> (arm label, how rows name it)
+_CONTROLS = {
+    "tied": ("learned-tied", "learned (tied)"),
+    "untied": ("learned-untied", "learned (untied)"),
+    "ngram": ("ngram-untied", "hashed trigrams (untied)"),
+}
+SPELLING_CONTROLS = {short: label for short, (label, _) in _CONTROLS.items()}
+_CONTROL_NAMES = dict(_CONTROLS.values())  # arm label -> its name in a comparison
+# every arm of the LM claim, the order of its curves
+_KRONECKER_ARMS = ("learned-tied", METHOD_ARM, "learned-untied", "ngram-untied")
 SPELLING_CATEGORIES_CLAIMED = 10  # "wins or ties 10 of 11 categories"
 
 # Sizes, budget and data are the runs' settings, which the report's As-run part gives from
@@ -611,8 +620,9 @@ KRONECKER_LM = Claim(
         ),
         Arm(
             "ngram-untied",
-            "hashed character trigrams, 4,096 shared rows (Kronecker's d x 4,096 parameters at "
-            "pos_dim 16), untied head (control)",
+            f"hashed character trigrams, {_KRONECKER_CODE_WIDTH:,} shared rows (Kronecker's d x "
+            f"{_KRONECKER_CODE_WIDTH:,} parameters at pos_dim {_KRONECKER_POS_DIM}), untied head "
+            "(control)",
             "lm",
             "kronecker-lm",
             {
@@ -667,7 +677,7 @@ KRONECKER_LM = Claim(
         {
             "kind": "curve",
             "series": "eval/loss",
-            "arms": ["learned-tied", "kronecker-untied", "learned-untied", "ngram-untied"],
+            "arms": list(_KRONECKER_ARMS),
             "reference_final_of": "learned-tied",
             "ylabel": "validation loss",
             "title": "LM validation loss (line: the tied learned arm's final loss)",
@@ -702,11 +712,6 @@ _SPELLING_METRICS = (
     ("logprob_drop_mean", "log-prob drop", "lower", False, "1.058 vs 1.199 = -0.141", -0.141),
 )  # fmt: skip
 _SPELLING_SETS = {"paper": "paper's pairs", "brown": "Brown-made pairs"}
-_SPELLING_CONTROLS = {
-    "learned-tied": "learned (tied)",
-    "learned-untied": "learned (untied)",
-    "ngram-untied": "hashed trigrams (untied)",
-}
 
 
 def _spelling_name(pairs: str, control: str, what: str) -> str:
@@ -728,7 +733,7 @@ def _spelling_comparisons() -> tuple[Comparison, ...]:
             paper=paper if (pairs, control) == ("paper", "learned-tied") else None,
             paper_difference=difference if (pairs, control) == ("paper", "learned-tied") else None,
         )
-        for control, description in _SPELLING_CONTROLS.items()
+        for control, description in _CONTROL_NAMES.items()
         for metric, what, better, relative, paper, difference in _SPELLING_METRICS
         for pairs, name in _SPELLING_SETS.items()
     )
@@ -741,7 +746,7 @@ def _spelling_joint() -> tuple[Joint, ...]:
         Joint(
             f"{what}: Kronecker vs learned (tied), on both pair sets",
             tuple(
-                _spelling_name(name, _SPELLING_CONTROLS[BASELINE_ARM], what)
+                _spelling_name(name, _CONTROL_NAMES[BASELINE_ARM], what)
                 for name in _SPELLING_SETS.values()
             ),
         )
@@ -890,7 +895,7 @@ KRONECKER_NORMS = Claim(
         {
             "kind": "curve",
             "series": "eval/embedding/matrix_row_norm_mean",
-            "arms": ["learned-tied", "kronecker-untied", "learned-untied", "ngram-untied"],
+            "arms": list(_KRONECKER_ARMS),
             "ylabel": "mean row norm of the trained matrix",
             "title": "Norm drift",
         },
