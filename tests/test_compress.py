@@ -669,7 +669,8 @@ def test_the_command_lines_defaults_are_the_settings_defaults():
         assert getattr(args, name) == defaults[name], name
     import argparse
 
-    from petra.compress import HEADS, STARTS
+    from petra.compress import STARTS
+    from petra.hf.swap import HEADS
 
     commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     choices = {a.dest: a.choices for a in commands.choices["compress"]._actions if a.choices}

@@ -47,7 +47,14 @@ from petra.embeddings import check_embedding_options, embedding_class
 from petra.embeddings.base import STAND_IN_VOCAB, TOKEN_SOURCES
 from petra.hf import HFModelFiles, replace_embeddings
 from petra.hf.io import SIDECAR
-from petra.hf.swap import HEADS, STARTS_FROM_TABLE, SWAP_ARGUMENTS, hf_model, unwrap_embedding
+from petra.hf.swap import (
+    STARTS_FROM_TABLE,
+    SWAP_ARGUMENTS,
+    check_head,
+    hf_model,
+    unwrap_embedding,
+)
+from petra.params import mebibytes
 from petra.plotting import pyplot, save
 from petra.tasks.distill import DistillData, cached_vectors, teacher_path, unlabeled_sentences
 from petra.tasks.run import check_same_settings, read_json
@@ -63,6 +70,7 @@ STARTS = ("fit", "norms")
 RESERVED_OPTIONS = {*SWAP_ARGUMENTS, *TOKEN_SOURCES, "fingerprint", "factor_dim"}
 MAX_LR = 1.0  # AdamW moves every weight by about lr a step: above 1, a pretrained model is gone
 RESULT_FILE = "compress.json"
+STAGES = ("original", "swapped", "recovered")  # where the quality is measured
 LOG_EVERY = 10  # steps between the training loss lines of metrics.jsonl
 
 
@@ -95,8 +103,7 @@ class CompressSettings:
         if self.max_length < 2:  # a causal LM's chunk predicts its tokens after the first
             raise ValueError(f"--max-length must be at least 2, got {self.max_length}")
         embedding_class(self.kind)  # refuses an unknown kind, listing the kinds
-        if self.head not in HEADS:
-            raise ValueError(f"unknown head {self.head!r}; choose one of {HEADS}")
+        check_head(self.head)
         ranked = "factor_dim" in embedding_class(self.kind).table_options  # a learned table
         if ranked != (self.factor_dim is not None):
             raise ValueError("--factor-dim (the rank e) goes with --kind learned, and only there: "
@@ -720,7 +727,7 @@ def format_result(result: dict) -> str:
     """One line per stage: the quality and the model's parameters."""
     params = result.get("parameters", {})
     lines = [f"{'stage':<10} {'parameters':>12}  quality"]
-    for stage in ("original", "swapped", "recovered"):
+    for stage in STAGES:
         if stage in result["quality"]:
             count = params.get("params_before" if stage == "original" else "params_after", 0)
             quality = ", ".join(f"{k} {v:.3f}" for k, v in result["quality"][stage].items())
@@ -818,10 +825,9 @@ def _arm_name(settings: dict) -> str:
 
 def _mebibytes(parameters: dict, key: str) -> str:
     """A size in MiB, or "–" for a run recorded before petra counted bytes."""
-    return f"{parameters[key] / 2**20:.2f}" if key in parameters else "–"
+    return mebibytes(parameters[key]) if key in parameters else "–"
 
 
-STAGES = ("original", "swapped", "recovered")
 # what the table reads: (section or None, key) -> the type it must have
 TABLE_FIELDS = {
     (None, "model_type"): str, (None, "steps"): int, (None, "recovery_seconds"): float,

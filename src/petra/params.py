@@ -68,7 +68,8 @@ def _report(kind: str, vocab_size: int, dim: int, options: dict) -> dict:
         return {"num_embeddings": vocab_size, "embedding_dim": dim, "error": str(error)}
 
 
-def _mebibytes(num_bytes: int) -> str:
+def mebibytes(num_bytes: int) -> str:
+    """A size in MiB, to 2 decimals: `44.71` for 46,881,792 bytes."""
     return f"{num_bytes / 2**20:.2f}"
 
 
@@ -93,7 +94,7 @@ def _table_row(row: dict) -> str:
         return start + f"| not built: {row['error']} | – | – | {learned:,} | – | – |"
     return start + (
         f"| {row['trainable_params']:,} | {row['buffer_bytes']:,} "
-        f"| {_mebibytes(row['stored_bytes'])} "
+        f"| {mebibytes(row['stored_bytes'])} "
         f"| {row['learned_equivalent']:,} | {row['saving_pct']:.1f}% "
         f"| {row['bytes_saving_pct']:.1f}% |"
     )

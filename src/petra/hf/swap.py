@@ -159,6 +159,12 @@ def count_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def check_head(head: str) -> None:
+    """Refuse a head setting other than "tied" or "untied" (`HEADS`)."""
+    if head not in HEADS:
+        raise ValueError(f"unknown head {head!r}; choose one of {HEADS}")
+
+
 def replace_embeddings(
     model,
     kind: str,
@@ -210,8 +216,7 @@ def replace_embeddings(
     if not isinstance(old, nn.Embedding):
         raise TypeError(f"the model's input embedding is a {type(old).__name__}, not nn.Embedding")
     kind_class = embedding_class(kind)
-    if head not in HEADS:
-        raise ValueError(f"unknown head {head!r}; choose one of {HEADS}")
+    check_head(head)
     weight = old.weight.detach()
     vocab_size, dim = weight.shape
     pieces = _token_pieces(tokenizer, vocab_size, kind_class)
