@@ -483,3 +483,14 @@ def test_an_initialization_scale_that_is_not_a_finite_number_is_refused(kind, ba
     extra = {"token_bytes": TOKENS} if REGISTRY[kind].needs_tokenizer else {}
     with pytest.raises(ValueError, match="init_std must be a"):
         build_embedding(kind, V, D, init_std=bad, **extra)
+
+
+def test_a_saved_state_without_what_the_kind_reads_back_is_named(name):
+    """A kind that rebuilds from its saved state (byte tables, an id order, a kept set) names
+    the tensor an empty checkpoint lacks; the others build from their options alone."""
+    kind_class = embedding_class(VARIANTS[name]["kind"])
+    try:
+        kind_class.from_saved(V, D, {}, "embedding.", **saved_options(name))
+    except ValueError as error:
+        assert str(error).startswith("the checkpoint has no embedding.")
+        assert f"for its {kind_class.kind} embedding" in str(error)

@@ -462,6 +462,16 @@ class TokenEmbedding(nn.Module):
             )
 
     @classmethod
+    def saved(cls, state: dict, prefix: str, *names: str) -> list[Tensor]:
+        """The tensors `names` of a saved state (keys under `prefix`), for `from_saved`;
+        `ValueError` naming the first one the checkpoint lacks."""
+        for name in names:
+            if prefix + name not in state:
+                raise ValueError(f"the checkpoint has no {prefix}{name} for its {cls.kind} "
+                                 "embedding")  # fmt: skip
+        return [state[prefix + name] for name in names]
+
+    @classmethod
     def from_saved(
         cls, vocab_size: int, dim: int, state: dict, prefix: str = "", **options
     ) -> TokenEmbedding:

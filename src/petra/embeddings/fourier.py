@@ -164,12 +164,8 @@ class FourierEmbedding(TokenEmbedding):
     ) -> FourierEmbedding:
         """A frequency id order is the saved `id_rank` (not the counts it was ranked by)."""
         if options.get("id_order") == "frequency":
-            if prefix + "id_rank" not in state:
-                raise ValueError(
-                    f"the checkpoint has no {prefix}id_rank for its frequency id order"
-                )
             options.pop("token_counts", None)  # the saved order, not the counts, decides
-            options["id_rank"] = state[prefix + "id_rank"]
+            (options["id_rank"],) = cls.saved(state, prefix, "id_rank")
         return super().from_saved(vocab_size, dim, state, prefix, **options)
 
     def __init__(

@@ -266,20 +266,16 @@ class KroneckerEmbedding(TokenEmbedding):
         cls, vocab_size: int, dim: int, state: dict, prefix: str = "", **options
     ) -> KroneckerEmbedding:
         """The byte table and lengths are read from the state (no tokenizer needed)."""
-        if prefix + "byte_table" not in state:
-            raise ValueError(
-                f"the checkpoint has no {prefix}byte_table for its Kronecker embedding"
-            )
-        pos_dim = state[prefix + "byte_table"].shape[1]
+        byte_table, byte_lengths = cls.saved(state, prefix, "byte_table", "byte_lengths")
+        pos_dim = byte_table.shape[1]
         if options.get("pos_dim", pos_dim) != pos_dim:
             raise ValueError(
                 f"the saved options say pos_dim={options['pos_dim']} but the saved byte table "
                 f"has {pos_dim}"
             )
         return cls(
-            state[prefix + "byte_table"], state[prefix + "byte_lengths"], dim,
-            mode=options.get("mode", "sparse"), padding_idx=options.get("padding_idx"),
-            rank=options.get("rank"),
+            byte_table, byte_lengths, dim, mode=options.get("mode", "sparse"),
+            padding_idx=options.get("padding_idx"), rank=options.get("rank"),
         )  # fmt: skip
 
     def __init__(

@@ -186,11 +186,8 @@ class NgramHashEmbedding(TokenEmbedding):
     ) -> NgramHashEmbedding:
         """The (token, row) index and the number of shared rows are read from the state (no
         tokenizer needed; a resized embedding keeps the R it was built with)."""
-        for name in ("bag_rows", "bag_offsets", "rows"):
-            if prefix + name not in state:
-                raise ValueError(f"the checkpoint has no {prefix}{name} for its n-gram embedding")
-        index, offsets = state[prefix + "bag_rows"], state[prefix + "bag_offsets"]
-        rows = state[prefix + "rows"].shape[0]
+        index, offsets, table = cls.saved(state, prefix, "bag_rows", "bag_offsets", "rows")
+        rows = table.shape[0]
         if options.get("rows") not in (None, rows):
             raise ValueError(f"the checkpoint's {prefix}rows holds {rows} rows, its settings "
                              f"say rows={options['rows']}")  # fmt: skip

@@ -104,9 +104,8 @@ class TrimmedEmbedding(TokenEmbedding):
     ) -> TrimmedEmbedding:
         """R from the saved table (the kept set itself is the `row_of` buffer the caller
         loads)."""
-        if prefix + "rows" not in state:
-            raise ValueError(f"the checkpoint has no {prefix}rows for its trimmed embedding")
-        rows = state[prefix + "rows"].shape[0]
+        (table,) = cls.saved(state, prefix, "rows")
+        rows = table.shape[0]
         if options.get("rows") not in (None, rows):
             raise ValueError(f"the checkpoint's {prefix}rows holds {rows} rows, its settings "
                              f"say rows={options['rows']}")  # fmt: skip
