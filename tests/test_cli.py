@@ -197,7 +197,10 @@ def test_a_train_out_under_a_file_is_one_line(tmp_path, capsys):
     a_file.write_text("x")
     out = a_file / "run"
     error = fails_in_one_line(capsys, "train", "lm", "--preset", "tiny", "--out", str(out))
-    assert error == f"petra train: error: Not a directory: {out}; check the path"
+    assert error == (
+        f"petra train: error: {out} cannot be a run directory: {a_file} is a file; choose "
+        "another --out"
+    )
 
 
 DATA_COMMANDS = [

@@ -422,5 +422,6 @@ def test_mistaken_settings_are_refused(tmp_path):
         with pytest.raises(ValueError, match="lr must be a finite number"):
             TrainConfig(lr=value)
     (tmp_path / "file").write_text("")
-    with pytest.raises(ValueError, match="is a file, not a run directory"):
-        _trainer(load_preset("classify", "tiny"), tmp_path / "file")
+    for run_dir in (tmp_path / "file", tmp_path / "file" / "run"):  # a file, or under one
+        with pytest.raises(ValueError, match=f"cannot be a run directory: {tmp_path / 'file'}"):
+            _trainer(load_preset("classify", "tiny"), run_dir)

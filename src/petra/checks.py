@@ -61,3 +61,15 @@ def first_line(error: BaseException, limit: int = 200) -> str:
     """The first line of an error's message (at most `limit` characters), or its type's name:
     what a one-line refusal shows of an error raised by another library."""
     return (str(error).strip().splitlines() or [""])[0][:limit] or type(error).__name__
+
+
+def file_in_the_way(path, itself: bool = True):
+    """The first of `path` (when `itself`) and its parents that exists and is not a folder:
+    what stops a folder from being made at `path`; None when nothing does."""
+    from pathlib import Path
+
+    path = Path(path)
+    for place in (path, *path.parents) if itself else path.parents:
+        if place.exists() and not place.is_dir():
+            return place
+    return None

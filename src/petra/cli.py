@@ -164,6 +164,8 @@ def _check_out_file(
 ) -> None:
     """Refuse, before any work is done, a `flag` path that cannot become a file: a folder,
     or a path under a file."""
+    from petra.checks import file_in_the_way
+
     if not path:
         return
     out = Path(path)
@@ -171,9 +173,9 @@ def _check_out_file(
         raise ValueError(
             f"{flag} {path} is a folder: give the path of a file to write, such as {out / example}"
         )
-    for parent in out.parents:
-        if parent.exists() and not parent.is_dir():
-            raise ValueError(f"{flag} {path}: {parent} is a file, not a folder")
+    blocking = file_in_the_way(out, itself=False)
+    if blocking is not None:
+        raise ValueError(f"{flag} {path}: {blocking} is a file, not a folder")
 
 
 def _probe_norms(args: argparse.Namespace) -> None:

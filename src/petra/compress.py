@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from petra.atomic import atomic_write_json
-from petra.checks import describe, first_line, fits, is_finite_number
+from petra.checks import describe, file_in_the_way, first_line, fits, is_finite_number
 from petra.data import load_corpus, load_stsb, resolve_data_dir
 from petra.embeddings import check_embedding_options, embedding_class
 from petra.embeddings.base import STAND_IN_VOCAB, TOKEN_SOURCES
@@ -638,12 +638,12 @@ def _warn_of_an_old_checkpoint(out: Path) -> None:
 
 def _check_run_folder(out: Path) -> None:
     """Refuse, before any work, a run folder that cannot be one: a file, or under a file."""
-    for path in (out, *out.parents):
-        if path.exists() and not path.is_dir():
-            raise ValueError(
-                f"the run folder {out} cannot be made: {path} is a file. Give --out a folder "
-                "(a new one, or a run's to resume it)"
-            )
+    blocking = file_in_the_way(out)
+    if blocking is not None:
+        raise ValueError(
+            f"the run folder {out} cannot be made: {blocking} is a file. Give --out a folder "
+            "(a new one, or a run's to resume it)"
+        )
 
 
 def _make_run_folder(out: Path) -> None:

@@ -46,6 +46,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from petra.atomic import atomic_folder, atomic_write_json
+from petra.checks import file_in_the_way
 from petra.data.batching import ShardedBatches
 from petra.models.checkpoint import load_state
 from petra.provenance import environment
@@ -151,8 +152,10 @@ class Trainer:
         _refuse_sparse_gradients(model)
         self.files = files or PetraModelFiles()
         self.run_dir = Path(run_dir)
-        if self.run_dir.exists() and not self.run_dir.is_dir():
-            raise ValueError(f"{self.run_dir} is a file, not a run directory: choose another --out")
+        blocking = file_in_the_way(self.run_dir)
+        if blocking is not None:
+            raise ValueError(f"{self.run_dir} cannot be a run directory: {blocking} is a file; "
+                             "choose another --out")  # fmt: skip
         self.device = distributed.setup(config.device)
         self.model, self.task, self.config = model.to(self.device), task, config
         self.run_config, self.settings = run_config or {}, settings
