@@ -17,6 +17,14 @@ def test_the_kept_ids_are_the_most_frequent_with_the_unknown_token():
     assert kept_ids(V, 3, UNK, COUNTS).tolist() == [3, 10, UNK]  # unk takes the last place
     assert kept_ids(V, 3, 3, COUNTS).tolist() == [3, 10, 1]  # unk kept by its count
     assert kept_ids(V, 4, UNK, None).tolist() == [0, 1, 2, 3]  # no counts: the first R ids
+    assert kept_ids(V, 8, UNK, COUNTS).tolist() == [3, 10, 1, 5, 8, 4, 0, UNK]  # R rows, exactly
+
+
+def test_rows_beyond_the_corpus_are_kept_so_a_save_loads_with_its_settings():
+    emb = TrimmedEmbedding(V, D, token_counts=COUNTS, rows=9, unk_id=UNK)
+    assert emb.rows.shape == (9, D) and emb.param_report().trainable_params == 9 * D
+    state = {"embedding." + k: v for k, v in emb.state_dict().items()}
+    TrimmedEmbedding.from_saved(V, D, state, "embedding.", rows=9, unk_id=UNK)  # no refusal
 
 
 def test_a_start_from_a_table_keeps_its_rows_and_drops_the_rest_to_the_unknown_row():

@@ -7,8 +7,9 @@ the row of the unknown token. With K the kept ids and r(v) the row of id v,
     E(v) = T[r(v)],   r(v) = the row of v if v is in K, else the row of `unk_id`,
 
 T a learned R x d table (R = |K| rows, R d parameters; the budget knob). K is the ids that
-occur in a corpus (`token_counts` > 0), the `rows` most frequent of them when `rows` is given
-(ties by id), `unk_id` always among them; without counts it is the first R ids. The map r is
+occur in a corpus (`token_counts` > 0), or the `rows` most frequent ids when `rows` is given
+(ties by id; ids the corpus lacks fill up a `rows` it does not reach), `unk_id` always among
+them; without counts it is the first R ids. The map r is
 a V-sized int32 buffer saved with the weights, so a saved model loads without the counts.
 """
 
@@ -21,9 +22,10 @@ from petra.embeddings.base import Knob, TokenEmbedding, check_init_std
 
 
 def kept_ids(vocab_size: int, rows: int | None, unk_id: int, token_counts=None) -> Tensor:
-    """K in row order: the ids with a count (most frequent first, ties by id), at most
-    `rows` of them with `unk_id` always kept (in the last place when it would fall out);
-    without counts the first `rows` ids (all V by default), `unk_id` among them."""
+    """K in row order: the ids with a count (most frequent first, ties by id), or exactly
+    `rows` ids (ids the corpus lacks fill up, by id), with `unk_id` always kept (in the last
+    place when it would fall out); without counts the first `rows` ids (all V by default),
+    `unk_id` among them."""
     if token_counts is None:
         order = torch.arange(vocab_size)
         kept = order[: vocab_size if rows is None else rows]
@@ -32,8 +34,7 @@ def kept_ids(vocab_size: int, rows: int | None, unk_id: int, token_counts=None) 
         if counts.shape != (vocab_size,) or not torch.all(counts >= 0):
             raise ValueError(f"token_counts must be {vocab_size} counts >= 0")
         order = torch.sort(-counts, stable=True).indices  # most frequent first, ties by id
-        kept = order[: int((counts > 0).sum())]
-        kept = kept if rows is None else kept[:rows]
+        kept = order[: int((counts > 0).sum()) if rows is None else rows]
     if not torch.any(kept == unk_id):
         full = rows is not None and len(kept) >= rows
         kept = torch.cat([kept[:-1] if full else kept, torch.tensor([unk_id])])
