@@ -45,6 +45,7 @@ from petra.tasks.settings import (
     item_keys,
     point_names,
     setting_key,
+    split_item,
 )
 from petra.training import read_metrics
 
@@ -113,10 +114,11 @@ def parse_grid(items: list[str]) -> dict[str, list[str]]:
     typed like `--set` values, arm by arm)."""
     grid: dict[str, list[str]] = {}
     for item in items:
-        key, sep, text = item.partition("=")
+        form = "section.key=value1,value2,..."
+        key, text = split_item(item, "--grid", form)
         values = [value.strip() for value in text.split(",") if value.strip()]
-        if not sep or not values:
-            raise ValueError(f"--grid takes section.key=value1,value2,..., got {item!r}")
+        if not values:
+            raise ValueError(f"--grid takes {form}, got {item!r}")
         if set(change_keys(key, None)) & set(ARM_KEYS):
             raise ValueError(f"--grid {key} is what the arms vary: use --kinds or --backbones")
         if key in grid or len(set(values)) != len(values):

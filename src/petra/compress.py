@@ -59,7 +59,7 @@ from petra.plotting import pyplot, save
 from petra.tasks.distill import DistillData, cached_vectors, teacher_path, unlabeled_sentences
 from petra.tasks.run import check_same_settings, read_json
 from petra.tasks.sentence import cosine_correlations
-from petra.tasks.settings import check_value, parse_value
+from petra.tasks.settings import check_value, parse_value, split_item
 from petra.training.config import TrainConfig
 from petra.training.trainer import Trainer
 
@@ -168,12 +168,7 @@ def kind_options(kind: str) -> dict[str, object]:
 def parse_options(kind: str, items: list[str]) -> dict:
     """`--option KEY=VALUE` items as options of `kind`, each converted to the type the kind
     declares (`pos_dim=8` an integer, `final_norm=true` a bool); see `typed_options`."""
-    pairs = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--option takes KEY=VALUE, got {item!r}")
-        pairs[key.strip()] = text
+    pairs = dict(split_item(item, "--option", "KEY=VALUE") for item in items)
     return typed_options(kind, pairs, from_text=True)
 
 

@@ -292,6 +292,15 @@ def parse_overrides(spec: dict, items, data_class) -> list[Change]:
     return _apply(spec, _pairs(items), data_class, from_text=True)[1]
 
 
+def split_item(item: str, flag: str = "--set", form: str = "section.key=value") -> tuple[str, str]:
+    """A command-line `KEY=VALUE` item as (key, value text); `ValueError` saying the form
+    `flag` takes when it has no `=` or no key."""
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"{flag} takes {form}, got {item!r}")
+    return key.strip(), value
+
+
 def _pairs(items) -> list[tuple[str, str]]:
     """Command-line settings as (key, text): a `key=value` string, or a (key, text) pair
     already split (a `--grid` axis's key and one of its values)."""
@@ -300,8 +309,5 @@ def _pairs(items) -> list[tuple[str, str]]:
         if isinstance(item, tuple):
             pairs.append(item)
             continue
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set takes section.key=value, got {item!r}")
-        pairs.append((key, value))
+        pairs.append(split_item(item))
     return pairs
