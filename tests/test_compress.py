@@ -559,6 +559,10 @@ def test_options_that_read_the_corpus_counts_pass_the_model_check_with_a_fit_sta
                     teacher, kind)  # fmt: skip
     trimmed = lm_settings(tiny_lm, kind="trimmed", start="norms")  # counts set what it keeps
     check_model(trimmed, teacher, kind)
+    for options, message in (({"rows": 10**6}, "rows must be a whole number in"),
+                             ({"unk_id": 50257}, "unk_id must be a token id")):  # fmt: skip
+        with pytest.raises(ValueError, match=message):  # at the model's V, before any data
+            check_model(lm_settings(tiny_lm, kind="trimmed", options=options), teacher, kind)
 
 
 def test_typed_options_keep_the_type_the_kind_declares():

@@ -787,6 +787,23 @@ def test_the_swap_records_and_a_load_restores_the_record_keys(tmp_path):
     assert from_pretrained(tmp_path).petra_swap == model.petra_swap
 
 
+@pytest.mark.parametrize("wrapped", [False, True])  # a tokenizers.Tokenizer, or transformers'
+def test_a_trimmed_swap_sends_dropped_ids_to_the_tokenizers_unknown_token(bert, wrapped):
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bert) if wrapped else bert
+    tokenizer_unk = bert.token_to_id("[UNK]")
+    assert tokenizer_unk == 100  # BERT's: id 0 is [PAD]
+    model = tiny_masked_lm()
+    counts = torch.zeros(model.config.vocab_size)
+    counts[[1000, 2000, 3000]] = 1
+    replace_embeddings(model, "trimmed", tokenizer, token_counts=counts)
+    embedding = model.get_input_embeddings()
+    assert model.petra_swap["options"] == {"unk_id": 100}  # recorded: a save keeps it
+    assert torch.equal(embedding.row_of[5], embedding.row_of[100])  # dropped: [UNK]'s row
+    with pytest.raises(ValueError, match=r"unk_id must be a token id in \[0, 30522\)"):
+        replace_embeddings(tiny_masked_lm(), "trimmed", tokenizer, token_counts=counts,
+                           unk_id=40000)  # fmt: skip
+
+
 def test_fourier_resize_is_refused_with_what_to_do(gpt2):
     model = tiny_gpt2()
     replace_embeddings(model, "fourier", gpt2)

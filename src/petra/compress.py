@@ -338,6 +338,7 @@ def check_model(settings: CompressSettings, model, kind: str) -> None:
             )
         options["token_counts"] = torch.ones(STAND_IN_VOCAB)  # the real ones: at the swap
     check_embedding_options(settings.kind, dim, **options)
+    kind_class.check_vocabulary_options(vocab, settings.swap_options)
     if kind == "causal-lm":
         config = hf_model(model).config
         positions = getattr(config, "n_positions", None) or getattr(

@@ -422,6 +422,17 @@ class TokenEmbedding(nn.Module):
             raise ValueError(f"a {cls.kind} swap takes {takes} only, not {unknown}")
 
     @classmethod
+    def tokenizer_options(cls, tokenizer) -> dict:
+        """Options a swap reads off the model's tokenizer when they are not given (none by
+        default; a trimmed table's `unk_id`)."""
+        return {}
+
+    @classmethod
+    def check_vocabulary_options(cls, vocab_size: int, options: dict) -> None:
+        """Refuse options that do not fit a vocabulary of `vocab_size` ids, before anything
+        is built (what `check_options` on its stand-in vocabulary cannot see)."""
+
+    @classmethod
     def needs_token_counts(cls, options: dict) -> bool:
         """Whether `build(..., **options)` needs `token_counts=` (corpus counts of each id)."""
         return False
@@ -448,8 +459,8 @@ class TokenEmbedding(nn.Module):
         bytes (`resize_token_embeddings` after a Hugging Face swap). Only a kind built from
         token bytes can: the others raise `ValueError`."""
         raise ValueError(
-            f"a {self.kind} embedding cannot be resized: its rows come from a function of the "
-            "id over a fixed vocabulary. Resize the model before replace_embeddings, or "
+            f"a {self.kind} embedding cannot be resized: it is not built from token bytes, so "
+            "it has no rows for new tokens. Resize the model before replace_embeddings, or "
             "materialize() it first"
         )
 

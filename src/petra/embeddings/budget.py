@@ -136,9 +136,8 @@ def size_for_budget(
 
 def embedding_params(kind: str, vocab_size: int, dim: int, **options) -> int:
     """Trainable parameters of `build_embedding(kind, vocab_size, dim, **options)`, by the
-    closed forms of the table above (the kind's `params_for`; the options not given at their
-    defaults), without building anything: what a size would need, known before it is
-    allocated."""
+    kind's closed form (its `params_for`; the options not given at their defaults), without
+    building anything: what a size would need, known before it is allocated."""
     return embedding_class(kind).params_for(vocab_size, dim, **options)
 
 

@@ -5,7 +5,9 @@ For a table T (V x d) and k = `bits`, row v is stored as d codes and an affine m
 
     q_vi = round((T_vi - b_v) / s_v)  in {0, ..., 2^k - 1},
     s_v = (max_i T_vi - min_i T_vi) / (2^k - 1),    b_v = min_i T_vi,
-    E(v) = s_v q_v + b_v,               so |E(v)_i - T_vi| <= s_v / 2.
+    E(v) = s_v q_v + b_v,               so |E(v)_i - T_vi| <= s_v / 2
+
+(for 4 bits up to the float16 rounding of s_v and b_v, which PyTorch's packer stores).
 
 The codes come from PyTorch's own packers (`torch.ops.quantized.embedding_bag_byte_prepack`
 for 8 bits, `embedding_bag_4bit_prepack` for 4, whose scale and offset are float16), so a

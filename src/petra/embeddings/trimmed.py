@@ -50,7 +50,8 @@ class TrimmedEmbedding(TokenEmbedding):
         dim: d, the width of each embedding.
         rows: R, the rows kept (at most V); by default every id with a count (all V without
             counts).
-        unk_id: the id whose row a dropped id reads (the tokenizer's unknown token).
+        unk_id: the id whose row a dropped id reads: the tokenizer's unknown token (a Hugging
+            Face swap reads it off the tokenizer when it is not given; 0 by default here).
         token_counts: how often each id occurs in the corpus, shape (V,) (a construction
             input: the kept set is saved as the `row_of` buffer, not as counts).
         padding_idx: an id whose output is the zero vector, or None.
@@ -83,6 +84,26 @@ class TrimmedEmbedding(TokenEmbedding):
     def needs_token_counts(cls, options: dict) -> bool:
         """A swap keeps the ids of the corpus, so it needs their counts."""
         return True
+
+    @classmethod
+    def tokenizer_options(cls, tokenizer) -> dict:
+        """`unk_id`: the tokenizer's unknown token (a `transformers` tokenizer's
+        `unk_token_id`, or its tokenizer model's `unk_token`), if it has one."""
+        unk = getattr(tokenizer, "unk_token_id", None)
+        backend = getattr(tokenizer, "backend_tokenizer", tokenizer)  # a transformers wrapper's
+        token = getattr(getattr(backend, "model", None), "unk_token", None)
+        if unk is None and token is not None and hasattr(backend, "token_to_id"):
+            unk = backend.token_to_id(token)
+        return {} if unk is None else {"unk_id": unk}
+
+    @classmethod
+    def check_vocabulary_options(cls, vocab_size: int, options: dict) -> None:
+        """`rows` in [1, V], `unk_id` an id."""
+        rows, unk_id = options.get("rows"), options.get("unk_id", 0)
+        if rows is not None and not (isinstance(rows, int) and 1 <= rows <= vocab_size):
+            raise ValueError(f"rows must be a whole number in [1, V = {vocab_size}], got {rows!r}")
+        if not (isinstance(unk_id, int) and 0 <= unk_id < vocab_size):
+            raise ValueError(f"unk_id must be a token id in [0, {vocab_size}), got {unk_id!r}")
 
     @classmethod
     def stand_in_options(cls, options: dict, vocab_size: int) -> dict:
@@ -124,10 +145,7 @@ class TrimmedEmbedding(TokenEmbedding):
         init_std: float = 0.02,
     ):
         super().__init__(vocab_size, dim, padding_idx)
-        if rows is not None and not (isinstance(rows, int) and 1 <= rows <= vocab_size):
-            raise ValueError(f"rows must be a whole number in [1, V = {vocab_size}], got {rows!r}")
-        if not (isinstance(unk_id, int) and 0 <= unk_id < vocab_size):
-            raise ValueError(f"unk_id must be a token id in [0, {vocab_size}), got {unk_id!r}")
+        self.check_vocabulary_options(vocab_size, {"rows": rows, "unk_id": unk_id})
         check_init_std(init_std)
         self.unk_id, self.init_std = unk_id, init_std
         kept = kept_ids(vocab_size, rows, unk_id, token_counts)

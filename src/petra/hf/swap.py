@@ -219,6 +219,9 @@ def replace_embeddings(
     check_head(head)
     weight = old.weight.detach()
     vocab_size, dim = weight.shape
+    if tokenizer is not None:  # what the kind reads off the tokenizer, recorded with the rest
+        options = {**kind_class.tokenizer_options(tokenizer), **options}
+    kind_class.check_vocabulary_options(vocab_size, options)
     pieces = _token_pieces(tokenizer, vocab_size, kind_class)
     padding = _padding(old, padding_idx)
     params_before = count_params(inner)
