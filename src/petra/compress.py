@@ -48,7 +48,6 @@ from petra.embeddings.base import STAND_IN_VOCAB, TOKEN_SOURCES
 from petra.hf import HFModelFiles, replace_embeddings
 from petra.hf.io import SIDECAR
 from petra.hf.swap import (
-    STARTS_FROM_TABLE,
     SWAP_ARGUMENTS,
     check_head,
     hf_model,
@@ -154,7 +153,8 @@ def _has_fit(kind: str, options: dict) -> bool:
     """Whether `--start fit` has a least-squares start for the kind and options (`petra.hf.
     swap.fit_to_table`, where `has_least_squares_map`); a kind that starts from the old table
     ignores the start."""
-    return kind in STARTS_FROM_TABLE or embedding_class(kind).has_least_squares_map(options)
+    kind_class = embedding_class(kind)
+    return kind_class.starts_from_table or kind_class.has_least_squares_map(options)
 
 
 def kind_options(kind: str) -> dict[str, object]:
@@ -611,8 +611,9 @@ def _swap(teacher, tokenizer, job: Job):
     settings = job.settings
     student = copy.deepcopy(teacher).requires_grad_(True)
     options = settings.swap_options
-    fitted = settings.start == "fit" and settings.kind not in STARTS_FROM_TABLE
-    if fitted or embedding_class(settings.kind).needs_token_counts(options):  # weights, a set
+    kind_class = embedding_class(settings.kind)
+    fitted = settings.start == "fit" and not kind_class.starts_from_table
+    if fitted or kind_class.needs_token_counts(options):  # a fit's weights, a trimmed set
         vocab = hf_model(student).get_input_embeddings().num_embeddings
         options["token_counts"] = job.token_counts(vocab)
     report = replace_embeddings(student, settings.kind, tokenizer, head=settings.head, **options)

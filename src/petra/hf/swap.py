@@ -30,7 +30,6 @@ import torch
 from torch import Tensor, nn
 
 from petra.embeddings import (
-    REGISTRY,
     TokenEmbedding,
     build_embedding,
     embedding_class,
@@ -147,11 +146,6 @@ def hf_model(model) -> nn.Module:
             f"transformers model around one, got {type(model).__name__}"
         )
     return inner
-
-
-# kinds that start from a decomposition of the pretrained table itself (`from_table`): the
-# truncated SVD (learned with factor_dim) and the TT-SVD (tt)
-STARTS_FROM_TABLE = tuple(kind for kind, cls in REGISTRY.items() if cls.starts_from_table)
 
 
 def count_params(module: nn.Module) -> int:
