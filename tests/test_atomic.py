@@ -220,3 +220,16 @@ def test_atomic_write_json_writes_whole_and_strict_refuses_what_json_cannot_hold
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]  # nothing left beside it
     atomic_write_json(path, {"a": float("nan")})  # as json.dumps writes it: NaN
     assert "NaN" in path.read_text()
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [('{"a": ', r"\(the run's results\) is damaged \("), ("[1]", "is not a JSON object")],
+)
+def test_read_json_names_a_damaged_file(tmp_path, text, says):
+    path = tmp_path / "results.json"
+    atomic.atomic_write_json(path, {"a": [1, 2.5]})
+    assert atomic.read_json(path, "the run's results") == {"a": [1, 2.5]}
+    path.write_text(text)
+    with pytest.raises(ValueError, match=f"{path}.*{says}.*delete it to redo it"):
+        atomic.read_json(path, "the run's results")

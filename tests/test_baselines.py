@@ -535,16 +535,18 @@ def test_factorized_projection_starts_with_the_full_projections_variance():
     assert sum(ratios) / len(ratios) == pytest.approx(1.0, rel=0.05)
 
 
-def test_from_state_dict_rebuilds_a_factorized_kronecker_embedding():
+def test_from_saved_rebuilds_a_factorized_kronecker_embedding():
     emb = factorized("sparse", rank=2, dim=5)
     with torch.no_grad():
         emb.expand.weight.normal_()
-    rebuilt = KroneckerEmbedding.from_state_dict(emb.state_dict())
+    rebuilt = KroneckerEmbedding.from_saved(len(TOKENS), 5, emb.state_dict(), rank=2)
+    rebuilt.load_state_dict(emb.state_dict())
     assert rebuilt.rank == 2 and rebuilt.embedding_dim == 5
     assert trainable(rebuilt) == trainable(emb)
     assert torch.equal(rebuilt.table(), emb.table())
     wrapped = {f"embed.{k}": v for k, v in emb.state_dict().items()}
-    dense = KroneckerEmbedding.from_state_dict(wrapped, prefix="embed.", mode="dense")
+    dense = KroneckerEmbedding.from_saved(len(TOKENS), 5, wrapped, "embed.", mode="dense", rank=2)
+    dense.load_state_dict(emb.state_dict())
     torch.testing.assert_close(dense.table(), emb.table(), rtol=1e-5, atol=1e-6)
 
 
@@ -602,6 +604,10 @@ def all_counts(kind: str, vocab: int, dim: int, budget: int, options: dict) -> s
         return {rows * dim for rows in range(1, budget // dim + 2)}
     if kind == "trimmed":  # the kept rows, at most V
         return {rows * dim for rows in range(1, vocab + 1)}
+    if kind == "residual":  # the base at its defaults (d 256 P, or ceil(V / 8) d) + r (V + d)
+        kronecker = options.get("base", "kronecker") == "kronecker"
+        base = 4096 * dim if kronecker else -(-vocab // 8) * dim
+        return {base + r * (vocab + dim) for r in range(1, budget // (vocab + dim) + 2)}
     raise AssertionError(kind)
 
 
@@ -630,6 +636,8 @@ BUDGET_CASES = [
     ("ngram", 1000, 16, 16000, {"num_hashes": 2}),  # exactly 1,000 rows
     ("trimmed", 1000, 32, 20000, {}),
     ("trimmed", 300, 16, 4800, {}),  # the whole table: every id kept
+    ("residual", 600, 16, 100000, {}),  # the Kronecker code's 65,536 plus rank 55
+    ("residual", 1000, 16, 30000, {"base": "ngram"}),  # 125 n-gram rows plus rank 27
 ]
 
 

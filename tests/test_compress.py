@@ -669,16 +669,17 @@ def test_the_command_lines_defaults_are_the_settings_defaults():
     args = build_parser().parse_args(["compress", "--model", "m", "--kind", "kronecker"])
     defaults = {f.name: f.default for f in dataclasses.fields(CompressSettings)}
     for name in ("factor_dim", "head", "start", "steps", "batch_size", "lr", "embedding_lr",
-                 "seed", "max_length"):  # fmt: skip
+                 "seed", "max_length", "distil", "embedding_steps", "eval_every"):  # fmt: skip
         assert getattr(args, name) == defaults[name], name
     import argparse
 
-    from petra.compress import STARTS
+    from petra.compress import DISTIL, STARTS
     from petra.hf.swap import HEADS
 
     commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     choices = {a.dest: a.choices for a in commands.choices["compress"]._actions if a.choices}
     assert tuple(choices["head"]) == HEADS and tuple(choices["start"]) == STARTS
+    assert tuple(choices["distil"]) == DISTIL
 
 
 def test_the_trade_off_plot_draws_the_runs_that_count_bytes(tiny_lm, tmp_path, capsys):
@@ -690,3 +691,81 @@ def test_the_trade_off_plot_draws_the_runs_that_count_bytes(tiny_lm, tmp_path, c
     assert plot.read_bytes().startswith(b"\x89PNG") and f"wrote {plot}" in capsys.readouterr().out
     assert main(["compress", "--plot", str(plot), "--model", "m", "--kind", "kronecker"]) == 2
     assert "--plot draws the runs of --table" in error_line(capsys.readouterr().err)
+
+
+# -- the recovery: every layer's states, the embedding alone first, the quality during --------
+def test_the_relative_state_error_is_its_closed_form_over_the_unmasked_tokens():
+    from petra.compress import relative_state_error
+
+    torch.manual_seed(0)
+    student = (torch.randn(2, 3, 4), torch.randn(2, 3, 4))
+    teacher = (torch.randn(2, 3, 4), 5 * torch.randn(2, 3, 4))
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
+    expected = 0.0
+    for h, t in zip(student, teacher, strict=True):
+        kept = [(b, i) for b in range(2) for i in range(3) if mask[b, i]]
+        error = sum(float((h[b, i] - t[b, i]).pow(2).sum()) for b, i in kept)
+        expected += error / sum(float(t[b, i].pow(2).sum()) for b, i in kept) / 2
+    assert float(relative_state_error(student, teacher, mask)) == pytest.approx(expected, rel=1e-6)
+    assert float(relative_state_error(teacher, teacher, mask)) == 0.0
+    with pytest.raises(ValueError, match="1 student layers against 2"):
+        relative_state_error(student[:1], teacher)
+
+
+def test_the_hidden_loss_is_zero_for_the_teachers_own_table_and_positive_after_a_swap(tiny_lm):
+    from petra.compress import Job, _swap, load_teacher
+
+    teacher, tokenizer, kind = load_teacher(str(tiny_lm))
+    settings = lm_settings(tiny_lm, kind="learned", factor_dim=32, start="fit")  # full rank
+    job = Job(kind, teacher, tokenizer, settings)
+    student, _ = _swap(teacher, tokenizer, job)
+    student.eval()  # no dropout: the student is the teacher, to float rounding
+    batch = job.collate([(0, 0), (0, 1)])
+    assert float(job.loss(student, batch)[0].detach()) < 1e-6
+    output_only = Job(kind, teacher, tokenizer, lm_settings(tiny_lm, distil="output"))
+    swapped, _ = _swap(teacher, tokenizer, output_only)
+    swapped.eval()
+    kl = float(output_only.loss(swapped, batch)[0].detach())
+    job_hidden = Job(kind, teacher, tokenizer, lm_settings(tiny_lm))
+    assert float(job_hidden.loss(swapped, batch)[0].detach()) > kl > 0  # the states add their error
+
+
+def test_the_first_embedding_steps_train_the_new_embedding_alone(tiny_lm, tmp_path):
+    from petra.compress import load_teacher
+
+    teacher = load_teacher(str(tiny_lm))[0]
+    frozen = compress(lm_settings(tiny_lm, embedding_steps=4), tmp_path / "alone", progress=False)
+    both = compress(lm_settings(tiny_lm, embedding_steps=2), tmp_path / "both", progress=False)
+    assert frozen["steps"] == both["steps"] == 4
+    table = ("transformer.wte.weight", "lm_head.weight")  # the old table, tied: swapped out
+    pretrained = {k: v for k, v in teacher.state_dict().items() if k not in table}
+
+    def changed(folder):
+        student = from_pretrained(folder / "model").state_dict()
+        return {k for k, v in pretrained.items() if not torch.equal(student[k], v)}
+
+    assert changed(tmp_path / "alone") == set()  # every pretrained layer as it was
+    assert changed(tmp_path / "both")  # after the first stage, every layer trains
+    assert frozen["quality"]["recovered"] != frozen["quality"]["swapped"]  # the embedding did
+
+
+def test_the_quality_is_measured_during_the_recovery(tiny_lm, tmp_path):
+    result = compress(lm_settings(tiny_lm, eval_every=1), tmp_path / "run", progress=False)
+    assert [point["step"] for point in result["during"]] == [1, 2, 3]
+    assert set(result["during"][0]) == {"step", "val_loss", "perplexity"}
+    assert compress(lm_settings(tiny_lm), tmp_path / "end", progress=False)["during"] == []
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"distil": "layers"}, "unknown distil 'layers'"),
+        ({"embedding_steps": 5}, "--embedding-steps must lie in \\[0, --steps = 4\\]"),
+        ({"embedding_steps": -1}, "--embedding-steps must lie"),
+        ({"eval_every": 0}, "--eval-every must be a whole number of steps >= 1"),
+        ({"eval_split": "test"}, "unknown eval_split 'test'"),
+    ],
+)
+def test_recovery_settings_out_of_range_are_refused(tiny_lm, changes, message):
+    with pytest.raises(ValueError, match=message):
+        lm_settings(tiny_lm, **changes)

@@ -17,6 +17,7 @@ from petra.embeddings import (
     embedding_class,
     size_for_budget,
 )
+from petra.embeddings.base import TOKEN_INPUTS, checked_counts
 from petra.embeddings.budget import BudgetUnreachable
 from petra.models import ModelConfig
 
@@ -58,7 +59,6 @@ VARIANTS = {
 VARIANTS |= {
     kind: dict(kind=kind) for kind in KINDS if kind not in {v["kind"] for v in VARIANTS.values()}
 }
-TOKEN_INPUTS = ("tokenizer", "token_bytes", "fingerprint")  # a kind built from token bytes
 
 
 def make(name: str, **extra) -> TokenEmbedding:
@@ -439,7 +439,8 @@ def test_from_table_starts_closer_to_the_table_than_zero(kind):
 
 def test_least_squares_map_sets_the_linear_part_of_the_output(name):
     """E(v) = M f(v) + b, b the same for every id (a Fourier refinement's bias, else 0):
-    after setting M, the residual E(v) - M f(v) is one vector for all v."""
+    after setting M, and fitting any trained part outside M to what M gives (`fit_residual_`,
+    which must then leave nothing), the residual E(v) - M f(v) is one vector for all v."""
     emb = make(name)
     linear = emb.least_squares_map()
     options = {k: v for k, v in VARIANTS[name].items() if k != "kind"}
@@ -454,6 +455,7 @@ def test_least_squares_map_sets_the_linear_part_of_the_output(name):
     matrix = torch.randn(D, f.shape[1], dtype=torch.float64)
     with torch.no_grad():
         set_map(matrix)
+        emb.fit_residual_((f @ matrix.T).float())
         residual = emb(ids).double() - f @ matrix.T  # (V, d)
     torch.testing.assert_close(residual, residual[:1].expand(V, D), rtol=0, atol=1e-4)
 
@@ -494,3 +496,27 @@ def test_a_saved_state_without_what_the_kind_reads_back_is_named(name):
     except ValueError as error:
         assert str(error).startswith("the checkpoint has no embedding.")
         assert f"for its {kind_class.kind} embedding" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("counts", "some", "problem"),
+    [
+        ([1, 2], False, "got 2"),
+        ([1, -1, 2], False, "got a negative or NaN count"),
+        ([1, float("nan"), 2], False, "got a negative or NaN count"),
+        ([0, 0, 0], True, "got all 0"),
+    ],
+)
+def test_token_counts_are_refused_in_one_message(counts, some, problem):
+    needed = ", not all 0" if some else ""
+    with pytest.raises(ValueError) as error:
+        checked_counts(counts, 3, some=some)
+    assert str(error.value) == (
+        f"token_counts must be 3 counts >= 0{needed} (one per token id): {problem}"
+    )
+
+
+def test_token_counts_are_read_as_v_floats_of_any_shape():
+    counts = checked_counts(torch.tensor([[3], [0], [5]]), 3, some=True)
+    assert counts.dtype == torch.float64 and counts.tolist() == [3.0, 0.0, 5.0]
+    assert checked_counts([0, 0, 0], 3).tolist() == [0.0, 0.0, 0.0]  # all 0 allowed unless some

@@ -67,6 +67,7 @@ KINDS = {
     "hash": {"buckets": 500},  # the baselines load through build_embedding: one stands for
     "tt": {"rank": 8},  # qr and dhe (their scale_ is tested in test_contract); tt starts by TT-SVD
     "quantized": {"bits": 4},  # starts from the table, its codes a buffer saved with it
+    "residual": {"rank": 8},  # the byte code's fit, then an SVD of what it leaves
 }
 GPT2_VOCAB = 50257
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -281,7 +281,9 @@ def test_checkpoint_carries_bytes_and_fingerprint(gpt2, tmp_path):
     )
     state = load_file(tmp_path / "emb.safetensors")
     assert bytes(state["tokenizer_fingerprint"].tolist()).hex() == tokenizer_fingerprint(gpt2)
-    rebuilt = KroneckerEmbedding.from_state_dict(state)
+    rebuilt = KroneckerEmbedding.from_saved(50257, 16, state)  # no tokenizer: bytes and all
+    rebuilt.load_state_dict(state)
+    assert rebuilt.tokenizer_fingerprint.tolist() == emb.tokenizer_fingerprint.tolist()
     ids = torch.randint(0, 50257, (20,))
     torch.testing.assert_close(rebuilt(ids), emb(ids), rtol=0, atol=0)
     same = KroneckerEmbedding.from_tokenizer(gpt2, 16, pos_dim=8)
@@ -337,10 +339,19 @@ def test_state_dict_aliases_the_projection_like_nn_linear():
     assert torch.all(emb.projection.weight == 0)
 
 
-def test_from_state_dict_keeps_padding_index():
+def test_from_saved_keeps_padding_index():
     emb = KroneckerEmbedding.from_token_bytes([b"a", b"b", b"c"], 4, pos_dim=2, padding_idx=1)
-    rebuilt = KroneckerEmbedding.from_state_dict(emb.state_dict(), padding_idx=1)
+    rebuilt = KroneckerEmbedding.from_saved(3, 4, emb.state_dict(), padding_idx=1)
+    rebuilt.load_state_dict(emb.state_dict())
     torch.testing.assert_close(rebuilt(torch.arange(3)), emb(torch.arange(3)))
+
+
+def test_from_saved_refuses_settings_the_byte_table_contradicts():
+    state = KroneckerEmbedding.from_token_bytes([b"a", b"b", b"c"], 4, pos_dim=2).state_dict()
+    with pytest.raises(ValueError, match="byte_table holds 3 tokens, its settings say vocab_si"):
+        KroneckerEmbedding.from_saved(4, 4, state)
+    with pytest.raises(ValueError, match="byte_table holds 2 positions, its settings say pos_di"):
+        KroneckerEmbedding.from_saved(3, 4, state, pos_dim=8)
 
 
 def test_sentencepiece_detected_from_a_replace_decoder():

@@ -14,6 +14,7 @@ from petra.reproduce.measures import (
     STEP_METRIC,
     Arm,
     _resolution,
+    claim_model,
     kronecker_codec_overhead,
     pete_step_time,
     reference_kronecker,
@@ -51,6 +52,20 @@ def test_pete_step_time():
     assert learned["embedding"] == 30522 * 256  # the official layouts: RMSNorm(T + R T + b)
     assert fourier["embedding"] == 256 * 256 + 2 * 256
     assert learned["encoder"] == fourier["encoder"]  # the same 1-layer encoder
+
+
+def test_pete_step_time_times_the_zero_shot_claims_models_of_its_size():
+    """The measure reads its arms off the pete-sts-zero-shot claim's arms of its size, each
+    set up as the official code sets up its arm."""
+    claim = get_claim("pete-sts-zero-shot")
+    size = {"dim": 256, "n_layers": 1, "n_heads": 1, "max_len": 64}
+    assert claim_model(claim, "learned-1x256") == {
+        **size, "embedding": {"kind": "learned"},
+        "embedding_norm": True, "embedding_dropout": 0.1, "dropout": 0.1,
+    }  # fmt: skip
+    assert claim_model(claim, "fourier-1x256") == {
+        **size, "embedding": {"kind": "fourier", "refine_bias": True, "final_norm": True},
+    }  # fmt: skip
 
 
 ARMS = ["petra-sparse", "reference-on-the-fly", "reference-precomputed"]

@@ -13,7 +13,7 @@ from conftest import run_two_processes
 from petra.cli import main
 from petra.models import load_pretrained
 from petra.tasks.run import apply_overrides, build_run, load_preset
-from petra.training import TrainConfig, Trainer, TrainingDiverged
+from petra.training import TrainConfig, Trainer, TrainingDiverged, read_metrics
 from petra.training.optim import lr_factor
 
 
@@ -300,6 +300,22 @@ def test_resuming_a_finished_run_returns_its_results(tmp_path):
     again = _trainer(spec, tmp_path, resume=True).fit()
     assert again["metrics"] == results["metrics"] and again["steps"] == 12
     assert (tmp_path / "metrics.jsonl").read_text() == logged  # not cut back to the checkpoint
+
+
+def test_a_damaged_metrics_line_is_named_or_dropped(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text('{"step": 2, "train/loss": 1.5}\n[3]\n{"step": 4, "t')
+    with pytest.raises(ValueError, match=r"metrics.jsonl, line 2, is not a logged step \('\[3\]'"):
+        read_metrics(tmp_path)
+    with pytest.warns(UserWarning, match="dropped a damaged line") as caught:
+        assert read_metrics(tmp_path, drop_damaged=True) == [{"step": 2, "train/loss": 1.5}]
+    assert len(caught) == 2
+
+
+def test_resuming_a_finished_run_names_a_damaged_results_file(tmp_path):
+    spec = load_preset("classify", "tiny")
+    (tmp_path / "results.json").write_text('{"metrics": ')
+    with pytest.raises(ValueError, match=r"results.json \(the run's results\) is damaged"):
+        _trainer(spec, tmp_path, resume=True).fit()
 
 
 def test_a_finished_run_without_checkpoints_is_not_overwritten(tmp_path):

@@ -1,5 +1,6 @@
 """Atomic writes: petra's one way to write a folder (a saved model, a training checkpoint)
-or a file (a run's results, a reproduction's JSON) that must never be seen half written.
+or a file (a run's results, a reproduction's JSON) that must never be seen half written;
+and `read_json`, which reads such a JSON file back, naming it when it is damaged.
 
 It imports nothing of petra, so that every layer may use it (`models` and `hf` included).
 """
@@ -70,6 +71,18 @@ def atomic_write_json(path: str | Path, value, indent: int = 2, strict: bool = F
     """Write `value` as a JSON file (a newline at the end), whole (`atomic_write_bytes`);
     `strict` refuses a NaN or an infinity (`ValueError`) instead of writing it."""
     atomic_write_text(path, json.dumps(value, indent=indent, allow_nan=not strict) + "\n")
+
+
+def read_json(path: Path, what: str) -> dict:
+    """The JSON object of the file `path` (`what` it holds, for the message), as
+    `atomic_write_json` wrote it; a `ValueError` naming the file when it is damaged."""
+    try:
+        value = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} ({what}) is damaged ({error}): delete it to redo it") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path} ({what}) is not a JSON object: delete it to redo it")
+    return value
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -26,6 +26,13 @@ def describe(hint) -> str:
     }.get(hint, str(hint))
 
 
+def key_values(values: dict, empty: str = "", floats: str = "") -> str:
+    """`rank=8, mode=sparse`: settings or measures in words, for messages and tables, each
+    float by the format spec `floats` (as `str` writes it by default); `empty` for none."""
+    return ", ".join(f"{k}={format(v, floats) if isinstance(v, float) else v}"
+                     for k, v in values.items()) or empty  # fmt: skip
+
+
 def is_union(hint) -> bool:
     """Whether `hint` is a union (`int | None`, `Optional[int]`)."""
     return typing.get_origin(hint) in (typing.Union, types.UnionType)

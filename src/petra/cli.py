@@ -11,6 +11,7 @@ from pathlib import Path
 
 from petra import __version__
 from petra.data.paths import use_data_dir
+from petra.embeddings.budget import TOLERANCE
 
 TASK_HELP = "nli-sts, sts, distill, classify or lm"
 
@@ -77,8 +78,8 @@ def _compare(args: argparse.Namespace) -> None:
         raise ValueError("--budget-tolerance applies to a budget: give --budget or --budget-ratio")
     if args.budget is not None or args.budget_ratio is not None:
         params = None if args.budget is None else parse_budget(args.budget)
-        tolerance = 0.1 if args.budget_tolerance is None else args.budget_tolerance
-        budget = Budget(params, args.budget_ratio, tolerance)
+        given = {} if args.budget_tolerance is None else {"tolerance": args.budget_tolerance}
+        budget = Budget(params, args.budget_ratio, **given)
     summary = compare(
         args.task,
         _names(args.kinds),
@@ -135,6 +136,7 @@ def _compress(args: argparse.Namespace) -> None:
         start=args.start,
         steps=args.steps, batch_size=args.batch_size, lr=args.lr,
         embedding_lr=args.embedding_lr, seed=args.seed, max_length=args.max_length,
+        distil=args.distil, embedding_steps=args.embedding_steps, eval_every=args.eval_every,
         options=parse_options(args.kind, args.option),
     )  # fmt: skip
     print(format_result(compress(settings, args.out, progress=not args.quiet)))
@@ -346,8 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         metavar="T",
-        help="refuse a kind whose best size lies more than T (a fraction, default 0.1) below "
-        "the budget",
+        help=f"refuse a kind whose best size lies more than T (a fraction, default "
+        f"{TOLERANCE:g}) below the budget",
     )
     comparison.add_argument("--out", default=None, help="default: runs/compare-TASK-PRESET")
     comparison.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -422,6 +424,19 @@ def build_parser() -> argparse.ArgumentParser:
     compression.add_argument(
         "--max-length", type=int, default=128, metavar="N",
         help="a causal LM: tokens per training and evaluation chunk (default: %(default)s)",
+    )  # fmt: skip
+    compression.add_argument(
+        "--distil", default="hidden", choices=("output", "hidden"),
+        help="match the teacher's outputs (the sentence vector, or the next-token "
+        "distribution), or them and every layer's token states (default: %(default)s)",
+    )  # fmt: skip
+    compression.add_argument(
+        "--embedding-steps", type=int, default=0, metavar="N",
+        help="the first N steps train the new embedding alone (default: %(default)s)",
+    )  # fmt: skip
+    compression.add_argument(
+        "--eval-every", type=int, default=None, metavar="N",
+        help="measure the quality every N steps of the recovery (default: at the end only)",
     )  # fmt: skip
     compression.add_argument(
         "--option", action="append", default=[], metavar="KEY=VALUE",

@@ -31,10 +31,17 @@ from petra.embeddings import (
     format_sizing,
     size_for_budget,
 )
-from petra.embeddings.budget import check_fits_in_memory
+from petra.embeddings.budget import TOLERANCE, check_fits_in_memory
 from petra.models.config import BACKBONES
 from petra.plotting import pyplot, save
-from petra.tasks.run import TASKS, parse_overrides, run_config, run_or_reuse, task_vocab_size
+from petra.tasks.run import (
+    TASKS,
+    model_config_before_data,
+    parse_overrides,
+    run_config,
+    run_or_reuse,
+    task_vocab_size,
+)
 from petra.tasks.settings import (
     Change,
     Point,
@@ -69,7 +76,7 @@ class Budget:
 
     params: int | None = None
     ratio: float | None = None
-    tolerance: float = 0.1
+    tolerance: float = TOLERANCE
 
     def __post_init__(self):
         if (self.params is None) == (self.ratio is None):
@@ -194,12 +201,12 @@ def size_arm(task: str, config: dict, budget: Budget, vocab_sizes: dict) -> Sizi
     data_key = json.dumps(config["data"], sort_keys=True)
     if data_key not in vocab_sizes:
         vocab_sizes[data_key] = task_vocab_size(task, config["data"])
-    vocab, dim = vocab_sizes[data_key], config["model"]["dim"]
-    options = dict(config["model"]["embedding"])
-    kind = options.pop("kind")
+    model = model_config_before_data(task, config["model"])
+    vocab, dim = vocab_sizes[data_key], model.dim
     return size_for_budget(
-        kind, vocab, dim, budget.of(vocab, dim), tolerance=budget.tolerance, **options
-    )
+        model.embedding_kind, vocab, dim, budget.of(vocab, dim), tolerance=budget.tolerance,
+        **model.embedding_options,
+    )  # fmt: skip
 
 
 def _plan(task, preset, kinds, backbones, seeds, overrides, axes, budget) -> list[tuple]:

@@ -1,16 +1,29 @@
 """`petra compress`: swap a pretrained model's embedding, then recover by distillation.
 
 The untouched model is the teacher; the student is a copy with a petra embedding
-(`petra.hf.replace_embeddings`), every layer trainable. On unlabeled text from the offline
-corpora it learns to give the teacher's outputs:
+(`petra.hf.replace_embeddings`). On unlabeled text from the offline corpora it learns to give
+the teacher's outputs:
 
 - a sentence encoder (a sentence-transformers folder) matches the teacher's unit sentence
-  vectors, L = mean_i (1 - cos(s_i, t_i)), and is judged by STS-B dev Spearman (x100);
+  vectors, L_out = mean_i (1 - cos(s_i, t_i)), and is judged by STS-B dev Spearman (x100);
 - a causal LM matches the teacher's next-token distributions,
-  L = mean_tokens KL(p_teacher || p_student), and is judged by its validation loss (and
+  L_out = mean_tokens KL(p_teacher || p_student), and is judged by its validation loss (and
   perplexity) on held-out Brown documents.
 
-The quality is measured on the original, right after the swap, and after recovery. The
+With `distil="hidden"` (the default) it also matches every token's hidden state at every
+layer l = 0..L (0: the embedding module's output, which the new table changes first), each
+layer's error relative to the teacher's energy there,
+
+    L = L_out + (1 / (L + 1)) sum_l sum_tokens ||h_l - t_l||^2 / sum_tokens ||t_l||^2
+
+(over the tokens that are not padding): the pooled vector alone can come close to the
+teacher's while the token states, and with them the pairwise geometry STS-B measures, drift
+away. The first `embedding_steps` steps train the new embedding alone (every pretrained
+layer frozen), so that the layers above meet inputs like those they were trained on before
+they are asked to change; then every layer trains.
+
+The quality is measured on the original, right after the swap, every `eval_every` steps of
+the recovery (`during` in the result: where a run loses ground shows) and after it. The
 recovery is a run of `petra.training.Trainer` in `OUT` (`Job` is its task, `HFModelFiles` how
 it saves the student), with what every run has: `metrics.jsonl` (the loss every 10 steps),
 progress lines, a stop with an error when the loss or the gradient stops being finite, and
@@ -33,6 +46,7 @@ import importlib.util
 import math
 import shutil
 import warnings
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from hashlib import sha256
 from pathlib import Path
@@ -40,11 +54,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from petra.atomic import atomic_write_json
-from petra.checks import describe, file_in_the_way, first_line, fits, is_finite_number
+from petra.atomic import atomic_write_json, read_json
+from petra.checks import describe, file_in_the_way, first_line, fits, is_finite_number, key_values
 from petra.data import load_corpus, load_stsb, resolve_data_dir
 from petra.embeddings import check_embedding_options, embedding_class
-from petra.embeddings.base import STAND_IN_VOCAB, TOKEN_SOURCES
+from petra.embeddings.base import STAND_IN_VOCAB, TOKEN_INPUTS
 from petra.hf import HFModelFiles, replace_embeddings
 from petra.hf.io import SIDECAR
 from petra.hf.swap import (
@@ -55,21 +69,33 @@ from petra.hf.swap import (
 )
 from petra.params import mebibytes
 from petra.plotting import pyplot, save
-from petra.tasks.distill import DistillData, cached_vectors, teacher_path, unlabeled_sentences
-from petra.tasks.run import check_same_settings, read_json
+from petra.tasks.distill import (
+    DistillData,
+    cached_vectors,
+    source_sentences,
+    teacher_path,
+    unlabeled_sentences,
+)
+from petra.tasks.run import check_same_settings
 from petra.tasks.sentence import cosine_correlations
 from petra.tasks.settings import check_value, parse_value, split_item
 from petra.training.config import TrainConfig
-from petra.training.trainer import Trainer
+from petra.training.trainer import Trainer, read_metrics
 
 NAMED_MODELS = ("all-minilm-l6-v2", "smollm2-135m")
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 STARTS = ("fit", "norms")
 # the swap's own arguments, what a kind reads besides its options, and --factor-dim
-RESERVED_OPTIONS = {*SWAP_ARGUMENTS, *TOKEN_SOURCES, "fingerprint", "factor_dim"}
+RESERVED_OPTIONS = {*SWAP_ARGUMENTS, *TOKEN_INPUTS, "factor_dim"}
 MAX_LR = 1.0  # AdamW moves every weight by about lr a step: above 1, a pretrained model is gone
 RESULT_FILE = "compress.json"
 STAGES = ("original", "swapped", "recovered")  # where the quality is measured
+METRICS = ("stsb_dev_spearman", "stsb_train_spearman", "val_loss", "perplexity")  # `Job.quality`
+EVAL_SPLITS = ("dev", "train")  # STS-B's: the reported one, and the one to choose settings on
+DISTIL = ("output", "hidden")  # what the student matches: the outputs, or them and every layer
+DISTILLATION_SOURCES = ("snli", "brown")  # a sentence encoder's unlabeled training text
+VOCABULARY_SOURCES = (*DISTILLATION_SOURCES, "stsb-train")  # and what its table is fitted to
+NONE = "none"  # options or measures in words, when there are none
 LOG_EVERY = 10  # steps between the training loss lines of metrics.jsonl
 
 
@@ -89,8 +115,12 @@ class CompressSettings:
     max_sentences: int = 20000  # sentence encoder: unlabeled sentences to distil on
     max_length: int = 128  # causal LM: tokens per training and evaluation chunk
     eval_chunks: int = 64  # causal LM: held-out chunks for the validation loss
-    eval_pairs: int | None = None  # sentence encoder: the first pairs of STS-B dev (None: all)
+    eval_pairs: int | None = None  # sentence encoder: the first pairs of STS-B (None: all)
+    eval_split: str = "dev"  # sentence encoder: STS-B's split measured (EVAL_SPLITS)
     checkpoint_every: int = 200
+    distil: str = "hidden"  # one of DISTIL (the module docstring)
+    embedding_steps: int = 0  # the first steps train the new embedding alone
+    eval_every: int | None = None  # steps between measurements during recovery (None: none)
     options: dict = field(default_factory=dict)  # more options of the kind
 
     def __post_init__(self):
@@ -118,13 +148,29 @@ class CompressSettings:
         if self.start not in STARTS:
             raise ValueError(f"unknown start {self.start!r}; choose one of {STARTS}")
         if self.start == "fit" and not _has_fit(self.kind, self.options):
+            words = key_values(self.options, empty=NONE)
             raise ValueError(
-                f"a {self.kind} embedding with these options ({_words(self.options)}) has no "
+                f"a {self.kind} embedding with these options ({words}) has no "
                 "least-squares start (--start fit, the default): use --start norms (a random "
                 "map at the old table's row norms)"
             )
         if not 0 <= self.seed < 2**63:
             raise ValueError(f"seed must be in [0, 2**63), got {self.seed}")
+        if self.eval_split not in EVAL_SPLITS:
+            raise ValueError(f"unknown eval_split {self.eval_split!r}; choose one of "
+                             f"{EVAL_SPLITS}")  # fmt: skip
+        if self.distil not in DISTIL:
+            raise ValueError(f"unknown distil {self.distil!r}; choose one of {DISTIL}")
+        if not (isinstance(self.embedding_steps, int) and 0 <= self.embedding_steps <= self.steps):
+            raise ValueError(
+                f"--embedding-steps must lie in [0, --steps = {self.steps}] (the first steps "
+                f"of the recovery), got {self.embedding_steps}"
+            )
+        if self.eval_every is not None and not (
+            isinstance(self.eval_every, int) and self.eval_every >= 1
+        ):
+            raise ValueError(f"--eval-every must be a whole number of steps >= 1, got "
+                             f"{self.eval_every}")  # fmt: skip
         self.train_config()
 
     @property
@@ -135,18 +181,16 @@ class CompressSettings:
 
     def train_config(self) -> TrainConfig:
         """The recovery's Trainer settings: linear warmup, then linear decay to 0; the
-        gradient clipped at norm 1; the quality measured once, after the last step (`compress`
-        measures it before, right after the swap); the CPU, where the teacher is."""
+        gradient clipped at norm 1; the quality measured every `eval_every` steps and after
+        the last (`compress` measures it before, right after the swap); the CPU, where the
+        teacher is."""
         return TrainConfig(
             steps=self.steps, batch_size=self.batch_size, lr=self.lr, weight_decay=0.0,
             warmup=self.warmup, schedule="linear", grad_clip=1.0, seed=self.seed,
-            eval_every=self.steps, eval_at_start=False, log_every=min(LOG_EVERY, self.steps),
+            eval_every=self.eval_every or self.steps, eval_at_start=False,
+            log_every=min(LOG_EVERY, self.steps),
             checkpoint_every=self.checkpoint_every, device="cpu",
         )  # fmt: skip
-
-
-def _words(options: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in options.items()) or "none"
 
 
 def _has_fit(kind: str, options: dict) -> bool:
@@ -332,8 +376,9 @@ def check_model(settings: CompressSettings, model, kind: str) -> None:
     kind_class = embedding_class(settings.kind)
     if kind_class.needs_token_counts(options):  # e.g. Fourier's id_order=frequency
         if settings.start != "fit" and not kind_class.starts_from_table:  # counts mean a fit
+            words = key_values(settings.options, empty=NONE)
             raise ValueError(
-                f"a {settings.kind} embedding with these options ({_words(settings.options)}) "
+                f"a {settings.kind} embedding with these options ({words}) "
                 "reads the corpus counts that --start fit computes: add --start fit"
             )
         options["token_counts"] = torch.ones(STAND_IN_VOCAB)  # the real ones: at the swap
@@ -352,10 +397,11 @@ def check_model(settings: CompressSettings, model, kind: str) -> None:
 
 
 # -- data and quality -----------------------------------------------------------------------
-def stsb_spearman(model, limit: int | None = None) -> float:
-    """STS-B dev Spearman (x100) of the cosine of a sentence-transformers model's vectors,
-    over all 1,500 pairs (or the first `limit`)."""
-    pairs = load_stsb("dev")[:limit]
+def stsb_spearman(model, limit: int | None = None, split: str = "dev") -> float:
+    """STS-B Spearman (x100) of the cosine of a sentence-transformers model's vectors, over
+    every pair of the split (dev: 1,500; train: 5,749; or the first `limit`). Settings are
+    chosen on train, which no recovery reads the scores of; dev is the reported split."""
+    pairs = load_stsb(split)[:limit]
     with torch.no_grad():
         a = model.encode([p.sentence1 for p in pairs], batch_size=128, convert_to_tensor=True)
         b = model.encode([p.sentence2 for p in pairs], batch_size=128, convert_to_tensor=True)
@@ -421,7 +467,8 @@ class Job:
         self.kind, self.teacher, self.tokenizer, self.settings = kind, teacher, tokenizer, settings
         self.digest = digest  # the model's (`model_digest`), computed when needed if not given
         if kind == "sentence":
-            data = DistillData(sources=["snli", "brown"], max_sentences=settings.max_sentences)
+            data = DistillData(sources=list(DISTILLATION_SOURCES),
+                               max_sentences=settings.max_sentences)  # fmt: skip
             self.examples = unlabeled_sentences(data, settings.seed)
             self.targets = self._teacher_vectors()
         else:
@@ -440,20 +487,25 @@ class Job:
                                                encode, prefix="compress-teacher"))  # fmt: skip
 
     def token_counts(self, vocab_size: int) -> torch.Tensor:
-        """How often each id occurs in the training text (special tokens included)."""
+        """How often each id occurs in the text the model is adapted to (special tokens
+        included): a sentence encoder's is every sentence of `VOCABULARY_SOURCES` (the
+        distillation text's sources, whole, and STS-B train's sentences), a causal LM's its
+        training chunks. They weight the least-squares start and choose a trimmed table's
+        ids."""
         if self.kind == "sentence":
-            encoded = self.tokenizer(self.examples)["input_ids"]
+            text = source_sentences(VOCABULARY_SOURCES)
+            encoded = self.tokenizer(text)["input_ids"]
             ids = torch.tensor([i for row in encoded for i in row])
         else:
             ids = self.examples.flatten()
         return torch.bincount(ids, minlength=vocab_size)[:vocab_size]
 
     def evaluation_ids(self) -> torch.Tensor:
-        """Every token id of the text the quality is measured on (STS-B dev's sentences, or
-        the held-out chunks), repeats included."""
+        """Every token id of the text the quality is measured on (STS-B's sentences, or the
+        held-out chunks), repeats included."""
         if self.kind == "causal-lm":
             return self.eval_chunks.flatten()
-        pairs = load_stsb("dev")[: self.settings.eval_pairs]
+        pairs = load_stsb(self.settings.eval_split)[: self.settings.eval_pairs]
         sentences = [s for pair in pairs for s in (pair.sentence1, pair.sentence2)]
         return torch.tensor([i for row in self.tokenizer(sentences)["input_ids"] for i in row])
 
@@ -462,7 +514,9 @@ class Job:
         not finite raises `FloatingPointError` (a result holds numbers, and strict JSON)."""
         model.eval()
         if self.kind == "sentence":
-            quality = {"stsb_dev_spearman": stsb_spearman(model, self.settings.eval_pairs)}
+            split = self.settings.eval_split
+            spearman = stsb_spearman(model, self.settings.eval_pairs, split)
+            quality = {f"stsb_{split}_spearman": spearman}
         else:
             quality = validation_loss(model, self.eval_chunks)
         bad = {k: v for k, v in quality.items() if not math.isfinite(v)}
@@ -473,34 +527,60 @@ class Job:
                 "recovered": "the recovery diverged: run it again with lower learning rates "
                 "(--lr, --embedding-lr) and a new --out",
             }[stage]
-            raise FloatingPointError(f"the {stage} model's {_words(bad)}: {why}")
+            raise FloatingPointError(f"the {stage} model's {key_values(bad, empty=NONE)}: {why}")
         return quality
 
     # -- the Trainer's task ------------------------------------------------------------------
     @property
-    def train_dataset(self) -> range:
-        return range(len(self.examples))  # an example's index is the item; loss reads it
+    def train_dataset(self) -> StepTagged:
+        return StepTagged(len(self.examples))  # an item is (step, example index); loss reads it
 
     def batch_sampler(self, batch_size: int, seed: int) -> RecoveryBatches:
         return RecoveryBatches(len(self.examples), batch_size, self.settings.steps, seed)
 
-    def collate(self, indices: list[int]) -> dict[str, torch.Tensor]:
-        return {"index": torch.tensor(indices)}
+    def collate(self, items: list[tuple[int, int]]) -> dict[str, torch.Tensor]:
+        return {"index": torch.tensor([i for _, i in items]), "step": torch.tensor(items[0][0])}
 
     def loss(self, student, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-        """The distillation loss of the batch, and the tokens the student read."""
+        """The distillation loss of the batch (the module docstring), and the tokens the
+        student read; in the first `embedding_steps` steps only the new embedding trains."""
+        self._train_embedding_alone(student, int(batch["step"]) < self.settings.embedding_steps)
         indices = batch["index"].tolist()
+        hidden = self.settings.distil == "hidden"
         if self.kind == "sentence":
             features = student.preprocess([self.examples[i] for i in indices])
-            vectors = student(features)["sentence_embedding"]
+            mask = features["attention_mask"]
+            if hidden:
+                with torch.no_grad(), all_layers(self.teacher):
+                    taught = self.teacher(dict(features))["all_layer_embeddings"]
+            with all_layers(student, hidden):
+                output = student(features)
+            vectors = output["sentence_embedding"]
             loss = (1 - F.cosine_similarity(vectors, self.targets[indices], dim=-1)).mean()
-            return loss, int(features["attention_mask"].sum())
+            if hidden:
+                loss = loss + relative_state_error(output["all_layer_embeddings"], taught, mask)
+            return loss, int(mask.sum())
         ids = self.examples[indices]
         with torch.no_grad():
-            target = F.log_softmax(self.teacher(ids).logits.float(), dim=-1)
-        predicted = F.log_softmax(student(ids).logits.float(), dim=-1)
-        kl = F.kl_div(predicted, target, log_target=True, reduction="none").sum(-1)
-        return kl.mean(), ids.numel()
+            taught = self.teacher(ids, output_hidden_states=hidden)
+        output = student(ids, output_hidden_states=hidden)
+        target = F.log_softmax(taught.logits.float(), dim=-1)
+        predicted = F.log_softmax(output.logits.float(), dim=-1)
+        loss = F.kl_div(predicted, target, log_target=True, reduction="none").sum(-1).mean()
+        if hidden:
+            loss = loss + relative_state_error(output.hidden_states, taught.hidden_states)
+        return loss, ids.numel()
+
+    def _train_embedding_alone(self, student, alone: bool) -> None:
+        """Freeze every parameter but the new embedding's (`alone`), or none: a frozen one
+        gets no gradient, so AdamW leaves it (and its moments) as they are."""
+        if alone == getattr(self, "_alone", None):
+            return
+        embedding = unwrap_embedding(hf_model(student).get_input_embeddings())
+        own = {id(p) for p in embedding.parameters()}
+        for parameter in student.parameters():
+            parameter.requires_grad_(not alone or id(parameter) in own)
+        self._alone = alone
 
     def evaluate(self, student) -> dict:
         return self.quality(student, "recovered")
@@ -523,10 +603,55 @@ class Job:
         return self.settings.train_config()
 
 
+def relative_state_error(student: tuple, teacher: tuple, mask: torch.Tensor | None = None):
+    """(1 / n) sum_l sum_tokens ||h_l - t_l||^2 / sum_tokens ||t_l||^2 over the n layers'
+    (B, T, d) states, the tokens where `mask` (B, T) is 1 (all without one): each layer's
+    squared error relative to the teacher's energy there, so that no layer's scale rules."""
+    if len(student) != len(teacher):
+        raise ValueError(f"{len(student)} student layers against {len(teacher)} of the teacher")
+    keep = None if mask is None else mask.unsqueeze(-1).to(student[0].dtype)
+    total = 0.0
+    for h, t in zip(student, teacher, strict=True):
+        error, energy = (h.float() - t.float()).pow(2), t.float().pow(2)
+        if keep is not None:
+            error, energy = error * keep, energy * keep
+        total = total + error.sum() / energy.sum().clamp_min(1e-12)
+    return total / len(student)
+
+
+@contextmanager
+def all_layers(model, on: bool = True):
+    """Within it, a sentence-transformers model also returns every layer's token states
+    (`all_layer_embeddings`, its transformer's `hidden_states`): its config's
+    `output_hidden_states` is set, and restored after (`on=False` changes nothing)."""
+    config = hf_model(model).config
+    before = config.output_hidden_states
+    config.output_hidden_states = before or on
+    try:
+        yield
+    finally:
+        config.output_hidden_states = before
+
+
+class StepTagged(torch.utils.data.Dataset):
+    """The examples' indices as the recovery reads them: item (step, i) is itself, so that
+    a batch says which step it is (the first `embedding_steps` train the embedding alone)."""
+
+    def __init__(self, count: int):
+        self.count = count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, item: tuple[int, int]) -> tuple[int, int]:
+        return item
+
+
 class RecoveryBatches(torch.utils.data.Sampler):
     """The recovery's batches, one per step, all in one pass (`set_epoch` changes nothing):
     step s takes the examples at positions sB, ..., sB + B - 1 of seeded shuffles of all
-    examples laid end to end (`_Order`), so a batch may span two shuffles."""
+    examples laid end to end (`_Order`), so a batch may span two shuffles; each item is
+    (s, example index)."""
 
     def __init__(self, count: int, batch_size: int, steps: int, seed: int):
         self.count, self.batch_size, self.steps, self.seed = count, batch_size, steps, seed
@@ -541,7 +666,7 @@ class RecoveryBatches(torch.utils.data.Sampler):
         order = _Order(self.count, self.seed)
         for step in range(self.steps):
             first = step * self.batch_size
-            yield [order[first + i] for i in range(self.batch_size)]
+            yield [(step, order[first + i]) for i in range(self.batch_size)]
 
 
 # -- the run --------------------------------------------------------------------------------
@@ -595,6 +720,7 @@ def compress(settings: CompressSettings, out: str | Path, progress: bool = True)
     if trainer.state["step"]:
         say(f"resuming at step {trainer.state['step']} of {settings.steps}")
     recovered = trainer.fit()
+    result["during"] = _measured_during(out, settings.steps)
     result["quality"]["recovered"] = recovered["metrics"]
     result["recovery_seconds"] = recovered["wall_time_s"]
     result["steps"] = recovered["steps"]
@@ -603,6 +729,19 @@ def compress(settings: CompressSettings, out: str | Path, progress: bool = True)
     say(f"recovered: {result['quality']['recovered']} "
         f"({result['recovery_seconds']:.0f} s of recovery)")  # fmt: skip
     return result
+
+
+def _measured_during(out: Path, steps: int) -> list[dict]:
+    """The quality measured during the recovery (every `eval_every` steps, from the Trainer's
+    `metrics.jsonl`), as [{"step": s, metric: value, ...}], the last step's excluded (it is
+    `recovered`)."""
+    during = []
+    for record in read_metrics(out):
+        quality = {k[len("eval/") :]: v for k, v in record.items() if k.startswith("eval/")}
+        quality = {k: v for k, v in quality.items() if k in METRICS}
+        if quality and record["step"] < steps:
+            during.append({"step": record["step"], **quality})
+    return during
 
 
 def _swap(teacher, tokenizer, job: Job):
@@ -681,8 +820,10 @@ def _previous_result(out: Path, settings: CompressSettings, digest: str) -> dict
     for stage, measured in quality.items():
         bad = {k: v for k, v in measured.items() if not is_finite_number(v)}
         if bad:
-            raise ValueError(f"{out} holds a run whose {stage} {_words(bad)} (it diverged): "
-                             "use a new --out, with lower learning rates")  # fmt: skip
+            raise ValueError(
+                f"{out} holds a run whose {stage} {key_values(bad, empty=NONE)} (it diverged): "
+                "use a new --out, with lower learning rates"
+            )
     return result
 
 
@@ -812,7 +953,7 @@ def _arm_name(settings: dict) -> str:
     options, and a computed kind's start."""
     name = settings["kind"]
     if settings.get("options"):
-        name += f" ({_words(settings['options'])})"
+        name += f" ({key_values(settings['options'])})"
     if settings["factor_dim"] is not None:
         return name + f", SVD rank {settings['factor_dim']}"
     if not embedding_class(settings["kind"]).starts_from_table:
@@ -892,7 +1033,7 @@ def _check_same_teacher(first_folder: Path, first: dict, folder: Path, result: d
             "the runs of one model; make one table per model"
         )
     sentence = first["model_type"] == "sentence"
-    measured = ("eval_pairs",) if sentence else ("eval_chunks", "max_length")
+    measured = ("eval_pairs", "eval_split") if sentence else ("eval_chunks", "max_length")
     differ = [k for k in measured if a.get(k) != b.get(k)]
     ours, theirs = first["quality"]["original"], result["quality"]["original"]
     if not differ and (list(ours) != list(theirs) or not all(

@@ -36,6 +36,7 @@ from petra.embeddings.ngram import NgramHashEmbedding
 from petra.embeddings.qr import QREmbedding
 from petra.embeddings.quantized import QuantizedEmbedding
 from petra.embeddings.registry import KINDS, REGISTRY, embedding_class
+from petra.embeddings.residual import ResidualEmbedding
 from petra.embeddings.tensor_train import TensorTrainEmbedding
 from petra.embeddings.trimmed import TrimmedEmbedding
 
@@ -60,13 +61,13 @@ def build_embedding(kind: str, vocab_size: int, dim: int, **options) -> TokenEmb
 
     Args:
         kind: one of `KINDS`: `learned`, `fourier`, `kronecker`, `qr`, `hash`, `dhe`, `tt`,
-            `ngram`, `quantized`, `trimmed`.
+            `ngram`, `quantized`, `trimmed`, `residual`.
         vocab_size: V, the number of token ids.
         dim: d, the width of each embedding.
         **options: the kind's keyword options (see its class, e.g. `FourierEmbedding`).
-            A kind built from each token's bytes (`needs_tokenizer`: `kronecker`, `ngram`)
-            needs exactly one of `tokenizer=` (a `tokenizers.Tokenizer`) or `token_bytes=`
-            (one byte string per id).
+            A kind built from each token's bytes (`needs_tokenizer`: `kronecker`, `ngram`,
+            `residual`) needs exactly one of `tokenizer=` (a `tokenizers.Tokenizer`) or
+            `token_bytes=` (one byte string per id).
 
     Returns:
         The embedding, a `TokenEmbedding` (a drop-in `nn.Embedding`).
@@ -96,6 +97,7 @@ __all__ = [
     "ParamReport",
     "QREmbedding",
     "QuantizedEmbedding",
+    "ResidualEmbedding",
     "Sizing",
     "TensorTrainEmbedding",
     "TokenEmbedding",

@@ -76,6 +76,8 @@ built by `cls(V, d, **options)` from its options alone:
 - `needs_token_counts(options)` (False): the swap passes the corpus counts to `build`;
 - `least_squares_map()` (None; on an instance): for E(v) = M f(v) with fixed features f and
   one trained matrix M, (f, a setter of M): the least-squares start from a table;
+- `fit_residual_(table)` (nothing): after that start, fit trained parts outside M to what
+  it leaves (a low-rank residual table);
 - `resized(pieces, fingerprint)` (refused): a kind built from token bytes, over a vocabulary
   that grew, its trained weights kept;
 - `from_saved(V, d, state, prefix, **options)`: the embedding a saved state loads into,
@@ -139,6 +141,8 @@ class Knob:
 
 STAND_IN_VOCAB = 4  # the tokens of the vocabulary `check_options` builds a kind on
 TOKEN_SOURCES = ("tokenizer", "token_bytes")  # where a kind built from token bytes reads them
+FINGERPRINT = "fingerprint"  # given with token_bytes: the sha256 of the tokenizer they came from
+TOKEN_INPUTS = (*TOKEN_SOURCES, FINGERPRINT)  # what such a build takes besides its options
 
 
 def check_init_std(init_std: float, positive: bool = False) -> None:
@@ -148,6 +152,25 @@ def check_init_std(init_std: float, positive: bool = False) -> None:
     if not (low_ok and init_std < float("inf")):
         what = "a positive finite number" if positive else "a finite number, not negative"
         raise ValueError(f"init_std must be {what}, got {init_std}")
+
+
+def checked_counts(token_counts, vocab_size: int, some: bool = False) -> Tensor:
+    """`token_counts`, how often each of V = `vocab_size` token ids occurs in a corpus, as a
+    float64 tensor of shape (V,) (any shape of V entries is flattened); `ValueError` unless
+    they are V numbers >= 0 and, where `some` (a fit weighted by them), not all 0."""
+    counts = torch.as_tensor(token_counts, dtype=torch.float64).flatten()
+    if counts.shape != (vocab_size,):
+        problem = f"got {counts.numel()}"
+    elif not torch.all(counts >= 0):
+        problem = "got a negative or NaN count"
+    elif some and not counts.sum() > 0:
+        problem = "got all 0"
+    else:
+        return counts
+    needed = ", not all 0" if some else ""
+    raise ValueError(
+        f"token_counts must be {vocab_size} counts >= 0{needed} (one per token id): {problem}"
+    )
 
 
 def long_ids(ids: Tensor) -> Tensor:
@@ -336,7 +359,7 @@ class TokenEmbedding(nn.Module):
             return {"tokenizer": tokenizer}
         if token_bytes is None:
             return {}
-        return {"token_bytes": token_bytes, "fingerprint": fingerprint}
+        return {"token_bytes": token_bytes, FINGERPRINT: fingerprint}
 
     @classmethod
     def token_source(cls, options: dict) -> tuple[object, object]:
@@ -453,6 +476,11 @@ class TokenEmbedding(nn.Module):
         of that form."""
         return None
 
+    def fit_residual_(self, table: Tensor) -> None:
+        """After the least-squares start has set M (`least_squares_map`), fit the trained
+        parts outside M to what it leaves, table - E (a low-rank residual table,
+        `petra.embeddings.residual`); nothing for a kind without such parts."""
+
     def resized(self, pieces: list[bytes], fingerprint: str | None = None) -> TokenEmbedding:
         """The embedding over a vocabulary of `pieces` (one byte string per id, its first ids
         those this one was built on), its trained weights kept: a new id's row comes from its
@@ -481,6 +509,14 @@ class TokenEmbedding(nn.Module):
                 raise ValueError(f"the checkpoint has no {prefix}{name} for its {cls.kind} "
                                  "embedding")  # fmt: skip
         return [state[prefix + name] for name in names]
+
+    @staticmethod
+    def check_saved_size(tensor: str, found: int, unit: str, name: str, given: object) -> None:
+        """Refuse a saved option `name` = `given` (None: not saved) other than `found`, the
+        size the checkpoint's `tensor` holds (in `unit`s), for `from_saved`."""
+        if given not in (None, found):
+            raise ValueError(f"the checkpoint's {tensor} holds {found} {unit}, its settings say "
+                             f"{name}={given}")  # fmt: skip
 
     @classmethod
     def from_saved(

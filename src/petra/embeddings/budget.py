@@ -15,9 +15,11 @@ import os
 from dataclasses import dataclass
 from decimal import Decimal
 
+from petra.checks import key_values
 from petra.embeddings.base import Knob
 from petra.embeddings.registry import embedding_class
 
+TOLERANCE = 0.1  # by default, a kind's best size may lie this fraction below the budget
 MAX_BUDGET = 10**12  # far beyond any embedding table, and a bound on the solver's search
 
 
@@ -40,8 +42,7 @@ class Sizing:
 
 def format_sizing(options: dict) -> str:
     """`factor_dim=2`, `refine=geglu, expansion=5.33203`, or `full size` (no knob set)."""
-    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                     for k, v in options.items()) or "full size"  # fmt: skip
+    return key_values(options, empty="full size", floats="g")
 
 
 class BudgetUnreachable(ValueError):
@@ -69,7 +70,7 @@ def _search(knob: Knob, budget: int) -> tuple[int | None, int, int]:
 
 
 def size_for_budget(
-    kind: str, vocab_size: int, dim: int, budget: int, *, tolerance: float = 0.1, **options
+    kind: str, vocab_size: int, dim: int, budget: int, *, tolerance: float = TOLERANCE, **options
 ) -> Sizing:
     """The size of `kind` closest to `budget` trainable parameters without exceeding it.
 
@@ -114,7 +115,7 @@ def size_for_budget(
         if fitting is not None and (best is None or knob.count(fitting) > best[0]):
             best = (knob.count(fitting), knob.setting(fitting))
     if best is None or best[0] < (1 - tolerance) * budget:
-        fixed = ", ".join(f"{k}={v}" for k, v in options.items() if k != "padding_idx")
+        fixed = key_values({k: v for k, v in options.items() if k != "padding_idx"})
         at = f"V={vocab_size:,}, d={dim}" + (f", {fixed}" if fixed else "")
         reason = (
             "no budget of trainable parameters sizes it"

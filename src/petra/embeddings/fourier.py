@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from petra.embeddings.base import (
     Knob,
     TokenEmbedding,
+    checked_counts,
     fixed_seed,
     init_generator,
     reset_linear_,
@@ -49,12 +50,11 @@ ID_ORDERS = ("natural", "permuted", "frequency")
 REFINEMENTS = ("linear", "geglu", "none")
 
 
-def frequency_rank(token_counts) -> Tensor:
-    """rank[id] = place of `id` among ids sorted by descending count (ties: lower id first)."""
-    counts = np.asarray(token_counts)
-    if counts.ndim != 1 or counts.size == 0:
-        raise ValueError(f"token_counts must be a non-empty 1-D array, got shape {counts.shape}")
-    order = np.argsort(-counts.astype(np.float64), kind="stable")  # most frequent first
+def frequency_rank(token_counts, vocab_size: int) -> Tensor:
+    """rank[id] = place of `id` among ids sorted by descending count (ties: lower id first),
+    for the V = `vocab_size` counts `token_counts` (`checked_counts`)."""
+    counts = checked_counts(token_counts, vocab_size).numpy()
+    order = np.argsort(-counts, kind="stable")  # most frequent first
     rank = np.empty(counts.size, dtype=np.int32)
     rank[order] = np.arange(counts.size, dtype=np.int32)
     return torch.from_numpy(rank)
@@ -226,11 +226,7 @@ class FourierEmbedding(TokenEmbedding):
         elif id_rank is not None:
             self.register_buffer("id_rank", checked_rank(id_rank, vocab_size))
         else:
-            if len(token_counts) != vocab_size:
-                raise ValueError(
-                    f"token_counts has {len(token_counts)} entries for a vocabulary of {vocab_size}"
-                )
-            self.register_buffer("id_rank", frequency_rank(token_counts))
+            self.register_buffer("id_rank", frequency_rank(token_counts, vocab_size))
 
         if refine == "linear":
             self.refine = uninitialized(lambda: nn.Linear(dim, dim, bias=refine_bias))

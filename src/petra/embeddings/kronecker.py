@@ -265,14 +265,14 @@ class KroneckerEmbedding(TokenEmbedding):
     def from_saved(
         cls, vocab_size: int, dim: int, state: dict, prefix: str = "", **options
     ) -> KroneckerEmbedding:
-        """The byte table and lengths are read from the state (no tokenizer needed)."""
+        """The byte table and lengths are read from the state (no tokenizer needed); loading
+        the state then brings the tokenizer's fingerprint. How many tokens were cut when the
+        table was built is not saved: `num_truncated` is None."""
         byte_table, byte_lengths = cls.saved(state, prefix, "byte_table", "byte_lengths")
-        pos_dim = byte_table.shape[1]
-        if options.get("pos_dim", pos_dim) != pos_dim:
-            raise ValueError(
-                f"the saved options say pos_dim={options['pos_dim']} but the saved byte table "
-                f"has {pos_dim}"
-            )
+        where = f"{prefix}byte_table"
+        cls.check_saved_size(where, byte_table.shape[0], "tokens", "vocab_size", vocab_size)
+        cls.check_saved_size(where, byte_table.shape[1], "positions", "pos_dim",
+                             options.get("pos_dim"))  # fmt: skip
         return cls(
             byte_table, byte_lengths, dim, mode=options.get("mode", "sparse"),
             padding_idx=options.get("padding_idx"), rank=options.get("rank"),
@@ -435,30 +435,6 @@ class KroneckerEmbedding(TokenEmbedding):
             fingerprint=tokenizer_fingerprint(tokenizer), padding_idx=padding_idx, rank=rank,
         )  # fmt: skip
 
-    @classmethod
-    def from_state_dict(
-        cls,
-        state: Mapping[str, Tensor],
-        *,
-        prefix: str = "",
-        mode: str = "sparse",
-        padding_idx: int | None = None,
-    ) -> KroneckerEmbedding:
-        """Rebuild from saved weights alone: the byte table travels in the state. (How many
-        tokens were cut when the table was built is not saved: `num_truncated` is None.)"""
-        expand = state.get(prefix + "expand.weight")  # (d, r) of a factorized projection
-        weight = state[prefix + "projection.weight"] if expand is None else expand
-        fingerprint = bytes(state[prefix + "tokenizer_fingerprint"].tolist())
-        module = cls(
-            state[prefix + "byte_table"], state[prefix + "byte_lengths"], weight.shape[0],
-            mode=mode, fingerprint=fingerprint.hex() if any(fingerprint) else None,
-            padding_idx=padding_idx, rank=None if expand is None else expand.shape[1],
-        )  # fmt: skip
-        module.load_state_dict(
-            {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-        )
-        return module
-
     # -- embedding ----------------------------------------------------------------------
     def _embed(self, ids: Tensor) -> Tensor:
         if self.mode == "cached":
@@ -613,7 +589,8 @@ class KroneckerEmbedding(TokenEmbedding):
                     f"fingerprint {theirs_hex[:12]}, byte table {tuple(table.shape)}) than this "
                     f"embedding (fingerprint {bytes(mine.tolist()).hex()[:12]}, byte table "
                     f"{tuple(self.byte_table.shape)}): build the embedding from the tokenizer the "
-                    "checkpoint was trained with, or use KroneckerEmbedding.from_state_dict"
+                    "checkpoint was trained with, or rebuild it from the checkpoint alone with "
+                    "KroneckerEmbedding.from_saved"
                 )
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 

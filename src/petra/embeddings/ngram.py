@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from petra.embeddings.base import (
+    FINGERPRINT,
     Knob,
     TokenEmbedding,
     check_init_std,
@@ -164,7 +165,7 @@ class NgramHashEmbedding(TokenEmbedding):
         tokenizer, pieces = cls.token_source(options)
         scheme = options.pop("scheme", None)
         # the model and the Hugging Face record compare the tokenizer's fingerprint, not this
-        options.pop("fingerprint", None)
+        options.pop(FINGERPRINT, None)
         pieces = tokenizer_bytes(tokenizer, scheme) if tokenizer is not None else pieces
         cls.check_vocab_size(len(pieces), vocab_size)
         return cls(pieces, dim, **options)
@@ -188,9 +189,7 @@ class NgramHashEmbedding(TokenEmbedding):
         tokenizer needed; a resized embedding keeps the R it was built with)."""
         index, offsets, table = cls.saved(state, prefix, "bag_rows", "bag_offsets", "rows")
         rows = table.shape[0]
-        if options.get("rows") not in (None, rows):
-            raise ValueError(f"the checkpoint's {prefix}rows holds {rows} rows, its settings "
-                             f"say rows={options['rows']}")  # fmt: skip
+        cls.check_saved_size(f"{prefix}rows", rows, "rows", "rows", options.get("rows"))
         steps = offsets[1:] - offsets[:-1]
         if (
             offsets.shape != (vocab_size + 1,)
@@ -203,7 +202,7 @@ class NgramHashEmbedding(TokenEmbedding):
                 f"the checkpoint's {prefix}bag_offsets / bag_rows are not an index of "
                 f"{vocab_size} tokens into {rows} rows"
             )
-        built = {k: v for k, v in options.items() if k not in ("scheme", "fingerprint", "rows")}
+        built = {k: v for k, v in options.items() if k not in ("scheme", FINGERPRINT, "rows")}
         embedding = cls([b""] * vocab_size, dim, rows=rows, **built)
         embedding.bag_rows, embedding.bag_offsets = index.clone(), offsets.clone()
         return embedding

@@ -13,6 +13,7 @@ from petra.embeddings.learned import LearnedEmbedding
 from petra.embeddings.ngram import NgramHashEmbedding
 from petra.embeddings.qr import QREmbedding
 from petra.embeddings.quantized import QuantizedEmbedding
+from petra.embeddings.residual import ResidualEmbedding
 from petra.embeddings.tensor_train import TensorTrainEmbedding
 from petra.embeddings.trimmed import TrimmedEmbedding
 
@@ -29,6 +30,7 @@ REGISTRY: dict[str, type[TokenEmbedding]] = {
         NgramHashEmbedding,
         QuantizedEmbedding,
         TrimmedEmbedding,
+        ResidualEmbedding,
     )
 }
 KINDS = tuple(REGISTRY)

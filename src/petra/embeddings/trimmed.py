@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from petra.embeddings.base import Knob, TokenEmbedding, check_init_std
+from petra.embeddings.base import Knob, TokenEmbedding, check_init_std, checked_counts
 
 
 def kept_ids(vocab_size: int, rows: int | None, unk_id: int, token_counts=None) -> Tensor:
@@ -30,9 +30,7 @@ def kept_ids(vocab_size: int, rows: int | None, unk_id: int, token_counts=None) 
         order = torch.arange(vocab_size)
         kept = order[: vocab_size if rows is None else rows]
     else:
-        counts = torch.as_tensor(token_counts, dtype=torch.float64).flatten()
-        if counts.shape != (vocab_size,) or not torch.all(counts >= 0):
-            raise ValueError(f"token_counts must be {vocab_size} counts >= 0")
+        counts = checked_counts(token_counts, vocab_size)
         order = torch.sort(-counts, stable=True).indices  # most frequent first, ties by id
         kept = order[: int((counts > 0).sum()) if rows is None else rows]
     if not torch.any(kept == unk_id):
@@ -128,9 +126,7 @@ class TrimmedEmbedding(TokenEmbedding):
         loads)."""
         (table,) = cls.saved(state, prefix, "rows")
         rows = table.shape[0]
-        if options.get("rows") not in (None, rows):
-            raise ValueError(f"the checkpoint's {prefix}rows holds {rows} rows, its settings "
-                             f"say rows={options['rows']}")  # fmt: skip
+        cls.check_saved_size(f"{prefix}rows", rows, "rows", "rows", options.get("rows"))
         return cls(vocab_size, dim, **{**options, "rows": rows})
 
     def __init__(

@@ -34,6 +34,7 @@ from petra.embeddings import (
     build_embedding,
     embedding_class,
 )
+from petra.embeddings.base import checked_counts
 from petra.embeddings.token_bytes import token_bytes, tokenizer_fingerprint
 
 HEADS = ("tied", "untied")
@@ -356,11 +357,11 @@ def fit_to_table(embedding, table: Tensor, token_counts: Tensor, ridge: float = 
     over the ids with a count c_v > 0, where f(v) are the kind's fixed features (its
     `least_squares_map`): Kronecker's normalized byte code z (M = W), Fourier's basis
     features t with the linear refinement (M = I + R), the n-gram kind's row counts (M = C^T).
+    A kind with trained parts outside M then fits them to what M leaves (`fit_residual_`:
+    a residual table's best rank-r approximation of table - E).
     Returns the weighted relative error
     sqrt(sum c ||E - T||^2 / sum c ||T||^2)."""
-    counts = torch.as_tensor(token_counts, dtype=torch.float64).flatten()
-    if counts.shape[0] != embedding.num_embeddings or counts.min() < 0 or not counts.sum() > 0:
-        raise ValueError(f"token_counts must be {embedding.num_embeddings} counts >= 0, not all 0")
+    counts = checked_counts(token_counts, embedding.num_embeddings, some=True)
     linear = embedding.least_squares_map()
     if linear is None:
         raise ValueError(
@@ -384,6 +385,7 @@ def fit_to_table(embedding, table: Tensor, token_counts: Tensor, ridge: float = 
         solution = torch.linalg.lstsq(gram, rhs, driver="gelsd").solution.T
     with torch.no_grad():
         set_map(solution)
+        embedding.fit_residual_(target)
         fitted = embedding(seen).double()
     squared = ((fitted - target[seen]).pow(2).sum(1) * counts[seen]).sum()
     return (squared / (target[seen].pow(2).sum(1) * counts[seen]).sum()).sqrt().item()

@@ -18,12 +18,11 @@ import inspect
 import json
 from pathlib import Path
 
-from petra.atomic import atomic_write_json
+from petra.atomic import atomic_write_json, read_json
 from petra.reproduce.claims import BASELINE_ARM as BASELINE
 from petra.reproduce.claims import METHOD_ARM as METHOD
 from petra.reproduce.claims import NORM_BAND, SPELLING_CATEGORIES_CLAIMED
 from petra.reproduce.claims import SPELLING_CONTROLS as CONTROLS
-from petra.tasks.run import read_json
 from petra.training import read_metrics
 
 

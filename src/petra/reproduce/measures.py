@@ -41,7 +41,9 @@ from torch import Tensor, nn
 
 from petra.embeddings import KroneckerEmbedding, TokenEmbedding
 from petra.models import ModelConfig, build_model
+from petra.reproduce.claims import PETE_TABLE1, Claim
 from petra.reproduce.stats import interval, paired_differences, repeats_for_half_width
+from petra.tasks.run import run_config
 from petra.training import TrainConfig
 from petra.training.optim import NORM_LAYERS, build_optimizer, build_schedule
 
@@ -175,6 +177,13 @@ def _timing_note(repeats: int, steps: int, warmup: int, load: tuple[float, float
     )
 
 
+def claim_model(claim: Claim, label: str) -> dict:
+    """The model section of the run that the claim's arm `label` trains (its preset with the
+    arm's changes), as `ModelConfig` fields."""
+    (arm,) = [arm for arm in claim.arms if arm.label == label]
+    return run_config(arm.task, arm.preset, changes=list(arm.overrides.items()))["model"]
+
+
 def _seeded_model(task, **settings):
     """The task's model with these settings, its weights drawn from seed 0 (every arm alike)."""
     torch.manual_seed(0)
@@ -195,25 +204,17 @@ def pete_step_time(repeats: int = 3, steps: int = 10, quick: bool = False) -> di
     batch_size, warmup = (8, 1) if quick else (64, 2)
     max_length = 48
     task = NLISTSTask(SentenceData(max_length=max_length, max_train_pairs=batch_size * 64), seed=0)
-    # each arm as the official code sets it up (see the pete-sts-zero-shot claim)
+    # each arm is the pete-sts-zero-shot claim's arm of this size (set up as the official
+    # code sets up its arm), its positions cut to the sequences timed
     embeddings = {
-        "learned": (
-            {"kind": "learned"},
-            {"embedding_norm": True, "embedding_dropout": 0.1, "dropout": 0.1},
-            "learned V x d table (nn.Embedding), RMSNorm and dropout 0.1",
-        ),
-        "fourier": (
-            {"kind": "fourier", "refine_bias": True, "final_norm": True},
-            {},
-            "Fourier features of the normalized id + a d x d linear refinement with bias, "
-            "RMSNorm (PETE)",
-        ),
+        "learned": "learned V x d table (nn.Embedding), RMSNorm and dropout 0.1",
+        "fourier": "Fourier features of the normalized id + a d x d linear refinement with "
+        "bias, RMSNorm (PETE)",
     }
     arms = {}
-    for label, (embedding, setup, what) in embeddings.items():
-        model = _seeded_model(
-            task, dim=256, n_layers=1, n_heads=1, max_len=max_length, embedding=embedding, **setup
-        )
+    for label, what in embeddings.items():
+        model_section = claim_model(PETE_TABLE1, f"{label}-1x256")
+        model = _seeded_model(task, **{**model_section, "max_len": max_length})
         task.prepare_model(model)
         arms[label] = Arm(f"sentence encoder, {what}", model, task, model.param_report())
     batches = _batches(task, batch_size, warmup + repeats * steps)

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import torch
 
-from petra.atomic import atomic_write_json
+from petra.atomic import atomic_write_json, read_json
 from petra.provenance import environment
 from petra.reproduce.analyses import source_digest
 from petra.reproduce.claims import CLAIMS, Arm, Claim, claim_arms, get_claim
@@ -51,7 +51,6 @@ from petra.tasks.run import (
     effective_settings,
     load_preset,
     parse_overrides,
-    read_json,
     run_config,
     run_or_reuse,
 )

@@ -27,13 +27,13 @@ import torch
 from torch import Tensor, nn
 
 from petra.atomic import atomic_write_bytes
-from petra.data import load_corpus, load_imdb, load_nli
+from petra.data import load_corpus, load_imdb, load_nli, load_stsb
 from petra.data.batching import RandomBatchSampler, pad_sequences
 from petra.tasks.sentence import SentenceData, _SentenceTask, check_limits
 from petra.training.distributed import gather_with_grad
 
 TEACHER = "sentence-transformers/all-MiniLM-L6-v2"
-SOURCES = ("snli", "brown", "imdb")
+SOURCES = ("snli", "brown", "imdb", "stsb-train")
 
 
 @dataclass
@@ -97,26 +97,36 @@ def teacher_vectors(sentences: list[str], cache_dir: str | None = None) -> np.nd
 
 def unlabeled_sentences(data: DistillData, seed: int) -> list[str]:
     """Distinct sentences from the chosen sources, a seeded sample of `max_sentences`."""
+    unique = source_sentences(data.sources, data.data_dir)
+    order = torch.randperm(len(unique), generator=torch.Generator().manual_seed(seed))
+    return [unique[i] for i in order[: data.max_sentences].tolist()]
+
+
+def source_sentences(sources: list[str], data_dir: str | None = None) -> list[str]:
+    """Every distinct sentence of 3 to 40 words of the sources (`SOURCES`: SNLI dev and test,
+    the Brown corpus's lines, IMDB train's sentences, STS-B train's sentences without their
+    scores), sorted."""
     sentences: list[str] = []
-    for source in data.sources:
+    for source in sources:
         if source == "snli":
             for split in ("dev", "test"):
-                for pair in load_nli(split, data_dir=data.data_dir):
+                for pair in load_nli(split, data_dir=data_dir):
                     sentences += (pair.premise, pair.hypothesis)
         elif source == "brown":
             sentences += [
                 line
-                for doc in load_corpus("brown", data_dir=data.data_dir)
+                for doc in load_corpus("brown", data_dir=data_dir)
                 for line in doc.splitlines()
             ]
         elif source == "imdb":
-            for review in load_imdb("train", data_dir=data.data_dir):
+            for review in load_imdb("train", data_dir=data_dir):
                 sentences += re.split(r"(?<=[.!?])\s+", review.text)
+        elif source == "stsb-train":
+            for pair in load_stsb("train", data_dir=data_dir):
+                sentences += (pair.sentence1, pair.sentence2)
         else:
             raise ValueError(f"unknown sentence source {source!r}; choose from {SOURCES}")
-    unique = sorted({s.strip() for s in sentences if 3 <= len(s.split()) <= 40})
-    order = torch.randperm(len(unique), generator=torch.Generator().manual_seed(seed))
-    return [unique[i] for i in order[: data.max_sentences].tolist()]
+    return sorted({s.strip() for s in sentences if 3 <= len(s.split()) <= 40})
 
 
 class DistillTask(_SentenceTask):

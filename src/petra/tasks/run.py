@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from petra.atomic import read_json
 from petra.embeddings import check_embedding_options
 from petra.models import ModelConfig, build_model, load_pretrained
 from petra.models.checkpoint import CONFIG_FILE, WEIGHTS_FILE
@@ -127,7 +128,7 @@ def build_run(task_name: str, spec: dict):
 RUN_FORMAT = 2
 
 
-def _model_config_before_data(task_name: str, model: dict) -> ModelConfig:
+def model_config_before_data(task_name: str, model: dict) -> ModelConfig:
     """The model section as a `ModelConfig`, the fields a task sets from its data (the model
     type, V, the number of labels) at placeholders."""
     placeholders = {"model": TASKS[task_name][0].model_type, "vocab_size": 2, "num_labels": 2}
@@ -138,7 +139,7 @@ def check_spec(task_name: str, spec: dict) -> None:
     """Refuse settings that cannot build a model, its embedding, a schedule or a data set,
     before any data is read (the fields a task sets from its data get placeholders here)."""
     data_cls = TASKS[task_name][1]
-    config = _model_config_before_data(task_name, spec["model"])
+    config = model_config_before_data(task_name, spec["model"])
     if spec["train"].get("init") is None:  # a saved model's embedding is checked as it loads
         check_embedding_options(config.embedding_kind, config.dim, **config.embedding_options)
     TrainConfig(**spec["train"])
@@ -192,21 +193,10 @@ def effective_settings(config: dict) -> dict:
     data_cls = TASKS[config["task"]][1]
     return {
         "task": config["task"],
-        "model": _model_config_before_data(config["task"], config["model"]).to_dict(),
+        "model": model_config_before_data(config["task"], config["model"]).to_dict(),
         "train": dataclasses.asdict(TrainConfig(**config["train"])),
         "data": dataclasses.asdict(data_cls(**config["data"])),
     }
-
-
-def read_json(path: Path, what: str) -> dict:
-    """A JSON object from `path`, or a ValueError naming the file when it is damaged."""
-    try:
-        value = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} ({what}) is damaged ({error}): delete it to redo it") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"{path} ({what}) is not a JSON object: delete it to redo it")
-    return value
 
 
 def check_same_run(run_dir: Path, config: dict, advice: str) -> None:

@@ -45,7 +45,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from petra.atomic import atomic_folder, atomic_write_json
+from petra.atomic import atomic_folder, atomic_write_json, read_json
 from petra.checks import file_in_the_way
 from petra.data.batching import ShardedBatches
 from petra.models.checkpoint import load_state
@@ -104,13 +104,35 @@ class _SkipFirst(Sampler[list[int]]):
         return max(0, len(self.sampler) - self.skip)
 
 
-def read_metrics(run_dir: str | Path) -> list[dict]:
+def read_metrics(run_dir: str | Path, drop_damaged: bool = False) -> list[dict]:
     """The records of a run's `metrics.jsonl`, one dict per logged step (`{"step": 10,
-    "train/loss": ..., ...}`), in the order logged; [] when there is no such file."""
+    "train/loss": ..., ...}`), in the order logged; [] when there is no such file.
+
+    A line that is not such a record (one torn by a kill while it was written) raises a
+    `ValueError` naming the file and the line, or with `drop_damaged` is left out with a
+    warning (as a resumed run does before it logs those steps again)."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        step = record.get("step") if isinstance(record, dict) else None
+        if isinstance(step, int) and not isinstance(step, bool):
+            records.append(record)
+        elif drop_damaged:
+            warnings.warn(f"{path}: dropped a damaged line ({line[:40]!r}...)", stacklevel=2)
+        else:
+            raise ValueError(f"{path}, line {number}, is not a logged step ({line[:40]!r}...)")
+    return records
+
+
+def _metrics_line(record: dict) -> str:
+    """One record's line of `metrics.jsonl` (`read_metrics` reads it back as it was)."""
+    return json.dumps(record) + "\n"
 
 
 class Trainer:
@@ -197,7 +219,7 @@ class Trainer:
         """Train to `config.steps` (or stop once `stop_after` steps are done, as if
         interrupted); return the results (also written to results.json at the end)."""
         if self.finished:  # resuming a run that already ended: nothing to do
-            return json.loads((self.run_dir / "results.json").read_text())
+            return read_json(self.run_dir / "results.json", "the run's results")
         config, state = self.config, self.state
         network = self.model
         if distributed.world_size() > 1:
@@ -318,7 +340,7 @@ class Trainer:
     def _log(self, record: dict) -> None:
         if self.main:
             with open(self.run_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
+                f.write(_metrics_line(record))
 
     def _truncate_metrics(self, last_step: int) -> None:
         """Drop lines logged after `last_step`, the step resumed from (they will be logged
@@ -326,14 +348,8 @@ class Trainer:
         path = self.run_dir / "metrics.jsonl"
         if not path.is_file():
             return
-        kept = []
-        for line in path.read_text().splitlines():
-            try:
-                if json.loads(line)["step"] <= last_step:
-                    kept.append(line)
-            except (json.JSONDecodeError, KeyError, TypeError):
-                warnings.warn(f"{path}: dropped a damaged line ({line[:40]!r}...)", stacklevel=2)
-        path.write_text("".join(line + "\n" for line in kept))
+        records = read_metrics(self.run_dir, drop_damaged=True)
+        path.write_text("".join(_metrics_line(r) for r in records if r["step"] <= last_step))
 
     def _checkpoint(self) -> None:
         if self.main:

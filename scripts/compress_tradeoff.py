@@ -1,0 +1,82 @@
+"""Run the `petra compress` trade-off of one model: every arm after the same recovery budget,
+then its table and plot.
+
+    python scripts/compress_tradeoff.py minilm [--steps 1000] [--only ARM ...]
+
+Each arm is one `petra compress` run in `reproduction/compress/MODEL/ARM/` (its
+`compress.json` and `metrics.jsonl` are committed; the model and checkpoints are not). A run
+that finished is reused and an interrupted one resumes, so the script can be stopped and
+started again at any point. Once every arm has finished it writes
+`reproduction/compress/MODEL/TABLE.md` and `docs/images/compress-MODEL.png`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "reproduction" / "compress"
+
+# arm name -> the arguments of `petra compress` that make it (the model and budget are added)
+MINILM_ARMS = {
+    "int8": ["--kind", "quantized", "--option", "bits=8"],
+    "int4": ["--kind", "quantized", "--option", "bits=4"],
+    "trimmed": ["--kind", "trimmed"],
+    "svd-4": ["--kind", "learned", "--factor-dim", "4"],
+    "svd-16": ["--kind", "learned", "--factor-dim", "16"],
+    "svd-50": ["--kind", "learned", "--factor-dim", "50"],
+    "tt": ["--kind", "tt"],
+    "qr": ["--kind", "qr", "--start", "norms"],
+    "kronecker": ["--kind", "kronecker"],
+    "kronecker-residual-16": ["--kind", "residual", "--option", "rank=16"],
+    "fourier": ["--kind", "fourier"],
+}
+SMOLLM2_ARMS = {
+    name: MINILM_ARMS[name]
+    for name in ("int8", "svd-16", "svd-50", "kronecker", "kronecker-residual-16")
+}
+MODELS = {  # name -> (petra compress --model, arms, the recovery budget's own arguments)
+    "minilm": ("all-minilm-l6-v2", MINILM_ARMS, ["--batch-size", "32"]),
+    "smollm2": ("smollm2-135m", SMOLLM2_ARMS, ["--batch-size", "8", "--max-length", "128"]),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", choices=sorted(MODELS))
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--embedding-steps", type=int, default=200)
+    parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument("--only", nargs="+", metavar="ARM", help="run these arms only")
+    args = parser.parse_args(argv)
+    model, arms, budget = MODELS[args.model]
+    unknown = sorted(set(args.only or ()) - set(arms))
+    if unknown:
+        parser.error(f"unknown arms {unknown}; choose from {sorted(arms)}")
+    petra = [sys.executable, "-m", "petra"]
+    folder = OUT / args.model
+    for name, arm in arms.items():
+        if args.only and name not in args.only:
+            continue
+        print(f"[{args.model}] arm {name}", flush=True)
+        recovery = ["--steps", str(args.steps), "--embedding-steps", str(args.embedding_steps),
+                    "--eval-every", str(args.eval_every)]  # fmt: skip
+        command = [*petra, "compress", "--model", model, *arm, *budget, *recovery,
+                   "--out", str(folder / name), "--quiet"]  # fmt: skip
+        subprocess.run(command, check=True)
+    finished = [folder / name for name in arms if (folder / name / "compress.json").is_file()]
+    if not args.only and len(finished) == len(arms):
+        from petra.compress import comparison_table, plot_tradeoff
+
+        table = comparison_table(finished)
+        (folder / "TABLE.md").write_text(table + "\n")
+        plot_tradeoff(finished, ROOT / "docs" / "images" / f"compress-{args.model}.png")
+        print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
