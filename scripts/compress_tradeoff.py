@@ -3,22 +3,25 @@ then its table and plot.
 
     python scripts/compress_tradeoff.py minilm [--steps 1000] [--only ARM ...]
 
-Each arm is one `petra compress` run in `reproduction/compress/MODEL/ARM/` (its
-`compress.json` and `metrics.jsonl` are committed; the model and checkpoints are not). A run
-that finished is reused and an interrupted one resumes, so the script can be stopped and
-started again at any point. Once every arm has finished it writes
-`reproduction/compress/MODEL/TABLE.md` and `docs/images/compress-MODEL.png`.
+Each arm is one `petra compress` run in `runs/compress/MODEL/ARM/` (not committed: it holds
+the model); its `compress.json`, with the quality measured during the recovery, is copied to
+`benchmarks/results/compress-MODEL/ARM.json`, which is committed. A run that finished is
+reused and an interrupted one resumes, so the script can be stopped and started again at any
+point. Once every arm has finished it writes `benchmarks/results/compress-MODEL/TABLE.md` and
+`docs/images/compress-MODEL.png` from the committed results.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "reproduction" / "compress"
+RUNS = ROOT / "runs" / "compress"
+RESULTS = ROOT / "benchmarks" / "results"
 
 # arm name -> the arguments of `petra compress` that make it (the model and budget are added)
 MINILM_ARMS = {
@@ -57,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown arms {unknown}; choose from {sorted(arms)}")
     petra = [sys.executable, "-m", "petra"]
-    folder = OUT / args.model
+    runs, results = RUNS / args.model, RESULTS / f"compress-{args.model}"
+    results.mkdir(parents=True, exist_ok=True)
     for name, arm in arms.items():
         if args.only and name not in args.only:
             continue
@@ -65,14 +69,15 @@ def main(argv: list[str] | None = None) -> int:
         recovery = ["--steps", str(args.steps), "--embedding-steps", str(args.embedding_steps),
                     "--eval-every", str(args.eval_every)]  # fmt: skip
         command = [*petra, "compress", "--model", model, *arm, *budget, *recovery,
-                   "--out", str(folder / name), "--quiet"]  # fmt: skip
+                   "--out", str(runs / name), "--quiet"]  # fmt: skip
         subprocess.run(command, check=True)
-    finished = [folder / name for name in arms if (folder / name / "compress.json").is_file()]
+        shutil.copyfile(runs / name / "compress.json", results / f"{name}.json")
+    finished = [results / f"{name}.json" for name in arms if (results / f"{name}.json").is_file()]
     if not args.only and len(finished) == len(arms):
         from petra.compress import comparison_table, plot_tradeoff
 
         table = comparison_table(finished)
-        (folder / "TABLE.md").write_text(table + "\n")
+        (results / "TABLE.md").write_text(table + "\n")
         plot_tradeoff(finished, ROOT / "docs" / "images" / f"compress-{args.model}.png")
         print(table)
     return 0

@@ -899,10 +899,23 @@ def comparison_table(run_dirs: list[str | Path]) -> str:
             f"| {_mebibytes(params, 'embedding_bytes_after')} | {params['params_after']:,} "
             f"| {result['quality']['swapped'][metric]:.2f} "
             f"| {result['quality']['recovered'][metric]:.2f} "
-            f"| {result['steps']} steps x {settings['batch_size']}, "
-            f"{result['recovery_seconds'] / 60:.0f} min |"
+            f"| {_budget(result)} |"
         )
     return f"{metric} of {first['settings']['model']}\n\n" + "\n".join(rows)
+
+
+def _budget(result: dict) -> str:
+    """`1000 steps x 32 sentences (32,000; the first 200 the embedding alone), 25 min`: the
+    recovery's budget in examples and minutes (a causal LM's examples are chunks of
+    `max_length` tokens)."""
+    settings, steps = result["settings"], result["steps"]
+    unit = "sentences" if result["model_type"] == "sentence" else (
+        f"chunks of {settings['max_length']} tokens")  # fmt: skip
+    first = settings.get("embedding_steps", 0)
+    alone = f"; the first {first} the embedding alone" if first else ""
+    return (f"{steps} steps x {settings['batch_size']} {unit} "
+            f"({steps * settings['batch_size']:,}{alone}), "
+            f"{result['recovery_seconds'] / 60:.0f} min")  # fmt: skip
 
 
 def finished_runs(run_dirs: list[str | Path]) -> list[dict]:
@@ -978,8 +991,9 @@ TABLE_FIELDS = {
 
 
 def _finished_result(folder: Path) -> dict:
-    """The result of a finished run, checked to hold what the table shows."""
-    path = folder / RESULT_FILE
+    """The result of a finished run (its folder, or its `compress.json` kept under another
+    name), checked to hold what the table shows."""
+    path = folder if folder.suffix == ".json" else folder / RESULT_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: is {folder} a finished compress run?")
     result = read_result(path)
