@@ -532,19 +532,22 @@ class Job:
 
     # -- the Trainer's task ------------------------------------------------------------------
     @property
-    def train_dataset(self) -> StepTagged:
-        return StepTagged(len(self.examples))  # an item is (step, example index); loss reads it
+    def train_dataset(self) -> range:
+        return range(len(self.examples))  # an example's index is the item; loss reads it
 
     def batch_sampler(self, batch_size: int, seed: int) -> RecoveryBatches:
         return RecoveryBatches(len(self.examples), batch_size, self.settings.steps, seed)
 
-    def collate(self, items: list[tuple[int, int]]) -> dict[str, torch.Tensor]:
-        return {"index": torch.tensor([i for _, i in items]), "step": torch.tensor(items[0][0])}
+    def collate(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        return {"index": torch.tensor(indices)}
+
+    def begin_step(self, student, step: int) -> None:
+        """The first `embedding_steps` steps train the new embedding alone."""
+        self._train_embedding_alone(student, step < self.settings.embedding_steps)
 
     def loss(self, student, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
         """The distillation loss of the batch (the module docstring), and the tokens the
-        student read; in the first `embedding_steps` steps only the new embedding trains."""
-        self._train_embedding_alone(student, int(batch["step"]) < self.settings.embedding_steps)
+        student read."""
         indices = batch["index"].tolist()
         hidden = self.settings.distil == "hidden"
         if self.kind == "sentence":
@@ -633,25 +636,10 @@ def all_layers(model, on: bool = True):
         config.output_hidden_states = before
 
 
-class StepTagged(torch.utils.data.Dataset):
-    """The examples' indices as the recovery reads them: item (step, i) is itself, so that
-    a batch says which step it is (the first `embedding_steps` train the embedding alone)."""
-
-    def __init__(self, count: int):
-        self.count = count
-
-    def __len__(self) -> int:
-        return self.count
-
-    def __getitem__(self, item: tuple[int, int]) -> tuple[int, int]:
-        return item
-
-
 class RecoveryBatches(torch.utils.data.Sampler):
     """The recovery's batches, one per step, all in one pass (`set_epoch` changes nothing):
     step s takes the examples at positions sB, ..., sB + B - 1 of seeded shuffles of all
-    examples laid end to end (`_Order`), so a batch may span two shuffles; each item is
-    (s, example index)."""
+    examples laid end to end (`_Order`), so a batch may span two shuffles."""
 
     def __init__(self, count: int, batch_size: int, steps: int, seed: int):
         self.count, self.batch_size, self.steps, self.seed = count, batch_size, steps, seed
@@ -666,7 +654,7 @@ class RecoveryBatches(torch.utils.data.Sampler):
         order = _Order(self.count, self.seed)
         for step in range(self.steps):
             first = step * self.batch_size
-            yield [(step, order[first + i]) for i in range(self.batch_size)]
+            yield [order[first + i] for i in range(self.batch_size)]
 
 
 # -- the run --------------------------------------------------------------------------------

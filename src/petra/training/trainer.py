@@ -84,7 +84,9 @@ class Task(Protocol):
 
     # optional: summarize(history: list[(step, metrics)]) -> dict, merged into the results;
     # parameter_groups(model, config) -> AdamW's groups (default: `parameter_groups`, decay
-    # on weight matrices only)
+    # on weight matrices only); begin_step(model, step) -> None, called before each step's
+    # loss with the step's number (0 for the first), e.g. to freeze parts of the model for
+    # the first steps
 
 
 class TrainingDiverged(FloatingPointError):
@@ -246,6 +248,8 @@ class Trainer:
             )
             for batch in loader:
                 started = time.perf_counter()
+                if hasattr(self.task, "begin_step"):
+                    self.task.begin_step(self.model, state["step"])
                 loss, tokens, lr = self._step(network, batch)
                 state["step"] += 1
                 state["batch_in_epoch"] += 1
