@@ -686,17 +686,18 @@ def test_the_command_lines_defaults_are_the_settings_defaults():
     args = build_parser().parse_args(["compress", "--model", "m", "--kind", "kronecker"])
     defaults = {f.name: f.default for f in dataclasses.fields(CompressSettings)}
     for name in ("factor_dim", "head", "start", "steps", "batch_size", "lr", "embedding_lr",
-                 "seed", "max_length", "distil", "embedding_steps", "eval_every"):  # fmt: skip
+                 "seed", "max_length", "distil", "embedding_steps", "eval_every", "eval_split",
+                 "eval_pairs"):  # fmt: skip
         assert getattr(args, name) == defaults[name], name
     import argparse
 
-    from petra.compress import DISTIL, STARTS
+    from petra.compress import DISTIL, EVAL_SPLITS, STARTS
     from petra.hf.swap import HEADS
 
     commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     choices = {a.dest: a.choices for a in commands.choices["compress"]._actions if a.choices}
     assert tuple(choices["head"]) == HEADS and tuple(choices["start"]) == STARTS
-    assert tuple(choices["distil"]) == DISTIL
+    assert tuple(choices["distil"]) == DISTIL and tuple(choices["eval_split"]) == EVAL_SPLITS
 
 
 def test_the_trade_off_plot_draws_the_runs_that_count_bytes(tiny_lm, tmp_path, capsys):

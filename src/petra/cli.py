@@ -137,6 +137,7 @@ def _compress(args: argparse.Namespace) -> None:
         steps=args.steps, batch_size=args.batch_size, lr=args.lr,
         embedding_lr=args.embedding_lr, seed=args.seed, max_length=args.max_length,
         distil=args.distil, embedding_steps=args.embedding_steps, eval_every=args.eval_every,
+        eval_split=args.eval_split, eval_pairs=args.eval_pairs,
         options=parse_options(args.kind, args.option),
     )  # fmt: skip
     print(format_result(compress(settings, args.out, progress=not args.quiet)))
@@ -437,6 +438,15 @@ def build_parser() -> argparse.ArgumentParser:
     compression.add_argument(
         "--eval-every", type=int, default=None, metavar="N",
         help="measure the quality every N steps of the recovery (default: at the end only)",
+    )  # fmt: skip
+    compression.add_argument(
+        "--eval-split", default="dev", choices=("dev", "train"),
+        help="a sentence encoder: the STS-B split measured; choose settings on train, report "
+        "dev (default: %(default)s)",
+    )  # fmt: skip
+    compression.add_argument(
+        "--eval-pairs", type=int, default=None, metavar="N",
+        help="a sentence encoder: measure on the split's first N pairs (default: all)",
     )  # fmt: skip
     compression.add_argument(
         "--option", action="append", default=[], metavar="KEY=VALUE",
