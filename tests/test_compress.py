@@ -103,13 +103,13 @@ def test_a_trimmed_table_keeps_the_training_texts_ids_and_says_what_it_drops(tin
 
 
 def test_the_saved_student_is_the_recovered_model(tiny_lm, tmp_path):
-    from petra.compress import Job, load_teacher
+    from petra.compress import load_teacher, make_job
 
     settings = lm_settings(tiny_lm)
     result = compress(settings, tmp_path / "run", progress=False)
     student = from_pretrained(tmp_path / "run" / "model")
     teacher, tokenizer, kind = load_teacher(str(tiny_lm))
-    quality = Job(kind, teacher, tokenizer, settings).quality(student)
+    quality = make_job(kind, teacher, tokenizer, settings).quality(student)
     assert quality == pytest.approx(result["quality"]["recovered"], rel=1e-6)
 
 
@@ -118,7 +118,7 @@ def test_an_interrupted_run_resumes_to_the_same_model(tiny_lm, tmp_path, monkeyp
 
     whole = compress(lm_settings(tiny_lm), tmp_path / "whole", progress=False)
     calls = {"n": 0}
-    original = module.Job.loss
+    original = module.CausalLMJob.loss
 
     def interrupted(self, student, batch):  # the process dies during the 4th step
         calls["n"] += 1
@@ -126,11 +126,11 @@ def test_an_interrupted_run_resumes_to_the_same_model(tiny_lm, tmp_path, monkeyp
             raise KeyboardInterrupt
         return original(self, student, batch)
 
-    monkeypatch.setattr(module.Job, "loss", interrupted)
+    monkeypatch.setattr(module.CausalLMJob, "loss", interrupted)
     with pytest.raises(KeyboardInterrupt):
         compress(lm_settings(tiny_lm), tmp_path / "resumed", progress=False)
     assert (tmp_path / "resumed" / CHECKPOINT / "trainer.pt").is_file()
-    monkeypatch.setattr(module.Job, "loss", original)
+    monkeypatch.setattr(module.CausalLMJob, "loss", original)
     resumed = compress(lm_settings(tiny_lm), tmp_path / "resumed", progress=False)
     assert resumed["quality"] == whole["quality"]
     a = from_pretrained(tmp_path / "whole" / "model").state_dict()
@@ -220,7 +220,7 @@ def test_the_teacher_cache_is_keyed_on_the_models_contents(tmp_path, monkeypatch
 
     from sentence_transformers import SentenceTransformer
 
-    from petra.compress import Job, load_teacher, model_digest
+    from petra.compress import load_teacher, make_job, model_digest
     from petra.tasks.distill import teacher_path
 
     monkeypatch.setenv("PETRA_CACHE", str(tmp_path / "cache"))
@@ -230,7 +230,7 @@ def test_the_teacher_cache_is_keyed_on_the_models_contents(tmp_path, monkeypatch
 
     def targets():
         teacher, tokenizer, kind = load_teacher("model")
-        job = Job(kind, teacher, tokenizer, settings)
+        job = make_job(kind, teacher, tokenizer, settings)
         return job.targets, teacher.encode(job.examples, convert_to_tensor=True)
 
     first, _ = targets()
@@ -269,14 +269,14 @@ def test_a_diverging_recovery_stops_with_an_error_and_leaves_strict_json(
     from petra import compress as module
 
     calls = {"n": 0}
-    original = module.Job.loss
+    original = module.CausalLMJob.loss
 
     def diverging(self, student, batch):  # the loss stops being finite at the 3rd step
         calls["n"] += 1
         loss, tokens = original(self, student, batch)
         return (loss * math.nan if calls["n"] == 3 else loss), tokens
 
-    monkeypatch.setattr(module.Job, "loss", diverging)
+    monkeypatch.setattr(module.CausalLMJob, "loss", diverging)
     stopped = r"loss is nan at step 3: training stopped and nothing was saved; the last good "
     with pytest.raises(FloatingPointError, match=stopped + r"checkpoint is .*step-00000002"):
         compress(lm_settings(tiny_lm), tmp_path / "run", progress=False)
@@ -441,7 +441,7 @@ def _interrupted(tiny_lm, out, monkeypatch, at_call: int = 4, **settings):
     """A run of `lm_settings` that dies during step `at_call` (after the checkpoint at 2)."""
     from petra import compress as module
 
-    calls, original = {"n": 0}, module.Job.loss
+    calls, original = {"n": 0}, module.CausalLMJob.loss
 
     def interrupted(self, student, batch):
         calls["n"] += 1
@@ -449,10 +449,10 @@ def _interrupted(tiny_lm, out, monkeypatch, at_call: int = 4, **settings):
             raise KeyboardInterrupt
         return original(self, student, batch)
 
-    monkeypatch.setattr(module.Job, "loss", interrupted)
+    monkeypatch.setattr(module.CausalLMJob, "loss", interrupted)
     with pytest.raises(KeyboardInterrupt):
         compress(lm_settings(tiny_lm, **settings), out, progress=False)
-    monkeypatch.setattr(module.Job, "loss", original)
+    monkeypatch.setattr(module.CausalLMJob, "loss", original)
     assert (out / CHECKPOINT / "trainer.pt").is_file()
 
 
@@ -528,14 +528,16 @@ def _model_folder(tmp_path, source, name, edit=None, drop=()):
         (["--kind", "kronecker", "--option", "pos_dim=8.5"], "--option pos_dim=8.5: expected an "
                                                              "integer"),
         (["--kind", "kronecker", "--option", "pos_dim=true"], "expected an integer"),
-        (["--kind", "kronecker", "--option", "pos_dim=0"], "pos_dim must be positive, got 0"),
+        (["--kind", "kronecker", "--option", "pos_dim=0"],
+         "pos_dim must be a whole number of at least 1, got 0"),
         (["--kind", "kronecker", "--option", "padding_idx=0"], "is a setting of its own"),
         (["--kind", "learned", "--factor-dim", "4", "--option", "sparse=true"],
          "a learned embedding has no option 'sparse'; its options: none"),
         (["--kind", "kronecker", "--option", "rank=4"], "has no least-squares start (--start "
                                                         "fit, the default): use --start norms"),
         (["--kind", "fourier", "--option", "final_norm=true"], "use --start norms"),
-        (["--kind", "learned", "--factor-dim", "33"], "--factor-dim must lie in [1, 32]"),
+        (["--kind", "learned", "--factor-dim", "33"],
+         "factor_dim must lie in [1, min(V, d) = 32] (the ranks of the 50257 x 32 table), got 33"),
         (["--kind", "kronecker", "--seed", "-1"], "seed must be in [0, 2**63)"),
         (["--kind", "kronecker", "--max-length", "4096"], "give --max-length 64 or less"),
     ],
@@ -632,7 +634,7 @@ from petra import compress as module
 from petra.compress import CompressSettings, compress
 
 settings, out = CompressSettings(**__import__("json").loads(sys.argv[1])), sys.argv[2]
-calls, original = [0], module.Job.loss
+calls, original = [0], module.SentenceJob.loss
 
 def loss(self, student, batch):  # SIGKILL during the 3rd step, after the checkpoint at 2
     calls[0] += 1
@@ -640,7 +642,7 @@ def loss(self, student, batch):  # SIGKILL during the 3rd step, after the checkp
         os.kill(os.getpid(), signal.SIGKILL)
     return original(self, student, batch)
 
-module.Job.loss = loss
+module.SentenceJob.loss = loss
 compress(settings, out, progress=False)
 """
 
@@ -731,20 +733,20 @@ def test_the_relative_state_error_is_its_closed_form_over_the_unmasked_tokens():
 
 
 def test_the_hidden_loss_is_zero_for_the_teachers_own_table_and_positive_after_a_swap(tiny_lm):
-    from petra.compress import Job, _swap, load_teacher
+    from petra.compress import _swap, load_teacher, make_job
 
     teacher, tokenizer, kind = load_teacher(str(tiny_lm))
     settings = lm_settings(tiny_lm, kind="learned", factor_dim=32, start="fit")  # full rank
-    job = Job(kind, teacher, tokenizer, settings)
+    job = make_job(kind, teacher, tokenizer, settings)
     student, _ = _swap(teacher, tokenizer, job)
     student.eval()  # no dropout: the student is the teacher, to float rounding
     batch = job.collate([0, 1])
     assert float(job.loss(student, batch)[0].detach()) < 1e-6
-    output_only = Job(kind, teacher, tokenizer, lm_settings(tiny_lm, distil="output"))
+    output_only = make_job(kind, teacher, tokenizer, lm_settings(tiny_lm, distil="output"))
     swapped, _ = _swap(teacher, tokenizer, output_only)
     swapped.eval()
     kl = float(output_only.loss(swapped, batch)[0].detach())
-    job_hidden = Job(kind, teacher, tokenizer, lm_settings(tiny_lm))
+    job_hidden = make_job(kind, teacher, tokenizer, lm_settings(tiny_lm))
     assert float(job_hidden.loss(swapped, batch)[0].detach()) > kl > 0  # the states add their error
 
 

@@ -3,6 +3,7 @@ registry, each at the variants below and any kind without one at its defaults.""
 
 import inspect
 
+import numpy as np
 import pytest
 import safetensors.torch
 import torch
@@ -17,7 +18,7 @@ from petra.embeddings import (
     embedding_class,
     size_for_budget,
 )
-from petra.embeddings.base import TOKEN_INPUTS, checked_counts
+from petra.embeddings.base import TOKEN_INPUTS, check_count, checked_counts
 from petra.embeddings.budget import BudgetUnreachable
 from petra.models import ModelConfig
 
@@ -356,6 +357,59 @@ def test_factorized_from_pretrained_refuses_a_rank_beyond_the_table():
         LearnedEmbedding.from_pretrained(torch.randn(V, D), factor_dim=D + 1)
 
 
+@pytest.mark.parametrize(("shape", "good", "bad"), [((V, D), D, D + 1), ((5, D), 5, 6)])
+def test_a_learned_rank_must_fit_the_table_before_anything_is_built(shape, good, bad):
+    """`check_vocabulary_options(V, d, ...)`: a factorized table's rank e lies in
+    [1, min(V, d)], the ranks of the table's SVD (what `petra compress` and the swap check)."""
+    LearnedEmbedding.check_vocabulary_options(*shape, {"factor_dim": good})
+    LearnedEmbedding.check_vocabulary_options(*shape, {})  # the full table
+    for rank in (bad, 0):
+        with pytest.raises(ValueError) as error:
+            LearnedEmbedding.check_vocabulary_options(*shape, {"factor_dim": rank})
+        assert str(error.value) == (
+            f"factor_dim must lie in [1, min(V, d) = {good}] (the ranks of the {shape[0]} x "
+            f"{shape[1]} table), got {rank}"
+        )
+
+
+@pytest.mark.parametrize("value", [1, 7, np.int64(3)])
+def test_check_count_accepts_a_whole_number_of_at_least_the_minimum(value):
+    check_count("rows", value)
+    with pytest.raises(ValueError, match=r"^rows must be a whole number of at least 8, got "):
+        check_count("rows", value, minimum=8)
+
+
+@pytest.mark.parametrize("value", [0, -3, 2.5, 3.0, True, "3", None])
+def test_check_count_refuses_anything_else_in_one_message(value):
+    with pytest.raises(ValueError) as error:
+        check_count("rank", value)
+    assert str(error.value) == f"rank must be a whole number of at least 1, got {value!r}"
+
+
+@pytest.mark.parametrize(
+    ("kind", "option", "bad", "minimum"),
+    [
+        ("learned", "factor_dim", 0, 1),
+        ("kronecker", "pos_dim", 0, 1),
+        ("kronecker", "rank", 0, 1),
+        ("ngram", "rows", 0, 1),
+        ("ngram", "n", 0, 1),
+        ("ngram", "num_hashes", 0, 1),
+        ("residual", "rank", 0, 1),
+        ("dhe", "hidden", 0, 1),
+        ("dhe", "layers", 0, 1),
+        ("dhe", "code_buckets", 1, 2),
+        ("tt", "rank", 0, 1),
+        ("tt", "cores", 1, 2),
+    ],
+)
+def test_a_count_option_is_refused_in_the_one_wording(kind, option, bad, minimum):
+    extra = {"token_bytes": TOKENS} if REGISTRY[kind].needs_tokenizer else {}
+    with pytest.raises(ValueError) as error:
+        build_embedding(kind, V, D, **{option: bad}, **extra)
+    assert str(error.value) == f"{option} must be a whole number of at least {minimum}, got {bad}"
+
+
 # -- what each kind tells the rest of petra -------------------------------------------------
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_kind_states_its_knob_and_report_rows_among_its_options(kind):
@@ -485,6 +539,44 @@ def test_an_initialization_scale_that_is_not_a_finite_number_is_refused(kind, ba
     extra = {"token_bytes": TOKENS} if REGISTRY[kind].needs_tokenizer else {}
     with pytest.raises(ValueError, match="init_std must be a"):
         build_embedding(kind, V, D, init_std=bad, **extra)
+
+
+def test_embed_bytes_is_the_row_of_a_token_with_those_bytes_or_is_refused(name):
+    """A kind that `embeds_bytes` embeds any byte string as it embeds a token with those
+    bytes, and byte overrides put those rows in place of tokens (an overridden padding id
+    included); the other kinds refuse both, naming themselves."""
+    emb = make(name, padding_idx=5)
+    ids = torch.tensor([[3, 5, 7], [11, 13, 5]])
+    overrides = {(0, 1): TOKENS[40], (1, 2): TOKENS[60]}
+    if not emb.embeds_bytes:
+        with pytest.raises(ValueError, match=f"^a {emb.kind} embedding cannot embed raw bytes"):
+            emb.embed_bytes([b"x"])
+        with pytest.raises(ValueError, match=f"^a {emb.kind} embedding cannot embed raw bytes"):
+            emb(ids, byte_overrides=overrides)
+        return
+    assert emb.needs_tokenizer  # bytes make a row only where token bytes do
+    table = emb.table().detach()
+    kept = torch.arange(V) != 5
+    torch.testing.assert_close(emb.embed_bytes(TOKENS)[kept], table[kept], rtol=1e-6, atol=1e-6)
+    swapped = ids.clone()
+    swapped[0, 1], swapped[1, 2] = 40, 60
+    out = emb(ids, byte_overrides=overrides)
+    torch.testing.assert_close(out, emb(swapped), rtol=1e-6, atol=1e-6)
+    assert out.shape == (2, 3, D) and out[0, 1].abs().sum() > 0  # padding id, overridden
+
+
+def test_kept_mask_says_which_ids_read_a_row_of_their_own(name):
+    """None for a kind that drops no id; a trimmed table's (V,) mask, its dropped ids reading
+    the unknown token's row."""
+    emb = make(name)
+    mask = emb.kept_mask()
+    if VARIANTS[name]["kind"] != "trimmed":
+        assert mask is None
+        return
+    assert mask.dtype == torch.bool and mask.shape == (V,)
+    assert int(mask.sum()) == emb.rows.shape[0] < V
+    table = emb.table().detach()
+    assert torch.equal(table[~mask], table[emb.unk_id].expand(int((~mask).sum()), D))
 
 
 def test_a_saved_state_without_what_the_kind_reads_back_is_named(name):

@@ -21,6 +21,7 @@ EMBEDDINGS = {
     "learned": {"kind": "learned"},
     "fourier": {"kind": "fourier", "refine": "geglu", "expansion": 0.25},
     "kronecker": {"kind": "kronecker", "pos_dim": 8},
+    "ngram": {"kind": "ngram", "rows": 256},
 }
 MODEL_TYPES = ("encoder", "sentence", "classifier", "causal_lm")
 
@@ -230,7 +231,7 @@ def test_bad_inputs_are_refused_clearly(tiny_tokenizer):
         model(torch.ones(1, 65, dtype=torch.long))
     with pytest.raises(ValueError, match=r"token id 100000 is outside the vocabulary range"):
         model(torch.tensor([[1, 100000]]))
-    with pytest.raises(ValueError, match="byte overrides need a Kronecker embedding"):
+    with pytest.raises(ValueError, match="a learned embedding cannot embed raw bytes"):
         model(torch.tensor([[1, 2]]), byte_overrides={(0, 1): b"x"})
 
 
@@ -346,8 +347,9 @@ def test_top_p_keeps_the_smallest_set_reaching_p():
     assert torch.equal(top_p_filter(logits, 1.0), logits)
 
 
-def test_byte_override_equals_the_token_with_those_bytes(tiny_tokenizer):
-    model = tiny(tiny_tokenizer, "causal_lm", "kronecker")
+@pytest.mark.parametrize("embedding", ["kronecker", "ngram"])  # the kinds that embed bytes
+def test_byte_override_equals_the_token_with_those_bytes(tiny_tokenizer, embedding):
+    model = tiny(tiny_tokenizer, "causal_lm", embedding)
     pieces = token_bytes(tiny_tokenizer)
     ids = torch.tensor([[10, 20, 30, 40]])
     swapped = ids.clone()

@@ -106,3 +106,27 @@ def test_refusals():
         build_embedding("ngram", 3, 4)
     with pytest.raises(ValueError, match="has 2 tokens but vocab_size=3"):
         build_embedding("ngram", 3, 4, token_bytes=[b"a", b"b"])
+
+
+def test_a_byte_string_embeds_exactly_as_a_token_with_those_bytes(gpt2):
+    """`embed_bytes`: the mean of the rows its n-grams hash to, bit for bit the row of a token
+    with those bytes (also once loaded without the tokenizer), and of any other string by the
+    closed form; byte overrides put it in place of a token."""
+    emb = build_embedding("ngram", 50257, 16, tokenizer=gpt2, num_hashes=2, case_fold=True,
+                          seed=3)  # fmt: skip
+    ids = torch.tensor([gpt2.token_to_id(t) for t in ("ĠRunning", "ing", "Ġthe", "Ã©")])
+    pieces = [b" Running", b"ing", b" the", "é".encode()]
+    assert torch.equal(emb.embed_bytes(pieces), emb(ids))
+    state = emb.state_dict()
+    loaded = NgramHashEmbedding.from_saved(50257, 16, state, num_hashes=2, case_fold=True, seed=3)
+    loaded.load_state_dict(state)
+    assert torch.equal(loaded.embed_bytes(pieces), emb(ids))
+    picked = [_row(g, j, 6283, seed=3) for g in _grams("\ue000flibbert", 3) for j in range(2)]
+    expected = emb.rows[picked].mean(0)
+    torch.testing.assert_close(emb.embed_bytes([b" FLIBBERT"])[0], expected, rtol=0, atol=1e-7)
+    assert torch.equal(emb.embed_bytes([b""]), torch.zeros(1, 16))  # no gram: zero, as a token
+    out = emb(ids[None], byte_overrides={(0, 1): b" FLIBBERT"})
+    assert torch.equal(out[0, 1], emb.embed_bytes([b" FLIBBERT"])[0])
+    assert torch.equal(out[0, [0, 2, 3]], emb(ids[[0, 2, 3]]))
+    with pytest.raises(TypeError, match="byte string 0 must be bytes, got str"):
+        emb.embed_bytes(["flibbert"])

@@ -1,11 +1,12 @@
-"""Optimizer groups by what a parameter is, and the learning-rate schedule's closed form."""
+"""Optimizer groups by what a parameter is, the learning-rate schedule's closed form, and the
+one training step (`optimizer_step`) against plain SGD written out."""
 
 import pytest
 import torch
 from torch import nn
 
 from petra.models import ModelConfig, build_model
-from petra.training.optim import parameter_groups
+from petra.training.optim import optimizer_step, parameter_groups
 
 EMBEDDINGS = {
     "learned": {"kind": "learned"},
@@ -113,3 +114,54 @@ def test_every_trainable_parameter_is_in_exactly_one_group():
     grouped = [id(p) for p in decay["params"] + no_decay["params"]]
     assert sorted(grouped) == sorted(id(p) for p in model.parameters())
     torch.optim.AdamW([decay, no_decay])  # accepted as optimizer groups
+
+
+def _sgd_step_setup(scale: float):
+    """A linear model, a loss whose gradient norm grows with `scale`, SGD at lr 0.1 with a
+    schedule halving the rate each step."""
+    torch.manual_seed(0)
+    model = nn.Linear(3, 2)
+    inputs = torch.randn(4, 3)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5**step)
+    loss = scale * model(inputs).pow(2).sum()
+    return model, loss, optimizer, schedule
+
+
+@pytest.mark.parametrize("scale", [1e-3, 10.0])  # below and above the clipping norm
+@pytest.mark.parametrize("grad_clip", [0.0, 1.0])
+def test_optimizer_step_is_backward_clip_update_schedule(scale, grad_clip):
+    """w' = w - lr g min(1, c / (||g|| + 1e-6)) (no scaling for c = 0), ||g|| the global norm
+    of the gradients, handed to `check_norm` before the update; the rate used is returned,
+    the schedule moves on and the gradients are cleared."""
+    model, loss, optimizer, schedule = _sgd_step_setup(scale)
+    before = [p.detach().clone() for p in model.parameters()]
+    grads = torch.autograd.grad(loss, list(model.parameters()), retain_graph=True)
+    norm = torch.sqrt(sum(g.pow(2).sum() for g in grads))
+    factor = min(1.0, grad_clip / (norm.item() + 1e-6)) if grad_clip > 0 else 1.0
+    seen = []
+
+    def check_norm(found):
+        seen.append(found.item())
+        assert all(torch.equal(b, p) for b, p in zip(before, model.parameters(), strict=True))
+
+    lr = optimizer_step(model, loss, optimizer, schedule, grad_clip, check_norm=check_norm)
+    assert lr == 0.1 and optimizer.param_groups[0]["lr"] == 0.05
+    assert seen == ([pytest.approx(norm.item(), rel=1e-6)] if grad_clip > 0 else [])
+    assert (factor < 1) == (grad_clip > 0 and scale > 1)  # both cases are met
+    for b, g, p in zip(before, grads, model.parameters(), strict=True):
+        torch.testing.assert_close(p.detach(), b - 0.1 * factor * g)
+        assert p.grad is None
+
+
+def test_a_check_that_raises_leaves_the_weights_and_the_schedule_as_they_were():
+    model, loss, optimizer, schedule = _sgd_step_setup(10.0)
+    before = [p.detach().clone() for p in model.parameters()]
+
+    def refuse(norm):
+        raise RuntimeError(f"norm {norm.item():.0f}")
+
+    with pytest.raises(RuntimeError, match="norm"):
+        optimizer_step(model, loss, optimizer, schedule, 1.0, check_norm=refuse)
+    assert all(torch.equal(b, p) for b, p in zip(before, model.parameters(), strict=True))
+    assert optimizer.param_groups[0]["lr"] == 0.1

@@ -9,7 +9,7 @@ import torch
 from petra import build_embedding
 from petra.cli import main
 from petra.data import load_tokenizer
-from petra.models import load_pretrained
+from petra.models import ModelConfig, build_model, load_pretrained
 from petra.probes import (
     PromptPair,
     brown_pairs,
@@ -208,7 +208,23 @@ def test_forced_oov_takes_one_position_and_equals_the_token_when_the_bytes_match
     assert same["forced"]["continuation"] == same["ordinary"]["continuation"]
 
 
-def test_forced_oov_needs_a_kronecker_model(tmp_path):
+def test_forced_oov_runs_on_a_kind_that_embeds_bytes_and_names_the_others(tiny_tokenizer):
+    def lm(kind):
+        config = ModelConfig(model="causal_lm", vocab_size=tiny_tokenizer.get_vocab_size(),
+                             dim=32, n_layers=1, n_heads=2, max_len=64,
+                             embedding={"kind": kind})  # fmt: skip
+        return build_model(config, tokenizer=tiny_tokenizer).eval()
+
+    ngram = lm("ngram")
+    assert ngram.embedding.embeds_bytes
+    same = forced_oov_generation(ngram, tiny_tokenizer, "to be or not to be", "be", b"be", 4)
+    assert same["ordinary"]["span_tokens"] == 1  # " be": one token, with these bytes
+    assert same["forced"]["continuation"] == same["ordinary"]["continuation"]
+    with pytest.raises(ValueError, match="needs an embedding that embeds raw bytes .*'learned'"):
+        forced_oov_generation(lm("learned"), tiny_tokenizer, "to be or not", "not", b"x", 4)
+
+
+def test_the_generate_command_refuses_a_model_that_cannot_embed_bytes(tmp_path):
     run_task(
         "lm",
         "tiny",

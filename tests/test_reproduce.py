@@ -357,3 +357,66 @@ def test_list_names_every_claim(capsys):
     assert main(["reproduce", "--list"]) == 0
     printed = capsys.readouterr().out
     assert all(claim_id in printed for claim_id in CLAIMS)
+
+
+def test_a_kept_value_is_reused_under_its_key_redone_under_another_and_damage_is_named(
+    tmp_path, capsys
+):
+    """`analyses.cached`, behind the kept probe results and the measurements: the file holds
+    the key's entries and the value; a changed entry computes again; a damaged file is
+    named, not silently redone."""
+    path, calls = tmp_path / "probe.json", []
+
+    def compute(value=1.5):
+        calls.append(value)
+        return {"metric": value}
+
+    key = {"code": "abc", "pairs": "def"}
+    assert analyses.cached(path, key, compute, "a probe", "value", reused="kept") == {"metric": 1.5}
+    assert json.loads(path.read_text()) == {**key, "value": {"metric": 1.5}}
+    assert capsys.readouterr().out == ""
+    assert analyses.cached(path, key, lambda: compute(2.0), "a probe", reused="kept") == {
+        "metric": 1.5
+    }  # not computed again
+    assert calls == [1.5] and capsys.readouterr().out == "kept\n"
+    changed = {**key, "code": "xyz"}
+    assert analyses.cached(path, changed, lambda: compute(2.0), "a probe") == {"metric": 2.0}
+    assert calls == [1.5, 2.0] and json.loads(path.read_text())["code"] == "xyz"
+    path.write_text('{"code": "xyz", "val')  # killed while writing by hand, or edited
+    with pytest.raises(ValueError, match=r"probe.json \(a probe\) is damaged.*delete it"):
+        analyses.cached(path, changed, compute, "a probe")
+    assert calls == [1.5, 2.0]
+
+
+def test_kept_probe_results_and_measurements_of_the_files_layouts_are_reused(
+    tmp_path, monkeypatch, capsys
+):
+    """A probe result kept as `{"key": ..., "value": ...}` and a measurement kept as
+    `{"repeats", "quick", "code", "measured"}` (the files of earlier runs) are read back,
+    not computed again; a damaged probe result is named."""
+
+    def refuse(**_):
+        raise AssertionError("computed again")
+
+    key = {"code": "abc"}
+    (tmp_path / "retrieval.json").write_text(json.dumps({"key": key, "value": {"top": 3}}))
+    assert analyses._cached(tmp_path, "retrieval", refuse, key) == {"top": 3}
+    (tmp_path / "retrieval.json").write_text("{")
+    with pytest.raises(ValueError, match=r"retrieval.json \(a kept retrieval probe result\)"):
+        analyses._cached(tmp_path, "retrieval", refuse, key)
+
+    def timed(repeats, quick):
+        return {"arms": {}, "repeats": repeats}
+
+    monkeypatch.setattr(runner, "_function", lambda module, name: timed)
+    claim = dataclasses.replace(get_claim("pete-step-time"), measure="timed")
+    code = analyses.source_digest(timed)
+    kept = {"repeats": 2, "quick": True, "code": code, "measured": {"k": 1}}
+    (tmp_path / "measurement.json").write_text(json.dumps(kept))
+    assert runner._measurement(claim, tmp_path, 2, True) == {"k": 1}
+    assert "measured before" in capsys.readouterr().out
+    assert runner._measurement(claim, tmp_path, 3, True) == {"arms": {}, "repeats": 3}
+    assert json.loads((tmp_path / "measurement.json").read_text()) == {
+        **kept, "repeats": 3, "measured": {"arms": {}, "repeats": 3}
+    }  # fmt: skip
+    assert list(json.loads((tmp_path / "measurement.json").read_text())) == list(kept)

@@ -197,3 +197,30 @@ def test_williams_orders_balance_places_and_predecessors(n):
     follows = Counter(pair for order in orders for pair in itertools.pairwise(order))
     if n > 1:  # every ordered pair of distinct arms adjacent equally often
         assert len(follows) == n * (n - 1) and len(set(follows.values())) == 1
+
+
+def test_arm_steps_as_the_trainer_steps(tmp_path):
+    """From the same weights, batches and RNG, three steps of an `Arm` and of the `Trainer`
+    (at the trainer's default settings, as the arm takes them) end with the same weights."""
+    import copy
+
+    from petra.tasks.run import build_run, load_preset
+    from petra.training import TrainConfig, Trainer
+
+    task, model, config = build_run("classify", load_preset("classify", "tiny"))
+    arm = Arm("tiny", copy.deepcopy(model), task, {})
+    start = copy.deepcopy(model.state_dict())
+    defaults = TrainConfig(device="cpu", batch_size=config.batch_size)
+    trainer = Trainer(model, task, defaults, tmp_path, progress=False)
+    sampler = iter(task.batch_sampler(config.batch_size, 0))
+    for _ in range(3):
+        batch = task.collate([task.train_dataset[i] for i in next(sampler)])
+        torch.manual_seed(1)
+        trainer._step(trainer.model, batch)
+        torch.manual_seed(1)
+        arm.step(batch)
+    for (name, a), b in zip(trainer.model.state_dict().items(), arm.model.state_dict().values(),
+                            strict=True):  # fmt: skip
+        assert torch.equal(a, b), name
+    moved = [k for k, v in start.items() if not torch.equal(v, arm.model.state_dict()[k])]
+    assert len(moved) == len([p for p in model.parameters() if p.requires_grad])

@@ -65,11 +65,18 @@ def test_environment_fields_and_their_check():
     assert json.loads(json.dumps(env)) == env  # plain JSON
     assert provenance.environment_problem("H100") == "must be a JSON object"
     assert provenance.environment_problem({**env, "torch": 2.1}) == (
-        "has a torch that is not a str: 2.1"
+        "is not as petra writes it (torch is 2.1, not a string)"
     )
-    assert provenance.environment_problem({**env, "threads": True}).startswith("has a threads")
+    assert provenance.environment_problem({**env, "threads": True}) == (
+        "is not as petra writes it (threads is True, not an integer)"
+    )
     machine = {k: v for k, v in env["machine"].items() if k != "cpu"}
-    assert provenance.environment_problem({**env, "machine": machine}) == "has no machine.cpu"
+    assert provenance.environment_problem({**env, "machine": machine}) == (
+        "is not as petra writes it (no machine.cpu)"
+    )
+    assert provenance.environment_problem({**env, "machine": "x86"}) == (
+        "is not as petra writes it (machine is 'x86', not a JSON object)"
+    )
 
 
 def test_describe_an_environment():
@@ -345,14 +352,17 @@ def test_the_larger_run_of_the_committed_results_names_its_settings(tmp_path):
     ("break_it", "where"),
     [
         (lambda r: r.__setitem__("environment", "a GPU"), "key 'environment' must be a JSON"),
-        (lambda r: r["environment"].pop("torch"), "key 'environment' has no torch"),
+        (
+            lambda r: r["environment"].pop("torch"),
+            "key 'environment' is not as petra writes it (no torch)",
+        ),
         (
             lambda r: r["arms"]["learned-tied"]["trained_on"].__setitem__("7", None),
             "arm 'learned-tied': key 'trained_on' must map the claim's seeds",
         ),
         (
             lambda r: r["arms"]["learned-tied"]["trained_on"]["0"].__setitem__("dtype", 32),
-            "key 'trained_on', seed 0, has a dtype that is not a str",
+            "key 'trained_on', seed 0, is not as petra writes it (dtype is 32, not a string)",
         ),
         (
             lambda r: r["arms"]["learned-tied"].__setitem__("settings", {"model": {}}),

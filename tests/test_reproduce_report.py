@@ -305,11 +305,11 @@ def test_malformed_values_name_the_file(results_dir, break_it, where):
          "integer, got [0, 0, 1, 2]"),
         (lambda r: r.update(seeds=[0, True, 2]), "key 'seeds' must list each seed once"),
         (lambda r: r.update(seeds=["0", "1", "2"]), "key 'seeds' must list each seed once"),
-        (lambda r: r.update(quick="no"), "key 'quick' must be true or false, got 'no'"),
-        (lambda r: r.update(order="1"), "key 'order' must be an integer, got '1'"),
-        (lambda r: r.update(claim=["slices"]), "key 'claim' must be a string"),
+        (lambda r: r.update(quick="no"), "the results: quick is 'no', not true or false"),
+        (lambda r: r.update(order="1"), "the results: order is '1', not an integer"),
+        (lambda r: r.update(claim=["slices"]), "the results: claim is ['slices'], not a string"),
         (lambda r: r["comparisons"][0].update(relative="no"), "comparison 0 ('p=2 vs standard'): "
-         "key 'relative' must be true or false, got 'no'"),
+         "relative is 'no', not true or false"),
         (lambda r: r["comparisons"][0].update(test="non_inferior", margin="1"), "comparison 0 "
          "('p=2 vs standard') key 'margin' must be > 0"),
         (lambda r: r["comparisons"][0].update(paper_difference=math.nan), "comparison 0 "
@@ -318,12 +318,12 @@ def test_malformed_values_name_the_file(results_dir, break_it, where):
          "'accuracy' is true: a compared or shown metric must be a number or null"),
         (lambda r: r["arms"]["p4"]["per_seed"]["1"].update(accuracy=False), "arm 'p4', seed 1, "
          "'accuracy' is false"),
-        (lambda r: r["arms"]["p2"].update(description=2), "arm 'p2': key 'description' must be "
+        (lambda r: r["arms"]["p2"].update(description=2), "arm 'p2': description is 2, not "
          "a string"),
         (lambda r: r["arms"]["p2"].update(steps_per_s={"0": "fast"}), "arm 'p2', steps_per_s of "
          "seed 0 must be a number"),
-        (lambda r: r["checks"][0].update(holds="no"), "check 0: key 'holds' must be true or "
-         "false, got 'no'"),
+        (lambda r: r["checks"][0].update(holds="no"), "check 0: holds is 'no', not true or "
+         "false"),
         (lambda r: r.update(differences=[{"data": "less"}]), "key 'differences' must be a list "
          "of strings"),
     ],

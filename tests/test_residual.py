@@ -5,6 +5,7 @@ rebuild from a saved state, its resize and its refusals."""
 import pytest
 import torch
 
+from petra.embeddings import size_for_budget
 from petra.embeddings.kronecker import KroneckerEmbedding
 from petra.embeddings.ngram import NgramHashEmbedding
 from petra.embeddings.residual import ResidualEmbedding
@@ -69,7 +70,7 @@ def test_a_saved_state_rebuilds_without_the_tokenizer_bit_identical(base):
     loaded = ResidualEmbedding.from_saved(V, D, state, base=base, rank=4)
     loaded.load_state_dict(state)
     assert torch.equal(loaded.table(), embedding.table())
-    with pytest.raises(ValueError, match="rank 4, its settings say rank=5"):
+    with pytest.raises(ValueError, match="left holds 4 columns, its settings say rank=5"):
         ResidualEmbedding.from_saved(V, D, state, base=base, rank=5)
     with pytest.raises(ValueError, match="no left"):
         ResidualEmbedding.from_saved(V, D, {}, base=base)
@@ -92,6 +93,23 @@ def test_parameters_are_the_base_plus_the_two_factors():
         alone = sum(p.numel() for p in BASE_OF[base].build(V, D, token_bytes=PIECES).parameters())
         assert count == alone + 5 * (V + D)
         assert ResidualEmbedding.params_for(V, D, base=base, rank=5) == count
+
+
+def test_an_unknown_base_is_refused_by_name_wherever_it_is_read():
+    """Every reader of `base` (the closed-form count, the budget, the fit check, the build
+    and the rebuild from a checkpoint) refuses an unknown one in one message, not KeyError."""
+    message = r"^unknown base 'foo'; choose one of \('kronecker', 'ngram'\)$"
+    state = ResidualEmbedding.from_token_bytes(PIECES, D, rank=2).state_dict()
+    for read in (
+        lambda: ResidualEmbedding.params_for(V, D, base="foo", rank=2),
+        lambda: size_for_budget("residual", V, D, 10_000, base="foo"),
+        lambda: ResidualEmbedding.has_least_squares_map({"base": "foo"}),
+        lambda: ResidualEmbedding.from_token_bytes(PIECES, D, base="foo"),
+        lambda: ResidualEmbedding.from_saved(V, D, state, base="foo"),
+        lambda: ResidualEmbedding.check_options(D, base="foo"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            read()
 
 
 def test_bad_settings_are_refused_with_the_reason():

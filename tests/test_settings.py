@@ -110,7 +110,7 @@ def test_settings_that_build_no_model_are_refused_before_any_data(capsys, tmp_pa
     assert "warmup is a fraction" in capsys.readouterr().err
     for option, message in (
         ("model.embedding=kronecker --set model.embedding.mode=fast", "unknown mode 'fast'"),
-        ("model.embedding=kronecker --set model.embedding.pos_dim=0", "pos_dim must be positive"),
+        ("model.embedding=kronecker --set model.embedding.pos_dim=0", "pos_dim must be a whole"),
         ("model.embedding=fourier --set model.embedding.basis=fourrier", "fourrier"),
         ("model.embedding=fourier --set model.embedding.id_order=frequency", "token_counts"),
         ("model.embedding.init_std=-1", "init_std must be a finite number"),

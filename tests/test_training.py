@@ -233,6 +233,17 @@ def test_divergence_stops_without_overwriting_the_last_good_checkpoint(tmp_path)
     assert not (tmp_path / "results.json").exists()
 
 
+def test_a_non_finite_gradient_norm_stops_before_the_update(tmp_path):
+    """A finite loss with an infinite gradient: the step is refused before any weight moves."""
+    trainer = _trainer(load_preset("classify", "tiny"), tmp_path)
+    parameter = next(trainer.model.parameters())
+    parameter.register_hook(lambda grad: grad * float("inf"))
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    with pytest.raises(TrainingDiverged, match=r"the gradient norm is (inf|nan) at step 1: "):
+        trainer.fit()
+    assert all(torch.equal(b, p) for b, p in zip(before, trainer.model.parameters(), strict=True))
+
+
 # -- several processes -----------------------------------------------------------------------
 @pytest.mark.parametrize(
     "task, extra",
@@ -291,6 +302,29 @@ def test_resume_survives_a_half_written_checkpoint_and_log_line(tmp_path):
     assert resumed.state["step"] == 6
     resumed.fit()
     assert json.loads((tmp_path / "results.json").read_text())["steps"] == 12
+
+
+def test_a_failed_rewrite_of_the_metrics_on_resume_leaves_them_whole(tmp_path):
+    """Resuming cuts metrics.jsonl back to the checkpoint's step by writing it again; a write
+    that fails part way (here the file-size limit, as a full disk would) leaves every line."""
+    resource = pytest.importorskip("resource")
+    import signal
+
+    spec = load_preset("classify", "tiny")
+    trainer = _trainer(spec, tmp_path)
+    trainer.fit(stop_after=6)
+    logged = (tmp_path / "metrics.jsonl").read_text()
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past it fails (EFBIG)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (100, limits[1]))
+    try:
+        with pytest.raises(OSError):
+            trainer._truncate_metrics(4)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, handler)
+    assert len(logged) > 100 and (tmp_path / "metrics.jsonl").read_text() == logged
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
 def test_resuming_a_finished_run_returns_its_results(tmp_path):

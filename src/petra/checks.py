@@ -1,6 +1,7 @@
 """Checks of plain values against annotated types: one definition for the command line and
-typed settings (`petra.tasks.settings`), the reproduction's results JSON, the provenance
-record and `petra compress`. It imports nothing of petra, so that every layer may use it.
+typed settings (`petra.tasks.settings`), and of the fields of a JSON file (`field_problem`)
+for the reproduction's results JSON, the provenance record and `petra compress`. It imports
+nothing of petra, so that every layer may use it.
 """
 
 from __future__ import annotations
@@ -57,6 +58,26 @@ def fits(value, hint) -> bool:
     if hint is dict:
         return isinstance(value, dict)
     return False
+
+
+def field_problem(item: dict, fields: dict, required: bool = True) -> str | None:
+    """The first of `fields` that `item` lacks or holds with another type, in words (`no
+    settings.kind`, `settings.kind is 3, not a string`), or None when every one fits.
+
+    `fields` maps (section, key) to the annotated type of `item[section][key]` (`fits`), or
+    (None, key) to that of `item[key]`; a section that is not a JSON object lacks its keys.
+    Without `required`, a field that is absent is no problem: only those present are checked.
+    """
+    for (section, key), hint in fields.items():
+        holder = item if section is None else item.get(section)
+        name = key if section is None else f"{section}.{key}"
+        if not isinstance(holder, dict) or key not in holder:
+            if required:
+                return f"no {name}"
+            continue
+        if not fits(holder[key], hint):
+            return f"{name} is {holder[key]!r}, not {describe(hint)}"
+    return None
 
 
 def is_finite_number(value) -> bool:

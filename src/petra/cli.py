@@ -471,7 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="at most this many pairs, the first of the set (default: all 110 paper pairs, "
         "200 brown pairs, every pair of a file)",
     )  # fmt: skip
-    generate = kinds.add_parser("generate", help="forced out-of-vocabulary generation (Kronecker)")
+    generate = kinds.add_parser(
+        "generate", help="forced out-of-vocabulary generation (Kronecker, n-gram)"
+    )
     generate.add_argument("--checkpoint", required=True, metavar="DIR")
     generate.add_argument("--prompt", required=True)
     generate.add_argument("--span", required=True, help="the part of the prompt to replace")

@@ -55,7 +55,15 @@ import torch
 import torch.nn.functional as F
 
 from petra.atomic import atomic_write_json, read_json
-from petra.checks import describe, file_in_the_way, first_line, fits, is_finite_number, key_values
+from petra.checks import (
+    describe,
+    field_problem,
+    file_in_the_way,
+    first_line,
+    fits,
+    is_finite_number,
+    key_values,
+)
 from petra.data import load_corpus, load_stsb, resolve_data_dir
 from petra.embeddings import check_embedding_options, embedding_class
 from petra.embeddings.base import STAND_IN_VOCAB, TOKEN_INPUTS
@@ -367,12 +375,6 @@ def check_model(settings: CompressSettings, model, kind: str) -> None:
     out of its range at the model's width, chunks longer than a causal LM's positions."""
     vocab, dim = hf_model(model).get_input_embeddings().weight.shape
     options = settings.swap_options
-    if settings.factor_dim is not None:
-        if settings.factor_dim > min(vocab, dim):  # the SVD start's ranks (LearnedEmbedding)
-            raise ValueError(
-                f"--factor-dim must lie in [1, {min(vocab, dim)}] for {settings.model} (the "
-                f"rank of its {vocab} x {dim} table), got {settings.factor_dim}"
-            )
     kind_class = embedding_class(settings.kind)
     if kind_class.needs_token_counts(options):  # e.g. Fourier's id_order=frequency
         if settings.start != "fit" and not kind_class.starts_from_table:  # counts mean a fit
@@ -383,7 +385,7 @@ def check_model(settings: CompressSettings, model, kind: str) -> None:
             )
         options["token_counts"] = torch.ones(STAND_IN_VOCAB)  # the real ones: at the swap
     check_embedding_options(settings.kind, dim, **options)
-    kind_class.check_vocabulary_options(vocab, settings.swap_options)
+    kind_class.check_vocabulary_options(vocab, dim, settings.swap_options)
     if kind == "causal-lm":
         config = hf_model(model).config
         positions = getattr(config, "n_positions", None) or getattr(
@@ -455,70 +457,41 @@ def validation_loss(model, chunks: torch.Tensor, batch_size: int = 8) -> dict:
 
 
 class Job:
-    """The recovery as a task of `petra.training.Trainer`, and what differs between a
-    sentence encoder and a causal LM: data, loss, quality. A batch is the indices of its
-    examples (`RecoveryBatches`); the new embedding (and a new untied head) learns at
-    `embedding_lr`, the pretrained layers at `lr` (`parameter_groups`)."""
+    """The recovery as a task of `petra.training.Trainer`; what differs between a sentence
+    encoder and a causal LM (data, loss, quality) is in `SentenceJob` and `CausalLMJob`
+    (`make_job` picks one). A batch is the indices of its examples (`RecoveryBatches`); the
+    new embedding (and a new untied head) learns at `embedding_lr`, the pretrained layers at
+    `lr` (`parameter_groups`); the first `embedding_steps` steps train the embedding alone."""
 
     name = "compress"
+    model_type: str  # "sentence" or "causal-lm", as compress.json records it
+    examples: object  # what a batch's indices pick
 
-    def __init__(self, kind: str, teacher, tokenizer, settings: CompressSettings,
-                 digest: str | None = None):  # fmt: skip
-        self.kind, self.teacher, self.tokenizer, self.settings = kind, teacher, tokenizer, settings
-        self.digest = digest  # the model's (`model_digest`), computed when needed if not given
-        if kind == "sentence":
-            data = DistillData(sources=list(DISTILLATION_SOURCES),
-                               max_sentences=settings.max_sentences)  # fmt: skip
-            self.examples = unlabeled_sentences(data, settings.seed)
-            self.targets = self._teacher_vectors()
-        else:
-            self.examples = text_chunks(tokenizer, "train", settings.max_length)
-            self.eval_chunks = text_chunks(tokenizer, "validation", settings.max_length)[
-                : settings.eval_chunks
-            ]
-
-    def _teacher_vectors(self) -> torch.Tensor:
-        """The teacher's vectors of the sentences, cached (`$PETRA_CACHE`, default
-        ~/.cache/petra) under a hash of the model's contents (`model_digest`, not the path it
-        was given by) and the sentences: every arm reuses them, another model never does."""
-        encode = lambda batch: self.teacher.encode(batch, batch_size=128, convert_to_numpy=True)  # noqa: E731
-        self.digest = self.digest or model_digest(self.settings.model)
-        return torch.from_numpy(cached_vectors(f"model-sha256:{self.digest}", self.examples,
-                                               encode, prefix="compress-teacher"))  # fmt: skip
+    def __init__(self, teacher, tokenizer, settings: CompressSettings):
+        self.teacher, self.tokenizer, self.settings = teacher, tokenizer, settings
+        self.hidden = settings.distil == "hidden"
 
     def token_counts(self, vocab_size: int) -> torch.Tensor:
         """How often each id occurs in the text the model is adapted to (special tokens
-        included): a sentence encoder's is every sentence of `VOCABULARY_SOURCES` (the
-        distillation text's sources, whole, and STS-B train's sentences), a causal LM's its
-        training chunks. They weight the least-squares start and choose a trimmed table's
-        ids."""
-        if self.kind == "sentence":
-            text = source_sentences(VOCABULARY_SOURCES)
-            encoded = self.tokenizer(text)["input_ids"]
-            ids = torch.tensor([i for row in encoded for i in row])
-        else:
-            ids = self.examples.flatten()
-        return torch.bincount(ids, minlength=vocab_size)[:vocab_size]
+        included), which weights the least-squares start and chooses a trimmed table's ids."""
+        return torch.bincount(self._adapted_ids(), minlength=vocab_size)[:vocab_size]
+
+    def _adapted_ids(self) -> torch.Tensor:
+        raise NotImplementedError
 
     def evaluation_ids(self) -> torch.Tensor:
-        """Every token id of the text the quality is measured on (STS-B's sentences, or the
-        held-out chunks), repeats included."""
-        if self.kind == "causal-lm":
-            return self.eval_chunks.flatten()
-        pairs = load_stsb(self.settings.eval_split)[: self.settings.eval_pairs]
-        sentences = [s for pair in pairs for s in (pair.sentence1, pair.sentence2)]
-        return torch.tensor([i for row in self.tokenizer(sentences)["input_ids"] for i in row])
+        """Every token id of the text the quality is measured on, repeats included."""
+        raise NotImplementedError
+
+    def measure(self, model) -> dict:
+        raise NotImplementedError
 
     def quality(self, model, stage: str | None = None) -> dict:
-        """The model's quality; with `stage` (original, swapped, recovered), a value that is
-        not finite raises `FloatingPointError` (a result holds numbers, and strict JSON)."""
+        """The model's quality (`measure`, in eval mode); with `stage` (original, swapped,
+        recovered), a value that is not finite raises `FloatingPointError` (a result holds
+        numbers, and strict JSON)."""
         model.eval()
-        if self.kind == "sentence":
-            split = self.settings.eval_split
-            spearman = stsb_spearman(model, self.settings.eval_pairs, split)
-            quality = {f"stsb_{split}_spearman": spearman}
-        else:
-            quality = validation_loss(model, self.eval_chunks)
+        quality = self.measure(model)
         bad = {k: v for k, v in quality.items() if not math.isfinite(v)}
         if stage is not None and bad:
             why = {
@@ -548,31 +521,7 @@ class Job:
     def loss(self, student, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
         """The distillation loss of the batch (the module docstring), and the tokens the
         student read."""
-        indices = batch["index"].tolist()
-        hidden = self.settings.distil == "hidden"
-        if self.kind == "sentence":
-            features = student.preprocess([self.examples[i] for i in indices])
-            mask = features["attention_mask"]
-            if hidden:
-                with torch.no_grad(), all_layers(self.teacher):
-                    taught = self.teacher(dict(features))["all_layer_embeddings"]
-            with all_layers(student, hidden):
-                output = student(features)
-            vectors = output["sentence_embedding"]
-            loss = (1 - F.cosine_similarity(vectors, self.targets[indices], dim=-1)).mean()
-            if hidden:
-                loss = loss + relative_state_error(output["all_layer_embeddings"], taught, mask)
-            return loss, int(mask.sum())
-        ids = self.examples[indices]
-        with torch.no_grad():
-            taught = self.teacher(ids, output_hidden_states=hidden)
-        output = student(ids, output_hidden_states=hidden)
-        target = F.log_softmax(taught.logits.float(), dim=-1)
-        predicted = F.log_softmax(output.logits.float(), dim=-1)
-        loss = F.kl_div(predicted, target, log_target=True, reduction="none").sum(-1).mean()
-        if hidden:
-            loss = loss + relative_state_error(output.hidden_states, taught.hidden_states)
-        return loss, ids.numel()
+        raise NotImplementedError
 
     def _train_embedding_alone(self, student, alone: bool) -> None:
         """Freeze every parameter but the new embedding's (`alone`), or none: a frozen one
@@ -604,6 +553,102 @@ class Job:
 
     def train_config(self) -> TrainConfig:
         return self.settings.train_config()
+
+
+class SentenceJob(Job):
+    """A sentence encoder: distilled on unlabeled sentences (`DISTILLATION_SOURCES`) against
+    the teacher's unit sentence vectors, judged by STS-B Spearman (`eval_split`)."""
+
+    model_type = "sentence"
+
+    def __init__(self, teacher, tokenizer, settings: CompressSettings, digest: str | None = None):
+        super().__init__(teacher, tokenizer, settings)
+        self.digest = digest  # the model's (`model_digest`), computed when needed if not given
+        data = DistillData(sources=list(DISTILLATION_SOURCES),
+                           max_sentences=settings.max_sentences)  # fmt: skip
+        self.examples = unlabeled_sentences(data, settings.seed)
+        self.targets = self._teacher_vectors()
+
+    def _teacher_vectors(self) -> torch.Tensor:
+        """The teacher's vectors of the sentences, cached (`$PETRA_CACHE`, default
+        ~/.cache/petra) under a hash of the model's contents (`model_digest`, not the path it
+        was given by) and the sentences: every arm reuses them, another model never does."""
+        encode = lambda batch: self.teacher.encode(batch, batch_size=128, convert_to_numpy=True)  # noqa: E731
+        self.digest = self.digest or model_digest(self.settings.model)
+        return torch.from_numpy(cached_vectors(f"model-sha256:{self.digest}", self.examples,
+                                               encode, prefix="compress-teacher"))  # fmt: skip
+
+    def _adapted_ids(self) -> torch.Tensor:
+        """Every sentence of `VOCABULARY_SOURCES`: the distillation text's sources, whole, and
+        STS-B train's sentences (never a score)."""
+        encoded = self.tokenizer(source_sentences(VOCABULARY_SOURCES))["input_ids"]
+        return torch.tensor([i for row in encoded for i in row])
+
+    def evaluation_ids(self) -> torch.Tensor:
+        pairs = load_stsb(self.settings.eval_split)[: self.settings.eval_pairs]
+        sentences = [s for pair in pairs for s in (pair.sentence1, pair.sentence2)]
+        return torch.tensor([i for row in self.tokenizer(sentences)["input_ids"] for i in row])
+
+    def measure(self, model) -> dict:
+        split = self.settings.eval_split
+        return {f"stsb_{split}_spearman": stsb_spearman(model, self.settings.eval_pairs, split)}
+
+    def loss(self, student, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+        indices = batch["index"].tolist()
+        features = student.preprocess([self.examples[i] for i in indices])
+        mask = features["attention_mask"]
+        if self.hidden:
+            with torch.no_grad(), all_layers(self.teacher):
+                taught = self.teacher(dict(features))["all_layer_embeddings"]
+        with all_layers(student, self.hidden):
+            output = student(features)
+        vectors = output["sentence_embedding"]
+        loss = (1 - F.cosine_similarity(vectors, self.targets[indices], dim=-1)).mean()
+        if self.hidden:
+            loss = loss + relative_state_error(output["all_layer_embeddings"], taught, mask)
+        return loss, int(mask.sum())
+
+
+class CausalLMJob(Job):
+    """A causal LM: distilled on Brown train chunks against the teacher's next-token
+    distributions, judged by its loss on held-out Brown validation chunks."""
+
+    model_type = "causal-lm"
+
+    def __init__(self, teacher, tokenizer, settings: CompressSettings, digest: str | None = None):
+        super().__init__(teacher, tokenizer, settings)
+        self.examples = text_chunks(tokenizer, "train", settings.max_length)
+        self.eval_chunks = text_chunks(tokenizer, "validation", settings.max_length)[
+            : settings.eval_chunks
+        ]
+
+    def _adapted_ids(self) -> torch.Tensor:
+        return self.examples.flatten()  # its training chunks
+
+    def evaluation_ids(self) -> torch.Tensor:
+        return self.eval_chunks.flatten()
+
+    def measure(self, model) -> dict:
+        return validation_loss(model, self.eval_chunks)
+
+    def loss(self, student, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+        ids = self.examples[batch["index"].tolist()]
+        with torch.no_grad():
+            taught = self.teacher(ids, output_hidden_states=self.hidden)
+        output = student(ids, output_hidden_states=self.hidden)
+        target = F.log_softmax(taught.logits.float(), dim=-1)
+        predicted = F.log_softmax(output.logits.float(), dim=-1)
+        loss = F.kl_div(predicted, target, log_target=True, reduction="none").sum(-1).mean()
+        if self.hidden:
+            loss = loss + relative_state_error(output.hidden_states, taught.hidden_states)
+        return loss, ids.numel()
+
+
+def make_job(model_type: str, teacher, tokenizer, settings: CompressSettings,
+             digest: str | None = None) -> Job:  # fmt: skip
+    """The recovery's task for a model of `model_type` (as `load_teacher` gives it)."""
+    job = {"sentence": SentenceJob, "causal-lm": CausalLMJob}[model_type]
+    return job(teacher, tokenizer, settings, digest)
 
 
 def relative_state_error(student: tuple, teacher: tuple, mask: torch.Tensor | None = None):
@@ -681,7 +726,7 @@ def compress(settings: CompressSettings, out: str | Path, progress: bool = True)
     check_model(settings, teacher, kind)
     teacher.requires_grad_(False)
     _make_run_folder(out)  # once the settings are known to fit the model
-    job = Job(kind, teacher, tokenizer, settings, digest)
+    job = make_job(kind, teacher, tokenizer, settings, digest)
     if "original" not in result.get("quality", {}):
         result = {"settings": asdict(settings), "model_type": kind, "quality": {}}
         result["quality"]["original"] = job.quality(teacher, "original")
@@ -690,10 +735,10 @@ def compress(settings: CompressSettings, out: str | Path, progress: bool = True)
 
     student, report = _swap(teacher, tokenizer, job)  # a resumed run's weights load over it
     result["parameters"] = report.as_dict()
-    kept = getattr(unwrap_embedding(hf_model(student).get_input_embeddings()), "kept_mask", None)
+    kept = unwrap_embedding(hf_model(student).get_input_embeddings()).kept_mask()
     if kept is not None:  # a trimmed table: how much of the evaluation text it dropped
         ids = job.evaluation_ids()
-        dropped = int((~kept()[ids]).sum())
+        dropped = int((~kept[ids]).sum())
         result["dropped_ids"] = {"tokens": len(ids), "dropped": dropped,
                                  "dropped_pct": 100 * dropped / max(len(ids), 1)}  # fmt: skip
         say(f"the trimmed table drops {dropped:,} of the {len(ids):,} evaluation tokens")
@@ -993,13 +1038,9 @@ def _finished_result(folder: Path) -> dict:
         raise ValueError(f"{path} is not a result of petra compress ({what}): was it edited? "
                          "the table shows only what petra compress wrote")  # fmt: skip
 
-    for (section, key), hint in TABLE_FIELDS.items():
-        holder = result if section is None else result.get(section)
-        name = key if section is None else f"{section}.{key}"
-        if not isinstance(holder, dict) or key not in holder:
-            refuse(f"no {name}")
-        if not fits(holder[key], hint):
-            refuse(f"{name} is {holder[key]!r}, not {describe(hint)}")
+    problem = field_problem(result, TABLE_FIELDS)
+    if problem:
+        refuse(problem)
     if not isinstance(quality, dict) or not all(isinstance(quality.get(s), dict) for s in STAGES):
         refuse(f"quality must hold {', '.join(STAGES)}")
     metrics = list(quality["original"])

@@ -16,19 +16,16 @@ from pathlib import Path
 
 import torch
 
-from petra.checks import fits
+from petra.checks import field_problem
 
-# the JSON type of every field of an environment, and of its machine
+# the JSON type of every field of an environment, and of its machine (`field_problem`)
 FIELDS = {
-    "machine": dict,
-    "python": str,
-    "torch": str,
-    "device": str,
-    "dtype": str,
-    "threads": int,
-    "processes": int,
-}
-MACHINE_FIELDS = {"cpu": str, "cores": int, "cores_usable": int, "platform": str}
+    (None, "machine"): dict, (None, "python"): str, (None, "torch"): str,
+    (None, "device"): str, (None, "dtype"): str, (None, "threads"): int,
+    (None, "processes"): int,
+    ("machine", "cpu"): str, ("machine", "cores"): int, ("machine", "cores_usable"): int,
+    ("machine", "platform"): str,
+}  # fmt: skip
 
 
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
@@ -86,18 +83,8 @@ def environment_problem(value) -> str | None:
     or of another JSON type), or None."""
     if not isinstance(value, dict):
         return "must be a JSON object"
-    return _fields_problem(value, FIELDS, "") or _fields_problem(
-        value["machine"], MACHINE_FIELDS, "machine."
-    )
-
-
-def _fields_problem(item: dict, fields: dict, where: str) -> str | None:
-    for key, kind in fields.items():
-        if key not in item:
-            return f"has no {where}{key}"
-        if not fits(item[key], kind):
-            return f"has a {where}{key} that is not a {kind.__name__}: {item[key]!r}"
-    return None
+    problem = field_problem(value, FIELDS)
+    return None if problem is None else f"is not as petra writes it ({problem})"
 
 
 def describe(env: dict) -> str:

@@ -60,14 +60,13 @@ def build_embedding(kind: str, vocab_size: int, dim: int, **options) -> TokenEmb
     """Build an embedding of `kind` for ids in `[0, vocab_size)` and width `dim`.
 
     Args:
-        kind: one of `KINDS`: `learned`, `fourier`, `kronecker`, `qr`, `hash`, `dhe`, `tt`,
-            `ngram`, `quantized`, `trimmed`, `residual`.
+        kind: one of `KINDS` (the names in `REGISTRY`).
         vocab_size: V, the number of token ids.
         dim: d, the width of each embedding.
         **options: the kind's keyword options (see its class, e.g. `FourierEmbedding`).
-            A kind built from each token's bytes (`needs_tokenizer`: `kronecker`, `ngram`,
-            `residual`) needs exactly one of `tokenizer=` (a `tokenizers.Tokenizer`) or
-            `token_bytes=` (one byte string per id).
+            A kind built from each token's bytes (its class sets `needs_tokenizer`) needs
+            exactly one of `tokenizer=` (a `tokenizers.Tokenizer`) or `token_bytes=` (one
+            byte string per id).
 
     Returns:
         The embedding, a `TokenEmbedding` (a drop-in `nn.Embedding`).

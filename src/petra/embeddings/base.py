@@ -16,8 +16,8 @@ A `TokenEmbedding` is a drop-in replacement for `nn.Embedding`:
 
 Subclasses implement `_embed(flat_ids) -> (N, d)` on already validated 1-D ids.
 
-Kinds whose rows are computed rather than looked up (`computes_rows = True`: Fourier,
-Kronecker, DHE, tensor train, n-gram) do the work once per distinct id: forward(ids) =
+Kinds whose rows are computed rather than looked up (those whose class sets
+`computes_rows = True`) do the work once per distinct id: forward(ids) =
 E(unique(ids))[inverse], exact, with gradients summed over repeats by the gather's backward
 (an `index_select`: on CPU several times faster than advanced indexing, both ways; its
 backward is an `index_add_`, which on CUDA adds with atomics, so gradients there are
@@ -63,7 +63,11 @@ built by `cls(V, d, **options)` from its options alone:
   `option_types()` and `option(options, name)` read their types and defaults from it;
 - `build(V, d, **options)`: the embedding, as `build_embedding` makes it;
 - `needs_tokenizer` (False): it is built from each token's bytes, and `build` takes
-  `tokenizer=` or `token_bytes=` (with `fingerprint=`);
+  `tokenizer=` or `token_bytes=` (with `fingerprint=`); a `TokenBytesEmbedding` gets that
+  `build` from its two constructors `from_tokenizer` (its `builder`) and `from_token_bytes`;
+- `embeds_bytes` (False) and `embed_bytes(pieces)` (refused): rows for byte strings no token
+  need have, so that `forward(ids, byte_overrides=...)` embeds raw bytes in place of tokens
+  (forced out-of-vocabulary input);
 - `stand_in_options(options, V)`: its options for a build on a stand-in vocabulary of V
   tokens, by which `check_options(d, **options)` refuses bad options before data is read;
 - `smaller_layout_hint(options)`: what to say when even its smallest size exceeds a budget;
@@ -74,6 +78,10 @@ built by `cls(V, d, **options)` from its options alone:
   the table's row norms or fitted to it), taking the options `table_options` (see
   `swap_options`, `check_table_options`);
 - `needs_token_counts(options)` (False): the swap passes the corpus counts to `build`;
+- `check_vocabulary_options(V, d, options)` (nothing): refuse options that do not fit a
+  pretrained V x d table, before anything is built;
+- `kept_mask()` (None; on an instance): the ids with a row of their own, for a kind that
+  sends the others to a shared row;
 - `least_squares_map()` (None; on an instance): for E(v) = M f(v) with fixed features f and
   one trained matrix M, (f, a setter of M): the least-squares start from a table;
 - `fit_residual_(table)` (nothing): after that start, fit trained parts outside M to what
@@ -90,8 +98,10 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
+import operator
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 
@@ -154,6 +164,13 @@ def check_init_std(init_std: float, positive: bool = False) -> None:
         raise ValueError(f"init_std must be {what}, got {init_std}")
 
 
+def check_count(name: str, value, minimum: int = 1) -> None:
+    """Refuse an option `name` that is not a whole number (an integer, not a bool) of at
+    least `minimum`: a size, a rank, a number of rows, layers or hashes."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be a whole number of at least {minimum}, got {value!r}")
+
+
 def checked_counts(token_counts, vocab_size: int, some: bool = False) -> Tensor:
     """`token_counts`, how often each of V = `vocab_size` token ids occurs in a corpus, as a
     float64 tensor of shape (V,) (any shape of V entries is flattened); `ValueError` unless
@@ -206,6 +223,26 @@ def check_id_range(ids: Tensor, num_embeddings: int, dtype: torch.dtype = torch.
             f"token id {bad} is outside the vocabulary range [0, {num_embeddings}); "
             "check that the tokenizer and the embedding's vocab_size match"
         )
+
+
+def flat_position(key, shape: torch.Size) -> int:
+    """The flat index (row-major) of position `key` of a tensor of `shape`: an int for a 1-D
+    tensor, else a tuple of ints (a byte override's position); `TypeError` for another key,
+    `ValueError` for one outside the shape."""
+    try:
+        index = tuple(key) if isinstance(key, (tuple, list)) else (key,)
+        if any(isinstance(i, bool) for i in index):
+            raise TypeError
+        index = tuple(operator.index(i) for i in index)
+    except TypeError:
+        raise TypeError(f"byte override position {key!r} must be an int or a tuple of "
+                        "ints") from None  # fmt: skip
+    if len(index) != len(shape) or not all(0 <= i < n for i, n in zip(index, shape, strict=False)):
+        raise ValueError(f"byte override position {key!r} is outside ids of shape {tuple(shape)}")
+    flat = 0
+    for i, n in zip(index, shape, strict=True):
+        flat = flat * n + i
+    return flat
 
 
 @torch.no_grad()
@@ -295,6 +332,7 @@ class TokenEmbedding(nn.Module):
 
     kind: str = "abstract"
     computes_rows: bool = False  # per distinct id in training, a cached table in evaluation
+    embeds_bytes: bool = False  # `embed_bytes` gives a row for any byte string
     validate: bool = True
     dedupe: bool = True
 
@@ -451,9 +489,10 @@ class TokenEmbedding(nn.Module):
         return {}
 
     @classmethod
-    def check_vocabulary_options(cls, vocab_size: int, options: dict) -> None:
-        """Refuse options that do not fit a vocabulary of `vocab_size` ids, before anything
-        is built (what `check_options` on its stand-in vocabulary cannot see)."""
+    def check_vocabulary_options(cls, vocab_size: int, dim: int, options: dict) -> None:
+        """Refuse options that do not fit a `vocab_size` x `dim` table (a pretrained one, for
+        a swap), before anything is built (what `check_options` on its stand-in vocabulary
+        cannot see)."""
 
     @classmethod
     def needs_token_counts(cls, options: dict) -> bool:
@@ -474,6 +513,11 @@ class TokenEmbedding(nn.Module):
         trained `(d, k)` matrix M: the pair (f, a setter of M), for the least-squares start
         from a table (`petra.hf.swap.fit_to_table`); None for a kind, or a layout, that is not
         of that form."""
+        return None
+
+    def kept_mask(self) -> Tensor | None:
+        """(V,) bool: True for an id that reads a row of its own, False for one sent to a
+        shared row (a trimmed table's dropped ids); None for a kind that drops no id."""
         return None
 
     def fit_residual_(self, table: Tensor) -> None:
@@ -575,18 +619,25 @@ class TokenEmbedding(nn.Module):
         )
 
     # -- the contract -------------------------------------------------------------------
-    def forward(self, ids: Tensor) -> Tensor:
-        """Embed token ids, as `nn.Embedding` does.
+    def forward(self, ids: Tensor, byte_overrides: Mapping | None = None) -> Tensor:
+        """Embed token ids, as `nn.Embedding` does; with `byte_overrides`, raw bytes in place
+        of some of them (a kind that `embeds_bytes` only).
 
         Args:
             ids: token ids of any shape and any integer dtype.
+            byte_overrides: maps positions of `ids` (an int for 1-D ids, else a tuple of
+                indices) to byte strings embedded in place of those tokens (`embed_bytes`:
+                forced out-of-vocabulary input), or None.
 
         Returns:
-            One d-vector per id; the padding id's is zero.
+            One d-vector per id; the padding id's is zero (an overridden position's is the
+            row of its bytes).
 
         Raises:
-            TypeError: if `ids` is not a tensor or not of an integer dtype.
-            ValueError: if an id lies outside `[0, V)` (unless `validate` is False).
+            TypeError: if `ids` is not a tensor or not of an integer dtype, or an override
+                position is not an int or a tuple of ints.
+            ValueError: if an id lies outside `[0, V)` (unless `validate` is False), an
+                override position outside `ids`, or the kind does not `embeds_bytes`.
 
         Shapes:
             - ids: `(...)`
@@ -595,7 +646,28 @@ class TokenEmbedding(nn.Module):
         flat = long_ids(ids).reshape(-1)  # the dtype check costs nothing: always made
         if self.validate:
             check_id_range(flat, self.num_embeddings, ids.dtype)
-        return self._rows(flat).reshape(*ids.shape, self.embedding_dim)
+        if not byte_overrides:
+            return self._rows(flat).reshape(*ids.shape, self.embedding_dim)
+        where = [flat_position(key, ids.shape) for key in byte_overrides]
+        positions = torch.tensor(where, dtype=torch.long, device=flat.device)
+        rows = self._rows_with_bytes(flat, positions, list(byte_overrides.values()))
+        return rows.reshape(*ids.shape, self.embedding_dim)
+
+    def embed_bytes(self, pieces: Sequence[bytes]) -> Tensor:
+        """The rows of arbitrary byte strings, (N, d), each the row a token with those bytes
+        would have (forced out-of-vocabulary input): a kind that `embeds_bytes` only; the
+        others raise `ValueError`."""
+        raise ValueError(
+            f"a {self.kind} embedding cannot embed raw bytes: its rows are not computed from a "
+            "token's bytes (byte overrides need a kind whose class sets embeds_bytes)"
+        )
+
+    def _rows_with_bytes(self, flat: Tensor, positions: Tensor, pieces: list[bytes]) -> Tensor:
+        """(N,) valid ids -> (N, d) as `_rows`, the rows at `positions` those of `pieces`
+        (`embed_bytes`, which refuses for a kind that does not `embeds_bytes`), not zeroed
+        at a padding id."""
+        new = self.embed_bytes(pieces)
+        return self._rows(flat).index_copy(0, positions, new)
 
     def _rows(self, flat: Tensor) -> Tensor:
         """(N,) valid ids -> (N, d), padding zeroed: from the evaluation table, per distinct
@@ -759,3 +831,44 @@ class TokenEmbedding(nn.Module):
     def extra_repr(self) -> str:
         padding = f", padding_idx={self.padding_idx}" if self.padding_idx is not None else ""
         return f"{self.num_embeddings}, {self.embedding_dim}{padding}"
+
+
+class TokenBytesEmbedding(TokenEmbedding):
+    """A kind built from each token's bytes by two constructors of its own:
+
+    - `from_tokenizer(tokenizer, dim, **options)`, whose keyword-only arguments are the
+      kind's options (its `builder`);
+    - `from_token_bytes(pieces, dim, **options, fingerprint=...)`, from one byte string per
+      id and the sha256 of the tokenizer they came from;
+
+    so that `build` takes exactly one of `tokenizer=` or `token_bytes=` and checks the
+    tokenizer's size against V.
+    """
+
+    needs_tokenizer = True
+
+    @classmethod
+    def builder(cls) -> Callable[..., TokenEmbedding]:
+        """`from_tokenizer`, whose keyword-only arguments are the options."""
+        return cls.from_tokenizer
+
+    @classmethod
+    def build(cls, vocab_size: int, dim: int, **options) -> TokenEmbedding:
+        """From exactly one of `tokenizer=` (`from_tokenizer`) or `token_bytes=` (one byte
+        string per id, `from_token_bytes`, which also takes `fingerprint=`); the tokenizer's
+        size must be `vocab_size`."""
+        tokenizer, pieces = cls.token_source(options)
+        if tokenizer is not None:
+            embedding = cls.from_tokenizer(tokenizer, dim, **options)
+        else:
+            embedding = cls.from_token_bytes(pieces, dim, **options)
+        cls.check_vocab_size(embedding.num_embeddings, vocab_size)
+        return embedding
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer, dim: int, **options) -> TokenEmbedding:
+        raise NotImplementedError
+
+    @classmethod
+    def from_token_bytes(cls, pieces: Sequence[bytes], dim: int, **options) -> TokenEmbedding:
+        raise NotImplementedError

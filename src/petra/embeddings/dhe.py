@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from petra.embeddings.base import (
     Knob,
     TokenEmbedding,
+    check_count,
     fixed_seed,
     init_generator,
     reset_linear_,
@@ -118,10 +119,9 @@ class DeepHashEmbedding(TokenEmbedding):
             raise ValueError(
                 f"the Gaussian code pairs its values: code_dim must be even, got {code_dim}"
             )
-        if hidden < 1 or layers < 1:
-            raise ValueError(f"hidden and layers must be positive, got {hidden} and {layers}")
-        if code_buckets < 2:
-            raise ValueError(f"code_buckets must be at least 2, got {code_buckets}")
+        check_count("hidden", hidden)
+        check_count("layers", layers)
+        check_count("code_buckets", code_buckets, minimum=2)
         self.hidden, self.layers, self.distribution = hidden, layers, distribution
         self.hashes = UniversalHash(code_dim, code_buckets, fixed_seed(seed))
         widths = [code_dim, *[hidden] * layers]

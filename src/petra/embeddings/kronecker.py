@@ -39,14 +39,13 @@ weight's dtype (1 / (sigma + eps) = 1e6 for L = 0 would overflow float16), and a
 from __future__ import annotations
 
 import math
-import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from petra.embeddings.base import Knob, TokenEmbedding, check_ids
+from petra.embeddings.base import Knob, TokenBytesEmbedding, check_count
 from petra.embeddings.token_bytes import token_bytes, tokenizer_fingerprint
 
 BYTE_VALUES = 256
@@ -181,7 +180,7 @@ def byte_collisions(byte_rows: Tensor, lengths: Tensor) -> list[list[int]]:
     return [ids for ids in groups.values() if len(ids) > 1]
 
 
-class KroneckerEmbedding(TokenEmbedding):
+class KroneckerEmbedding(TokenBytesEmbedding):
     """Byte-by-position codec of each token's bytes, then one learned `Linear(D, d)`.
 
     Build it with `from_tokenizer(tokenizer, dim)` or `from_token_bytes(list_of_bytes, dim)`.
@@ -204,7 +203,7 @@ class KroneckerEmbedding(TokenEmbedding):
 
     Raises:
         ValueError: if the table and lengths do not match, a length lies outside [0, P],
-            `mode` is unknown or `rank` is not positive.
+            `mode` is unknown or `rank` is not a whole number of at least 1.
 
     Shapes:
         - byte_table: `(V, P)`; byte_lengths: `(V,)`
@@ -213,7 +212,7 @@ class KroneckerEmbedding(TokenEmbedding):
 
     kind = "kronecker"
     computes_rows = True
-    needs_tokenizer = True
+    embeds_bytes = True
     budget_knob = ("rank",)
     report_layouts = (
         ("kronecker, pos_dim 16", {"pos_dim": 16}),
@@ -223,24 +222,6 @@ class KroneckerEmbedding(TokenEmbedding):
     # A causal LM's head is its own by default: the paper's LM arm has its own learned
     # Linear(d, V) head (D != d: nothing to tie), and a tied one starts far above ln V (`table`).
     head_tied_by_default = False
-
-    @classmethod
-    def builder(cls):
-        """`from_tokenizer`, whose keyword-only arguments are the options."""
-        return cls.from_tokenizer
-
-    @classmethod
-    def build(cls, vocab_size: int, dim: int, **options) -> KroneckerEmbedding:
-        """From exactly one of `tokenizer=` (`from_tokenizer`) or `token_bytes=` (one byte
-        string per id, `from_token_bytes`, which also takes `fingerprint=`); the tokenizer's
-        size must be `vocab_size`."""
-        tokenizer, tokens = cls.token_source(options)
-        if tokenizer is not None:
-            embedding = cls.from_tokenizer(tokenizer, dim, **options)
-        else:
-            embedding = cls.from_token_bytes(tokens, dim, **options)
-        cls.check_vocab_size(embedding.num_embeddings, vocab_size)
-        return embedding
 
     @classmethod
     def params_for(cls, vocab_size: int, dim: int, **options) -> int:
@@ -311,8 +292,8 @@ class KroneckerEmbedding(TokenEmbedding):
         self.register_buffer("byte_lengths", byte_lengths.to(torch.int32).clone())
         digest = bytes.fromhex(fingerprint) if fingerprint else bytes(32)
         self.register_buffer("tokenizer_fingerprint", torch.tensor(list(digest), dtype=torch.uint8))
-        if rank is not None and rank < 1:
-            raise ValueError(f"rank must be positive, got {rank}")
+        if rank is not None:
+            check_count("rank", rank)
         self.rank = rank
         self._scales_by_length: dict = {}  # (dtype, device) -> `_length_scales`
         width = dim if rank is None else rank
@@ -387,11 +368,10 @@ class KroneckerEmbedding(TokenEmbedding):
             The embedding, for V = len(tokens) ids.
 
         Raises:
-            ValueError: if `pos_dim` is not positive (and as the class).
+            ValueError: if `pos_dim` is not a whole number of at least 1 (and as the class).
             TypeError: if a token is not bytes.
         """
-        if pos_dim < 1:
-            raise ValueError(f"pos_dim must be positive, got {pos_dim}")
+        check_count("pos_dim", pos_dim)
         table, lengths, truncated = encode_bytes(tokens, pos_dim)
         return cls(
             table, lengths, dim, mode=mode, fingerprint=fingerprint,
@@ -502,67 +482,20 @@ class KroneckerEmbedding(TokenEmbedding):
         return super().table(chunk_size)
 
     def embed_bytes(self, tokens: Sequence[bytes]) -> Tensor:
-        """Embed arbitrary byte strings (forced out-of-vocabulary input), (N, d)."""
+        """Embed arbitrary byte strings (forced out-of-vocabulary input), (N, d): the code
+        of each, cut to `pos_dim` bytes as a token's, projected."""
         table, lengths, _ = encode_bytes(tokens, self.pos_dim)
         device = self.byte_table.device
         return self.project_codes(table.to(device), lengths.to(device))
 
-    def forward(self, ids: Tensor, byte_overrides: Mapping | None = None) -> Tensor:
-        """Embed token ids, with optional raw bytes in place of some of them.
-
-        Args:
-            ids: token ids of any shape and any integer dtype.
-            byte_overrides: maps positions of `ids` (an int for 1-D ids, else a tuple of
-                indices) to byte strings embedded in place of those tokens (forced
-                out-of-vocabulary input), or None.
-
-        Returns:
-            One d-vector per position.
-
-        Raises:
-            TypeError: for ids of a non-integer dtype or an override position that is not
-                an int or a tuple of ints.
-            ValueError: for an id outside `[0, V)` or a position outside `ids`.
-
-        Shapes:
-            - ids: `(...)`
-            - output: `(..., d)`
-        """
-        if not byte_overrides:
-            return super().forward(ids)
-        if self.validate:
-            check_ids(ids, self.num_embeddings)
-        flat = ids.reshape(-1).long()
+    def _rows_with_bytes(self, flat: Tensor, positions: Tensor, pieces: list[bytes]) -> Tensor:
+        """One pass of the byte code: the bytes of `pieces` replace the byte rows of the ids
+        at `positions` before the projection."""
         rows, lengths = self.byte_table[flat], self.byte_lengths[flat]
-        positions = [self._flat_position(key, ids.shape) for key in byte_overrides]
-        new_rows, new_lengths, _ = encode_bytes(list(byte_overrides.values()), self.pos_dim)
-        where = torch.tensor(positions, device=flat.device)
-        rows[where], lengths[where] = new_rows.to(rows.device), new_lengths.to(rows.device)
-        out = self._zero_padding(self.project_codes(rows, lengths), flat.index_fill(0, where, -1))
-        return out.reshape(*ids.shape, self.embedding_dim)
-
-    @staticmethod
-    def _flat_position(key, shape: torch.Size) -> int:
-        """Flat index of an override position: an int for 1-D ids, else a tuple of ints."""
-        try:
-            index = tuple(key) if isinstance(key, (tuple, list)) else (key,)
-            if any(isinstance(i, bool) for i in index):
-                raise TypeError
-            index = tuple(operator.index(i) for i in index)
-        except TypeError:
-            raise TypeError(
-                f"byte override position {key!r} must be an int or a tuple of ints"
-            ) from None
-        if len(index) != len(shape) or not all(
-            0 <= i < n for i, n in zip(index, shape, strict=False)
-        ):
-            raise ValueError(
-                f"byte override position {key!r} is outside ids of shape {tuple(shape)}"
-            )
-        flat = 0
-        for i, n in zip(index, shape, strict=True):
-            flat = flat * n + i
-        return flat
+        new_rows, new_lengths, _ = encode_bytes(pieces, self.pos_dim)
+        rows[positions], lengths[positions] = new_rows.to(rows.device), new_lengths.to(rows.device)
+        kept = flat.index_fill(0, positions, -1)  # an overridden position is not padding
+        return self._zero_padding(self.project_codes(rows, lengths), kept)
 
     # -- analysis and safety ------------------------------------------------------------
     def collisions(self) -> list[list[int]]:

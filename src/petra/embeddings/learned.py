@@ -9,7 +9,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from petra.embeddings.base import Knob, TokenEmbedding, check_init_std, uninitialized
+from petra.embeddings.base import (
+    Knob,
+    TokenEmbedding,
+    check_count,
+    check_init_std,
+    uninitialized,
+)
 
 
 class LearnedEmbedding(TokenEmbedding):
@@ -27,7 +33,8 @@ class LearnedEmbedding(TokenEmbedding):
         init_std: the standard deviation of the table's normal initialization.
 
     Raises:
-        ValueError: if `init_std` is negative or not finite, or `factor_dim` is not positive.
+        ValueError: if `init_std` is negative or not finite, or `factor_dim` is not a whole
+            number of at least 1.
     """
 
     kind = "learned"
@@ -55,6 +62,17 @@ class LearnedEmbedding(TokenEmbedding):
         ]
 
     @classmethod
+    def check_vocabulary_options(cls, vocab_size: int, dim: int, options: dict) -> None:
+        """`factor_dim` in [1, min(V, d)]: the ranks of the truncated SVD of a V x d table
+        (`from_pretrained`)."""
+        factor_dim = options.get("factor_dim")
+        if factor_dim is not None and not 1 <= factor_dim <= min(vocab_size, dim):
+            raise ValueError(
+                f"factor_dim must lie in [1, min(V, d) = {min(vocab_size, dim)}] (the ranks of "
+                f"the {vocab_size} x {dim} table), got {factor_dim}"
+            )
+
+    @classmethod
     def _from_table(
         cls, table: Tensor, *, padding_idx: int | None = None, **options
     ) -> LearnedEmbedding:
@@ -73,8 +91,8 @@ class LearnedEmbedding(TokenEmbedding):
     ):
         super().__init__(vocab_size, dim, padding_idx)
         check_init_std(init_std)
-        if factor_dim is not None and factor_dim < 1:
-            raise ValueError(f"factor_dim must be positive, got {factor_dim}")
+        if factor_dim is not None:
+            check_count("factor_dim", factor_dim)
         width = dim if factor_dim is None else factor_dim
         self.weight_table = nn.Embedding(vocab_size, width, padding_idx=padding_idx, sparse=sparse)
         self.factor = (
@@ -145,9 +163,7 @@ class LearnedEmbedding(TokenEmbedding):
         if weight.dim() != 2:
             raise ValueError(f"weight must be (V, d), got shape {tuple(weight.shape)}")
         vocab_size, dim = weight.shape
-        if factor_dim is not None and not 1 <= factor_dim <= min(vocab_size, dim):
-            raise ValueError(f"factor_dim must lie in [1, min(V, d) = {min(vocab_size, dim)}], "
-                             f"got {factor_dim}")  # fmt: skip
+        cls.check_vocabulary_options(vocab_size, dim, {"factor_dim": factor_dim})
         module = cls(vocab_size, dim, factor_dim=factor_dim, padding_idx=padding_idx)
         with torch.no_grad():
             if factor_dim is None:

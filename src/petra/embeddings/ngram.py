@@ -41,6 +41,7 @@ from petra.embeddings.base import (
     FINGERPRINT,
     Knob,
     TokenEmbedding,
+    check_count,
     check_init_std,
     draw_,
     fixed_seed,
@@ -120,6 +121,7 @@ class NgramHashEmbedding(TokenEmbedding):
 
     kind = "ngram"
     computes_rows = True
+    embeds_bytes = True
     needs_tokenizer = True
     budget_knob = ("rows",)
     report_layouts = (("ngram, n=3, R = V/8", {}),)
@@ -140,8 +142,7 @@ class NgramHashEmbedding(TokenEmbedding):
         super().__init__(len(pieces), dim, padding_idx)
         rows = default_rows(len(pieces)) if rows is None else rows
         for name, value in (("rows", rows), ("n", n), ("num_hashes", num_hashes)):
-            if not (isinstance(value, int) and value >= 1):
-                raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+            check_count(name, value)
         check_init_std(init_std)
         self.n, self.num_hashes, self.case_fold = n, num_hashes, case_fold
         self.seed, self.init_std = seed, init_std
@@ -236,6 +237,19 @@ class NgramHashEmbedding(TokenEmbedding):
     def _embed(self, ids: Tensor) -> Tensor:
         flat, offsets, _ = self._bags(ids)
         return F.embedding_bag(flat, self.rows, offsets, mode="mean")
+
+    def embed_bytes(self, pieces: Sequence[bytes]) -> Tensor:
+        """The rows of arbitrary byte strings, (N, d): the mean of the shared rows their
+        n-grams hash to, as a token with those bytes gets (forced out-of-vocabulary input)."""
+        for i, piece in enumerate(pieces):
+            if not isinstance(piece, (bytes, bytearray)):
+                raise TypeError(f"byte string {i} must be bytes, got {type(piece).__name__}")
+        index, offsets = ngram_bags(
+            [bytes(piece) for piece in pieces], self.rows.shape[0], self.n, self.num_hashes,
+            self.case_fold, fixed_seed(self.seed),
+        )  # fmt: skip
+        device = self.rows.device
+        return F.embedding_bag(index.to(device), self.rows, offsets[:-1].to(device), mode="mean")
 
     @classmethod
     def has_least_squares_map(cls, options: dict) -> bool:

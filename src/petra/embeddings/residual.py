@@ -33,7 +33,9 @@ from torch import Tensor, nn
 
 from petra.embeddings.base import (
     Knob,
+    TokenBytesEmbedding,
     TokenEmbedding,
+    check_count,
     check_init_std,
     draw_,
     init_generator,
@@ -48,7 +50,7 @@ BASES: dict[str, type[TokenEmbedding]] = {  # computed kinds of the token's byte
 }
 
 
-class ResidualEmbedding(TokenEmbedding):
+class ResidualEmbedding(TokenBytesEmbedding):
     """A byte-built kind B plus a rank-r learned table: E(v) = B(v) + U[v] V^T.
 
     The math, and the start from a pretrained table, are in `petra.embeddings.residual`.
@@ -70,7 +72,6 @@ class ResidualEmbedding(TokenEmbedding):
 
     kind = "residual"
     computes_rows = True
-    needs_tokenizer = True
     budget_knob = ("rank",)
     report_layouts = (
         ("residual: kronecker + rank 16", {"rank": 16}),
@@ -91,8 +92,7 @@ class ResidualEmbedding(TokenEmbedding):
         if base.kind not in BASES or base.padding_idx is not None:
             raise ValueError(f"the base must be an embedding of a kind in {tuple(BASES)} "
                              f"without padding, got {base!r}")  # fmt: skip
-        if not (isinstance(rank, int) and rank >= 1):
-            raise ValueError(f"rank must be a whole number of at least 1, got {rank!r}")
+        check_count("rank", rank)
         check_init_std(init_std)
         super().__init__(base.num_embeddings, base.embedding_dim, padding_idx)
         self.base, self.rank, self.seed, self.init_std = base, rank, seed, init_std
@@ -110,9 +110,11 @@ class ResidualEmbedding(TokenEmbedding):
             draw_(factor, partial(nn.init.normal_, std=self.init_std), generator)
 
     @classmethod
-    def builder(cls):
-        """`from_tokenizer`, whose keyword-only arguments are the options."""
-        return cls.from_tokenizer
+    def _base_class(cls, name: str) -> type[TokenEmbedding]:
+        """The kind in `BASES` named `name`; `ValueError` for another."""
+        if name not in BASES:
+            raise ValueError(f"unknown base {name!r}; choose one of {tuple(BASES)}")
+        return BASES[name]
 
     @classmethod
     def from_token_bytes(
@@ -130,10 +132,8 @@ class ResidualEmbedding(TokenEmbedding):
         """The base of kind `base` (at its default options) over one byte string per id,
         plus a rank-`rank` residual; `fingerprint` (the tokenizer's) is kept by a base that
         saves it (Kronecker)."""
-        if base not in BASES:
-            raise ValueError(f"unknown base {base!r}; choose one of {tuple(BASES)}")
-        built = BASES[base].build(len(pieces), dim, token_bytes=list(pieces),
-                                  fingerprint=fingerprint)  # fmt: skip
+        built = cls._base_class(base).build(len(pieces), dim, token_bytes=list(pieces),
+                                           fingerprint=fingerprint)  # fmt: skip
         return cls(built, rank=rank, seed=seed, padding_idx=padding_idx, init_std=init_std)
 
     @classmethod
@@ -158,28 +158,15 @@ class ResidualEmbedding(TokenEmbedding):
         )  # fmt: skip
 
     @classmethod
-    def build(cls, vocab_size: int, dim: int, **options) -> ResidualEmbedding:
-        """From exactly one of `tokenizer=` (`from_tokenizer`) or `token_bytes=` (one byte
-        string per id, `from_token_bytes`, which also takes `fingerprint=`); the tokenizer's
-        size must be `vocab_size`."""
-        tokenizer, pieces = cls.token_source(options)
-        if tokenizer is not None:
-            embedding = cls.from_tokenizer(tokenizer, dim, **options)
-        else:
-            embedding = cls.from_token_bytes(pieces, dim, **options)
-        cls.check_vocab_size(embedding.num_embeddings, vocab_size)
-        return embedding
-
-    @classmethod
     def params_for(cls, vocab_size: int, dim: int, **options) -> int:
         """The base's (at its defaults) plus r (V + d)."""
-        base = BASES[cls.option(options, "base")]
+        base = cls._base_class(cls.option(options, "base"))
         return base.params_for(vocab_size, dim) + cls.option(options, "rank") * (vocab_size + dim)
 
     @classmethod
     def budget_layouts(cls, vocab_size: int, dim: int, budget: int, **options) -> list[Knob]:
         """Any rank r >= 1 on the base: its count plus r (V + d)."""
-        base = BASES[cls.option(options, "base")].params_for(vocab_size, dim)
+        base = cls._base_class(cls.option(options, "base")).params_for(vocab_size, dim)
         top = max(budget - base, 0) // (vocab_size + dim) + 1
         return [Knob(range(1, top + 1), lambda r: base + r * (vocab_size + dim),
                      lambda r: {"rank": r})]  # fmt: skip
@@ -194,15 +181,11 @@ class ResidualEmbedding(TokenEmbedding):
     ) -> ResidualEmbedding:
         """The base as its kind reads it back from the state (its byte table or n-gram
         index: no tokenizer needed), the residual's rank from the saved U."""
-        kind = cls.option(options, "base")
-        if kind not in BASES:
-            raise ValueError(f"unknown base {kind!r}; choose one of {tuple(BASES)}")
+        base = cls._base_class(cls.option(options, "base"))
         (left,) = cls.saved(state, prefix, "left")
         rank = left.shape[-1]
-        if options.get("rank", rank) != rank:
-            raise ValueError(f"the checkpoint's {prefix}left has rank {rank}, its settings say "
-                             f"rank={options['rank']}")  # fmt: skip
-        built = BASES[kind].from_saved(vocab_size, dim, state, prefix + "base.")
+        cls.check_saved_size(f"{prefix}left", rank, "columns", "rank", options.get("rank"))
+        built = base.from_saved(vocab_size, dim, state, prefix + "base.")
         kept = {k: options[k] for k in ("seed", "padding_idx", "init_std") if k in options}
         return cls(built, rank=rank, **kept)
 
@@ -225,7 +208,7 @@ class ResidualEmbedding(TokenEmbedding):
 
     @classmethod
     def has_least_squares_map(cls, options: dict) -> bool:
-        return BASES[cls.option(options, "base")].has_least_squares_map({})
+        return cls._base_class(cls.option(options, "base")).has_least_squares_map({})
 
     def least_squares_map(self):
         """The base's map: its least-squares fit comes first, the residual after it

@@ -25,7 +25,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from petra.embeddings.base import Knob, TokenEmbedding, check_init_std
+from petra.embeddings.base import Knob, TokenEmbedding, check_count, check_init_std
 
 
 def vocab_factors(vocab_size: int, cores: int) -> list[int]:
@@ -145,8 +145,8 @@ class TensorTrainEmbedding(TokenEmbedding):
         init_std: float = 0.02,
     ):
         super().__init__(vocab_size, dim, padding_idx)
-        if rank < 1 or cores < 2:
-            raise ValueError(f"rank must be positive and cores at least 2, got {rank} and {cores}")
+        check_count("rank", rank)
+        check_count("cores", cores, minimum=2)
         check_init_std(init_std, positive=True)
         self.rank, self.num_cores = rank, cores
         self.vocab_factors = vocab_factors(vocab_size, cores)

@@ -95,7 +95,7 @@ class TrimmedEmbedding(TokenEmbedding):
         return {} if unk is None else {"unk_id": unk}
 
     @classmethod
-    def check_vocabulary_options(cls, vocab_size: int, options: dict) -> None:
+    def check_vocabulary_options(cls, vocab_size: int, dim: int, options: dict) -> None:
         """`rows` in [1, V], `unk_id` an id."""
         rows, unk_id = options.get("rows"), options.get("unk_id", 0)
         if rows is not None and not (isinstance(rows, int) and 1 <= rows <= vocab_size):
@@ -141,7 +141,7 @@ class TrimmedEmbedding(TokenEmbedding):
         init_std: float = 0.02,
     ):
         super().__init__(vocab_size, dim, padding_idx)
-        self.check_vocabulary_options(vocab_size, {"rows": rows, "unk_id": unk_id})
+        self.check_vocabulary_options(vocab_size, dim, {"rows": rows, "unk_id": unk_id})
         check_init_std(init_std)
         self.unk_id, self.init_std = unk_id, init_std
         kept = kept_ids(vocab_size, rows, unk_id, token_counts)

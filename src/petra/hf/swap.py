@@ -179,10 +179,11 @@ def replace_embeddings(
     Args:
         model: a `transformers` model, or a sentence-transformers model around one.
         kind: one of `KINDS`.
-        tokenizer: the model's tokenizer (`transformers` or `tokenizers`); needed by
-            `kronecker` (the bytes of each piece), checked against V for every kind. A table
-            a little larger than the tokenizer is fine (the spare rows get empty bytes: see
-            `spare_rows_accepted`); a tokenizer with more pieces, or far fewer, is refused.
+        tokenizer: the model's tokenizer (`transformers` or `tokenizers`); needed by a kind
+            that `needs_tokenizer` (the bytes of each piece), checked against V for every
+            kind. A table a little larger than the tokenizer is fine (the spare rows get empty
+            bytes: see `spare_rows_accepted`); a tokenizer with more pieces, or far fewer, is
+            refused.
         head: "tied" or "untied", for a model whose output head shares the old table.
         padding_idx: "auto" keeps the embedding's padding id when the pretrained model treats
             it as padding (its row is zero), since petra embeds a padding id to zero and some
@@ -216,7 +217,7 @@ def replace_embeddings(
     vocab_size, dim = weight.shape
     if tokenizer is not None:  # what the kind reads off the tokenizer, recorded with the rest
         options = {**kind_class.tokenizer_options(tokenizer), **options}
-    kind_class.check_vocabulary_options(vocab_size, options)
+    kind_class.check_vocabulary_options(vocab_size, dim, options)
     pieces = _token_pieces(tokenizer, vocab_size, kind_class)
     padding = _padding(old, padding_idx)
     params_before = count_params(inner)
@@ -244,7 +245,9 @@ def replace_embeddings(
     elif match_norms and not kind_class.starts_from_table:
         scale = _row_norm(weight, padding) / _row_norm(new.table().detach(), padding)
         new.scale_(scale)
-    new = new.to(device=weight.device, dtype=weight.dtype)
+    # in the old table's place and mode: an eval() model's new embedding computes as a loaded
+    # one does (its evaluation table), not per distinct id as in training
+    new = new.to(device=weight.device, dtype=weight.dtype).train(old.training)
 
     tied_head = _tied_head(inner, old)
     inner.set_input_embeddings(new)
@@ -426,7 +429,7 @@ def resize_token_embeddings(
     mean_resizing: bool = True, *, tokenizer=None,
 ):  # fmt: skip
     """`model.resize_token_embeddings` after a swap, with `transformers`' arguments. An
-    embedding built from token bytes (Kronecker, n-gram) really resizes
+    embedding built from token bytes (a kind that `needs_tokenizer`) really resizes
     (`TokenEmbedding.resized`): a new token's row comes from its bytes, read from the tokenizer
     given at the swap (or passed here), so `mean_resizing` has nothing to do; the other kinds
     refuse, saying what to do instead."""

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from petra.embeddings import KroneckerEmbedding, TokenEmbedding
+from petra.embeddings import TokenEmbedding
 from petra.models.backbone import build_backbone
 from petra.models.config import ModelConfig
 from petra.nn import RMSNorm, attention_bias
@@ -69,8 +69,8 @@ class PetraModel(nn.Module):
         Args:
             input_ids: token ids.
             attention_mask: 1 for real tokens, 0 for padding, or None (all real).
-            byte_overrides: raw bytes in place of some tokens (Kronecker embeddings only;
-                see `KroneckerEmbedding.forward`).
+            byte_overrides: raw bytes in place of some tokens (an embedding that
+                `embeds_bytes` only; see `TokenEmbedding.forward`).
 
         Returns:
             One d-vector per position.
@@ -108,17 +108,12 @@ class PetraModel(nn.Module):
 
     def embed(self, input_ids: Tensor, byte_overrides=None) -> Tensor:
         """(B, T) ids -> (B, T, d) input vectors of the first block: the token vectors, then
-        the embedding norm and dropout where the config has them; `byte_overrides` need a
-        Kronecker embedding."""
-        if not byte_overrides:
-            x = self.embedding(input_ids)
-        elif not isinstance(self.embedding, KroneckerEmbedding):
-            raise ValueError(
-                f"byte overrides need a Kronecker embedding, this model's is "
-                f"{self.embedding.kind!r}"
-            )
-        else:
+        the embedding norm and dropout where the config has them; `byte_overrides` need an
+        embedding that `embeds_bytes` (the embedding refuses them otherwise)."""
+        if byte_overrides:
             x = self.embedding(input_ids, byte_overrides=byte_overrides)
+        else:
+            x = self.embedding(input_ids)
         if self.embedding_norm is not None:
             x = self.embedding_norm(x)
         return x if self.embedding_dropout is None else self.embedding_dropout(x)

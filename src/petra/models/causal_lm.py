@@ -101,7 +101,8 @@ class CausalLM(PetraModel):
         Args:
             input_ids: token ids.
             attention_mask: 1 for real tokens, 0 for padding, or None.
-            byte_overrides: raw bytes in place of some tokens (Kronecker embeddings only).
+            byte_overrides: raw bytes in place of some tokens (an embedding that
+                `embeds_bytes`: Kronecker, n-gram).
             positions: the T tokens' rotary positions (default S..S+T-1).
             cache: the key-value cache to extend, or None.
 
@@ -201,7 +202,7 @@ class CausalLM(PetraModel):
             seed: seeds the sampling generator (never the global RNG).
             stop_token_id: a row that emits it is finished and padded with it.
             byte_overrides: replaces prompt positions (of `input_ids` as given, padding
-                included) by arbitrary bytes, as in `KroneckerEmbedding.forward`.
+                included) by arbitrary bytes, as in `TokenEmbedding.forward`.
             attention_mask: 1 = token, 0 = padding; batches prompts of different lengths
                 padded on the left (right padding is refused): each row generates what it
                 would alone.

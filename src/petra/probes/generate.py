@@ -1,4 +1,5 @@
-"""Forced out-of-vocabulary generation with a Kronecker embedding.
+"""Forced out-of-vocabulary generation with an embedding that embeds raw bytes (Kronecker's,
+the n-gram kind's: `TokenEmbedding.embeds_bytes`).
 
 A span of the prompt is replaced by ONE position whose embedding is computed from arbitrary
 bytes (a coined word, a misspelling, a word in another script), something a learned table
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import torch
 
-from petra.embeddings import KroneckerEmbedding
 from petra.probes.checks import require_at_least_one, require_causal_lm
 
 
@@ -21,7 +21,7 @@ def forced_oov_generation(
     position (the replacement's bytes embedded in place of a token), and as ordinary tokens.
 
     Args:
-        model: a petra causal LM with a Kronecker embedding.
+        model: a petra causal LM whose embedding `embeds_bytes`.
         tokenizer: its tokenizer.
         prompt: the text to continue.
         span: a non-empty part of `prompt` to replace.
@@ -33,15 +33,15 @@ def forced_oov_generation(
         "ordinary": {"positions", "span_tokens", "continuation"}}`.
 
     Raises:
-        ValueError: if the model is not a causal LM with a Kronecker embedding, the span or
+        ValueError: if the model is not a causal LM whose embedding embeds bytes, the span or
             the replacement is empty, or the span is not in the prompt.
     """
     require_causal_lm(model, "generate", "generation")
     require_at_least_one(max_new_tokens, "max_new_tokens")
-    if not isinstance(model.embedding, KroneckerEmbedding):
+    if not model.embedding.embeds_bytes:
         raise ValueError(
-            f"forced out-of-vocabulary input needs a Kronecker embedding; this model's is "
-            f"{model.embedding.kind!r}"
+            f"forced out-of-vocabulary input needs an embedding that embeds raw bytes "
+            f"(embeds_bytes); this model's is {model.embedding.kind!r}"
         )
     if not span:
         raise ValueError("the span to replace is empty: give a part of the prompt")

@@ -48,18 +48,28 @@ def lm_steps_to_target(arms: dict, runs: dict, seeds: list[int], quick: bool = F
     return {"arms": arms}
 
 
-def _cached(run: Path, name: str, compute, key: dict) -> dict:
-    """`compute()`, kept in RUN/NAME.json with `key` (what it depends on: the probe's code and
-    settings). A kept value under another key (or none: an earlier petra's) is computed
-    again, so a fixed probe never serves a stale figure."""
-    path = run / f"{name}.json"
+def cached(path: Path, key: dict, compute, what: str, field: str = "value", reused: str = ""):
+    """`compute()`, kept in the JSON file `path` as `{**key, field: value}`: `key` holds what
+    the value depends on (the code and settings that make it). A kept value is returned (and
+    `reused` printed, when given) only when the file holds every entry of `key` as it is now,
+    else it is computed again and the file rewritten, so a changed computation never serves
+    a stale figure. A damaged file is an error that names it (`read_json`: "delete it to redo
+    it"), never silently redone. The file is written whole (`atomic_write_json`)."""
     if path.is_file():
-        kept = json.loads(path.read_text())
-        if isinstance(kept, dict) and kept.get("key") == key:
-            return kept["value"]
+        kept = read_json(path, what)
+        if field in kept and all(kept.get(k) == v for k, v in key.items()):
+            if reused:
+                print(reused, flush=True)
+            return kept[field]
     value = compute()
-    atomic_write_json(path, {"key": key, "value": value}, indent=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, {**key, field: value}, indent=1)
     return value
+
+
+def _cached(run: Path, name: str, compute, key: dict) -> dict:
+    """A probe's result, kept as RUN/NAME.json (`{"key": key, "value": ...}`, `cached`)."""
+    return cached(run / f"{name}.json", {"key": key}, compute, f"a kept {name} probe result")
 
 
 def source_digest(*objects) -> str:

@@ -45,7 +45,7 @@ from petra.reproduce.claims import PETE_TABLE1, Claim
 from petra.reproduce.stats import interval, paired_differences, repeats_for_half_width
 from petra.tasks.run import run_config
 from petra.training import TrainConfig
-from petra.training.optim import NORM_LAYERS, build_optimizer, build_schedule
+from petra.training.optim import NORM_LAYERS, build_optimizer, build_schedule, optimizer_step
 
 STEP_METRIC = "step_ms"
 
@@ -65,17 +65,12 @@ class Arm:
         self.schedule = build_schedule(self.optimizer, config)
 
     def step(self, batch: dict[str, Tensor]) -> None:
-        """One training step as `petra.training.Trainer._step` takes it (one process)."""
+        """One training step as the trainer takes it (`optimizer_step`, one process)."""
         self.model.train()
         loss, _ = self.task.loss(self.model, batch)
         if not torch.isfinite(loss.detach()).item():
             raise RuntimeError(f"{self.description}: the loss is {loss.item()}")
-        loss.backward()
-        if self.grad_clip > 0:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-        self.optimizer.step()
-        self.schedule.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        optimizer_step(self.model, loss, self.optimizer, self.schedule, self.grad_clip)
 
 
 def _batches(task, batch_size: int, count: int, seed: int = 0) -> list[dict[str, Tensor]]:

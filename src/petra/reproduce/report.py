@@ -25,7 +25,7 @@ import re
 import statistics
 from pathlib import Path
 
-from petra.checks import describe, fits, is_finite_number
+from petra.checks import field_problem, fits, is_finite_number
 from petra.plotting import pyplot, save
 from petra.reproduce.asrun import as_run_lines, check_provenance
 from petra.reproduce.asrun import row as _row
@@ -148,12 +148,14 @@ def _object(pairs: list[tuple[str, object]]) -> dict:
     return result
 
 
-def _check_types(item: dict, kinds: dict[str, type], wrong, where: str = "") -> None:
-    """Refuse a value of `item` whose JSON type is not the one `kinds` gives its key (`where`
-    names the item in the message, e.g. "arm 'p2': ")."""
-    for key, kind in kinds.items():
-        if key in item and not fits(item[key], kind):
-            raise wrong(f"{where}key {key!r}", f"must be {describe(kind)}, got {item[key]!r}")
+def _check_types(item: dict, kinds: dict[str, type], wrong, where: str = "the results") -> None:
+    """Refuse a value of `item` whose JSON type is not the one `kinds` gives its key
+    (`field_problem`; a key left out is checked elsewhere, if it must be there); `where`
+    names the item in the message, e.g. "arm 'p2'"."""
+    fields = {(None, key): kind for key, kind in kinds.items()}
+    problem = field_problem(item, fields, required=False)
+    if problem:
+        raise wrong(f"{where}:", problem)
 
 
 def _load_one(path: Path) -> dict:
@@ -203,7 +205,7 @@ def _load_one(path: Path) -> dict:
         if not isinstance(arm, dict) or "per_seed" not in arm:
             raise missing(f"arm {label!r}", "per_seed")
         arm = {"params": {}, "steps_per_s": {}, "curves": {}, "description": "", **arm}
-        _check_types(arm, TYPES["arm"], wrong, f"arm {label!r}: ")
+        _check_types(arm, TYPES["arm"], wrong, f"arm {label!r}")
         for key in ("per_seed", "params", "steps_per_s", "curves"):
             if not isinstance(arm[key], dict):
                 raise wrong(f"arm {label!r}: key {key!r}", "must be a JSON object")
@@ -242,7 +244,7 @@ def _load_one(path: Path) -> dict:
         for key in COMPARISON_KEYS:
             if key not in comparison:
                 raise missing(where, key)
-        _check_types(comparison, TYPES["comparison"], wrong, f"{where}: ")
+        _check_types(comparison, TYPES["comparison"], wrong, where)
         for side in ("a", "b"):
             if comparison[side] not in arms:
                 raise wrong(where, f"names arm {comparison[side]!r}, not one of {sorted(arms)}")
@@ -263,7 +265,7 @@ def _load_one(path: Path) -> dict:
         for key in CHECK_KEYS:
             if key not in check:
                 raise missing(f"check {i}", key)
-        _check_types(check, TYPES["check"], wrong, f"check {i}: ")
+        _check_types(check, TYPES["check"], wrong, f"check {i}")
     for i, plot in enumerate(result["plots"]):
         if plot.get("kind") not in PLOT_KEYS:
             raise wrong(f"plot {i}", f"key 'kind' must be one of {sorted(PLOT_KEYS)}")

@@ -45,7 +45,7 @@ import torch
 
 from petra.atomic import atomic_write_json, read_json
 from petra.provenance import environment
-from petra.reproduce.analyses import source_digest
+from petra.reproduce.analyses import cached, source_digest
 from petra.reproduce.claims import CLAIMS, Arm, Claim, claim_arms, get_claim
 from petra.tasks.run import (
     effective_settings,
@@ -421,19 +421,14 @@ def _measurement(claim: Claim, folder: Path, repeats: int, quick: bool) -> dict:
     kept."""
     path = folder / "measurement.json"
     function = _function("measures", claim.measure)
-    code = source_digest(function)
-    if path.is_file():
-        kept = read_json(path, "a kept measurement")
-        same = (kept.get("repeats"), kept.get("quick"), kept.get("code")) == (repeats, quick, code)
-        if same:
-            print(f"[{claim.id}] measured before: {path} (delete it to measure again)")
-            return kept["measured"]
-    print(f"[{claim.id}] measuring, {repeats} repeats", flush=True)
-    measured = function(repeats=repeats, quick=quick)
-    folder.mkdir(parents=True, exist_ok=True)
-    kept = {"repeats": repeats, "quick": quick, "code": code, "measured": measured}
-    atomic_write_json(path, kept, indent=1)
-    return measured
+    key = {"repeats": repeats, "quick": quick, "code": source_digest(function)}
+
+    def measure():
+        print(f"[{claim.id}] measuring, {repeats} repeats", flush=True)
+        return function(repeats=repeats, quick=quick)
+
+    reused = f"[{claim.id}] measured before: {path} (delete it to measure again)"
+    return cached(path, key, measure, "a kept measurement", "measured", reused)
 
 
 def run_claim(

@@ -114,9 +114,7 @@ def source_sentences(sources: list[str], data_dir: str | None = None) -> list[st
                     sentences += (pair.premise, pair.hypothesis)
         elif source == "brown":
             sentences += [
-                line
-                for doc in load_corpus("brown", data_dir=data_dir)
-                for line in doc.splitlines()
+                line for doc in load_corpus("brown", data_dir=data_dir) for line in doc.splitlines()
             ]
         elif source == "imdb":
             for review in load_imdb("train", data_dir=data_dir):

@@ -14,11 +14,15 @@ lr(t) = lr * (t + 1) / W                             for t < W   (reaches lr at 
 lr(t) = lr * (1 + cos(pi u)) / 2   (cosine),  lr * (1 - u)   (linear)   or  lr   (constant),
         u = (t - W) / max(1, steps - W)              for t >= W  (u is clipped to 1 for cosine
                                                                   and 1 - u to 0 for linear)
+
+`optimizer_step` is the one training step (backward, clipping, update, schedule) that the
+trainer and the reproduction's step-time measurements take.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -94,3 +98,30 @@ def lr_factor(step: int, config: TrainConfig) -> float:
 
 def build_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, config))
+
+
+def optimizer_step(
+    model: nn.Module,
+    loss: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    grad_clip: float,
+    check_norm: Callable[[torch.Tensor], None] | None = None,
+) -> float:
+    """One training step from `loss`, the trainer's (and the step-time measurements'): the
+    gradients (`loss.backward()`); when `grad_clip` > 0, their global norm over `model`'s
+    parameters, ||g|| = sqrt(sum over parameters of ||g_p||^2), clipped to `grad_clip` (every
+    g_p scaled by min(1, grad_clip / (||g|| + 1e-6)), `clip_grad_norm_`) and handed, before
+    any weight changes, to `check_norm` (the trainer stops a diverged run there); then the
+    optimizer's update, the schedule's step and the gradients cleared. Returns the learning
+    rate the update used (the first group's)."""
+    loss.backward()
+    if grad_clip > 0:
+        norm = nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        if check_norm is not None:
+            check_norm(norm)
+    lr = schedule.get_last_lr()[0]
+    optimizer.step()
+    schedule.step()
+    optimizer.zero_grad(set_to_none=True)
+    return lr

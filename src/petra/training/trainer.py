@@ -45,7 +45,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from petra.atomic import atomic_folder, atomic_write_json, read_json
+from petra.atomic import atomic_folder, atomic_write_json, atomic_write_text, read_json
 from petra.checks import file_in_the_way
 from petra.data.batching import ShardedBatches
 from petra.models.checkpoint import load_state
@@ -63,7 +63,7 @@ from petra.training.checkpoint import (
     set_rng_state,
 )
 from petra.training.config import TrainConfig
-from petra.training.optim import build_optimizer, build_schedule
+from petra.training.optim import build_optimizer, build_schedule, optimizer_step
 
 
 class Task(Protocol):
@@ -295,16 +295,14 @@ class Trainer:
         mean_loss = distributed.mean_over_processes(loss.detach())
         if not torch.isfinite(mean_loss):
             self._diverged(f"the loss is {mean_loss.item()}")
-        loss.backward()
-        if self.config.grad_clip > 0:
-            norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-            if not torch.isfinite(norm):
-                self._diverged(f"the gradient norm is {norm.item()}")
-        lr = self.schedule.get_last_lr()[0]
-        self.optimizer.step()
-        self.schedule.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        clip = self.config.grad_clip
+        lr = optimizer_step(self.model, loss, self.optimizer, self.schedule, clip,
+                            check_norm=self._check_grad_norm)  # fmt: skip
         return mean_loss.item(), tokens * distributed.world_size(), lr
+
+    def _check_grad_norm(self, norm: Tensor) -> None:
+        if not torch.isfinite(norm):
+            self._diverged(f"the gradient norm is {norm.item()}")
 
     def _print_progress(self, record: dict, fit_start: float, steps_done: int) -> None:
         """One plain line on stderr (for log files and CI, where the bar does not show)."""
@@ -353,7 +351,8 @@ class Trainer:
         if not path.is_file():
             return
         records = read_metrics(self.run_dir, drop_damaged=True)
-        path.write_text("".join(_metrics_line(r) for r in records if r["step"] <= last_step))
+        kept = "".join(_metrics_line(r) for r in records if r["step"] <= last_step)
+        atomic_write_text(path, kept)  # whole: a kill while it is written loses no line
 
     def _checkpoint(self) -> None:
         if self.main:
