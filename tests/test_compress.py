@@ -395,6 +395,7 @@ def test_the_table_reads_kept_results_and_states_each_budget(tmp_path):
         (_finished(**{"quality.recovered": {"val_loss": 3.0}}), "quality.recovered measures"),
         (_finished(**{"quality.recovered": {"stsb_dev_spearman": "65"}}), "is '65', not a number"),
         (_finished(settings=KeyError), "(no settings.model)"),
+        (_finished(model_type="encoder"), "model_type is 'encoder', not one of"),
         ("[1, 2]", "(a compress result) is not a JSON object"),
         ('{"settings": {', "run1/compress.json (a compress result) is damaged"),
     ],

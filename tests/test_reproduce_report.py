@@ -700,3 +700,14 @@ def test_checks_of_a_claim_with_comparisons_reach_the_summary(results_dir):
     row = "| [kronecker-lm-loss](#kronecker-lm-loss) | (checks) | – | – | – | – | 1 of 2 checks"
     assert row in summary
     assert "| a band | 0.300 | <= 0.1 | **no** |" in text
+
+
+def test_a_chosen_setting_that_is_not_a_number_is_never_at_an_edge():
+    """A grid that mixes a word with numbers (`none,1000,2000,4000`): choosing the word is
+    no edge and raises nothing; choosing the largest number is one."""
+    from petra.reproduce.report import _at_edge
+
+    points = [{"settings": [f"data.max_train={v}"]} for v in ("none", "1000", "2000", "4000")]
+    assert _at_edge({"points": points, "chosen": ["data.max_train=none"]}) == []
+    assert _at_edge({"points": points, "chosen": ["data.max_train=4000"]}) == ["data.max_train"]
+    assert _at_edge({"points": points, "chosen": ["data.max_train=2000"]}) == []

@@ -84,6 +84,7 @@ from petra.tasks.distill import (
     teacher_path,
     unlabeled_sentences,
 )
+from petra.tasks.lm import mean_next_token_loss, perplexity
 from petra.tasks.run import check_same_settings
 from petra.tasks.sentence import cosine_correlations
 from petra.tasks.settings import check_value, parse_value, split_item
@@ -385,17 +386,11 @@ def check_model(settings: CompressSettings, model, kind: str) -> None:
             )
         options["token_counts"] = torch.ones(STAND_IN_VOCAB)  # the real ones: at the swap
     check_embedding_options(settings.kind, dim, **options)
-    kind_class.check_vocabulary_options(vocab, dim, settings.swap_options)
-    if kind == "causal-lm":
-        config = hf_model(model).config
-        positions = getattr(config, "n_positions", None) or getattr(
-            config, "max_position_embeddings", None
-        )
-        if isinstance(positions, int) and settings.max_length > positions:
-            raise ValueError(
-                f"max_length {settings.max_length} is more than the {positions} positions the "
-                f"model {settings.model} takes: give --max-length {positions} or less"
-            )
+    try:
+        kind_class.check_vocabulary_options(vocab, dim, settings.swap_options)
+    except ValueError as error:
+        raise ValueError(f"{error}, for {settings.model}") from None
+    JOBS[kind].check_model(settings, model)
 
 
 # -- data and quality -----------------------------------------------------------------------
@@ -443,17 +438,10 @@ def text_chunks(tokenizer, split: str, length: int) -> torch.Tensor:
     return ids[:usable].view(-1, length).clone()
 
 
-@torch.no_grad()
 def validation_loss(model, chunks: torch.Tensor, batch_size: int = 8) -> dict:
     """Mean next-token cross-entropy (nats) over every predicted token, and its perplexity."""
-    total, count = 0.0, 0
-    for start in range(0, len(chunks), batch_size):
-        ids = chunks[start : start + batch_size]
-        logits = model(ids).logits[:, :-1].float()
-        total += F.cross_entropy(logits.flatten(0, 1), ids[:, 1:].flatten(), reduction="sum").item()
-        count += ids[:, 1:].numel()
-    loss = total / count
-    return {"val_loss": loss, "perplexity": math.exp(loss) if loss < 700 else math.inf}
+    loss = mean_next_token_loss(lambda ids: model(ids).logits[:, :-1], chunks, batch_size)
+    return {"val_loss": loss, "perplexity": perplexity(loss)}
 
 
 class Job:
@@ -466,6 +454,16 @@ class Job:
     name = "compress"
     model_type: str  # "sentence" or "causal-lm", as compress.json records it
     examples: object  # what a batch's indices pick
+    measured_by: tuple[str, ...]  # the settings that say how the quality is measured
+
+    @classmethod
+    def check_model(cls, settings: CompressSettings, model) -> None:
+        """Refuse settings the loaded model cannot run, before any data is read."""
+
+    @staticmethod
+    def unit(settings: dict) -> str:
+        """What one example of a batch is, in words (for the table's budget)."""
+        raise NotImplementedError
 
     def __init__(self, teacher, tokenizer, settings: CompressSettings):
         self.teacher, self.tokenizer, self.settings = teacher, tokenizer, settings
@@ -560,6 +558,11 @@ class SentenceJob(Job):
     the teacher's unit sentence vectors, judged by STS-B Spearman (`eval_split`)."""
 
     model_type = "sentence"
+    measured_by = ("eval_pairs", "eval_split")
+
+    @staticmethod
+    def unit(settings: dict) -> str:
+        return "sentences"
 
     def __init__(self, teacher, tokenizer, settings: CompressSettings, digest: str | None = None):
         super().__init__(teacher, tokenizer, settings)
@@ -614,6 +617,24 @@ class CausalLMJob(Job):
     distributions, judged by its loss on held-out Brown validation chunks."""
 
     model_type = "causal-lm"
+    measured_by = ("eval_chunks", "max_length")
+
+    @classmethod
+    def check_model(cls, settings: CompressSettings, model) -> None:
+        """Chunks no longer than the positions the model takes."""
+        config = hf_model(model).config
+        positions = getattr(config, "n_positions", None) or getattr(
+            config, "max_position_embeddings", None
+        )
+        if isinstance(positions, int) and settings.max_length > positions:
+            raise ValueError(
+                f"max_length {settings.max_length} is more than the {positions} positions the "
+                f"model {settings.model} takes: give --max-length {positions} or less"
+            )
+
+    @staticmethod
+    def unit(settings: dict) -> str:
+        return f"chunks of {settings['max_length']} tokens"
 
     def __init__(self, teacher, tokenizer, settings: CompressSettings, digest: str | None = None):
         super().__init__(teacher, tokenizer, settings)
@@ -647,8 +668,10 @@ class CausalLMJob(Job):
 def make_job(model_type: str, teacher, tokenizer, settings: CompressSettings,
              digest: str | None = None) -> Job:  # fmt: skip
     """The recovery's task for a model of `model_type` (as `load_teacher` gives it)."""
-    job = {"sentence": SentenceJob, "causal-lm": CausalLMJob}[model_type]
-    return job(teacher, tokenizer, settings, digest)
+    return JOBS[model_type](teacher, tokenizer, settings, digest)
+
+
+JOBS: dict[str, type[Job]] = {job.model_type: job for job in (SentenceJob, CausalLMJob)}
 
 
 def relative_state_error(student: tuple, teacher: tuple, mask: torch.Tensor | None = None):
@@ -728,7 +751,7 @@ def compress(settings: CompressSettings, out: str | Path, progress: bool = True)
     _make_run_folder(out)  # once the settings are known to fit the model
     job = make_job(kind, teacher, tokenizer, settings, digest)
     if "original" not in result.get("quality", {}):
-        result = {"settings": asdict(settings), "model_type": kind, "quality": {}}
+        result = {"settings": asdict(settings), "model_type": job.model_type, "quality": {}}
         result["quality"]["original"] = job.quality(teacher, "original")
         say(f"original: {result['quality']['original']}")
     result["model_digest"] = digest
@@ -829,7 +852,7 @@ def read_result(path: Path) -> dict:
 
 def write_result(path: Path, result: dict) -> None:
     """Strict JSON (a NaN or an infinity raises instead of being written), never half
-    written (`atomic_write_text`)."""
+    written (`atomic_write_json`)."""
     atomic_write_json(path, result, strict=True)
 
 
@@ -942,8 +965,7 @@ def _budget(result: dict) -> str:
     recovery's budget in examples and minutes (a causal LM's examples are chunks of
     `max_length` tokens)."""
     settings, steps = result["settings"], result["steps"]
-    unit = "sentences" if result["model_type"] == "sentence" else (
-        f"chunks of {settings['max_length']} tokens")  # fmt: skip
+    unit = JOBS[result["model_type"]].unit(settings)
     first = settings.get("embedding_steps", 0)
     alone = f"; the first {first} the embedding alone" if first else ""
     return (f"{steps} steps x {settings['batch_size']} {unit} "
@@ -1041,6 +1063,8 @@ def _finished_result(folder: Path) -> dict:
     problem = field_problem(result, TABLE_FIELDS)
     if problem:
         refuse(problem)
+    if result["model_type"] not in JOBS:
+        refuse(f"model_type is {result['model_type']!r}, not one of {tuple(JOBS)}")
     if not isinstance(quality, dict) or not all(isinstance(quality.get(s), dict) for s in STAGES):
         refuse(f"quality must hold {', '.join(STAGES)}")
     metrics = list(quality["original"])
@@ -1075,8 +1099,7 @@ def _check_same_teacher(first_folder: Path, first: dict, folder: Path, result: d
             f"{first_folder} and {folder} are runs of different models{named}: a table compares "
             "the runs of one model; make one table per model"
         )
-    sentence = first["model_type"] == "sentence"
-    measured = ("eval_pairs", "eval_split") if sentence else ("eval_chunks", "max_length")
+    measured = JOBS[first["model_type"]].measured_by
     differ = [k for k in measured if a.get(k) != b.get(k)]
     ours, theirs = first["quality"]["original"], result["quality"]["original"]
     if not differ and (list(ours) != list(theirs) or not all(

@@ -764,19 +764,24 @@ def _at_edge(selection: dict) -> list[str]:
     largest swept: a better value may lie outside the grid."""
     values: dict[str, set[float]] = {}
     for entry in selection["points"]:
-        for item in entry["settings"]:
-            key, _, text = item.partition("=")
-            try:
-                values.setdefault(key, set()).add(float(text))
-            except ValueError:
-                continue
+        for key, number in map(_numeric_setting, entry["settings"]):
+            if number is not None:
+                values.setdefault(key, set()).add(number)
     edges = []
-    for item in selection["chosen"]:
-        key, _, text = item.partition("=")
+    for key, number in map(_numeric_setting, selection["chosen"]):
         swept = values.get(key, set())
-        if len(swept) >= 3 and float(text) in (min(swept), max(swept)):
+        if number is not None and len(swept) >= 3 and number in (min(swept), max(swept)):
             edges.append(key)
     return edges
+
+
+def _numeric_setting(item: str) -> tuple[str, float | None]:
+    """(key, its value as a number, or None) of a recorded `key=value` setting."""
+    key, _, text = item.partition("=")
+    try:
+        return key, float(text)
+    except ValueError:
+        return key, None
 
 
 # ---------------------------------------------------------------- plots

@@ -22,6 +22,26 @@ from petra.data.batching import RandomBatchSampler, pack_blocks
 from petra.tasks.sentence import check_limits, check_sizes
 
 
+@torch.no_grad()
+def mean_next_token_loss(logits, blocks: Tensor, batch_size: int) -> float:
+    """The mean next-token cross-entropy (nats) over every predicted token of the (N, T)
+    `blocks`, read `batch_size` blocks at a time; `logits(ids)` gives the (B, T-1, V) logits
+    that predict ids[:, 1:] (a petra model's, or a Hugging Face model's `.logits[:, :-1]`)."""
+    total, count = 0.0, 0
+    for start in range(0, len(blocks), batch_size):
+        ids = blocks[start : start + batch_size]
+        predicted = logits(ids).flatten(0, 1).float()
+        target = ids[:, 1:].flatten().to(predicted.device)
+        total += F.cross_entropy(predicted, target, reduction="sum").item()
+        count += target.numel()
+    return total / count
+
+
+def perplexity(loss: float) -> float:
+    """exp(loss), infinite where it overflows a float (a loss above 700 nats)."""
+    return math.exp(loss) if loss < 700 else math.inf
+
+
 @dataclass
 class LMData:
     corpus: str = "shakespeare"
@@ -99,13 +119,9 @@ class LMTask:
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         device = model.device
-        total, count = 0.0, 0
-        for start in range(0, len(self.eval_blocks), self.data.eval_batch_size):
-            ids = self.eval_blocks[start : start + self.data.eval_batch_size].to(device)
-            total += self.next_token_loss(model, ids, reduction="sum").item()
-            count += ids[:, 1:].numel()
-        loss = total / count
-        return {"loss": loss, "perplexity": math.exp(min(loss, 50.0))}
+        logits = lambda ids: model(ids[:, :-1].to(device))  # noqa: E731
+        loss = mean_next_token_loss(logits, self.eval_blocks, self.data.eval_batch_size)
+        return {"loss": loss, "perplexity": perplexity(loss)}
 
     def summarize(self, history: list[tuple[int, dict[str, float]]]) -> dict:
         """`steps_to_target`: the first evaluated step with loss <= target_loss (or None)."""
