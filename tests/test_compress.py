@@ -781,6 +781,7 @@ def test_the_quality_is_measured_during_the_recovery(tiny_lm, tmp_path):
     "changes, message",
     [
         ({"distil": "layers"}, "unknown distil 'layers'"),
+        ({"distil": "pairs", "batch_size": 1}, "--batch-size must be at least 2"),
         ({"embedding_steps": 5}, "--embedding-steps must lie in \\[0, --steps = 4\\]"),
         ({"embedding_steps": -1}, "--embedding-steps must lie"),
         ({"eval_every": 0}, "--eval-every must be a whole number of steps >= 1"),
@@ -806,3 +807,19 @@ def test_every_kind_runs_through_compress(kind, tiny_lm, tmp_path):
     assert set(result["quality"]) == {"original", "swapped", "recovered"}
     assert result["parameters"]["kind"] == kind
     assert from_pretrained(tmp_path / kind / "model") is not None
+
+
+def test_the_pairwise_cosine_error_is_its_closed_form_and_lms_refuse_it(tiny_lm, tmp_path):
+    from petra.compress import pairwise_cosine_error
+
+    torch.manual_seed(0)
+    s, t = torch.randn(4, 6), torch.randn(4, 6)
+    cos = lambda a, b: float(a @ b / (a.norm() * b.norm()))  # noqa: E731
+    expected = (
+        sum((cos(s[i], s[j]) - cos(t[i], t[j])) ** 2 for i in range(4) for j in range(4) if i != j)
+        / 12
+    )
+    assert float(pairwise_cosine_error(s, t)) == pytest.approx(expected, rel=1e-5)
+    assert float(pairwise_cosine_error(3 * s, s)) == pytest.approx(0.0, abs=1e-6)  # scale-free
+    with pytest.raises(ValueError, match="--distil pairs matches sentence vectors"):
+        compress(lm_settings(tiny_lm, distil="pairs"), tmp_path / "run", progress=False)

@@ -427,9 +427,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="a causal LM: tokens per training and evaluation chunk (default: %(default)s)",
     )  # fmt: skip
     compression.add_argument(
-        "--distil", default="hidden", choices=("output", "hidden"),
+        "--distil", default="hidden", choices=("output", "hidden", "pairs"),
         help="match the teacher's outputs (the sentence vector, or the next-token "
-        "distribution), or them and every layer's token states (default: %(default)s)",
+        "distribution); them and every layer's token states; or, a sentence encoder, these "
+        "and the cosines between a batch's sentences (default: %(default)s)",
     )  # fmt: skip
     compression.add_argument(
         "--embedding-steps", type=int, default=0, metavar="N",
@@ -472,7 +473,9 @@ def build_parser() -> argparse.ArgumentParser:
         "200 brown pairs, every pair of a file)",
     )  # fmt: skip
     generate = kinds.add_parser(
-        "generate", help="forced out-of-vocabulary generation (Kronecker, n-gram)"
+        "generate",
+        help="forced out-of-vocabulary generation (an embedding that reads raw bytes: "
+        "embeds_bytes)",
     )
     generate.add_argument("--checkpoint", required=True, metavar="DIR")
     generate.add_argument("--prompt", required=True)

@@ -18,7 +18,9 @@ layer's error relative to the teacher's energy there,
 
 (over the tokens that are not padding): the pooled vector alone can come close to the
 teacher's while the token states, and with them the pairwise geometry STS-B measures, drift
-away. The first `embedding_steps` steps train the new embedding alone (every pretrained
+away. With `distil="pairs"` (sentence encoders) it adds the error of the cosines between the
+batch's sentence vectors, mean_{i != j} (cos(s_i, s_j) - cos(t_i, t_j))^2: the quantity
+STS-B scores. The first `embedding_steps` steps train the new embedding alone (every pretrained
 layer frozen), so that the layers above meet inputs like those they were trained on before
 they are asked to change; then every layer trains.
 
@@ -101,7 +103,9 @@ RESULT_FILE = "compress.json"
 STAGES = ("original", "swapped", "recovered")  # where the quality is measured
 METRICS = ("stsb_dev_spearman", "stsb_train_spearman", "val_loss", "perplexity")  # `Job.quality`
 EVAL_SPLITS = ("dev", "train")  # STS-B's: the reported one, and the one to choose settings on
-DISTIL = ("output", "hidden")  # what the student matches: the outputs, or them and every layer
+# what the student matches: the outputs; them and every layer's states; and, a sentence
+# encoder, the cosines between the batch's sentence vectors too
+DISTIL = ("output", "hidden", "pairs")
 DISTILLATION_SOURCES = ("snli", "brown")  # a sentence encoder's unlabeled training text
 VOCABULARY_SOURCES = (*DISTILLATION_SOURCES, "stsb-train")  # and what its table is fitted to
 NONE = "none"  # options or measures in words, when there are none
@@ -170,6 +174,9 @@ class CompressSettings:
                              f"{EVAL_SPLITS}")  # fmt: skip
         if self.distil not in DISTIL:
             raise ValueError(f"unknown distil {self.distil!r}; choose one of {DISTIL}")
+        if self.distil == "pairs" and self.batch_size < 2:
+            raise ValueError("--distil pairs compares the sentences of a batch: --batch-size "
+                             f"must be at least 2, got {self.batch_size}")  # fmt: skip
         if not (isinstance(self.embedding_steps, int) and 0 <= self.embedding_steps <= self.steps):
             raise ValueError(
                 f"--embedding-steps must lie in [0, --steps = {self.steps}] (the first steps "
@@ -467,7 +474,7 @@ class Job:
 
     def __init__(self, teacher, tokenizer, settings: CompressSettings):
         self.teacher, self.tokenizer, self.settings = teacher, tokenizer, settings
-        self.hidden = settings.distil == "hidden"
+        self.hidden = settings.distil in ("hidden", "pairs")
 
     def token_counts(self, vocab_size: int) -> torch.Tensor:
         """How often each id occurs in the text the model is adapted to (special tokens
@@ -606,7 +613,10 @@ class SentenceJob(Job):
         with all_layers(student, self.hidden):
             output = student(features)
         vectors = output["sentence_embedding"]
-        loss = (1 - F.cosine_similarity(vectors, self.targets[indices], dim=-1)).mean()
+        targets = self.targets[indices]
+        loss = (1 - F.cosine_similarity(vectors, targets, dim=-1)).mean()
+        if self.settings.distil == "pairs":
+            loss = loss + pairwise_cosine_error(vectors, targets)
         if self.hidden:
             loss = loss + relative_state_error(output["all_layer_embeddings"], taught, mask)
         return loss, int(mask.sum())
@@ -621,7 +631,10 @@ class CausalLMJob(Job):
 
     @classmethod
     def check_model(cls, settings: CompressSettings, model) -> None:
-        """Chunks no longer than the positions the model takes."""
+        """Chunks no longer than the positions the model takes; no sentence pairs to match."""
+        if settings.distil == "pairs":
+            raise ValueError(f"--distil pairs matches sentence vectors, which {settings.model} "
+                             "(a causal LM) has not: use --distil hidden or output")  # fmt: skip
         config = hf_model(model).config
         positions = getattr(config, "n_positions", None) or getattr(
             config, "max_position_embeddings", None
@@ -672,6 +685,15 @@ def make_job(model_type: str, teacher, tokenizer, settings: CompressSettings,
 
 
 JOBS: dict[str, type[Job]] = {job.model_type: job for job in (SentenceJob, CausalLMJob)}
+
+
+def pairwise_cosine_error(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """mean_{i != j} (cos(s_i, s_j) - cos(t_i, t_j))^2 over a batch of B >= 2 vectors: what
+    STS measures is the cosine between two sentences' vectors, so this matches it directly,
+    where matching each vector to its teacher's can move the pairs' cosines away first."""
+    s, t = F.normalize(student.float(), dim=-1), F.normalize(teacher.float(), dim=-1)
+    off = ~torch.eye(len(s), dtype=torch.bool, device=s.device)
+    return ((s @ s.T - t @ t.T)[off] ** 2).mean()
 
 
 def relative_state_error(student: tuple, teacher: tuple, mask: torch.Tensor | None = None):
