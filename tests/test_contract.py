@@ -363,13 +363,12 @@ def test_a_learned_rank_must_fit_the_table_before_anything_is_built(shape, good,
     [1, min(V, d)], the ranks of the table's SVD (what `petra compress` and the swap check)."""
     LearnedEmbedding.check_vocabulary_options(*shape, {"factor_dim": good})
     LearnedEmbedding.check_vocabulary_options(*shape, {})  # the full table
-    for rank in (bad, 0):
-        with pytest.raises(ValueError) as error:
-            LearnedEmbedding.check_vocabulary_options(*shape, {"factor_dim": rank})
-        assert str(error.value) == (
-            f"factor_dim must lie in [1, min(V, d) = {good}] (the ranks of the {shape[0]} x "
-            f"{shape[1]} table), got {rank}"
-        )
+    with pytest.raises(ValueError) as error:
+        LearnedEmbedding.check_vocabulary_options(*shape, {"factor_dim": bad})
+    assert str(error.value) == (
+        f"factor_dim must lie in [1, min(V, d) = {good}] (the ranks of the {shape[0]} x "
+        f"{shape[1]} table), got {bad}"
+    )  # below 1: `check_count`'s message (test_a_count_option_is_refused_in_the_one_wording)
 
 
 @pytest.mark.parametrize("value", [1, 7, np.int64(3)])
@@ -386,28 +385,66 @@ def test_check_count_refuses_anything_else_in_one_message(value):
     assert str(error.value) == f"rank must be a whole number of at least 1, got {value!r}"
 
 
+def check_before_data(kind: str, options: dict) -> None:
+    """The checks `petra compress` makes before it reads data: the options on a stand-in
+    vocabulary (`check_options`), then against the real V x d table."""
+    kind_class = embedding_class(kind)
+    kind_class.check_options(D, **options)
+    kind_class.check_vocabulary_options(V, D, options)
+
+
 @pytest.mark.parametrize(
-    ("kind", "option", "bad", "minimum"),
+    ("kind", "option", "minimum"),
     [
-        ("learned", "factor_dim", 0, 1),
-        ("kronecker", "pos_dim", 0, 1),
-        ("kronecker", "rank", 0, 1),
-        ("ngram", "rows", 0, 1),
-        ("ngram", "n", 0, 1),
-        ("ngram", "num_hashes", 0, 1),
-        ("residual", "rank", 0, 1),
-        ("dhe", "hidden", 0, 1),
-        ("dhe", "layers", 0, 1),
-        ("dhe", "code_buckets", 1, 2),
-        ("tt", "rank", 0, 1),
-        ("tt", "cores", 1, 2),
+        ("learned", "factor_dim", 1),
+        ("kronecker", "pos_dim", 1),
+        ("kronecker", "rank", 1),
+        ("ngram", "rows", 1),
+        ("ngram", "n", 1),
+        ("ngram", "num_hashes", 1),
+        ("residual", "rank", 1),
+        ("dhe", "hidden", 1),
+        ("dhe", "layers", 1),
+        ("dhe", "code_dim", 1),
+        ("dhe", "code_buckets", 2),
+        ("tt", "rank", 1),
+        ("tt", "cores", 2),
+        ("hash", "buckets", 1),
+        ("hash", "num_hashes", 1),
+        ("qr", "collisions", 1),
+        ("trimmed", "rows", 1),
     ],
 )
-def test_a_count_option_is_refused_in_the_one_wording(kind, option, bad, minimum):
+@pytest.mark.parametrize("bad", ["below the minimum", 2.5, True, "8"])
+def test_a_count_option_is_refused_in_the_one_wording(kind, option, minimum, bad):
+    """At the build and before any data is read: a count below its minimum, a fraction, a
+    bool or a string are all refused with the same `check_count` message."""
+    bad = minimum - 1 if bad == "below the minimum" else bad
+    message = f"{option} must be a whole number of at least {minimum}, got {bad!r}"
     extra = {"token_bytes": TOKENS} if REGISTRY[kind].needs_tokenizer else {}
     with pytest.raises(ValueError) as error:
         build_embedding(kind, V, D, **{option: bad}, **extra)
-    assert str(error.value) == f"{option} must be a whole number of at least {minimum}, got {bad}"
+    assert str(error.value) == message
+    with pytest.raises(ValueError) as error:
+        check_before_data(kind, {option: bad})
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize("collisions", [V + 1, 10**9])
+def test_qr_collisions_beyond_the_vocabulary_are_refused_before_data_is_read(collisions):
+    """c in [1, V] is checked against the real vocabulary (`check_vocabulary_options`), not
+    only at the build after data is read; the build says the same."""
+    message = f"collisions must lie in [1, V = {V}], got {collisions}"
+    with pytest.raises(ValueError) as error:
+        embedding_class("qr").check_vocabulary_options(V, D, {"collisions": collisions})
+    assert str(error.value) == message
+    with pytest.raises(ValueError) as error:
+        check_before_data("qr", {"collisions": collisions})
+    assert str(error.value) == message
+    with pytest.raises(ValueError) as error:
+        build_embedding("qr", V, D, collisions=collisions)
+    assert str(error.value) == message
+    check_before_data("qr", {"collisions": V})  # c = V: every id its own remainder row
 
 
 # -- what each kind tells the rest of petra -------------------------------------------------

@@ -804,6 +804,22 @@ def test_an_ngram_resize_keeps_the_shared_rows_and_bags_the_new_tokens_grams(tmp
     assert_same_state(loaded, model)
 
 
+@pytest.mark.parametrize("kind", ["kronecker", "ngram"])
+@pytest.mark.parametrize("training", [False, True])
+def test_a_resize_keeps_the_models_train_or_eval_mode(kind, training):
+    """The resized embedding and untied head are new modules: they take the mode of those
+    they replace, so an eval() model stays in eval (no module left in training mode)."""
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=load_tokenizer("gpt2"))
+    model = tiny_gpt2()
+    replace_embeddings(model, kind, tokenizer, head="untied")
+    model.train(training)
+    assert tokenizer.add_tokens(["petrazzzq"]) == 1
+    model.resize_token_embeddings(len(tokenizer))
+    assert model.get_input_embeddings().num_embeddings == GPT2_VOCAB + 1
+    assert model.get_output_embeddings().out_features == GPT2_VOCAB + 1
+    assert {module.training for module in model.modules()} == {training}
+
+
 def test_a_resize_refuses_a_tokenizer_whose_first_tokens_changed():
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=load_tokenizer("gpt2"))
     model = tiny_gpt2()

@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,7 +10,8 @@ import torch
 from petra import build_embedding
 from petra.cli import main
 from petra.data import load_tokenizer
-from petra.models import ModelConfig, build_model, load_pretrained
+from petra.embeddings import KINDS, REGISTRY
+from petra.models import CausalLM, ModelConfig, build_model, load_pretrained
 from petra.probes import (
     PromptPair,
     brown_pairs,
@@ -21,6 +23,7 @@ from petra.probes import (
     probe_geometry,
     probe_spelling,
 )
+from petra.probes import generate as generate_probe
 from petra.probes.spelling import CATEGORIES, edit_category, first_of_each_category
 from petra.tasks import run_task
 
@@ -222,6 +225,32 @@ def test_forced_oov_runs_on_a_kind_that_embeds_bytes_and_names_the_others(tiny_t
     assert same["forced"]["continuation"] == same["ordinary"]["continuation"]
     with pytest.raises(ValueError, match="needs an embedding that embeds raw bytes .*'learned'"):
         forced_oov_generation(lm("learned"), tiny_tokenizer, "to be or not", "not", b"x", 4)
+
+
+def test_what_reads_raw_bytes_is_named_by_its_capability_not_by_a_list_of_kinds(
+    capsys, monkeypatch
+):
+    """The texts on forced byte input (the probe, the `generate` help, `byte_overrides` of
+    the causal LM and its guide) name `embeds_bytes`, not the kinds that have it today: a
+    hand-kept list goes stale when a kind gains it."""
+    monkeypatch.setenv("COLUMNS", "1000")  # argparse: each command's help on one line
+    with pytest.raises(SystemExit):
+        main(["probe", "--help"])
+    (help_line,) = [line for line in capsys.readouterr().out.splitlines() if "generate" in line]
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "guide" / "models.md").read_text()
+    (guide_paragraph,) = [part for part in guide.split("\n\n") if "byte_overrides" in part]
+    byte_kinds = [kind for kind in KINDS if REGISTRY[kind].embeds_bytes]
+    assert byte_kinds  # else the check below checks nothing
+    texts = {
+        "probe": generate_probe.__doc__,
+        "help": help_line,
+        "forward": CausalLM.forward.__doc__,
+        "guide": guide_paragraph,
+    }
+    for where, text in texts.items():
+        assert "embeds_bytes" in text, where
+        words = text.lower().replace("-", "")  # "n-gram" names the ngram kind too
+        assert not [kind for kind in byte_kinds if kind in words], (where, text)
 
 
 def test_the_generate_command_refuses_a_model_that_cannot_embed_bytes(tmp_path):

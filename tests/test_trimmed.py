@@ -60,7 +60,7 @@ def test_gradients_reach_the_kept_rows_dropped_ids_train_the_unknown_row():
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"rows": 0}, r"rows must be a whole number in \[1, V = 12\]"),
+        ({"rows": 0}, r"rows must be a whole number of at least 1, got 0"),
         ({"rows": 13}, r"rows must be a whole number in \[1, V = 12\]"),
         ({"unk_id": 12}, r"unk_id must be a token id in \[0, 12\)"),
         ({"token_counts": torch.ones(5)}, "token_counts must be 12 counts >= 0"),

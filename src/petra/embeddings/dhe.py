@@ -71,7 +71,8 @@ class DeepHashEmbedding(TokenEmbedding):
 
     Raises:
         ValueError: for an unknown distribution, an odd `code_dim` with `gaussian`,
-            `hidden` or `layers` below 1, or `code_buckets` below 2.
+            `hidden`, `layers` or `code_dim` not a whole number of at least 1, or
+            `code_buckets` not one of at least 2.
     """
 
     kind = "dhe"
@@ -115,6 +116,7 @@ class DeepHashEmbedding(TokenEmbedding):
             raise ValueError(
                 f"unknown distribution {distribution!r}; choose one of {DISTRIBUTIONS}"
             )
+        check_count("code_dim", code_dim)
         if distribution == "gaussian" and code_dim % 2:
             raise ValueError(
                 f"the Gaussian code pairs its values: code_dim must be even, got {code_dim}"

@@ -54,7 +54,8 @@ class HashEmbedding(TokenEmbedding):
         init_std: the standard deviation of the shared rows' normal initialization.
 
     Raises:
-        ValueError: if `init_std` is negative or not finite.
+        ValueError: if `buckets` or `num_hashes` is not a whole number of at least 1, or
+            `init_std` is negative or not finite.
     """
 
     kind = "hash"

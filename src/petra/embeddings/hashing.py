@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from petra.embeddings.base import check_count
+
 PRIME = 2**31 - 1
 
 
@@ -20,11 +22,8 @@ class UniversalHash(nn.Module):
 
     def __init__(self, num_hashes: int, buckets: int, seed: int = 0):
         super().__init__()
-        if num_hashes < 1 or buckets < 1:
-            raise ValueError(
-                f"hashing needs at least one function and one bucket, got {num_hashes} and "
-                f"{buckets}"
-            )
+        check_count("num_hashes", num_hashes)
+        check_count("buckets", buckets)
         self.num_hashes, self.buckets = num_hashes, buckets
         generator = torch.Generator().manual_seed(seed)
         self.register_buffer("a", torch.randint(1, PRIME, (num_hashes,), generator=generator))

@@ -63,10 +63,13 @@ class LearnedEmbedding(TokenEmbedding):
 
     @classmethod
     def check_vocabulary_options(cls, vocab_size: int, dim: int, options: dict) -> None:
-        """`factor_dim` in [1, min(V, d)]: the ranks of the truncated SVD of a V x d table
-        (`from_pretrained`)."""
+        """`factor_dim` a whole number in [1, min(V, d)]: the ranks of the truncated SVD of a
+        V x d table (`from_pretrained`)."""
         factor_dim = options.get("factor_dim")
-        if factor_dim is not None and not 1 <= factor_dim <= min(vocab_size, dim):
+        if factor_dim is None:
+            return
+        check_count("factor_dim", factor_dim)
+        if factor_dim > min(vocab_size, dim):
             raise ValueError(
                 f"factor_dim must lie in [1, min(V, d) = {min(vocab_size, dim)}] (the ranks of "
                 f"the {vocab_size} x {dim} table), got {factor_dim}"

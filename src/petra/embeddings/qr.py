@@ -26,7 +26,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from petra.embeddings.base import Knob, TokenEmbedding, check_init_std
+from petra.embeddings.base import Knob, TokenEmbedding, check_count, check_init_std
 
 OPERATIONS = ("mult", "add", "concat")
 
@@ -54,8 +54,8 @@ class QREmbedding(TokenEmbedding):
         init_std: the entrywise scale the combined rows start with, a learned table's.
 
     Raises:
-        ValueError: for an unknown operation, `concat` with d < 2, c outside [1, V], or a
-            negative or non-finite `init_std`.
+        ValueError: for an unknown operation, `concat` with d < 2, c not a whole number in
+            [1, V], or a negative or non-finite `init_std`.
     """
 
     kind = "qr"
@@ -63,13 +63,24 @@ class QREmbedding(TokenEmbedding):
     report_layouts = (("qr, mult, c = ceil(sqrt V)", {}),)
 
     @classmethod
-    def stand_in_options(cls, options: dict, vocab_size: int) -> dict:
-        """`collisions` at 1: its range [1, V] is checked on the real vocabulary (a value
-        below 1 is refused on the stand-in one)."""
+    def check_vocabulary_options(cls, vocab_size: int, dim: int, options: dict) -> None:
+        """`collisions`, when given, a whole number in [1, V]."""
         collisions = options.get("collisions")
-        if isinstance(collisions, int) and collisions >= 1:
-            return {**options, "collisions": 1}
-        return options
+        if collisions is None:
+            return
+        check_count("collisions", collisions)
+        if collisions > vocab_size:
+            raise ValueError(f"collisions must lie in [1, V = {vocab_size}], got {collisions}")
+
+    @classmethod
+    def stand_in_options(cls, options: dict, vocab_size: int) -> dict:
+        """`collisions` at 1 once it is a whole number (refused here otherwise): its upper
+        bound V is checked on the real vocabulary (`check_vocabulary_options`)."""
+        collisions = options.get("collisions")
+        if collisions is None:
+            return options
+        check_count("collisions", collisions)
+        return {**options, "collisions": 1}
 
     @classmethod
     def params_for(cls, vocab_size: int, dim: int, **options) -> int:
@@ -112,9 +123,8 @@ class QREmbedding(TokenEmbedding):
             raise ValueError(f"unknown operation {operation!r}; choose one of {OPERATIONS}")
         if operation == "concat" and dim < 2:
             raise ValueError("operation='concat' splits the width in two: dim must be at least 2")
+        self.check_vocabulary_options(vocab_size, dim, {"collisions": collisions})
         collisions = math.isqrt(vocab_size - 1) + 1 if collisions is None else collisions
-        if not 1 <= collisions <= vocab_size:
-            raise ValueError(f"collisions must lie in [1, V = {vocab_size}], got {collisions}")
         check_init_std(init_std)
         self.collisions, self.operation = collisions, operation
         widths = (dim - dim // 2, dim // 2) if operation == "concat" else (dim, dim)

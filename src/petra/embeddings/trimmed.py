@@ -18,7 +18,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from petra.embeddings.base import Knob, TokenEmbedding, check_init_std, checked_counts
+from petra.embeddings.base import (
+    Knob,
+    TokenEmbedding,
+    check_count,
+    check_init_std,
+    checked_counts,
+)
 
 
 def kept_ids(vocab_size: int, rows: int | None, unk_id: int, token_counts=None) -> Tensor:
@@ -56,8 +62,8 @@ class TrimmedEmbedding(TokenEmbedding):
         init_std: the standard deviation of the table's normal initialization.
 
     Raises:
-        ValueError: if `rows` is not in [1, V], `unk_id` not an id, or the counts are not V
-            counts >= 0.
+        ValueError: if `rows` is not a whole number in [1, V], `unk_id` not an id, or the
+            counts are not V counts >= 0.
     """
 
     kind = "trimmed"
@@ -96,10 +102,14 @@ class TrimmedEmbedding(TokenEmbedding):
 
     @classmethod
     def check_vocabulary_options(cls, vocab_size: int, dim: int, options: dict) -> None:
-        """`rows` in [1, V], `unk_id` an id."""
+        """`rows` a whole number in [1, V], `unk_id` an id."""
         rows, unk_id = options.get("rows"), options.get("unk_id", 0)
-        if rows is not None and not (isinstance(rows, int) and 1 <= rows <= vocab_size):
-            raise ValueError(f"rows must be a whole number in [1, V = {vocab_size}], got {rows!r}")
+        if rows is not None:
+            check_count("rows", rows)
+            if rows > vocab_size:
+                raise ValueError(
+                    f"rows must be a whole number in [1, V = {vocab_size}], got {rows}"
+                )
         if not (isinstance(unk_id, int) and 0 <= unk_id < vocab_size):
             raise ValueError(f"unk_id must be a token id in [0, {vocab_size}), got {unk_id!r}")
 

@@ -452,7 +452,7 @@ def resize_token_embeddings(
         raise ValueError(f"the tokenizer has {len(pieces)} tokens, more than {new_num_tokens}")
     pieces += [b""] * (new_num_tokens - len(pieces))
     old_vocab = embedding.num_embeddings
-    new = embedding.resized(pieces, tokenizer_fingerprint(tokenizer))
+    new = embedding.resized(pieces, tokenizer_fingerprint(tokenizer)).train(embedding.training)
     kept = min(old_vocab, new_num_tokens)
     model.set_input_embeddings(new)
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
@@ -464,7 +464,7 @@ def resize_token_embeddings(
         model.set_output_embeddings(head)  # a model that also holds the bias elsewhere re-points it
     if isinstance(head, nn.Linear) and head.out_features == old_vocab:
         resized = nn.Linear(head.in_features, new_num_tokens, bias=head.bias is not None)
-        resized.to(device=head.weight.device, dtype=head.weight.dtype)
+        resized.to(device=head.weight.device, dtype=head.weight.dtype).train(head.training)
         with torch.no_grad():
             resized.weight[:kept].copy_(head.weight[:kept])
             resized.weight[kept:].copy_(new.table()[kept:])  # new rows start at their byte code

@@ -110,10 +110,7 @@ class PetraModel(nn.Module):
         """(B, T) ids -> (B, T, d) input vectors of the first block: the token vectors, then
         the embedding norm and dropout where the config has them; `byte_overrides` need an
         embedding that `embeds_bytes` (the embedding refuses them otherwise)."""
-        if byte_overrides:
-            x = self.embedding(input_ids, byte_overrides=byte_overrides)
-        else:
-            x = self.embedding(input_ids)
+        x = self.embedding(input_ids, byte_overrides=byte_overrides)
         if self.embedding_norm is not None:
             x = self.embedding_norm(x)
         return x if self.embedding_dropout is None else self.embedding_dropout(x)

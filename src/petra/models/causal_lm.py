@@ -101,8 +101,8 @@ class CausalLM(PetraModel):
         Args:
             input_ids: token ids.
             attention_mask: 1 for real tokens, 0 for padding, or None.
-            byte_overrides: raw bytes in place of some tokens (an embedding that
-                `embeds_bytes`: Kronecker, n-gram).
+            byte_overrides: raw bytes in place of some tokens (an embedding that reads raw
+                bytes: `embeds_bytes`).
             positions: the T tokens' rotary positions (default S..S+T-1).
             cache: the key-value cache to extend, or None.
 

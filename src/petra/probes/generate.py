@@ -1,5 +1,5 @@
-"""Forced out-of-vocabulary generation with an embedding that embeds raw bytes (Kronecker's,
-the n-gram kind's: `TokenEmbedding.embeds_bytes`).
+"""Forced out-of-vocabulary generation with an embedding that reads raw bytes
+(`TokenEmbedding.embeds_bytes`).
 
 A span of the prompt is replaced by ONE position whose embedding is computed from arbitrary
 bytes (a coined word, a misspelling, a word in another script), something a learned table
