@@ -41,17 +41,21 @@ SMOLLM2_ARMS = {
     name: MINILM_ARMS[name]
     for name in ("int8", "svd-16", "svd-50", "kronecker", "kronecker-residual-16")
 }
-MODELS = {  # name -> (petra compress --model, arms, the recovery budget's own arguments)
-    "minilm": ("all-minilm-l6-v2", MINILM_ARMS, ["--batch-size", "32"]),
-    "smollm2": ("smollm2-135m", SMOLLM2_ARMS, ["--batch-size", "8", "--max-length", "128"]),
-}
+# name -> (petra compress --model, arms, the recovery's own arguments). A sentence encoder
+# also matches the cosines between a batch's sentences (--distil pairs): of the recipes tried
+# on STS-B train (benchmarks/results/compress-minilm/pilot/), it lost the least ground.
+MODELS = {
+    "minilm": ("all-minilm-l6-v2", MINILM_ARMS, ["--batch-size", "32", "--distil", "pairs"]),
+    "smollm2": ("smollm2-135m", SMOLLM2_ARMS,
+                ["--batch-size", "8", "--max-length", "128", "--distil", "hidden"]),
+}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", choices=sorted(MODELS))
     parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--embedding-steps", type=int, default=200)
+    parser.add_argument("--embedding-steps", type=int, default=0)
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--only", nargs="+", metavar="ARM", help="run these arms only")
     args = parser.parse_args(argv)

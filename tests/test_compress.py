@@ -365,13 +365,14 @@ def test_the_table_reads_kept_results_and_states_each_budget(tmp_path):
     kept.write_text(json.dumps(_finished(**{"settings.embedding_steps": 100})))
     table = comparison_table([*_runs(tmp_path, _finished()), kept])
     alone = "(16,000; the first 100 the embedding alone)"
-    assert "| 500 steps x 32 sentences (16,000), 14 min |" in table
-    assert f"| 500 steps x 32 sentences {alone}, 14 min |" in table
+    recipe = "distil hidden, lr 5e-05 / 0.0001, 14 min"
+    assert f"| 500 steps x 32 sentences (16,000), {recipe} |" in table
+    assert f"| 500 steps x 32 sentences {alone}, {recipe} |" in table
     lm = _finished(model_type="causal-lm", **{"settings.max_length": 128})
     lm["quality"] = {stage: {"val_loss": 3.0} for stage in ("original", "swapped", "recovered")}
     (tmp_path / "lm").mkdir()
     table = comparison_table(_runs(tmp_path / "lm", lm))
-    assert "500 steps x 32 chunks of 128 tokens (16,000), 14 min" in table
+    assert "500 steps x 32 chunks of 128 tokens (16,000), distil hidden" in table
 
 
 @pytest.mark.parametrize(

@@ -983,15 +983,18 @@ def comparison_table(run_dirs: list[str | Path]) -> str:
 
 
 def _budget(result: dict) -> str:
-    """`1000 steps x 32 sentences (32,000; the first 200 the embedding alone), 25 min`: the
-    recovery's budget in examples and minutes (a causal LM's examples are chunks of
-    `max_length` tokens)."""
+    """`1000 steps x 32 sentences (32,000; the first 200 the embedding alone), distil pairs,
+    lr 5e-05 / 0.0001, 25 min`: the recovery's budget in examples and minutes (a causal LM's
+    examples are chunks of `max_length` tokens), what it matched (a run of a petra before
+    `distil` matched the outputs) and its learning rates (pretrained layers / embedding)."""
     settings, steps = result["settings"], result["steps"]
     unit = JOBS[result["model_type"]].unit(settings)
     first = settings.get("embedding_steps", 0)
     alone = f"; the first {first} the embedding alone" if first else ""
     return (f"{steps} steps x {settings['batch_size']} {unit} "
             f"({steps * settings['batch_size']:,}{alone}), "
+            f"distil {settings.get('distil', 'output')}, "
+            f"lr {settings['lr']:g} / {settings['embedding_lr']:g}, "
             f"{result['recovery_seconds'] / 60:.0f} min")  # fmt: skip
 
 
@@ -1061,6 +1064,7 @@ TABLE_FIELDS = {
     (None, "model_type"): str, (None, "steps"): int, (None, "recovery_seconds"): float,
     ("settings", "model"): str, ("settings", "kind"): str, ("settings", "start"): str,
     ("settings", "factor_dim"): int | None, ("settings", "batch_size"): int,
+    ("settings", "lr"): float, ("settings", "embedding_lr"): float,
     ("parameters", "vocab_size"): int, ("parameters", "dim"): int,
     ("parameters", "embedding_before"): int, ("parameters", "params_before"): int,
     ("parameters", "embedding_after"): int, ("parameters", "params_after"): int,
