@@ -5,7 +5,8 @@ The untouched model is the teacher; the student is a copy with a petra embedding
 the teacher's outputs:
 
 - a sentence encoder (a sentence-transformers folder) matches the teacher's unit sentence
-  vectors, L_out = mean_i (1 - cos(s_i, t_i)), and is judged by STS-B dev Spearman (x100);
+  vectors, L_out = mean_i (1 - cos(s_i, t_i)), and is judged by STS-B Spearman (x100; dev,
+  or train to choose settings without looking at dev);
 - a causal LM matches the teacher's next-token distributions,
   L_out = mean_tokens KL(p_teacher || p_student), and is judged by its validation loss (and
   perplexity) on held-out Brown documents.
