@@ -476,6 +476,7 @@ class Job:
     def __init__(self, teacher, tokenizer, settings: CompressSettings):
         self.teacher, self.tokenizer, self.settings = teacher, tokenizer, settings
         self.hidden = settings.distil in ("hidden", "pairs")
+        self._alone: bool | None = None  # whether only the new embedding trains (None: unset)
 
     def token_counts(self, vocab_size: int) -> torch.Tensor:
         """How often each id occurs in the text the model is adapted to (special tokens
@@ -532,7 +533,7 @@ class Job:
     def _train_embedding_alone(self, student, alone: bool) -> None:
         """Freeze every parameter but the new embedding's (`alone`), or none: a frozen one
         gets no gradient, so AdamW leaves it (and its moments) as they are."""
-        if alone == getattr(self, "_alone", None):
+        if alone == self._alone:
             return
         embedding = unwrap_embedding(hf_model(student).get_input_embeddings())
         own = {id(p) for p in embedding.parameters()}
