@@ -647,12 +647,45 @@ def test_settings_chosen_on_held_out_data_are_tabled(results_dir, tmp_path):
     assert "| spearman | pearson |" in text and "| 0.712 | 0.500 |" in text
 
 
+def test_a_second_results_folder_is_a_part_of_its_own(results_dir, tmp_path):
+    """`petra reproduce --report MAIN OTHER`: OTHER's claims follow the main part under its
+    own summary, named for its folder, with anchors of their own (no claim's anchor twice),
+    every summary link pointing at its own part's section, its plots in a folder of their
+    own; two folders of one name are refused before anything is written."""
+    from petra.cli import main
+    from petra.reproduce.report import scale_name
+
+    larger = Path(shutil.copytree(results_dir, tmp_path / "larger" / "results"))
+    to = tmp_path / "REPORT.md"
+    assert main(["reproduce", "--report", str(results_dir), str(larger), "--to", str(to)]) == 0
+    text = to.read_text()
+    assert scale_name(larger) == "larger" and scale_name(tmp_path / "wide") == "wide"
+    anchors = re.findall(r'<a id="([^"]+)"></a>', text)
+    assert len(anchors) == len(set(anchors))
+    claims = sorted(path.stem for path in results_dir.glob("*.json"))
+    assert {f"larger-{claim}" for claim in claims} | {"larger"} <= set(anchors)
+    main_part, larger_part = text.split('<a id="larger"></a>')
+    assert "## At the larger scale: summary" in larger_part
+    for claim in claims:
+        assert f"](#{claim})" in main_part and f"](#larger-{claim})" not in main_part
+        assert f"](#larger-{claim})" in larger_part and f"](#{claim})" not in larger_part
+        section = _between(larger_part + "<a id=", f'<a id="larger-{claim}"></a>', "<a id=")
+        assert section.lstrip().startswith("## At the larger scale: ")
+    assert "plots/larger/" in larger_part and "plots/larger/" not in main_part
+    same_name = Path(shutil.copytree(results_dir, tmp_path / "other" / "larger"))
+    with pytest.raises(ValueError, match="names of their own"):
+        write_report(results_dir, tmp_path / "TWICE.md", scales=[larger, same_name])
+    assert not (tmp_path / "TWICE.md").exists()
+
+
 def test_the_committed_report_regenerates_from_the_committed_results(tmp_path):
-    """REPRODUCTION.md is what `petra reproduce --report reproduction/results --to
-    REPRODUCTION.md` writes from the committed results JSON, byte for byte."""
+    """REPRODUCTION.md is what `petra reproduce --report reproduction/results
+    reproduction/larger/results --to REPRODUCTION.md` writes from the committed results JSON,
+    byte for byte."""
     root = Path(__file__).resolve().parents[1]
     to = tmp_path / "REPRODUCTION.md"
-    write_report(root / "reproduction" / "results", to, tmp_path / "reproduction" / "plots")
+    write_report(root / "reproduction" / "results", to, tmp_path / "reproduction" / "plots",
+                 scales=[root / "reproduction" / "larger" / "results"])  # fmt: skip
     assert to.read_text() == (root / "REPRODUCTION.md").read_text()
 
 

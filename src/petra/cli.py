@@ -103,7 +103,8 @@ def _reproduce(args: argparse.Namespace) -> None:
     elif args.report:
         from petra.reproduce.report import write_report
 
-        print(f"wrote {write_report(args.report, args.to)}")
+        main, *scales = args.report
+        print(f"wrote {write_report(main, args.to, scales=scales)}")
     else:
         if args.all and args.claims:
             raise ValueError("give claim ids or --all, not both")
@@ -385,7 +386,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a setting for every arm, after the claim's own (not one that defines the arms)",
     )
     reproduction.add_argument("--out", default="reproduction", help="default: %(default)s")
-    reproduction.add_argument("--report", metavar="RESULTS_DIR", help="write the report")
+    reproduction.add_argument(
+        "--report",
+        nargs="+",
+        metavar="RESULTS_DIR",
+        help="write the report of a results folder; each further folder is the same claims run "
+        "at another scale, a part of its own named for the folder",
+    )
     reproduction.add_argument("--to", default="REPRODUCTION.md", help="the report's file")
     reproduction.add_argument("--quiet", action="store_true", help="no progress bars")
     _data_dir_argument(reproduction)
