@@ -52,6 +52,40 @@ def test_identical_prompts_agree_completely(loaded):
     assert summary["logprob_drop_mean"] == pytest.approx(0.0, abs=1e-6)
 
 
+def test_top1_chance_is_the_agreement_of_different_prompts():
+    """sum_t c_t (c_t - 1) / (n (n - 1)) against a count over every ordered pair of
+    different prompts; 1 for one prediction everywhere, 0 for all different."""
+    from itertools import permutations
+
+    from petra.probes.spelling import top1_chance
+
+    for predictions in ([7, 7, 7, 7], [1, 2, 3], [1, 1, 2, 2, 2], [5, 9, 5, 5, 1, 9, 0]):
+        pairs = list(permutations(range(len(predictions)), 2))
+        counted = sum(predictions[i] == predictions[j] for i, j in pairs) / len(pairs)
+        assert top1_chance(predictions) == pytest.approx(counted, abs=1e-12)
+    assert top1_chance([7, 7, 7]) == 1.0 and top1_chance([1, 2, 3]) == 0.0
+    assert top1_chance([4]) == 0.0
+
+
+def test_the_probe_reports_its_prompts_top1_chance(loaded):
+    """The summary's chance is `top1_chance` of the rows' clean top-1 tokens, overall and
+    per category; one prompt repeated has chance 1 (its agreement is no evidence)."""
+    from petra.probes.spelling import top1_chance
+
+    model, tokenizer = loaded
+    pairs = [PromptPair("To be or not to", "To be or nto to", "a"),
+             PromptPair("The king is", "The kign is", "a"),
+             PromptPair("My lord, I", "My lrod, I", "b")]  # fmt: skip
+    result = probe_spelling(model, tokenizer, pairs)
+    rows, summary = result["pairs"], result["summary"]
+    assert summary["top1_chance"] == top1_chance([r["clean_top1"] for r in rows])
+    assert summary["per_category"]["a"]["top1_chance"] == top1_chance(
+        [r["clean_top1"] for r in rows[:2]]
+    )
+    repeated = probe_spelling(model, tokenizer, [pairs[0]] * 3)["summary"]
+    assert repeated["top1_chance"] == 1.0
+
+
 def test_brown_pairs_are_reproducible_typos_of_the_last_word():
     pairs = brown_pairs(limit=40)
     assert pairs == brown_pairs(limit=40) and len(pairs) == 40

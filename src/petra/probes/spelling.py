@@ -10,6 +10,13 @@ the typo prompt's, t = argmax p):
 - `hidden_cosine`: the cosine of the final hidden states at the last position;
 - `logprob_drop`: log p_t - log q_t.
 
+Top-1 agreement is also high for a model that predicts few distinct tokens whatever the
+prompt (a small model often predicts a function word after every prompt). The summary's
+`top1_chance` measures that: the agreement two *different* prompts' clean predictions have,
+sum_t c_t (c_t - 1) / (n (n - 1)) over the n pairs, c_t the number of clean prompts whose
+top-1 is token t (1 for a model with one prediction everywhere, 0 when every prompt's is its
+own). Agreement far above it says the typo prompt kept a prediction that was prompt-specific.
+
 The result has the four per pair and their means overall and per category;
 `compare_categories` counts the categories in which one model's means beat, tie or trail
 another's, as the paper counts them.
@@ -41,6 +48,7 @@ from __future__ import annotations
 import json
 import random
 import statistics
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -238,6 +246,7 @@ def probe_spelling(model, tokenizer, pairs: list[PromptPair]) -> dict:
                 "clean": pair.clean,
                 "typo": pair.typo,
                 "category": pair.category,
+                "clean_top1": top,
                 "top1_agreement": float(top == int(typo.argmax())),
                 "kl": float((clean.exp() * (clean - typo)).sum().clamp_min(0)),
                 "hidden_cosine": float(F.cosine_similarity(clean_hidden, typo_hidden, dim=0)),
@@ -255,7 +264,18 @@ def _means(rows: list[dict]) -> dict:
             f"{n}_mean" if n != "top1_agreement" else n: statistics.mean(r[n] for r in rows)
             for n in names
         },
+        "top1_chance": top1_chance([r["clean_top1"] for r in rows]),
     }
+
+
+def top1_chance(predictions: list[int]) -> float:
+    """sum_t c_t (c_t - 1) / (n (n - 1)): how often two different prompts' clean top-1
+    tokens (`predictions`) agree (the module docstring); 0 for fewer than two prompts."""
+    n = len(predictions)
+    if n < 2:
+        return 0.0
+    counts = Counter(predictions).values()
+    return sum(c * (c - 1) for c in counts) / (n * (n - 1))
 
 
 def _per_category(rows: list[dict]) -> dict:
@@ -313,12 +333,14 @@ def compare_categories(ours: dict, theirs: dict) -> dict:
 def format_summary(summary: dict) -> str:
     """A Markdown table: overall, then per category."""
     lines = [
-        "| category | pairs | top-1 agreement | KL mean | hidden cosine | log-prob drop |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| category | pairs | top-1 agreement | top-1 chance | KL mean | hidden cosine "
+        "| log-prob drop |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, s in [("all", summary), *summary["per_category"].items()]:
         lines.append(
-            f"| {name} | {s['pairs']} | {s['top1_agreement']:.3f} | {s['kl_mean']:.4f} "
+            f"| {name} | {s['pairs']} | {s['top1_agreement']:.3f} | {s['top1_chance']:.3f} "
+            f"| {s['kl_mean']:.4f} "
             f"| {s['hidden_cosine_mean']:.4f} | {s['logprob_drop_mean']:.4f} |"
         )
     return "\n".join(lines)

@@ -812,6 +812,8 @@ KRONECKER_SPELLING = Claim(
     comparisons=_spelling_comparisons(),
     joint=_spelling_joint(),
     metrics=(
+        "paper/top1_chance_pct",
+        "brown/top1_chance_pct",
         "paper/categories_won_or_tied_vs_tied",
         "paper/categories_won_or_tied_vs_untied",
         "paper/categories_won_or_tied_vs_ngram",
@@ -828,6 +830,11 @@ KRONECKER_SPELLING = Claim(
         "`paper/categories_won_or_tied_vs_tied` and `..._vs_untied` are that count per seed "
         "(the Kronecker arm's row of the arms table); the notes below give the win-tie-loss "
         "counts of all four metrics on both sets.",
+        "Top-1 agreement is read beside `SET/top1_chance_pct` (arms table), the agreement two "
+        "different prompts' clean top-1 tokens have: a model that predicts the same few tokens "
+        "after every prompt keeps its top-1 under a typo by default, and scores near 100 on "
+        "both. Agreement well above that chance says the typo kept a prediction specific to "
+        "the prompt; an arm's lead in agreement that its chance explains is not robustness.",
     ),
 )
 

@@ -508,8 +508,10 @@ def format_report(
         "did not record. " + VERDICT_RULE + ' The column "petra\'s sign" says whether '
         "petra's a − b has the sign of the paper's own (its interval wholly on that side of 0: "
         f'"{SAME}"), the other sign ("{OPPOSITE}"), or neither ("{UNRESOLVED}": the '
-        "interval spans 0); a verdict and a sign are read together: a parity claim can hold "
-        "while petra's sign is the paper's opposite.",
+        'interval spans 0), and is "–" where the paper gives no a − b to hold it against '
+        "(a control of petra's own, or a file that did not record the paper's); a verdict "
+        "and a sign are read together: a parity claim can hold while petra's sign is the "
+        "paper's opposite.",
         "",
         "## Summary",
         "",
