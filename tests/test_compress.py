@@ -165,6 +165,36 @@ def test_sentence_encoder_on_minilm(tmp_path, monkeypatch):
     assert student.encode(["a sentence"]).shape == (1, 384)
 
 
+def test_the_cosines_recovery_matches_only_the_pairwise_cosines(tmp_path, monkeypatch):
+    """--distil cosines: the loss is `pairwise_cosine_error` of the batch's sentence vectors
+    against the teacher's, nothing else: 0 for a student that is the teacher turned and
+    scaled (its cosines are the teacher's), where `pairs` still counts the turn."""
+    from petra.compress import _swap, load_teacher, make_job, pairwise_cosine_error
+
+    monkeypatch.setenv("PETRA_CACHE", str(tmp_path / "cache"))
+    teacher, tokenizer, kind = load_teacher("all-minilm-l6-v2")
+    settings = {"model": "all-minilm-l6-v2", "kind": "learned", "factor_dim": 8,
+                "batch_size": 4, "max_sentences": 16}  # fmt: skip
+    cosines = make_job(kind, teacher, tokenizer, CompressSettings(**settings, distil="cosines"))
+    student, _ = _swap(teacher, tokenizer, cosines)
+    student.eval()
+    batch = cosines.collate([0, 1, 2, 3])
+    loss, tokens = cosines.loss(student, batch)
+    loss = loss.detach()
+    vectors = student.encode([cosines.examples[i] for i in range(4)], convert_to_tensor=True)
+    assert float(loss) == pytest.approx(
+        float(pairwise_cosine_error(vectors, cosines.targets[:4])), rel=1e-4, abs=1e-6
+    )
+    assert tokens > 4
+    turn = torch.linalg.qr(torch.randn(384, 384, generator=torch.Generator().manual_seed(0)))[0]
+    turned = 2.5 * cosines.targets[:4] @ turn  # the teacher's geometry, other directions
+    assert float(pairwise_cosine_error(turned, cosines.targets[:4])) == pytest.approx(0, abs=1e-5)
+    pairs = make_job(kind, teacher, tokenizer, CompressSettings(**settings, distil="pairs"))
+    assert float(pairs.loss(student, batch)[0].detach()) > float(loss)  # its per-vector terms add
+    with pytest.raises(ValueError, match="--distil cosines compares the sentences of a batch"):
+        CompressSettings(**{**settings, "batch_size": 1}, distil="cosines")
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

@@ -434,10 +434,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="a causal LM: tokens per training and evaluation chunk (default: %(default)s)",
     )  # fmt: skip
     compression.add_argument(
-        "--distil", default="hidden", choices=("output", "hidden", "pairs"),
+        "--distil", default="hidden", choices=("output", "hidden", "pairs", "cosines"),
         help="match the teacher's outputs (the sentence vector, or the next-token "
         "distribution); them and every layer's token states; or, a sentence encoder, these "
-        "and the cosines between a batch's sentences (default: %(default)s)",
+        "and the cosines between a batch's sentences; or those cosines alone (default: "
+        "%(default)s)",
     )  # fmt: skip
     compression.add_argument(
         "--embedding-steps", type=int, default=0, metavar="N",

@@ -21,9 +21,14 @@ layer's error relative to the teacher's energy there,
 teacher's while the token states, and with them the pairwise geometry STS-B measures, drift
 away. With `distil="pairs"` (sentence encoders) it adds the error of the cosines between the
 batch's sentence vectors, mean_{i != j} (cos(s_i, s_j) - cos(t_i, t_j))^2: the quantity
-STS-B scores. The first `embedding_steps` steps train the new embedding alone (every pretrained
-layer frozen), so that the layers above meet inputs like those they were trained on before
-they are asked to change; then every layer trains.
+STS-B scores. With `distil="cosines"` (sentence encoders) that pairwise term is the whole
+loss: a swap that keeps the pairwise geometry but turns the vectors away from the teacher's
+(a computed table's least-squares start: mean cosine to the teacher's vectors about 0.4 on
+MiniLM) is then not pulled towards the teacher's vectors, a pull that breaks the geometry on
+its way (every per-vector term lowers STS-B in the first steps of recovery from a Kronecker
+start; the pairwise term alone raises it). The first `embedding_steps` steps train the new
+embedding alone (every pretrained layer frozen), so that the layers above meet inputs like
+those they were trained on before they are asked to change; then every layer trains.
 
 The quality is measured on the original, right after the swap, every `eval_every` steps of
 the recovery (`during` in the result: where a run loses ground shows) and after it. The
@@ -106,7 +111,7 @@ METRICS = ("stsb_dev_spearman", "stsb_train_spearman", "val_loss", "perplexity")
 EVAL_SPLITS = ("dev", "train")  # STS-B's: the reported one, and the one to choose settings on
 # what the student matches: the outputs; them and every layer's states; and, a sentence
 # encoder, the cosines between the batch's sentence vectors too
-DISTIL = ("output", "hidden", "pairs")
+DISTIL = ("output", "hidden", "pairs", "cosines")
 DISTILLATION_SOURCES = ("snli", "brown")  # a sentence encoder's unlabeled training text
 VOCABULARY_SOURCES = (*DISTILLATION_SOURCES, "stsb-train")  # and what its table is fitted to
 NONE = "none"  # options or measures in words, when there are none
@@ -175,9 +180,9 @@ class CompressSettings:
                              f"{EVAL_SPLITS}")  # fmt: skip
         if self.distil not in DISTIL:
             raise ValueError(f"unknown distil {self.distil!r}; choose one of {DISTIL}")
-        if self.distil == "pairs" and self.batch_size < 2:
-            raise ValueError("--distil pairs compares the sentences of a batch: --batch-size "
-                             f"must be at least 2, got {self.batch_size}")  # fmt: skip
+        if self.distil in ("pairs", "cosines") and self.batch_size < 2:
+            raise ValueError(f"--distil {self.distil} compares the sentences of a batch: "
+                             f"--batch-size must be at least 2, got {self.batch_size}")  # fmt: skip
         if not (isinstance(self.embedding_steps, int) and 0 <= self.embedding_steps <= self.steps):
             raise ValueError(
                 f"--embedding-steps must lie in [0, --steps = {self.steps}] (the first steps "
@@ -475,7 +480,7 @@ class Job:
 
     def __init__(self, teacher, tokenizer, settings: CompressSettings):
         self.teacher, self.tokenizer, self.settings = teacher, tokenizer, settings
-        self.hidden = settings.distil in ("hidden", "pairs")
+        self.hidden = settings.distil in ("hidden", "pairs")  # every layer's states matched
         self._alone: bool | None = None  # whether only the new embedding trains (None: unset)
 
     def token_counts(self, vocab_size: int) -> torch.Tensor:
@@ -616,6 +621,8 @@ class SentenceJob(Job):
             output = student(features)
         vectors = output["sentence_embedding"]
         targets = self.targets[indices]
+        if self.settings.distil == "cosines":
+            return pairwise_cosine_error(vectors, targets), int(mask.sum())
         loss = (1 - F.cosine_similarity(vectors, targets, dim=-1)).mean()
         if self.settings.distil == "pairs":
             loss = loss + pairwise_cosine_error(vectors, targets)
@@ -634,9 +641,10 @@ class CausalLMJob(Job):
     @classmethod
     def check_model(cls, settings: CompressSettings, model) -> None:
         """Chunks no longer than the positions the model takes; no sentence pairs to match."""
-        if settings.distil == "pairs":
-            raise ValueError(f"--distil pairs matches sentence vectors, which {settings.model} "
-                             "(a causal LM) has not: use --distil hidden or output")  # fmt: skip
+        if settings.distil in ("pairs", "cosines"):
+            raise ValueError(f"--distil {settings.distil} matches sentence vectors, which "
+                             f"{settings.model} (a causal LM) has not: use --distil hidden or "
+                             "output")  # fmt: skip
         config = hf_model(model).config
         positions = getattr(config, "n_positions", None) or getattr(
             config, "max_position_embeddings", None

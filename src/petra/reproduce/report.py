@@ -535,7 +535,7 @@ def format_report(
             "",
             f"## At the {name} scale: summary",
             "",
-            f"The claims below were run again at the {name} scale; each section's \"As run\" "
+            f'The claims below were run again at the {name} scale; each section\'s "As run" '
             "gives the settings, the machine and the seeds they ran with. Their verdicts are "
             "read beside the main part's, not pooled with them.",
             "",
@@ -937,10 +937,12 @@ def write_report(
     plots_dir = Path(results_dir).parent / "plots" if plots_dir is None else Path(plots_dir)
     names = [scale_name(folder) for folder in scales]
     if len(set(names)) < len(names) or "" in names:
-        raise ValueError(f"the scales' folders {[str(f) for f in scales]} must have names of "
-                         "their own (a folder called results is named for the one above it)")  # fmt: skip
+        raise ValueError(
+            f"the scales' folders {[str(f) for f in scales]} must have names of their own "
+            "(a folder called results is named for the one above it)"
+        )
     results = load_results(results_dir)
-    parts = [(name, load_results(folder)) for name, folder in zip(names, scales, strict=True)]
+    parts = [(name, load_results(f)) for name, f in zip(names, scales, strict=True)]
     to.parent.mkdir(parents=True, exist_ok=True)
     links = _draw_plots(results, plots_dir, to)
     scaled = [(name, found, _draw_plots(found, plots_dir / name, to)) for name, found in parts]
