@@ -176,6 +176,17 @@ def _results(path) -> dict:
     return json.loads(Path(path).read_text())
 
 
+def test_a_kept_retrieval_result_is_keyed_by_the_analysis_too(monkeypatch):
+    """The typographic analysis keeps each run's probe result; its key names the k's it
+    measures, so a result kept before @10 was measured is not read as one with it."""
+    from petra.reproduce import analyses
+
+    before = analyses.typographic_key()
+    assert before["k"] == [5, 10]
+    monkeypatch.setattr(analyses, "TYPOGRAPHIC_K", (5,))
+    assert analyses.typographic_key() != before
+
+
 def test_quick_kronecker_claims_end_to_end_then_reuse(tmp_path, slices):
     """The LM claim and the three claims that analyse its models, on the tiny preset; a rerun
     reuses every run (nothing is trained or probed again)."""
@@ -234,12 +245,17 @@ def test_quick_kronecker_claims_end_to_end_then_reuse(tmp_path, slices):
     controls = {"learned-tied", "learned-untied", "ngram-untied"}
     assert {c["b"] for c in norms["comparisons"]} == controls
     typographic = _results(paths[3])
+    assert {c["metric"] for c in typographic["comparisons"]} == {"typographic_at_10_pct"}
     for label in ("learned-tied", "kronecker-untied"):  # step 0 rebuilt and checked
         row = typographic["arms"][label]["per_seed"]["0"]
-        assert row["typographic_at_5_pct_gain"] == pytest.approx(
-            row["typographic_at_5_pct"] - row["init/typographic_at_5_pct"]
-        )
-        assert 0 <= row["typographic_at_5_pct"] <= 100
+        for k in (5, 10):  # the cross-model output's k, and Table 10's
+            assert row[f"typographic_at_{k}_pct_gain"] == pytest.approx(
+                row[f"typographic_at_{k}_pct"] - row[f"init/typographic_at_{k}_pct"]
+            )
+            assert 0 <= row[f"typographic_at_{k}_pct"] <= 100
+        # ten neighbours hold the five nearest: as many variants as a fraction of 10, at
+        # least half of @5's fraction
+        assert row["typographic_at_10_pct"] >= row["typographic_at_5_pct"] / 2 - 1e-9
     # a random table retrieves no variant; the byte code at step 0 a few ("Running" for
     # "running": 6 of 7 bytes in place)
     assert typographic["arms"]["learned-tied"]["per_seed"]["0"]["init/typographic_at_5_pct"] == 0

@@ -396,17 +396,32 @@ def _initial(run: Path):
     return model.eval(), task
 
 
+# the neighbours counted for petra's trained tables: 5 as the reference's cross-model output,
+# 10 as the paper's Table 10 for its own models
+TYPOGRAPHIC_K = (5, 10)
+
+
+def typographic_key() -> dict:
+    """What a kept retrieval result of a run is keyed by: the probe's code and this
+    analysis's own (which tables it probes, at which k), so that a change to either is
+    computed again."""
+    from petra.probes import retrieval
+
+    code = source_digest(retrieval, _retrieval_summary, _initial, typographic)
+    return {"code": code, "k": list(TYPOGRAPHIC_K)}
+
+
 def typographic(arms: dict, runs: dict, seeds: list[int], quick: bool = False) -> dict:
     """The paper's retrieval probe (`petra.probes.retrieval`) of each trained table and of
-    the same table at step 0 (`_gain`: trained minus step 0), and, unless `quick`, of the
-    public models' tables and their byte codes (`_public_models`)."""
+    the same table at step 0 (`_gain`: trained minus step 0), at each k of `TYPOGRAPHIC_K`,
+    and, unless `quick`, of the public models' tables and their byte codes at k = 5
+    (`_public_models`)."""
     import torch
 
-    from petra.probes import retrieval
     from petra.probes.retrieval import probe_space, table_space
 
     arms = copy.deepcopy(arms)
-    key = {"code": source_digest(retrieval, _retrieval_summary, _initial)}
+    key = typographic_key()
     for label, by_seed in runs.items():
         for seed, run in by_seed.items():
 
@@ -417,11 +432,15 @@ def typographic(arms: dict, runs: dict, seeds: list[int], quick: bool = False) -
                     tables = {"": model.embedding.table().float(), "init/": initial}
                 found = {}
                 for prefix, table in tables.items():
-                    result = probe_space(table_space(table, tokenizer), tokenizer)
-                    found |= {prefix + k: v for k, v in _retrieval_summary(result).items()}
-                found["typographic_at_5_pct_gain"] = (
-                    found["typographic_at_5_pct"] - found["init/typographic_at_5_pct"]
-                )
+                    space = table_space(table, tokenizer)
+                    for k in TYPOGRAPHIC_K:
+                        result = probe_space(space, tokenizer, k=k)
+                        summary_k = _retrieval_summary(result)
+                        found |= {prefix + name: v for name, v in summary_k.items()}
+                for k in TYPOGRAPHIC_K:
+                    found[f"typographic_at_{k}_pct_gain"] = (
+                        found[f"typographic_at_{k}_pct"] - found[f"init/typographic_at_{k}_pct"]
+                    )
                 return found
 
             arms[label]["per_seed"][str(seed)] = _cached(run, "retrieval", summary, key)
