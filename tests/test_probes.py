@@ -52,25 +52,43 @@ def test_identical_prompts_agree_completely(loaded):
     assert summary["logprob_drop_mean"] == pytest.approx(0.0, abs=1e-6)
 
 
-def test_top1_chance_is_the_agreement_of_different_prompts():
-    """sum_t c_t (c_t - 1) / (n (n - 1)) against a count over every ordered pair of
-    different prompts; 1 for one prediction everywhere, 0 for all different."""
+def test_top1_chance_and_kappa_against_a_count_over_different_pairs():
+    """chance: how often a clean top-1 equals another pair's typo top-1, counted over every
+    ordered pair i != j; kappa (agreement - chance) / (1 - chance): 0 for a model with one
+    prediction everywhere, 1 for distinct predictions all kept, below 0 under chance."""
     from itertools import permutations
 
-    from petra.probes.spelling import top1_chance
+    from petra.probes.spelling import top1_kappa
 
-    for predictions in ([7, 7, 7, 7], [1, 2, 3], [1, 1, 2, 2, 2], [5, 9, 5, 5, 1, 9, 0]):
-        pairs = list(permutations(range(len(predictions)), 2))
-        counted = sum(predictions[i] == predictions[j] for i, j in pairs) / len(pairs)
-        assert top1_chance(predictions) == pytest.approx(counted, abs=1e-12)
-    assert top1_chance([7, 7, 7]) == 1.0 and top1_chance([1, 2, 3]) == 0.0
-    assert top1_chance([4]) == 0.0
+    cases = [
+        ([7, 7, 7, 7], [7, 7, 7, 7]),
+        ([1, 2, 3], [1, 2, 3]),
+        ([1, 2], [2, 1]),
+        ([1, 1, 2, 2, 2], [2, 1, 2, 3, 1]),
+        ([5, 9, 5, 5, 1, 9, 0], [5, 5, 9, 5, 0, 9, 1]),
+    ]
+    for clean, typo in cases:
+        pairs = list(permutations(range(len(clean)), 2))
+        chance = sum(clean[i] == typo[j] for i, j in pairs) / len(pairs)
+        agreement = sum(t == u for t, u in zip(clean, typo, strict=True)) / len(clean)
+        found = top1_kappa(clean, typo)
+        assert found["top1_chance"] == pytest.approx(chance, abs=1e-12)
+        if chance < 1:
+            kappa = (agreement - chance) / (1 - chance)
+            assert found["top1_kappa"] == pytest.approx(kappa, abs=1e-12)
+    assert top1_kappa([7, 7, 7], [7, 7, 7]) == {"top1_chance": 1.0, "top1_kappa": 0.0}
+    assert top1_kappa([1, 2, 3], [1, 2, 3]) == {"top1_chance": 0.0, "top1_kappa": 1.0}
+    # every typo took another prompt's answer: below chance
+    assert top1_kappa([1, 2, 3], [2, 3, 1])["top1_kappa"] == pytest.approx(-1)
+    # a typo that pushes every prompt to one default token: agreement is chance's
+    assert top1_kappa([4, 4, 4, 5], [4, 4, 4, 4])["top1_kappa"] == pytest.approx(0, abs=1e-12)
 
 
-def test_the_probe_reports_its_prompts_top1_chance(loaded):
-    """The summary's chance is `top1_chance` of the rows' clean top-1 tokens, overall and
-    per category; one prompt repeated has chance 1 (its agreement is no evidence)."""
-    from petra.probes.spelling import top1_chance
+def test_the_probe_reports_its_prompts_top1_chance_and_kappa(loaded):
+    """The summary's chance and kappa are `top1_kappa` of the rows' clean and typo top-1
+    tokens, overall and per category; one prompt repeated has chance 1 and kappa 0 (its
+    agreement is no evidence)."""
+    from petra.probes.spelling import top1_kappa
 
     model, tokenizer = loaded
     pairs = [PromptPair("To be or not to", "To be or nto to", "a"),
@@ -78,12 +96,14 @@ def test_the_probe_reports_its_prompts_top1_chance(loaded):
              PromptPair("My lord, I", "My lrod, I", "b")]  # fmt: skip
     result = probe_spelling(model, tokenizer, pairs)
     rows, summary = result["pairs"], result["summary"]
-    assert summary["top1_chance"] == top1_chance([r["clean_top1"] for r in rows])
-    assert summary["per_category"]["a"]["top1_chance"] == top1_chance(
-        [r["clean_top1"] for r in rows[:2]]
-    )
-    repeated = probe_spelling(model, tokenizer, [pairs[0]] * 3)["summary"]
-    assert repeated["top1_chance"] == 1.0
+    tokens = lambda rows: ([r["clean_top1"] for r in rows], [r["typo_top1"] for r in rows])  # noqa: E731
+    assert {k: summary[k] for k in ("top1_chance", "top1_kappa")} == top1_kappa(*tokens(rows))
+    category = summary["per_category"]["a"]
+    assert {k: category[k] for k in ("top1_chance", "top1_kappa")} == top1_kappa(*tokens(rows[:2]))
+    assert all(r["top1_agreement"] == float(r["clean_top1"] == r["typo_top1"]) for r in rows)
+    repeated = probe_spelling(model, tokenizer, [PromptPair("To be", "To be", "a")] * 3)
+    assert repeated["summary"]["top1_chance"] == 1.0
+    assert repeated["summary"]["top1_kappa"] == 0.0
 
 
 def test_brown_pairs_are_reproducible_typos_of_the_last_word():

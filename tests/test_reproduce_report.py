@@ -647,6 +647,26 @@ def test_settings_chosen_on_held_out_data_are_tabled(results_dir, tmp_path):
     assert "| spearman | pearson |" in text and "| 0.712 | 0.500 |" in text
 
 
+def test_a_baseline_at_its_floor_in_every_seed_is_not_testable():
+    """A comparison with a `floor` gives no verdict when b sits at the floor in every seed
+    (a's side of it says nothing of b); one seed above the floor, and it is tested."""
+    from petra.reproduce.report import evaluate
+    from petra.reproduce.stats import NOT_TESTABLE, VERDICT_RULE
+
+    result = json.loads((FIXTURES / "kronecker-lm-loss.json").read_text())
+    comparison = {**result["comparisons"][0], "relative": False, "floor": 4.0}
+    a, b = result["arms"][comparison["a"]], result["arms"][comparison["b"]]
+    for seed in b["per_seed"]:
+        b["per_seed"][seed]["loss"] = 4.0
+        a["per_seed"][seed]["loss"] = 4.5 + int(seed) / 10  # "worse" than b, in every seed
+    untestable = evaluate(result, comparison)
+    assert untestable["verdict"] == NOT_TESTABLE and untestable["direction"] == "–"
+    assert evaluate(result, {**comparison, "floor": None})["verdict"] == "does not hold"
+    b["per_seed"]["1"]["loss"] = 4.2
+    assert evaluate(result, comparison)["verdict"] == "does not hold"
+    assert '"not testable: b at its floor"' in VERDICT_RULE
+
+
 def test_a_second_results_folder_is_a_part_of_its_own(results_dir, tmp_path):
     """`petra reproduce --report MAIN OTHER`: OTHER's claims follow the main part under its
     own summary, named for its folder, with anchors of their own (no claim's anchor twice),

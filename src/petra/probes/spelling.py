@@ -11,11 +11,19 @@ the typo prompt's, t = argmax p):
 - `logprob_drop`: log p_t - log q_t.
 
 Top-1 agreement is also high for a model that predicts few distinct tokens whatever the
-prompt (a small model often predicts a function word after every prompt). The summary's
-`top1_chance` measures that: the agreement two *different* prompts' clean predictions have,
-sum_t c_t (c_t - 1) / (n (n - 1)) over the n pairs, c_t the number of clean prompts whose
-top-1 is token t (1 for a model with one prediction everywhere, 0 when every prompt's is its
-own). Agreement far above it says the typo prompt kept a prediction that was prompt-specific.
+prompt (a small model often predicts a function word after every prompt, and a typo can push
+it to its default token). The summary corrects for that as Cohen's kappa does (petra's own
+control; the reference probe has none):
+
+- `top1_chance`: the agreement of a clean prompt's top-1 with the typo prediction of a
+  *different* pair, sum_{i != j} [t_i = u_j] / (n (n - 1)) over the n pairs (t_i the clean,
+  u_i the typo prompt's top-1): 1 for a model with one prediction everywhere, 0 when no
+  prompt's clean top-1 is another's typo top-1;
+- `top1_kappa`: (agreement - chance) / (1 - chance), 0 for agreement at chance, 1 for every
+  top-1 kept where chance is below 1 (0 where chance is 1: nothing to tell apart).
+
+Prompts that share an answer (two sums with the same result) count towards chance too, so
+chance is an upper bound on what degeneracy alone gives.
 
 The result has the four per pair and their means overall and per category;
 `compare_categories` counts the categories in which one model's means beat, tie or trail
@@ -247,6 +255,7 @@ def probe_spelling(model, tokenizer, pairs: list[PromptPair]) -> dict:
                 "typo": pair.typo,
                 "category": pair.category,
                 "clean_top1": top,
+                "typo_top1": int(typo.argmax()),
                 "top1_agreement": float(top == int(typo.argmax())),
                 "kl": float((clean.exp() * (clean - typo)).sum().clamp_min(0)),
                 "hidden_cosine": float(F.cosine_similarity(clean_hidden, typo_hidden, dim=0)),
@@ -264,18 +273,26 @@ def _means(rows: list[dict]) -> dict:
             f"{n}_mean" if n != "top1_agreement" else n: statistics.mean(r[n] for r in rows)
             for n in names
         },
-        "top1_chance": top1_chance([r["clean_top1"] for r in rows]),
+        **top1_kappa([r["clean_top1"] for r in rows], [r["typo_top1"] for r in rows]),
     }
 
 
-def top1_chance(predictions: list[int]) -> float:
-    """sum_t c_t (c_t - 1) / (n (n - 1)): how often two different prompts' clean top-1
-    tokens (`predictions`) agree (the module docstring); 0 for fewer than two prompts."""
-    n = len(predictions)
+def top1_kappa(clean: list[int], typo: list[int]) -> dict[str, float]:
+    """`top1_chance` and `top1_kappa` (the module docstring) of the pairs' clean and typo
+    top-1 tokens: chance sum_{i != j} [t_i = u_j] / (n (n - 1)) = (sum_v c_v d_v -
+    sum_i [t_i = u_i]) / (n (n - 1)), c_v and d_v the counts of token v among the clean
+    and the typo predictions; kappa (agreement - chance) / (1 - chance). Fewer than two
+    pairs: chance 0, kappa the agreement."""
+    n = len(clean)
+    kept = sum(t == u for t, u in zip(clean, typo, strict=True))
+    agreement = kept / max(n, 1)
     if n < 2:
-        return 0.0
-    counts = Counter(predictions).values()
-    return sum(c * (c - 1) for c in counts) / (n * (n - 1))
+        return {"top1_chance": 0.0, "top1_kappa": agreement}
+    typo_counts = Counter(typo)
+    same_token = sum(c * typo_counts[v] for v, c in Counter(clean).items())
+    chance = (same_token - kept) / (n * (n - 1))
+    kappa = 0.0 if chance >= 1 else (agreement - chance) / (1 - chance)
+    return {"top1_chance": chance, "top1_kappa": kappa}
 
 
 def _per_category(rows: list[dict]) -> dict:
@@ -333,13 +350,14 @@ def compare_categories(ours: dict, theirs: dict) -> dict:
 def format_summary(summary: dict) -> str:
     """A Markdown table: overall, then per category."""
     lines = [
-        "| category | pairs | top-1 agreement | top-1 chance | KL mean | hidden cosine "
-        "| log-prob drop |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| category | pairs | top-1 agreement | top-1 chance | top-1 kappa | KL mean "
+        "| hidden cosine | log-prob drop |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, s in [("all", summary), *summary["per_category"].items()]:
         lines.append(
             f"| {name} | {s['pairs']} | {s['top1_agreement']:.3f} | {s['top1_chance']:.3f} "
+            f"| {s['top1_kappa']:.3f} "
             f"| {s['kl_mean']:.4f} "
             f"| {s['hidden_cosine_mean']:.4f} | {s['logprob_drop_mean']:.4f} |"
         )

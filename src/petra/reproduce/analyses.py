@@ -93,6 +93,7 @@ SPELLING_QUICK = {"paper": 5, "brown": 50}  # a quick first look: 5 paper pairs 
 SPELLING_METRICS = {  # summary mean: (per-seed metric, scale, name in the notes)
     "top1_agreement": ("top1_agreement_pct", 100, "top-1 agreement"),
     "top1_chance": ("top1_chance_pct", 100, "top-1 chance"),
+    "top1_kappa": ("top1_kappa", 1, "top-1 kappa"),
     "kl_mean": ("kl_mean", 1, "KL"),
     "hidden_cosine_mean": ("hidden_cosine_mean", 1, "hidden cosine"),
     "logprob_drop_mean": ("logprob_drop_mean", 1, "log-prob drop"),
@@ -124,7 +125,8 @@ def _spelling_summaries(run: Path, pairs: dict) -> dict:
 def spelling(arms: dict, runs: dict, seeds: list[int], quick: bool = False) -> dict:
     """The spelling probe on both pair sets (`paper`: the paper's 110 pairs; `brown`: the
     Brown-made ones), per arm and seed: `SET/top1_agreement_pct`, `SET/top1_chance_pct`
-    (the agreement of two different prompts' clean top-1, the control), `SET/kl_mean`,
+    and `SET/top1_kappa` (the agreement chance gives, and the agreement above it:
+    `petra.probes.spelling`), `SET/kl_mean`,
     `SET/hidden_cosine_mean`, `SET/logprob_drop_mean` and `SET/pairs`; for the Kronecker arm
     also `SET/categories_won_or_tied_vs_tied` and `..._vs_untied`, the paper's count: the
     categories in which its top-1 agreement is above (win) or equal to (tie) the learned

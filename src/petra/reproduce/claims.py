@@ -58,7 +58,9 @@ class Comparison:
     than `margin`, in the difference's units), "inferior" (a trails b, where the paper has
     it so) or "small_drop" (a trails b, by less than `margin`: see `stats.verdict`). `paper`
     quotes the paper's figures; `paper_difference` is the paper's own a - b
-    in the same units, whose sign petra's is compared with."""
+    in the same units, whose sign petra's is compared with. `floor` is the lowest value the
+    metric can take where b could sit (e.g. 0 % of neighbours): a comparison whose b is at
+    it in every seed is not testable (`stats.NOT_TESTABLE`)."""
 
     name: str
     metric: str
@@ -70,6 +72,7 @@ class Comparison:
     relative: bool = False
     paper: str | None = None
     paper_difference: float | None = None
+    floor: float | None = None
 
 
 @dataclass(frozen=True)
@@ -721,6 +724,7 @@ KRONECKER_LM = Claim(
 # the paper's Tables 6-7 (probes/data/robustness_results.json, overall means).
 _SPELLING_METRICS = (
     ("top1_agreement_pct", "top-1 agreement (%)", "higher", False, "55.5 - 47.3 = +8.2 pts", 8.2),
+    ("top1_kappa", "top-1 kappa (agreement above chance)", "higher", False, None, None),
     ("kl_mean", "KL", "lower", True, "-7.6 %", -7.6),
     ("hidden_cosine_mean", "final-hidden cosine", "higher", False, "0.879 vs 0.857 = +0.022",
      0.022),
@@ -830,11 +834,13 @@ KRONECKER_SPELLING = Claim(
         "`paper/categories_won_or_tied_vs_tied` and `..._vs_untied` are that count per seed "
         "(the Kronecker arm's row of the arms table); the notes below give the win-tie-loss "
         "counts of all four metrics on both sets.",
-        "Top-1 agreement is read beside `SET/top1_chance_pct` (arms table), the agreement two "
-        "different prompts' clean top-1 tokens have: a model that predicts the same few tokens "
-        "after every prompt keeps its top-1 under a typo by default, and scores near 100 on "
-        "both. Agreement well above that chance says the typo kept a prediction specific to "
-        "the prompt; an arm's lead in agreement that its chance explains is not robustness.",
+        "Top-1 agreement is also high for a model that predicts the same few tokens after "
+        "every prompt, or that a typo pushes to its default token. The kappa rows correct "
+        "for that as Cohen's kappa does (petra's own control; the reference probe has none): "
+        "chance (`SET/top1_chance_pct`, arms table) is how often a clean prompt's top-1 "
+        "equals another pair's typo top-1, and kappa = (agreement - chance) / (1 - chance), "
+        "0 at chance. Prompts that share an answer count towards chance too, so kappa can "
+        "understate a model that answers them alike.",
     ),
 )
 
@@ -956,7 +962,8 @@ KRONECKER_GEOMETRY = Claim(
         "`petra probe geometry`'s retrieval probe, its definitions read from the reference "
         "repository's published output (the script that wrote it is not published; its probe "
         "words in 6 families, 4 of them tabulated; a word of several tokens is the mean of "
-        "their rows; the 5 nearest tokens by cosine, the word's own token left out; a neighbour is "
+        "their rows; the k nearest tokens by cosine, k = 5 and 10, the word's own token left "
+        "out; a neighbour is "
         "typographic when it spells the word up to case and white space): typographic@5 and "
         "@10 of the trained tables of kronecker-lm-loss and of the same tables at step 0 (rebuilt "
         "from each run's settings and seed; `_gain` = trained minus step 0); beside them, "
@@ -978,6 +985,12 @@ KRONECKER_GEOMETRY = Claim(
         "fraction can differ by one tied token in 25)",
         "random pairs: petra's own seeded draw of 10,000 pairs of ids; the reference's sampler "
         "is not published",
+        "typographic@10 is Table 10's k on other words: the reference's layered_probe.py "
+        "(whose output Table 10 prints) probes 6 families of 8 words (run, compute, nation, "
+        "code, act, build), a word's vector its first token's row, centred cosines; petra's "
+        "rows use the cross-model output's 4 tabulated families of 5 words, a word's vector "
+        "the mean of its tokens' rows, uncentred cosines (centring left seed 0's figures as "
+        "they were, a reviewer's check)",
         "the reference's probes/cross_model_probe.py, to which its README attributes Sections "
         "6.1-6.4, measures two other things, which petra does not run: the cosine of 12 "
         "near-spelling pairs (plural, typo, inflection, case) and the within / between "
@@ -1001,13 +1014,17 @@ KRONECKER_GEOMETRY = Claim(
         "printed by the reference's probes/layered_probe.py): at the raw embedding, 'loose "
         "morph@10' 0.97 for its 124M Kronecker model against 0.90 for its tied BPE baseline; "
         "loose morph@10 is 1 - typographic@10, so the paper's a - b is about 3 - 10 = -7 "
-        "points of typographic@10, which petra's comparisons measure (typographic@5, the "
-        "cross-model output's k, is shown beside it). petra's learned arms "
+        "points of typographic@10. petra's comparisons count typographic@10 on the cross-model "
+        "probe's words (typographic@5, that output's k, beside it): Table 10's k, but not its "
+        "words or vectors (what differs). petra's learned arms "
         "sit at the metric's floor (typographic@5 and @10 0 in every seed, at step 0 and after "
         "training: a 0.8M-token run leaves a learned table near its random start), so their "
         "rows cannot show the paper's direction; the Kronecker arm's table is the trained "
         "projection of the byte code, which starts above 0. A row whose per-seed differences "
-        "are all equal has an interval of width 0: a floor, not certainty.",
+        "are all equal has an interval of width 0: a floor, not certainty; where the learned "
+        "arm sits at 0 in every seed the row is not testable (its floor). The direction "
+        "'lower is better' is petra's reading: the paper presents Table 10 as what its "
+        "layers keep of a table's spelling structure, not as a contest.",
         "Typographic@5 and 'morphological@5' in the reference's output are one number: a "
         "neighbour that is not a typographic variant counts as morphological, so the second "
         "is 1 minus the first.",
@@ -1018,27 +1035,31 @@ KRONECKER_GEOMETRY = Claim(
     ),
     comparisons=(
         Comparison(
-            "Kronecker vs learned (tied), typographic@10 (%)",
+            "Kronecker vs learned (tied), typographic@10 of the cross-model words (%)",
             "typographic_at_10_pct",
             "kronecker-untied",
             "learned-tied",
             "lower",
             paper="Kron 3 vs BPE 10 typographic@10 (Table 10) = -7 pts",
             paper_difference=-7.0,
+            floor=0.0,
         ),
         Comparison(
-            "Kronecker vs learned (untied control), typographic@10 (%)",
+            "Kronecker vs learned (untied control), typographic@10 of the cross-model words (%)",
             "typographic_at_10_pct",
             "kronecker-untied",
             "learned-untied",
             "lower",
+            floor=0.0,
         ),
         Comparison(
-            "Kronecker vs hashed trigrams (untied control), typographic@10 (%)",
+            "Kronecker vs hashed trigrams (untied control), typographic@10 of the cross-model "
+            "words (%)",
             "typographic_at_10_pct",
             "kronecker-untied",
             "ngram-untied",
             "lower",
+            floor=0.0,
         ),
     ),
 )

@@ -37,6 +37,7 @@ from petra.reproduce.stats import (
     INCONCLUSIVE,
     MARGIN_TESTS,
     NO_SPREAD,
+    NOT_TESTABLE,
     OPPOSITE,
     SAME,
     TESTS,
@@ -382,9 +383,14 @@ def evaluate(result: dict, comparison: dict) -> dict:
             math.isclose(d, first, rel_tol=1e-9, abs_tol=1e-12) for d in differences
         ):  # the same up to rounding: a - b of equal shifts need not be bit-equal
             outcome["verdict"] += NO_SPREAD
+        floor = comparison.get("floor")
+        if floor is not None and all(y == floor for y in b):
+            outcome["verdict"] = NOT_TESTABLE
     outcome["direction"] = direction(
         comparison.get("paper_difference"), outcome["mean"], outcome["low"], outcome["high"]
     )
+    if outcome["verdict"] == NOT_TESTABLE:  # b at its floor: a's side of it is no sign either
+        outcome["direction"] = "–"
     return outcome
 
 
@@ -509,7 +515,9 @@ def format_report(
         "petra's a − b has the sign of the paper's own (its interval wholly on that side of 0: "
         f'"{SAME}"), the other sign ("{OPPOSITE}"), or neither ("{UNRESOLVED}": the '
         'interval spans 0), and is "–" where the paper gives no a − b to hold it against '
-        "(a control of petra's own, or a file that did not record the paper's); a verdict "
+        "(a control of petra's own, or a file of an earlier petra that quotes the paper's "
+        "figure but did not record its a − b as a number) or where the comparison is not "
+        "testable; a verdict "
         "and a sign are read together: a parity claim can hold while petra's sign is the "
         "paper's opposite.",
         "",
@@ -536,8 +544,13 @@ def format_report(
             f"## At the {name} scale: summary",
             "",
             f'The claims below were run again at the {name} scale; each section\'s "As run" '
-            "gives the settings, the machine and the seeds they ran with. Their verdicts are "
-            "read beside the main part's, not pooled with them.",
+            "gives what its file recorded of the settings, the machine and the seeds. Their "
+            "verdicts are read beside the main part's, not pooled with them. Like the main "
+            "part, this one is built from its results JSON alone (the runs are not kept with "
+            "them): a file written under an earlier registry entry keeps the comparisons it "
+            "recorded, its registry texts (protocol, what differs) describe that entry's "
+            "default protocol rather than this scale's runs, and bringing it to today's "
+            "entry means training its arms again.",
             "",
             *_summary(scaled, f"{_slug(name)}-"),
         ]
@@ -603,6 +616,7 @@ def _summary(results: list[dict], anchor: str = "") -> list[str]:
 # what a comparison is, beside the paper's figures quoted with it
 COMPARISON_IDENTITY = (
     "name", "metric", "a", "b", "better", "test", "margin", "relative", "paper", "paper_difference",
+    "floor",
 )  # fmt: skip
 
 

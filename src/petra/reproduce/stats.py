@@ -22,6 +22,7 @@ from scipy.stats import t as student_t
 HOLDS = "holds"
 DOES_NOT_HOLD = "does not hold"
 INCONCLUSIVE = "inconclusive"
+NOT_TESTABLE = "not testable: b at its floor"
 
 BETTER = ("higher", "lower")
 TESTS = ("superior", "non_inferior", "inferior", "small_drop")
@@ -54,7 +55,10 @@ VERDICT_RULE = (
     "A single seed gives no interval, so its verdict is always inconclusive. When every "
     "seed gives the same difference the interval has width 0, and the verdict is marked "
     '"(every seed the same)": such an interval measures no spread over seeds (a metric at '
-    "its floor in both arms, or a quantity the seed does not change), not certainty."
+    "its floor in both arms, or a quantity the seed does not change), not certainty. A "
+    "comparison whose metric has a floor (a value arm b cannot go below, such as 0 % of "
+    'neighbours) is "not testable: b at its floor" when b sits there in every seed: which side '
+    "of b arm a lies on then says nothing about b's behaviour, and no verdict is given."
 )
 NO_SPREAD = " (every seed the same)"
 
