@@ -395,7 +395,7 @@ def test_the_table_reads_kept_results_and_states_each_budget(tmp_path):
     kept.write_text(json.dumps(_finished(**{"settings.embedding_steps": 100})))
     table = comparison_table([*_runs(tmp_path, _finished()), kept])
     alone = "(16,000; the first 100 the embedding alone)"
-    recipe = "distil hidden, lr 5e-05 / 0.0001, 14 min"
+    recipe = "distil hidden, lr 5e-05 / 0.0001, 14 min of steps"
     assert f"| 500 steps x 32 sentences (16,000), {recipe} |" in table
     assert f"| 500 steps x 32 sentences {alone}, {recipe} |" in table
     lm = _finished(model_type="causal-lm", **{"settings.max_length": 128})

@@ -994,9 +994,11 @@ def comparison_table(run_dirs: list[str | Path]) -> str:
 
 def _budget(result: dict) -> str:
     """`1000 steps x 32 sentences (32,000; the first 200 the embedding alone), distil pairs,
-    lr 5e-05 / 0.0001, 25 min`: the recovery's budget in examples and minutes (a causal LM's
-    examples are chunks of `max_length` tokens), what it matched (a run of a petra before
-    `distil` matched the outputs) and its learning rates (pretrained layers / embedding)."""
+    lr 5e-05 / 0.0001, 25 min of steps`: the recovery's budget in examples and in minutes of
+    its training steps (the Trainer's `wall_time_s`: the quality measured along the way and
+    the checkpoints not counted; a causal LM's examples are chunks of `max_length` tokens),
+    what it matched (a run of a petra before `distil` matched the outputs) and its learning
+    rates (pretrained layers / embedding)."""
     settings, steps = result["settings"], result["steps"]
     unit = JOBS[result["model_type"]].unit(settings)
     first = settings.get("embedding_steps", 0)
@@ -1005,7 +1007,7 @@ def _budget(result: dict) -> str:
             f"({steps * settings['batch_size']:,}{alone}), "
             f"distil {settings.get('distil', 'output')}, "
             f"lr {settings['lr']:g} / {settings['embedding_lr']:g}, "
-            f"{result['recovery_seconds'] / 60:.0f} min")  # fmt: skip
+            f"{result['recovery_seconds'] / 60:.0f} min of steps")  # fmt: skip
 
 
 def finished_runs(run_dirs: list[str | Path]) -> list[dict]:
