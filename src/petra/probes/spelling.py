@@ -23,7 +23,7 @@ control; the reference probe has none):
   top-1 kept where chance is below 1 (0 where chance is 1: nothing to tell apart).
 
 Prompts that share an answer (two sums with the same result) count towards chance too, so
-chance is an upper bound on what degeneracy alone gives.
+chance can be above what degeneracy alone gives, and kappa below.
 
 The result has the four per pair and their means overall and per category;
 `compare_categories` counts the categories in which one model's means beat, tie or trail
