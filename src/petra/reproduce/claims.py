@@ -162,6 +162,9 @@ def _selection(metric: str) -> Selection:
 
 
 _NLI_LRS = {"train.lr": (0.0003, 0.001, 0.003)}
+# Table 1's own grid reaches one step lower: its first choices (seed 0) landed on 3e-4, the
+# grid's lowest point, for four of the five arms chosen before this point was added
+_ZERO_SHOT_LRS = {"train.lr": (0.0001, 0.0003, 0.001, 0.003)}
 
 _PETE_DATA = (
     "data: the paper trains on the entailment subsets of SNLI + MultiNLI (its text: about 200k "
@@ -216,8 +219,8 @@ def _at_fourier_budget(kind: str) -> dict[str, object]:
     }
 
 
-def _nli_arm(label: str, description: str, setup: dict, size) -> Arm:
-    return Arm(label, description, "nli-sts", "pete", {**setup, **_sizes(*size)}, grid=_NLI_LRS)
+def _nli_arm(label: str, description: str, setup: dict, size, grid: dict = _NLI_LRS) -> Arm:
+    return Arm(label, description, "nli-sts", "pete", {**setup, **_sizes(*size)}, grid=grid)
 
 
 _TABLE1_MARGIN = (
@@ -265,14 +268,19 @@ PETE_TABLE1 = Claim(
     selection=_selection("spearman"),  # Table 1 reports Spearman
     metrics=("pearson",),
     arms=(
-        _nli_arm("learned-1x256", "learned, 1 layer, d=256", _LEARNED_SETUP, (256, 1, 1)),
-        _nli_arm("fourier-1x256", "Fourier, 1 layer, d=256", _FOURIER_SETUP, (256, 1, 1)),
+        _nli_arm(
+            "learned-1x256", "learned, 1 layer, d=256", _LEARNED_SETUP, (256, 1, 1), _ZERO_SHOT_LRS
+        ),
+        _nli_arm(
+            "fourier-1x256", "Fourier, 1 layer, d=256", _FOURIER_SETUP, (256, 1, 1), _ZERO_SHOT_LRS
+        ),
         _nli_arm(
             "learned-budget-1x256",
             "learned, factorized to the 65,536 parameters of Fourier's refinement matrix "
             "(factor_dim 2), RMSNorm, 1 layer, d=256",
             _at_fourier_budget("learned"),
             (256, 1, 1),
+            _ZERO_SHOT_LRS,
         ),
         _nli_arm(
             "dhe-budget-1x256",
@@ -280,9 +288,14 @@ PETE_TABLE1 = Claim(
             "matrix, RMSNorm, 1 layer, d=256",
             _at_fourier_budget("dhe"),
             (256, 1, 1),
+            _ZERO_SHOT_LRS,
         ),
-        _nli_arm("learned-2x512", "learned, 2 layers, d=512", _LEARNED_SETUP, (512, 2, 2)),
-        _nli_arm("fourier-2x512", "Fourier, 2 layers, d=512", _FOURIER_SETUP, (512, 2, 2)),
+        _nli_arm(
+            "learned-2x512", "learned, 2 layers, d=512", _LEARNED_SETUP, (512, 2, 2), _ZERO_SHOT_LRS
+        ),
+        _nli_arm(
+            "fourier-2x512", "Fourier, 2 layers, d=512", _FOURIER_SETUP, (512, 2, 2), _ZERO_SHOT_LRS
+        ),
     ),
     comparisons=(
         Comparison(
