@@ -4,11 +4,13 @@ all-MiniLM-L6-v2, one loss term at a time.
     python scripts/compress_first_steps.py [--steps 30] [--lr 1e-5] [--pairs 400]
 
 From the least-squares Kronecker start (`petra compress`'s swap), the new embedding alone
-trains for `--steps` AdamW steps (lr `--lr`, batches of 32 distillation sentences, seed 0)
-on each loss of `TERMS`; then each student's STS-B **train** Spearman (x100, first `--pairs`
+trains for `--steps` AdamW steps on each loss of `TERMS` (the losses of `petra compress
+--distil` and their parts; plain AdamW at a constant lr `--lr`, no warmup, decay or gradient
+clipping, batches of 32 drawn with replacement from the first `TRAIN_SENTENCES` distillation
+sentences, seed 0); then each student's STS-B **train** Spearman (x100, first `--pairs`
 pairs: the reported split, dev, is never read) and each loss term measured on those pairs'
-own sentences (against the teacher, in chunks of 100). Written to
-`benchmarks/results/compress-minilm/pilot/first-steps.json`.
+own sentences (against the teacher, in chunks of 100). Written to `--out` (default
+`benchmarks/results/compress-minilm/pilot/first-steps.json`).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from petra.hf.swap import hf_model, unwrap_embedding
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "compress-minilm" / "pilot" / "first-steps.json"
-TRAIN_SENTENCES = 2500  # the batches' sentences; the job holds 3,000
+TRAIN_SENTENCES = 2500  # the batches' sentences, of the 3,000 the job holds
 
 
 def terms(student, teacher, texts: list[str]) -> dict:
@@ -68,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--lr", type=float, default=1e-5)
     parser.add_argument("--pairs", type=int, default=400)
+    parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     settings = CompressSettings(model="all-minilm-l6-v2", kind="kronecker", max_sentences=3000)
@@ -113,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             ),
         }[which]()
 
-    result = {"settings": vars(args), "start": measured(start), "after": {}}
+    settings = {"steps": args.steps, "lr": args.lr, "pairs": args.pairs}
+    result = {"settings": settings, "start": measured(start), "after": {}}
     print(json.dumps({"start": result["start"]}), flush=True)
     for which in TERMS:
         student = copy.deepcopy(start).requires_grad_(False)
@@ -130,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             optimizer.step()
         result["after"][which] = measured(student)
         print(json.dumps({which: result["after"][which]}), flush=True)
-    atomic_write_json(OUT, result)
+    atomic_write_json(args.out, result)
     return 0
 
 

@@ -176,15 +176,19 @@ def _results(path) -> dict:
     return json.loads(Path(path).read_text())
 
 
-def test_a_kept_retrieval_result_is_keyed_by_the_analysis_too(monkeypatch):
-    """The typographic analysis keeps each run's probe result; its key names the k's it
-    measures, so a result kept before @10 was measured is not read as one with it."""
+def test_a_kept_retrieval_result_is_keyed_by_the_analysis_too(monkeypatch, tmp_path):
+    """The typographic analysis keeps each run's probe result under `typographic_key`, which
+    names the k's it measures: a result kept before @10 was measured is not read as one
+    with it (the bug: the key held the probe's code alone)."""
     from petra.reproduce import analyses
 
-    before = analyses.typographic_key()
-    assert before["k"] == [5, 10]
+    used = []
+    monkeypatch.setattr(analyses, "_cached", lambda run, name, compute, key: used.append(key) or {})
+    arms = {"learned-tied": {"per_seed": {}}}
+    analyses.typographic(arms, {"learned-tied": {0: tmp_path}}, [0], quick=True)
+    assert used == [analyses.typographic_key()]
     monkeypatch.setattr(analyses, "TYPOGRAPHIC_K", (5,))
-    assert analyses.typographic_key() != before
+    assert analyses.typographic_key() != used[0]
 
 
 def test_quick_kronecker_claims_end_to_end_then_reuse(tmp_path, slices):

@@ -396,6 +396,20 @@ def test_report_to_a_folder_is_refused(results_dir, tmp_path):
         write_report(results_dir, tmp_path)
 
 
+def test_a_claim_given_to_report_is_refused_with_what_to_do(results_dir, tmp_path, capsys):
+    """`--report` takes folders: a claim id among them (`petra reproduce --report DIR
+    kronecker-lm-loss`) is named as a claim, not as a missing results folder."""
+    from petra.cli import main
+
+    to = tmp_path / "REPORT.md"
+    assert (
+        main(["reproduce", "--report", str(results_dir), "kronecker-lm-loss", "--to", str(to)]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "kronecker-lm-loss is a claim: run the claims first" in err and "Traceback" not in err
+    assert not to.exists()
+
+
 def test_invalid_json_names_the_file(results_dir):
     (results_dir / "broken.json").write_text('{"claim": "broken", ')
     with pytest.raises(ValueError, match=r"broken\.json: not valid JSON"):
@@ -695,7 +709,12 @@ def test_a_second_results_folder_is_a_part_of_its_own(results_dir, tmp_path):
     same_name = Path(shutil.copytree(results_dir, tmp_path / "other" / "larger"))
     with pytest.raises(ValueError, match="names of their own"):
         write_report(results_dir, tmp_path / "TWICE.md", scales=[larger, same_name])
-    assert not (tmp_path / "TWICE.md").exists()
+    named_for_a_claim = Path(
+        shutil.copytree(results_dir, tmp_path / "kronecker-lm-loss" / "results")
+    )
+    with pytest.raises(ValueError, match="cannot be named for a claim"):
+        write_report(results_dir, tmp_path / "CLAIM.md", scales=[named_for_a_claim])
+    assert not (tmp_path / "TWICE.md").exists() and not (tmp_path / "CLAIM.md").exists()
 
 
 def test_the_committed_report_regenerates_from_the_committed_results(tmp_path):

@@ -103,8 +103,16 @@ def _reproduce(args: argparse.Namespace) -> None:
     elif args.report:
         from petra.reproduce.report import write_report
 
-        main, *scales = args.report
-        print(f"wrote {write_report(main, args.to, scales=scales)}")
+        claims = [
+            folder for folder in args.report if folder in CLAIMS and not Path(folder).is_dir()
+        ]
+        if claims:
+            raise ValueError(
+                f"--report takes results folders, and {claims[0]} is a claim: run the claims "
+                "first (petra reproduce CLAIM...), then write the report"
+            )
+        results, *scales = args.report
+        print(f"wrote {write_report(results, args.to, scales=scales)}")
     else:
         if args.all and args.claims:
             raise ValueError("give claim ids or --all, not both")

@@ -998,15 +998,19 @@ def _budget(result: dict) -> str:
     its training steps (the Trainer's `wall_time_s`: the quality measured along the way and
     the checkpoints not counted; a causal LM's examples are chunks of `max_length` tokens),
     what it matched (a run of a petra before `distil` matched the outputs) and its learning
-    rates (pretrained layers / embedding)."""
+    rates (pretrained layers / embedding; the embedding's alone where it trained alone
+    throughout)."""
     settings, steps = result["settings"], result["steps"]
     unit = JOBS[result["model_type"]].unit(settings)
     first = settings.get("embedding_steps", 0)
-    alone = f"; the first {first} the embedding alone" if first else ""
+    if first >= steps:  # the pretrained layers never trained: their lr is no part of it
+        alone, rates = "; the embedding alone", f"lr {settings['embedding_lr']:g}"
+    else:
+        alone = f"; the first {first} the embedding alone" if first else ""
+        rates = f"lr {settings['lr']:g} / {settings['embedding_lr']:g}"
     return (f"{steps} steps x {settings['batch_size']} {unit} "
             f"({steps * settings['batch_size']:,}{alone}), "
-            f"distil {settings.get('distil', 'output')}, "
-            f"lr {settings['lr']:g} / {settings['embedding_lr']:g}, "
+            f"distil {settings.get('distil', 'output')}, {rates}, "
             f"{result['recovery_seconds'] / 60:.0f} min of steps")  # fmt: skip
 
 

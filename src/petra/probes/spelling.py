@@ -20,7 +20,9 @@ control; the reference probe has none):
   u_i the typo prompt's top-1): 1 for a model with one prediction everywhere, 0 when no
   prompt's clean top-1 is another's typo top-1;
 - `top1_kappa`: (agreement - chance) / (1 - chance), 0 for agreement at chance, 1 for every
-  top-1 kept where chance is below 1 (0 where chance is 1: nothing to tell apart).
+  top-1 kept where chance is below 1. Where chance is 1 kappa is undefined and given as 0
+  (for 3 or more pairs that is one token predicted everywhere; for 2, each typo took the
+  other's clean answer).
 
 Prompts that share an answer (two sums with the same result) count towards chance too, so
 chance can be above what degeneracy alone gives, and kappa below.
@@ -281,8 +283,9 @@ def top1_kappa(clean: list[int], typo: list[int]) -> dict[str, float]:
     """`top1_chance` and `top1_kappa` (the module docstring) of the pairs' clean and typo
     top-1 tokens: chance sum_{i != j} [t_i = u_j] / (n (n - 1)) = (sum_v c_v d_v -
     sum_i [t_i = u_i]) / (n (n - 1)), c_v and d_v the counts of token v among the clean
-    and the typo predictions; kappa (agreement - chance) / (1 - chance). Fewer than two
-    pairs: chance 0, kappa the agreement."""
+    and the typo predictions; kappa (agreement - chance) / (1 - chance), 0 where chance is
+    1. One pair has no other to draw chance from: chance 0 by convention, kappa the
+    agreement."""
     n = len(clean)
     kept = sum(t == u for t, u in zip(clean, typo, strict=True))
     agreement = kept / max(n, 1)

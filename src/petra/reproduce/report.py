@@ -347,7 +347,9 @@ def _value(arm: dict, seed: str, metric: str) -> float | None:
 def evaluate(result: dict, comparison: dict) -> dict:
     """One comparison, paired by seed: the seeds used, the seeds dropped (with the arms that
     lack a value there, or whose value is not finite: NaN or infinite, e.g. a run that
-    diverged), the mean difference a - b with its 95% interval, and the verdict."""
+    diverged), the mean difference a - b with its 95% interval, and the verdict
+    (`NOT_TESTABLE`, with no sign, where the comparison names a `floor` and b sits at it in
+    every seed)."""
     arm_a, arm_b = result["arms"][comparison["a"]], result["arms"][comparison["b"]]
     metric = comparison["metric"]
     seeds, a, b, dropped = [], [], [], []
@@ -384,7 +386,7 @@ def evaluate(result: dict, comparison: dict) -> dict:
         ):  # the same up to rounding: a - b of equal shifts need not be bit-equal
             outcome["verdict"] += NO_SPREAD
         floor = comparison.get("floor")
-        if floor is not None and all(y == floor for y in b):
+        if floor is not None and all(math.isclose(y, floor, abs_tol=1e-12) for y in b):
             outcome["verdict"] = NOT_TESTABLE
     outcome["direction"] = direction(
         comparison.get("paper_difference"), outcome["mean"], outcome["low"], outcome["high"]
@@ -563,14 +565,14 @@ def _outcomes(result: dict) -> list[dict]:
     return [evaluate(result, comparison) for comparison in result["comparisons"]]
 
 
-def _summary(results: list[dict], anchor: str = "") -> list[str]:
+def _summary(results: list[dict], prefix: str = "") -> list[str]:
     """The summary table of `results` (one row per comparison, joint claim and set of
-    checks), its links to the sections' anchors (prefixed by `anchor`), and the list of the
-    results written under an earlier registry entry."""
+    checks), its links to the sections' anchors (each `prefix` + the claim id), and the list
+    of the results written under an earlier registry entry."""
     lines = [_row(HEADER), "|---|---|---|---|---:|---|---|"]
     for result in results:
         outcomes = _outcomes(result)
-        claim = f"[{result['claim']}](#{anchor}{result['claim']})"
+        claim = f"[{result['claim']}](#{prefix}{result['claim']})"
         if result["quick"]:
             claim += f", {_quick_label(result)}"
         # a verdict of an earlier registry entry is not today's: said in its own cell
@@ -606,7 +608,7 @@ def _summary(results: list[dict], anchor: str = "") -> list[str]:
             "",
             "Written under an earlier entry of the claims registry (their texts or their "
             "comparisons are not today's; each section says which): "
-            + ", ".join(f"[`{claim}`](#{anchor}{claim})" for claim in stale)
+            + ", ".join(f"[`{claim}`](#{prefix}{claim})" for claim in stale)
             + ". Their verdicts are not today's protocol's: rerun them with `petra reproduce "
             "CLAIM...`.",
         ]
@@ -950,6 +952,10 @@ def write_report(
         raise ValueError(f"--to {to} is a folder: give the report's file, e.g. {to / 'REPORT.md'}")
     plots_dir = Path(results_dir).parent / "plots" if plots_dir is None else Path(plots_dir)
     names = [scale_name(folder) for folder in scales]
+    claimed = [name for name in names if name in CLAIMS]  # its anchor would be a claim's
+    if claimed:
+        raise ValueError(f"a scale's folder cannot be named for a claim ({claimed[0]}): name "
+                         "it for its scale, e.g. reproduction/larger/results")  # fmt: skip
     if len(set(names)) < len(names) or "" in names:
         raise ValueError(
             f"the scales' folders {[str(f) for f in scales]} must have names of their own "
