@@ -280,8 +280,9 @@ def test_a_setting_given_is_not_chosen():
     budget fixes the training length."""
     table1, table2 = get_claim("pete-sts-zero-shot"), get_claim("pete-sts-finetune")
     nli, sts = table1.arm("fourier-1x256"), table2.arm("fourier-58k")
-    lrs = [(("train.lr", 0.0003),), (("train.lr", 0.001),), (("train.lr", 0.003),)]
+    lrs = [(("train.lr", lr),) for lr in (0.0001, 0.0003, 0.001, 0.003)]  # Table 1's own grid
     assert runner.arm_points(nli, runner.fixed_settings(table1, False, [])) == lrs
+    assert len(runner.arm_points(table2.arm("fourier-58k-nli"), set())) == 3  # Table 2's NLI stage
     assert len(runner.arm_points(sts, runner.fixed_settings(table2, False, []))) == 6
     paper = ["train.lr=2e-05"]
     assert runner.arm_points(nli, runner.fixed_settings(table1, False, paper)) == [()]
