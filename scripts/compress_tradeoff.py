@@ -44,14 +44,14 @@ SMOLLM2_ARMS = {
 }
 # name -> (petra compress --model, arms, the recovery's own arguments, its steps, and whether
 # the embedding trains alone throughout). The sentence encoder's recipe was chosen on STS-B
-# train (benchmarks/results/compress-minilm/pilot/README.md): matching only the pairwise
-# cosines of a batch's sentence vectors (--distil cosines) with the new embedding alone is the
-# one recipe tried that ends above its start for Kronecker (every per-vector or per-layer
-# term, and training the pretrained layers, lost ground); of its learning rates tried, 3e-6
-# ends highest at 400 steps (1e-5 peaks at step 200 and falls; 3e-5 is lower at step 100). The
-# causal LM's recipe
-# (next-token KL and every layer's states, every layer training) is not yet chosen on
-# held-out text.
+# train, one seed, one arm (Kronecker), pilot in benchmarks/results/compress-minilm/pilot/:
+# of the recipes tried only those matching the pairwise cosines of a batch's sentence vectors
+# (--distil cosines) end above their start, best with the new embedding alone at lr 3e-6 for
+# 400 steps (the pretrained layers trained from step 200 gave back under a point; every
+# recipe training them at 5e-5 from the start lost 9 to 20 points). The same recipe is used
+# for every arm, so an arm that a recovery of its layers would suit better (SVD) is not shown
+# at its best. The causal LM's recipe (next-token KL and every layer's states, every layer
+# training) is not yet chosen on held-out text.
 MODELS = {
     "minilm": ("all-minilm-l6-v2", MINILM_ARMS,
                ["--batch-size", "32", "--distil", "cosines", "--embedding-lr", "3e-6"], 400, True),
