@@ -24,11 +24,13 @@ batch's sentence vectors, mean_{i != j} (cos(s_i, s_j) - cos(t_i, t_j))^2: the q
 STS-B scores. With `distil="cosines"` (sentence encoders) that pairwise term is the whole
 loss: a swap that keeps the pairwise geometry but turns the vectors away from the teacher's
 (a computed table's least-squares start: mean cosine to the teacher's vectors about 0.4 on
-MiniLM) is then not pulled towards the teacher's vectors, a pull that breaks the geometry on
-its way (every per-vector term lowers STS-B in the first steps of recovery from a Kronecker
-start; the pairwise term alone raises it). The first `embedding_steps` steps train the new
-embedding alone (every pretrained layer frozen), so that the layers above meet inputs like
-those they were trained on before they are asked to change; then every layer trains.
+MiniLM) is then not pulled towards the teacher's vectors. In a one-seed pilot on MiniLM's
+Kronecker start, measured on STS-B train, every per-vector or per-layer term lowered STS-B
+in the first steps and the pairwise term alone raised it
+(benchmarks/results/compress-minilm/pilot/README.md). The first `embedding_steps` steps
+train the new embedding alone (every pretrained layer frozen), so that the layers above meet
+inputs like those they were trained on before they are asked to change; then every layer
+trains.
 
 The quality is measured on the original, right after the swap, every `eval_every` steps of
 the recovery (`during` in the result: where a run loses ground shows) and after it. The
