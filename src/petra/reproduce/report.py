@@ -498,6 +498,7 @@ def format_report(
     Each of `scales` is (name, results, plot_links) of the same claims run at another scale:
     a part of its own after the main one, with its own summary, its anchors and titles
     prefixed by its name."""
+    outcomes = _outcomes(results)
     lines = [
         "# petra: reproduction report",
         "",
@@ -525,7 +526,7 @@ def format_report(
         "",
         "## Summary",
         "",
-        *_summary(results),
+        *_summary(results, outcomes),
     ]
     reported = {result["claim"] for result in results}
     missing = [c.id for c in sorted(CLAIMS.values(), key=lambda c: c.order) if c.id not in reported]
@@ -537,8 +538,9 @@ def format_report(
             + ". Run them with `petra reproduce CLAIM...`.",
         ]
     for result in results:
-        lines += ["", *_section(result, plot_links)]
+        lines += ["", *_section(result, outcomes[result["claim"]], plot_links)]
     for name, scaled, links in scales:
+        scaled_outcomes = _outcomes(scaled)
         lines += [
             "",
             f'<a id="{_slug(name)}"></a>',
@@ -554,30 +556,31 @@ def format_report(
             "default protocol rather than this scale's runs, and bringing it to today's "
             "entry means training its arms again.",
             "",
-            *_summary(scaled, f"{_slug(name)}-"),
+            *_summary(scaled, scaled_outcomes, f"{_slug(name)}-"),
         ]
         for result in scaled:
-            lines += ["", *_section(result, links, name)]
+            lines += ["", *_section(result, scaled_outcomes[result["claim"]], links, name)]
     return "\n".join(lines) + "\n"
 
 
-def _outcomes(result: dict) -> list[dict]:
-    return [evaluate(result, comparison) for comparison in result["comparisons"]]
+def _outcomes(results: list[dict]) -> dict[str, list[dict]]:
+    """Each result's comparisons evaluated (`evaluate`), once, by claim."""
+    return {r["claim"]: [evaluate(r, c) for c in r["comparisons"]] for r in results}
 
 
-def _summary(results: list[dict], prefix: str = "") -> list[str]:
+def _summary(results: list[dict], outcomes: dict, prefix: str = "") -> list[str]:
     """The summary table of `results` (one row per comparison, joint claim and set of
     checks), its links to the sections' anchors (each `prefix` + the claim id), and the list
     of the results written under an earlier registry entry."""
     lines = [_row(HEADER), "|---|---|---|---|---:|---|---|"]
     for result in results:
-        outcomes = _outcomes(result)
         claim = f"[{result['claim']}](#{prefix}{result['claim']})"
         if result["quick"]:
             claim += f", {_quick_label(result)}"
         # a verdict of an earlier registry entry is not today's: said in its own cell
         earlier = " (earlier registry entry: rerun)" if stale_fields(result) else ""
-        for comparison, outcome in zip(result["comparisons"], outcomes, strict=True):
+        found = outcomes[result["claim"]]
+        for comparison, outcome in zip(result["comparisons"], found, strict=True):
             seeds = str(outcome["n"])
             if outcome["dropped"]:
                 seeds += f" ({len(outcome['dropped'])} dropped)"
@@ -594,7 +597,7 @@ def _summary(results: list[dict], prefix: str = "") -> list[str]:
                     ]
                 )
             )
-        for name, verdict_, _ in _joint(result, outcomes):
+        for name, verdict_, _ in _joint(result, found):
             lines.append(_row([claim, f"{name} (joint)", "–", "–", "–", "–", verdict_ + earlier]))
         checks = result["checks"]
         if checks or not result["comparisons"]:  # checks are claims too: never only inside
@@ -664,10 +667,12 @@ def stale_fields(result: dict) -> list[str]:
     return [name for name, same in checks.items() if not same]
 
 
-def _section(result: dict, plot_links: dict, scale: str | None = None) -> list[str]:
+def _section(
+    result: dict, outcomes: list[dict], plot_links: dict, scale: str | None = None
+) -> list[str]:
     """A claim's section; at another `scale` than the main part's, its anchor and title say
     which."""
-    claim, outcomes = result["claim"], _outcomes(result)
+    claim = result["claim"]
     anchor = claim if scale is None else f"{_slug(scale)}-{claim}"
     title = result["title"] if scale is None else f"At the {scale} scale: {result['title']}"
     lines = [f'<a id="{anchor}"></a>', "", f"## {title}", ""]
