@@ -113,6 +113,23 @@ def test_the_saved_student_is_the_recovered_model(tiny_lm, tmp_path):
     assert quality == pytest.approx(result["quality"]["recovered"], rel=1e-6)
 
 
+def test_a_causal_lm_chooses_settings_on_held_out_chunks_the_report_never_reads(tiny_lm):
+    from petra.compress import load_teacher, make_job, text_chunks
+
+    teacher, tokenizer, kind = load_teacher(str(tiny_lm))
+    held_out = text_chunks(tokenizer, "validation", 32)
+    reported = make_job(kind, teacher, tokenizer, lm_settings(tiny_lm))
+    chosen = make_job(kind, teacher, tokenizer, lm_settings(tiny_lm, eval_split="train"))
+    assert torch.equal(reported.eval_chunks, held_out[:4])
+    assert torch.equal(chosen.eval_chunks, held_out[4:8])  # the next four: disjoint
+    quality = chosen.quality(teacher)
+    assert set(quality) == {"select_loss", "select_perplexity"}
+    assert quality["select_loss"] != pytest.approx(reported.quality(teacher)["val_loss"])
+    too_many = lm_settings(tiny_lm, eval_split="train", eval_chunks=len(held_out))
+    with pytest.raises(ValueError, match=f"need {2 * len(held_out)}; measure fewer"):
+        make_job(kind, teacher, tokenizer, too_many)
+
+
 def test_an_interrupted_run_resumes_to_the_same_model(tiny_lm, tmp_path, monkeypatch):
     from petra import compress as module
 
@@ -697,8 +714,9 @@ def test_a_sigkilled_sentence_encoder_run_resumes_to_the_same_model(tmp_path, mo
     out = tmp_path / "killed"
     killed = subprocess.run(
         [sys.executable, "-c", KILLED_RUN, json.dumps(asdict(settings)), str(out)],
-        # one thread, as this process (conftest): the same float sums, so the same weights
-        env={**os.environ, "PETRA_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"},
+        # this process's threads (one under `make test`): the same float sums, the same weights
+        env={**os.environ, "PETRA_CACHE": str(tmp_path / "cache"),
+             "OMP_NUM_THREADS": str(torch.get_num_threads())},
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]

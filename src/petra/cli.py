@@ -458,8 +458,9 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     compression.add_argument(
         "--eval-split", default="dev", choices=("dev", "train"),
-        help="a sentence encoder: the STS-B split measured; choose settings on train, report "
-        "dev (default: %(default)s)",
+        help="the split measured: choose settings on train, report dev (a sentence encoder: "
+        "STS-B's; a causal LM: held-out Brown chunks, train the 64 after dev's 64) (default: "
+        "%(default)s)",
     )  # fmt: skip
     compression.add_argument(
         "--eval-pairs", type=int, default=None, metavar="N",

@@ -9,7 +9,8 @@ the teacher's outputs:
   or train to choose settings without looking at dev);
 - a causal LM matches the teacher's next-token distributions,
   L_out = mean_tokens KL(p_teacher || p_student), and is judged by its validation loss (and
-  perplexity) on held-out Brown documents.
+  perplexity) on held-out Brown documents (their first `eval_chunks` chunks; the next
+  `eval_chunks`, which the recovery never reads either, to choose settings on).
 
 With `distil="hidden"` (the default) it also matches every token's hidden state at every
 layer l = 0..L (0: the embedding module's output, which the new table changes first), each
@@ -109,8 +110,17 @@ RESERVED_OPTIONS = {*SWAP_ARGUMENTS, *TOKEN_INPUTS, "factor_dim"}
 MAX_LR = 1.0  # AdamW moves every weight by about lr a step: above 1, a pretrained model is gone
 RESULT_FILE = "compress.json"
 STAGES = ("original", "swapped", "recovered")  # where the quality is measured
-METRICS = ("stsb_dev_spearman", "stsb_train_spearman", "val_loss", "perplexity")  # `Job.quality`
-EVAL_SPLITS = ("dev", "train")  # STS-B's: the reported one, and the one to choose settings on
+METRICS = (
+    "stsb_dev_spearman",
+    "stsb_train_spearman",
+    "val_loss",
+    "perplexity",
+    "select_loss",
+    "select_perplexity",
+)  # `Job.quality`: a split's measures
+# the reported split, and the one to choose settings on: STS-B dev and train for a sentence
+# encoder; a causal LM's first and next `eval_chunks` held-out Brown chunks
+EVAL_SPLITS = ("dev", "train")
 # what the student matches: the outputs; them and every layer's states; and, a sentence
 # encoder, the cosines between the batch's sentence vectors too
 DISTIL = ("output", "hidden", "pairs", "cosines")
@@ -137,7 +147,7 @@ class CompressSettings:
     max_length: int = 128  # causal LM: tokens per training and evaluation chunk
     eval_chunks: int = 64  # causal LM: held-out chunks for the validation loss
     eval_pairs: int | None = None  # sentence encoder: the first pairs of STS-B (None: all)
-    eval_split: str = "dev"  # sentence encoder: STS-B's split measured (EVAL_SPLITS)
+    eval_split: str = "dev"  # the split measured: reported, or to choose on (EVAL_SPLITS)
     checkpoint_every: int = 200
     distil: str = "hidden"  # one of DISTIL (the module docstring)
     embedding_steps: int = 0  # the first steps train the new embedding alone
@@ -635,10 +645,12 @@ class SentenceJob(Job):
 
 class CausalLMJob(Job):
     """A causal LM: distilled on Brown train chunks against the teacher's next-token
-    distributions, judged by its loss on held-out Brown validation chunks."""
+    distributions, judged by its loss on held-out Brown validation chunks: the first
+    `eval_chunks` (`eval_split="dev"`, reported as `val_loss` and `perplexity`), or the next
+    `eval_chunks` (`"train"`, to choose settings on: `select_loss`, `select_perplexity`)."""
 
     model_type = "causal-lm"
-    measured_by = ("eval_chunks", "max_length")
+    measured_by = ("eval_chunks", "max_length", "eval_split")
 
     @classmethod
     def check_model(cls, settings: CompressSettings, model) -> None:
@@ -664,9 +676,15 @@ class CausalLMJob(Job):
     def __init__(self, teacher, tokenizer, settings: CompressSettings, digest: str | None = None):
         super().__init__(teacher, tokenizer, settings)
         self.examples = text_chunks(tokenizer, "train", settings.max_length)
-        self.eval_chunks = text_chunks(tokenizer, "validation", settings.max_length)[
-            : settings.eval_chunks
-        ]
+        held_out = text_chunks(tokenizer, "validation", settings.max_length)
+        first = 0 if settings.eval_split == "dev" else settings.eval_chunks
+        self.eval_chunks = held_out[first : first + settings.eval_chunks]
+        if len(self.eval_chunks) < settings.eval_chunks:
+            raise ValueError(
+                f"the held-out Brown text has {len(held_out)} chunks of {settings.max_length} "
+                f"tokens: {settings.eval_chunks} evaluation chunks of the {settings.eval_split} "
+                f"split need {first + settings.eval_chunks}; measure fewer (eval_chunks)"
+            )
 
     def _adapted_ids(self) -> torch.Tensor:
         return self.examples.flatten()  # its training chunks
@@ -675,7 +693,10 @@ class CausalLMJob(Job):
         return self.eval_chunks.flatten()
 
     def measure(self, model) -> dict:
-        return validation_loss(model, self.eval_chunks)
+        quality = validation_loss(model, self.eval_chunks)
+        if self.settings.eval_split == "dev":
+            return quality
+        return {"select_loss": quality["val_loss"], "select_perplexity": quality["perplexity"]}
 
     def loss(self, student, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
         ids = self.examples[batch["index"].tolist()]
