@@ -2,6 +2,7 @@
 then its table and plot.
 
     python scripts/compress_tradeoff.py minilm [--only ARM ...]
+    python scripts/compress_tradeoff.py smollm2 --choose
 
 Each arm is one `petra compress` run in `runs/compress/MODEL/ARM/` (not committed: it holds
 the model); its `compress.json`, with the quality measured during the recovery, is copied to
@@ -9,15 +10,24 @@ the model); its `compress.json`, with the quality measured during the recovery, 
 reused and an interrupted one resumes, so the script can be stopped and started again at any
 point. Once every arm has finished it writes `benchmarks/results/compress-MODEL/TABLE.md` and
 `docs/images/compress-MODEL.png` from the committed results.
+
+`--choose` runs instead each candidate recovery of the model (`RECIPES`) on its choosing arm,
+measured on the split kept for choosing (`--eval-split train`: never the reported one), into
+`runs/compress/MODEL-choose/RECIPE/` and `benchmarks/results/compress-MODEL/choose/RECIPE.json`,
+and prints each one's measure during and after the recovery.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from petra.checks import key_values
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs" / "compress"
@@ -46,22 +56,99 @@ SMOLLM2_ARMS = {
     "svd-63": ["--kind", "learned", "--factor-dim", "63"],
     **{name: MINILM_ARMS[name] for name in ("kronecker", "kronecker-residual-16")},
 }
-# name -> (petra compress --model, arms, the recovery's own arguments, its steps, and whether
-# the embedding trains alone throughout). The sentence encoder's recipe was chosen on STS-B
-# train, one seed, one arm (Kronecker), pilot in benchmarks/results/compress-minilm/pilot/:
-# of the recipes tried only those matching the pairwise cosines of a batch's sentence vectors
-# (--distil cosines) end above their start, best with the new embedding alone at lr 3e-6 for
-# 400 steps (the pretrained layers trained from step 200 gave back under a point; every
-# recipe training them at 5e-5 from the start lost 9 to 20 points). The same recipe is used
-# for every arm, so an arm that a recovery of its layers would suit better (SVD) is not shown
-# at its best. The causal LM's recipe (next-token KL and every layer's states, every layer
-# training) is not yet chosen on held-out text.
-MODELS = {
-    "minilm": ("all-minilm-l6-v2", MINILM_ARMS,
-               ["--batch-size", "32", "--distil", "cosines", "--embedding-lr", "3e-6"], 400, True),
-    "smollm2": ("smollm2-135m", SMOLLM2_ARMS,
-                ["--batch-size", "8", "--max-length", "128", "--distil", "hidden"], 1000, False),
-}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A recovery: its own arguments of `petra compress`, its steps, and whether the new
+    embedding trains alone throughout (every pretrained layer frozen)."""
+
+    arguments: list[str]
+    steps: int
+    alone: bool = False
+
+    def command(self) -> list[str]:
+        alone = self.steps if self.alone else 0
+        return [*self.arguments, "--steps", str(self.steps), "--embedding-steps", str(alone)]
+
+
+@dataclass(frozen=True)
+class Model:
+    """One model's trade-off: `petra compress --model`, its arms, the recovery every arm gets,
+    and the candidate recoveries `--choose` compares on `choosing_arm`."""
+
+    name: str
+    arms: dict[str, list[str]]
+    recipe: Recipe
+    candidates: dict[str, Recipe] = field(default_factory=dict)
+    choosing_arm: str = "kronecker"
+
+
+# The sentence encoder's recipe was chosen on STS-B train, one seed, one arm (Kronecker), pilot
+# in benchmarks/results/compress-minilm/pilot/: of the recipes tried only those matching the
+# pairwise cosines of a batch's sentence vectors (--distil cosines) end above their start,
+# best with the new embedding alone at lr 3e-6 for 400 steps (the pretrained layers trained
+# from step 200 gave back under a point; every recipe training them at 5e-5 from the start
+# lost 9 to 20 points). The same recipe is used for every arm, so an arm that a recovery of
+# its layers would suit better (SVD) is not shown at its best.
+MINILM = Model(
+    "all-minilm-l6-v2",
+    MINILM_ARMS,
+    Recipe(
+        ["--batch-size", "32", "--distil", "cosines", "--embedding-lr", "3e-6"], 400, alone=True
+    ),
+)
+# The causal LM's candidates, compared on Kronecker (its least-squares start puts the swapped
+# model's held-out perplexity in the thousands) over a shorter budget than the arms' (about a
+# CPU-hour an arm here): next-token KL alone or with every layer's states, every layer
+# training or the table alone, the table at lr 1e-4 or 1e-3.
+SMOLLM2_BATCH = ["--batch-size", "4", "--max-length", "128"]
+SMOLLM2_CANDIDATES = {
+    "hidden": Recipe([*SMOLLM2_BATCH, "--distil", "hidden"], 100),
+    "output": Recipe([*SMOLLM2_BATCH, "--distil", "output"], 100),
+    "hidden-embedding-1e-3": Recipe(
+        [*SMOLLM2_BATCH, "--distil", "hidden", "--embedding-lr", "1e-3"], 100
+    ),
+    "hidden-embedding-1e-3-alone": Recipe(
+        [*SMOLLM2_BATCH, "--distil", "hidden", "--embedding-lr", "1e-3"], 100, alone=True
+    ),
+}
+# The arms' recovery: the candidate that `--choose` finds best, at the arms' budget (until it
+# has run, the default `hidden`; no SmolLM2 arm has run with it)
+SMOLLM2 = Model(
+    "smollm2-135m",
+    SMOLLM2_ARMS,
+    Recipe([*SMOLLM2_BATCH, "--distil", "hidden"], 300),
+    SMOLLM2_CANDIDATES,
+)
+MODELS = {"minilm": MINILM, "smollm2": SMOLLM2}  # fmt: skip
+
+
+def compress(model: Model, arm: list[str], recipe: Recipe, out: Path, eval_every: int,
+             extra: tuple[str, ...] = ()) -> None:  # fmt: skip
+    """One `petra compress` run (it resumes an interrupted one and reuses a finished one)."""
+    command = [sys.executable, "-m", "petra", "compress", "--model", model.name, *arm,
+               *recipe.command(), "--eval-every", str(eval_every), *extra, "--out", str(out),
+               "--quiet"]  # fmt: skip
+    subprocess.run(command, check=True)
+
+
+def choose(key: str, model: Model, eval_every: int) -> None:
+    """Every candidate recovery on the choosing arm, measured on the split kept for choosing."""
+    results = RESULTS / f"compress-{key}" / "choose"
+    results.mkdir(parents=True, exist_ok=True)
+    for name, recipe in model.candidates.items():
+        print(f"[{key}] choosing: {name}", flush=True)
+        out = RUNS / f"{key}-choose" / name
+        compress(model, model.arms[model.choosing_arm], recipe, out, eval_every,
+                 ("--eval-split", "train"))  # fmt: skip
+        shutil.copyfile(out / "compress.json", results / f"{name}.json")
+    for name in model.candidates:
+        result = json.loads((results / f"{name}.json").read_text())
+        measures = [(0, result["quality"]["swapped"])] + [
+            (row.pop("step"), row) for row in result["during"]
+        ] + [(result["steps"], result["quality"]["recovered"])]  # fmt: skip
+        print(name, "  ".join(f"{step}: {key_values(m)}" for step, m in measures))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,31 +156,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model", choices=sorted(MODELS))
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--only", nargs="+", metavar="ARM", help="run these arms only")
+    parser.add_argument("--choose", action="store_true", help="compare the candidate recoveries")
     args = parser.parse_args(argv)
-    model, arms, budget, steps, alone = MODELS[args.model]
-    unknown = sorted(set(args.only or ()) - set(arms))
+    model = MODELS[args.model]
+    if args.choose:
+        choose(args.model, model, args.eval_every)
+        return 0
+    unknown = sorted(set(args.only or ()) - set(model.arms))
     if unknown:
-        parser.error(f"unknown arms {unknown}; choose from {sorted(arms)}")
-    petra = [sys.executable, "-m", "petra"]
+        parser.error(f"unknown arms {unknown}; choose from {sorted(model.arms)}")
     runs, results = RUNS / args.model, RESULTS / f"compress-{args.model}"
     results.mkdir(parents=True, exist_ok=True)
-    for name, arm in arms.items():
+    for name, arm in model.arms.items():
         if args.only and name not in args.only:
             continue
         print(f"[{args.model}] arm {name}", flush=True)
-        recovery = ["--steps", str(steps), "--embedding-steps", str(steps if alone else 0),
-                    "--eval-every", str(args.eval_every)]  # fmt: skip
-        command = [*petra, "compress", "--model", model, *arm, *budget, *recovery,
-                   "--out", str(runs / name), "--quiet"]  # fmt: skip
-        subprocess.run(command, check=True)
+        compress(model, arm, model.recipe, runs / name, args.eval_every)
         shutil.copyfile(runs / name / "compress.json", results / f"{name}.json")
-    finished = [results / f"{name}.json" for name in arms if (results / f"{name}.json").is_file()]
-    if not args.only and len(finished) == len(arms):
+    arms = [results / f"{name}.json" for name in model.arms]
+    if not args.only and all(path.is_file() for path in arms):
         from petra.compress import comparison_table, plot_tradeoff
 
-        table = comparison_table(finished)
+        table = comparison_table(arms)
         (results / "TABLE.md").write_text(table + "\n")
-        plot_tradeoff(finished, ROOT / "docs" / "images" / f"compress-{args.model}.png")
+        plot_tradeoff(arms, ROOT / "docs" / "images" / f"compress-{args.model}.png")
         print(table)
     return 0
 
