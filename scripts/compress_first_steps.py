@@ -26,13 +26,11 @@ import torch.nn.functional as F
 from petra.atomic import atomic_write_json
 from petra.compress import (
     CompressSettings,
-    _swap,
     all_layers,
-    load_teacher,
-    make_job,
     pairwise_cosine_error,
     relative_state_error,
     stsb_spearman,
+    swap_start,
 )
 from petra.data import load_stsb
 from petra.hf.swap import hf_model, unwrap_embedding
@@ -74,10 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     settings = CompressSettings(model="all-minilm-l6-v2", kind="kronecker", max_sentences=3000)
-    teacher, tokenizer, kind = load_teacher(settings.model)
-    teacher.requires_grad_(False)
-    job = make_job(kind, teacher, tokenizer, settings)
-    start, _ = _swap(teacher, tokenizer, job)
+    swapped = swap_start(settings)
+    teacher, job, start = swapped.teacher, swapped.job, swapped.student
     texts = [s for p in load_stsb("train")[: args.pairs] for s in (p.sentence1, p.sentence2)]
 
     def measured(student) -> dict:

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from petra.atomic import atomic_write_json
-from petra.compress import CompressSettings, _swap, load_teacher, make_job
+from petra.compress import CompressSettings, swap_start
 from petra.data import load_stsb, resolve_data_dir
 from petra.hf import from_pretrained
 from petra.tasks.sentence import cosine_correlations
@@ -59,8 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         if folder == "swap":
             settings = CompressSettings(model="all-minilm-l6-v2", kind="kronecker",
                                         max_sentences=3000)  # fmt: skip
-            teacher, tokenizer, kind = load_teacher(settings.model)
-            model = _swap(teacher, tokenizer, make_job(kind, teacher, tokenizer, settings))[0]
+            model = swap_start(settings).student
         else:
             model = from_pretrained(Path(folder) / "model")
         model.eval()

@@ -186,14 +186,13 @@ def test_the_cosines_recovery_matches_only_the_pairwise_cosines(tmp_path, monkey
     """--distil cosines: the loss is `pairwise_cosine_error` of the batch's sentence vectors
     against the teacher's, nothing else (`pairs`, with its per-vector and per-layer terms,
     is larger on the same batch)."""
-    from petra.compress import _swap, load_teacher, make_job, pairwise_cosine_error
+    from petra.compress import make_job, pairwise_cosine_error, swap_start
 
     monkeypatch.setenv("PETRA_CACHE", str(tmp_path / "cache"))
-    teacher, tokenizer, kind = load_teacher("all-minilm-l6-v2")
     settings = {"model": "all-minilm-l6-v2", "kind": "learned", "factor_dim": 8,
                 "batch_size": 4, "max_sentences": 16}  # fmt: skip
-    cosines = make_job(kind, teacher, tokenizer, CompressSettings(**settings, distil="cosines"))
-    student, _ = _swap(teacher, tokenizer, cosines)
+    start = swap_start(CompressSettings(**settings, distil="cosines"))
+    cosines, student = start.job, start.student
     student.eval()
     batch = cosines.collate([0, 1, 2, 3])
     loss, tokens = cosines.loss(student, batch)
@@ -203,7 +202,8 @@ def test_the_cosines_recovery_matches_only_the_pairwise_cosines(tmp_path, monkey
         float(pairwise_cosine_error(vectors, cosines.targets[:4])), rel=1e-4, abs=1e-6
     )
     assert tokens > 4
-    pairs = make_job(kind, teacher, tokenizer, CompressSettings(**settings, distil="pairs"))
+    pairs = make_job(cosines.model_type, start.teacher, cosines.tokenizer,
+                     CompressSettings(**settings, distil="pairs"))  # fmt: skip
     assert float(pairs.loss(student, batch)[0].detach()) > float(loss)  # its per-vector terms add
     with pytest.raises(ValueError, match="--distil cosines compares the sentences of a batch"):
         CompressSettings(**{**settings, "batch_size": 1}, distil="cosines")

@@ -82,6 +82,7 @@ from petra.hf import HFModelFiles, replace_embeddings
 from petra.hf.io import SIDECAR
 from petra.hf.swap import (
     SWAP_ARGUMENTS,
+    SwapReport,
     check_head,
     hf_model,
     unwrap_embedding,
@@ -799,19 +800,14 @@ def compress(settings: CompressSettings, out: str | Path, progress: bool = True)
         _check_same_run(out / "config.json", read_json(out / "config.json", "the run's settings"),
                         settings, digest)  # fmt: skip
     _warn_of_an_old_checkpoint(out)
-    torch.manual_seed(settings.seed)
-    teacher, tokenizer, kind = load_teacher(settings.model)
-    check_model(settings, teacher, kind)
-    teacher.requires_grad_(False)
+    start = swap_start(settings, digest)  # a resumed run's weights load over its student
     _make_run_folder(out)  # once the settings are known to fit the model
-    job = make_job(kind, teacher, tokenizer, settings, digest)
+    job, student, report = start.job, start.student, start.report
     if "original" not in result.get("quality", {}):
         result = {"settings": asdict(settings), "model_type": job.model_type, "quality": {}}
-        result["quality"]["original"] = job.quality(teacher, "original")
+        result["quality"]["original"] = job.quality(start.teacher, "original")
         say(f"original: {result['quality']['original']}")
     result["model_digest"] = digest
-
-    student, report = _swap(teacher, tokenizer, job)  # a resumed run's weights load over it
     result["parameters"] = report.as_dict()
     kept = unwrap_embedding(hf_model(student).get_input_embeddings()).kept_mask()
     if kept is not None:  # a trimmed table: how much of the evaluation text it dropped
@@ -853,6 +849,31 @@ def _measured_during(out: Path, steps: int) -> list[dict]:
         if quality and record["step"] < steps:
             during.append({"step": record["step"], **quality})
     return during
+
+
+@dataclass
+class Start:
+    """Where a recovery starts: the teacher (frozen), the student right after the swap (a copy
+    of the teacher with the new embedding, every layer trainable), the recovery's task and
+    what the swap changed."""
+
+    teacher: object
+    student: object
+    job: Job
+    report: SwapReport
+
+
+def swap_start(settings: CompressSettings, digest: str | None = None) -> Start:
+    """The start of the recovery `compress` runs with `settings` (seeded with their seed),
+    without a run folder: for a script that studies that start. `digest` is the model's
+    (`model_digest`), computed when needed if not given."""
+    torch.manual_seed(settings.seed)
+    teacher, tokenizer, kind = load_teacher(settings.model)
+    check_model(settings, teacher, kind)
+    teacher.requires_grad_(False)
+    job = make_job(kind, teacher, tokenizer, settings, digest)
+    student, report = _swap(teacher, tokenizer, job)
+    return Start(teacher, student, job, report)
 
 
 def _swap(teacher, tokenizer, job: Job):
