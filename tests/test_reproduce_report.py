@@ -783,3 +783,260 @@ def test_a_chosen_setting_that_is_not_a_number_is_never_at_an_edge():
     assert _at_edge({"points": points, "chosen": ["data.max_train=none"]}) == []
     assert _at_edge({"points": points, "chosen": ["data.max_train=4000"]}) == ["data.max_train"]
     assert _at_edge({"points": points, "chosen": ["data.max_train=2000"]}) == []
+
+
+# ------------------------------------------------- today's comparisons on an earlier entry's runs
+
+
+def _today_claim(monkeypatch, claim_id: str, comparisons, joint=()):
+    """Today's registry entry of `claim_id` replaced, for this test, by one of these
+    comparisons and joint claims (its texts stay today's, so a fixture file is stale)."""
+    from petra.reproduce.claims import CLAIMS
+
+    claim = dataclasses.replace(CLAIMS[claim_id], comparisons=comparisons, joint=joint)
+    monkeypatch.setitem(CLAIMS, claim_id, claim)
+    return claim
+
+
+def test_todays_comparisons_are_answered_from_an_earlier_entrys_stored_values(
+    results_dir, monkeypatch
+):
+    """The fixture kronecker-lm-loss was written under an earlier entry. Today's entry has: its
+    recorded comparison 0 as it is, its comparison 1 under another name (neither evaluated nor
+    shown twice), Kronecker against the untied arm (evaluated: 100 (a / b - 1) per seed of
+    4.9 / 5.02 and 3.92 / 4.03 = -2.390, -2.730 %, seed 2 dropped, mean -2.560, half-width
+    T_1 |d0 - d1| / 2 = 2.154: [-4.714, -0.406]), and three the runs cannot answer (an arm, a
+    metric of no arm, a metric of one arm). A joint claim of answered comparisons gets its
+    verdict; one of a comparison not measured is named; one recorded as it is is not repeated.
+    Each comparison is evaluated once per report."""
+    from petra.reproduce import report
+    from petra.reproduce.claims import Comparison, Joint
+
+    path = results_dir / "kronecker-lm-loss.json"
+    result = json.loads(path.read_text())
+    recorded = [Comparison(**{k: c.get(k) for k in report.COMPARISON_IDENTITY})
+                for c in result["comparisons"]]  # fmt: skip
+    renamed = dataclasses.replace(recorded[1], name="learned controls, renamed")
+    untied = Comparison("Kronecker vs learned (untied)", "loss", "kronecker-untied",
+                        "learned-untied", "lower", relative=True)  # fmt: skip
+    ngram = dataclasses.replace(untied, name="Kronecker vs trigrams", b="ngram-untied")
+    steps = dataclasses.replace(untied, name="steps", metric="steps_to_target", b="learned-tied")
+    accuracy = dataclasses.replace(steps, name="accuracy", metric="accuracy", better="higher")
+    joint = (
+        Joint("both controls", (recorded[0].name, untied.name)),
+        Joint("with trigrams", (untied.name, ngram.name)),
+        Joint("as recorded", (recorded[0].name,)),
+    )
+    _today_claim(monkeypatch, "kronecker-lm-loss",
+                 (recorded[0], renamed, untied, ngram, steps, accuracy), joint)  # fmt: skip
+    result["joint"] = [{"name": "as recorded", "comparisons": [recorded[0].name]}]
+    path.write_text(json.dumps(result))
+    evaluated, original = [], report.evaluate
+    monkeypatch.setattr(
+        report, "evaluate", lambda r, c: evaluated.append(c["name"]) or original(r, c)
+    )
+    results = load_results(results_dir)
+    text = format_report(results, {})
+    recorded_names = [c["name"] for r in results for c in r["comparisons"]]
+    assert sorted(evaluated) == sorted([*recorded_names, untied.name])  # each once
+    summary = text[: text.index('<a id="')]
+    claim_cell = "| [kronecker-lm-loss](#kronecker-lm-loss) |"
+    today = "(today's comparison, on the stored values)"
+    rerun = "(earlier registry entry: rerun)"
+    assert (
+        f"{claim_cell} Kronecker vs learned (untied) {today} | – | -2.56 % [-4.71, -0.41] "
+        f"| 2 (1 dropped) | – | holds {rerun} |"
+    ) in summary
+    joint_cell = f"{claim_cell} both controls (today's joint claim, on the stored values) |"
+    assert f"{joint_cell} – | – | – | – | holds {rerun} |" in summary
+    assert summary.count(today) == 1  # the comparisons recorded as they are: not repeated
+    assert f"{claim_cell} as recorded (joint) |" in summary
+    assert "as recorded (today's joint claim" not in summary
+    assert f"{claim_cell} Kronecker (untied) vs learned (tied) | -2.5 +- 0.2 % |" in summary
+    section = _section(text, "kronecker-lm-loss")
+    block = _between(section, "### Today's comparisons, from these runs' stored values", "###")
+    assert section.index("### Comparisons") < section.index("### Today's") < section.index(
+        "### Checks")  # fmt: skip
+    assert (
+        "the values are as the earlier petra measured and stored them" in block.lower()
+        and "Already recorded above (the same comparison), not repeated: Kronecker (untied) vs "
+        "learned (tied); learned controls, renamed (recorded as learned (untied) vs learned "
+        "(tied))."
+        in block
+    )
+    assert (
+        "| Kronecker vs learned (untied) (a = `kronecker-untied`, b = `learned-untied`) "
+        "| superior (lower loss is better) | – | -2.56 % [-4.71, -0.41] | 0, 1 | – | holds |"
+    ) in block
+    assert (
+        "- Kronecker vs learned (untied): seed 2 has no loss for `learned-untied`; dropped "
+        "from the pairing."
+    ) in block
+    assert "- both controls: **holds** (of Kronecker (untied) vs learned (tied), " in block
+    assert "cannot answer (a comparison of each is not measured): with trigrams." in block
+    assert "- as recorded:" not in block
+    assert "- no arm `ngram-untied` in these runs: Kronecker vs trigrams\n" in block
+    assert "- these runs stored no `steps_to_target`: steps\n" in block
+    assert "- `kronecker-untied` stored no `accuracy`: accuracy\n" in block
+    assert "Today's comparisons" not in _section(text, "fourier-sts")  # not a registry claim
+
+
+def test_a_file_of_todays_entry_has_no_todays_comparisons(results_dir, monkeypatch):
+    """A file that is today's entry (texts, comparisons, joint claims) shows only what it
+    recorded, as it is."""
+    from petra.reproduce.claims import Comparison
+
+    untied = Comparison("Kronecker vs learned (untied)", "loss", "kronecker-untied",
+                        "learned-untied", "lower", relative=True)  # fmt: skip
+    claim = _today_claim(monkeypatch, "kronecker-lm-loss", (untied,))
+    path = results_dir / "kronecker-lm-loss.json"
+    result = json.loads(path.read_text())
+    result.update(
+        title=claim.title, where=claim.where, protocol=claim.protocol,
+        paper_figure=claim.paper_figure, differences=list(claim.differences),
+        notes=list(claim.notes), comparisons=[dataclasses.asdict(untied)],
+    )  # fmt: skip
+    path.write_text(json.dumps(result))
+    text = format_report(load_results(results_dir), {})
+    assert "Today's" not in text and "today's comparison" not in text
+    assert "Kronecker vs learned (untied) | – | -2.56 % [-4.71, -0.41] | 2 (1 dropped)" in text
+
+
+def test_a_metric_an_earlier_entry_stored_under_another_name_is_read_from_it(
+    results_dir, monkeypatch
+):
+    """The earlier spelling entry probed one pair set, made by what makes today's Brown-made
+    pairs, and stored `hidden_cosine_mean` for today's `brown/hidden_cosine_mean`: today's
+    Brown-made comparison reads it (Kronecker 0.60, 0.55, 0.65 against 0.80 in each seed:
+    -0.20, -0.25, -0.15, mean -0.200, sd 0.05, half-width T_2 0.05 / sqrt(3) = 0.124), today's
+    paper's-pairs one never does (not measured), and a file holding today's name is read
+    under it. A joint claim of the two sets is answered only where both are."""
+    from petra.reproduce.claims import Comparison, Joint
+
+    brown = Comparison("Brown: cosine", "brown/hidden_cosine_mean", "kronecker-untied",
+                       "learned-tied", "higher")  # fmt: skip
+    paper = dataclasses.replace(brown, name="paper: cosine", metric="paper/hidden_cosine_mean")
+    _today_claim(monkeypatch, "kronecker-spelling", (paper, brown),
+                 (Joint("cosine on both sets", (paper.name, brown.name)),))  # fmt: skip
+    result = json.loads((results_dir / "kronecker-lm-loss.json").read_text())
+    result.update(claim="kronecker-spelling", comparisons=[], joint=[], checks=[], plots=[])
+    values = {"kronecker-untied": (0.6, 0.55, 0.65), "learned-tied": (0.8, 0.8, 0.8)}
+    for label, arm in result["arms"].items():
+        arm["per_seed"] = {str(s): {"hidden_cosine_mean": v}
+                           for s, v in enumerate(values.get(label, (0.7,) * 3))}  # fmt: skip
+    path = results_dir / "kronecker-lm-loss.json"
+    path.write_text(json.dumps(result))
+    section = _section(format_report(load_results(results_dir), {}), "kronecker-spelling")
+    assert (
+        "| Brown: cosine (a = `kronecker-untied`, b = `learned-tied`) | superior (higher "
+        "brown/hidden_cosine_mean is better) | – | -0.200 brown/hidden_cosine_mean "
+        "[-0.324, -0.076] | 0, 1, 2 | – | does not hold |"
+    ) in section
+    assert "`brown/hidden_cosine_mean` from the stored `hidden_cosine_mean`." in section
+    assert "made by the code that makes today's Brown-made pairs" in section
+    assert "- these runs stored no `paper/hidden_cosine_mean`: paper: cosine" in section
+    assert "cannot answer (a comparison of each is not measured): cosine on both sets." in section
+    assert "| hidden_cosine_mean |" in section  # the arms table shows what was read
+    base = {"kronecker-untied": 0.9, "learned-tied": 0.8}  # +0.1 in every seed, on each set
+    for label, arm in result["arms"].items():
+        for seed, row in arm["per_seed"].items():
+            value = base.get(label, 0.7) + int(seed) / 100
+            row["brown/hidden_cosine_mean"] = row["paper/hidden_cosine_mean"] = value
+    path.write_text(json.dumps(result))
+    section = _section(format_report(load_results(results_dir), {}), "kronecker-spelling")
+    assert "from the stored" not in section and "Not measured" not in section
+    assert "| +0.100 brown/hidden_cosine_mean [+0.100, +0.100] |" in section
+    assert "- cosine on both sets: **holds** (of paper: cosine, Brown: cosine)" in section
+
+
+def test_what_differs_says_when_its_texts_are_not_the_runs_settings(results_dir):
+    """Right above its bullets, a section whose runs changed the default protocol says that
+    the bullets describe that default, and whose texts they are: an earlier registry entry's
+    (a file of an earlier petra gives only its command's `--set` values) or today's (the
+    recorded departures); a section of runs made at the default says nothing there."""
+    from petra.reproduce.claims import CLAIMS
+
+    path = results_dir / "kronecker-lm-loss.json"
+    result = json.loads(path.read_text())
+    heading = "### What differs from the paper\n\n"
+    section = _section(format_report(load_results(results_dir), {}), "kronecker-lm-loss")
+    assert f"{heading}- data: Shakespeare, not FineWeb" in section
+    result["command"] += " --set model.dim=256 --set train.steps=800"
+    path.write_text(json.dumps(result))
+    section = _section(format_report(load_results(results_dir), {}), "kronecker-lm-loss")
+    assert (
+        f"{heading}**Not these runs' settings**: the bullets below are the earlier registry "
+        "entry's texts (written into this file with its runs) and describe that entry's default "
+        "protocol, not the settings these runs ran with (`--set model.dim=256`, `--set "
+        "train.steps=800`; see As run, above): where a bullet states one of these settings, the "
+        "value here is the one that ran.\n\n- data: Shakespeare, not FineWeb"
+    ) in section
+    measured = json.loads((results_dir / "fourier-sts.json").read_text())
+    measured["command"] += " --set train.repeats=9"  # arms of no task: measured, not trained
+    (results_dir / "fourier-sts.json").write_text(json.dumps(measured))
+    text = format_report(load_results(results_dir), {})
+    assert "Not these runs' settings" not in _section(text, "fourier-sts")
+    result["differences"] = list(CLAIMS["kronecker-lm-loss"].differences)
+    departure = {"setting": "train.steps", "run": 800, "protocol": 400}
+    sections = {"model": {"dim": 128}, "train": {"steps": 800}, "data": {}}
+    for arm in result["arms"].values():
+        arm["settings"] = [{"seeds": [0, 1, 2], **sections, "departures": [departure]}]
+    path.write_text(json.dumps(result))
+    section = _section(format_report(load_results(results_dir), {}), "kronecker-lm-loss")
+    assert (
+        f"{heading}**Not these runs' settings**: the bullets below are the registry's texts and "
+        "describe its default protocol, not the settings these runs ran with (`train.steps=800`;"
+    ) in section
+
+
+def test_why_a_comparison_is_not_measured():
+    """An arm not in the runs, the metric in neither arm or in one only, and (a hand-edited
+    file) each arm holding it under another of its names."""
+    from petra.reproduce.report import _stored_name, _unmeasured
+
+    def arm(**row):
+        return {"per_seed": {"0": row, "1": {}}}
+
+    comparison = {"a": "k", "b": "t", "metric": "brown/kl_mean"}
+    result = {"claim": "kronecker-spelling", "arms": {"k": arm(kl_mean=0.5), "t": arm()}}
+    assert _unmeasured(result, {**comparison, "b": "n"}) == "no arm `n` in these runs"
+    assert _unmeasured(result, comparison) == "`t` stored no `brown/kl_mean`"
+    assert _unmeasured(result, {**comparison, "metric": "kl"}) == "these runs stored no `kl`"
+    result["arms"]["t"] = arm(**{"brown/kl_mean": 0.4})
+    assert _stored_name(result, comparison) is None
+    assert _unmeasured(result, comparison) == (
+        "`k` and `t` stored `brown/kl_mean` under different names"
+    )
+    result["arms"]["t"] = arm(kl_mean=None)  # a null is no value
+    assert _unmeasured(result, comparison) == "`t` stored no `brown/kl_mean`"
+    result["arms"]["t"] = arm(kl_mean=0.4)
+    assert _stored_name(result, comparison) == "kl_mean"
+    assert _stored_name({**result, "claim": "kronecker-lm-loss"}, comparison) is None
+
+
+def test_a_new_joint_claim_of_recorded_comparisons_is_answered(results_dir, monkeypatch):
+    """Today's entry has the file's comparisons as they are and a joint claim the file did
+    not record: its verdict comes from the two recorded verdicts (both hold: it holds)."""
+    from petra.reproduce import report
+    from petra.reproduce.claims import Comparison, Joint
+
+    result = json.loads((results_dir / "kronecker-lm-loss.json").read_text())
+    recorded = tuple(Comparison(**{k: c.get(k) for k in report.COMPARISON_IDENTITY})
+                     for c in result["comparisons"])  # fmt: skip
+    _today_claim(monkeypatch, "kronecker-lm-loss", recorded,
+                 (Joint("both", tuple(c.name for c in recorded)),))  # fmt: skip
+    text = format_report(load_results(results_dir), {})
+    verdicts = [line.rsplit("|", 2)[-2].strip() for line in text.splitlines()
+                if line.startswith("| [kronecker-lm-loss]")]  # fmt: skip
+    assert verdicts[:2] == ["holds (earlier registry entry: rerun)"] * 2
+    assert (
+        "| both (today's joint claim, on the stored values) | – | – | – | – | holds "
+        "(earlier registry entry: rerun) |"
+    ) in text
+    section = _section(text, "kronecker-lm-loss")
+    assert (
+        "Today's registry entry makes joint claims of the comparisons above that these runs did "
+        "not record. Already recorded above (the same comparison), not repeated: "
+    ) in section
+    assert "- both: **holds** (of Kronecker (untied) vs learned (tied), learned" in section
+    assert "| comparison | test |" not in _between(section, "### Today's", "###")

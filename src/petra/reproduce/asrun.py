@@ -207,18 +207,39 @@ def _departure_lines(result: dict) -> list[str]:
     ]
 
 
-def _given_by_command(command: str) -> list[str]:
-    """The `--preset` and `--set` values of a recorded command (the only record of them in
-    a file of an earlier petra)."""
+def _command_values(command: str) -> list[str]:
+    """The `--preset` and `--set` values of a recorded command, as given (`--set
+    model.dim=256`)."""
     try:
         words = shlex.split(command)
     except ValueError:
         words = command.split()
-    given = [
-        f"`{word} {value}`"
+    return [
+        f"{word} {value}"
         for word, value in zip(words, words[1:], strict=False)
         if word in ("--set", "--preset")
     ]
+
+
+def run_changes(result: dict) -> list[str]:
+    """What the runs changed of the registry's default protocol, each once: the recorded
+    departures (`setting=value`) where an arm recorded its settings, else (a file of an
+    earlier petra) its command's `--set` and `--preset` values; none for a measurement."""
+    if not trained(result):
+        return []
+    groups = [group for _, _, group in _groups(result)]
+    if not groups:
+        return _command_values(result["command"])
+    changes = (
+        f"{d['setting']}={_shown(d['run'])}" for g in groups for d in g.get("departures", [])
+    )
+    return list(dict.fromkeys(changes))
+
+
+def _given_by_command(command: str) -> list[str]:
+    """The `--preset` and `--set` values of a recorded command (the only record of them in
+    a file of an earlier petra)."""
+    given = [f"`{value}`" for value in _command_values(command)]
     if not given:
         return []
     return [

@@ -14,6 +14,10 @@ notes, what differs from the paper, and the command that produced it. Each furth
 folder is the same claims run at another scale: a part of its own after the main one, with
 its own summary, its anchors and titles prefixed by the scale's name (`scale_name`).
 
+A file written under an earlier registry entry keeps the comparisons it recorded; today's
+entry's comparisons that its stored per-seed values can answer are evaluated on them too, in
+its section and in the summary, marked as today's on stored values (`_todays`).
+
 Plots are PNG files drawn with matplotlib (Agg) into a plots folder and linked from the
 report by paths relative to the report's folder.
 """
@@ -29,7 +33,7 @@ from pathlib import Path
 
 from petra.checks import field_problem, fits, is_finite_number
 from petra.plotting import pyplot, save
-from petra.reproduce.asrun import as_run_lines, check_provenance
+from petra.reproduce.asrun import as_run_lines, check_provenance, run_changes
 from petra.reproduce.asrun import row as _row
 from petra.reproduce.claims import CLAIMS
 from petra.reproduce.stats import (
@@ -552,7 +556,8 @@ def format_report(
             "verdicts are read beside the main part's, not pooled with them. Like the main "
             "part, this one is built from its results JSON alone (the runs are not kept with "
             "them): a file written under an earlier registry entry keeps the comparisons it "
-            "recorded, its registry texts (protocol, what differs) describe that entry's "
+            "recorded (with today's comparisons its stored values can answer beside them), "
+            "its registry texts (protocol, what differs) describe that entry's "
             "default protocol rather than this scale's runs, and bringing it to today's "
             "entry means training its arms again.",
             "",
@@ -563,9 +568,131 @@ def format_report(
     return "\n".join(lines) + "\n"
 
 
-def _outcomes(results: list[dict]) -> dict[str, list[dict]]:
-    """Each result's comparisons evaluated (`evaluate`), once, by claim."""
-    return {r["claim"]: [evaluate(r, c) for c in r["comparisons"]] for r in results}
+def _outcomes(results: list[dict]) -> dict[str, dict]:
+    """Each result's comparisons evaluated (`evaluate`), once, by claim: `recorded`, one
+    outcome per comparison of the file, and `today`, today's comparisons answered from the
+    file's stored values where it was written under an earlier registry entry (`_todays`)."""
+    found = {}
+    for result in results:
+        recorded = [evaluate(result, c) for c in result["comparisons"]]
+        found[result["claim"]] = {"recorded": recorded, "today": _todays(result, recorded)}
+    return found
+
+
+# Today's metric names that an earlier registry entry's runs stored under another name:
+# claim -> (today's prefix, the stored one's, why). Before the spelling claim probed two pair
+# sets, petra probed one, its default pairs, made by the code that makes today's Brown-made
+# pairs (`default_pairs`, renamed `brown_pairs` with its body unchanged), and stored their
+# metrics without the `brown/` prefix.
+STORED_AS = {
+    "kronecker-spelling": (
+        "brown/",
+        "",
+        "the earlier entry probed one pair set, its default pairs, made by the code that "
+        "makes today's Brown-made pairs",
+    ),
+}
+
+
+def _metric_names(result: dict, metric: str) -> list[str]:
+    """The names a file may store today's `metric` under: its own, then its earlier one
+    (`STORED_AS`)."""
+    today, stored, _ = STORED_AS.get(result["claim"], ("", "", ""))
+    if today and metric.startswith(today):
+        return [metric, stored + metric.removeprefix(today)]
+    return [metric]
+
+
+def _holds(arm: dict, name: str) -> bool:
+    """Whether `arm` has a value of the metric `name` in at least one seed."""
+    return any(_value(arm, seed, name) is not None for seed in arm["per_seed"])
+
+
+def _stored_name(result: dict, comparison: dict) -> str | None:
+    """The first of `_metric_names` that both arms of `comparison` hold (`_holds`); None
+    if none does, or an arm is not in the file."""
+    arms = result["arms"]
+    if comparison["a"] not in arms or comparison["b"] not in arms:
+        return None
+    pair = (arms[comparison["a"]], arms[comparison["b"]])
+    names = _metric_names(result, comparison["metric"])
+    return next((name for name in names if all(_holds(arm, name) for arm in pair)), None)
+
+
+def _unmeasured(result: dict, comparison: dict) -> str:
+    """Why the file cannot answer `comparison` (`_stored_name` found nothing): the arms it
+    lacks, else the arms that hold no value of its metric."""
+    labels, metric = (comparison["a"], comparison["b"]), comparison["metric"]
+    absent = [f"`{label}`" for label in labels if label not in result["arms"]]
+    if absent:
+        return f"no arm {' or '.join(absent)} in these runs"
+    names = _metric_names(result, metric)
+    lacking = [
+        f"`{label}`"
+        for label in labels
+        if not any(_holds(result["arms"][label], name) for name in names)
+    ]
+    if not lacking:  # each holds it, under another of its names
+        return f"`{labels[0]}` and `{labels[1]}` stored `{metric}` under different names"
+    if len(lacking) == 1:
+        return f"{lacking[0]} stored no `{metric}`"
+    return f"these runs stored no `{metric}`"
+
+
+def _todays(result: dict, recorded: list[dict]) -> dict | None:
+    """Today's comparisons of a file written under an earlier registry entry of a claim the
+    registry still has (None for any other file; `claim` names it), answered from the file's
+    stored per-seed values by `evaluate`, each once:
+
+    - `same`: (name, the recorded one's) of those identical (`COMPARISON_IDENTITY`) to one
+      the file recorded but perhaps for the name, whose outcome is the recorded one (not
+      evaluated, nor shown, twice);
+    - `rows`: (comparison, outcome) of those whose arms are both in the file and hold the
+      metric (under its name or its earlier one, `STORED_AS`) in at least one seed each;
+      `read`: the stored names their metrics were read from; `renamed`: today's metric ->
+      that name, where they differ;
+    - `unmeasured`: (name, why) of the others;
+    - `joint`: (name, verdict, its comparisons) of today's joint claims whose comparisons
+      are all answered, except one the file recorded as it is (its verdict is shown there);
+      `unjoined`: the names of the joint claims left unanswered."""
+    claim = CLAIMS.get(result["claim"])
+    if claim is None or not stale_fields(result):
+        return None
+    recorded_as = {  # a comparison but for its name -> the recorded name and verdict
+        _identity(c): (c["name"], o["verdict"])
+        for c, o in zip(result["comparisons"], recorded, strict=True)
+    }
+    found: dict = {"claim": claim.id, "same": [], "rows": [], "read": [], "renamed": {}}
+    found["unmeasured"] = []
+    verdicts = {}
+    for comparison in todays_comparisons(claim):
+        name = comparison["name"]
+        if _identity(comparison) in recorded_as:
+            recorded_name, verdicts[name] = recorded_as[_identity(comparison)]
+            found["same"].append((name, recorded_name))
+            continue
+        stored = _stored_name(result, comparison)
+        if stored is None:
+            found["unmeasured"].append((name, _unmeasured(result, comparison)))
+            continue
+        found["read"].append(stored)
+        if stored != comparison["metric"]:
+            found["renamed"][comparison["metric"]] = stored
+        outcome = evaluate(result, {**comparison, "metric": stored})
+        found["rows"].append((comparison, outcome))
+        verdicts[name] = outcome["verdict"]
+    entries = [{"name": j.name, "comparisons": list(j.comparisons)} for j in claim.joint]
+    answered = [e for e in entries if set(e["comparisons"]) <= set(verdicts)]
+    # recorded as it is, of comparisons recorded as they are: its verdict is shown there
+    as_recorded = [
+        e
+        for e in answered
+        if e in result["joint"] and set(e["comparisons"]) <= {n for n, r in found["same"] if n == r}
+    ]
+    shown = [e for e in answered if e not in as_recorded]
+    found["joint"] = _joint_verdicts(claim.id, shown, verdicts)
+    found["unjoined"] = [e["name"] for e in entries if e not in answered]
+    return found
 
 
 def _summary(results: list[dict], outcomes: dict, prefix: str = "") -> list[str]:
@@ -579,26 +706,17 @@ def _summary(results: list[dict], outcomes: dict, prefix: str = "") -> list[str]
             claim += f", {_quick_label(result)}"
         # a verdict of an earlier registry entry is not today's: said in its own cell
         earlier = " (earlier registry entry: rerun)" if stale_fields(result) else ""
-        found = outcomes[result["claim"]]
+        found, today = outcomes[result["claim"]]["recorded"], outcomes[result["claim"]]["today"]
         for comparison, outcome in zip(result["comparisons"], found, strict=True):
-            seeds = str(outcome["n"])
-            if outcome["dropped"]:
-                seeds += f" ({len(outcome['dropped'])} dropped)"
-            lines.append(
-                _row(
-                    [
-                        claim,
-                        comparison["name"],
-                        comparison.get("paper") or "–",
-                        _difference(comparison, outcome),
-                        seeds,
-                        outcome["direction"],
-                        outcome["verdict"] + earlier,
-                    ]
-                )
-            )
+            lines.append(_summary_row(claim, comparison["name"], comparison, outcome, earlier))
         for name, verdict_, _ in _joint(result, found):
             lines.append(_row([claim, f"{name} (joint)", "–", "–", "–", "–", verdict_ + earlier]))
+        for comparison, outcome in today["rows"] if today else []:
+            name = f"{comparison['name']} ({TODAYS.format('comparison')})"
+            lines.append(_summary_row(claim, name, comparison, outcome, earlier))
+        for name, verdict_, _ in today["joint"] if today else []:
+            name = f"{name} ({TODAYS.format('joint claim')})"
+            lines.append(_row([claim, name, "–", "–", "–", "–", verdict_ + earlier]))
         checks = result["checks"]
         if checks or not result["comparisons"]:  # checks are claims too: never only inside
             held = sum(bool(c["holds"]) for c in checks)
@@ -612,10 +730,25 @@ def _summary(results: list[dict], outcomes: dict, prefix: str = "") -> list[str]
             "Written under an earlier entry of the claims registry (their texts or their "
             "comparisons are not today's; each section says which): "
             + ", ".join(f"[`{claim}`](#{prefix}{claim})" for claim in stale)
-            + ". Their verdicts are not today's protocol's: rerun them with `petra reproduce "
-            "CLAIM...`.",
+            + ". Their verdicts are not today's protocol's, nor are those of the rows marked "
+            f'"{TODAYS.format("comparison")}" (today\'s comparisons, answered from the values '
+            "those runs stored): rerun them with `petra reproduce CLAIM...`.",
         ]
     return lines
+
+
+# how the summary names a row of today's comparisons (or joint claims) answered from an
+# earlier entry's runs
+TODAYS = "today's {}, on the stored values"
+
+
+def _summary_row(claim: str, name: str, comparison: dict, outcome: dict, earlier: str) -> str:
+    """A comparison's row of the summary, named `name`; `earlier` marks its verdict."""
+    seeds = str(outcome["n"])
+    if outcome["dropped"]:
+        seeds += f" ({len(outcome['dropped'])} dropped)"
+    cells = [claim, name, comparison.get("paper") or "–", _difference(comparison, outcome), seeds]
+    return _row([*cells, outcome["direction"], outcome["verdict"] + earlier])
 
 
 # what a comparison is, beside the paper's figures quoted with it
@@ -626,20 +759,41 @@ COMPARISON_IDENTITY = (
 
 
 def _joint(result: dict, outcomes: list[dict]) -> list[tuple[str, str, list[str]]]:
-    """(name, verdict, its comparisons) of each joint claim of a result: it holds only where
-    each of its comparisons holds (`stats.joint_verdict`)."""
+    """(name, verdict, its comparisons) of each joint claim the result recorded
+    (`_joint_verdicts` of its comparisons' verdicts)."""
     verdicts = {
         c["name"]: o["verdict"] for c, o in zip(result["comparisons"], outcomes, strict=True)
     }
+    return _joint_verdicts(result["claim"], result.get("joint", []), verdicts)
+
+
+def _joint_verdicts(
+    claim: str, entries: list[dict], verdicts: dict[str, str]
+) -> list[tuple[str, str, list[str]]]:
+    """(name, verdict, its comparisons) of each joint claim of `entries` (`name`,
+    `comparisons`), from its comparisons' `verdicts` by name: it holds only where each of
+    them holds (`stats.joint_verdict`)."""
     joint = []
-    for entry in result.get("joint", []):
+    for entry in entries:
         missing = [name for name in entry["comparisons"] if name not in verdicts]
         if missing:
-            raise ValueError(f"{result['claim']}: the joint claim {entry['name']!r} names no "
+            raise ValueError(f"{claim}: the joint claim {entry['name']!r} names no "
                              f"comparison {missing[0]!r}")  # fmt: skip
         of = list(entry["comparisons"])
         joint.append((entry["name"], joint_verdict([verdicts[name] for name in of]), of))
     return joint
+
+
+def todays_comparisons(claim) -> list[dict]:
+    """The comparisons of today's registry entry `claim` (a `claims.Claim`), as dicts of
+    the `COMPARISON_IDENTITY` keys, as a results file holds them."""
+    return [{key: getattr(c, key) for key in COMPARISON_IDENTITY} for c in claim.comparisons]
+
+
+def _identity(comparison: dict) -> tuple:
+    """A comparison's `COMPARISON_IDENTITY` values but its name: two comparisons of equal
+    identities measure, test and quote the paper alike."""
+    return tuple(comparison.get(key) for key in COMPARISON_IDENTITY if key != "name")
 
 
 def stale_fields(result: dict) -> list[str]:
@@ -650,7 +804,7 @@ def stale_fields(result: dict) -> list[str]:
     claim = CLAIMS.get(result["claim"])
     if claim is None:
         return []
-    comparisons = [{key: getattr(c, key) for key in COMPARISON_IDENTITY} for c in claim.comparisons]
+    comparisons = todays_comparisons(claim)
     recorded = [{key: c.get(key) for key in COMPARISON_IDENTITY} for c in result["comparisons"]]
     checks = {
         "title": result["title"] == claim.title,
@@ -667,11 +821,9 @@ def stale_fields(result: dict) -> list[str]:
     return [name for name, same in checks.items() if not same]
 
 
-def _section(
-    result: dict, outcomes: list[dict], plot_links: dict, scale: str | None = None
-) -> list[str]:
-    """A claim's section; at another `scale` than the main part's, its anchor and title say
-    which."""
+def _section(result: dict, outcomes: dict, plot_links: dict, scale: str | None = None) -> list[str]:
+    """A claim's section, from its `_outcomes` entry; at another `scale` than the main
+    part's, its anchor and title say which."""
     claim = result["claim"]
     anchor = claim if scale is None else f"{_slug(scale)}-{claim}"
     title = result["title"] if scale is None else f"At the {scale} scale: {result['title']}"
@@ -696,39 +848,17 @@ def _section(
     ]
     lines += as_run_lines(result, WRITTEN)
     lines += ["", "### Protocol (the registry's default)", "", result["protocol"]]
-    lines += _arms_table(result)
+    today = outcomes["today"]
+    lines += _arms_table(result, today["read"] if today else [])
     lines += _selection_table(result)
-    if result["comparisons"]:
-        lines += [
-            "",
-            "### Comparisons",
-            "",
-            _row(["comparison", "test", *HEADER[2:4], "seeds", *HEADER[5:]]),
-            "|---|---|---|---|---|---|---|",
-        ]
-        dropped = []
-        for comparison, outcome in zip(result["comparisons"], outcomes, strict=True):
-            name = f"{comparison['name']} (a = `{comparison['a']}`, b = `{comparison['b']}`)"
-            lines.append(
-                _row(
-                    [
-                        name,
-                        _margin(comparison, outcome),
-                        comparison.get("paper") or "–",
-                        _difference(comparison, outcome),
-                        ", ".join(outcome["seeds"]) or "none",
-                        outcome["direction"],
-                        outcome["verdict"],
-                    ]
-                )
-            )
-            dropped += _dropped_lines(comparison, outcome)
-        if dropped:
-            lines += ["", *dropped]
-    joint = _joint(result, outcomes)
+    recorded = list(zip(result["comparisons"], outcomes["recorded"], strict=True))
+    if recorded:
+        lines += ["", "### Comparisons", "", *_comparisons_table(recorded)]
+    joint = _joint(result, outcomes["recorded"])
     if joint:
-        lines += ["", "### Joint verdicts", ""]
-        lines += [f"- {name}: **{verdict_}** (of {', '.join(of)})" for name, verdict_, of in joint]
+        lines += ["", "### Joint verdicts", "", *_joint_lines(joint)]
+    if today:
+        lines += _todays_lines(today)
     if result["checks"]:
         lines += ["", "### Checks", "", _row(["check", "value", "expected", "holds"])]
         lines.append("|---|---:|---:|---|")
@@ -748,7 +878,7 @@ def _section(
         lines.pop()
     if result["notes"]:
         lines += ["", "### Notes", "", *(f"- {note}" for note in result["notes"])]
-    lines += ["", "### What differs from the paper", ""]
+    lines += ["", "### What differs from the paper", "", *_whose_differences(result, changed)]
     lines += [f"- {d}" for d in result["differences"]] or ["- nothing recorded"]
     if result.get("paper_scale"):
         lines += ["", "### To test it at the paper's scale", "", result["paper_scale"]]
@@ -756,12 +886,103 @@ def _section(
     return lines
 
 
-def _arms_table(result: dict) -> list[str]:
+def _comparisons_table(pairs: list[tuple[dict, dict]]) -> list[str]:
+    """The table of (comparison, outcome) `pairs`, then a line per seed dropped."""
+    lines = [
+        _row(["comparison", "test", *HEADER[2:4], "seeds", *HEADER[5:]]),
+        "|---|---|---|---|---|---|---|",
+    ]
+    dropped = []
+    for comparison, outcome in pairs:
+        name = f"{comparison['name']} (a = `{comparison['a']}`, b = `{comparison['b']}`)"
+        seeds = ", ".join(outcome["seeds"]) or "none"
+        cells = [name, _margin(comparison, outcome), comparison.get("paper") or "–"]
+        cells += [_difference(comparison, outcome), seeds, outcome["direction"]]
+        lines.append(_row([*cells, outcome["verdict"]]))
+        dropped += _dropped_lines(comparison, outcome)
+    return lines + (["", *dropped] if dropped else [])
+
+
+def _joint_lines(joint: list[tuple[str, str, list[str]]]) -> list[str]:
+    return [f"- {name}: **{verdict_}** (of {', '.join(of)})" for name, verdict_, of in joint]
+
+
+def _todays_lines(today: dict) -> list[str]:
+    """Today's comparisons answered from an earlier entry's runs (`_todays`): the evaluated
+    ones, their joint claims, and those the runs cannot answer, by why; nothing where each
+    of today's comparisons is one the file recorded and no joint claim is new."""
+    if not (today["rows"] or today["unmeasured"] or today["joint"] or today["unjoined"]):
+        return []
+    intro = "Today's registry entry makes comparisons these runs did not record; "
+    if today["rows"]:
+        intro += (
+            "those their stored values can answer are below. The values are as the earlier "
+            "petra measured and stored them (per seed, in the arms table above), under the "
+            "earlier entry's protocol (these runs were not rerun), paired by seed as today's "
+            "comparisons pair them."
+        )
+    elif today["unmeasured"]:
+        intro += "their stored values answer none of them."
+    else:
+        intro = (
+            "Today's registry entry makes joint claims of the comparisons above that these "
+            "runs did not record."
+        )
+    if today["same"]:
+        same = [n if n == was else f"{n} (recorded as {was})" for n, was in today["same"]]
+        intro += f" Already recorded above (the same comparison), not repeated: {'; '.join(same)}."
+    if today["renamed"]:
+        why = STORED_AS[today["claim"]][2]
+        read = ", ".join(f"`{m}` from the stored `{s}`" for m, s in today["renamed"].items())
+        intro += f" Read under an earlier name ({why}): {read}."
+    lines = ["", "### Today's comparisons, from these runs' stored values", "", intro]
+    if today["rows"]:
+        lines += ["", *_comparisons_table(today["rows"])]
+    if today["joint"]:
+        lines += ["", "Today's joint verdicts:", ""]
+        lines += _joint_lines(today["joint"])
+    if today["unjoined"]:
+        unjoined = "; ".join(today["unjoined"])
+        lines += ["", f"Today's joint claims these runs cannot answer (a comparison of each is "
+                  f"not measured): {unjoined}."]  # fmt: skip
+    if today["unmeasured"]:
+        by_reason: dict[str, list[str]] = {}
+        for name, reason in today["unmeasured"]:
+            by_reason.setdefault(reason, []).append(name)
+        lines += ["", "Not measured in these runs:", ""]
+        lines += [f"- {reason}: {'; '.join(names)}" for reason, names in by_reason.items()]
+    return lines
+
+
+def _whose_differences(result: dict, changed: list[str]) -> list[str]:
+    """Where the runs changed the registry's default protocol (`asrun.run_changes`), a line
+    saying that the bullets below describe that default, not the runs; whose texts they
+    are (an earlier registry entry's, when `changed` names the differences)."""
+    changes = run_changes(result)
+    if not changes:
+        return []
+    whose = (
+        "the earlier registry entry's texts (written into this file with its runs) and "
+        "describe that entry's"
+        if "differences" in changed
+        else "the registry's texts and describe its"
+    )
+    shown = ", ".join(f"`{change}`" for change in changes)
+    return [
+        f"**Not these runs' settings**: the bullets below are {whose} default protocol, not "
+        f"the settings these runs ran with ({shown}; see As run, above): where a bullet states "
+        "one of these settings, the value here is the one that ran.",
+        "",
+    ]
+
+
+def _arms_table(result: dict, stored: list[str] = ()) -> list[str]:
+    """The arms with each compared or shown metric, and the `stored` metrics that today's
+    comparisons read (`_todays`)."""
     if not result["arms"]:
         return []
-    metrics = list(
-        dict.fromkeys([*(c["metric"] for c in result["comparisons"]), *result["metrics"]])
-    )
+    compared = [c["metric"] for c in result["comparisons"]]
+    metrics = list(dict.fromkeys([*compared, *result["metrics"], *stored]))
     arms = result["arms"].items()
     with_speed = any(arm["steps_per_s"] for _, arm in arms)
     seeds = seed_order(result)
