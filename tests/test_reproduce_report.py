@@ -2,6 +2,7 @@
 and plots written from hand-made results files (tests/fixtures/reproduce)."""
 
 import dataclasses
+import itertools
 import json
 import math
 import re
@@ -658,13 +659,31 @@ def test_settings_chosen_on_held_out_data_are_tabled(results_dir, tmp_path):
     path.write_text(json.dumps(result))
     text = _section(format_report(load_results(results_dir), {}), "fourier-sts")
     assert "**train.lr=0.01: 70.00**; chosen at the grid's edge in train.lr |" in text
+    # a second setting, swept at two values: said apart from the grid's edge, with or without it
+    grid = itertools.product(("0.001", "0.003", "0.01"), ("4", "8"))
+    sweep["points"] = [
+        {"settings": [f"train.lr={lr}", f"train.epochs={epochs}"], "value": 60.0 + i}
+        for i, (lr, epochs) in enumerate(grid)
+    ]
+    two = (
+        "train.epochs swept at two values only (8 chosen): a better value may lie beyond or "
+        "between them |"
+    )
+    sweep["chosen"] = ["train.lr=0.003", "train.epochs=8"]  # inside the grid of lr
+    path.write_text(json.dumps(result))
+    text = _section(format_report(load_results(results_dir), {}), "fourier-sts")
+    assert f"train.lr=0.01, train.epochs=8: 65.00; {two}" in text and "grid's edge" not in text
+    sweep["chosen"] = ["train.lr=0.01", "train.epochs=8"]  # at its edge
+    path.write_text(json.dumps(result))
+    text = _section(format_report(load_results(results_dir), {}), "fourier-sts")
+    assert f"train.epochs=8: 65.00**; chosen at the grid's edge in train.lr; {two}" in text
     assert "| spearman | pearson |" in text and "| 0.712 | 0.500 |" in text
 
 
 def test_a_baseline_at_its_floor_in_every_seed_is_not_testable():
     """A comparison with a `floor` gives no verdict when b sits at the floor in every seed
     (a's side of it says nothing of b); one seed above the floor, and it is tested."""
-    from petra.reproduce.report import evaluate
+    from petra.reproduce.outcomes import evaluate
     from petra.reproduce.stats import NOT_TESTABLE, VERDICT_RULE
 
     result = json.loads((FIXTURES / "kronecker-lm-loss.json").read_text())
@@ -733,7 +752,7 @@ def test_results_of_an_earlier_registry_entry_are_marked(results_dir):
     today's registry is named under the summary and marked in its section; a claim the
     registry lacks is not."""
     from petra.reproduce.claims import CLAIMS
-    from petra.reproduce.report import stale_fields
+    from petra.reproduce.earlier_entry import stale_fields
 
     claim = CLAIMS["kronecker-lm-loss"]
     path = results_dir / "kronecker-lm-loss.json"
@@ -781,8 +800,31 @@ def test_a_chosen_setting_that_is_not_a_number_is_never_at_an_edge():
 
     points = [{"settings": [f"data.max_train={v}"]} for v in ("none", "1000", "2000", "4000")]
     assert _at_edge({"points": points, "chosen": ["data.max_train=none"]}) == []
-    assert _at_edge({"points": points, "chosen": ["data.max_train=4000"]}) == ["data.max_train"]
+    edge = [("data.max_train", "4000", 3)]
+    assert _at_edge({"points": points, "chosen": ["data.max_train=4000"]}) == edge
     assert _at_edge({"points": points, "chosen": ["data.max_train=2000"]}) == []
+
+
+@pytest.mark.parametrize(
+    ("swept", "chosen", "expected"),
+    [
+        (("4", "8"), "8", [("train.epochs", "8", 2)]),  # two values: either choice is an edge
+        (("4", "8"), "4", [("train.epochs", "4", 2)]),
+        (("8",), "8", []),  # one value: nothing was chosen
+        (("none", "8"), "8", []),  # one number beside a word: no numeric sweep
+        (("2", "4", "8"), "4", []),  # inside a grid of three
+        (("2", "4", "8"), "2", [("train.epochs", "2", 3)]),
+        (("2", "4", "8", "1e1"), "1e1", [("train.epochs", "1e1", 4)]),  # as recorded
+    ],
+)
+def test_a_chosen_setting_at_an_edge_counts_the_values_swept(swept, chosen, expected):
+    """The edge of a grid is the smallest or largest numeric value swept, with the number of
+    values swept: at two, every choice is at an edge."""
+    from petra.reproduce.report import _at_edge
+
+    points = [{"settings": [f"train.epochs={v}", "train.lr=0.001"]} for v in swept]
+    selection = {"points": points, "chosen": [f"train.epochs={chosen}", "train.lr=0.001"]}
+    assert _at_edge(selection) == expected
 
 
 # ------------------------------------------------- today's comparisons on an earlier entry's runs
@@ -809,12 +851,12 @@ def test_todays_comparisons_are_answered_from_an_earlier_entrys_stored_values(
     metric of no arm, a metric of one arm). A joint claim of answered comparisons gets its
     verdict; one of a comparison not measured is named; one recorded as it is is not repeated.
     Each comparison is evaluated once per report."""
-    from petra.reproduce import report
+    from petra.reproduce import earlier_entry, report
     from petra.reproduce.claims import Comparison, Joint
 
     path = results_dir / "kronecker-lm-loss.json"
     result = json.loads(path.read_text())
-    recorded = [Comparison(**{k: c.get(k) for k in report.COMPARISON_IDENTITY})
+    recorded = [Comparison(**{k: c.get(k) for k in earlier_entry.COMPARISON_IDENTITY})
                 for c in result["comparisons"]]  # fmt: skip
     renamed = dataclasses.replace(recorded[1], name="learned controls, renamed")
     untied = Comparison("Kronecker vs learned (untied)", "loss", "kronecker-untied",
@@ -832,9 +874,10 @@ def test_todays_comparisons_are_answered_from_an_earlier_entrys_stored_values(
     result["joint"] = [{"name": "as recorded", "comparisons": [recorded[0].name]}]
     path.write_text(json.dumps(result))
     evaluated, original = [], report.evaluate
-    monkeypatch.setattr(
-        report, "evaluate", lambda r, c: evaluated.append(c["name"]) or original(r, c)
-    )
+    for module in (report, earlier_entry):  # the recorded comparisons, and today's
+        monkeypatch.setattr(
+            module, "evaluate", lambda r, c: evaluated.append(c["name"]) or original(r, c)
+        )
     results = load_results(results_dir)
     text = format_report(results, {})
     recorded_names = [c["name"] for r in results for c in r["comparisons"]]
@@ -992,7 +1035,7 @@ def test_what_differs_says_when_its_texts_are_not_the_runs_settings(results_dir)
 def test_why_a_comparison_is_not_measured():
     """An arm not in the runs, the metric in neither arm or in one only, and (a hand-edited
     file) each arm holding it under another of its names."""
-    from petra.reproduce.report import _stored_name, _unmeasured
+    from petra.reproduce.earlier_entry import _stored_name, _unmeasured
 
     def arm(**row):
         return {"per_seed": {"0": row, "1": {}}}
@@ -1017,11 +1060,11 @@ def test_why_a_comparison_is_not_measured():
 def test_a_new_joint_claim_of_recorded_comparisons_is_answered(results_dir, monkeypatch):
     """Today's entry has the file's comparisons as they are and a joint claim the file did
     not record: its verdict comes from the two recorded verdicts (both hold: it holds)."""
-    from petra.reproduce import report
     from petra.reproduce.claims import Comparison, Joint
+    from petra.reproduce.earlier_entry import COMPARISON_IDENTITY
 
     result = json.loads((results_dir / "kronecker-lm-loss.json").read_text())
-    recorded = tuple(Comparison(**{k: c.get(k) for k in report.COMPARISON_IDENTITY})
+    recorded = tuple(Comparison(**{k: c.get(k) for k in COMPARISON_IDENTITY})
                      for c in result["comparisons"])  # fmt: skip
     _today_claim(monkeypatch, "kronecker-lm-loss", recorded,
                  (Joint("both", tuple(c.name for c in recorded)),))  # fmt: skip

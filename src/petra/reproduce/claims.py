@@ -113,6 +113,9 @@ class Claim:
     selection: Selection | None = None  # how the arms' grids are chosen
     metrics: tuple[str, ...] = ()  # shown per arm beside the compared ones
     joint: tuple[Joint, ...] = ()  # claims that hold only where several comparisons hold
+    # a prefix of today's metric names that an earlier entry's runs stored under another:
+    # (today's, the earlier one, why), for reading their files (`earlier_entry`)
+    stored_as: tuple[str, str, str] | None = None
 
     def arm(self, label: str) -> Arm:
         return next(arm for arm in self.arms if arm.label == label)
@@ -828,6 +831,15 @@ KRONECKER_SPELLING = Claim(
     analysis="spelling",
     comparisons=_spelling_comparisons(),
     joint=_spelling_joint(),
+    # Before this entry probed two pair sets, petra probed one, its default pairs, made by the
+    # code that makes today's Brown-made pairs (`default_pairs`, renamed `brown_pairs` with
+    # its body unchanged), and stored their metrics without the `brown/` prefix.
+    stored_as=(
+        "brown/",
+        "",
+        "the earlier entry probed one pair set, its default pairs, made by the code that "
+        "makes today's Brown-made pairs",
+    ),
     metrics=(
         "paper/top1_chance_pct",
         "brown/top1_chance_pct",

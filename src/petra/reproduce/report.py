@@ -15,8 +15,9 @@ folder is the same claims run at another scale: a part of its own after the main
 its own summary, its anchors and titles prefixed by the scale's name (`scale_name`).
 
 A file written under an earlier registry entry keeps the comparisons it recorded; today's
-entry's comparisons that its stored per-seed values can answer are evaluated on them too, in
-its section and in the summary, marked as today's on stored values (`_todays`).
+entry's comparisons that its stored per-seed values can answer are evaluated on them too
+(`earlier_entry.todays`), in its section and in the summary, marked as today's on stored
+values.
 
 Plots are PNG files drawn with matplotlib (Agg) into a plots folder and linked from the
 report by paths relative to the report's folder.
@@ -25,7 +26,6 @@ report by paths relative to the report's folder.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import statistics
@@ -36,22 +36,19 @@ from petra.plotting import pyplot, save
 from petra.reproduce.asrun import as_run_lines, check_provenance, run_changes
 from petra.reproduce.asrun import row as _row
 from petra.reproduce.claims import CLAIMS
+from petra.reproduce.earlier_entry import stale_fields, todays
+from petra.reproduce.outcomes import decimals as _decimals
+from petra.reproduce.outcomes import evaluate, joint_verdicts, seed_order
+from petra.reproduce.outcomes import is_finite as _is_finite
+from petra.reproduce.outcomes import metric_value as _value
 from petra.reproduce.stats import (
     BETTER,
-    INCONCLUSIVE,
     MARGIN_TESTS,
-    NO_SPREAD,
-    NOT_TESTABLE,
     OPPOSITE,
     SAME,
     TESTS,
     UNRESOLVED,
     VERDICT_RULE,
-    direction,
-    interval,
-    joint_verdict,
-    paired_differences,
-    verdict,
 )
 
 # keys every results file must have; `checks`, `plots` and `notes` may be left out
@@ -96,7 +93,6 @@ TYPES = {
 # a versus plot takes its x from `x` (arm label -> x) or from each of its `arms`' params
 # (`x_param`, e.g. "total")
 PLOT_KEYS = {"curve": ("series", "arms"), "versus": ("metric",)}
-LEVEL = 0.95
 HEADER = [
     "claim",
     "comparison",
@@ -328,86 +324,11 @@ def _check_selection(selection, wrong) -> None:
         raise wrong("'chosen' is none of its points' settings")
 
 
-def _is_finite(value) -> bool:
-    return value is not None and math.isfinite(value)
-
-
-# ---------------------------------------------------------------- comparisons
-
-
-def seed_order(result: dict) -> list[str]:
-    """The claim's seeds, as the str keys of `per_seed` (the loader refuses any other key)."""
-    return [str(s) for s in result["seeds"]]
+# ---------------------------------------------------------------- numbers
 
 
 def _int_or(text: str) -> int:
     return int(text) if text.lstrip("-").isdigit() else 0
-
-
-def _value(arm: dict, seed: str, metric: str) -> float | None:
-    return (arm["per_seed"].get(seed) or {}).get(metric)
-
-
-def evaluate(result: dict, comparison: dict) -> dict:
-    """One comparison, paired by seed: the seeds used, the seeds dropped (with the arms that
-    lack a value there, or whose value is not finite: NaN or infinite, e.g. a run that
-    diverged), the mean difference a - b with its 95% interval, and the verdict
-    (`NOT_TESTABLE`, with no sign, where the comparison names a `floor` and b sits at it in
-    every seed)."""
-    arm_a, arm_b = result["arms"][comparison["a"]], result["arms"][comparison["b"]]
-    metric = comparison["metric"]
-    seeds, a, b, dropped = [], [], [], []
-    for seed in seed_order(result):
-        x, y = _value(arm_a, seed, metric), _value(arm_b, seed, metric)
-        if _is_finite(x) and _is_finite(y):
-            seeds.append(seed)
-            a.append(x)
-            b.append(y)
-        else:
-            sides = ((comparison["a"], x), (comparison["b"], y))
-            lacking = [(label, v) for label, v in sides if not _is_finite(v)]
-            dropped.append((seed, lacking))
-    outcome = {
-        "seeds": seeds,
-        "n": len(seeds),
-        "dropped": dropped,
-        "mean": None,
-        "low": None,
-        "high": None,
-        "verdict": INCONCLUSIVE,
-        "decimals": _decimals([*a, *b]),
-    }
-    if seeds:
-        differences = paired_differences(a, b, comparison["relative"])
-        mean, low, high = interval(differences, LEVEL)
-        outcome.update(mean=mean, low=low, high=high, differences=differences)
-        outcome["verdict"] = verdict(
-            low, high, comparison["better"], comparison["test"], comparison.get("margin")
-        )
-        first = differences[0]
-        if len(differences) > 1 and all(
-            math.isclose(d, first, rel_tol=1e-9, abs_tol=1e-12) for d in differences
-        ):  # the same up to rounding: a - b of equal shifts need not be bit-equal
-            outcome["verdict"] += NO_SPREAD
-        floor = comparison.get("floor")
-        if floor is not None and all(math.isclose(y, floor, abs_tol=1e-12) for y in b):
-            outcome["verdict"] = NOT_TESTABLE
-    outcome["direction"] = direction(
-        comparison.get("paper_difference"), outcome["mean"], outcome["low"], outcome["high"]
-    )
-    if outcome["verdict"] == NOT_TESTABLE:  # b at its floor: a's side of it is no sign either
-        outcome["direction"] = "–"
-    return outcome
-
-
-# ---------------------------------------------------------------- numbers
-
-
-def _decimals(values: list) -> int:
-    """Decimals for numbers of this size: 3 below 10, 2 below 100, 1 below 1000, else 0
-    (sized by the finite values)."""
-    size = max((abs(float(v)) for v in values if _is_finite(v)), default=0.0)
-    return 3 if size < 10 else 2 if size < 100 else 1 if size < 1000 else 0
 
 
 def _number(value, decimals: int, sign: bool = False) -> str:
@@ -571,127 +492,12 @@ def format_report(
 def _outcomes(results: list[dict]) -> dict[str, dict]:
     """Each result's comparisons evaluated (`evaluate`), once, by claim: `recorded`, one
     outcome per comparison of the file, and `today`, today's comparisons answered from the
-    file's stored values where it was written under an earlier registry entry (`_todays`)."""
+    file's stored values where it was written under an earlier registry entry
+    (`earlier_entry.todays`)."""
     found = {}
     for result in results:
         recorded = [evaluate(result, c) for c in result["comparisons"]]
-        found[result["claim"]] = {"recorded": recorded, "today": _todays(result, recorded)}
-    return found
-
-
-# Today's metric names that an earlier registry entry's runs stored under another name:
-# claim -> (today's prefix, the stored one's, why). Before the spelling claim probed two pair
-# sets, petra probed one, its default pairs, made by the code that makes today's Brown-made
-# pairs (`default_pairs`, renamed `brown_pairs` with its body unchanged), and stored their
-# metrics without the `brown/` prefix.
-STORED_AS = {
-    "kronecker-spelling": (
-        "brown/",
-        "",
-        "the earlier entry probed one pair set, its default pairs, made by the code that "
-        "makes today's Brown-made pairs",
-    ),
-}
-
-
-def _metric_names(result: dict, metric: str) -> list[str]:
-    """The names a file may store today's `metric` under: its own, then its earlier one
-    (`STORED_AS`)."""
-    today, stored, _ = STORED_AS.get(result["claim"], ("", "", ""))
-    if today and metric.startswith(today):
-        return [metric, stored + metric.removeprefix(today)]
-    return [metric]
-
-
-def _holds(arm: dict, name: str) -> bool:
-    """Whether `arm` has a value of the metric `name` in at least one seed."""
-    return any(_value(arm, seed, name) is not None for seed in arm["per_seed"])
-
-
-def _stored_name(result: dict, comparison: dict) -> str | None:
-    """The first of `_metric_names` that both arms of `comparison` hold (`_holds`); None
-    if none does, or an arm is not in the file."""
-    arms = result["arms"]
-    if comparison["a"] not in arms or comparison["b"] not in arms:
-        return None
-    pair = (arms[comparison["a"]], arms[comparison["b"]])
-    names = _metric_names(result, comparison["metric"])
-    return next((name for name in names if all(_holds(arm, name) for arm in pair)), None)
-
-
-def _unmeasured(result: dict, comparison: dict) -> str:
-    """Why the file cannot answer `comparison` (`_stored_name` found nothing): the arms it
-    lacks, else the arms that hold no value of its metric."""
-    labels, metric = (comparison["a"], comparison["b"]), comparison["metric"]
-    absent = [f"`{label}`" for label in labels if label not in result["arms"]]
-    if absent:
-        return f"no arm {' or '.join(absent)} in these runs"
-    names = _metric_names(result, metric)
-    lacking = [
-        f"`{label}`"
-        for label in labels
-        if not any(_holds(result["arms"][label], name) for name in names)
-    ]
-    if not lacking:  # each holds it, under another of its names
-        return f"`{labels[0]}` and `{labels[1]}` stored `{metric}` under different names"
-    if len(lacking) == 1:
-        return f"{lacking[0]} stored no `{metric}`"
-    return f"these runs stored no `{metric}`"
-
-
-def _todays(result: dict, recorded: list[dict]) -> dict | None:
-    """Today's comparisons of a file written under an earlier registry entry of a claim the
-    registry still has (None for any other file; `claim` names it), answered from the file's
-    stored per-seed values by `evaluate`, each once:
-
-    - `same`: (name, the recorded one's) of those identical (`COMPARISON_IDENTITY`) to one
-      the file recorded but perhaps for the name, whose outcome is the recorded one (not
-      evaluated, nor shown, twice);
-    - `rows`: (comparison, outcome) of those whose arms are both in the file and hold the
-      metric (under its name or its earlier one, `STORED_AS`) in at least one seed each;
-      `read`: the stored names their metrics were read from; `renamed`: today's metric ->
-      that name, where they differ;
-    - `unmeasured`: (name, why) of the others;
-    - `joint`: (name, verdict, its comparisons) of today's joint claims whose comparisons
-      are all answered, except one the file recorded as it is (its verdict is shown there);
-      `unjoined`: the names of the joint claims left unanswered."""
-    claim = CLAIMS.get(result["claim"])
-    if claim is None or not stale_fields(result):
-        return None
-    recorded_as = {  # a comparison but for its name -> the recorded name and verdict
-        _identity(c): (c["name"], o["verdict"])
-        for c, o in zip(result["comparisons"], recorded, strict=True)
-    }
-    found: dict = {"claim": claim.id, "same": [], "rows": [], "read": [], "renamed": {}}
-    found["unmeasured"] = []
-    verdicts = {}
-    for comparison in todays_comparisons(claim):
-        name = comparison["name"]
-        if _identity(comparison) in recorded_as:
-            recorded_name, verdicts[name] = recorded_as[_identity(comparison)]
-            found["same"].append((name, recorded_name))
-            continue
-        stored = _stored_name(result, comparison)
-        if stored is None:
-            found["unmeasured"].append((name, _unmeasured(result, comparison)))
-            continue
-        found["read"].append(stored)
-        if stored != comparison["metric"]:
-            found["renamed"][comparison["metric"]] = stored
-        outcome = evaluate(result, {**comparison, "metric": stored})
-        found["rows"].append((comparison, outcome))
-        verdicts[name] = outcome["verdict"]
-    entries = [{"name": j.name, "comparisons": list(j.comparisons)} for j in claim.joint]
-    answered = [e for e in entries if set(e["comparisons"]) <= set(verdicts)]
-    # recorded as it is, of comparisons recorded as they are: its verdict is shown there
-    as_recorded = [
-        e
-        for e in answered
-        if e in result["joint"] and set(e["comparisons"]) <= {n for n, r in found["same"] if n == r}
-    ]
-    shown = [e for e in answered if e not in as_recorded]
-    found["joint"] = _joint_verdicts(claim.id, shown, verdicts)
-    found["unjoined"] = [e["name"] for e in entries if e not in answered]
+        found[result["claim"]] = {"recorded": recorded, "today": todays(result, recorded)}
     return found
 
 
@@ -751,74 +557,13 @@ def _summary_row(claim: str, name: str, comparison: dict, outcome: dict, earlier
     return _row([*cells, outcome["direction"], outcome["verdict"] + earlier])
 
 
-# what a comparison is, beside the paper's figures quoted with it
-COMPARISON_IDENTITY = (
-    "name", "metric", "a", "b", "better", "test", "margin", "relative", "paper", "paper_difference",
-    "floor",
-)  # fmt: skip
-
-
 def _joint(result: dict, outcomes: list[dict]) -> list[tuple[str, str, list[str]]]:
     """(name, verdict, its comparisons) of each joint claim the result recorded
-    (`_joint_verdicts` of its comparisons' verdicts)."""
+    (`outcomes.joint_verdicts` of its comparisons' verdicts)."""
     verdicts = {
         c["name"]: o["verdict"] for c, o in zip(result["comparisons"], outcomes, strict=True)
     }
-    return _joint_verdicts(result["claim"], result.get("joint", []), verdicts)
-
-
-def _joint_verdicts(
-    claim: str, entries: list[dict], verdicts: dict[str, str]
-) -> list[tuple[str, str, list[str]]]:
-    """(name, verdict, its comparisons) of each joint claim of `entries` (`name`,
-    `comparisons`), from its comparisons' `verdicts` by name: it holds only where each of
-    them holds (`stats.joint_verdict`)."""
-    joint = []
-    for entry in entries:
-        missing = [name for name in entry["comparisons"] if name not in verdicts]
-        if missing:
-            raise ValueError(f"{claim}: the joint claim {entry['name']!r} names no "
-                             f"comparison {missing[0]!r}")  # fmt: skip
-        of = list(entry["comparisons"])
-        joint.append((entry["name"], joint_verdict([verdicts[name] for name in of]), of))
-    return joint
-
-
-def todays_comparisons(claim) -> list[dict]:
-    """The comparisons of today's registry entry `claim` (a `claims.Claim`), as dicts of
-    the `COMPARISON_IDENTITY` keys, as a results file holds them."""
-    return [{key: getattr(c, key) for key in COMPARISON_IDENTITY} for c in claim.comparisons]
-
-
-def _identity(comparison: dict) -> tuple:
-    """A comparison's `COMPARISON_IDENTITY` values but its name: two comparisons of equal
-    identities measure, test and quote the paper alike."""
-    return tuple(comparison.get(key) for key in COMPARISON_IDENTITY if key != "name")
-
-
-def stale_fields(result: dict) -> list[str]:
-    """Which of the texts (title, the paper's figure and place, protocol, what differs, the
-    registry's notes) and the comparisons (with the paper's figures quoted in them) of a
-    results file are not those of today's registry entry of its claim (none for a claim the
-    registry lacks)."""
-    claim = CLAIMS.get(result["claim"])
-    if claim is None:
-        return []
-    comparisons = todays_comparisons(claim)
-    recorded = [{key: c.get(key) for key in COMPARISON_IDENTITY} for c in result["comparisons"]]
-    checks = {
-        "title": result["title"] == claim.title,
-        "paper's figure": result["paper_figure"] == claim.paper_figure,
-        "place in the paper": result["where"] == claim.where,
-        "protocol": result["protocol"] == claim.protocol,
-        "differences": result["differences"] == list(claim.differences),
-        "comparisons": recorded == comparisons,
-        "joint claims": result.get("joint", [])
-        == [{"name": j.name, "comparisons": list(j.comparisons)} for j in claim.joint],
-        # the registry's notes come first; an analysis appends its own after them
-        "notes": result["notes"][: len(claim.notes)] == list(claim.notes),
-    }
-    return [name for name, same in checks.items() if not same]
+    return joint_verdicts(result["claim"], result.get("joint", []), verdicts)
 
 
 def _section(result: dict, outcomes: dict, plot_links: dict, scale: str | None = None) -> list[str]:
@@ -908,9 +653,9 @@ def _joint_lines(joint: list[tuple[str, str, list[str]]]) -> list[str]:
 
 
 def _todays_lines(today: dict) -> list[str]:
-    """Today's comparisons answered from an earlier entry's runs (`_todays`): the evaluated
-    ones, their joint claims, and those the runs cannot answer, by why; nothing where each
-    of today's comparisons is one the file recorded and no joint claim is new."""
+    """Today's comparisons answered from an earlier entry's runs (`earlier_entry.todays`):
+    the evaluated ones, their joint claims, and those the runs cannot answer, by why; nothing
+    where each of today's comparisons is one the file recorded and no joint claim is new."""
     if not (today["rows"] or today["unmeasured"] or today["joint"] or today["unjoined"]):
         return []
     intro = "Today's registry entry makes comparisons these runs did not record; "
@@ -932,9 +677,8 @@ def _todays_lines(today: dict) -> list[str]:
         same = [n if n == was else f"{n} (recorded as {was})" for n, was in today["same"]]
         intro += f" Already recorded above (the same comparison), not repeated: {'; '.join(same)}."
     if today["renamed"]:
-        why = STORED_AS[today["claim"]][2]
         read = ", ".join(f"`{m}` from the stored `{s}`" for m, s in today["renamed"].items())
-        intro += f" Read under an earlier name ({why}): {read}."
+        intro += f" Read under an earlier name ({today['why_renamed']}): {read}."
     lines = ["", "### Today's comparisons, from these runs' stored values", "", intro]
     if today["rows"]:
         lines += ["", *_comparisons_table(today["rows"])]
@@ -978,7 +722,7 @@ def _whose_differences(result: dict, changed: list[str]) -> list[str]:
 
 def _arms_table(result: dict, stored: list[str] = ()) -> list[str]:
     """The arms with each compared or shown metric, and the `stored` metrics that today's
-    comparisons read (`_todays`)."""
+    comparisons read (`earlier_entry.todays`)."""
     if not result["arms"]:
         return []
     compared = [c["metric"] for c in result["comparisons"]]
@@ -1034,25 +778,36 @@ def _selection_table(result: dict) -> list[str]:
             points.append(f"**{text}**" if entry["settings"] == selection["chosen"] else text)
         metric = f"{selection.get('metric', '?')} (seed {selection.get('seed', '?')})"
         edges = _at_edge(selection)
-        if edges:
-            points.append(f"chosen at the grid's edge in {', '.join(edges)}")
+        wide = [key for key, _, swept in edges if swept >= 3]
+        if wide:
+            points.append(f"chosen at the grid's edge in {', '.join(wide)}")
+        points += [
+            f"{key} swept at two values only ({value} chosen): a better value may lie beyond "
+            "or between them"
+            for key, value, swept in edges
+            if swept == 2
+        ]
         lines.append(_row([f"`{label}`", metric, "; ".join(points)]))
     return lines
 
 
-def _at_edge(selection: dict) -> list[str]:
-    """The settings of at least 3 numeric values whose chosen value is the smallest or the
-    largest swept: a better value may lie outside the grid."""
+def _at_edge(selection: dict) -> list[tuple[str, str, int]]:
+    """(setting, its chosen value as recorded, how many numeric values were swept) of each
+    setting swept at 2 or more numeric values whose chosen value is the smallest or the
+    largest swept: a better value may lie outside the grid. At 3 or more values, the best of
+    them sits at an edge rather than inside; at 2, every choice is at an edge, which says
+    nothing of where the best value lies (the table says each apart)."""
     values: dict[str, set[float]] = {}
     for entry in selection["points"]:
         for key, number in map(_numeric_setting, entry["settings"]):
             if number is not None:
                 values.setdefault(key, set()).add(number)
     edges = []
-    for key, number in map(_numeric_setting, selection["chosen"]):
+    for item in selection["chosen"]:
+        key, number = _numeric_setting(item)
         swept = values.get(key, set())
-        if number is not None and len(swept) >= 3 and number in (min(swept), max(swept)):
-            edges.append(key)
+        if number is not None and len(swept) >= 2 and number in (min(swept), max(swept)):
+            edges.append((key, item.partition("=")[2], len(swept)))
     return edges
 
 
