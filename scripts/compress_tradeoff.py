@@ -9,7 +9,7 @@ the model); its `compress.json`, with the quality measured during the recovery, 
 `benchmarks/results/compress-MODEL/ARM.json`, which is committed. A run that finished is
 reused and an interrupted one resumes, so the script can be stopped and started again at any
 point. Once every arm has finished it writes `benchmarks/results/compress-MODEL/TABLE.md` and
-`docs/images/compress-MODEL.png` from the committed results.
+`docs/compress-MODEL.png` from the committed results.
 
 `--choose` runs instead each candidate recovery of the model (`RECIPES`) on its choosing arm,
 measured on the split kept for choosing (`--eval-split train`: never the reported one), into
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
 
         table = comparison_table(arms)
         (results / "TABLE.md").write_text(table + "\n")
-        plot_tradeoff(arms, ROOT / "docs" / "images" / f"compress-{args.model}.png")
+        plot_tradeoff(arms, ROOT / "docs" / f"compress-{args.model}.png")
         print(table)
     return 0
 

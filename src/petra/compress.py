@@ -1079,25 +1079,27 @@ def plot_tradeoff(run_dirs: list[str | Path], path: str | Path) -> Path:
     first = runs[0]
     metric = next(iter(first["quality"]["original"]))
     plt = pyplot()
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    figure, axes = plt.subplots(figsize=(9.5, 5))
     original = first["parameters"].get("embedding_bytes_before")
     if original is not None:
         axes.scatter(original / 2**20, first["quality"]["original"][metric], marker="*", s=160,
                      color="black", label="original", zorder=3)  # fmt: skip
-    for result in runs:
+    colours = plt.get_cmap("tab20").colors  # 20 apart: each arm its own
+    for i, result in enumerate(runs):
         size = result["parameters"].get("embedding_bytes_after")
         if size is None:
             continue
         settings = result["settings"]
         label = f"{_arm_name(settings)} ({result['steps']} x {settings['batch_size']})"
         start, end = (result["quality"][stage][metric] for stage in ("swapped", "recovered"))
-        (line,) = axes.plot([size / 2**20] * 2, [start, end], linewidth=1, label=label)
-        axes.scatter(size / 2**20, start, facecolors="none", edgecolors=line.get_color())
-        axes.scatter(size / 2**20, end, color=line.get_color())
+        colour = colours[i % len(colours)]
+        axes.plot([size / 2**20] * 2, [start, end], linewidth=1, color=colour, label=label)
+        axes.scatter(size / 2**20, start, facecolors="none", edgecolors=colour)
+        axes.scatter(size / 2**20, end, color=colour)
     axes.set_xscale("log")
     title = f"{first['settings']['model']}: hollow at the swap, filled after recovery"
     axes.set(xlabel="embedding MiB stored (log scale)", ylabel=metric, title=title)
-    save(figure, axes, path, legend_size=7)
+    save(figure, axes, path, legend_size=7, legend_outside=True)
     return Path(path)
 
 
