@@ -7,10 +7,17 @@ from dataclasses import asdict
 
 import pytest
 import torch
+from safetensors import safe_open
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from petra.cli import main
-from petra.compress import CompressSettings, comparison_table, compress, format_result
+from petra.compress import (
+    CompressSettings,
+    comparison_table,
+    compress,
+    format_result,
+    model_bytes,
+)
 from petra.data import load_tokenizer
 from petra.embeddings import KINDS
 from petra.hf import from_pretrained
@@ -79,6 +86,13 @@ def test_causal_lm_is_measured_swapped_and_recovered(tiny_lm, tmp_path):
     table = comparison_table([tmp_path / "run"])
     mib = f"{params['embedding_bytes_after'] / 2**20:.2f}"
     assert table.startswith("val_loss") and f"| kronecker, fit start | 131,072 | {mib} |" in table
+    # the model's bytes as the table counts them are what its saved weights hold
+    with safe_open(tmp_path / "run" / "model" / "petra.safetensors", "pt") as saved_model:
+        tensors = [saved_model.get_tensor(name) for name in saved_model.keys()]
+    assert model_bytes(params, "after") == sum(t.numel() * t.element_size() for t in tensors)
+    assert model_bytes(params, "before") == sum(
+        t.numel() * t.element_size() for t in GPT2LMHeadModel.from_pretrained(tiny_lm).parameters()
+    )
 
 
 def test_a_quantized_table_is_counted_in_bytes_and_named_by_its_bits(tiny_lm, tmp_path):

@@ -1007,7 +1007,9 @@ def format_result(result: dict) -> str:
 
 def comparison_table(run_dirs: list[str | Path]) -> str:
     """A Markdown table of finished runs (their `compress.json`) of one model: per run, the
-    kind and its start, the embedding's and the model's parameters, the quality right after
+    kind and its start, the embedding's trainable parameters and stored MiB, the model's
+    parameters and stored MiB (`model_bytes`, with its share of the original's; a quantized
+    table's codes are stored, not trained, so they count in MiB only), the quality right after
     the swap and after recovery, and the recovery's steps and time; the original model first.
     Runs of different models (or measured differently) are refused, and so is a result that
     is not what `petra compress` writes (edited by hand) or holds a number that is not finite."""
@@ -1016,19 +1018,20 @@ def comparison_table(run_dirs: list[str | Path]) -> str:
     metric = next(iter(first["quality"]["original"]))
     params = first["parameters"]
     rows = [
-        "| embedding | embedding params | embedding MiB | model params | at the start "
-        "| after recovery | recovery |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| embedding | embedding params | embedding MiB | model params | model MiB "
+        "| at the start | after recovery | recovery |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
         f"| original (learned {params['vocab_size']} x {params['dim']}) "
         f"| {params['embedding_before']:,} | {_mebibytes(params, 'embedding_bytes_before')} "
-        f"| {params['params_before']:,} | {first['quality']['original'][metric]:.2f} | "
-        "| (the teacher) |",
+        f"| {params['params_before']:,} | {_model_mebibytes(params, 'before')} "
+        f"| {first['quality']['original'][metric]:.2f} | | (the teacher) |",
     ]
     for result in runs:
         settings, params = result["settings"], result["parameters"]
         rows.append(
             f"| {_arm_name(settings)} | {params['embedding_after']:,} "
             f"| {_mebibytes(params, 'embedding_bytes_after')} | {params['params_after']:,} "
+            f"| {_model_mebibytes(params, 'after')} "
             f"| {result['quality']['swapped'][metric]:.2f} "
             f"| {result['quality']['recovered'][metric]:.2f} "
             f"| {_budget(result)} |"
@@ -1119,6 +1122,31 @@ def _arm_name(settings: dict) -> str:
 def _mebibytes(parameters: dict, key: str) -> str:
     """A size in MiB, or "–" for a run recorded before petra counted bytes."""
     return mebibytes(parameters[key]) if key in parameters else "–"
+
+
+def model_bytes(parameters: dict, stage: str) -> int | None:
+    """The model's stored bytes `before` or `after` the swap, from what a result records:
+    the weights outside the table (and a new untied head's) at the old table's bytes per
+    entry, plus the table's own bytes (`embedding_bytes_*`: a quantized table's codes and
+    scales, a byte code's buffer). Buffers outside the embedding are not counted. None for a
+    run recorded before petra counted bytes."""
+    if "embedding_bytes_before" not in parameters:
+        return None
+    per_entry = parameters["embedding_bytes_before"] / parameters["embedding_before"]
+    others = parameters["params_before"] - parameters["embedding_before"]
+    if stage == "before":
+        return round(others * per_entry) + parameters["embedding_bytes_before"]
+    head = parameters.get("head_after", 0)
+    return round((others + head) * per_entry) + parameters["embedding_bytes_after"]
+
+
+def _model_mebibytes(parameters: dict, stage: str) -> str:
+    """`model_bytes` in MiB with its share of the original's, or "–"."""
+    size, original = model_bytes(parameters, stage), model_bytes(parameters, "before")
+    if size is None:
+        return "–"
+    share = "" if stage == "before" else f" ({100 * size / original:.1f} %)"
+    return mebibytes(size) + share
 
 
 # what the table reads: (section or None, key) -> the type it must have
