@@ -11,10 +11,12 @@ reused and an interrupted one resumes, so the script can be stopped and started 
 point. Once every arm has finished it writes `benchmarks/results/compress-MODEL/TABLE.md` and
 `docs/compress-MODEL.png` from the committed results.
 
-`--choose` runs instead each candidate recovery of the model (`RECIPES`) on its choosing arm,
-measured on the split kept for choosing (`--eval-split train`: never the reported one), into
-`runs/compress/MODEL-choose/RECIPE/` and `benchmarks/results/compress-MODEL/choose/RECIPE.json`,
-and prints each one's measure during and after the recovery.
+`--choose` runs instead each candidate recovery of the model (`Model.candidates`) on each of
+its choosing arms, measured on the split kept for choosing (`--eval-split train`: never the
+reported one), into `runs/compress/MODEL-choose/ARM/CANDIDATE/` and
+`benchmarks/results/compress-MODEL/choose/ARM/CANDIDATE.json`, and prints each one's measure
+during and after the recovery. Once every candidate has run, the arms are recovered with the
+chosen one (`arm_recipe`; a run folder `ARM.CANDIDATE` where it is not the default).
 """
 
 from __future__ import annotations
@@ -74,14 +76,17 @@ class Recipe:
 
 @dataclass(frozen=True)
 class Model:
-    """One model's trade-off: `petra compress --model`, its arms, the recovery every arm gets,
-    and the candidate recoveries `--choose` compares on `choosing_arm`."""
+    """One model's trade-off: `petra compress --model`, its arms, the recovery an arm gets
+    when none was chosen for it, and the candidate recoveries `--choose` compares on each of
+    `choosing_arms`. With `per_arm`, each of those arms gets its own choice; without, the
+    first's choice is every arm's, at `recipe`'s steps."""
 
     name: str
     arms: dict[str, list[str]]
     recipe: Recipe
     candidates: dict[str, Recipe] = field(default_factory=dict)
-    choosing_arm: str = "kronecker"
+    choosing_arms: tuple[str, ...] = ("kronecker",)
+    per_arm: bool = False
 
 
 # The sentence encoder's recipe was chosen on STS-B train, one seed, one arm (Kronecker), pilot
@@ -89,14 +94,22 @@ class Model:
 # pairwise cosines of a batch's sentence vectors (--distil cosines) end above their start,
 # best with the new embedding alone at lr 3e-6 for 400 steps (the pretrained layers trained
 # from step 200 gave back under a point; every recipe training them at 5e-5 from the start
-# lost 9 to 20 points). The same recipe is used for every arm, so an arm that a recovery of
-# its layers would suit better (SVD) is not shown at its best.
+# lost 9 to 20 points). An earlier petra's recovery, the sentence vectors with every layer
+# training (benchmarks/results/compress-minilm/earlier/), took SVD rank 50 much higher and the
+# computed starts down: so each arm chooses between the two on STS-B train (`--choose`).
+MINILM_RECIPE = Recipe(
+    ["--batch-size", "32", "--distil", "cosines", "--embedding-lr", "3e-6"], 400, alone=True
+)
 MINILM = Model(
     "all-minilm-l6-v2",
     MINILM_ARMS,
-    Recipe(
-        ["--batch-size", "32", "--distil", "cosines", "--embedding-lr", "3e-6"], 400, alone=True
-    ),
+    MINILM_RECIPE,
+    {
+        "cosines-embedding": MINILM_RECIPE,
+        "output-every-layer": Recipe(["--batch-size", "32", "--distil", "output"], 400),
+    },
+    choosing_arms=tuple(MINILM_ARMS),
+    per_arm=True,
 )
 # The causal LM's candidates, compared on Kronecker (its least-squares start puts the swapped
 # model's held-out perplexity in the thousands) over a shorter budget than the arms' (about a
@@ -113,8 +126,8 @@ SMOLLM2_CANDIDATES = {
         [*SMOLLM2_BATCH, "--distil", "hidden", "--embedding-lr", "1e-3"], 100, alone=True
     ),
 }
-# The arms' recovery: the candidate that `--choose` finds best, at the arms' budget (until it
-# has run, the default `hidden`; no SmolLM2 arm has run with it)
+# The arms' recovery: the candidate `--choose` finds best on Kronecker, at 300 steps (until
+# every candidate has run, `hidden`)
 SMOLLM2 = Model(
     "smollm2-135m",
     SMOLLM2_ARMS,
@@ -134,21 +147,53 @@ def compress(model: Model, arm: list[str], recipe: Recipe, out: Path, eval_every
 
 
 def choose(key: str, model: Model, eval_every: int) -> None:
-    """Every candidate recovery on the choosing arm, measured on the split kept for choosing."""
-    results = RESULTS / f"compress-{key}" / "choose"
-    results.mkdir(parents=True, exist_ok=True)
-    for name, recipe in model.candidates.items():
-        print(f"[{key}] choosing: {name}", flush=True)
-        out = RUNS / f"{key}-choose" / name
-        compress(model, model.arms[model.choosing_arm], recipe, out, eval_every,
-                 ("--eval-split", "train"))  # fmt: skip
-        shutil.copyfile(out / "compress.json", results / f"{name}.json")
+    """Every candidate recovery on each choosing arm, measured on the split kept for choosing
+    (`--eval-split train`), into `choose/ARM/CANDIDATE.json`; prints each one's measures."""
+    for arm in model.choosing_arms:
+        results = RESULTS / f"compress-{key}" / "choose" / arm
+        results.mkdir(parents=True, exist_ok=True)
+        for name, recipe in model.candidates.items():
+            print(f"[{key}] choosing for {arm}: {name}", flush=True)
+            out = RUNS / f"{key}-choose" / arm / name
+            compress(model, model.arms[arm], recipe, out, eval_every, ("--eval-split", "train"))
+            shutil.copyfile(out / "compress.json", results / f"{name}.json")
+        for name in model.candidates:
+            result = json.loads((results / f"{name}.json").read_text())
+            measures = [(0, result["quality"]["swapped"])] + [
+                (row.pop("step"), row) for row in result["during"]
+            ] + [(result["steps"], result["quality"]["recovered"])]  # fmt: skip
+            print(arm, name, "  ".join(f"{step}: {key_values(m)}" for step, m in measures))
+        print(f"{arm}: {chosen_candidate(key, model, arm)} chosen", flush=True)
+
+
+def chosen_candidate(key: str, model: Model, arm: str) -> str | None:
+    """The candidate whose recovery ended best on the choosing split for `arm` (a loss lowest,
+    a correlation highest), from the committed `choose/ARM/*.json`; None before every
+    candidate has run."""
+    folder = RESULTS / f"compress-{key}" / "choose" / arm
+    if not model.candidates:
+        return None
+    found = {}
     for name in model.candidates:
-        result = json.loads((results / f"{name}.json").read_text())
-        measures = [(0, result["quality"]["swapped"])] + [
-            (row.pop("step"), row) for row in result["during"]
-        ] + [(result["steps"], result["quality"]["recovered"])]  # fmt: skip
-        print(name, "  ".join(f"{step}: {key_values(m)}" for step, m in measures))
+        path = folder / f"{name}.json"
+        if not path.is_file():
+            return None
+        (metric, value), *_ = json.loads(path.read_text())["quality"]["recovered"].items()
+        found[name] = -value if "loss" in metric or "perplexity" in metric else value
+    return max(found, key=found.get)
+
+
+def arm_recipe(key: str, model: Model, arm: str) -> tuple[str | None, Recipe]:
+    """(the chosen candidate's name, or None, and the recovery) of an arm: its own choice
+    (`per_arm`) or the first choosing arm's, at `recipe`'s steps; else `recipe`."""
+    if model.per_arm:
+        name = chosen_candidate(key, model, arm) if arm in model.choosing_arms else None
+    else:
+        name = chosen_candidate(key, model, model.choosing_arms[0])
+    if name is None:
+        return None, model.recipe
+    candidate = model.candidates[name]
+    return name, Recipe(candidate.arguments, model.recipe.steps, candidate.alone)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,9 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, arm in model.arms.items():
         if args.only and name not in args.only:
             continue
-        print(f"[{args.model}] arm {name}", flush=True)
-        compress(model, arm, model.recipe, runs / name, args.eval_every)
-        shutil.copyfile(runs / name / "compress.json", results / f"{name}.json")
+        candidate, recipe = arm_recipe(args.model, model, name)
+        out = runs / name if recipe == model.recipe else runs / f"{name}.{candidate}"
+        print(f"[{args.model}] arm {name}, recovery {candidate or 'the default'}", flush=True)
+        compress(model, arm, recipe, out, args.eval_every)
+        shutil.copyfile(out / "compress.json", results / f"{name}.json")
     arms = [results / f"{name}.json" for name in model.arms]
     if not args.only and all(path.is_file() for path in arms):
         from petra.compress import comparison_table, plot_tradeoff
