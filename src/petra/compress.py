@@ -85,6 +85,7 @@ from petra.hf.swap import (
     SwapReport,
     check_head,
     hf_model,
+    model_bytes,
     unwrap_embedding,
 )
 from petra.params import mebibytes
@@ -1122,22 +1123,6 @@ def _arm_name(settings: dict) -> str:
 def _mebibytes(parameters: dict, key: str) -> str:
     """A size in MiB, or "–" for a run recorded before petra counted bytes."""
     return mebibytes(parameters[key]) if key in parameters else "–"
-
-
-def model_bytes(parameters: dict, stage: str) -> int | None:
-    """The model's stored bytes `before` or `after` the swap, from what a result records:
-    the weights outside the table (and a new untied head's) at the old table's bytes per
-    entry, plus the table's own bytes (`embedding_bytes_*`: a quantized table's codes and
-    scales, a byte code's buffer). Buffers outside the embedding are not counted. None for a
-    run recorded before petra counted bytes."""
-    if "embedding_bytes_before" not in parameters:
-        return None
-    per_entry = parameters["embedding_bytes_before"] / parameters["embedding_before"]
-    others = parameters["params_before"] - parameters["embedding_before"]
-    if stage == "before":
-        return round(others * per_entry) + parameters["embedding_bytes_before"]
-    head = parameters.get("head_after", 0)
-    return round((others + head) * per_entry) + parameters["embedding_bytes_after"]
 
 
 def _model_mebibytes(parameters: dict, stage: str) -> str:

@@ -119,6 +119,8 @@ class SwapReport:
 
     @property
     def saved_pct(self) -> float:
+        """The share of the model's parameters saved (a quantized table's codes are stored,
+        not trained: `model_bytes` counts them)."""
         return 100.0 * self.saved / self.params_before
 
     def as_dict(self) -> dict:
@@ -126,12 +128,31 @@ class SwapReport:
 
     def __str__(self) -> str:
         head = "" if self.head is None else f", {self.head} head ({self.head_after:,})"
+        before, after = (model_bytes(self.as_dict(), stage) for stage in ("before", "after"))
         return (
             f"{self.kind} embedding {self.vocab_size} x {self.dim}: {self.embedding_before:,} -> "
             f"{self.embedding_after:,} parameters ({self.embedding_bytes_before / 2**20:.2f} -> "
             f"{self.embedding_bytes_after / 2**20:.2f} MiB){head}; model {self.params_before:,} -> "
-            f"{self.params_after:,} ({self.saved_pct:.1f} % saved)"
+            f"{self.params_after:,} parameters, {before / 2**20:.2f} -> {after / 2**20:.2f} MiB "
+            f"({100 * (1 - after / before):.1f} % of the bytes saved)"
         )
+
+
+def model_bytes(report: dict, stage: str) -> int | None:
+    """The model's stored bytes `before` or `after` the swap, from a swap report
+    (`SwapReport.as_dict`, or one a result recorded): the weights outside the table (and a new
+    untied head's) at the old table's bytes per entry, plus the table's own bytes
+    (`embedding_bytes_*`: a quantized table's codes and scales, a byte code's buffer).
+    Buffers outside the embedding are not counted. None for a report of a petra before bytes
+    were counted."""
+    if "embedding_bytes_before" not in report:
+        return None
+    per_entry = report["embedding_bytes_before"] / report["embedding_before"]
+    others = report["params_before"] - report["embedding_before"]
+    if stage == "before":
+        return round(others * per_entry) + report["embedding_bytes_before"]
+    head = report.get("head_after", 0)
+    return round((others + head) * per_entry) + report["embedding_bytes_after"]
 
 
 def hf_model(model) -> nn.Module:
