@@ -112,14 +112,14 @@ RESERVED_OPTIONS = {*SWAP_ARGUMENTS, *TOKEN_INPUTS, "factor_dim"}
 MAX_LR = 1.0  # AdamW moves every weight by about lr a step: above 1, a pretrained model is gone
 RESULT_FILE = "compress.json"
 STAGES = ("original", "swapped", "recovered")  # where the quality is measured
-METRICS = (
-    "stsb_dev_spearman",
-    "stsb_train_spearman",
-    "val_loss",
-    "perplexity",
-    "select_loss",
-    "select_perplexity",
-)  # `Job.quality`: a split's measures
+METRICS = {  # `Job.quality`: a split's measures, and what they are in words
+    "stsb_dev_spearman": "STS-B dev Spearman x100",
+    "stsb_train_spearman": "STS-B train Spearman x100",
+    "val_loss": "held-out Brown loss (nats)",
+    "perplexity": "held-out Brown perplexity",
+    "select_loss": "loss on the held-out Brown chunks kept for choosing (nats)",
+    "select_perplexity": "perplexity on the held-out Brown chunks kept for choosing",
+}
 # the reported split, and the one to choose settings on: STS-B dev and train for a sentence
 # encoder; a causal LM's first and next `eval_chunks` held-out Brown chunks
 EVAL_SPLITS = ("dev", "train")
@@ -1102,7 +1102,8 @@ def plot_tradeoff(run_dirs: list[str | Path], path: str | Path) -> Path:
         axes.scatter(size / 2**20, end, color=colour)
     axes.set_xscale("log")
     title = f"{first['settings']['model']}: hollow at the swap, filled after recovery"
-    axes.set(xlabel="embedding MiB stored (log scale)", ylabel=metric, title=title)
+    axes.set(xlabel="embedding MiB stored (log scale)", ylabel=METRICS.get(metric, metric),
+             title=title)  # fmt: skip
     save(figure, axes, path, legend_size=7, legend_outside=True)
     return Path(path)
 
