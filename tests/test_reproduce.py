@@ -441,3 +441,14 @@ def test_kept_probe_results_and_measurements_of_the_files_layouts_are_reused(
         **kept, "repeats": 3, "measured": {"arms": {}, "repeats": 3}
     }  # fmt: skip
     assert list(json.loads((tmp_path / "measurement.json").read_text())) == list(kept)
+
+
+def test_a_floor_is_refused_where_higher_is_better():
+    """A baseline at the floor of a lower-is-better metric cannot be beaten (not testable);
+    at the floor of a higher-is-better one it can, so a floor there is a registry mistake."""
+    from petra.reproduce.claims import Comparison
+
+    kept = Comparison("at zero", "typographic_pct", "kronecker", "learned", "lower", floor=0.0)
+    assert kept.floor == 0.0
+    with pytest.raises(ValueError, match="only where lower is better"):
+        Comparison("at zero", "accuracy", "kronecker", "learned", "higher", floor=0.0)

@@ -59,8 +59,10 @@ class Comparison:
     it so) or "small_drop" (a trails b, by less than `margin`: see `stats.verdict`). `paper`
     quotes the paper's figures; `paper_difference` is the paper's own a - b
     in the same units, whose sign petra's is compared with. `floor` is the lowest value the
-    metric can take where b could sit (e.g. 0 % of neighbours): a comparison whose b is at
-    it in every seed is not testable (`stats.NOT_TESTABLE`)."""
+    metric can take where b could sit (e.g. 0 % of neighbours), for a metric where lower is
+    better: a comparison whose b is at it in every seed is not testable
+    (`stats.NOT_TESTABLE`: a cannot come in below b). Where higher is better, a b at the
+    floor is beatable, so a floor is refused there."""
 
     name: str
     metric: str
@@ -73,6 +75,14 @@ class Comparison:
     paper: str | None = None
     paper_difference: float | None = None
     floor: float | None = None
+
+    def __post_init__(self):
+        if self.floor is not None and self.better != "lower":
+            raise ValueError(
+                f"comparison {self.name!r}: a floor makes b unbeatable only where lower is "
+                f"better (better={self.better!r}): a b at the floor of a higher-is-better "
+                "metric can still be beaten"
+            )
 
 
 @dataclass(frozen=True)
