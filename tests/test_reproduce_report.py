@@ -446,10 +446,10 @@ def test_report_from_fixtures(results_dir, tmp_path):
     # relative: differences -2, -2, -3 % -> mean -7/3, sd sqrt(1/3), half t * sqrt(1/3) / sqrt(3)
     half = T_2 / 3
     assert (-7 / 3 - half, -7 / 3 + half) == pytest.approx((-3.7676, -0.8991), abs=1e-4)
-    assert (
-        "| [kronecker-lm-loss](#kronecker-lm-loss) | Kronecker (untied) vs learned (tied) "
-        "| -2.5 +- 0.2 % | -2.33 % [-3.77, -0.90] | 3 | same as the paper "
-        "| holds (earlier registry entry: rerun) |"  # the fixture is not today's entry
+    assert (  # the fixture is not today's entry, whose name of this comparison is shown
+        "| [kronecker-lm-loss](#kronecker-lm-loss) | Kronecker (untied) vs learned (tied), "
+        "validation loss (today's comparison, on the stored values) | -2.5 +- 0.2 % "
+        "| -2.33 % [-3.77, -0.90] | 3 | same as the paper | holds (earlier registry entry: rerun) |"
     ) in text
     # non-inferior, lower is better, margin 0.1: differences 0.02, 0.03 (seed 2 dropped) ->
     # 0.025 +- t_1 * 0.005 = [-0.0385, 0.0885], below +0.1
@@ -844,8 +844,9 @@ def test_todays_comparisons_are_answered_from_an_earlier_entrys_stored_values(
     results_dir, monkeypatch
 ):
     """The fixture kronecker-lm-loss was written under an earlier entry. Today's entry has: its
-    recorded comparison 0 as it is, its comparison 1 under another name (neither evaluated nor
-    shown twice), Kronecker against the untied arm (evaluated: 100 (a / b - 1) per seed of
+    recorded comparison 0 as it is (neither evaluated nor shown twice), its comparison 1 under
+    another name (shown once, as today's, saying what it was recorded as), Kronecker against
+    the untied arm (evaluated: 100 (a / b - 1) per seed of
     4.9 / 5.02 and 3.92 / 4.03 = -2.390, -2.730 %, seed 2 dropped, mean -2.560, half-width
     T_1 |d0 - d1| / 2 = 2.154: [-4.714, -0.406]), and three the runs cannot answer (an arm, a
     metric of no arm, a metric of one arm). A joint claim of answered comparisons gets its
@@ -881,7 +882,8 @@ def test_todays_comparisons_are_answered_from_an_earlier_entrys_stored_values(
     results = load_results(results_dir)
     text = format_report(results, {})
     recorded_names = [c["name"] for r in results for c in r["comparisons"]]
-    assert sorted(evaluated) == sorted([*recorded_names, untied.name])  # each once
+    recorded_names.remove(recorded[1].name)  # shown as today's `renamed`, in its stead
+    assert sorted(evaluated) == sorted([*recorded_names, untied.name, renamed.name])  # once
     summary = text[: text.index('<a id="')]
     claim_cell = "| [kronecker-lm-loss](#kronecker-lm-loss) |"
     today = "(today's comparison, on the stored values)"
@@ -892,7 +894,12 @@ def test_todays_comparisons_are_answered_from_an_earlier_entrys_stored_values(
     ) in summary
     joint_cell = f"{claim_cell} both controls (today's joint claim, on the stored values) |"
     assert f"{joint_cell} – | – | – | – | holds {rerun} |" in summary
-    assert summary.count(today) == 1  # the comparisons recorded as they are: not repeated
+    assert summary.count(today) == 2  # the comparison recorded as it is: not repeated
+    assert (  # 0.02, 0.03 (seed 2 dropped): as in test_report_from_fixtures
+        f"{claim_cell} learned controls, renamed {today} | – | +0.025 loss [-0.039, +0.089] "
+        f"| 2 (1 dropped) | – | holds {rerun} |"
+    ) in summary
+    assert f"{claim_cell} learned (untied) vs learned (tied) |" not in summary
     assert f"{claim_cell} as recorded (joint) |" in summary
     assert "as recorded (today's joint claim" not in summary
     assert f"{claim_cell} Kronecker (untied) vs learned (tied) | -2.5 +- 0.2 % |" in summary
@@ -902,11 +909,12 @@ def test_todays_comparisons_are_answered_from_an_earlier_entrys_stored_values(
         "### Checks")  # fmt: skip
     assert (
         "the values are as the earlier petra measured and stored them" in block.lower()
-        and "Already recorded above (the same comparison), not repeated: Kronecker (untied) vs "
-        "learned (tied); learned controls, renamed (recorded as learned (untied) vs learned "
-        "(tied))."
+        and "each is shown once, here, as today's, in place of the recorded one: learned "
+        "controls, renamed (recorded as learned (untied) vs learned (tied)). Already recorded "
+        "above (the same comparison), not repeated: Kronecker (untied) vs learned (tied)."
         in block
     )
+    assert "learned (untied) vs learned (tied) (a =" not in section
     assert (
         "| Kronecker vs learned (untied) (a = `kronecker-untied`, b = `learned-untied`) "
         "| superior (lower loss is better) | – | -2.56 % [-4.71, -0.41] | 0, 1 | – | holds |"
@@ -1083,3 +1091,149 @@ def test_a_new_joint_claim_of_recorded_comparisons_is_answered(results_dir, monk
     ) in section
     assert "- both: **holds** (of Kronecker (untied) vs learned (tied), learned" in section
     assert "| comparison | test |" not in _between(section, "### Today's", "###")
+
+
+def _spelling_file(results_dir, comparisons, joint, values):
+    """The fixture kronecker-lm-loss rewritten as an earlier spelling entry's file: these
+    recorded `comparisons` and `joint` claims, each arm's `top1_agreement_pct` per seed."""
+    result = json.loads((results_dir / "kronecker-lm-loss.json").read_text())
+    result.update(claim="kronecker-spelling", comparisons=comparisons, joint=joint, checks=[],
+                  plots=[])  # fmt: skip
+    for label, arm in result["arms"].items():
+        arm["per_seed"] = {str(s): {"top1_agreement_pct": v} for s, v in enumerate(values[label])}
+    (results_dir / "kronecker-lm-loss.json").write_text(json.dumps(result))
+
+
+def test_a_recorded_comparison_today_makes_is_shown_once_as_todays(results_dir, monkeypatch):
+    """The earlier spelling entry recorded, on its one pair set, the comparisons today's entry
+    makes on the Brown-made pairs (read from the stored `top1_agreement_pct`), one quoting
+    the paper's figure, which today's entry quotes for the paper's pairs instead. Each is
+    shown once, as today's (its name, no paper's figure), evaluated once; the section says
+    what it was recorded as, and why it is not shown so. A comparison of another test stays
+    as recorded. Of the recorded joint claims, the one of the replaced comparisons is today's
+    joint claim of them (shown once, as today's); the other keeps its place, its verdict of
+    the same verdicts. Kronecker 60, 62, 64 against 50, 51, 55: +10, +11, +9, mean 10, sd 1,
+    half-width T_2 / sqrt(3) = 2.484; against 70 in each seed: -10, -8, -6, mean -8, sd 2,
+    half-width 4.968: [-12.968, -3.032]."""
+    from petra.reproduce import earlier_entry, report
+    from petra.reproduce.claims import Comparison, Joint
+
+    paper = Comparison("paper's: agreement", "paper/top1_agreement_pct", "kronecker-untied",
+                       "learned-tied", "higher", paper="55.5 - 47.3 = +8.2 pts",
+                       paper_difference=8.2)  # fmt: skip
+    brown = dataclasses.replace(paper, name="Brown: agreement", metric="brown/top1_agreement_pct",
+                                paper=None, paper_difference=None)  # fmt: skip
+    untied = dataclasses.replace(brown, name="Brown: untied", b="learned-untied")
+    both = Joint("Brown: both", (brown.name, untied.name))
+    _today_claim(monkeypatch, "kronecker-spelling", (paper, brown, untied), (both,))
+    recorded = [
+        {**dataclasses.asdict(brown), "name": "agreement", "metric": "top1_agreement_pct",
+         "paper": paper.paper},
+        {**dataclasses.asdict(untied), "name": "untied agreement", "metric": "top1_agreement_pct"},
+        {**dataclasses.asdict(brown), "name": "not inferior", "metric": "top1_agreement_pct",
+         "test": "non_inferior", "margin": 5.0},
+    ]  # fmt: skip
+    joint = [
+        {"name": "both agreements", "comparisons": ["agreement", "untied agreement"]},
+        {"name": "agreement, not inferior", "comparisons": ["agreement", "not inferior"]},
+    ]
+    values = {"kronecker-untied": (60, 62, 64), "learned-tied": (50, 51, 55),
+              "learned-untied": (70, 70, 70)}  # fmt: skip
+    _spelling_file(results_dir, recorded, joint, values)
+    evaluated, original = [], report.evaluate
+    for module in (report, earlier_entry):
+        monkeypatch.setattr(
+            module, "evaluate", lambda r, c: evaluated.append(c["name"]) or original(r, c)
+        )
+    results = load_results(results_dir)
+    text = format_report(results, {})
+    others = [c["name"] for r in results if r["claim"] != "kronecker-spelling"
+              for c in r["comparisons"]]  # fmt: skip
+    assert sorted(evaluated) == sorted([*others, "not inferior", brown.name, untied.name])
+    summary = text[: text.index('<a id="')]
+    claim_cell = "| [kronecker-spelling](#kronecker-spelling) |"
+    today, rerun = "(today's comparison, on the stored values)", "(earlier registry entry: rerun)"
+    assert (
+        f"{claim_cell} Brown: agreement {today} | – | +10.00 brown/top1_agreement_pct "
+        f"[+7.52, +12.48] | 3 | – | holds {rerun} |"
+    ) in summary
+    assert f"{claim_cell} Brown: untied {today} | – | -8.00 brown/top1_agreement_pct" in summary
+    assert summary.count("| -8.00 ") == 1  # once
+    assert "55.5 - 47.3" not in summary  # the paper's figure of the paper's pairs: not these
+    assert f"{claim_cell} agreement |" not in summary and "untied agreement" not in summary
+    assert f"{claim_cell} not inferior | – | +10.00 top1_agreement_pct" in summary
+    assert (
+        f"{claim_cell} agreement, not inferior (joint) | – | – | – | – | holds {rerun}" in summary
+    )
+    assert (
+        f"{claim_cell} Brown: both (today's joint claim, on the stored values) | – | – | – | – "
+        f"| does not hold {rerun} |"
+    ) in summary
+    assert "both agreements" not in summary
+    section = _section(text, "kronecker-spelling")
+    recorded_table = _between(section, "### Comparisons", "###")
+    assert "| not inferior (a =" in recorded_table and "| agreement (a =" not in recorded_table
+    assert (
+        "each is shown once, here, as today's, in place of the recorded one: Brown: agreement "
+        "(recorded as agreement: it quoted the paper's \"55.5 - 47.3 = +8.2 pts\", which today's "
+        "entry quotes for paper's: agreement); Brown: untied (recorded as untied agreement)."
+    ) in section
+    assert "- agreement, not inferior: **holds** (of agreement, not inferior)" in _between(
+        section, "### Joint verdicts", "###"
+    )
+    assert (
+        "- Brown: both (recorded as both agreements): **does not hold** (of Brown: agreement, "
+        "Brown: untied)"
+    ) in section
+    assert section.count("both agreements") == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "shown_as_todays"),
+    [
+        ({}, True),
+        ({"name": "loss, earlier", "paper": "-9 %", "paper_difference": -9.0}, True),
+        ({"relative": False}, False),
+        ({"better": "higher"}, False),
+        ({"test": "non_inferior", "margin": 0.1}, False),
+        ({"b": "learned-untied"}, False),
+        ({"metric": "accuracy"}, False),
+        ({"floor": 0.0}, False),
+    ],
+)
+def test_only_a_comparison_of_other_quotes_of_the_paper_is_todays(
+    results_dir, monkeypatch, change, shown_as_todays
+):
+    """Today's comparison of the paper's difference -2.5, recorded with none (and, but for
+    what is quoted of the paper, alike): shown as today's, its sign set against the paper's
+    (-2.33 %, as in test_report_from_fixtures), the section saying the recorded one had no
+    paper difference. Recorded otherwise in what it measures or tests, it is another
+    comparison, shown as recorded and beside today's."""
+    from petra.reproduce.claims import Comparison
+    from petra.reproduce.earlier_entry import replaced
+
+    loss = Comparison("loss", "loss", "kronecker-untied", "learned-tied", "lower",
+                      relative=True, paper="-2.5 +- 0.2 %", paper_difference=-2.5)  # fmt: skip
+    _today_claim(monkeypatch, "kronecker-lm-loss", (loss,))
+    path = results_dir / "kronecker-lm-loss.json"
+    result = json.loads(path.read_text())
+    earlier = {**dataclasses.asdict(loss), "paper_difference": None, **change}
+    result["comparisons"] = [earlier]
+    path.write_text(json.dumps(result))
+    results = load_results(results_dir)
+    (loaded,) = [r for r in results if r["claim"] == "kronecker-lm-loss"]
+    assert replaced(loaded) == ({earlier["name"]} if shown_as_todays else set())
+    text = format_report(results, {})
+    summary, section = text[: text.index('<a id="')], _section(text, "kronecker-lm-loss")
+    todays_row = (
+        "| loss (today's comparison, on the stored values) | -2.5 +- 0.2 % "
+        "| -2.33 % [-3.77, -0.90] | 3 | same as the paper |"
+    )
+    assert todays_row in summary
+    assert (f"| {earlier['name']} |" in summary) is not shown_as_todays
+    assert ("### Comparisons" in section) is not shown_as_todays
+    if shown_as_todays:
+        was = "recorded under this name" if not change else "recorded as loss, earlier"
+        why = "it had no paper difference, so no sign of petra's to set against the paper's"
+        assert f"in place of the recorded one: loss ({was}: " in section
+        assert (why in section) is ("paper_difference" not in change)  # -9 was one

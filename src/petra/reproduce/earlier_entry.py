@@ -10,7 +10,9 @@ to the registry after the runs is not silent where the runs measured it. Their v
 earlier petra's, measured under the earlier entry's protocol; the report (`report`) marks them
 so. A metric the earlier entry stored under another name is read under it where the claim
 says so (`claims.Claim.stored_as`); a comparison the runs cannot answer (an arm or a metric
-they lack) is named with why.
+they lack) is named with why. A recorded comparison that one of today's is but for its name
+and the paper's figures quoted beside it (the same arms, test and stored values) is shown
+once, as today's, in its place (`replaced`): the figures it quoted were the earlier entry's.
 """
 
 from __future__ import annotations
@@ -110,38 +112,114 @@ def _unmeasured(result: dict, comparison: dict) -> str:
     return f"these runs stored no `{metric}`"
 
 
-def todays(result: dict, recorded: list[dict]) -> dict | None:
+# what a comparison may change and stay the same comparison: its name and the paper's
+# figures quoted beside it
+QUOTED = ("name", "paper", "paper_difference")
+
+
+def _measured(comparison: dict, metric: str) -> tuple:
+    """A comparison's `COMPARISON_IDENTITY` values but `QUOTED`, with `metric` for its own:
+    two comparisons of equal ones compare the same stored values alike."""
+    keys = [key for key in COMPARISON_IDENTITY if key not in QUOTED]
+    return tuple(metric if key == "metric" else comparison.get(key) for key in keys)
+
+
+def _pairs(result: dict, claim) -> tuple[list[str], dict[str, tuple[dict, dict]]]:
+    """How today's comparisons of `claim` meet those `result` recorded: `same`, the names of
+    the ones it recorded as they are (all of `COMPARISON_IDENTITY`, the name too); and
+    `replaced`, recorded name -> (today's comparison, the recorded one) of each other of
+    today's that the file recorded but for `QUOTED`, its metric read as today's reads it
+    (`_stored_name`: under the claim's `stored_as`). Each recorded one meets one at most."""
+    recorded = {c["name"]: c for c in result["comparisons"]}
+    exact = {(c["name"], _identity(c)) for c in recorded.values()}
+    comparisons = todays_comparisons(claim)
+    same = [c["name"] for c in comparisons if (c["name"], _identity(c)) in exact]
+    pairs: dict[str, tuple[dict, dict]] = {}
+    for comparison in comparisons:
+        stored = None if comparison["name"] in same else _stored_name(result, comparison)
+        if stored is None:
+            continue
+        measured = _measured(comparison, stored)
+        earlier = next(
+            (c for name, c in recorded.items()
+             if name not in same and name not in pairs
+             and _measured(c, c["metric"]) == measured),
+            None,
+        )  # fmt: skip
+        if earlier is not None:
+            pairs[earlier["name"]] = (comparison, earlier)
+    return same, pairs
+
+
+def replaced(result: dict) -> set[str]:
+    """The names of the comparisons a file written under an earlier registry entry recorded
+    that one of today's shows in their stead (`_pairs`; none for any other file): the report
+    evaluates only the others."""
+    claim = CLAIMS.get(result["claim"])
+    if claim is None or not stale_fields(result):
+        return set()
+    return set(_pairs(result, claim)[1])
+
+
+def _why_replaced(today: dict, earlier: dict, comparisons: list[dict]) -> list[str]:
+    """What the recorded comparison `earlier` quoted of the paper that today's `today`, the
+    same comparison (`_pairs`), does not: its figure (and which of today's `comparisons`
+    quote it now), its paper difference."""
+    why = []
+    figure = earlier.get("paper")
+    if figure != today["paper"]:
+        quoting = "; ".join(c["name"] for c in comparisons if c["paper"] == figure)
+        if figure is None:
+            why.append(f'quoted no figure of the paper (today\'s entry quotes "{today["paper"]}")')
+        elif quoting:
+            why.append(f"quoted the paper's \"{figure}\", which today's entry quotes for {quoting}")
+        else:
+            why.append(f"quoted the paper's \"{figure}\", which today's entry no longer quotes")
+    if earlier.get("paper_difference") != today["paper_difference"]:
+        if earlier.get("paper_difference") is None:
+            why.append("had no paper difference, so no sign of petra's to set against the paper's")
+        else:
+            why.append(f"had the paper difference {earlier['paper_difference']:g}")
+    return why
+
+
+def todays(result: dict, recorded: dict[str, dict]) -> dict | None:
     """Today's comparisons of a file written under an earlier registry entry of a claim the
     registry still has (None for any other file), answered from the file's stored per-seed
     values by `evaluate`, each once; `recorded` holds the outcomes of the file's own
-    comparisons, in order:
+    comparisons by name, but for the `replaced` ones:
 
-    - `same`: (name, the recorded one's) of those identical (`COMPARISON_IDENTITY`) to one
-      the file recorded but perhaps for the name, whose outcome is the recorded one (not
-      evaluated, nor shown, twice);
-    - `rows`: (comparison, outcome) of those whose arms are both in the file and hold the
-      metric (under its name or its earlier one, the claim's `stored_as`) in at least one
+    - `same`: the names of those the file recorded as they are (`COMPARISON_IDENTITY`, the
+      name too), whose outcome is the recorded one (not evaluated, nor shown, twice);
+    - `rows`: (comparison, outcome) of the others whose arms are both in the file and hold
+      the metric (under its name or its earlier one, the claim's `stored_as`) in at least one
       seed each; `read`: the stored names their metrics were read from; `renamed`: today's
       metric -> that name, where they differ, and `why_renamed`: why (`stored_as`);
+    - `replaced`: (today's name, the recorded name, what the recorded one quoted of the paper
+      that today's does not) of the rows that the file recorded but for their name and the
+      paper's figures (`_pairs`), shown once, as today's, in place of the recorded one;
     - `unmeasured`: (name, why) of the others;
     - `joint`: (name, verdict, its comparisons) of today's joint claims whose comparisons
-      are all answered, except one the file recorded as it is (its verdict is shown there);
-      `unjoined`: the names of the joint claims left unanswered."""
+      are all answered, except one the file recorded as it is, of comparisons recorded as
+      they are (its verdict is shown there); `joint_replaced`: recorded name -> today's of
+      the file's joint claims that one of them shows in their stead (of the same
+      comparisons, some or all of them or its name shown as today's); `unjoined`: the names
+      of the joint claims left unanswered;
+    - `verdicts`: each replaced comparison's recorded name -> its verdict here (the recorded
+      one's: they compare the same values alike), for the file's own joint claims."""
     claim = CLAIMS.get(result["claim"])
     if claim is None or not stale_fields(result):
         return None
-    recorded_as = {  # a comparison but for its name -> the recorded name and verdict
-        _identity(c): (c["name"], o["verdict"])
-        for c, o in zip(result["comparisons"], recorded, strict=True)
-    }
-    found: dict = {"same": [], "rows": [], "read": [], "renamed": {}, "unmeasured": []}
+    same, pairs = _pairs(result, claim)
+    instead = {today["name"]: earlier for today, earlier in pairs.values()}
+    comparisons = todays_comparisons(claim)
+    found: dict = {"same": same, "rows": [], "read": [], "renamed": {}, "unmeasured": []}
     found["why_renamed"] = claim.stored_as[2] if claim.stored_as else ""
-    verdicts = {}
-    for comparison in todays_comparisons(claim):
+    found["replaced"], found["verdicts"] = [], {}
+    verdicts = {name: recorded[name]["verdict"] for name in same}
+    for comparison in comparisons:
         name = comparison["name"]
-        if _identity(comparison) in recorded_as:
-            recorded_name, verdicts[name] = recorded_as[_identity(comparison)]
-            found["same"].append((name, recorded_name))
+        if name in same:
             continue
         stored = _stored_name(result, comparison)
         if stored is None:
@@ -153,15 +231,31 @@ def todays(result: dict, recorded: list[dict]) -> dict | None:
         outcome = evaluate(result, {**comparison, "metric": stored})
         found["rows"].append((comparison, outcome))
         verdicts[name] = outcome["verdict"]
+        if name in instead:
+            earlier = instead[name]
+            why = _why_replaced(comparison, earlier, comparisons)
+            found["replaced"].append((name, earlier["name"], why))
+            found["verdicts"][earlier["name"]] = outcome["verdict"]
     entries = [{"name": j.name, "comparisons": list(j.comparisons)} for j in claim.joint]
     answered = [e for e in entries if set(e["comparisons"]) <= set(verdicts)]
-    # recorded as it is, of comparisons recorded as they are: its verdict is shown there
-    as_recorded = [
-        e
-        for e in answered
-        if e in result["joint"] and set(e["comparisons"]) <= {n for n, r in found["same"] if n == r}
-    ]
-    shown = [e for e in answered if e not in as_recorded]
+    # a recorded joint claim, of its comparisons named as today's names them
+    as_today = {n: n for n in same} | {n: pair[0]["name"] for n, pair in pairs.items()}
+    found["joint_replaced"], shown = {}, []
+    for entry in answered:
+        earlier = next(
+            (j for j in result["joint"]
+             if {as_today.get(n) for n in j["comparisons"]} == set(entry["comparisons"])),
+            None,
+        )  # fmt: skip
+        if (
+            earlier is not None
+            and earlier["name"] == entry["name"]
+            and set(entry["comparisons"]) <= set(same)
+        ):
+            continue  # recorded as it is, of comparisons recorded as they are: shown there
+        if earlier is not None:
+            found["joint_replaced"][earlier["name"]] = entry["name"]
+        shown.append(entry)
     found["joint"] = joint_verdicts(claim.id, shown, verdicts)
     found["unjoined"] = [e["name"] for e in entries if e not in answered]
     return found

@@ -17,7 +17,8 @@ its own summary, its anchors and titles prefixed by the scale's name (`scale_nam
 A file written under an earlier registry entry keeps the comparisons it recorded; today's
 entry's comparisons that its stored per-seed values can answer are evaluated on them too
 (`earlier_entry.todays`), in its section and in the summary, marked as today's on stored
-values.
+values. A recorded comparison that one of today's is but for its name and the paper's figures
+quoted beside it is shown once, as today's, its section saying what it was recorded as.
 
 Plots are PNG files drawn with matplotlib (Agg) into a plots folder and linked from the
 report by paths relative to the report's folder.
@@ -36,7 +37,7 @@ from petra.plotting import pyplot, save
 from petra.reproduce.asrun import as_run_lines, check_provenance, run_changes
 from petra.reproduce.asrun import row as _row
 from petra.reproduce.claims import CLAIMS
-from petra.reproduce.earlier_entry import stale_fields, todays
+from petra.reproduce.earlier_entry import replaced, stale_fields, todays
 from petra.reproduce.outcomes import decimals as _decimals
 from petra.reproduce.outcomes import evaluate, joint_verdicts, seed_order
 from petra.reproduce.outcomes import is_finite as _is_finite
@@ -490,14 +491,26 @@ def format_report(
 
 
 def _outcomes(results: list[dict]) -> dict[str, dict]:
-    """Each result's comparisons evaluated (`evaluate`), once, by claim: `recorded`, one
-    outcome per comparison of the file, and `today`, today's comparisons answered from the
-    file's stored values where it was written under an earlier registry entry
-    (`earlier_entry.todays`)."""
+    """Each result's comparisons evaluated (`evaluate`), once, by claim: `today`, today's
+    comparisons answered from the file's stored values where it was written under an earlier
+    registry entry (`earlier_entry.todays`); `recorded`, (comparison, outcome) of each of the
+    file's comparisons but those one of today's shows in their stead
+    (`earlier_entry.replaced`); `joint`, (name, verdict, its comparisons) of each joint claim
+    the file recorded but those one of today's shows in their stead, its verdict of its
+    comparisons' (`outcomes.joint_verdicts`), a replaced one's from today's in its stead."""
     found = {}
     for result in results:
-        recorded = [evaluate(result, c) for c in result["comparisons"]]
-        found[result["claim"]] = {"recorded": recorded, "today": todays(result, recorded)}
+        instead = replaced(result)
+        recorded = [(c, evaluate(result, c)) for c in result["comparisons"]
+                    if c["name"] not in instead]  # fmt: skip
+        verdicts = {c["name"]: o["verdict"] for c, o in recorded}
+        today = todays(result, {c["name"]: o for c, o in recorded})
+        entries = result.get("joint", [])
+        if today:
+            verdicts |= today["verdicts"]
+            entries = [e for e in entries if e["name"] not in today["joint_replaced"]]
+        joint = joint_verdicts(result["claim"], entries, verdicts)
+        found[result["claim"]] = {"recorded": recorded, "joint": joint, "today": today}
     return found
 
 
@@ -512,11 +525,12 @@ def _summary(results: list[dict], outcomes: dict, prefix: str = "") -> list[str]
             claim += f", {_quick_label(result)}"
         # a verdict of an earlier registry entry is not today's: said in its own cell
         earlier = " (earlier registry entry: rerun)" if stale_fields(result) else ""
-        found, today = outcomes[result["claim"]]["recorded"], outcomes[result["claim"]]["today"]
-        for comparison, outcome in zip(result["comparisons"], found, strict=True):
+        found = outcomes[result["claim"]]
+        for comparison, outcome in found["recorded"]:
             lines.append(_summary_row(claim, comparison["name"], comparison, outcome, earlier))
-        for name, verdict_, _ in _joint(result, found):
+        for name, verdict_, _ in found["joint"]:
             lines.append(_row([claim, f"{name} (joint)", "–", "–", "–", "–", verdict_ + earlier]))
+        today = found["today"]
         for comparison, outcome in today["rows"] if today else []:
             name = f"{comparison['name']} ({TODAYS.format('comparison')})"
             lines.append(_summary_row(claim, name, comparison, outcome, earlier))
@@ -557,15 +571,6 @@ def _summary_row(claim: str, name: str, comparison: dict, outcome: dict, earlier
     return _row([*cells, outcome["direction"], outcome["verdict"] + earlier])
 
 
-def _joint(result: dict, outcomes: list[dict]) -> list[tuple[str, str, list[str]]]:
-    """(name, verdict, its comparisons) of each joint claim the result recorded
-    (`outcomes.joint_verdicts` of its comparisons' verdicts)."""
-    verdicts = {
-        c["name"]: o["verdict"] for c, o in zip(result["comparisons"], outcomes, strict=True)
-    }
-    return joint_verdicts(result["claim"], result.get("joint", []), verdicts)
-
-
 def _section(result: dict, outcomes: dict, plot_links: dict, scale: str | None = None) -> list[str]:
     """A claim's section, from its `_outcomes` entry; at another `scale` than the main
     part's, its anchor and title say which."""
@@ -596,12 +601,10 @@ def _section(result: dict, outcomes: dict, plot_links: dict, scale: str | None =
     today = outcomes["today"]
     lines += _arms_table(result, today["read"] if today else [])
     lines += _selection_table(result)
-    recorded = list(zip(result["comparisons"], outcomes["recorded"], strict=True))
-    if recorded:
-        lines += ["", "### Comparisons", "", *_comparisons_table(recorded)]
-    joint = _joint(result, outcomes["recorded"])
-    if joint:
-        lines += ["", "### Joint verdicts", "", *_joint_lines(joint)]
+    if outcomes["recorded"]:
+        lines += ["", "### Comparisons", "", *_comparisons_table(outcomes["recorded"])]
+    if outcomes["joint"]:
+        lines += ["", "### Joint verdicts", "", *_joint_lines(outcomes["joint"])]
     if today:
         lines += _todays_lines(today)
     if result["checks"]:
@@ -655,10 +658,11 @@ def _joint_lines(joint: list[tuple[str, str, list[str]]]) -> list[str]:
 def _todays_lines(today: dict) -> list[str]:
     """Today's comparisons answered from an earlier entry's runs (`earlier_entry.todays`):
     the evaluated ones, their joint claims, and those the runs cannot answer, by why; nothing
-    where each of today's comparisons is one the file recorded and no joint claim is new."""
+    where each of today's comparisons is one the file recorded as it is and no joint claim is
+    new. Of a comparison shown in place of a recorded one, what that one was recorded as."""
     if not (today["rows"] or today["unmeasured"] or today["joint"] or today["unjoined"]):
         return []
-    intro = "Today's registry entry makes comparisons these runs did not record; "
+    intro = "Today's registry entry makes comparisons these runs did not record as they are; "
     if today["rows"]:
         intro += (
             "those their stored values can answer are below. The values are as the earlier "
@@ -673,9 +677,19 @@ def _todays_lines(today: dict) -> list[str]:
             "Today's registry entry makes joint claims of the comparisons above that these "
             "runs did not record."
         )
+    if today["replaced"]:
+        instead = []
+        for name, was, why in today["replaced"]:
+            said = f": it {'; it '.join(why)}" if why else ""
+            instead.append(f"{name} ({_recorded_as(name, was)}{said})")
+        intro += (
+            " These runs recorded some of them but for their names or the paper's figures "
+            "quoted beside them; each is shown once, here, as today's, in place of the recorded "
+            f"one: {'; '.join(instead)}."
+        )
     if today["same"]:
-        same = [n if n == was else f"{n} (recorded as {was})" for n, was in today["same"]]
-        intro += f" Already recorded above (the same comparison), not repeated: {'; '.join(same)}."
+        same = "; ".join(today["same"])
+        intro += f" Already recorded above (the same comparison), not repeated: {same}."
     if today["renamed"]:
         read = ", ".join(f"`{m}` from the stored `{s}`" for m, s in today["renamed"].items())
         intro += f" Read under an earlier name ({today['why_renamed']}): {read}."
@@ -684,7 +698,11 @@ def _todays_lines(today: dict) -> list[str]:
         lines += ["", *_comparisons_table(today["rows"])]
     if today["joint"]:
         lines += ["", "Today's joint verdicts:", ""]
-        lines += _joint_lines(today["joint"])
+        was = {name: recorded for recorded, name in today["joint_replaced"].items()}
+        lines += _joint_lines(
+            [(f"{n} ({_recorded_as(n, was[n])})" if n in was else n, verdict_, of)
+             for n, verdict_, of in today["joint"]]
+        )  # fmt: skip
     if today["unjoined"]:
         unjoined = "; ".join(today["unjoined"])
         lines += ["", f"Today's joint claims these runs cannot answer (a comparison of each is "
@@ -696,6 +714,11 @@ def _todays_lines(today: dict) -> list[str]:
         lines += ["", "Not measured in these runs:", ""]
         lines += [f"- {reason}: {'; '.join(names)}" for reason, names in by_reason.items()]
     return lines
+
+
+def _recorded_as(name: str, was: str) -> str:
+    """What a file recorded, as `was`, of what today's entry names `name`."""
+    return f"recorded as {was}" if was != name else "recorded under this name"
 
 
 def _whose_differences(result: dict, changed: list[str]) -> list[str]:
