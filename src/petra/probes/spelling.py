@@ -12,8 +12,11 @@ the typo prompt's, t = argmax p):
 
 Top-1 agreement is also high for a model that predicts few distinct tokens whatever the
 prompt (a small model often predicts a function word after every prompt, and a typo can push
-it to its default token). The summary corrects for that as Cohen's kappa does (petra's own
-control; the reference probe has none):
+it to its default token). The summary corrects for that in the manner of Cohen's kappa,
+with a leave-one-out chance (petra's own control; the reference probe has none). Cohen's
+chance, from the marginals, is S / n^2 with S = sum_{i, j} [t_i = u_j], each pair's own match
+included; petra's leaves it out, (S - kept) / (n (n - 1)), so that a model that keeps every
+answer does not raise its own chance:
 
 - `top1_chance`: the agreement of a clean prompt's top-1 with the typo prediction of a
   *different* pair, sum_{i != j} [t_i = u_j] / (n (n - 1)) over the n pairs (t_i the clean,
