@@ -577,7 +577,9 @@ def test_a_joint_claim_is_reported_beside_its_comparisons(results_dir):
     assert [row.rsplit("|", 2)[-2].strip() for row in rows[:3]] == [
         "holds", "inconclusive", "inconclusive"]  # fmt: skip
     assert "| p=2 on both (joint) | – | – | – | – | inconclusive |" in rows[2]
-    assert "- p=2 on both: **inconclusive** (of within 0.1, within 0.05)" in text
+    assert (
+        "- p=2 on both: **inconclusive** (of within 0.1: holds; within 0.05: inconclusive)" in text
+    )
     assert "Not written by this petra's runner" not in text  # the runner writes `joint`
     result["joint"][0]["comparisons"].append("no such comparison")
     path.write_text(json.dumps(result))
@@ -923,7 +925,7 @@ def test_todays_comparisons_are_answered_from_an_earlier_entrys_stored_values(
         "- Kronecker vs learned (untied): seed 2 has no loss for `learned-untied`; dropped "
         "from the pairing."
     ) in block
-    assert "- both controls: **holds** (of Kronecker (untied) vs learned (tied), " in block
+    assert "- both controls: **holds** (of Kronecker (untied) vs learned (tied): holds; " in block
     assert "cannot answer (a comparison of each is not measured): with trigrams." in block
     assert "- as recorded:" not in block
     assert "- no arm `ngram-untied` in these runs: Kronecker vs trigrams\n" in block
@@ -997,7 +999,10 @@ def test_a_metric_an_earlier_entry_stored_under_another_name_is_read_from_it(
     section = _section(format_report(load_results(results_dir), {}), "kronecker-spelling")
     assert "from the stored" not in section and "Not measured" not in section
     assert "| +0.100 brown/hidden_cosine_mean [+0.100, +0.100] |" in section
-    assert "- cosine on both sets: **holds** (of paper: cosine, Brown: cosine)" in section
+    assert (
+        "- cosine on both sets: **holds** (of paper: cosine: holds (every seed the same); "
+        "Brown: cosine: holds (every seed the same))"
+    ) in section
 
 
 def test_what_differs_says_when_its_texts_are_not_the_runs_settings(results_dir):
@@ -1089,7 +1094,7 @@ def test_a_new_joint_claim_of_recorded_comparisons_is_answered(results_dir, monk
         "Today's registry entry makes joint claims of the comparisons above that these runs did "
         "not record. Already recorded above (the same comparison), not repeated: "
     ) in section
-    assert "- both: **holds** (of Kronecker (untied) vs learned (tied), learned" in section
+    assert "- both: **holds** (of Kronecker (untied) vs learned (tied): holds; learned" in section
     assert "| comparison | test |" not in _between(section, "### Today's", "###")
 
 
@@ -1178,12 +1183,13 @@ def test_a_recorded_comparison_today_makes_is_shown_once_as_todays(results_dir, 
         "(recorded as agreement: it quoted the paper's \"55.5 - 47.3 = +8.2 pts\", which today's "
         "entry quotes for paper's: agreement); Brown: untied (recorded as untied agreement)."
     ) in section
-    assert "- agreement, not inferior: **holds** (of agreement, not inferior)" in _between(
-        section, "### Joint verdicts", "###"
+    assert (
+        "- agreement, not inferior: **holds** (of agreement: holds; not inferior: holds)"
+        in _between(section, "### Joint verdicts", "###")
     )
     assert (
-        "- Brown: both (recorded as both agreements): **does not hold** (of Brown: agreement, "
-        "Brown: untied)"
+        "- Brown: both (recorded as both agreements): **does not hold** (of Brown: agreement: "
+        "holds; Brown: untied: does not hold)"
     ) in section
     assert section.count("both agreements") == 1
 

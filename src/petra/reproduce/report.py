@@ -510,7 +510,10 @@ def _outcomes(results: list[dict]) -> dict[str, dict]:
             verdicts |= today["verdicts"]
             entries = [e for e in entries if e["name"] not in today["joint_replaced"]]
         joint = joint_verdicts(result["claim"], entries, verdicts)
-        found[result["claim"]] = {"recorded": recorded, "joint": joint, "today": today}
+        if today:  # every comparison's verdict by name, for the joint lines
+            verdicts |= {c["name"]: o["verdict"] for c, o in today["rows"]}
+        found[result["claim"]] = {"recorded": recorded, "joint": joint, "today": today,
+                                  "verdicts": verdicts}  # fmt: skip
     return found
 
 
@@ -604,9 +607,14 @@ def _section(result: dict, outcomes: dict, plot_links: dict, scale: str | None =
     if outcomes["recorded"]:
         lines += ["", "### Comparisons", "", *_comparisons_table(outcomes["recorded"])]
     if outcomes["joint"]:
-        lines += ["", "### Joint verdicts", "", *_joint_lines(outcomes["joint"])]
+        lines += [
+            "",
+            "### Joint verdicts",
+            "",
+            *_joint_lines(outcomes["joint"], outcomes["verdicts"]),
+        ]
     if today:
-        lines += _todays_lines(today)
+        lines += _todays_lines(today, outcomes["verdicts"])
     if result["checks"]:
         lines += ["", "### Checks", "", _row(["check", "value", "expected", "holds"])]
         lines.append("|---|---:|---:|---|")
@@ -651,11 +659,18 @@ def _comparisons_table(pairs: list[tuple[dict, dict]]) -> list[str]:
     return lines + (["", *dropped] if dropped else [])
 
 
-def _joint_lines(joint: list[tuple[str, str, list[str]]]) -> list[str]:
-    return [f"- {name}: **{verdict_}** (of {', '.join(of)})" for name, verdict_, of in joint]
+def _joint_lines(joint: list[tuple[str, str, list[str]]], verdicts: dict[str, str]) -> list[str]:
+    """A line per joint claim: its verdict, then each of its comparisons' (`verdicts`, by
+    name), so that a reader sees which one decided it."""
+    return [
+        f"- {name}: **{verdict_}** (of "
+        + "; ".join(f"{c}: {verdicts[c]}" if c in verdicts else c for c in of)
+        + ")"
+        for name, verdict_, of in joint
+    ]
 
 
-def _todays_lines(today: dict) -> list[str]:
+def _todays_lines(today: dict, verdicts: dict[str, str]) -> list[str]:
     """Today's comparisons answered from an earlier entry's runs (`earlier_entry.todays`):
     the evaluated ones, their joint claims, and those the runs cannot answer, by why; nothing
     where each of today's comparisons is one the file recorded as it is and no joint claim is
@@ -701,7 +716,7 @@ def _todays_lines(today: dict) -> list[str]:
         was = {name: recorded for recorded, name in today["joint_replaced"].items()}
         lines += _joint_lines(
             [(f"{n} ({_recorded_as(n, was[n])})" if n in was else n, verdict_, of)
-             for n, verdict_, of in today["joint"]]
+             for n, verdict_, of in today["joint"]], verdicts
         )  # fmt: skip
     if today["unjoined"]:
         unjoined = "; ".join(today["unjoined"])
