@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from petra.checks import key_values
+from petra.compress import LOWER_IS_BETTER
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs" / "compress"
@@ -159,9 +160,10 @@ def choose(key: str, model: Model, eval_every: int) -> None:
             shutil.copyfile(out / "compress.json", results / f"{name}.json")
         for name in model.candidates:
             result = json.loads((results / f"{name}.json").read_text())
-            measures = [(0, result["quality"]["swapped"])] + [
-                (row.pop("step"), row) for row in result["during"]
-            ] + [(result["steps"], result["quality"]["recovered"])]  # fmt: skip
+            during = [(row["step"], {k: v for k, v in row.items() if k != "step"})
+                      for row in result["during"]]  # fmt: skip
+            measures = [(0, result["quality"]["swapped"]), *during,
+                        (result["steps"], result["quality"]["recovered"])]  # fmt: skip
             print(arm, name, "  ".join(f"{step}: {key_values(m)}" for step, m in measures))
         print(f"{arm}: {chosen_candidate(key, model, arm)} chosen", flush=True)
 
@@ -170,16 +172,16 @@ def chosen_candidate(key: str, model: Model, arm: str) -> str | None:
     """The candidate whose recovery ended best on the choosing split for `arm` (a loss lowest,
     a correlation highest), from the committed `choose/ARM/*.json`; None before every
     candidate has run."""
-    folder = RESULTS / f"compress-{key}" / "choose" / arm
     if not model.candidates:
         return None
+    folder = RESULTS / f"compress-{key}" / "choose" / arm
     found = {}
     for name in model.candidates:
         path = folder / f"{name}.json"
         if not path.is_file():
             return None
         (metric, value), *_ = json.loads(path.read_text())["quality"]["recovered"].items()
-        found[name] = -value if "loss" in metric or "perplexity" in metric else value
+        found[name] = -value if metric in LOWER_IS_BETTER else value
     return max(found, key=found.get)
 
 

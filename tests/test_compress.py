@@ -344,12 +344,12 @@ def test_a_non_finite_quality_is_an_error_never_written(tiny_lm, tmp_path, monke
     calls = {"n": 0}
     original = module.validation_loss
 
-    def measured(model, chunks, batch_size=8):  # original, swapped, then NaN when recovered
+    def measured(model, chunks, **named):  # original, swapped, then NaN when recovered
         calls["n"] += 1
         return (
             {"val_loss": math.nan, "perplexity": math.nan}
             if calls["n"] == 3
-            else original(model, chunks, batch_size)
+            else original(model, chunks, **named)
         )
 
     monkeypatch.setattr(module, "validation_loss", measured)

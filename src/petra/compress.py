@@ -120,6 +120,7 @@ METRICS = {  # `Job.quality`: a split's measures, and what they are in words
     "select_loss": "loss on the held-out Brown chunks kept for choosing (nats)",
     "select_perplexity": "perplexity on the held-out Brown chunks kept for choosing",
 }
+LOWER_IS_BETTER = {"val_loss", "perplexity", "select_loss", "select_perplexity"}
 # the reported split, and the one to choose settings on: STS-B dev and train for a sentence
 # encoder; a causal LM's first and next `eval_chunks` held-out Brown chunks
 EVAL_SPLITS = ("dev", "train")
@@ -465,10 +466,13 @@ def text_chunks(tokenizer, split: str, length: int) -> torch.Tensor:
     return ids[:usable].view(-1, length).clone()
 
 
-def validation_loss(model, chunks: torch.Tensor, batch_size: int = 8) -> dict:
-    """Mean next-token cross-entropy (nats) over every predicted token, and its perplexity."""
+def validation_loss(
+    model, chunks: torch.Tensor, batch_size: int = 8, names=("val_loss", "perplexity")
+) -> dict:
+    """Mean next-token cross-entropy (nats) over every predicted token, and its perplexity,
+    under `names`."""
     loss = mean_next_token_loss(lambda ids: model(ids).logits[:, :-1], chunks, batch_size)
-    return {"val_loss": loss, "perplexity": perplexity(loss)}
+    return dict(zip(names, (loss, perplexity(loss)), strict=True))
 
 
 class Job:
@@ -695,10 +699,9 @@ class CausalLMJob(Job):
         return self.eval_chunks.flatten()
 
     def measure(self, model) -> dict:
-        quality = validation_loss(model, self.eval_chunks)
-        if self.settings.eval_split == "dev":
-            return quality
-        return {"select_loss": quality["val_loss"], "select_perplexity": quality["perplexity"]}
+        names = ("val_loss", "perplexity") if self.settings.eval_split == "dev" else (
+            "select_loss", "select_perplexity")  # fmt: skip
+        return validation_loss(model, self.eval_chunks, names=names)
 
     def loss(self, student, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
         ids = self.examples[batch["index"].tolist()]
@@ -1128,11 +1131,12 @@ def _mebibytes(parameters: dict, key: str) -> str:
 
 def _model_mebibytes(parameters: dict, stage: str) -> str:
     """`model_bytes` in MiB with its share of the original's, or "–"."""
-    size, original = model_bytes(parameters, stage), model_bytes(parameters, "before")
+    size = model_bytes(parameters, stage)
     if size is None:
         return "–"
-    share = "" if stage == "before" else f" ({100 * size / original:.1f} %)"
-    return mebibytes(size) + share
+    if stage == "before":
+        return mebibytes(size)
+    return mebibytes(size) + f" ({100 * size / model_bytes(parameters, 'before'):.1f} %)"
 
 
 # what the table reads: (section or None, key) -> the type it must have

@@ -128,7 +128,8 @@ class SwapReport:
 
     def __str__(self) -> str:
         head = "" if self.head is None else f", {self.head} head ({self.head_after:,})"
-        before, after = (model_bytes(self.as_dict(), stage) for stage in ("before", "after"))
+        report = self.as_dict()
+        before, after = (model_bytes(report, stage) for stage in ("before", "after"))
         return (
             f"{self.kind} embedding {self.vocab_size} x {self.dim}: {self.embedding_before:,} -> "
             f"{self.embedding_after:,} parameters ({self.embedding_bytes_before / 2**20:.2f} -> "
