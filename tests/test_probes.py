@@ -24,7 +24,12 @@ from petra.probes import (
     probe_spelling,
 )
 from petra.probes import generate as generate_probe
-from petra.probes.spelling import CATEGORIES, edit_category, first_of_each_category
+from petra.probes.spelling import (
+    CATEGORIES,
+    INSIDE_WORDS_AFTER,
+    edit_category,
+    first_of_each_category,
+)
 from petra.tasks import run_task
 
 
@@ -115,6 +120,25 @@ def test_brown_pairs_are_reproducible_typos_of_the_last_word():
         assert pair.category in CATEGORIES and pair.category == edit_category(clean[-1], typo[-1])
     assert brown_pairs(limit=40, seed=1) != pairs  # another seed, other sentences
     assert pair_set("brown", 40) == pairs and len(pair_set("brown")) == 200
+
+
+def test_brown_inside_pairs_hold_the_typo_inside_and_end_on_the_same_token(gpt2):
+    pairs = pair_set("brown-inside")
+    assert len(pairs) == 200 and brown_pairs(7, words_after=INSIDE_WORDS_AFTER) == pairs[:7]
+    after = INSIDE_WORDS_AFTER
+    for pair in pairs:
+        clean, typo = pair.clean.split(), pair.typo.split()
+        assert clean[-after:] == typo[-after:] and clean[: -after - 1] == typo[: -after - 1]
+        assert clean[-after - 1] != typo[-after - 1] and len(clean) >= 4 + after
+        assert pair.category == edit_category(clean[-after - 1], typo[-after - 1])
+        assert gpt2.encode(pair.clean).ids[-1] == gpt2.encode(pair.typo).ids[-1]
+    # mostly the typo-last set's misspellings: one no sentence has room after drops out
+    shared = {p.typo.split()[-after - 1] for p in pairs} & {
+        p.typo.split()[-1] for p in brown_pairs()
+    }
+    assert len(shared) >= 180
+    with pytest.raises(ValueError, match="words_after must be at least 0, got -1"):
+        brown_pairs(5, words_after=-1)
 
 
 def test_paper_pairs_are_110_in_11_categories_with_the_typo_inside_the_prompt():

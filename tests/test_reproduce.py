@@ -191,6 +191,26 @@ def test_a_kept_retrieval_result_is_keyed_by_the_analysis_too(monkeypatch, tmp_p
     assert analyses.typographic_key() != used[0]
 
 
+def test_the_category_count_has_a_seed_noise_reference_and_a_pooled_count():
+    """Against itself at another seed an arm ties every category when its seeds agree, and
+    wins all or none when one seed is uniformly ahead; pooling averages each category."""
+    from petra.probes.spelling import BETTER
+
+    def summary(rate):
+        categories = {f"c{i}": dict.fromkeys(BETTER, rate) for i in range(11)}
+        return {"paper": {"per_category": categories}}
+
+    summaries = {
+        "same": {0: summary(0.5), 1: summary(0.5)},
+        "apart": {0: summary(0.5), 1: summary(0.6)},
+    }
+    note = analyses._seed_noise(summaries, [0, 1])
+    assert "in 3 of 4 ordered seed pairs" in note and "counts [0, 11, 11, 11]" in note
+    pooled = analyses._pooled(summaries["apart"], "paper")["per_category"]
+    assert pooled.keys() == summary(0)["paper"]["per_category"].keys()
+    assert all(v == pytest.approx(0.55) for row in pooled.values() for v in row.values())
+
+
 def test_quick_kronecker_claims_end_to_end_then_reuse(tmp_path, slices):
     """The LM claim and the three claims that analyse its models, on the tiny preset; a rerun
     reuses every run (nothing is trained or probed again)."""
@@ -222,8 +242,9 @@ def test_quick_kronecker_claims_end_to_end_then_reuse(tmp_path, slices):
         for label in (comparison["a"], comparison["b"]):
             assert isinstance(spelling["arms"][label]["per_seed"]["0"][comparison["metric"]], float)
     ours = spelling["arms"]["kronecker-untied"]["per_seed"]["0"]
-    assert ours["paper/pairs"] == 55 and ours["brown/pairs"] == 50  # a quick look's pairs
-    for pairs in ("paper", "brown"):
+    assert ours["paper/pairs"] == 55  # a quick look's pairs
+    assert ours["brown-inside/pairs"] == ours["brown/pairs"] == 50
+    for pairs in ("paper", "brown-inside", "brown"):
         assert 0 <= ours[f"{pairs}/top1_agreement_pct"] <= 100 and ours[f"{pairs}/kl_mean"] >= 0
         for control in ("tied", "untied", "ngram"):
             assert 0 <= ours[f"{pairs}/categories_won_or_tied_vs_{control}"] <= 11

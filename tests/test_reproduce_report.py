@@ -575,8 +575,8 @@ def test_a_joint_claim_is_reported_beside_its_comparisons(results_dir):
     text = format_report(load_results(results_dir), {})
     rows = [line for line in text.splitlines() if line.startswith("| [slices-accuracy]")]
     assert [row.rsplit("|", 2)[-2].strip() for row in rows[:3]] == [
-        "holds", "inconclusive", "inconclusive"]  # fmt: skip
-    assert "| p=2 on both (joint) | – | – | – | – | inconclusive |" in rows[2]
+        "holds", "inconclusive", "inconclusive (its parts: holds; inconclusive)"]  # fmt: skip
+    assert rows[2].startswith("| [slices-accuracy](#slices-accuracy) | p=2 on both (joint) |")
     assert (
         "- p=2 on both: **inconclusive** (of within 0.1: holds; within 0.05: inconclusive)" in text
     )
@@ -895,7 +895,7 @@ def test_todays_comparisons_are_answered_from_an_earlier_entrys_stored_values(
         f"| 2 (1 dropped) | – | holds {rerun} |"
     ) in summary
     joint_cell = f"{claim_cell} both controls (today's joint claim, on the stored values) |"
-    assert f"{joint_cell} – | – | – | – | holds {rerun} |" in summary
+    assert f"{joint_cell} – | – | – | – | holds (its parts: holds; holds) {rerun} |" in summary
     assert summary.count(today) == 2  # the comparison recorded as it is: not repeated
     assert (  # 0.02, 0.03 (seed 2 dropped): as in test_report_from_fixtures
         f"{claim_cell} learned controls, renamed {today} | – | +0.025 loss [-0.039, +0.089] "
@@ -1087,7 +1087,7 @@ def test_a_new_joint_claim_of_recorded_comparisons_is_answered(results_dir, monk
     assert verdicts[:2] == ["holds (earlier registry entry: rerun)"] * 2
     assert (
         "| both (today's joint claim, on the stored values) | – | – | – | – | holds "
-        "(earlier registry entry: rerun) |"
+        "(its parts: holds; holds) (earlier registry entry: rerun) |"
     ) in text
     section = _section(text, "kronecker-lm-loss")
     assert (
@@ -1168,11 +1168,12 @@ def test_a_recorded_comparison_today_makes_is_shown_once_as_todays(results_dir, 
     assert f"{claim_cell} agreement |" not in summary and "untied agreement" not in summary
     assert f"{claim_cell} not inferior | – | +10.00 top1_agreement_pct" in summary
     assert (
-        f"{claim_cell} agreement, not inferior (joint) | – | – | – | – | holds {rerun}" in summary
+        f"{claim_cell} agreement, not inferior (joint) | – | – | – | – | holds (its parts: "
+        f"holds; holds) {rerun}" in summary
     )
     assert (
         f"{claim_cell} Brown: both (today's joint claim, on the stored values) | – | – | – | – "
-        f"| does not hold {rerun} |"
+        f"| does not hold (its parts: holds; does not hold) {rerun} |"
     ) in summary
     assert "both agreements" not in summary
     section = _section(text, "kronecker-spelling")

@@ -481,13 +481,14 @@ def build_parser() -> argparse.ArgumentParser:
     spelling.add_argument(
         "--pairs", default="paper", metavar="SET|FILE",
         help="paper (default: the Kronecker paper's 110 pairs, 11 categories, typo inside the "
-        "prompt), brown (typos of Wikipedia's common misspellings ending Brown sentences) or "
-        "a JSON list of {clean, typo, category}",
+        "prompt), brown (Wikipedia's common misspellings in Brown sentences, the typo ending "
+        "the prompt), brown-inside (the same, three words after the typo) or a JSON list of "
+        "{clean, typo, category}",
     )  # fmt: skip
     spelling.add_argument(
         "--limit", type=int, default=None,
         help="at most this many pairs, the first of the set (default: all 110 paper pairs, "
-        "200 brown pairs, every pair of a file)",
+        "200 of either brown set, every pair of a file)",
     )  # fmt: skip
     generate = kinds.add_parser(
         "generate",

@@ -49,6 +49,13 @@ Two pair sets (`pair_set`):
   clean prompt, cut right after the word; the typo prompt swaps in the misspelling, so the
   typo is always the prompt's last word. The category is the edit that turns the correction
   into the misspelling: transposition, deletion, insertion, substitution or other.
+- `brown-inside`: the same construction with the typo inside the prompt, as in the paper's
+  pairs: the sentence must go on for at least `INSIDE_WORDS_AFTER` + 1 items (words or
+  punctuation) after the correction, and the prompt is cut after the first
+  `INSIDE_WORDS_AFTER` of them, so both prompts end on the same words and the prompt never
+  ends its sentence. A model whose last position mostly repeats the last token's own vector
+  can look fragile on `brown` and robust here: the two sets apart tell a typo's effect on
+  the context from its effect on the token being read.
 
 Where petra departs from the reference probe: KL is clamped at 0 (rounding can make it
 -1e-9); a prompt longer than the model's block keeps its last `max_len` tokens (none of
@@ -72,7 +79,8 @@ from petra.data import load_corpus, load_misspellings
 from petra.probes.checks import require_at_least_one, require_causal_lm
 
 CATEGORIES = ("transposition", "deletion", "insertion", "substitution", "other")
-BROWN_PAIRS = 200  # the Brown-made set's default size
+BROWN_PAIRS = 200  # a Brown-made set's default size
+INSIDE_WORDS_AFTER = 3  # brown-inside: the items the prompt keeps after the typo
 PAPER_PAIRS_FILE = Path("kronecker-probes") / "spelling_pairs.json"
 
 
@@ -107,28 +115,36 @@ def edit_category(correct: str, typo: str) -> str:
     return "other"
 
 
-def brown_pairs(limit: int = BROWN_PAIRS, seed: int = 0, data_dir=None) -> list[PromptPair]:
+def brown_pairs(
+    limit: int = BROWN_PAIRS, seed: int = 0, data_dir=None, words_after: int = 0
+) -> list[PromptPair]:
     """The pairs made from Wikipedia's misspellings and Brown sentences (see the module
-    docstring): at most `limit` pairs."""
+    docstring): at most `limit` pairs, each prompt ending `words_after` items after the typo
+    (0: the typo is the last word, the `brown` set; `INSIDE_WORDS_AFTER`: `brown-inside`)."""
     require_at_least_one(limit, "limit")
+    if words_after < 0:
+        raise ValueError(f"words_after must be at least 0, got {words_after}")
     sentences = [
         line.split() for doc in load_corpus("brown", data_dir=data_dir) for line in doc.splitlines()
     ]
     random.Random(seed).shuffle(sentences)
     where: dict[str, tuple[int, int]] = {}  # word -> (sentence, position) of its first use
     for number, words in enumerate(sentences):
-        for position, word in enumerate(words[3:], start=3):
-            where.setdefault(word, (number, position))
+        # at least three words before; with words after, at least one more beyond the cut
+        last = len(words) - (words_after + 1 if words_after else 0)
+        for position in range(3, last):
+            where.setdefault(words[position], (number, position))
     pairs = []
     for typo, correct in sorted(load_misspellings(data_dir=data_dir).items()):
         if not (correct.isalpha() and correct.islower() and typo.isalpha()) or correct not in where:
             continue
         number, position = where[correct]
         prefix = sentences[number][:position]
+        suffix = sentences[number][position + 1 : position + 1 + words_after]
         pairs.append(
             PromptPair(
-                " ".join([*prefix, correct]),
-                " ".join([*prefix, typo]),
+                " ".join([*prefix, correct, *suffix]),
+                " ".join([*prefix, typo, *suffix]),
                 edit_category(correct, typo),
             )
         )
@@ -153,16 +169,24 @@ def paper_pairs(data_dir=None) -> list[PromptPair]:
     return load_pairs(path, category_required=True)
 
 
+BROWN_SETS = {"brown": 0, "brown-inside": INSIDE_WORDS_AFTER}  # name -> words after the typo
+
+
 def pair_set(name_or_path: str | Path, limit: int | None = None, data_dir=None) -> list[PromptPair]:
     """The pairs of `name_or_path`: "paper" (the paper's 110, the first `limit` in their
-    published order), "brown" (`brown_pairs(limit)`, 200 by default) or a JSON file
-    (`load_pairs`, its first `limit`); a file named paper or brown is given as ./paper."""
+    published order), "brown" or "brown-inside" (`brown_pairs(limit)`, 200 by default, the
+    typo last or inside) or a JSON file (`load_pairs`, its first `limit`); a file named like
+    a set is given as ./paper."""
     if limit is not None:
         require_at_least_one(limit, "limit")
     if name_or_path == "paper":
         return paper_pairs(data_dir)[:limit]
-    if name_or_path == "brown":
-        return brown_pairs(BROWN_PAIRS if limit is None else limit, data_dir=data_dir)
+    if name_or_path in BROWN_SETS:
+        return brown_pairs(
+            BROWN_PAIRS if limit is None else limit,
+            data_dir=data_dir,
+            words_after=BROWN_SETS[name_or_path],
+        )
     return load_pairs(name_or_path)[:limit]
 
 

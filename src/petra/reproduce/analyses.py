@@ -16,12 +16,13 @@ import copy
 import hashlib
 import inspect
 import json
+import statistics
 from pathlib import Path
 
 from petra.atomic import atomic_write_json, read_json
 from petra.reproduce.claims import BASELINE_ARM as BASELINE
+from petra.reproduce.claims import CONTROL_NAMES, NORM_BAND, SPELLING_CATEGORIES_CLAIMED
 from petra.reproduce.claims import METHOD_ARM as METHOD
-from petra.reproduce.claims import NORM_BAND, SPELLING_CATEGORIES_CLAIMED
 from petra.reproduce.claims import SPELLING_CONTROLS as CONTROLS
 from petra.training import read_metrics
 
@@ -89,7 +90,8 @@ def _model(run: Path):
     return load_pretrained(run / "model", tokenizer=tokenizer).eval(), tokenizer
 
 
-SPELLING_QUICK = {"paper": 5, "brown": 50}  # a quick first look: 5 paper pairs a category
+# a quick first look: 5 paper pairs a category, 50 of each Brown-made set
+SPELLING_QUICK = {"paper": 5, "brown-inside": 50, "brown": 50}
 SPELLING_METRICS = {  # summary mean: (per-seed metric, scale, name in the notes)
     "top1_agreement": ("top1_agreement_pct", 100, "top-1 agreement"),
     "top1_chance": ("top1_chance_pct", 100, "top-1 chance"),
@@ -102,16 +104,60 @@ SPELLING_METRICS = {  # summary mean: (per-seed metric, scale, name in the notes
 
 
 def _spelling_pairs(quick: bool) -> dict:
-    """The pairs of each set: the paper's 110 and the first 200 Brown-made ones; a quick
-    first look takes 5 paper pairs of each category (55) and 50 Brown-made ones."""
-    from petra.probes import brown_pairs, paper_pairs
+    """The pairs of each set: the paper's 110 and the first 200 of each Brown-made set (typo
+    inside, typo last); a quick first look takes 5 paper pairs of each category (55) and 50
+    of each Brown-made set."""
+    from petra.probes import pair_set
     from petra.probes.spelling import first_of_each_category
 
     if not quick:
-        return {"paper": paper_pairs(), "brown": brown_pairs()}
+        return {name: pair_set(name) for name in SPELLING_QUICK}
     return {
-        "paper": first_of_each_category(paper_pairs(), SPELLING_QUICK["paper"]),
-        "brown": brown_pairs(SPELLING_QUICK["brown"]),
+        name: first_of_each_category(pair_set(name), count)
+        if name == "paper"
+        else pair_set(name, count)
+        for name, count in SPELLING_QUICK.items()
+    }
+
+
+def _seed_noise(summaries: dict, seeds: list[int]) -> str:
+    """A noise reference for the paper's category count (its pairs, top-1 agreement): how
+    often an arm against itself at another seed wins or ties the claimed number of
+    categories, over every arm and ordered pair of seeds."""
+    from petra.probes import compare_categories
+
+    counts = [
+        compare_categories(by_seed[a]["paper"], by_seed[b]["paper"])["top1_agreement"][
+            "won_or_tied"
+        ]
+        for by_seed in summaries.values()
+        for a in seeds
+        for b in seeds
+        if a != b
+    ]
+    reached = sum(count >= SPELLING_CATEGORIES_CLAIMED for count in counts)
+    return (
+        "Noise reference for the category count (paper's pairs, top-1 agreement): an arm "
+        f"against itself at another seed wins or ties >= {SPELLING_CATEGORIES_CLAIMED} "
+        f"categories in {reached} of {len(counts)} ordered seed pairs (every arm; counts "
+        f"{sorted(counts)})."
+    )
+
+
+def _pooled(by_seed: dict, name: str) -> dict:
+    """A spelling summary's per-category means averaged over seeds (`compare_categories`
+    reads `per_category` only)."""
+    from petra.probes.spelling import BETTER
+
+    per_seed = [summary[name]["per_category"] for summary in by_seed.values()]
+    return {
+        "per_category": {
+            category: {
+                metric: statistics.fmean(seed[category][metric] for seed in per_seed)
+                for metric in BETTER
+            }
+            for category in per_seed[0]
+        }
     }
 
 
@@ -182,10 +228,23 @@ def spelling(arms: dict, runs: dict, seeds: list[int], quick: bool = False) -> d
                         "holds": top1["won_or_tied"] >= SPELLING_CATEGORIES_CLAIMED,
                     })  # fmt: skip
                 notes.append(
-                    f"seed {seed}, {name} pairs, Kronecker vs learned ({control}), categories "
+                    f"seed {seed}, {name} pairs, Kronecker vs {CONTROL_NAMES[label]}, categories "
                     f"won-tied-lost of {len(top1['categories'])}: {each}; top-1 agreement lost "
                     f"in {', '.join(lost) or 'none'}."
                 )
+    if len(seeds) > 1:
+        notes.append(_seed_noise(summaries, seeds))
+        pooled = {label: _pooled(by_seed, "paper") for label, by_seed in summaries.items()}
+        won = {
+            CONTROL_NAMES[label]: compare_categories(pooled[METHOD], pooled[label])
+            for label in CONTROLS.values()
+        }
+        notes.append(
+            "Pooled over seeds (each category's means averaged over the seeds), Kronecker's "
+            "top-1 agreement wins or ties, of the paper's categories: "
+            + ", ".join(f"{c['top1_agreement']['won_or_tied']} against {n}" for n, c in won.items())
+            + "."
+        )
     return {"arms": arms, "notes": notes, "checks": checks}
 
 

@@ -591,7 +591,7 @@ _CONTROLS = {
     "ngram": ("ngram-untied", "hashed trigrams (untied)"),
 }
 SPELLING_CONTROLS = {short: label for short, (label, _) in _CONTROLS.items()}
-_CONTROL_NAMES = dict(_CONTROLS.values())  # arm label -> its name in a comparison
+CONTROL_NAMES = dict(_CONTROLS.values())  # arm label -> its name in a comparison
 # every arm of the LM claim, the order of its curves
 _KRONECKER_ARMS = ("learned-tied", METHOD_ARM, "learned-untied", "ngram-untied")
 SPELLING_CATEGORIES_CLAIMED = 10  # "wins or ties 10 of 11 categories"
@@ -750,13 +750,22 @@ KRONECKER_LM = Claim(
 # the paper's Tables 6-7 (probes/data/robustness_results.json, overall means).
 _SPELLING_METRICS = (
     ("top1_agreement_pct", "top-1 agreement (%)", "higher", False, "55.5 - 47.3 = +8.2 pts", 8.2),
-    ("top1_kappa", "top-1 kappa (agreement above chance)", "higher", False, None, None),
+    ("top1_kappa", "top-1 kappa (agreement above chance, petra's own)", "higher", False, None,
+     None),
     ("kl_mean", "KL", "lower", True, "-7.6 %", -7.6),
     ("hidden_cosine_mean", "final-hidden cosine", "higher", False, "0.879 vs 0.857 = +0.022",
      0.022),
     ("logprob_drop_mean", "log-prob drop", "lower", False, "1.058 vs 1.199 = -0.141", -0.141),
 )  # fmt: skip
-_SPELLING_SETS = {"paper": "paper's pairs", "brown": "Brown-made pairs"}
+_SPELLING_SETS = {
+    "paper": "paper's pairs",
+    "brown-inside": "Brown-made pairs, typo inside",
+    "brown": "Brown-made pairs, typo last",
+}
+# The sets whose typo sits inside the prompt, as in the paper's pairs: the claim as stated.
+# (`brown`, the typo last, also asks how the token being read moves the prediction; fixed
+# before brown-inside was first probed, after a review found the end-of-prompt confound.)
+_SPELLING_JOINT_SETS = ("paper", "brown-inside")
 
 
 def _spelling_name(pairs: str, control: str, what: str) -> str:
@@ -778,21 +787,21 @@ def _spelling_comparisons() -> tuple[Comparison, ...]:
             paper=paper if (pairs, control) == ("paper", "learned-tied") else None,
             paper_difference=difference if (pairs, control) == ("paper", "learned-tied") else None,
         )
-        for control, description in _CONTROL_NAMES.items()
+        for control, description in CONTROL_NAMES.items()
         for metric, what, better, relative, paper, difference in _SPELLING_METRICS
         for pairs, name in _SPELLING_SETS.items()
     )
 
 
 def _spelling_joint() -> tuple[Joint, ...]:
-    """The paper's direction against its baseline (the tied table) on both pair sets, per
-    metric: the claim holds only if it holds on each set."""
+    """The paper's direction against its baseline (the tied table) on both sets with the
+    typo inside the prompt, per metric: the claim holds only if it holds on each."""
     return tuple(
         Joint(
-            f"{what}: Kronecker vs learned (tied), on both pair sets",
+            f"{what}: Kronecker vs learned (tied), on both sets with the typo inside",
             tuple(
-                _spelling_name(name, _CONTROL_NAMES[BASELINE_ARM], what)
-                for name in _SPELLING_SETS.values()
+                _spelling_name(_SPELLING_SETS[name], CONTROL_NAMES[BASELINE_ARM], what)
+                for name in _SPELLING_JOINT_SETS
             ),
         )
         for _, what, *_ in _SPELLING_METRICS
@@ -807,26 +816,28 @@ KRONECKER_SPELLING = Claim(
     where="spelling robustness evaluation (Section 6.11)",
     paper_figure="top-1 kept 55.5 % vs 47.3 %; KL -7.6 %; wins or ties 10 of 11 categories",
     protocol=(
-        "`petra probe spelling` on the models of kronecker-lm-loss, seed by seed, on two pair "
+        "`petra probe spelling` on the models of kronecker-lm-loss, seed by seed, on three pair "
         "sets: the paper's 110 pairs (`--pairs paper`, the default: 10 in each of 11 "
-        "categories, a 1-2 character typo in a content word inside the prompt) and 200 pairs "
-        "made from Wikipedia's common misspellings in Brown sentences cut after the word "
-        "(`--pairs brown`: the typo ends the prompt). On each set, top-1 agreement, KL(clean "
+        "categories, a 1-2 character typo in a content word inside the prompt) and two sets "
+        "of 200 pairs made from Wikipedia's common misspellings in Brown sentences: cut three "
+        "words after the word (`--pairs brown-inside`: the typo inside the prompt, as in the "
+        "paper's) and cut right after it (`--pairs brown`: the typo ends the prompt). On each "
+        "set, top-1 agreement, KL(clean "
         "|| typo), final-hidden cosine and the log-prob drop of the clean top-1 token, "
         "Kronecker against both learned controls, and per category the paper's count: "
         "categories where Kronecker's top-1 agreement is above (win) or equal to (tie) the "
-        "control's. A quick first look takes 5 paper pairs of each category and 50 Brown-made "
-        "ones"
+        "control's. A quick first look takes 5 paper pairs of each category and 50 of each "
+        "Brown-made set"
     ),
     paper_scale=(
         "The models of kronecker-lm-loss at the paper's scale (124M parameters, 2.5B tokens "
-        "of web text), probed on the same two pair sets."
+        "of web text), probed on the same three pair sets."
     ),
     differences=(
         *_KRONECKER_DIFFERENCES,
         "pairs: the paper's 110 as published (one, 'The sun rises in the', has no typo: "
-        "full agreement for every model); the Brown-made set is petra's, a second look with "
-        "other typos at another place in the prompt",
+        "full agreement for every model); the Brown-made sets are petra's, a second look with "
+        "other typos inside the prompt, and a third with the typo as the prompt's last word",
         "prompts: most of the paper's ask for world knowledge (capitals, sums, colours) that a "
         "small model trained on a small corpus (Shakespeare by default) lacks, so its clean "
         "top-1 is mostly a function word: the figures say how far a typo moves the "
@@ -852,17 +863,25 @@ KRONECKER_SPELLING = Claim(
     ),
     metrics=(
         "paper/top1_chance_pct",
+        "brown-inside/top1_chance_pct",
         "brown/top1_chance_pct",
         "paper/categories_won_or_tied_vs_tied",
         "paper/categories_won_or_tied_vs_untied",
         "paper/categories_won_or_tied_vs_ngram",
     ),
     notes=(
-        "The paper's claim holds only if its direction holds on both pair sets: on its own "
-        "110 pairs (the claim as stated) and on the Brown-made pairs (other typos, at the "
-        "prompt's end); a direction on one set only is a property of those pairs, not a "
-        "robustness of the byte code. The joint verdicts apply that rule, metric by metric, "
-        "against the paper's baseline (the tied table).",
+        "The paper's claim holds only if its direction holds on both sets with the typo "
+        "inside the prompt: its own 110 pairs (the claim as stated) and the Brown-made pairs "
+        "with the typo inside (other typos, other sentences); a direction on one set only is a "
+        "property of those pairs, not a robustness of the byte code. The joint verdicts apply "
+        "that rule, metric by metric, against the paper's baseline (the tied table).",
+        "The typo-last set asks something else: whether a typo in the very token the model "
+        "reads last moves its prediction. A model whose last state is mostly that token's own "
+        "vector (Kronecker's read vectors are far larger than a learned table's: "
+        "kronecker-norm-drift's consumed_norm_final) moves with the typo there however well "
+        "it reads context, so that set is shown beside the joint, not in it. It was the "
+        "second set of the joint until a review found that confound; the rule was changed "
+        "before the typo-inside set was first probed.",
         "Categories: the paper's 'wins or ties 10 of 11' counts, per category, Kronecker's "
         "top-1 agreement against its BPE arm's, a win a higher rate and a tie an equal one "
         "(its published per-category rates give 7 wins, 3 ties, 1 loss). "
@@ -871,9 +890,10 @@ KRONECKER_SPELLING = Claim(
         "counts of all four metrics on both sets.",
         "Top-1 agreement is also high for a model that predicts the same few tokens after "
         "every prompt, or that a typo pushes to its default token. The kappa rows correct "
-        "for that as Cohen's kappa does (petra's own control; the reference probe has none): "
-        "chance (`SET/top1_chance_pct`, arms table) is how often a clean prompt's top-1 "
-        "equals another pair's typo top-1, and kappa = (agreement - chance) / (1 - chance), "
+        "for that in the manner of Cohen's kappa with a leave-one-out chance (petra's own "
+        "control; the reference probe has none): chance (`SET/top1_chance_pct`, arms table) "
+        "is how often a clean prompt's top-1 equals another pair's typo top-1, and kappa = "
+        "(agreement - chance) / (1 - chance), "
         "0 at chance. Prompts that share an answer count towards chance too, so kappa can "
         "understate a model that answers them alike.",
     ),

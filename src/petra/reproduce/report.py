@@ -531,14 +531,16 @@ def _summary(results: list[dict], outcomes: dict, prefix: str = "") -> list[str]
         found = outcomes[result["claim"]]
         for comparison, outcome in found["recorded"]:
             lines.append(_summary_row(claim, comparison["name"], comparison, outcome, earlier))
-        for name, verdict_, _ in found["joint"]:
+        for name, verdict_, of in found["joint"]:
+            verdict_ += _parts(of, found["verdicts"])
             lines.append(_row([claim, f"{name} (joint)", "–", "–", "–", "–", verdict_ + earlier]))
         today = found["today"]
         for comparison, outcome in today["rows"] if today else []:
             name = f"{comparison['name']} ({TODAYS.format('comparison')})"
             lines.append(_summary_row(claim, name, comparison, outcome, earlier))
-        for name, verdict_, _ in today["joint"] if today else []:
+        for name, verdict_, of in today["joint"] if today else []:
             name = f"{name} ({TODAYS.format('joint claim')})"
+            verdict_ += _parts(of, found["verdicts"])
             lines.append(_row([claim, name, "–", "–", "–", "–", verdict_ + earlier]))
         checks = result["checks"]
         if checks or not result["comparisons"]:  # checks are claims too: never only inside
@@ -657,6 +659,12 @@ def _comparisons_table(pairs: list[tuple[dict, dict]]) -> list[str]:
         lines.append(_row([*cells, outcome["verdict"]]))
         dropped += _dropped_lines(comparison, outcome)
     return lines + (["", *dropped] if dropped else [])
+
+
+def _parts(of: list[str], verdicts: dict[str, str]) -> str:
+    """A joint claim's comparisons' verdicts, in its order, for its summary row: which one
+    decided it shows without the section."""
+    return " (its parts: " + "; ".join(verdicts.get(c, "not measured") for c in of) + ")"
 
 
 def _joint_lines(joint: list[tuple[str, str, list[str]]], verdicts: dict[str, str]) -> list[str]:
