@@ -1080,6 +1080,11 @@ KRONECKER_GEOMETRY = Claim(
         "arm sits at 0 in every seed the row is not testable (its floor). The direction "
         "'lower is better' is petra's reading: the paper presents Table 10 as what its "
         "layers keep of a table's spelling structure, not as a contest.",
+        "Against the hashed trigrams the level row compares the two codes as much as their "
+        "training: both start above 0 (init/typographic_at_10_pct, arms table) and the gap is "
+        "mostly there at step 0. The change-in-training row asks whether training moves "
+        "Kronecker's table away from typographic variants more than the trigrams' (trained "
+        "minus step 0, each arm from its own start).",
         "Typographic@5 and 'morphological@5' in the reference's output are one number: a "
         "neighbour that is not a typographic variant counts as morphological, so the second "
         "is 1 minus the first.",
@@ -1115,6 +1120,14 @@ KRONECKER_GEOMETRY = Claim(
             "ngram-untied",
             "lower",
             floor=0.0,
+        ),
+        Comparison(
+            "Kronecker vs hashed trigrams (untied control), change of typographic@10 in "
+            "training (points)",
+            "typographic_at_10_pct_gain",
+            "kronecker-untied",
+            "ngram-untied",
+            "lower",
         ),
     ),
 )
