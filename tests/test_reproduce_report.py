@@ -762,6 +762,9 @@ def test_results_of_an_earlier_registry_entry_are_marked(results_dir):
     assert set(stale_fields(result)) == {
         "title", "place in the paper", "protocol", "differences", "comparisons", "notes",
     }  # fmt: skip
+    fresh = json.loads((results_dir / "fourier-sts.json").read_text())
+    fresh["notes"] = ["a note of the analysis"]  # a claim the registry lacks: never stale
+    (results_dir / "fourier-sts.json").write_text(json.dumps(fresh))
     text = format_report(load_results(results_dir), {})
     assert "Written under an earlier entry of the claims registry" in text
     assert "[`kronecker-lm-loss`](#kronecker-lm-loss)" in text and "`fourier-sts`](" not in text
@@ -769,6 +772,10 @@ def test_results_of_an_earlier_registry_entry_are_marked(results_dir):
         "**Written under an earlier registry entry**: its title, place in the paper, "
         "protocol, differences, comparisons, notes" in text
     )
+    earlier_words = "As the earlier registry entry's analysis wrote them:"
+    assert earlier_words in _section(text, "kronecker-lm-loss")  # its notes may be stale
+    assert earlier_words not in _section(text, "fourier-sts")
+    assert "- a note of the analysis" in _section(text, "fourier-sts")
     result["protocol"], result["differences"] = claim.protocol, list(claim.differences)
     result["comparisons"] = [dataclasses.asdict(c) for c in claim.comparisons]
     result["title"], result["where"] = claim.title, claim.where

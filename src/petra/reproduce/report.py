@@ -635,7 +635,10 @@ def _section(result: dict, outcomes: dict, plot_links: dict, scale: str | None =
             lines.append("")
         lines.pop()
     if result["notes"]:
-        lines += ["", "### Notes", "", *(f"- {note}" for note in result["notes"])]
+        lines += ["", "### Notes", ""]
+        if changed:  # an earlier analysis's words: they may describe what today's does not
+            lines += ["As the earlier registry entry's analysis wrote them:", ""]
+        lines += [f"- {note}" for note in result["notes"]]
     lines += ["", "### What differs from the paper", "", *_whose_differences(result, changed)]
     lines += [f"- {d}" for d in result["differences"]] or ["- nothing recorded"]
     if result.get("paper_scale"):
