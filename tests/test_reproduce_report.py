@@ -978,8 +978,11 @@ def test_a_metric_an_earlier_entry_stored_under_another_name_is_read_from_it(
     paper = dataclasses.replace(brown, name="paper: cosine", metric="paper/hidden_cosine_mean")
     _today_claim(monkeypatch, "kronecker-spelling", (paper, brown),
                  (Joint("cosine on both sets", (paper.name, brown.name)),))  # fmt: skip
+    from petra.reproduce.claims import CLAIMS
+
     result = json.loads((results_dir / "kronecker-lm-loss.json").read_text())
-    result.update(claim="kronecker-spelling", comparisons=[], joint=[], checks=[], plots=[])
+    result.update(claim="kronecker-spelling", comparisons=[], joint=[], checks=[], plots=[],
+                  protocol=CLAIMS["kronecker-spelling"].stored_as.protocol)  # fmt: skip
     values = {"kronecker-untied": (0.6, 0.55, 0.65), "learned-tied": (0.8, 0.8, 0.8)}
     for label, arm in result["arms"].items():
         arm["per_seed"] = {str(s): {"hidden_cosine_mean": v}
@@ -1055,13 +1058,16 @@ def test_what_differs_says_when_its_texts_are_not_the_runs_settings(results_dir)
 def test_why_a_comparison_is_not_measured():
     """An arm not in the runs, the metric in neither arm or in one only, and (a hand-edited
     file) each arm holding it under another of its names."""
+    from petra.reproduce.claims import CLAIMS
     from petra.reproduce.earlier_entry import _stored_name, _unmeasured
 
     def arm(**row):
         return {"per_seed": {"0": row, "1": {}}}
 
     comparison = {"a": "k", "b": "t", "metric": "brown/kl_mean"}
-    result = {"claim": "kronecker-spelling", "arms": {"k": arm(kl_mean=0.5), "t": arm()}}
+    earlier = CLAIMS["kronecker-spelling"].stored_as.protocol  # the entry that stored `kl_mean`
+    result = {"claim": "kronecker-spelling", "protocol": earlier,
+              "arms": {"k": arm(kl_mean=0.5), "t": arm()}}  # fmt: skip
     assert _unmeasured(result, {**comparison, "b": "n"}) == "no arm `n` in these runs"
     assert _unmeasured(result, comparison) == "`t` stored no `brown/kl_mean`"
     assert _unmeasured(result, {**comparison, "metric": "kl"}) == "these runs stored no `kl`"
@@ -1075,6 +1081,8 @@ def test_why_a_comparison_is_not_measured():
     result["arms"]["t"] = arm(kl_mean=0.4)
     assert _stored_name(result, comparison) == "kl_mean"
     assert _stored_name({**result, "claim": "kronecker-lm-loss"}, comparison) is None
+    # a file of another entry (its protocol not the one that stored `kl_mean`): not read so
+    assert _stored_name({**result, "protocol": "the paper's pairs"}, comparison) is None
 
 
 def test_a_new_joint_claim_of_recorded_comparisons_is_answered(results_dir, monkeypatch):
@@ -1108,9 +1116,11 @@ def test_a_new_joint_claim_of_recorded_comparisons_is_answered(results_dir, monk
 def _spelling_file(results_dir, comparisons, joint, values):
     """The fixture kronecker-lm-loss rewritten as an earlier spelling entry's file: these
     recorded `comparisons` and `joint` claims, each arm's `top1_agreement_pct` per seed."""
+    from petra.reproduce.claims import CLAIMS
+
     result = json.loads((results_dir / "kronecker-lm-loss.json").read_text())
     result.update(claim="kronecker-spelling", comparisons=comparisons, joint=joint, checks=[],
-                  plots=[])  # fmt: skip
+                  plots=[], protocol=CLAIMS["kronecker-spelling"].stored_as.protocol)  # fmt: skip
     for label, arm in result["arms"].items():
         arm["per_seed"] = {str(s): {"top1_agreement_pct": v} for s, v in enumerate(values[label])}
     (results_dir / "kronecker-lm-loss.json").write_text(json.dumps(result))

@@ -86,6 +86,18 @@ class Comparison:
 
 
 @dataclass(frozen=True)
+class StoredAs:
+    """Today's metric names that begin with `today` were stored by an earlier registry entry
+    as `stored` + the rest, for `why`: read so only from a file of that entry, whose
+    `protocol` text is this one."""
+
+    today: str
+    stored: str
+    why: str
+    protocol: str
+
+
+@dataclass(frozen=True)
 class Joint:
     """A claim that holds only where each of the named `comparisons` holds (e.g. a direction
     on both of two pair sets): its verdict is `stats.joint_verdict` of theirs."""
@@ -123,9 +135,9 @@ class Claim:
     selection: Selection | None = None  # how the arms' grids are chosen
     metrics: tuple[str, ...] = ()  # shown per arm beside the compared ones
     joint: tuple[Joint, ...] = ()  # claims that hold only where several comparisons hold
-    # a prefix of today's metric names that an earlier entry's runs stored under another:
-    # (today's, the earlier one, why), for reading their files (`earlier_entry`)
-    stored_as: tuple[str, str, str] | None = None
+    # a prefix of today's metric names that an earlier entry's runs stored under another,
+    # for reading their files (`earlier_entry`)
+    stored_as: StoredAs | None = None
 
     def arm(self, label: str) -> Arm:
         return next(arm for arm in self.arms if arm.label == label)
@@ -855,11 +867,13 @@ KRONECKER_SPELLING = Claim(
     # Before this entry probed two pair sets, petra probed one, its default pairs, made by the
     # code that makes today's Brown-made pairs (`default_pairs`, renamed `brown_pairs` with
     # its body unchanged), and stored their metrics without the `brown/` prefix.
-    stored_as=(
+    stored_as=StoredAs(
         "brown/",
         "",
         "the earlier entry probed one pair set, its default pairs, made by the code that "
         "makes today's Brown-made pairs",
+        "`petra probe spelling` with the default pairs (Wikipedia misspellings in prompts) on "
+        "the models of kronecker-lm-loss, seed by seed",
     ),
     metrics=(
         "paper/top1_chance_pct",

@@ -65,14 +65,12 @@ def stale_fields(result: dict) -> list[str]:
 
 
 def _metric_names(result: dict, metric: str) -> list[str]:
-    """The names a file may store today's `metric` under: its own, then its earlier one
-    (the claim's `stored_as`)."""
+    """The names a file may store today's `metric` under: its own, then, in a file of the
+    earlier entry the claim's `stored_as` names (its protocol), its earlier one."""
     claim = CLAIMS.get(result["claim"])
-    if claim is None or claim.stored_as is None:
-        return [metric]
-    today, stored, _ = claim.stored_as
-    if metric.startswith(today):
-        return [metric, stored + metric.removeprefix(today)]
+    renamed = claim and claim.stored_as
+    if renamed and result["protocol"] == renamed.protocol and metric.startswith(renamed.today):
+        return [metric, renamed.stored + metric.removeprefix(renamed.today)]
     return [metric]
 
 
@@ -214,7 +212,7 @@ def todays(result: dict, recorded: dict[str, dict]) -> dict | None:
     instead = {today["name"]: earlier for today, earlier in pairs.values()}
     comparisons = todays_comparisons(claim)
     found: dict = {"same": same, "rows": [], "read": [], "renamed": {}, "unmeasured": []}
-    found["why_renamed"] = claim.stored_as[2] if claim.stored_as else ""
+    found["why_renamed"] = claim.stored_as.why if claim.stored_as else ""
     found["replaced"], found["verdicts"] = [], {}
     verdicts = {name: recorded[name]["verdict"] for name in same}
     for comparison in comparisons:
