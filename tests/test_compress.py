@@ -11,7 +11,13 @@ from safetensors import safe_open
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from petra.cli import main
-from petra.compress import CompressSettings, comparison_table, compress, format_result
+from petra.compress import (
+    CompressSettings,
+    comparison_table,
+    compress,
+    format_result,
+    plot_tradeoff,
+)
 from petra.data import load_tokenizer
 from petra.embeddings import KINDS
 from petra.hf import from_pretrained
@@ -98,6 +104,47 @@ def test_a_quantized_table_is_counted_in_bytes_and_named_by_its_bits(tiny_lm, tm
     assert params["embedding_bytes_after"] == 50257 * (32 // 2 + 8)  # codes, scale, offset
     table = comparison_table([tmp_path / "run"])
     assert f"| quantized (bits=4) | 100,514 | {50257 * 24 / 2**20:.2f} |" in table
+
+
+def test_the_plot_places_each_arm_by_its_bytes_and_by_its_parameters(
+    tiny_lm, tmp_path, monkeypatch
+):
+    import petra.compress as module
+
+    settings = lm_settings(tiny_lm, kind="quantized", options={"bits": 4})
+    result = compress(settings, tmp_path / "run", progress=False)
+    params, quality = result["parameters"], result["quality"]
+    drawn = {}
+    real_save = module.save
+    monkeypatch.setattr(module, "save", lambda figure, axes, path, **kw: drawn.update(
+        panels=[[tuple(map(tuple, c.get_offsets())) for c in a.collections] for a in figure.axes]
+    ) or real_save(figure, axes, path, **kw))  # fmt: skip
+    path = plot_tradeoff([tmp_path / "run"], tmp_path / "plot.png")
+    assert path.read_bytes().startswith(b"\x89PNG")
+    by_bytes, by_params = drawn["panels"]
+    original, start, end = (
+        quality[stage]["val_loss"] for stage in ("original", "swapped", "recovered")
+    )
+
+    def points(before, after):  # the original, the arm's start, its end
+        return [((before, original),), ((after, start),), ((after, end),)]
+
+    mib = {stage: params[f"embedding_bytes_{stage}"] / 2**20 for stage in ("before", "after")}
+    assert by_bytes == points(mib["before"], mib["after"])
+    assert by_params == points(params["embedding_before"], params["embedding_after"])
+
+
+def test_an_arm_is_named_by_its_kind_base_options_and_start():
+    from petra.compress import _arm_name
+
+    def name(kind, options=None, factor_dim=None):
+        return _arm_name({"kind": kind, "options": options, "factor_dim": factor_dim,
+                          "start": "fit"})  # fmt: skip
+
+    assert name("residual", {"rank": 16}) == "residual on kronecker (rank=16), fit start"
+    assert name("residual", {"base": "ngram", "rank": 8}) == "residual on ngram (rank=8), fit start"
+    assert name("learned", factor_dim=50) == "learned, SVD rank 50"
+    assert name("quantized", {"bits": 4}) == "quantized (bits=4)"
 
 
 def test_a_trimmed_table_keeps_the_training_texts_ids_and_says_what_it_drops(tiny_lm, tmp_path):

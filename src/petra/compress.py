@@ -54,6 +54,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import importlib.util
+import inspect
 import math
 import shutil
 import warnings
@@ -1078,48 +1079,62 @@ def finished_runs(run_dirs: list[str | Path]) -> list[dict]:
 
 
 def plot_tradeoff(run_dirs: list[str | Path], path: str | Path) -> Path:
-    """The trade-off of finished runs as one plot (PNG): quality against the embedding's
-    stored MiB (log scale), each arm at its start (hollow) and after recovery (filled), the
-    original model a star, each arm labelled with its recovery budget. A run recorded before
-    petra counted bytes is left out of the plot (the table shows it)."""
+    """The trade-off of finished runs as one figure (PNG) of two panels sharing the quality
+    axis: against the embedding's stored MiB, and against its trained parameters (both log
+    scale: a quantized table has few parameters and many bytes), each arm at its start
+    (hollow) and after recovery (filled), the original model a star, each arm labelled with
+    its recovery budget. A run recorded before petra counted bytes is left out of the plot
+    (the table shows it)."""
     runs = finished_runs(run_dirs)
     first = runs[0]
     metric = next(iter(first["quality"]["original"]))
     plt = pyplot()
-    figure, axes = plt.subplots(figsize=(9.5, 5))
-    original = first["parameters"].get("embedding_bytes_before")
-    if original is not None:
-        axes.scatter(original / 2**20, first["quality"]["original"][metric], marker="*", s=160,
-                     color="black", label="original", zorder=3)  # fmt: skip
+    figure, panels = plt.subplots(1, 2, figsize=(14, 5), sharey=True)
+    sizes = {  # panel: (its x of the original, of an arm after the swap, its label)
+        panels[0]: (lambda p: p.get("embedding_bytes_before", 0) / 2**20,
+                    lambda p: p.get("embedding_bytes_after", 0) / 2**20,
+                    "embedding MiB stored (log scale)"),
+        panels[1]: (lambda p: p["embedding_before"], lambda p: p["embedding_after"],
+                    "embedding parameters (log scale)"),
+    }  # fmt: skip
     colours = plt.get_cmap("tab20").colors  # 20 apart: each arm its own
-    for i, result in enumerate(runs):
-        size = result["parameters"].get("embedding_bytes_after")
-        if size is None:
-            continue
-        settings = result["settings"]
-        label = f"{_arm_name(settings)} ({result['steps']} x {settings['batch_size']})"
-        start, end = (result["quality"][stage][metric] for stage in ("swapped", "recovered"))
-        colour = colours[i % len(colours)]
-        axes.plot([size / 2**20] * 2, [start, end], linewidth=1, color=colour, label=label)
-        axes.scatter(size / 2**20, start, facecolors="none", edgecolors=colour)
-        axes.scatter(size / 2**20, end, color=colour)
-    axes.set_xscale("log")
-    title = f"{first['settings']['model']}: hollow at the swap, filled after recovery"
-    axes.set(xlabel="embedding MiB stored (log scale)", ylabel=METRICS.get(metric, metric),
-             title=title)  # fmt: skip
-    save(figure, axes, path, legend_size=7, legend_outside=True)
+    for axes, (before, after, xlabel) in sizes.items():
+        if "embedding_bytes_before" in first["parameters"]:
+            axes.scatter(before(first["parameters"]), first["quality"]["original"][metric],
+                         marker="*", s=160, color="black", label="original", zorder=3)  # fmt: skip
+        for i, result in enumerate(runs):
+            if "embedding_bytes_after" not in result["parameters"]:
+                continue
+            settings, x = result["settings"], after(result["parameters"])
+            label = f"{_arm_name(settings)} ({result['steps']} x {settings['batch_size']})"
+            start, end = (result["quality"][stage][metric] for stage in ("swapped", "recovered"))
+            colour = colours[i % len(colours)]
+            axes.plot([x] * 2, [start, end], linewidth=1, color=colour, label=label)
+            axes.scatter(x, start, facecolors="none", edgecolors=colour)
+            axes.scatter(x, end, color=colour)
+        axes.set_xscale("log")
+        axes.set(xlabel=xlabel)
+        axes.grid(alpha=0.3)
+    panels[0].set(ylabel=METRICS.get(metric, metric))
+    figure.suptitle(f"{first['settings']['model']}: hollow at the swap, filled after recovery")
+    save(figure, panels[1], path, legend_size=7, legend_outside=True)
     return Path(path)
 
 
 def _arm_name(settings: dict) -> str:
-    """`learned, SVD rank 50`, `kronecker, fit start`, `quantized (bits=4)`: the kind, its
-    options, and a computed kind's start."""
+    """`learned, SVD rank 50`, `kronecker, fit start`, `quantized (bits=4)`, `residual on
+    kronecker (rank=16), fit start`: the kind (and the base it corrects, given or its
+    default), its options, and a computed kind's start."""
+    kind, options = embedding_class(settings["kind"]), dict(settings.get("options") or {})
     name = settings["kind"]
-    if settings.get("options"):
-        name += f" ({key_values(settings['options'])})"
+    if "base" in inspect.signature(kind.builder()).parameters:
+        name += f" on {kind.option(options, 'base')}"
+        options.pop("base", None)
+    if options:
+        name += f" ({key_values(options)})"
     if settings["factor_dim"] is not None:
         return name + f", SVD rank {settings['factor_dim']}"
-    if not embedding_class(settings["kind"]).starts_from_table:
+    if not kind.starts_from_table:
         name += f", {settings['start']} start"
     return name
 
