@@ -21,35 +21,13 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
 from petra.atomic import atomic_write_json
-from petra.compress import CompressSettings, swap_start
-from petra.data import load_stsb, resolve_data_dir
+from petra.compress import CompressSettings, pair_spearman, swap_start
+from petra.data import load_stsb
 from petra.hf import from_pretrained
-from petra.tasks.sentence import cosine_correlations
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "compress-minilm" / "pilot" / "rescored-train.json"
-
-
-def genres() -> list[str]:
-    """Each STS-B train pair's genre (the file's first field), in file order."""
-    path = resolve_data_dir() / "stsb" / "sts-train.csv"
-    return [line.split("\t", 1)[0] for line in path.read_text().splitlines() if line.strip()]
-
-
-def scores(model, pairs, genre_of: list[str]) -> dict:
-    """Spearman x100 over every pair and over each genre's."""
-    with torch.no_grad():
-        a = model.encode([p.sentence1 for p in pairs], batch_size=128, convert_to_tensor=True)
-        b = model.encode([p.sentence2 for p in pairs], batch_size=128, convert_to_tensor=True)
-    gold = [p.score for p in pairs]
-    found = {"all": cosine_correlations(a, b, gold)["spearman"]}
-    for genre in sorted(set(genre_of)):
-        keep = [i for i, g in enumerate(genre_of) if g == genre]
-        found[genre] = cosine_correlations(a[keep], b[keep], [gold[i] for i in keep])["spearman"]
-    return found
 
 
 def models(folder: Path, starts: bool) -> list[tuple[str, object]]:
@@ -72,15 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--starts", action="store_true", help="score each run's start too")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
-    pairs, genre_of = load_stsb("train"), genres()
-    if len(genre_of) != len(pairs):
-        raise ValueError(f"{len(genre_of)} genres for {len(pairs)} STS-B train pairs")
+    pairs = load_stsb("train")
     result = json.loads(args.out.read_text()) if args.out.is_file() else {}
     for folder in map(Path, args.folders):
         for name, load in models(folder, args.starts):
             if name in result:
                 continue
-            result[name] = scores(load().eval(), pairs, genre_of)
+            result[name] = pair_spearman(load().eval(), pairs)
             print(name, {k: round(v, 2) for k, v in result[name].items()}, flush=True)
             atomic_write_json(args.out, result)
     return 0

@@ -238,6 +238,23 @@ def test_sentence_encoder_on_minilm(tmp_path, monkeypatch):
     assert student.encode(["a sentence"]).shape == (1, 384)
 
 
+def test_pair_spearman_scores_all_pairs_and_each_genre_alone():
+    """Each genre's score is the score of that genre's pairs alone, and "all" is
+    `stsb_spearman`'s: encoding all pairs together changes no vector."""
+    from petra.compress import load_teacher, pair_spearman, stsb_spearman
+    from petra.data import load_stsb
+
+    model, _, _ = load_teacher("all-minilm-l6-v2")
+    pairs = load_stsb("dev")
+    pairs = [*pairs[:30], *pairs[-30:]]  # two genres, captions first and news last
+    found = pair_spearman(model, pairs)
+    assert set(found) == {"all", pairs[0].genre, pairs[-1].genre} and len(found) == 3
+    for genre in (pairs[0].genre, pairs[-1].genre):
+        alone = pair_spearman(model, [p for p in pairs if p.genre == genre])
+        assert alone == {"all": pytest.approx(found[genre]), genre: pytest.approx(found[genre])}
+    assert stsb_spearman(model, limit=30) == pytest.approx(pair_spearman(model, pairs[:30])["all"])
+
+
 def test_the_cosines_recovery_matches_only_the_pairwise_cosines(tmp_path, monkeypatch):
     """--distil cosines: the loss is `pairwise_cosine_error` of the batch's sentence vectors
     against the teacher's, nothing else (`pairs`, with its per-vector and per-layer terms,

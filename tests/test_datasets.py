@@ -84,6 +84,8 @@ def test_stsb_counts_and_scores(stsb):
         "An air plane is taking off.",
         5.0,
     )
+    genres = Counter(r.genre for r in stsb["train"])  # the first field, for per-genre scores
+    assert genres == {"main-captions": 2_000, "main-forum": 450, "main-news": 3_299}
 
 
 def test_stsb_keeps_quotes_and_ignores_trailing_fields(tmp_path):
@@ -91,7 +93,7 @@ def test_stsb_keeps_quotes_and_ignores_trailing_fields(tmp_path):
         tmp_path / "sts.csv",
         'g\ts\t2012\t1\t2.5\tHe said "hi.\tShe said "bye".\textra\tfields\n',
     )
-    assert load_stsb(path) == [SentencePair('He said "hi.', 'She said "bye".', 2.5)]
+    assert load_stsb(path) == [SentencePair('He said "hi.', 'She said "bye".', 2.5, "g")]
     assert load_stsb(str(path)) == load_stsb(path)
 
 
@@ -363,7 +365,7 @@ def test_misspellings():
 
 def test_data_dir_and_petra_data(tmp_path, monkeypatch):
     write(tmp_path / "stsb" / "sts-train.csv", "g\ts\t2012\t1\t1.5\tone\ttwo\n")
-    expected = [SentencePair("one", "two", 1.5)]
+    expected = [SentencePair("one", "two", 1.5, "g")]
     assert load_stsb("train", data_dir=tmp_path) == expected
     monkeypatch.setenv("PETRA_DATA", str(tmp_path))
     assert load_stsb("train") == expected
@@ -490,7 +492,7 @@ UNDECODABLE = {
         b"g\ts\t2012\t1\t4.0\tone\ttwo\ng\ts\t2012\t2\t1.0\tcaf\xe9\tbar\n"
         b"g\ts\t2012\t3\t2.0\tthree\tfour\n",
         load_stsb,
-        [SentencePair("one", "two", 4.0), SentencePair("three", "four", 2.0)],
+        [SentencePair("one", "two", 4.0, "g"), SentencePair("three", "four", 2.0, "g")],
     ),
     "nli": (
         "nli.jsonl",

@@ -427,11 +427,21 @@ def stsb_spearman(model, limit: int | None = None, split: str = "dev") -> float:
     """STS-B Spearman (x100) of the cosine of a sentence-transformers model's vectors, over
     every pair of the split (dev: 1,500; train: 5,749; or the first `limit`). Settings are
     chosen on train, which no recovery reads the scores of; dev is the reported split."""
-    pairs = load_stsb(split)[:limit]
+    return pair_spearman(model, load_stsb(split)[:limit])["all"]
+
+
+def pair_spearman(model, pairs) -> dict[str, float]:
+    """Spearman (x100) of the cosine of a sentence-transformers model's vectors against the
+    pairs' scores: over all of `pairs` ("all") and over each genre's (`SentencePair.genre`)."""
     with torch.no_grad():
         a = model.encode([p.sentence1 for p in pairs], batch_size=128, convert_to_tensor=True)
         b = model.encode([p.sentence2 for p in pairs], batch_size=128, convert_to_tensor=True)
-    return cosine_correlations(a, b, [p.score for p in pairs])["spearman"]
+    gold = [p.score for p in pairs]
+    found = {"all": cosine_correlations(a, b, gold)["spearman"]}
+    for genre in sorted({p.genre for p in pairs} - {""}):
+        keep = [i for i, p in enumerate(pairs) if p.genre == genre]
+        found[genre] = cosine_correlations(a[keep], b[keep], [gold[i] for i in keep])["spearman"]
+    return found
 
 
 _CORPUS_IDS: dict[tuple[str, str, str], torch.Tensor] = {}  # (tokenizer, data folder, split)

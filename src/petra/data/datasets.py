@@ -71,11 +71,13 @@ READ_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error, csv.Error)
 
 @dataclass(frozen=True, slots=True)
 class SentencePair:
-    """Two sentences and their similarity score (STS-B: 0 unrelated .. 5 equivalent)."""
+    """Two sentences and their similarity score (STS-B: 0 unrelated .. 5 equivalent), and
+    the pair's genre (STS-B: main-captions, main-forum, main-news; "" where none)."""
 
     sentence1: str
     sentence2: str
     score: float
+    genre: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,7 +301,7 @@ def _parse_stsb(line: str) -> SentencePair:
     sentence1, sentence2 = fields[5], fields[6]
     if not sentence1.strip() or not sentence2.strip():
         raise ValueError("empty sentence")
-    return SentencePair(sentence1, sentence2, score)
+    return SentencePair(sentence1, sentence2, score, fields[0])
 
 
 def load_stsb(
