@@ -89,6 +89,23 @@ def test_top1_chance_and_kappa_against_a_count_over_different_pairs():
     assert top1_kappa([4, 4, 4, 5], [4, 4, 4, 4])["top1_kappa"] == pytest.approx(0, abs=1e-12)
 
 
+def test_last_token_cosine_is_the_final_state_against_the_last_token_read(loaded):
+    """The cosine of the clean prompt's final hidden state with the input vector of its last
+    position, as the model's forward computes both over the whole prompt."""
+    model, tokenizer = loaded
+    pairs = [PromptPair("To be or not to", "To be or nto to", "a"),
+             PromptPair("The king is", "The kign is", "b")]  # fmt: skip
+    result = probe_spelling(model, tokenizer, pairs)
+    for pair, row in zip(pairs, result["pairs"], strict=True):
+        ids = torch.tensor([tokenizer.encode(pair.clean).ids])
+        with torch.no_grad():
+            hidden, read = model.hidden_states(ids)[0, -1], model.embed(ids)[0, -1]
+        expected = torch.nn.functional.cosine_similarity(hidden, read, dim=0)
+        assert row["last_token_cosine"] == pytest.approx(float(expected), abs=1e-6)
+    mean = sum(row["last_token_cosine"] for row in result["pairs"]) / 2
+    assert result["summary"]["last_token_cosine_mean"] == pytest.approx(mean)
+
+
 def test_the_probe_reports_its_prompts_top1_chance_and_kappa(loaded):
     """The summary's chance and kappa are `top1_kappa` of the rows' clean and typo top-1
     tokens, overall and per category; one prompt repeated has chance 1 and kappa 0 (its
@@ -125,20 +142,19 @@ def test_brown_pairs_are_reproducible_typos_of_the_last_word():
 def test_brown_inside_pairs_hold_the_typo_inside_and_end_on_the_same_token(gpt2):
     pairs = pair_set("brown-inside")
     assert len(pairs) == 200 and brown_pairs(7, words_after=INSIDE_WORDS_AFTER) == pairs[:7]
-    after = INSIDE_WORDS_AFTER
-    for pair in pairs:
+    for number, pair in enumerate(pairs):
+        after = INSIDE_WORDS_AFTER[number % len(INSIDE_WORDS_AFTER)]  # 1, 2, 3 items in turn
         clean, typo = pair.clean.split(), pair.typo.split()
         assert clean[-after:] == typo[-after:] and clean[: -after - 1] == typo[: -after - 1]
         assert clean[-after - 1] != typo[-after - 1] and len(clean) >= 4 + after
         assert pair.category == edit_category(clean[-after - 1], typo[-after - 1])
         assert gpt2.encode(pair.clean).ids[-1] == gpt2.encode(pair.typo).ids[-1]
     # mostly the typo-last set's misspellings: one no sentence has room after drops out
-    shared = {p.typo.split()[-after - 1] for p in pairs} & {
-        p.typo.split()[-1] for p in brown_pairs()
-    }
-    assert len(shared) >= 180
-    with pytest.raises(ValueError, match="words_after must be at least 0, got -1"):
-        brown_pairs(5, words_after=-1)
+    typos = {p.typo.split()[-1 - INSIDE_WORDS_AFTER[i % 3]] for i, p in enumerate(pairs)}
+    assert len(typos & {p.typo.split()[-1] for p in brown_pairs()}) >= 180
+    for wrong in ((), (2, -1)):
+        with pytest.raises(ValueError, match="words_after must be counts of at least 0"):
+            brown_pairs(5, words_after=wrong)
 
 
 def test_paper_pairs_are_110_in_11_categories_with_the_typo_inside_the_prompt():

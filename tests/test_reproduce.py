@@ -193,22 +193,33 @@ def test_a_kept_retrieval_result_is_keyed_by_the_analysis_too(monkeypatch, tmp_p
 
 def test_the_category_count_has_a_seed_noise_reference_and_a_pooled_count():
     """Against itself at another seed an arm ties every category when its seeds agree, and
-    wins all or none when one seed is uniformly ahead; pooling averages each category."""
+    wins all or none when one seed is uniformly ahead; pooling counts the pairs kept over the
+    seeds (an integer: equal counts tie exactly) and averages the other means."""
     from petra.probes.spelling import BETTER
 
     def summary(rate):
-        categories = {f"c{i}": dict.fromkeys(BETTER, rate) for i in range(11)}
-        return {"paper": {"per_category": categories}}
+        row = {**dict.fromkeys(BETTER, rate), "pairs": 10}
+        return {"paper": {"per_category": {f"c{i}": row for i in range(11)}}}
 
     summaries = {
         "same": {0: summary(0.5), 1: summary(0.5)},
         "apart": {0: summary(0.5), 1: summary(0.6)},
     }
     note = analyses._seed_noise(summaries, [0, 1])
-    assert "in 3 of 4 ordered seed pairs" in note and "counts [0, 11, 11, 11]" in note
+    assert "in 3 of 4 ordered seed pairs (2 unordered;" in note and "counts [0, 11, 11, 11]" in note
     pooled = analyses._pooled(summaries["apart"], "paper")["per_category"]
     assert pooled.keys() == summary(0)["paper"]["per_category"].keys()
-    assert all(v == pytest.approx(0.55) for row in pooled.values() for v in row.values())
+    for row in pooled.values():
+        assert row.pop("top1_agreement") == 5 + 6  # pairs kept over both seeds
+        assert all(v == pytest.approx(0.55) for v in row.values())
+    # 0.7 and 0.9 against 0.8 twice: 16 kept pairs each, a tie (averaged floats need not be)
+    uneven = {0: summary(0.7), 1: summary(0.9)}, {0: summary(0.8), 1: summary(0.8)}
+    ours, theirs = (analyses._pooled(by_seed, "paper") for by_seed in uneven)
+    assert (
+        ours["per_category"]["c0"]["top1_agreement"]
+        == 16
+        == theirs["per_category"]["c0"]["top1_agreement"]
+    )
 
 
 def test_quick_kronecker_claims_end_to_end_then_reuse(tmp_path, slices):

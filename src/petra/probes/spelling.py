@@ -50,12 +50,19 @@ Two pair sets (`pair_set`):
   typo is always the prompt's last word. The category is the edit that turns the correction
   into the misspelling: transposition, deletion, insertion, substitution or other.
 - `brown-inside`: the same construction with the typo inside the prompt, as in the paper's
-  pairs: the sentence must go on for at least `INSIDE_WORDS_AFTER` + 1 items (words or
-  punctuation) after the correction, and the prompt is cut after the first
-  `INSIDE_WORDS_AFTER` of them, so both prompts end on the same words and the prompt never
-  ends its sentence. A model whose last position mostly repeats the last token's own vector
-  can look fragile on `brown` and robust here: the two sets apart tell a typo's effect on
-  the context from its effect on the token being read.
+  pairs (97 of whose 110 place it one to three words before the end): the sentence must go
+  on for at least four items (words or punctuation) after the correction, and the prompt is
+  cut one, two or three items after it, in turn over the pairs (`INSIDE_WORDS_AFTER`), so
+  both prompts end on the same token and the prompt never ends its sentence. Its sentences
+  are those with room after the word, so its pairs are mostly the typo-last set's
+  misspellings in other sentences, not the same prompts cut later.
+
+`last_token_cosine` (a diagnostic, not compared): the cosine of the clean prompt's final
+hidden state with the vector the model reads for its last token (its token vector, after the
+embedding norm where the model has one). Where it is high the last
+state mostly repeats the token being read: a typo in that token then moves the prediction
+(the typo-last set) and a typo elsewhere barely does (the final-hidden cosine of the other
+sets), whatever the model reads of the context.
 
 Where petra departs from the reference probe: KL is clamped at 0 (rounding can make it
 -1e-9); a prompt longer than the model's block keeps its last `max_len` tokens (none of
@@ -80,7 +87,7 @@ from petra.probes.checks import require_at_least_one, require_causal_lm
 
 CATEGORIES = ("transposition", "deletion", "insertion", "substitution", "other")
 BROWN_PAIRS = 200  # a Brown-made set's default size
-INSIDE_WORDS_AFTER = 3  # brown-inside: the items the prompt keeps after the typo
+INSIDE_WORDS_AFTER = (1, 2, 3)  # brown-inside: the items kept after the typo, in turn
 PAPER_PAIRS_FILE = Path("kronecker-probes") / "spelling_pairs.json"
 
 
@@ -116,14 +123,16 @@ def edit_category(correct: str, typo: str) -> str:
 
 
 def brown_pairs(
-    limit: int = BROWN_PAIRS, seed: int = 0, data_dir=None, words_after: int = 0
+    limit: int = BROWN_PAIRS, seed: int = 0, data_dir=None, words_after: tuple[int, ...] = (0,)
 ) -> list[PromptPair]:
     """The pairs made from Wikipedia's misspellings and Brown sentences (see the module
-    docstring): at most `limit` pairs, each prompt ending `words_after` items after the typo
-    (0: the typo is the last word, the `brown` set; `INSIDE_WORDS_AFTER`: `brown-inside`)."""
+    docstring): at most `limit` pairs, the k-th prompt ending `words_after[k % len]` items
+    after the typo ((0,): the typo is the last word, the `brown` set; `INSIDE_WORDS_AFTER`:
+    `brown-inside`)."""
     require_at_least_one(limit, "limit")
-    if words_after < 0:
-        raise ValueError(f"words_after must be at least 0, got {words_after}")
+    if not words_after or min(words_after) < 0:
+        raise ValueError(f"words_after must be counts of at least 0, got {words_after}")
+    most = max(words_after)
     sentences = [
         line.split() for doc in load_corpus("brown", data_dir=data_dir) for line in doc.splitlines()
     ]
@@ -131,7 +140,7 @@ def brown_pairs(
     where: dict[str, tuple[int, int]] = {}  # word -> (sentence, position) of its first use
     for number, words in enumerate(sentences):
         # at least three words before; with words after, at least one more beyond the cut
-        last = len(words) - (words_after + 1 if words_after else 0)
+        last = len(words) - (most + 1 if most else 0)
         for position in range(3, last):
             where.setdefault(words[position], (number, position))
     pairs = []
@@ -140,7 +149,8 @@ def brown_pairs(
             continue
         number, position = where[correct]
         prefix = sentences[number][:position]
-        suffix = sentences[number][position + 1 : position + 1 + words_after]
+        after = words_after[len(pairs) % len(words_after)]
+        suffix = sentences[number][position + 1 : position + 1 + after]
         pairs.append(
             PromptPair(
                 " ".join([*prefix, correct, *suffix]),
@@ -169,7 +179,7 @@ def paper_pairs(data_dir=None) -> list[PromptPair]:
     return load_pairs(path, category_required=True)
 
 
-BROWN_SETS = {"brown": 0, "brown-inside": INSIDE_WORDS_AFTER}  # name -> words after the typo
+BROWN_SETS = {"brown": (0,), "brown-inside": INSIDE_WORDS_AFTER}  # name -> items after the typo
 
 
 def pair_set(name_or_path: str | Path, limit: int | None = None, data_dir=None) -> list[PromptPair]:
@@ -243,14 +253,16 @@ def _prompt_pair(row, where: str, category_required: bool = False) -> PromptPair
 
 
 @torch.no_grad()
-def _last_position(model, tokenizer, text: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _last_position(model, tokenizer, text: str) -> tuple[torch.Tensor, ...]:
+    """The next-token log-probabilities after `text`, the final hidden state there and the
+    vector the model reads for the last token."""
     ids = torch.tensor([tokenizer.encode(text).ids], device=next(model.parameters()).device)
     if ids.shape[1] == 0:
         raise ValueError("an empty prompt has no next token to compare")
     ids = ids[:, -model.config.max_len :]
     hidden = model.hidden_states(ids)[0, -1]  # (d,)
     logits = model(ids)[0, -1].float()  # (V,)
-    return logits.log_softmax(-1), hidden
+    return logits.log_softmax(-1), hidden, model.embed(ids[:, -1:])[0, -1]
 
 
 def probe_spelling(model, tokenizer, pairs: list[PromptPair]) -> dict:
@@ -263,7 +275,8 @@ def probe_spelling(model, tokenizer, pairs: list[PromptPair]) -> dict:
         pairs: the (clean, typo) prompt pairs, at least one (`pair_set`).
 
     Returns:
-        `{"summary": {"pairs", "top1_agreement", "kl", "hidden_cosine", "logprob_drop",
+        `{"summary": {"pairs", "top1_agreement", "kl_mean", "hidden_cosine_mean",
+        "logprob_drop_mean", "last_token_cosine_mean", "top1_chance", "top1_kappa",
         "per_category"}, "pairs": [one dict per pair]}`.
 
     Raises:
@@ -275,8 +288,8 @@ def probe_spelling(model, tokenizer, pairs: list[PromptPair]) -> dict:
     model.eval()
     rows = []
     for pair in pairs:
-        clean, clean_hidden = _last_position(model, tokenizer, pair.clean)
-        typo, typo_hidden = _last_position(model, tokenizer, pair.typo)
+        clean, clean_hidden, read = _last_position(model, tokenizer, pair.clean)
+        typo, typo_hidden, _ = _last_position(model, tokenizer, pair.typo)
         top = int(clean.argmax())
         rows.append(
             {
@@ -289,13 +302,14 @@ def probe_spelling(model, tokenizer, pairs: list[PromptPair]) -> dict:
                 "kl": float((clean.exp() * (clean - typo)).sum().clamp_min(0)),
                 "hidden_cosine": float(F.cosine_similarity(clean_hidden, typo_hidden, dim=0)),
                 "logprob_drop": float(clean[top] - typo[top]),
+                "last_token_cosine": float(F.cosine_similarity(clean_hidden, read, dim=0)),
             }
         )
     return {"summary": {**_means(rows), "per_category": _per_category(rows)}, "pairs": rows}
 
 
 def _means(rows: list[dict]) -> dict:
-    names = ("top1_agreement", "kl", "hidden_cosine", "logprob_drop")
+    names = ("top1_agreement", "kl", "hidden_cosine", "logprob_drop", "last_token_cosine")
     return {
         "pairs": len(rows),
         **{

@@ -99,6 +99,7 @@ SPELLING_METRICS = {  # summary mean: (per-seed metric, scale, name in the notes
     "kl_mean": ("kl_mean", 1, "KL"),
     "hidden_cosine_mean": ("hidden_cosine_mean", 1, "hidden cosine"),
     "logprob_drop_mean": ("logprob_drop_mean", 1, "log-prob drop"),
+    "last_token_cosine_mean": ("last_token_cosine_mean", 1, "last-token cosine"),
     "pairs": ("pairs", 1, "pairs"),
 }
 
@@ -139,23 +140,27 @@ def _seed_noise(summaries: dict, seeds: list[int]) -> str:
     return (
         "Noise reference for the category count (paper's pairs, top-1 agreement): an arm "
         f"against itself at another seed wins or ties >= {SPELLING_CATEGORIES_CLAIMED} "
-        f"categories in {reached} of {len(counts)} ordered seed pairs (every arm; counts "
-        f"{sorted(counts)})."
+        f"categories in {reached} of {len(counts)} ordered seed pairs ({len(counts) // 2} "
+        f"unordered; every arm; counts {sorted(counts)})."
     )
 
 
 def _pooled(by_seed: dict, name: str) -> dict:
-    """A spelling summary's per-category means averaged over seeds (`compare_categories`
-    reads `per_category` only)."""
+    """A spelling summary's per-category figures pooled over seeds, as `compare_categories`
+    reads them (`per_category` only): top-1 agreement as the count of pairs kept over every
+    seed (an integer, so that equal counts tie exactly), the other means averaged."""
     from petra.probes.spelling import BETTER
 
     per_seed = [summary[name]["per_category"] for summary in by_seed.values()]
+
+    def pooled(rows: list[dict], metric: str) -> float:
+        if metric == "top1_agreement":
+            return sum(round(row[metric] * row["pairs"]) for row in rows)
+        return statistics.fmean(row[metric] for row in rows)
+
     return {
         "per_category": {
-            category: {
-                metric: statistics.fmean(seed[category][metric] for seed in per_seed)
-                for metric in BETTER
-            }
+            category: {m: pooled([seed[category] for seed in per_seed], m) for m in BETTER}
             for category in per_seed[0]
         }
     }
@@ -169,11 +174,13 @@ def _spelling_summaries(run: Path, pairs: dict) -> dict:
 
 
 def spelling(arms: dict, runs: dict, seeds: list[int], quick: bool = False) -> dict:
-    """The spelling probe on both pair sets (`paper`: the paper's 110 pairs; `brown`: the
-    Brown-made ones), per arm and seed: `SET/top1_agreement_pct`, `SET/top1_chance_pct`
+    """The spelling probe on each pair set (`paper`: the paper's 110 pairs; `brown-inside`
+    and `brown`: the Brown-made ones, typo inside and last), per arm and seed:
+    `SET/top1_agreement_pct`, `SET/top1_chance_pct`
     and `SET/top1_kappa` (the agreement chance gives, and the agreement above it:
     `petra.probes.spelling`), `SET/kl_mean`,
-    `SET/hidden_cosine_mean`, `SET/logprob_drop_mean` and `SET/pairs`; for the Kronecker arm
+    `SET/hidden_cosine_mean`, `SET/logprob_drop_mean`, `SET/last_token_cosine_mean` and
+    `SET/pairs`; for the Kronecker arm
     also `SET/categories_won_or_tied_vs_tied` and `..._vs_untied`, the paper's count: the
     categories in which its top-1 agreement is above (win) or equal to (tie) the learned
     control's (`compare_categories`). The notes give the win-tie-loss counts of every metric.
@@ -240,7 +247,7 @@ def spelling(arms: dict, runs: dict, seeds: list[int], quick: bool = False) -> d
             for label in CONTROLS.values()
         }
         notes.append(
-            "Pooled over seeds (each category's means averaged over the seeds), Kronecker's "
+            "Pooled over seeds (each category's pairs kept, summed over the seeds), Kronecker's "
             "top-1 agreement wins or ties, of the paper's categories: "
             + ", ".join(f"{c['top1_agreement']['won_or_tied']} against {n}" for n, c in won.items())
             + "."
