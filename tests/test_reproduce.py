@@ -281,7 +281,8 @@ def test_quick_kronecker_claims_end_to_end_then_reuse(tmp_path, slices):
     controls = {"learned-tied", "learned-untied", "ngram-untied"}
     assert {c["b"] for c in norms["comparisons"]} == controls
     typographic = _results(paths[3])
-    assert {c["metric"] for c in typographic["comparisons"]} == {"typographic_at_10_pct"}
+    compared = {c["metric"] for c in typographic["comparisons"]}
+    assert compared == {"typographic_at_10_pct", "typographic_at_10_pct_gain"}  # and its change
     for label in ("learned-tied", "kronecker-untied"):  # step 0 rebuilt and checked
         row = typographic["arms"][label]["per_seed"]["0"]
         for k in (5, 10):  # the cross-model output's k, and Table 10's
