@@ -584,9 +584,9 @@ PETE_TABLE2 = Claim(
         "crossover. The arms table shows where a gap opens: the NLI-stage rows against the "
         "fine-tuned ones.",
         "Grids at their edge: every fine-tuned arm may choose the longer of two schedules (8 "
-        "epochs; the paper fine-tunes for 30), and an NLI lr chosen at the lowest value swept "
-        "may be under-tuned; the sweep table names an edge only for settings of 3 or more "
-        "values.",
+        "epochs; the paper fine-tunes for 30), and an lr chosen at either end of its grid, in "
+        "the NLI stage or in fine-tuning, may be under-tuned (the grids were not extended); "
+        "the sweep table names each such edge, for settings of 3 or more values.",
     ),
 )
 
