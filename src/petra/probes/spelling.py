@@ -59,10 +59,10 @@ Two pair sets (`pair_set`):
 
 `last_token_cosine` (a diagnostic, not compared): the cosine of the clean prompt's final
 hidden state with the vector the model reads for its last token (its token vector, after the
-embedding norm where the model has one). Where it is high the last
-state mostly repeats the token being read: a typo in that token then moves the prediction
-(the typo-last set) and a typo elsewhere barely does (the final-hidden cosine of the other
-sets), whatever the model reads of the context.
+embedding norm where the model has one). Where it is high the last state mostly repeats the
+token being read: a typo in that token then moves the prediction (the typo-last set) and a
+typo elsewhere barely does (the final-hidden cosine of the other sets), whatever the model
+reads of the context.
 
 Where petra departs from the reference probe: KL is clamped at 0 (rounding can make it
 -1e-9); a prompt longer than the model's block keeps its last `max_len` tokens (none of
