@@ -883,10 +883,10 @@ KRONECKER_SPELLING = Claim(
         "the prompt, where 97 of the paper's 110 place it) and cut right after it (`--pairs "
         "brown`: the typo ends the prompt). On each set, top-1 agreement, KL(clean "
         "|| typo), final-hidden cosine and the log-prob drop of the clean top-1 token, "
-        "Kronecker against both learned controls, and per category the paper's count: "
-        "categories where Kronecker's top-1 agreement is above (win) or equal to (tie) the "
-        "control's. A quick first look takes 5 paper pairs of each category and 50 of each "
-        "Brown-made set"
+        "Kronecker against each control (the tied and untied learned tables, the hashed "
+        "trigrams), and per category the paper's count: categories where Kronecker's top-1 "
+        "agreement is above (win) or equal to (tie) the control's. A quick first look takes "
+        "5 paper pairs of each category and 50 of each Brown-made set"
     ),
     paper_scale=(
         "The models of kronecker-lm-loss at the paper's scale (124M parameters, 2.5B tokens "
