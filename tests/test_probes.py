@@ -1,5 +1,6 @@
 """Probes on tiny trained checkpoints and fresh embeddings, with asserted invariants."""
 
+import copy
 import json
 import re
 from pathlib import Path
@@ -104,6 +105,15 @@ def test_last_token_cosine_is_the_final_state_against_the_last_token_read(loaded
         assert row["last_token_cosine"] == pytest.approx(float(expected), abs=1e-6)
     mean = sum(row["last_token_cosine"] for row in result["pairs"]) / 2
     assert result["summary"]["last_token_cosine_mean"] == pytest.approx(mean)
+    # blocks that add nothing and a final norm of gain 1: the last state is the read vector
+    silent = copy.deepcopy(model)
+    with torch.no_grad():
+        for block in silent.backbone.blocks:
+            for weight in (*block.attn.parameters(), *block.ffn.parameters()):
+                weight.zero_()
+        silent.backbone.norm.weight.fill_(1.0)
+    for row in probe_spelling(silent, tokenizer, pairs)["pairs"]:
+        assert row["last_token_cosine"] == pytest.approx(1.0, abs=1e-6)
 
 
 def test_the_probe_reports_its_prompts_top1_chance_and_kappa(loaded):

@@ -54,15 +54,15 @@ Two pair sets (`pair_set`):
   on for at least four items (words or punctuation) after the correction, and the prompt is
   cut one, two or three items after it, in turn over the pairs (`INSIDE_WORDS_AFTER`), so
   both prompts end on the same token and the prompt never ends its sentence. Its sentences
-  are those with room after the word, so its pairs are mostly the typo-last set's
-  misspellings in other sentences, not the same prompts cut later.
+  must have room after the word, so most of its pairs (154 of the default 200) are the
+  typo-last set's prompts cut later and the rest the same misspellings in other sentences.
+  It counts items (words and punctuation), the paper's pairs words.
 
 `last_token_cosine` (a diagnostic, not compared): the cosine of the clean prompt's final
-hidden state with the vector the model reads for its last token (its token vector, after the
-embedding norm where the model has one). Where it is high the last state mostly repeats the
-token being read: a typo in that token then moves the prediction (the typo-last set) and a
-typo elsewhere barely does (the final-hidden cosine of the other sets), whatever the model
-reads of the context.
+hidden state (after the final norm) with the vector the model reads for its last token (its
+token vector, after the embedding norm where the model has one): how far the last state
+points along the token being read. With a tied head it is also the normalised logit of
+repeating that token.
 
 Where petra departs from the reference probe: KL is clamped at 0 (rounding can make it
 -1e-9); a prompt longer than the model's block keeps its last `max_len` tokens (none of

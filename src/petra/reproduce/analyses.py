@@ -181,11 +181,11 @@ def spelling(arms: dict, runs: dict, seeds: list[int], quick: bool = False) -> d
     `petra.probes.spelling`), `SET/kl_mean`,
     `SET/hidden_cosine_mean`, `SET/logprob_drop_mean`, `SET/last_token_cosine_mean` and
     `SET/pairs`; for the Kronecker arm
-    also `SET/categories_won_or_tied_vs_tied` and `..._vs_untied`, the paper's count: the
-    categories in which its top-1 agreement is above (win) or equal to (tie) the learned
-    control's (`compare_categories`). The notes give the win-tie-loss counts of every metric.
-    Each run's summaries are kept as `spelling-sets.json`, under the probe's code and the
-    pairs as their key (`_cached`)."""
+    also `SET/categories_won_or_tied_vs_tied`, `..._vs_untied` and `..._vs_ngram`, the
+    paper's count: the categories in which its top-1 agreement is above (win) or equal to
+    (tie) the control's (`compare_categories`). The notes give the win-tie-loss counts of
+    every metric. Each run's summaries are kept as `spelling-sets.json`, under the probe's
+    code and the pairs as their key (`_cached`)."""
     from petra.probes import compare_categories
     from petra.probes import spelling as probe
 

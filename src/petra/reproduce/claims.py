@@ -832,7 +832,7 @@ _SPELLING_SETS = {
     "brown": "Brown-made pairs, typo last",
 }
 # The joint readings: the paper's direction with the typo inside the prompt, as in its pairs,
-# and at every place (the typo-last set too, where the token being read is the one changed)
+# and at every place (the typo-last set too, where the last token is mostly the one changed)
 _SPELLING_JOINTS = {
     "on both sets with the typo inside": ("paper", "brown-inside"),
     "on all three sets": ("paper", "brown-inside", "brown"),
@@ -917,6 +917,11 @@ KRONECKER_SPELLING = Claim(
         "controls: the paper has one baseline (BPE, a stock tied table) and one checkpoint "
         "pair; petra compares with a tied and an untied learned table, paired over seeds with "
         "intervals, and counts categories per seed",
+        "depth and scale: Kronecker's read vectors are far larger than a learned table's (about "
+        "sqrt(d) in norm, as the reference code's z-normalised code and 1/sqrt(D) projection "
+        "give: the method, not a petra choice); in these 2-layer models they dominate the "
+        "residual stream at the last position, where the paper's 12 layers add more of their "
+        "own, so the split between the typo-last and typo-inside sets may not carry over",
         "figures: the paper's hidden-cosine and log-prob figures are the overall means of its "
         "reference repository's published output for Tables 6-7 (robustness_results.json)",
     ),
@@ -954,17 +959,19 @@ KRONECKER_SPELLING = Claim(
         "not a robustness of the byte code.",
         "Kronecker's final state leans on the vector it reads for the last token "
         "(`SET/last_token_cosine_mean`, arms table: the cosine of the clean prompt's final "
-        "hidden state with that vector), far more than the learned arms' (its read vectors "
-        "are also far larger: kronecker-norm-drift's consumed_norm_final). That cuts both "
-        "ways: a typo in the last token moves its prediction more (the typo-last set), and a "
-        "typo elsewhere moves its final state less (the final-hidden cosine of the other "
-        "sets), whatever it reads of the context. The final-hidden cosine rows measure that "
-        "leaning on every set; the typo-inside reading was added after a review found the "
-        "end-of-prompt effect, and the all-sets reading, the one used before, is kept beside "
-        "it.",
-        "The typo-inside Brown set is near its ceiling for every arm (top-1 kept in most "
-        "pairs, KL near 0): a typo a few words back barely moves these small models, so the "
-        "set separates the arms little, and a relative KL on a near-0 baseline is wide.",
+        "hidden state with that vector), far more than the untied learned and trigram arms' "
+        "(the tied arm's value is read through its tied head: it is the normalised logit of "
+        "repeating the last token, not a leaning); its read vectors are also far larger "
+        "(kronecker-norm-drift's consumed_norm_final). The leaning is measured; that it "
+        "drives the gaps is inferred. It would cut both ways: a typo in the last token moves "
+        "the prediction more (the typo-last set), a typo elsewhere moves the final state "
+        "less. So the final-hidden cosine rows, an outcome the leaning inflates or deflates, "
+        "are as confounded where they favour Kronecker (typo inside) as where they go against "
+        "it (typo last). The typo-inside reading was added after a review found the "
+        "end-of-prompt effect; the all-sets reading, the one used before, is kept beside it.",
+        "The typo-inside Brown set is near its ceiling on top-1 (kept in most pairs by every "
+        "arm): against the tied table nothing resolves there, while against the untied "
+        "controls most rows resolve, in Kronecker's favour (see the comparisons).",
         "Categories: the paper's 'wins or ties 10 of 11' counts, per category, Kronecker's "
         "top-1 agreement against its BPE arm's, a win a higher rate and a tie an equal one "
         "(its published per-category rates give 7 wins, 3 ties, 1 loss). "
