@@ -1261,3 +1261,27 @@ def test_only_a_comparison_of_other_quotes_of_the_paper_is_todays(
         why = "it had no paper difference, so no sign of petra's to set against the paper's"
         assert f"in place of the recorded one: loss ({was}: " in section
         assert (why in section) is ("paper_difference" not in change)  # -9 was one
+
+
+def test_a_recorded_joint_reads_its_recorded_parts_beside_a_same_named_todays_one(
+    results_dir, monkeypatch
+):
+    """Today's entry has a comparison of a recorded one's name but another control (so it is
+    neither the same nor a replacement): the recorded joint claim lists its recorded part's
+    verdict (holds: +10), not today's (does not hold: -8, against the untied arm); its other
+    part, recorded against the untied arm, does not hold either."""
+    from petra.reproduce.claims import Comparison
+
+    recorded = Comparison("agreement", "top1_agreement_pct", "kronecker-untied", "learned-tied",
+                          "higher")  # fmt: skip
+    other = dataclasses.replace(recorded, name="other", b="learned-untied")
+    _today_claim(monkeypatch, "kronecker-spelling",
+                 (dataclasses.replace(recorded, b="learned-untied"),))  # fmt: skip
+    joint = [{"name": "both", "comparisons": ["agreement", "other"]}]
+    values = {"kronecker-untied": (60, 62, 64), "learned-tied": (50, 51, 55),
+              "learned-untied": (70, 70, 70)}  # fmt: skip
+    _spelling_file(results_dir, [dataclasses.asdict(recorded), dataclasses.asdict(other)],
+                   joint, values)  # fmt: skip
+    summary = format_report(load_results(results_dir), {}).split('<a id="')[0]
+    (row,) = [line for line in summary.splitlines() if "| both (joint) |" in line]
+    assert "does not hold (its parts: holds; does not hold)" in row

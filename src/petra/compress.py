@@ -54,7 +54,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import importlib.util
-import inspect
 import math
 import shutil
 import warnings
@@ -1101,8 +1100,8 @@ def plot_tradeoff(run_dirs: list[str | Path], path: str | Path) -> Path:
     plt = pyplot()
     figure, panels = plt.subplots(1, 2, figsize=(14, 5), sharey=True)
     sizes = {  # panel: (its x of the original, of an arm after the swap, its label)
-        panels[0]: (lambda p: p.get("embedding_bytes_before", 0) / 2**20,
-                    lambda p: p.get("embedding_bytes_after", 0) / 2**20,
+        panels[0]: (lambda p: p["embedding_bytes_before"] / 2**20,
+                    lambda p: p["embedding_bytes_after"] / 2**20,
                     "embedding MiB stored (log scale)"),
         panels[1]: (lambda p: p["embedding_before"], lambda p: p["embedding_after"],
                     "embedding parameters (log scale)"),
@@ -1137,7 +1136,7 @@ def _arm_name(settings: dict) -> str:
     default), its options, and a computed kind's start."""
     kind, options = embedding_class(settings["kind"]), dict(settings.get("options") or {})
     name = settings["kind"]
-    if "base" in inspect.signature(kind.builder()).parameters:
+    if "base" in kind.option_types():
         name += f" on {kind.option(options, 'base')}"
         options.pop("base", None)
     if options:

@@ -497,7 +497,9 @@ def _outcomes(results: list[dict]) -> dict[str, dict]:
     file's comparisons but those one of today's shows in their stead
     (`earlier_entry.replaced`); `joint`, (name, verdict, its comparisons) of each joint claim
     the file recorded but those one of today's shows in their stead, its verdict of its
-    comparisons' (`outcomes.joint_verdicts`), a replaced one's from today's in its stead."""
+    comparisons' (`outcomes.joint_verdicts`), a replaced one's from today's in its stead;
+    `verdicts`, by name, the verdicts those joint claims read, and `todays_verdicts` those
+    today's joint claims read (today's rows too, which may share a recorded one's name)."""
     found = {}
     for result in results:
         instead = replaced(result)
@@ -510,10 +512,14 @@ def _outcomes(results: list[dict]) -> dict[str, dict]:
             verdicts |= today["verdicts"]
             entries = [e for e in entries if e["name"] not in today["joint_replaced"]]
         joint = joint_verdicts(result["claim"], entries, verdicts)
-        if today:  # every comparison's verdict by name, for the joint lines
-            verdicts |= {c["name"]: o["verdict"] for c, o in today["rows"]}
-        found[result["claim"]] = {"recorded": recorded, "joint": joint, "today": today,
-                                  "verdicts": verdicts}  # fmt: skip
+        # today's joint claims read today's rows, which may share a name with a recorded one
+        todays_verdicts = (
+            verdicts | {c["name"]: o["verdict"] for c, o in today["rows"]} if today else verdicts
+        )
+        found[result["claim"]] = {
+            "recorded": recorded, "joint": joint, "today": today, "verdicts": verdicts,
+            "todays_verdicts": todays_verdicts,
+        }  # fmt: skip
     return found
 
 
@@ -540,7 +546,7 @@ def _summary(results: list[dict], outcomes: dict, prefix: str = "") -> list[str]
             lines.append(_summary_row(claim, name, comparison, outcome, earlier))
         for name, verdict_, of in today["joint"] if today else []:
             name = f"{name} ({TODAYS.format('joint claim')})"
-            verdict_ += _parts(of, found["verdicts"])
+            verdict_ += _parts(of, found["todays_verdicts"])
             lines.append(_row([claim, name, "–", "–", "–", "–", verdict_ + earlier]))
         checks = result["checks"]
         if checks or not result["comparisons"]:  # checks are claims too: never only inside
@@ -616,7 +622,7 @@ def _section(result: dict, outcomes: dict, plot_links: dict, scale: str | None =
             *_joint_lines(outcomes["joint"], outcomes["verdicts"]),
         ]
     if today:
-        lines += _todays_lines(today, outcomes["verdicts"])
+        lines += _todays_lines(today, outcomes["todays_verdicts"])
     if result["checks"]:
         lines += ["", "### Checks", "", _row(["check", "value", "expected", "holds"])]
         lines.append("|---|---:|---:|---|")
