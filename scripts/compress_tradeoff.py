@@ -7,9 +7,11 @@ then its table and plot.
 Each arm is one `petra compress` run in `runs/compress/MODEL/ARM/` (not committed: it holds
 the model); its `compress.json`, with the quality measured during the recovery, is copied to
 `benchmarks/results/compress-MODEL/ARM.json`, which is committed. A run that finished is
-reused and an interrupted one resumes, so the script can be stopped and started again at any
-point. Once every arm has finished it writes `benchmarks/results/compress-MODEL/TABLE.md` and
-`docs/compress-MODEL.png` from the committed results.
+reused (from its committed JSON where its folder is gone: `petra compress` checks that it
+recorded the same settings) and an interrupted one resumes, so the script can be stopped and
+started again at any point, on this machine or on a fresh checkout. Once every arm has
+finished it writes `benchmarks/results/compress-MODEL/TABLE.md` and `docs/compress-MODEL.png`
+from the committed results.
 
 `--choose` runs instead each candidate recovery of the model (`Model.candidates`) on each of
 its choosing arms, measured on the split kept for choosing (`--eval-split train`: never the
@@ -142,8 +144,12 @@ MODELS = {"minilm": MINILM, "smollm2": SMOLLM2}  # fmt: skip
 
 
 def compress(model: Model, arm: list[str], recipe: Recipe, out: Path, eval_every: int,
-             extra: tuple[str, ...] = ()) -> None:  # fmt: skip
-    """One `petra compress` run (it resumes an interrupted one and reuses a finished one)."""
+             extra: tuple[str, ...] = (), committed: Path | None = None) -> None:  # fmt: skip
+    """One `petra compress` run (it resumes an interrupted one and reuses a finished one,
+    its folder started from the `committed` result where the folder is gone)."""
+    if committed is not None and committed.is_file() and not (out / "compress.json").exists():
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(committed, out / "compress.json")
     command = [sys.executable, "-m", "petra", "compress", "--model", model.name, *arm,
                *recipe.command(), "--eval-every", str(eval_every), *extra, "--out", str(out),
                "--quiet"]  # fmt: skip
@@ -159,7 +165,8 @@ def choose(key: str, model: Model, eval_every: int) -> None:
         for name, recipe in model.candidates.items():
             print(f"[{key}] choosing for {arm}: {name}", flush=True)
             out = RUNS / f"{key}-choose" / arm / name
-            compress(model, model.arms[arm], recipe, out, eval_every, ("--eval-split", "train"))
+            compress(model, model.arms[arm], recipe, out, eval_every, ("--eval-split", "train"),
+                     results / f"{name}.json")  # fmt: skip
             shutil.copyfile(out / "compress.json", results / f"{name}.json")
         for name in model.candidates:
             result = json.loads((results / f"{name}.json").read_text())
@@ -223,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         candidate, recipe = arm_recipe(args.model, model, name)
         out = runs / name if recipe == model.recipe else runs / f"{name}.{candidate}"
         print(f"[{args.model}] arm {name}, recovery {candidate or 'the default'}", flush=True)
-        compress(model, arm, recipe, out, args.eval_every)
+        compress(model, arm, recipe, out, args.eval_every, committed=results / f"{name}.json")
         shutil.copyfile(out / "compress.json", results / f"{name}.json")
     arms = [results / f"{name}.json" for name in model.arms]
     if not args.only and all(path.is_file() for path in arms):

@@ -60,3 +60,28 @@ def test_a_correlation_is_chosen_highest_and_each_arm_takes_its_own_choice(trade
     name, recipe = tradeoff.arm_recipe("minilm", model, "svd-50")
     assert name == "output-every-layer" and not recipe.alone and recipe.steps == 400
     assert tradeoff.arm_recipe("minilm", model, "kronecker") == (None, model.recipe)  # not run
+
+
+def test_a_finished_arm_s_committed_result_seeds_its_missing_run_folder(
+    tradeoff, tmp_path, monkeypatch
+):
+    """On a fresh checkout the run folders are gone: `petra compress` must find the committed
+    result there (it reuses it after checking the settings) instead of recovering again."""
+    seen = []
+    monkeypatch.setattr(
+        tradeoff.subprocess,
+        "run",
+        lambda command, check: seen.append((out / "compress.json").read_text()),
+    )
+    committed, out = tmp_path / "int8.json", tmp_path / "runs" / "int8"
+    committed.write_text('{"settings": {}}')
+    recipe = tradeoff.SMOLLM2.recipe
+    tradeoff.compress(
+        tradeoff.SMOLLM2, ["--kind", "quantized"], recipe, out, 100, committed=committed
+    )
+    assert seen == ['{"settings": {}}']
+    (out / "compress.json").write_text('{"an interrupted run": 1}')  # a folder's own record stays
+    tradeoff.compress(
+        tradeoff.SMOLLM2, ["--kind", "quantized"], recipe, out, 100, committed=committed
+    )
+    assert seen[-1] == '{"an interrupted run": 1}'
