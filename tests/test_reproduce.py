@@ -4,6 +4,7 @@ report is written from the results alone."""
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -306,6 +307,18 @@ def test_quick_kronecker_claims_end_to_end_then_reuse(tmp_path, slices):
     assert {p: p.stat().st_mtime_ns for p in runs.rglob("spelling-sets.json")} == probes
     with pytest.raises(ValueError, match="describes another run"):
         _quick(["kronecker-lm-loss"], tmp_path, [*corpus, "train.lr=0.01"])
+    # a fresh checkout holds the committed records only: every run and probe result is
+    # restored from them, nothing trains or loads a model, and the results are the same
+    records = runner.records_root(tmp_path, quick=True) / "kronecker-lm-loss"
+    assert sorted(p.name for p in records.iterdir()) == sorted(p.parent.name for p in stamps)
+    assert not any(records.rglob("*.safetensors")) and not any(records.rglob("model"))
+    before = [_results(p) for p in paths]
+    shutil.rmtree(runs)
+    again = [_results(p) for p in _quick(ids, tmp_path, corpus)]
+    for first, second in zip(before, again, strict=True):
+        for key in ("arms", "comparisons", "checks", "notes"):
+            assert second[key] == first[key]
+    assert not any(runs.rglob("model")) and len(list(runs.rglob("restored.json"))) == 4
 
 
 def test_a_setting_given_is_not_chosen():
@@ -386,6 +399,14 @@ def test_quick_pete_finetune_chooses_on_held_out_data_and_starts_from_the_chosen
     report = tmp_path / "REPORT.md"
     assert main(["reproduce", "--report", str(path.parent), "--to", str(report)]) == 0
     assert "### Settings chosen on held-out data" in report.read_text()
+    # on a fresh checkout, a run that starts from a restored run (no model) is refused with
+    # what to delete, before it trains
+    label = "fourier-58k"
+    point = ",".join(i.split(".", 1)[1] for i in result["arms"][label]["selection"]["chosen"])
+    shutil.rmtree(runs)
+    shutil.rmtree(runner.records_root(tmp_path, quick=True) / claim.id / f"{label}@{point}-seed0")
+    with pytest.raises(ValueError, match="restored from its committed record without its model"):
+        _quick([claim.id], tmp_path, [*data, "train.batch_size=8"])
 
 
 def test_quick_ltransformer_claim_and_its_report(tmp_path):

@@ -24,6 +24,7 @@ from petra.reproduce.claims import BASELINE_ARM as BASELINE
 from petra.reproduce.claims import CONTROL_NAMES, NORM_BAND, SPELLING_CATEGORIES_CLAIMED
 from petra.reproduce.claims import METHOD_ARM as METHOD
 from petra.reproduce.claims import SPELLING_CONTROLS as CONTROLS
+from petra.reproduce.records import missing_model
 from petra.training import read_metrics
 
 
@@ -86,6 +87,8 @@ def _model(run: Path):
     from petra.data import load_tokenizer
     from petra.models import load_pretrained
 
+    if not (run / "model").is_dir():
+        raise ValueError(missing_model(run))
     tokenizer = load_tokenizer(run / "model")
     return load_pretrained(run / "model", tokenizer=tokenizer).eval(), tokenizer
 

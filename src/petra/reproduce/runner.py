@@ -6,7 +6,9 @@ a grid: `<arm>@<point>-seed<s>/`, one per grid point swept, see `select_point`),
 `results/<claim>.json` the claim's results, written from those runs (`--quick` uses
 `quick/runs` and `quick/results`, so a first look never mixes with the full runs). A run
 whose results.json exists is reused once its config.json is found to be the same run; an
-interrupted one resumes from its last checkpoint. A measurement is kept in
+interrupted one resumes from its last checkpoint. `progress/<claim>/<run>/` holds each
+finished run's record, to commit: on a fresh checkout a run is restored from it
+(`petra.reproduce.records`). A measurement is kept in
 `runs/<claim>/measurement.json` and reused while it records the same repeats and budget.
 The results JSON is always written anew from the registry and what the runs hold.
 
@@ -45,6 +47,7 @@ import torch
 
 from petra.atomic import atomic_write_json, read_json
 from petra.provenance import environment
+from petra.reproduce import records
 from petra.reproduce.analyses import cached, source_digest
 from petra.reproduce.claims import CLAIMS, Arm, Claim, claim_arms, get_claim
 from petra.tasks.run import (
@@ -78,6 +81,11 @@ def layout(out: str | Path, quick: bool) -> tuple[Path, Path]:
     """(runs root, results folder) under `out`."""
     base = Path(out) / "quick" if quick else Path(out)
     return base / "runs", base / "results"
+
+
+def records_root(out: str | Path, quick: bool) -> Path:
+    """Where the finished runs' records are kept under `out` (`petra.reproduce.records`)."""
+    return layout(out, quick)[0].parent / "progress"
 
 
 def arm_points(arm: Arm, fixed: set[str] = frozenset()) -> list[Point]:
@@ -162,6 +170,7 @@ class _Plan:
     claim: Claim
     owner: Claim
     runs: Path
+    records: Path
     quick: bool
     preset: str | None
     extra: list[str]
@@ -175,10 +184,15 @@ class _Plan:
     def run(self, arm: Arm, seed: int, point: Point, what: str) -> tuple[dict, Path]:
         """Run (or reuse) the arm at `point` on `seed`: (its results, its directory)."""
         directory = run_directory(self.runs, arm.label, seed, point)
+        record = self.records / directory.name
         items = self.overrides(arm, seed, point)
         started = time.monotonic()
         print(f"[{self.claim.id}] {what}", flush=True)
+        if records.restore(record, directory):
+            print(f"[{self.claim.id}]   restored from its record {record}", flush=True)
+        _check_start(directory, items)
         results = run_or_reuse(arm.task, self.preset or arm.preset, items, directory, self.progress)
+        records.keep(directory, record)
         print(f"[{self.claim.id}]   done in {time.monotonic() - started:.0f} s", flush=True)
         return results, directory
 
@@ -187,6 +201,16 @@ class _Plan:
             arm, seed, self.runs, self.owner, self.quick, self.extra, point, self.chosen,
             self.preset,
         )  # fmt: skip
+
+
+def _check_start(directory: Path, items: list[Change]) -> None:
+    """Refuse to train a run whose model to start from (`train.init`) is not there (its run
+    restored from a record without its model), naming what to delete."""
+    init = dict(items).get("train.init")
+    if init is not None and not (directory / "results.json").is_file() and not Path(init).is_dir():
+        raise ValueError(
+            f"{directory} starts from {init}: {records.missing_model(Path(init).parent)}"
+        )
 
 
 def select_point(plan: _Plan, arm: Arm, seed: int) -> tuple[Point, dict]:
@@ -235,7 +259,8 @@ def _train_arms(
     directories."""
     owner = get_claim(claim.runs_of) if claim.runs_of else claim
     runs = layout(out, quick)[0] / owner.id
-    plan = _Plan(claim, owner, runs, quick, preset, extra, progress)
+    plan = _Plan(claim, owner, runs, records_root(out, quick) / owner.id, quick, preset, extra,
+                 progress)  # fmt: skip
     order = [(arm, seed) for seed in seeds for arm in owner.arms]
     arms: dict[str, dict] = {}
     directories: dict[str, dict[int, Path]] = {}
@@ -480,6 +505,9 @@ def run_claim(
         arms, directories = _train_arms(claim, seed_list, out, quick, preset, extra, progress)
         if claim.analysis:
             analysed = _function("analyses", claim.analysis)(arms, directories, seed_list, quick)
+            owner = claim.runs_of or claim.id
+            for directory in (d for by_seed in directories.values() for d in by_seed.values()):
+                records.keep(directory, records_root(out, quick) / owner / directory.name)
             arms = analysed["arms"]
             result["notes"] += analysed.get("notes", [])
             result["checks"] += analysed.get("checks", [])
