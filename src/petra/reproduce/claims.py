@@ -206,15 +206,20 @@ _PETE_DATA = (
 )
 
 
-def _pete_budget(grid: dict, besides: str = "") -> str:
-    """What differs in the NLI stage's budget, naming the lr grid the claim sweeps (and
-    `besides`, what some arms sweep besides)."""
-    lrs = ", ".join(f"{lr:.0e}".replace("e-0", "e-") for lr in grid["train.lr"])
+def _lrs(values) -> str:
+    return ", ".join(f"{lr:.0e}".replace("e-0", "e-") for lr in values)
+
+
+def _pete_budget(grid: dict, wider: dict | None = None, wider_arms: str = "") -> str:
+    """What differs in the NLI stage's budget, naming the lr grid the claim sweeps (and the
+    points of `wider`, the grid of `wider_arms`, beyond it)."""
+    beyond = [lr for lr in (wider or {"train.lr": ()})["train.lr"] if lr not in grid["train.lr"]]
+    besides = f" (the {wider_arms} arms also {_lrs(beyond)})" if beyond else ""
     return (
         "budget: 600 steps of 64 pairs (about 5.7 epochs of the 6,697 pairs), max length 48, "
-        f"cosine schedule with 5 % warmup, lr chosen per arm from {{{lrs}}}{besides} on held-out "
-        "STS-B train; the paper: 122,700 steps of 128 at lr 2e-5 for both arms (linear decay, "
-        "1,000 warmup steps)"
+        f"cosine schedule with 5 % warmup, lr chosen per arm from {{{_lrs(grid['train.lr'])}}}"
+        f"{besides} on held-out STS-B train; the paper: 122,700 steps of 128 at lr 2e-5 for "
+        "both arms (linear decay, 1,000 warmup steps)"
     )
 
 
@@ -294,7 +299,7 @@ PETE_TABLE1 = Claim(
     ),
     differences=(
         _PETE_DATA,
-        _pete_budget(_ZERO_SHOT_LRS, " (the 2 x 512 arms also 3e-5)"),
+        _pete_budget(_ZERO_SHOT_LRS, _ZERO_SHOT_LRS_2X512, "2 x 512"),
         _PETE_MODEL,
         _PETE_CODE,
         "selection: the paper uses one lr for both arms and states no held-out split; here "
