@@ -103,6 +103,12 @@ def test_last_token_cosine_is_the_final_state_against_the_last_token_read(loaded
             hidden, read = model.hidden_states(ids)[0, -1], model.embed(ids)[0, -1]
         expected = torch.nn.functional.cosine_similarity(hidden, read, dim=0)
         assert row["last_token_cosine"] == pytest.approx(float(expected), abs=1e-6)
+        # the next-token distributions are the forward's over the whole prompt
+        typo_ids = torch.tensor([tokenizer.encode(pair.typo).ids])
+        with torch.no_grad():
+            p, q = (model(i)[0, -1].log_softmax(-1) for i in (ids, typo_ids))
+        assert row["kl"] == pytest.approx(float((p.exp() * (p - q)).sum()), abs=1e-5)
+        assert row["clean_top1"] == int(p.argmax()) and row["typo_top1"] == int(q.argmax())
     mean = sum(row["last_token_cosine"] for row in result["pairs"]) / 2
     assert result["summary"]["last_token_cosine_mean"] == pytest.approx(mean)
     # blocks that add nothing and a final norm of gain 1: the last state is the read vector

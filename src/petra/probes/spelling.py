@@ -260,8 +260,8 @@ def _last_position(model, tokenizer, text: str) -> tuple[torch.Tensor, ...]:
     if ids.shape[1] == 0:
         raise ValueError("an empty prompt has no next token to compare")
     ids = ids[:, -model.config.max_len :]
-    hidden = model.hidden_states(ids)[0, -1]  # (d,)
-    logits = model(ids)[0, -1].float()  # (V,)
+    hidden = model.hidden_states(ids)[0, -1]  # (d,): one pass of the backbone
+    logits = model.output_logits(hidden).float()  # (V,): the forward's logits at that position
     return logits.log_softmax(-1), hidden, model.embed(ids[:, -1:])[0, -1]
 
 
