@@ -5,13 +5,14 @@ report is written from the results alone."""
 import dataclasses
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
 from petra.cli import main
 from petra.models import ModelConfig, build_model
-from petra.reproduce import CLAIMS, analyses, get_claim, measures, reproduce, runner
+from petra.reproduce import CLAIMS, analyses, get_claim, measures, reproduce, runner, stats
 from petra.reproduce.claims import claim_arms
 from petra.reproduce.runner import arm_overrides, layout
 from petra.reproduce.stats import MARGIN_TESTS, verdict
@@ -485,7 +486,12 @@ def test_kept_probe_results_and_measurements_of_the_files_layouts_are_reused(
 
     monkeypatch.setattr(runner, "_function", lambda module, name: timed)
     claim = dataclasses.replace(get_claim("pete-step-time"), measure="timed")
-    code = analyses.source_digest(timed)
+    # keyed by the function's own source only, a kept measurement outlived a change of the
+    # helpers that write its notes: it is measured again
+    alone = {"repeats": 2, "quick": True, "code": analyses.source_digest(timed), "measured": 1}
+    (tmp_path / "measurement.json").write_text(json.dumps(alone))
+    assert runner._measurement(claim, tmp_path, 2, True) == {"arms": {}, "repeats": 2}
+    code = analyses.source_digest(sys.modules[timed.__module__], stats)
     kept = {"repeats": 2, "quick": True, "code": code, "measured": {"k": 1}}
     (tmp_path / "measurement.json").write_text(json.dumps(kept))
     assert runner._measurement(claim, tmp_path, 2, True) == {"k": 1}

@@ -18,11 +18,13 @@ from petra.reproduce.stats import (
     SAME,
     UNRESOLVED,
     VERDICT_RULE,
+    detectable_difference,
     direction,
     interval,
     joint_verdict,
     paired_differences,
     repeats_for_half_width,
+    repeats_for_power,
     verdict,
 )
 
@@ -74,6 +76,25 @@ def test_repeats_for_half_width_by_hand():
     for sd, half in ((-1.0, 1.0), (math.nan, 1.0), (1.0, 0.0), (1.0, math.inf)):
         with pytest.raises(ValueError, match="must be a finite number"):
             repeats_for_half_width(sd, half)
+
+
+def test_detectable_difference_and_repeats_for_power_by_hand():
+    """sd 1, three values: (t_{0.975, 2} + t_{0.8, 2}) / sqrt(3) = (4.3027 + 1.0607) / 1.7321
+    = 3.0966; the repeats that reach a difference are the first n whose detectable difference
+    is at most it (so a detectable difference of n values asks for n); large n: about
+    ((1.96 + 0.8416) sd / d)^2, 1.96 being the interval's own precision term alone."""
+    assert detectable_difference(1.0, 3) == pytest.approx(3.0966, abs=1e-4)
+    assert detectable_difference(2.0, 3) == pytest.approx(2 * 3.0966, abs=1e-3)
+    for n in (2, 3, 7, 24, 100):
+        assert repeats_for_power(1.0, detectable_difference(1.0, n) * (1 + 1e-12)) == n
+    normal = ((1.959964 + 0.841621) * 7.51 / 1.0) ** 2  # 442.6
+    assert normal <= repeats_for_power(7.51, 1.0) <= normal + 5
+    assert repeats_for_power(0.0, 0.1) == 2
+    assert detectable_difference(1.0, 24) > 2.0687 / math.sqrt(24)  # above the half-width
+    with pytest.raises(ValueError, match="n >= 2"):
+        detectable_difference(1.0, 1)
+    with pytest.raises(ValueError, match="must be a finite number"):
+        repeats_for_power(1.0, 0.0)
 
 
 def test_interval_of_one_value_has_no_ends():

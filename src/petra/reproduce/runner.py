@@ -47,7 +47,7 @@ import torch
 
 from petra.atomic import atomic_write_json, read_json
 from petra.provenance import environment
-from petra.reproduce import records
+from petra.reproduce import records, stats
 from petra.reproduce.analyses import cached, source_digest
 from petra.reproduce.claims import CLAIMS, Arm, Claim, claim_arms, get_claim
 from petra.tasks.run import (
@@ -442,11 +442,13 @@ def _function(module: str, name: str):
 
 def _measurement(claim: Claim, folder: Path, repeats: int, quick: bool) -> dict:
     """The claim's measurement: the one kept in `folder` when it has these repeats and
-    budget and was made by the measuring function's present source, else measured now and
-    kept."""
+    budget and was made by the present source of the measuring module and the statistics it
+    writes its notes with (not its function's alone: a changed helper changes the record),
+    else measured now and kept."""
     path = folder / "measurement.json"
     function = _function("measures", claim.measure)
-    key = {"repeats": repeats, "quick": quick, "code": source_digest(function)}
+    code = source_digest(importlib.import_module(function.__module__), stats)
+    key = {"repeats": repeats, "quick": quick, "code": code}
 
     def measure():
         print(f"[{claim.id}] measuring, {repeats} repeats", flush=True)

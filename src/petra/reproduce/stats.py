@@ -121,6 +121,36 @@ def repeats_for_half_width(sd: float, half_width: float, level: float = 0.95) ->
     return n
 
 
+def detectable_difference(sd: float, n: int, level: float = 0.95, power: float = 0.8) -> float:
+    """How far a true mean difference must lie from a bound (0, or a margin) for the level-L
+    interval on the mean of n values, at sample standard deviation `sd`, to clear that bound
+    with probability `power`: (t_{(1 + L) / 2, n - 1} + t_{power, n - 1}) sd / sqrt(n), the
+    usual t approximation of a paired design's power. The interval's own half-width is the
+    first term alone: its precision, not what it detects."""
+    if n < 2:
+        raise ValueError(f"need n >= 2 values for an interval; got {n}")
+    if not 0.0 < power < 1.0:
+        raise ValueError(f"power must lie strictly between 0 and 1 (e.g. 0.8); got {power}")
+    quantiles = student_t.ppf((1.0 + level) / 2.0, n - 1) + student_t.ppf(power, n - 1)
+    return float(quantiles) * sd / math.sqrt(n)
+
+
+def repeats_for_power(sd: float, distance: float, level: float = 0.95, power: float = 0.8) -> int:
+    """The fewest values n >= 2 whose `detectable_difference` at `sd` is at most `distance`:
+    how many repeats show, with probability `power`, a bound that the true difference lies
+    `distance` from. The search starts at the normal approximation ((z_L + z_power) sd /
+    distance)^2, a lower bound since each t quantile exceeds its normal one."""
+    if not (math.isfinite(sd) and sd >= 0):
+        raise ValueError(f"sd must be a finite number >= 0; got {sd}")
+    if not (math.isfinite(distance) and distance > 0):
+        raise ValueError(f"distance must be a finite number > 0; got {distance}")
+    z = student_t.ppf((1.0 + level) / 2.0, math.inf) + student_t.ppf(power, math.inf)
+    n = max(2, math.floor((float(z) * sd / distance) ** 2))
+    while detectable_difference(sd, n, level, power) > distance:
+        n += 1
+    return n
+
+
 def verdict(
     low: float | None,
     high: float | None,
