@@ -147,14 +147,23 @@ MODELS = {"minilm": MINILM, "smollm2": SMOLLM2}  # fmt: skip
 def compress(model: Model, arm: list[str], recipe: Recipe, out: Path, eval_every: int,
              extra: tuple[str, ...] = (), committed: Path | None = None) -> None:  # fmt: skip
     """One `petra compress` run (it resumes an interrupted one and reuses a finished one,
-    its folder started from the `committed` result where the folder is gone)."""
-    if committed is not None and committed.is_file() and not (out / "compress.json").exists():
-        out.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(committed, out / "compress.json")
+    its folder started from the `committed` result where the folder is gone; a committed
+    result of other settings, which `petra compress` refuses, is set aside and the arm run)."""
     command = [sys.executable, "-m", "petra", "compress", "--model", model.name, *arm,
                *recipe.command(), "--eval-every", str(eval_every), *extra, "--out", str(out),
                "--quiet"]  # fmt: skip
-    subprocess.run(command, check=True)
+    seeded = committed is not None and committed.is_file() and not (out / "compress.json").exists()
+    if seeded:
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(committed, out / "compress.json")
+    try:
+        subprocess.run(command, check=True)
+    except subprocess.CalledProcessError:
+        if not seeded:
+            raise
+        print(f"{committed} is not this arm's run (refused above): running the arm", flush=True)
+        (out / "compress.json").unlink()
+        subprocess.run(command, check=True)
 
 
 def choose(key: str, model: Model, eval_every: int) -> None:

@@ -65,23 +65,28 @@ def test_a_correlation_is_chosen_highest_and_each_arm_takes_its_own_choice(trade
 def test_a_finished_arm_s_committed_result_seeds_its_missing_run_folder(
     tradeoff, tmp_path, monkeypatch
 ):
-    """On a fresh checkout the run folders are gone: `petra compress` must find the committed
-    result there (it reuses it after checking the settings) instead of recovering again."""
-    seen = []
-    monkeypatch.setattr(
-        tradeoff.subprocess,
-        "run",
-        lambda command, check: seen.append((out / "compress.json").read_text()),
-    )
+    """On a fresh checkout the run folders are gone: the committed result is put where
+    `petra compress` looks for a finished run (whose settings it checks); a folder's own
+    record is left alone; a committed result it refuses (another recipe) is set aside and
+    the arm runs."""
+    seen, refuse = [], []
+
+    def run(command, check):
+        path = out / "compress.json"
+        seen.append(path.read_text() if path.exists() else None)
+        if refuse and path.exists() and path.read_text() == refuse[0]:
+            raise tradeoff.subprocess.CalledProcessError(1, command)
+
+    monkeypatch.setattr(tradeoff.subprocess, "run", run)
     committed, out = tmp_path / "int8.json", tmp_path / "runs" / "int8"
     committed.write_text('{"settings": {}}')
-    recipe = tradeoff.SMOLLM2.recipe
-    tradeoff.compress(
-        tradeoff.SMOLLM2, ["--kind", "quantized"], recipe, out, 100, committed=committed
-    )
+    recipe, arm = tradeoff.SMOLLM2.recipe, ["--kind", "quantized"]
+    tradeoff.compress(tradeoff.SMOLLM2, arm, recipe, out, 100, committed=committed)
     assert seen == ['{"settings": {}}']
     (out / "compress.json").write_text('{"an interrupted run": 1}')  # a folder's own record stays
-    tradeoff.compress(
-        tradeoff.SMOLLM2, ["--kind", "quantized"], recipe, out, 100, committed=committed
-    )
+    tradeoff.compress(tradeoff.SMOLLM2, arm, recipe, out, 100, committed=committed)
     assert seen[-1] == '{"an interrupted run": 1}'
+    (out / "compress.json").unlink()
+    refuse.append('{"settings": {}}')  # another recipe's result: refused, then the arm runs
+    tradeoff.compress(tradeoff.SMOLLM2, arm, recipe, out, 100, committed=committed)
+    assert seen[-2:] == ['{"settings": {}}', None]

@@ -320,6 +320,20 @@ def test_quick_kronecker_claims_end_to_end_then_reuse(tmp_path, slices):
         for key in ("arms", "comparisons", "checks", "notes"):
             assert second[key] == first[key]
     assert not any(runs.rglob("model")) and len(list(runs.rglob("restored.json"))) == 4
+    # a record of other settings is refused, named, before anything is copied or trained
+    shutil.rmtree(runs)
+    with pytest.raises(ValueError, match="delete the record .*learned-tied-seed0"):
+        _quick(["kronecker-lm-loss"], tmp_path, [*corpus, "train.lr=0.01"])
+    assert not any(runs.rglob("*.json"))
+
+
+def test_runs_that_start_from_another_s_model_are_never_restored():
+    """A record has no model: Table 2's fine-tuning runs and the NLI runs they start from
+    train again on a fresh checkout; Table 1's runs, which stand alone, are restored."""
+    for claim_id, restorable in (("pete-sts-finetune", False), ("pete-sts-zero-shot", True)):
+        claim = get_claim(claim_id)
+        plan = runner._Plan(claim, claim, Path("r"), Path("p"), False, None, [], False)
+        assert {plan.restorable(arm) for arm in claim.arms} == {restorable}
 
 
 def test_a_setting_given_is_not_chosen():
@@ -400,14 +414,6 @@ def test_quick_pete_finetune_chooses_on_held_out_data_and_starts_from_the_chosen
     report = tmp_path / "REPORT.md"
     assert main(["reproduce", "--report", str(path.parent), "--to", str(report)]) == 0
     assert "### Settings chosen on held-out data" in report.read_text()
-    # on a fresh checkout, a run that starts from a restored run (no model) is refused with
-    # what to delete, before it trains
-    label = "fourier-58k"
-    point = ",".join(i.split(".", 1)[1] for i in result["arms"][label]["selection"]["chosen"])
-    shutil.rmtree(runs)
-    shutil.rmtree(runner.records_root(tmp_path, quick=True) / claim.id / f"{label}@{point}-seed0")
-    with pytest.raises(ValueError, match="restored from its committed record without its model"):
-        _quick([claim.id], tmp_path, [*data, "train.batch_size=8"])
 
 
 def test_quick_ltransformer_claim_and_its_report(tmp_path):

@@ -80,11 +80,11 @@ def test_repeats_for_half_width_by_hand():
 
 def test_detectable_difference_and_repeats_for_power_by_hand():
     """sd 1, three values: (t_{0.975, 2} + t_{0.8, 2}) / sqrt(3) = (4.3027 + 1.0607) / 1.7321
-    = 3.0966; the repeats that reach a difference are the first n whose detectable difference
+    = 3.0965; the repeats that reach a difference are the first n whose detectable difference
     is at most it (so a detectable difference of n values asks for n); large n: about
     ((1.96 + 0.8416) sd / d)^2, 1.96 being the interval's own precision term alone."""
-    assert detectable_difference(1.0, 3) == pytest.approx(3.0966, abs=1e-4)
-    assert detectable_difference(2.0, 3) == pytest.approx(2 * 3.0966, abs=1e-3)
+    assert detectable_difference(1.0, 3) == pytest.approx(3.09651, abs=1e-5)
+    assert detectable_difference(2.0, 3) == pytest.approx(2 * 3.0965, abs=1e-3)
     for n in (2, 3, 7, 24, 100):
         assert repeats_for_power(1.0, detectable_difference(1.0, n) * (1 + 1e-12)) == n
     normal = ((1.959964 + 0.841621) * 7.51 / 1.0) ** 2  # 442.6

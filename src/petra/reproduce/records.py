@@ -6,16 +6,19 @@ commit. Its record is the rest, a few kB: the JSON files at the folder's top (co
 results.json, the analyses' kept probe results) and its metrics.jsonl. Once the run has
 finished (and again after the claim's analyses) the record is copied to
 `progress/<claim>/<run>/` beside `runs/` (`reproduction/progress/`, committed). A run whose
-folder has no results.json is restored from its record when there is one, and reused as any
-finished run is: its config.json is checked against the settings the registry asks for now,
-so a record of other settings is refused, never silently taken.
+folder has no results.json is restored from its record when there is one (its config.json
+first checked against the settings the registry asks for now, so a record of other settings
+is refused, naming it, never silently taken) and reused as any finished run is.
 
-A restored run has no model. What needs one says so (`missing_model`): another run that
-starts from it (`train.init`) or an analysis whose kept result no longer matches its code.
+A restored run has no model, so the runs of an arm that starts from another arm's model
+(`Arm.init_from`, Table 2's fine-tuning) and of the arm it starts from are never restored:
+they train again. An analysis reads a restored run's kept probe results; one whose kept
+result was made by other code needs the model and says so (`missing_model`).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -33,35 +36,42 @@ def record_files(run: Path) -> list[Path]:
 
 def keep(run: Path, record: Path) -> None:
     """Copy the record of the finished run in `run` to `record` (each file written whole;
-    one that is already the same is left alone, so a committed record stays unchanged)."""
+    one that is already the same is left alone, so a committed record stays unchanged; a
+    file the run no longer has, such as a probe result of a run trained again, removed)."""
     if not (run / RESULTS_FILE).is_file():
         raise ValueError(f"{run} has not finished: it has no record to keep")
     record.mkdir(parents=True, exist_ok=True)
-    for path in record_files(run):
+    files = record_files(run)
+    for path in files:
         data = path.read_bytes()
         kept = record / path.name
         if not (kept.is_file() and kept.read_bytes() == data):
             atomic_write_bytes(kept, data)
+    for stale in set(record_files(record)) - {record / path.name for path in files}:
+        stale.unlink()
 
 
 def restore(record: Path, run: Path) -> bool:
     """Copy the `record` of a finished run into `run` when `run` has not finished and the
-    record has; True when it did. Files the folder already holds (an interrupted run's
-    config.json) are replaced by the record's."""
+    record has; True when it did. The marker goes first and results.json last, so a copy cut
+    off midway leaves an unfinished run, which the next attempt restores again. Files the
+    folder already holds (an interrupted run's config.json) are replaced by the record's."""
     if (run / RESULTS_FILE).is_file() or not (record / RESULTS_FILE).is_file():
         return False
     run.mkdir(parents=True, exist_ok=True)
-    for path in record_files(record):
+    (run / MARKER).write_text(json.dumps({"record": str(record)}) + "\n")
+    for path in sorted(record_files(record), key=lambda path: path.name == RESULTS_FILE):
         shutil.copyfile(path, run / path.name)
-    (run / MARKER).write_text(f'{{"from": "{record}"}}\n')
     return True
 
 
 def missing_model(run: Path) -> str:
     """Why the model of `run` is not there, and what to do, for an error message."""
     if (run / MARKER).is_file():
+        record = json.loads((run / MARKER).read_text())["record"]
         return (
-            f"{run} was restored from its committed record without its model: delete {run} "
-            "and its record (progress/ beside runs/) to train it again"
+            f"{run} was restored from its committed record without its model, and a kept "
+            f"result of it was made by other code (or none was kept): delete {run} and its "
+            f"record {record} to train it again"
         )
     return f"{run} holds no model: delete {run} to train it again"

@@ -7,9 +7,10 @@ a grid: `<arm>@<point>-seed<s>/`, one per grid point swept, see `select_point`),
 `quick/runs` and `quick/results`, so a first look never mixes with the full runs). A run
 whose results.json exists is reused once its config.json is found to be the same run; an
 interrupted one resumes from its last checkpoint. `progress/<claim>/<run>/` holds each
-finished run's record, to commit: on a fresh checkout a run is restored from it
-(`petra.reproduce.records`). A measurement is kept in
-`runs/<claim>/measurement.json` and reused while it records the same repeats and budget.
+finished run's record, to commit: on a fresh checkout a run that stands alone (no model
+started from, none starting from it) is restored from it (`petra.reproduce.records`). A
+measurement is kept in `runs/<claim>/measurement.json` and reused while it records the same
+repeats and budget.
 The results JSON is always written anew from the registry and what the runs hold.
 
 Settings chosen on held-out data: an arm with a `grid` runs every point of it on the first
@@ -51,6 +52,7 @@ from petra.reproduce import records, stats
 from petra.reproduce.analyses import cached, source_digest
 from petra.reproduce.claims import CLAIMS, Arm, Claim, claim_arms, get_claim
 from petra.tasks.run import (
+    check_same_run,
     effective_settings,
     load_preset,
     parse_overrides,
@@ -188,29 +190,33 @@ class _Plan:
         items = self.overrides(arm, seed, point)
         started = time.monotonic()
         print(f"[{self.claim.id}] {what}", flush=True)
-        if records.restore(record, directory):
+        if self.restorable(arm) and self._checked(arm, record, items, directory):
+            records.restore(record, directory)
             print(f"[{self.claim.id}]   restored from its record {record}", flush=True)
-        _check_start(directory, items)
         results = run_or_reuse(arm.task, self.preset or arm.preset, items, directory, self.progress)
         records.keep(directory, record)
         print(f"[{self.claim.id}]   done in {time.monotonic() - started:.0f} s", flush=True)
         return results, directory
+
+    def restorable(self, arm: Arm) -> bool:
+        """Whether the arm's runs may be restored from their records: not where a run starts
+        from another's model, nor the runs others start from (a record has no model)."""
+        return arm.init_from is None and all(o.init_from != arm.label for o in self.owner.arms)
+
+    def _checked(self, arm: Arm, record: Path, items: list[Change], directory: Path) -> bool:
+        """Whether there is a record to restore for an unfinished run, refusing one of other
+        settings (its config.json against those the run would train), named."""
+        if (directory / "results.json").is_file() or not (record / "results.json").is_file():
+            return False
+        config = run_config(arm.task, self.preset or arm.preset, changes=items)
+        check_same_run(record, config, f"delete the record {record} to train this run again")
+        return True
 
     def overrides(self, arm: Arm, seed: int, point: Point) -> list[Change]:
         return arm_overrides(
             arm, seed, self.runs, self.owner, self.quick, self.extra, point, self.chosen,
             self.preset,
         )  # fmt: skip
-
-
-def _check_start(directory: Path, items: list[Change]) -> None:
-    """Refuse to train a run whose model to start from (`train.init`) is not there (its run
-    restored from a record without its model), naming what to delete."""
-    init = dict(items).get("train.init")
-    if init is not None and not (directory / "results.json").is_file() and not Path(init).is_dir():
-        raise ValueError(
-            f"{directory} starts from {init}: {records.missing_model(Path(init).parent)}"
-        )
 
 
 def select_point(plan: _Plan, arm: Arm, seed: int) -> tuple[Point, dict]:
