@@ -6,11 +6,12 @@ then its table and plot.
 
 Each arm is one `petra compress` run in `runs/compress/MODEL/ARM/` (not committed: it holds
 the model); its `compress.json`, with the quality measured during the recovery, is copied to
-`benchmarks/results/compress-MODEL/ARM.json`, which is committed. A run that finished is
-reused (from its committed JSON where its folder is gone: `petra compress` checks that it
-recorded the same settings) and an interrupted one resumes, so the script can be stopped and
-started again at any point, on this machine or on a fresh checkout. Once every arm has
-finished it writes `benchmarks/results/compress-MODEL/TABLE.md` and `docs/compress-MODEL.png`
+`benchmarks/results/compress-MODEL/ARM.json`, and its training log to `ARM.metrics.jsonl`,
+both committed. A run that finished is reused (from its committed JSON where its folder is
+gone: `petra compress` checks that it recorded the same settings) and an interrupted one
+resumes, so the script can be stopped and started again at any point, on this machine or
+on a fresh checkout. Once every arm has finished it writes
+`benchmarks/results/compress-MODEL/TABLE.md` and `docs/compress-MODEL.png`
 from the committed results.
 
 `--choose` runs instead each candidate recovery of the model (`Model.candidates`) on each of
@@ -166,6 +167,15 @@ def compress(model: Model, arm: list[str], recipe: Recipe, out: Path, eval_every
         subprocess.run(command, check=True)
 
 
+def keep_result(out: Path, results: Path, name: str) -> None:
+    """Copy a finished run's `compress.json` to `results/NAME.json`, and its training log (the
+    distillation loss every 10 steps) to `results/NAME.metrics.jsonl` where the run has one
+    (a run reused from its committed result has none)."""
+    shutil.copyfile(out / "compress.json", results / f"{name}.json")
+    if (out / "metrics.jsonl").is_file():
+        shutil.copyfile(out / "metrics.jsonl", results / f"{name}.metrics.jsonl")
+
+
 def choose(key: str, model: Model, eval_every: int) -> None:
     """Every candidate recovery on each choosing arm, measured on the split kept for choosing
     (`--eval-split train`), into `choose/ARM/CANDIDATE.json`; prints each one's measures."""
@@ -177,7 +187,7 @@ def choose(key: str, model: Model, eval_every: int) -> None:
             out = RUNS / f"{key}-choose" / arm / name
             compress(model, model.arms[arm], recipe, out, eval_every, ("--eval-split", "train"),
                      results / f"{name}.json")  # fmt: skip
-            shutil.copyfile(out / "compress.json", results / f"{name}.json")
+            keep_result(out, results, name)
         for name in model.candidates:
             result = json.loads((results / f"{name}.json").read_text())
             during = [(row["step"], {k: v for k, v in row.items() if k != "step"})
@@ -241,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         out = runs / name if recipe == model.recipe else runs / f"{name}.{candidate}"
         print(f"[{args.model}] arm {name}, recovery {candidate or 'the default'}", flush=True)
         compress(model, arm, recipe, out, args.eval_every, committed=results / f"{name}.json")
-        shutil.copyfile(out / "compress.json", results / f"{name}.json")
+        keep_result(out, results, name)
     arms = [results / f"{name}.json" for name in model.arms]
     if not args.only and all(path.is_file() for path in arms):
         from petra.compress import comparison_table, plot_tradeoff

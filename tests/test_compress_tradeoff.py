@@ -90,3 +90,15 @@ def test_a_finished_arm_s_committed_result_seeds_its_missing_run_folder(
     refuse.append('{"settings": {}}')  # another recipe's result: refused, then the arm runs
     tradeoff.compress(tradeoff.SMOLLM2, arm, recipe, out, 100, committed=committed)
     assert seen[-2:] == ['{"settings": {}}', None]
+
+
+def test_a_finished_run_s_result_and_training_log_are_kept(tradeoff, tmp_path):
+    out, results = tmp_path / "run", tmp_path / "results"
+    out.mkdir()
+    results.mkdir()
+    (out / "compress.json").write_text("{}")
+    tradeoff.keep_result(out, results, "svd-47")  # reused from its committed result: no log
+    assert sorted(p.name for p in results.iterdir()) == ["svd-47.json"]
+    (out / "metrics.jsonl").write_text('{"step": 10, "train/loss": 0.5}\n')
+    tradeoff.keep_result(out, results, "svd-47")
+    assert (results / "svd-47.metrics.jsonl").read_text() == (out / "metrics.jsonl").read_text()
