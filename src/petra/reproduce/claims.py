@@ -1305,7 +1305,8 @@ KRONECKER_RUNTIME = Claim(
     ),
     notes=(
         "Margin: an on-the-fly codec may cost at most 1 % more per step than the precomputed "
-        "table, petra's reading of 'negligible' (the paper gives no per-step figure). petra's "
+        "table, petra's reading of 'negligible' (no per-step figure of the paper's is in the "
+        "sources petra has). petra's "
         "sparse path never forms the dense N x D codec, so it is tested for being faster than "
         "the paper's on-the-fly codec (superiority, petra's own claim).",
         "Resolution: per pair, the resolution notes below give the 95 % interval's half-width "
