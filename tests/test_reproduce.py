@@ -427,8 +427,12 @@ def test_quick_ltransformer_claim_and_its_report(tmp_path):
     report = tmp_path / "REPORT.md"
     assert main(["reproduce", "--report", str(path.parent), "--to", str(report)]) == 0
     text = report.read_text()
-    assert "quick first look" in text and "p=4 vs standard, d=512 (petra's own)" in text
+    assert "quick first look" in text and "p=4 vs standard, d=512 (parity: petra's own)" in text
     assert "| small drop: a trails b by less than 2" in text  # d=256, the paper's small drop
+    # parity at d=768 read with the baseline's own change from d=256 to d=768
+    (joint,) = result["joint"]
+    assert joint["comparisons"][0] == "p=4 vs standard, d=768"
+    assert "parity at d=768 with a baseline that width did not lower" in text
     assert "petra reproduce ltransformer-agnews --seeds 1 --quick --preset tiny" in text
     given = ", ".join(f"--set {item}" for item in TINY)
     assert p4["description"] == f"p=4, d=512 (with {given})"
