@@ -51,12 +51,15 @@ def test_the_lowest_loss_is_chosen_and_every_arm_takes_the_first_choosing_arms(t
 
 def test_a_correlation_is_chosen_highest_and_each_arm_takes_its_own_choice(tradeoff, tmp_path):
     model = tradeoff.MINILM
-    scores = {"int8": (81.0, 80.0), "svd-50": (67.7, 69.6)}  # (cosines, every layer)
-    for arm, (cosines, every) in scores.items():
+    scores = {"fourier": (81.0, 80.0), "svd-50": (67.7, 69.6), "int8": (1.0, 2.0)}
+    for arm, (cosines, every) in scores.items():  # (cosines, every layer)
         _candidate(tmp_path, "minilm", arm, "cosines-embedding", {"stsb_train_spearman": cosines})
         _candidate(tmp_path, "minilm", arm, "output-every-layer", {"stsb_train_spearman": every})
-    assert tradeoff.arm_recipe("minilm", model, "int8") == (
+    assert tradeoff.arm_recipe("minilm", model, "fourier") == (
         "cosines-embedding", model.candidates["cosines-embedding"])  # fmt: skip
+    # an arm that starts at the original chooses nothing: it keeps the default recovery
+    assert "int8" not in model.choosing_arms and "tt" in model.choosing_arms
+    assert tradeoff.arm_recipe("minilm", model, "int8") == (None, model.recipe)
     name, recipe = tradeoff.arm_recipe("minilm", model, "svd-50")
     assert name == "output-every-layer" and not recipe.alone and recipe.steps == 400
     assert tradeoff.arm_recipe("minilm", model, "kronecker") == (None, model.recipe)  # not run
