@@ -40,6 +40,7 @@ import dataclasses
 import importlib
 import json
 import math
+import os
 import shlex
 import time
 from pathlib import Path
@@ -74,6 +75,8 @@ from petra.tasks.settings import (
 )
 from petra.training.trainer import TrainingDiverged, read_metrics
 
+# a 1-minute load average above this before a measurement means another process is running
+BUSY_LOAD = 0.75
 DEFAULT_SEEDS = 3
 QUICK_SEEDS = 1
 QUICK_REPEATS = 2
@@ -458,6 +461,14 @@ def _measurement(claim: Claim, folder: Path, repeats: int, quick: bool) -> dict:
 
     def measure():
         print(f"[{claim.id}] measuring, {repeats} repeats", flush=True)
+        load = os.getloadavg()[0]
+        if load > BUSY_LOAD:
+            print(
+                f"[{claim.id}] warning: the machine's load average is {load:.2f} before "
+                "measuring: another process is running, so these times will be noisy (the "
+                "load is recorded in the notes); measure on a quiet machine",
+                flush=True,
+            )
         return function(repeats=repeats, quick=quick)
 
     reused = f"[{claim.id}] measured before: {path} (delete it to measure again)"
