@@ -775,6 +775,9 @@ def _whose_differences(result: dict, changed: list[str]) -> list[str]:
     ]
 
 
+_MEASURED = ", ".join(f"`{claim.id}`" for claim in CLAIMS.values() if claim.measure)
+
+
 def _arms_table(result: dict, stored: list[str] = ()) -> list[str]:
     """The arms with each compared or shown metric, and the `stored` metrics that today's
     comparisons read (`earlier_entry.todays`)."""
@@ -791,6 +794,14 @@ def _arms_table(result: dict, stored: list[str] = ()) -> list[str]:
         "### Arms",
         "",
         f"Metrics as mean ± std over seeds, then the per-seed values (seeds {', '.join(seeds)}).",
+        *(
+            [
+                "The steps/s are each run's own, taken with whatever else the machine ran; the "
+                f"speed claims ({_MEASURED}) time arms side by side."
+            ]
+            if with_speed
+            else []
+        ),
         "",
         _row(header),
         "|---|---|" + "---:|" * (len(header) - 2),
