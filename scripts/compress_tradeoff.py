@@ -163,7 +163,7 @@ def compress(model: Model, arm: list[str], recipe: Recipe, out: Path, eval_every
     except subprocess.CalledProcessError:
         if not seeded:
             raise
-        print(f"{committed} is not this arm's run (refused above): running the arm", flush=True)
+        print(f"petra compress failed on {committed} (above): running the arm afresh", flush=True)
         (out / "compress.json").unlink()
         subprocess.run(command, check=True)
 

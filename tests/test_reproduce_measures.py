@@ -8,12 +8,13 @@ import torch
 
 from petra import KroneckerEmbedding
 from petra.embeddings.token_bytes import token_bytes
-from petra.reproduce import get_claim
+from petra.reproduce import get_claim, measures
 from petra.reproduce.measures import (
     KRONECKER_PAIRS,
     STEP_METRIC,
     Arm,
     _resolution,
+    _time_arms,
     claim_model,
     kronecker_codec_overhead,
     pete_step_time,
@@ -231,3 +232,24 @@ def test_arm_steps_as_the_trainer_steps(tmp_path):
         assert torch.equal(a, b), name
     moved = [k for k, v in start.items() if not torch.equal(v, arm.model.state_dict()[k])]
     assert len(moved) == len([p for p in model.parameters() if p.requires_grad])
+
+
+def test_timing_on_a_busy_machine_warns_before_it_times(monkeypatch, capsys):
+    """A 1-minute load average above `BUSY_LOAD` before timing means another process runs:
+    the times will be noisy, and it is said before they are taken (the load is in the notes)."""
+
+    class Counting:
+        steps = 0
+
+        def step(self, batch):
+            self.steps += 1
+
+    arms = {"a": Counting(), "b": Counting()}
+    monkeypatch.setattr(measures.os, "getloadavg", lambda: (1.8, 1.0, 0.5))
+    per_seed, load = _time_arms(arms, [{}], repeats=2, steps=3, warmup=1)
+    assert "load average is 1.80 before timing" in capsys.readouterr().out
+    assert load[0] == 1.8 and arms["a"].steps == arms["b"].steps == 1 + 2 * 3
+    assert sorted(per_seed["a"]) == ["0", "1"]
+    monkeypatch.setattr(measures.os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    _time_arms(arms, [{}], repeats=1, steps=1, warmup=0)
+    assert "warning" not in capsys.readouterr().out

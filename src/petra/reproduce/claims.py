@@ -213,7 +213,7 @@ def _lrs(values) -> str:
 def _pete_budget(grid: dict, wider: dict | None = None, wider_arms: str = "") -> str:
     """What differs in the NLI stage's budget, naming the lr grid the claim sweeps (and the
     points of `wider`, the grid of `wider_arms`, beyond it)."""
-    beyond = [lr for lr in (wider or {"train.lr": ()})["train.lr"] if lr not in grid["train.lr"]]
+    beyond = [lr for lr in wider["train.lr"] if lr not in grid["train.lr"]] if wider else []
     besides = f" (the {wider_arms} arms also {_lrs(beyond)})" if beyond else ""
     return (
         "budget: 600 steps of 64 pairs (about 5.7 epochs of the 6,697 pairs), max length 48, "
@@ -1324,10 +1324,6 @@ _LT_DIFFERENCES = (
     "lr 1e-3, the training default, tuned for no arm and shared by every width",
     "budget: a few hundred steps (the machine is the one named under 'As run')",
 )
-_LT_STEPS_PER_S = (
-    "The arms table's steps/s were measured beside other training jobs on the same two "
-    "cores: not a speed result (ltransformer-scaling times the encoders)."
-)
 
 
 def _spectral(slices: int, heads: int, extra: dict | None = None) -> dict[str, object]:
@@ -1447,7 +1443,6 @@ LT_IMDB = Claim(
         "What 3 seeds can show: the earlier runs' p=4 - standard differences (-0.65, -0.15, "
         "-0.56; sd 0.27) give a 95 % interval of +-0.66 at 3 seeds, its low end past the "
         "1-point margin; 4 seeds give +-0.43. Run `--seeds 5`.",
-        _LT_STEPS_PER_S,
     ),
 )
 
@@ -1591,7 +1586,6 @@ LT_AGNEWS = Claim(
         "below the standard encoder (petra's: the abstract gives no figure). The standard "
         "encoder at d=768 against d=256 uses the same margin: the joint reading counts parity "
         "at d=768 as the paper's only where the wider baseline is not worse.",
-        _LT_STEPS_PER_S,
     ),
 )
 

@@ -51,18 +51,20 @@ def keep(run: Path, record: Path) -> None:
         stale.unlink()
 
 
-def restore(record: Path, run: Path) -> bool:
-    """Copy the `record` of a finished run into `run` when `run` has not finished and the
-    record has; True when it did. The marker goes first and results.json last, so a copy cut
-    off midway leaves an unfinished run, which the next attempt restores again. Files the
-    folder already holds (an interrupted run's config.json) are replaced by the record's."""
-    if (run / RESULTS_FILE).is_file() or not (record / RESULTS_FILE).is_file():
-        return False
+def pending(record: Path, run: Path) -> bool:
+    """Whether `record` holds a finished run that the folder `run` has not finished."""
+    return (record / RESULTS_FILE).is_file() and not (run / RESULTS_FILE).is_file()
+
+
+def restore(record: Path, run: Path) -> None:
+    """Copy the `record` of a finished run into `run` (where `pending`). The marker goes
+    first and results.json last, so a copy cut off midway leaves an unfinished run, which the
+    next attempt restores again. Files the folder already holds (an interrupted run's
+    config.json) are replaced by the record's."""
     run.mkdir(parents=True, exist_ok=True)
     (run / MARKER).write_text(json.dumps({"record": str(record)}) + "\n")
     for path in sorted(record_files(record), key=lambda path: path.name == RESULTS_FILE):
         shutil.copyfile(path, run / path.name)
-    return True
 
 
 def missing_model(run: Path) -> str:

@@ -40,7 +40,6 @@ import dataclasses
 import importlib
 import json
 import math
-import os
 import shlex
 import time
 from pathlib import Path
@@ -75,8 +74,6 @@ from petra.tasks.settings import (
 )
 from petra.training.trainer import TrainingDiverged, read_metrics
 
-# a 1-minute load average above this before a measurement means another process is running
-BUSY_LOAD = 0.75
 DEFAULT_SEEDS = 3
 QUICK_SEEDS = 1
 QUICK_REPEATS = 2
@@ -193,11 +190,16 @@ class _Plan:
         items = self.overrides(arm, seed, point)
         started = time.monotonic()
         print(f"[{self.claim.id}] {what}", flush=True)
-        if self.restorable(arm) and self._checked(arm, record, items, directory):
+        restorable = self.restorable(arm)
+        if restorable and records.pending(record, directory):
+            # a record of other settings is refused, named, before anything is copied
+            config = run_config(arm.task, self.preset or arm.preset, changes=items)
+            check_same_run(record, config, f"delete the record {record} to train this run again")
             records.restore(record, directory)
             print(f"[{self.claim.id}]   restored from its record {record}", flush=True)
         results = run_or_reuse(arm.task, self.preset or arm.preset, items, directory, self.progress)
-        records.keep(directory, record)
+        if restorable:  # a record the arm can never be restored from is not kept
+            records.keep(directory, record)
         print(f"[{self.claim.id}]   done in {time.monotonic() - started:.0f} s", flush=True)
         return results, directory
 
@@ -205,15 +207,6 @@ class _Plan:
         """Whether the arm's runs may be restored from their records: not where a run starts
         from another's model, nor the runs others start from (a record has no model)."""
         return arm.init_from is None and all(o.init_from != arm.label for o in self.owner.arms)
-
-    def _checked(self, arm: Arm, record: Path, items: list[Change], directory: Path) -> bool:
-        """Whether there is a record to restore for an unfinished run, refusing one of other
-        settings (its config.json against those the run would train), named."""
-        if (directory / "results.json").is_file() or not (record / "results.json").is_file():
-            return False
-        config = run_config(arm.task, self.preset or arm.preset, changes=items)
-        check_same_run(record, config, f"delete the record {record} to train this run again")
-        return True
 
     def overrides(self, arm: Arm, seed: int, point: Point) -> list[Change]:
         return arm_overrides(
@@ -461,14 +454,6 @@ def _measurement(claim: Claim, folder: Path, repeats: int, quick: bool) -> dict:
 
     def measure():
         print(f"[{claim.id}] measuring, {repeats} repeats", flush=True)
-        load = os.getloadavg()[0]
-        if load > BUSY_LOAD:
-            print(
-                f"[{claim.id}] warning: the machine's load average is {load:.2f} before "
-                "measuring: another process is running, so these times will be noisy (the "
-                "load is recorded in the notes); measure on a quiet machine",
-                flush=True,
-            )
         return function(repeats=repeats, quick=quick)
 
     reused = f"[{claim.id}] measured before: {path} (delete it to measure again)"
@@ -524,9 +509,10 @@ def run_claim(
         arms, directories = _train_arms(claim, seed_list, out, quick, preset, extra, progress)
         if claim.analysis:
             analysed = _function("analyses", claim.analysis)(arms, directories, seed_list, quick)
-            owner = claim.runs_of or claim.id
             for directory in (d for by_seed in directories.values() for d in by_seed.values()):
-                records.keep(directory, records_root(out, quick) / owner / directory.name)
+                record = records_root(out, quick) / directory.parent.name / directory.name
+                if record.is_dir():  # the analyses' kept probe results join the run's record
+                    records.keep(directory, record)
             arms = analysed["arms"]
             result["notes"] += analysed.get("notes", [])
             result["checks"] += analysed.get("checks", [])

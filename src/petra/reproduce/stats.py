@@ -105,20 +105,9 @@ def interval(values: list[float], level: float = 0.95) -> tuple[float, float | N
 def repeats_for_half_width(sd: float, half_width: float, level: float = 0.95) -> int:
     """The fewest values n >= 2 whose level-L interval on the mean, at sample standard
     deviation `sd`, is at most `half_width` wide on either side: the smallest n with
-    t_{(1 + L) / 2, n - 1} sd / sqrt(n) <= half_width. The search starts at the normal
-    approximation n = (z sd / h)^2, a lower bound since t > z for every n."""
-    if not (math.isfinite(sd) and sd >= 0):
-        raise ValueError(f"sd must be a finite number >= 0; got {sd}")
-    if not (math.isfinite(half_width) and half_width > 0):
-        raise ValueError(f"half_width must be a finite number > 0; got {half_width}")
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must lie strictly between 0 and 1 (e.g. 0.95); got {level}")
-    p = (1.0 + level) / 2.0
-    z = float(student_t.ppf(p, math.inf))  # the normal quantile
-    n = max(2, math.floor((z * sd / half_width) ** 2))
-    while float(student_t.ppf(p, n - 1)) * sd / math.sqrt(n) > half_width:
-        n += 1
-    return n
+    t_{(1 + L) / 2, n - 1} sd / sqrt(n) <= half_width (`repeats_for_power` at power 0.5,
+    whose t quantile is 0)."""
+    return repeats_for_power(sd, half_width, level, power=0.5)
 
 
 def detectable_difference(sd: float, n: int, level: float = 0.95, power: float = 0.8) -> float:
