@@ -109,6 +109,9 @@ def main(outdir: Path) -> None:
     results = {name: train(outdir, tokenizer, **settings) for name, settings in RUNS.items()}
     rank = dist.get_rank() if dist.is_initialized() else 0
     (outdir / f"rank{rank}.json").write_text(json.dumps(results, indent=2) + "\n")
+    if dist.is_initialized():  # the Trainer leaves its gloo group open: an open group torn
+        dist.barrier()  # down by interpreter exit can abort one rank while the other writes
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
