@@ -9,8 +9,8 @@ import torch
 from petra import KroneckerEmbedding
 from petra.embeddings.token_bytes import token_bytes
 from petra.reproduce import get_claim, measures
+from petra.reproduce.claims import Comparison
 from petra.reproduce.measures import (
-    KRONECKER_PAIRS,
     STEP_METRIC,
     Arm,
     _resolution,
@@ -85,14 +85,16 @@ def test_kronecker_codec_overhead_byte_counts_and_resolution():
     assert len({arms[label]["params"]["total"] for label in ARMS}) == 1
     assert arms["reference-precomputed"]["params"]["embedding_buffer_bytes"] > table["value"]
     assert arms["reference-on-the-fly"]["params"]["embedding_buffer_bytes"] == paper["value"]
-    # one resolution row per timed pair, named in the notes; the claim compares those pairs
-    rows = result["resolution"]
-    assert [(row["a"], row["b"]) for row in rows] == list(KRONECKER_PAIRS)
-    assert all(row["repeats"] == 2 and row["half_width_pct"] >= 0 for row in rows)
-    assert sum(note.startswith("resolution, ") for note in result["notes"]) == 3
+    # one resolution row per comparison of the claim, each against its own test's bound
     claim = get_claim("kronecker-runtime")
     assert claim.measure == "kronecker_codec_overhead"
-    assert [(c.a, c.b) for c in claim.comparisons] == list(KRONECKER_PAIRS)
+    rows = result["resolution"]
+    assert [(row["a"], row["b"], row["test"]) for row in rows] == [
+        (c.a, c.b, c.test) for c in claim.comparisons
+    ]
+    assert [row["bound_pct"] for row in rows] == [1.0, 1.0, 0.0]
+    assert all(row["repeats"] == 2 and row["half_width_pct"] >= 0 for row in rows)
+    assert sum(note.startswith("resolution, ") for note in result["notes"]) == 3
 
 
 def test_reference_arms_equal_petra_in_outputs_and_gradients(gpt2):
@@ -125,30 +127,60 @@ def test_reference_arm_refuses_a_factorized_projection():
         reference_kronecker(petra, "dynamic")
 
 
+def _timed(a_ms: list[float], b_ms: list[float]) -> dict:
+    return {
+        label: {str(r): {STEP_METRIC: ms} for r, ms in enumerate(times)}
+        for label, times in (("a", a_ms), ("b", b_ms))
+    }
+
+
+PARITY = Comparison("a vs b", STEP_METRIC, "a", "b", "lower", "non_inferior", 1.0, relative=True)
+FASTER = Comparison("a vs b", STEP_METRIC, "a", "b", "lower", relative=True)
+
+
 def test_resolution_by_hand():
     """a = 101, 102, 103 ms against b = 100: differences 1, 2, 3 % (1, 2, 3 ms), mean 2, sd 1,
-    half-width t_{0.975, 2} / sqrt(3) = 4.3027 / 1.7321 = 2.4841 %; the difference detected
-    80 % of the time (t_{0.975, 2} + t_{0.8, 2}) / sqrt(3) = 3.0965 %; the 1 % margin shown
-    met at sd 1 takes the n with (t_{0.975, n-1} + t_{0.8, n-1}) / sqrt(n) <= 1: 10
-    ((2.2622 + 0.8834) / 3.1623 = 0.9947; 9 gives (2.3060 + 0.8889) / 3 = 1.0650), and shown
-    missed, the true difference 1 % beyond it, the same 10."""
-    per_seed = {
-        "a": {str(r): {STEP_METRIC: 101.0 + r} for r in range(3)},
-        "b": {str(r): {STEP_METRIC: 100.0} for r in range(3)},
-    }
-    (row,) = _resolution(per_seed, (("a", "b"),))
+    half-width t_{0.975, 2} / sqrt(3) = 4.3027 / 1.7321 = 2.4841 %; the distance cleared
+    80 % of the time (t_{0.975, 2} + t_{0.8, 2}) / sqrt(3) = 3.0965 %. Against the parity
+    bound +1 % the interval [-0.48, +4.48] does not clear it; the measured mean lies 1 % from
+    it, and at sd 1 the n with (t_{0.975, n-1} + t_{0.8, n-1}) / sqrt(n) <= 1 is 10
+    ((2.2622 + 0.8834) / 3.1623 = 0.9947; 9 gives (2.3060 + 0.8889) / 3 = 1.0650), as is the
+    margin shown met by equal arms. Against 0 (superiority) the mean lies 2 % away: n = 5
+    ((2.7764 + 0.9410) / 2.2361 = 1.6625; 4 gives (3.1824 + 0.9785) / 2 = 2.0805), and no
+    margin to meet. Three repeats have no halves."""
+    timed = _timed([101.0, 102.0, 103.0], [100.0] * 3)
+    (row,) = _resolution(timed, (PARITY,))
     assert row["repeats"] == 3 and row["mean_pct"] == pytest.approx(2.0)
-    assert row["sd_pct"] == pytest.approx(1.0)
+    assert row["sd_pct"] == pytest.approx(1.0) and row["bound_pct"] == 1.0
     assert row["half_width_pct"] == pytest.approx(2.4841, abs=1e-4)
     assert row["mean_ms"] == pytest.approx(2.0)
     assert row["detectable_pct"] == pytest.approx(3.09651, abs=1e-5)
-    assert row["repeats_to_meet_margin"] == row["repeats_to_miss_margin"] == 10
-    faster = {"a": per_seed["b"], "b": per_seed["a"]}  # below the margin: it cannot miss it
-    (row,) = _resolution(faster, (("a", "b"),))
-    assert row["mean_pct"] < 0 and row["repeats_to_miss_margin"] is None
-    one = {label: {"0": arm["0"]} for label, arm in per_seed.items()}
-    (row,) = _resolution(one, (("a", "b"),))
+    assert not row["cleared"]
+    assert row["repeats_to_clear"] == row["repeats_to_meet_margin"] == 10
+    assert row["halves"] is None
+    (row,) = _resolution(timed, (FASTER,))
+    assert row["bound_pct"] == 0.0 and not row["cleared"]
+    assert row["repeats_to_clear"] == 5 and row["repeats_to_meet_margin"] is None
+    # a faster by 1-3 %: the interval lies below the parity bound, nothing more to run
+    (row,) = _resolution(_timed([100.0] * 3, [101.0, 102.0, 103.0]), (PARITY,))
+    assert row["mean_pct"] < 0 and row["cleared"] and row["repeats_to_clear"] is None
+    (row,) = _resolution(_timed([101.0], [100.0]), (PARITY,))
     assert row["half_width_pct"] is None and row["repeats_to_meet_margin"] is None
+
+
+def test_resolution_halves_show_drift():
+    """Differences 1, 3 then 2, 2 %: the first half's interval 2 +- t_{0.975, 1} sqrt(2) /
+    sqrt(2) = 2 +- 12.706 straddles the +1 % bound (inconclusive); the second half has no
+    spread, [2, 2], wholly above it (does not hold). The note gives both."""
+    timed = _timed([101.0, 103.0, 102.0, 102.0], [100.0] * 4)
+    (row,) = _resolution(timed, (PARITY,))
+    first, second = row["halves"]
+    assert first["repeats"] == [0, 1] and second["repeats"] == [2, 3]
+    assert first["mean_pct"] == pytest.approx(2.0)
+    assert first["high_pct"] - first["mean_pct"] == pytest.approx(12.7062, abs=1e-4)
+    assert first["verdict"] == "inconclusive" and second["verdict"] == "does not hold"
+    note = measures._resolution_note(row)
+    assert "repeats 0-1 +2.00 %" in note and "(does not hold)" in note
 
 
 def test_spectral_scaling_encoder_counts():
@@ -235,8 +267,9 @@ def test_arm_steps_as_the_trainer_steps(tmp_path):
 
 
 def test_timing_on_a_busy_machine_warns_before_it_times(monkeypatch, capsys):
-    """A 1-minute load average above `BUSY_LOAD` before timing means another process runs:
-    the times will be noisy, and it is said before they are taken (the load is in the notes)."""
+    """A 1-minute load average above the run's own threads plus `BUSY_LOAD` before timing
+    means another process runs: the times will be noisy, and it is said before they are
+    taken (the load is in the notes). The run's own load alone does not warn."""
 
     class Counting:
         steps = 0
@@ -245,11 +278,13 @@ def test_timing_on_a_busy_machine_warns_before_it_times(monkeypatch, capsys):
             self.steps += 1
 
     arms = {"a": Counting(), "b": Counting()}
-    monkeypatch.setattr(measures.os, "getloadavg", lambda: (1.8, 1.0, 0.5))
+    own = torch.get_num_threads()
+    busy = own + 1.0  # another single-threaded job beside this run
+    monkeypatch.setattr(measures.os, "getloadavg", lambda: (busy, 1.0, 0.5))
     per_seed, load = _time_arms(arms, [{}], repeats=2, steps=3, warmup=1)
-    assert "load average is 1.80 before timing" in capsys.readouterr().out
-    assert load[0] == 1.8 and arms["a"].steps == arms["b"].steps == 1 + 2 * 3
+    assert f"load average is {busy:.2f} before timing" in capsys.readouterr().out
+    assert load[0] == busy and arms["a"].steps == arms["b"].steps == 1 + 2 * 3
     assert sorted(per_seed["a"]) == ["0", "1"]
-    monkeypatch.setattr(measures.os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    monkeypatch.setattr(measures.os, "getloadavg", lambda: (own + 0.1, 0.1, 0.1))  # itself
     _time_arms(arms, [{}], repeats=1, steps=1, warmup=0)
     assert "warning" not in capsys.readouterr().out

@@ -23,8 +23,8 @@ from petra.reproduce.stats import (
     interval,
     joint_verdict,
     paired_differences,
-    repeats_for_half_width,
     repeats_for_power,
+    threshold,
     verdict,
 )
 
@@ -63,19 +63,21 @@ def test_interval_by_hand():
     assert interval([4.0, 4.0]) == (4.0, 4.0, 4.0)
 
 
-def test_repeats_for_half_width_by_hand():
-    """sd 1: three values give the half-width T_2 / sqrt(3) exactly (so a hair above it takes
-    3, a hair below 4); sd 0 needs the fewest values that have an interval; bad input refused."""
+def test_repeats_for_power_at_one_half_is_the_half_width_by_hand():
+    """At power 0.5 (its t quantile is 0) the repeats are those whose interval's half-width is
+    the distance. sd 1: three values give the half-width T_2 / sqrt(3) exactly (so a hair
+    above it takes 3, a hair below 4); sd 0 needs the fewest values that have an interval;
+    bad input refused."""
     h = T_2 / math.sqrt(3)
-    assert repeats_for_half_width(1.0, h * (1 + 1e-9)) == 3
-    assert repeats_for_half_width(1.0, h * (1 - 1e-9)) == 4
-    assert repeats_for_half_width(2.0, 2 * h * (1 + 1e-9)) == 3  # scales with sd / h
-    assert repeats_for_half_width(0.0, 0.1) == 2
+    assert repeats_for_power(1.0, h * (1 + 1e-9), power=0.5) == 3
+    assert repeats_for_power(1.0, h * (1 - 1e-9), power=0.5) == 4
+    assert repeats_for_power(2.0, 2 * h * (1 + 1e-9), power=0.5) == 3  # scales with sd / h
+    assert repeats_for_power(0.0, 0.1, power=0.5) == 2
     # large n: about (1.96 sd / h)^2, a little more for t's heavier tails
-    assert 753 <= repeats_for_half_width(14.0, 1.0) <= 760
+    assert 753 <= repeats_for_power(14.0, 1.0, power=0.5) <= 760
     for sd, half in ((-1.0, 1.0), (math.nan, 1.0), (1.0, 0.0), (1.0, math.inf)):
         with pytest.raises(ValueError, match="must be a finite number"):
-            repeats_for_half_width(sd, half)
+            repeats_for_power(sd, half, power=0.5)
 
 
 def test_detectable_difference_and_repeats_for_power_by_hand():
@@ -196,6 +198,24 @@ def test_direction_against_the_paper(paper, mean, low, high, expected):
 def test_one_seed_is_inconclusive_end_to_end():
     _, low, high = interval(paired_differences([0.9], [0.1], relative=False))
     assert verdict(low, high, "higher", "superior", None) == "inconclusive"
+
+
+@pytest.mark.parametrize(
+    "better, test, margin, bound",
+    [("higher", "superior", None, 0.0), ("lower", "inferior", None, 0.0),
+     ("higher", "non_inferior", 2.5, -2.5), ("lower", "non_inferior", 1.0, 1.0)],
+)  # fmt: skip
+def test_threshold_is_the_bound_the_verdict_reads(better, test, margin, bound):
+    """The one bound of each test: an interval just past it on a's side holds, just short of
+    it on the other side does not; a small drop has two bounds and is refused."""
+    assert threshold(better, test, margin) == bound
+    side = 1.0 if (better == "higher") != (test == "inferior") else -1.0
+    near = sorted((bound + side * 0.01, bound + side * 0.02))
+    far = sorted((bound - side * 0.01, bound - side * 0.02))
+    assert verdict(*near, better, test, margin) == "holds"
+    assert verdict(*far, better, test, margin) == "does not hold"
+    with pytest.raises(ValueError, match="two bounds"):
+        threshold("higher", "small_drop", 2.5)
 
 
 def test_verdict_refuses_bad_settings():

@@ -41,12 +41,14 @@ from torch import Tensor, nn
 
 from petra.embeddings import KroneckerEmbedding, TokenEmbedding
 from petra.models import ModelConfig, build_model
-from petra.reproduce.claims import KRONECKER_RUNTIME, PETE_TABLE1, Claim
+from petra.reproduce.claims import KRONECKER_RUNTIME, PETE_TABLE1, Claim, Comparison
 from petra.reproduce.stats import (
     detectable_difference,
     interval,
     paired_differences,
     repeats_for_power,
+    threshold,
+    verdict,
 )
 from petra.tasks.run import run_config
 from petra.training import TrainConfig
@@ -109,7 +111,8 @@ def williams_orders(n: int) -> list[list[int]]:
     return rows if n % 2 == 0 else rows + [row[::-1] for row in rows]
 
 
-# a 1-minute load average above this before timing means another process is running
+# a 1-minute load average above this process's own torch threads plus this, read before
+# timing (after the warm-up, which already loads the machine), means another process runs
 BUSY_LOAD = 0.75
 
 
@@ -136,11 +139,12 @@ def _time_arms(
             arms[label].step(batches[n % len(batches)])
     per_seed = {label: {} for label in labels}
     load_before = os.getloadavg()[0]
-    if load_before > BUSY_LOAD:
+    if load_before > torch.get_num_threads() + BUSY_LOAD:
         print(
-            f"warning: the machine's load average is {load_before:.2f} before timing: another "
-            "process is running, so these times will be noisy (the load is recorded in the "
-            "notes); time on a quiet machine",
+            f"warning: the machine's load average is {load_before:.2f} before timing, above "
+            f"this run's own {torch.get_num_threads()} thread(s): another process is running, "
+            "so these times will be noisy (the load is recorded in the notes); time on a "
+            "quiet machine",
             flush=True,
         )
     orders = williams_orders(len(labels))
@@ -183,8 +187,8 @@ def _timing_note(repeats: int, steps: int, warmup: int, load: tuple[float, float
         f"step_ms: per repeat, the median of {steps} timed training steps after {warmup} "
         f"warm-up step(s) per arm; {repeats} repeats interleaved across the arms (orders of "
         f"a Williams design), on {torch.get_num_threads()} torch CPU thread(s) of "
-        f"{os.cpu_count()} cores, load average {load[0]:.2f} before and {load[1]:.2f} after; "
-        "compare arms within a repeat"
+        f"{os.cpu_count()} cores, load average {load[0]:.2f} before and {load[1]:.2f} after "
+        "(this run's own threads included); compare arms within a repeat"
     )
 
 
@@ -293,53 +297,73 @@ def reference_kronecker(embedding: KroneckerEmbedding, mode: str) -> ReferenceKr
 
 # (a, b) of the timed comparisons, a - b in percent of b: the paper's on-the-fly codec against
 # its precomputed table, petra's sparse path against each
-KRONECKER_PAIRS = (
-    ("reference-on-the-fly", "reference-precomputed"),
-    ("petra-sparse", "reference-precomputed"),
-    ("petra-sparse", "reference-on-the-fly"),
-)
-# the claim's non-inferiority margin, on the paper's on-the-fly codec against the table
-RESOLUTION_MARGIN_PCT = KRONECKER_RUNTIME.comparisons[0].margin
-
-
-def _resolution(per_seed: dict, pairs: tuple[tuple[str, str], ...]) -> list[dict]:
-    """Per pair (a, b): the per-repeat paired differences d_r = 100 (a_r / b_r - 1) %, their
-    mean (and the mean of a_r - b_r in ms), standard deviation s and the half-width h =
-    t_{0.975, n - 1} s / sqrt(n) of the 95 % interval on their mean over n repeats (its
-    precision); the difference from a bound these repeats would show 80 % of the time
-    (`stats.detectable_difference`); and the repeats that would show, 80 % of the time, the
-    margin of `RESOLUTION_MARGIN_PCT` met were the arms equally fast, and missed were the
-    true difference the measured mean (only where that mean is above the margin). One repeat:
-    none of these."""
+def _resolution(per_seed: dict, comparisons: tuple[Comparison, ...]) -> list[dict]:
+    """Per comparison of arm a against arm b on the step time (relative, lower is better):
+    the per-repeat paired differences d_r = 100 (a_r / b_r - 1) %, their mean (and the mean
+    of a_r - b_r in ms), standard deviation s and the half-width h = t_{0.975, n - 1} s /
+    sqrt(n) of the 95 % interval on their mean over n repeats (its precision); the bound B
+    its test must clear (`stats.threshold`: 0, or the parity margin) and whether the interval
+    clears it, on either side; the distance from B that n repeats clear 80 % of the time by
+    the t approximation (`stats.detectable_difference`); where the interval has not cleared
+    B, the repeats that would, 80 % of the time, were the true difference the measured
+    mean; for a parity test, the repeats that would show the margin met were the arms
+    equally fast; and the interval and verdict of the first and of the second half of the
+    repeats alone, where drift over the measurement shows (four repeats or more). One
+    repeat: none of these."""
     rows = []
-    for a, b in pairs:
+    for comparison in comparisons:
+        a, b, test, margin = comparison.a, comparison.b, comparison.test, comparison.margin
+        if not (comparison.metric == STEP_METRIC and comparison.relative):
+            raise ValueError(f"{comparison.name}: resolution is of relative {STEP_METRIC}")
         repeats = sorted(per_seed[a], key=int)
         times_a = [per_seed[a][r][STEP_METRIC] for r in repeats]
         times_b = [per_seed[b][r][STEP_METRIC] for r in repeats]
         differences = paired_differences(times_a, times_b, relative=True)
-        mean, low, _ = interval(differences)
+        mean, low, high = interval(differences)
+        bound = threshold(comparison.better, test, margin)
         row = {
             "a": a,
             "b": b,
+            "test": test,
+            "bound_pct": bound,
             "repeats": len(differences),
             "mean_pct": mean,
             "mean_ms": statistics.fmean(x - y for x, y in zip(times_a, times_b, strict=True)),
             "sd_pct": None,
             "half_width_pct": None,
+            "cleared": False,
             "detectable_pct": None,
+            "repeats_to_clear": None,
             "repeats_to_meet_margin": None,
-            "repeats_to_miss_margin": None,
+            "halves": None,
         }
-        if low is not None:
-            sd = statistics.stdev(differences)
-            row |= {
-                "sd_pct": sd,
-                "half_width_pct": mean - low,
-                "detectable_pct": detectable_difference(sd, len(differences)),
-                "repeats_to_meet_margin": repeats_for_power(sd, RESOLUTION_MARGIN_PCT),
-            }
-            if mean > RESOLUTION_MARGIN_PCT:
-                row["repeats_to_miss_margin"] = repeats_for_power(sd, mean - RESOLUTION_MARGIN_PCT)
+        if low is None or high is None:
+            rows.append(row)
+            continue
+        sd = statistics.stdev(differences)
+        cleared = low > bound or high < bound
+        row |= {
+            "sd_pct": sd,
+            "half_width_pct": mean - low,
+            "cleared": cleared,
+            "detectable_pct": detectable_difference(sd, len(differences)),
+        }
+        if not cleared and mean != bound:
+            row["repeats_to_clear"] = repeats_for_power(sd, abs(mean - bound))
+        if test == "non_inferior":
+            row["repeats_to_meet_margin"] = repeats_for_power(sd, margin)
+        if len(differences) >= 4:
+            middle = len(differences) // 2
+            row["halves"] = []
+            for first, part in ((0, differences[:middle]), (middle, differences[middle:])):
+                half_mean, half_low, half_high = interval(part)
+                row["halves"].append({
+                    "repeats": [first, first + len(part) - 1],
+                    "mean_pct": half_mean,
+                    "low_pct": half_low,
+                    "high_pct": half_high,
+                    "verdict": verdict(half_low, half_high, comparison.better, test, margin),
+                })  # fmt: skip
         rows.append(row)
     return rows
 
@@ -348,22 +372,42 @@ def _resolution_note(row: dict) -> str:
     pair = f"{row['a']} vs {row['b']}"
     if row["half_width_pct"] is None:
         return f"resolution, {pair}: one repeat, no interval"
-    margin = f"{RESOLUTION_MARGIN_PCT:g} %"
-    missed = (
-        f", and showing it missed, were the true difference the measured {row['mean_pct']:+.2f} "
-        f"%, about {row['repeats_to_miss_margin']}"
-        if row["repeats_to_miss_margin"] is not None
+    bound = f"{row['bound_pct']:+g} %"
+    where = (
+        "The interval clears it."
+        if row["cleared"]
+        else "The interval does not clear it"
+        + (
+            f": about {row['repeats_to_clear']} repeats at this spread would, 80 % of the "
+            f"time, were the true difference the measured {row['mean_pct']:+.2f} %."
+            if row["repeats_to_clear"] is not None
+            else "."
+        )
+    )
+    met = (
+        f" Were the arms equally fast, showing the {row['bound_pct']:g} % margin met would "
+        f"take about {row['repeats_to_meet_margin']} repeats (80 % of the time)."
+        if row["repeats_to_meet_margin"] is not None
+        else ""
+    )
+    halves = (
+        " By halves: "
+        + "; ".join(
+            f"repeats {h['repeats'][0]}-{h['repeats'][1]} {h['mean_pct']:+.2f} % "
+            f"[{h['low_pct']:+.2f}, {h['high_pct']:+.2f}] ({h['verdict']})"
+            for h in row["halves"]
+        )
+        + "."
+        if row["halves"]
         else ""
     )
     return (
-        f"resolution, {pair}: per-repeat paired differences {row['mean_pct']:+.2f} % on "
-        f"average ({row['mean_ms']:+.1f} ms a step), sd {row['sd_pct']:.2f} %; over "
-        f"{row['repeats']} repeats the 95 % interval reaches {row['half_width_pct']:.2f} % "
-        "either side of the mean (its precision), and a true difference "
-        f"{row['detectable_pct']:.2f} % from a bound (0, or the {margin} margin) would put it "
-        f"clear of that bound 80 % of the time. At this spread, showing the {margin} margin "
-        f"met, were the arms equally fast, would take about {row['repeats_to_meet_margin']} "
-        f"repeats (80 % of the time){missed}"
+        f"resolution, {pair} ({row['test']}, bound {bound}): per-repeat paired differences "
+        f"{row['mean_pct']:+.2f} % on average ({row['mean_ms']:+.1f} ms a step), sd "
+        f"{row['sd_pct']:.2f} %; over {row['repeats']} repeats the 95 % interval reaches "
+        f"{row['half_width_pct']:.2f} % either side of the mean (its precision), and a true "
+        f"difference {row['detectable_pct']:.2f} % from the bound would clear it about 80 % of "
+        f"the time (t approximation). {where}{met}{halves}"
     )
 
 
@@ -383,7 +427,7 @@ def kronecker_codec_overhead(repeats: int = 3, steps: int = 10, quick: bool = Fa
     and projection) and see the same batches; before timing, their embeddings of the first
     batch's tokens are checked equal (to 1e-5: float32 rounding), else `RuntimeError`.
     Timing and its interleaving are `_time_arms`'; `resolution` (see `_resolution`) says, for
-    each pair of `KRONECKER_PAIRS`, the smallest difference the repeats resolved.
+    each comparison of the claim, how finely the repeats resolved it.
 
     Checks: the paper's buffer, V x (P + 2) bytes (the package's (V, P) uint8 bytes and (V,)
     int16 lengths); petra's, V x (P + 4) (int32 lengths); the precomputed table, V x D x 4
@@ -477,7 +521,7 @@ def kronecker_codec_overhead(repeats: int = 3, steps: int = 10, quick: bool = Fa
         ),
     ]
     per_seed, load = _time_arms(arms, batches, repeats, steps, warmup)
-    resolution = _resolution(per_seed, KRONECKER_PAIRS)
+    resolution = _resolution(per_seed, KRONECKER_RUNTIME.comparisons)
     notes = [
         _timing_note(repeats, steps, warmup, load),
         *(_resolution_note(row) for row in resolution),

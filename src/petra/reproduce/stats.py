@@ -102,14 +102,6 @@ def interval(values: list[float], level: float = 0.95) -> tuple[float, float | N
     return mean, mean - half, mean + half
 
 
-def repeats_for_half_width(sd: float, half_width: float, level: float = 0.95) -> int:
-    """The fewest values n >= 2 whose level-L interval on the mean, at sample standard
-    deviation `sd`, is at most `half_width` wide on either side: the smallest n with
-    t_{(1 + L) / 2, n - 1} sd / sqrt(n) <= half_width (`repeats_for_power` at power 0.5,
-    whose t quantile is 0)."""
-    return repeats_for_power(sd, half_width, level, power=0.5)
-
-
 def detectable_difference(sd: float, n: int, level: float = 0.95, power: float = 0.8) -> float:
     """How far a true mean difference must lie from a bound (0, or a margin) for the level-L
     interval on the mean of n values, at sample standard deviation `sd`, to clear that bound
@@ -198,20 +190,29 @@ def verdict(
         if high < -margin or low > 0:
             return DOES_NOT_HOLD
         return INCONCLUSIVE
-    # the threshold a's difference must clear: 0 for superiority, -m (in a's favour) for parity
+    bound = threshold(better, test, margin)
     if better == "higher":
-        threshold = 0.0 if test == "superior" else -float(margin)
-        if low > threshold:
+        if low > bound:
             return HOLDS
-        if high < threshold:
+        if high < bound:
             return DOES_NOT_HOLD
     else:
-        threshold = 0.0 if test == "superior" else float(margin)
-        if high < threshold:
+        if high < bound:
             return HOLDS
-        if low > threshold:
+        if low > bound:
             return DOES_NOT_HOLD
     return INCONCLUSIVE
+
+
+def threshold(better: str, test: str, margin: float | None = None) -> float:
+    """The one bound a - b must clear in a's favour for `verdict`: 0 for "superior" and
+    "inferior", -m (higher is better) or +m (lower is better) for "non_inferior". A
+    "small_drop" test has two (0 and the margin): refused."""
+    if test == "small_drop":
+        raise ValueError("a small-drop test has two bounds (0 and the margin), not one")
+    if test != "non_inferior":
+        return 0.0
+    return -float(margin) if better == "higher" else float(margin)
 
 
 def direction(
