@@ -15,6 +15,8 @@ from scipy.stats import t as student_t
 from petra.reproduce.report import format_report, load_results, write_report
 from petra.reproduce.stats import (
     OPPOSITE,
+    PAPER_INSIDE,
+    PAPER_OUTSIDE,
     SAME,
     UNRESOLVED,
     VERDICT_RULE,
@@ -180,10 +182,13 @@ def test_verdict_rule(low, high, better, test, margin, expected):
 @pytest.mark.parametrize(
     ("paper", "mean", "low", "high", "expected"),
     [
-        (-2.08, 3.5, 1.0, 6.0, OPPOSITE),  # the paper has a behind, petra ahead
-        (-2.08, -1.0, -1.5, -0.5, SAME),
-        (7.4, 1.0, -0.5, 2.5, UNRESOLVED),  # the interval spans 0
-        (7.4, 0.0, 0.0, 0.0, UNRESOLVED),
+        (-2.08, 3.5, 1.0, 6.0, f"{OPPOSITE}; {PAPER_OUTSIDE}"),  # the paper: a behind
+        (-2.08, -1.0, -1.5, -0.5, f"{SAME}; {PAPER_OUTSIDE}"),
+        (-2.08, -2.4, -3.6, -1.2, f"{SAME}; {PAPER_INSIDE}"),
+        (-2.08, -2.08, -2.08, -2.08, f"{SAME}; {PAPER_INSIDE}"),  # ends count as inside
+        (7.4, 1.0, -0.5, 2.5, f"{UNRESOLVED}; {PAPER_OUTSIDE}"),  # the interval spans 0
+        (0.3, 1.0, -0.5, 2.5, f"{UNRESOLVED}; {PAPER_INSIDE}"),
+        (7.4, 0.0, 0.0, 0.0, f"{UNRESOLVED}; {PAPER_OUTSIDE}"),
         (-5.3, 0.0, None, None, UNRESOLVED),  # one seed, no difference at all
         (-5.3, -2.0, None, None, f"{SAME} (one seed)"),
         (None, 1.0, 0.5, 1.5, "–"),  # the paper gives no difference
@@ -495,7 +500,8 @@ def test_report_from_fixtures(results_dir, tmp_path):
     assert (  # the fixture is not today's entry, whose name of this comparison is shown
         "| [kronecker-lm-loss](#kronecker-lm-loss) | Kronecker (untied) vs learned (tied), "
         "validation loss (today's comparison, on the stored values) | -2.5 +- 0.2 % "
-        "| -2.33 % [-3.77, -0.90] | 3 | same as the paper | holds (earlier registry entry: rerun) |"
+        "| -2.33 % [-3.77, -0.90] | 3 | same as the paper; the paper's a − b inside the interval "
+            "| holds (earlier registry entry: rerun) |"
     ) in text
     # non-inferior, lower is better, margin 0.1: differences 0.02, 0.03 (seed 2 dropped) ->
     # 0.025 +- t_1 * 0.005 = [-0.0385, 0.0885], below +0.1
@@ -509,7 +515,8 @@ def test_report_from_fixtures(results_dir, tmp_path):
     assert T_2 * 0.01 / math.sqrt(3) == pytest.approx(0.02484, abs=1e-5)
     assert (
         "| [slices-accuracy](#slices-accuracy) | p=2 vs standard | +0.5 points "
-        "| -0.050 accuracy [-0.075, -0.025] | 3 | opposite to the paper | does not hold |"
+        "| -0.050 accuracy [-0.075, -0.025] | 3 | opposite to the paper; the paper's a − b "
+        "outside it | does not hold |"
     ) in text
     # a quick claim: one seed, no interval, labelled in the summary and in its section
     assert (
@@ -589,7 +596,10 @@ def test_a_width_zero_interval_is_marked_as_no_spread(results_dir):
         row["accuracy"] = result["arms"]["standard"]["per_seed"][seed]["accuracy"] + 0.25
     path.write_text(json.dumps(result))
     text = format_report(load_results(results_dir), {})
-    row = "| +0.250 accuracy [+0.250, +0.250] | 3 | same as the paper | holds (every seed the same)"
+    row = (  # the paper's +0.5 points: the same side, outside an interval of no spread
+        "| +0.250 accuracy [+0.250, +0.250] | 3 | same as the paper; the paper's a − b outside "
+        "it | holds (every seed the same)"
+    )
     assert row in text
 
 
@@ -1297,7 +1307,8 @@ def test_only_a_comparison_of_other_quotes_of_the_paper_is_todays(
     summary, section = text[: text.index('<a id="')], _section(text, "kronecker-lm-loss")
     todays_row = (
         "| loss (today's comparison, on the stored values) | -2.5 +- 0.2 % "
-        "| -2.33 % [-3.77, -0.90] | 3 | same as the paper |"
+        "| -2.33 % [-3.77, -0.90] | 3 | same as the paper; the paper's a − b inside the "
+        "interval |"
     )
     assert todays_row in summary
     assert (f"| {earlier['name']} |" in summary) is not shown_as_todays

@@ -443,7 +443,9 @@ def format_report(
         "did not record. " + VERDICT_RULE + ' The column "petra\'s sign" says whether '
         "petra's a − b has the sign of the paper's own (its interval wholly on that side of 0: "
         f'"{SAME}"), the other sign ("{OPPOSITE}"), or neither ("{UNRESOLVED}": the '
-        'interval spans 0), and is "–" where the paper gives no a − b to hold it against '
+        "interval spans 0), and whether the paper's own a − b lies inside petra's interval "
+        "(a margin test can be inconclusive while petra's result is the paper's, or hold "
+        'while it is not), and is "–" where the paper gives no a − b to hold it against '
         "(a control of petra's own, or a file of an earlier petra that quotes the paper's "
         "figure but did not record its a − b as a number) or where the comparison is not "
         "testable; a verdict "

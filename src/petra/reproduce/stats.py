@@ -31,6 +31,8 @@ MARGIN_TESTS = ("non_inferior", "small_drop")  # the tests that take a margin m 
 SAME = "same as the paper"
 OPPOSITE = "opposite to the paper"
 UNRESOLVED = "not resolved"
+PAPER_INSIDE = "the paper's a − b inside the interval"
+PAPER_OUTSIDE = "the paper's a − b outside it"
 
 VERDICT_RULE = (
     "Each comparison is paired by seed: the difference is a − b, where arm a is the paper's "
@@ -220,13 +222,25 @@ def direction(
 ) -> str:
     """Whether petra's a - b has the sign of the paper's: `SAME` or `OPPOSITE` when the
     interval (or, with one seed, the mean) lies on one side of 0, `UNRESOLVED` when the
-    interval spans 0, "–" when the paper gives no difference or petra has none."""
+    interval spans 0, "–" when the paper gives no difference or petra has none; with an
+    interval, also whether the paper's own a - b lies inside it (`PAPER_INSIDE`) or not
+    (`PAPER_OUTSIDE`): a verdict against a margin can be inconclusive while petra's result
+    is the paper's."""
     if paper_difference is None or mean is None or paper_difference == 0:
         return "–"
-    if mean == 0 or (low is not None and high is not None and low <= 0 <= high):
-        return UNRESOLVED
-    side = SAME if (mean > 0) == (paper_difference > 0) else OPPOSITE
-    return side if low is not None else f"{side} (one seed)"
+    if low is None or high is None:
+        if mean == 0:
+            return UNRESOLVED
+        side = SAME if (mean > 0) == (paper_difference > 0) else OPPOSITE
+        return f"{side} (one seed)"
+    side = (
+        UNRESOLVED
+        if low <= 0 <= high
+        else SAME
+        if (mean > 0) == (paper_difference > 0)
+        else OPPOSITE
+    )
+    return f"{side}; {PAPER_INSIDE if low <= paper_difference <= high else PAPER_OUTSIDE}"
 
 
 def joint_verdict(verdicts: list[str]) -> str:
