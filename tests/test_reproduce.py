@@ -522,3 +522,35 @@ def test_a_floor_is_refused_where_higher_is_better():
     assert kept.floor == 0.0
     with pytest.raises(ValueError, match="only where lower is better"):
         Comparison("at zero", "accuracy", "kronecker", "learned", "higher", floor=0.0)
+
+
+def test_a_run_that_diverged_is_recorded_and_not_trained_again_on_a_fresh_checkout(
+    tmp_path, monkeypatch
+):
+    """A run that diverges leaves a record (its settings and `diverged.json`); on a fresh
+    checkout (no run folders) the same settings get the divergence from the record without
+    training, and other settings are refused, naming the record."""
+    from petra.reproduce import records
+    from petra.training.trainer import TrainingDiverged
+
+    agnews = get_claim("ltransformer-agnews")
+    arm = dataclasses.replace(
+        agnews.arms[0], overrides={**agnews.arms[0].overrides, "train.lr": 1e30}
+    )
+    claim = dataclasses.replace(
+        agnews, id="diverging", arms=(arm,), comparisons=(), joint=(), plots=()
+    )
+    monkeypatch.setitem(CLAIMS, claim.id, claim)
+    with pytest.raises(TrainingDiverged) as first:
+        _quick([claim.id], tmp_path)
+    runs = layout(tmp_path, quick=True)[0] / claim.id
+    (run,) = runs.iterdir()
+    record = runner.records_root(tmp_path, quick=True) / claim.id / run.name
+    kept = json.loads((record / records.DIVERGED).read_text())
+    assert kept["error"] == str(first.value) and (record / "config.json").is_file()
+    shutil.rmtree(runs)  # a fresh checkout: the records only
+    with pytest.raises(TrainingDiverged, match="as its record .* says"):
+        _quick([claim.id], tmp_path)
+    assert not (runs / run.name).exists()  # nothing trained
+    with pytest.raises(ValueError, match=f"delete the record {record}"):
+        _quick([claim.id], tmp_path, ["train.batch_size=4"])

@@ -10,6 +10,10 @@ folder has no results.json is restored from its record when there is one (its co
 first checked against the settings the registry asks for now, so a record of other settings
 is refused, naming it, never silently taken) and reused as any finished run is.
 
+A run that diverged is recorded too (its config.json, metrics.jsonl and `diverged.json`
+with the error): a fresh checkout that asks for the same settings gets the divergence from
+the record instead of training up to it again (`diverged`).
+
 A restored run has no model, so the runs of an arm that starts from another arm's model
 (`Arm.init_from`, Table 2's fine-tuning) and of the arm it starts from are never restored:
 they train again. An analysis reads a restored run's kept probe results; one whose kept
@@ -26,6 +30,7 @@ from petra.atomic import atomic_write_bytes
 
 RESULTS_FILE = "results.json"
 MARKER = "restored.json"  # written in a restored folder: its model is not there
+DIVERGED = "diverged.json"  # in a record of a run that diverged: {"error": ...}
 
 
 def record_files(run: Path) -> list[Path]:
@@ -49,6 +54,24 @@ def keep(run: Path, record: Path) -> None:
             atomic_write_bytes(kept, data)
     for stale in set(record_files(record)) - {record / path.name for path in files}:
         stale.unlink()
+
+
+def keep_diverged(run: Path, record: Path, error: str) -> None:
+    """Record that the run in `run` diverged with `error`: its config.json and metrics.jsonl
+    (as far as it got) and `DIVERGED`, written last."""
+    record.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "metrics.jsonl"):
+        if (run / name).is_file():
+            atomic_write_bytes(record / name, (run / name).read_bytes())
+    atomic_write_bytes(record / DIVERGED, (json.dumps({"error": error}) + "\n").encode())
+
+
+def diverged(record: Path, run: Path) -> str | None:
+    """The error `record` holds of a run that diverged, where the folder `run` has not
+    finished (a finished run is its own answer); None otherwise."""
+    if not (record / DIVERGED).is_file() or (run / RESULTS_FILE).is_file():
+        return None
+    return json.loads((record / DIVERGED).read_text())["error"]
 
 
 def pending(record: Path, run: Path) -> bool:

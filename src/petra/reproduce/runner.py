@@ -191,13 +191,23 @@ class _Plan:
         started = time.monotonic()
         print(f"[{self.claim.id}] {what}", flush=True)
         restorable = self.restorable(arm)
-        if restorable and records.pending(record, directory):
+        error = records.diverged(record, directory) if restorable else None
+        if restorable and (error is not None or records.pending(record, directory)):
             # a record of other settings is refused, named, before anything is copied
             config = run_config(arm.task, self.preset or arm.preset, changes=items)
             check_same_run(record, config, f"delete the record {record} to train this run again")
+            if error is not None:
+                raise TrainingDiverged(f"{error} (as its record {record} says)")
             records.restore(record, directory)
             print(f"[{self.claim.id}]   restored from its record {record}", flush=True)
-        results = run_or_reuse(arm.task, self.preset or arm.preset, items, directory, self.progress)
+        try:
+            results = run_or_reuse(
+                arm.task, self.preset or arm.preset, items, directory, self.progress
+            )
+        except TrainingDiverged as diverged:
+            if restorable:
+                records.keep_diverged(directory, record, str(diverged))
+            raise
         if restorable:  # a record the arm can never be restored from is not kept
             records.keep(directory, record)
         print(f"[{self.claim.id}]   done in {time.monotonic() - started:.0f} s", flush=True)
