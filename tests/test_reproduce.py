@@ -549,8 +549,30 @@ def test_a_run_that_diverged_is_recorded_and_not_trained_again_on_a_fresh_checko
     kept = json.loads((record / records.DIVERGED).read_text())
     assert kept["error"] == str(first.value) and (record / "config.json").is_file()
     shutil.rmtree(runs)  # a fresh checkout: the records only
-    with pytest.raises(TrainingDiverged, match="as its record .* says"):
+    with pytest.raises(TrainingDiverged) as again:
         _quick([claim.id], tmp_path)
+    assert str(again.value) == str(first.value)  # the same error, so the results read alike
     assert not (runs / run.name).exists()  # nothing trained
     with pytest.raises(ValueError, match=f"delete the record {record}"):
         _quick([claim.id], tmp_path, ["train.batch_size=4"])
+
+
+def test_a_diverged_record_gives_way_to_a_finished_run_and_needs_its_settings(tmp_path):
+    """A record of a divergence answers only while the run's folder has not finished; once
+    it has (trained again by hand, say), keeping its record drops the stale `diverged.json`.
+    A run with no config.json leaves no record of its divergence (nothing to check it by)."""
+    from petra.reproduce import records
+
+    run, record = tmp_path / "run", tmp_path / "record"
+    run.mkdir()
+    (run / "config.json").write_text('{"train": {"lr": 1e30}}\n')
+    records.keep_diverged(run, record, "the loss is nan at step 2")
+    assert records.diverged(record, run) == "the loss is nan at step 2"
+    (run / "results.json").write_text('{"metrics": {}}\n')
+    assert records.diverged(record, run) is None
+    records.keep(run, record)
+    assert sorted(path.name for path in record.iterdir()) == ["config.json", "results.json"]
+    bare, elsewhere = tmp_path / "bare", tmp_path / "elsewhere"
+    bare.mkdir()
+    records.keep_diverged(bare, elsewhere, "the loss is nan")
+    assert not elsewhere.exists()

@@ -158,9 +158,13 @@ def test_resolution_by_hand():
     assert not row["cleared"]
     assert row["repeats_to_clear"] == row["repeats_to_meet_margin"] == 10
     assert row["halves"] is None
+    note = measures._resolution_note(row)
+    assert "(non_inferior, bound +1 %)" in note and "about 10 repeats" in note
+    assert "wholly above the bound" in note and "showing the 1 % margin met" in note
     (row,) = _resolution(timed, (FASTER,))
     assert row["bound_pct"] == 0.0 and not row["cleared"]
     assert row["repeats_to_clear"] == 5 and row["repeats_to_meet_margin"] is None
+    assert "(superior, bound 0 %)" in measures._resolution_note(row)
     # a faster by 1-3 %: the interval lies below the parity bound, nothing more to run
     (row,) = _resolution(_timed([100.0] * 3, [101.0, 102.0, 103.0]), (PARITY,))
     assert row["mean_pct"] < 0 and row["cleared"] and row["repeats_to_clear"] is None
@@ -169,18 +173,22 @@ def test_resolution_by_hand():
 
 
 def test_resolution_halves_show_drift():
-    """Differences 1, 3 then 2, 2 %: the first half's interval 2 +- t_{0.975, 1} sqrt(2) /
-    sqrt(2) = 2 +- 12.706 straddles the +1 % bound (inconclusive); the second half has no
-    spread, [2, 2], wholly above it (does not hold). The note gives both."""
-    timed = _timed([101.0, 103.0, 102.0, 102.0], [100.0] * 4)
+    """Differences 1, 3, 2 then 2, 2, 2 %: the first half's interval 2 +- t_{0.975, 2} / sqrt(3)
+    = 2 +- 2.4841 straddles the +1 % bound (inconclusive); the second half has no spread,
+    [2, 2], wholly above it (does not hold). The note gives both; five repeats give no
+    halves (a half of two values has t_{0.975, 1} = 12.7)."""
+    timed = _timed([101.0, 103.0, 102.0, 102.0, 102.0, 102.0], [100.0] * 6)
     (row,) = _resolution(timed, (PARITY,))
     first, second = row["halves"]
-    assert first["repeats"] == [0, 1] and second["repeats"] == [2, 3]
+    assert first["repeats"] == [0, 2] and second["repeats"] == [3, 5]
     assert first["mean_pct"] == pytest.approx(2.0)
-    assert first["high_pct"] - first["mean_pct"] == pytest.approx(12.7062, abs=1e-4)
+    assert first["high_pct"] - first["mean_pct"] == pytest.approx(2.4841, abs=1e-4)
     assert first["verdict"] == "inconclusive" and second["verdict"] == "does not hold"
     note = measures._resolution_note(row)
-    assert "repeats 0-1 +2.00 %" in note and "(does not hold)" in note
+    assert "repeats 0-2 +2.00 %" in note and "(does not hold)" in note
+    assert "The interval clears it." in note  # all six: [+1.34, +2.66], above +1
+    (row,) = _resolution(_timed([101.0, 103.0, 102.0, 102.0, 102.0], [100.0] * 5), (PARITY,))
+    assert row["halves"] is None
 
 
 def test_spectral_scaling_encoder_counts():
@@ -288,3 +296,7 @@ def test_timing_on_a_busy_machine_warns_before_it_times(monkeypatch, capsys):
     monkeypatch.setattr(measures.os, "getloadavg", lambda: (own + 0.1, 0.1, 0.1))  # itself
     _time_arms(arms, [{}], repeats=1, steps=1, warmup=0)
     assert "warning" not in capsys.readouterr().out
+    loads = iter([(own + 0.1, 0.1, 0.1), (busy, 1.0, 0.5)])  # a job starts while it times
+    monkeypatch.setattr(measures.os, "getloadavg", lambda: next(loads))
+    _time_arms(arms, [{}], repeats=1, steps=1, warmup=0)
+    assert f"rose to {busy:.2f} while timing" in capsys.readouterr().out

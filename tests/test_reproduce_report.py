@@ -516,7 +516,7 @@ def test_report_from_fixtures(results_dir, tmp_path):
     assert (
         "| [slices-accuracy](#slices-accuracy) | p=2 vs standard | +0.5 points "
         "| -0.050 accuracy [-0.075, -0.025] | 3 | opposite to the paper; the paper's a − b "
-        "outside it | does not hold |"
+        "outside the interval | does not hold |"
     ) in text
     # a quick claim: one seed, no interval, labelled in the summary and in its section
     assert (
@@ -598,7 +598,7 @@ def test_a_width_zero_interval_is_marked_as_no_spread(results_dir):
     text = format_report(load_results(results_dir), {})
     row = (  # the paper's +0.5 points: the same side, outside an interval of no spread
         "| +0.250 accuracy [+0.250, +0.250] | 3 | same as the paper; the paper's a − b outside "
-        "it | holds (every seed the same)"
+        "the interval | holds (every seed the same)"
     )
     assert row in text
 

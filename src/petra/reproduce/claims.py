@@ -1329,7 +1329,8 @@ KRONECKER_RUNTIME = Claim(
         "per-step overhead'), as petra finds; what is tested is its size. Margin: at most 1 % "
         "more per step than the precomputed table, petra's reading of 'negligible' (the "
         "reference's ~1-4 ms is not given as a share of a step). So a 'does not hold' here "
-        "says the overhead exceeds 1 % at this scale (7.5M parameters, one CPU thread, "
+        "says the overhead exceeds 1 % at this scale (7.5M parameters, the CPU threads the "
+        "timing note names, "
         "float32); the paper's scale is not tested. petra's sparse path never forms the dense "
         "N x D codec, so it is tested for being faster than the paper's on-the-fly codec "
         "(superiority, petra's own claim).",

@@ -138,8 +138,8 @@ def _time_arms(
         for n in range(warmup):
             arms[label].step(batches[n % len(batches)])
     per_seed = {label: {} for label in labels}
-    load_before = os.getloadavg()[0]
-    if load_before > torch.get_num_threads() + BUSY_LOAD:
+    load_before, busy = os.getloadavg()[0], torch.get_num_threads() + BUSY_LOAD
+    if load_before > busy:
         print(
             f"warning: the machine's load average is {load_before:.2f} before timing, above "
             f"this run's own {torch.get_num_threads()} thread(s): another process is running, "
@@ -158,7 +158,14 @@ def _time_arms(
                 arms[label].step(batch)
                 times.append(1000 * (time.perf_counter() - start))
             per_seed[label][str(repeat)] = {STEP_METRIC: statistics.median(times)}
-    return per_seed, (load_before, os.getloadavg()[0])
+    load_after = os.getloadavg()[0]
+    if load_after > busy and load_before <= busy:
+        print(
+            f"warning: the machine's load average rose to {load_after:.2f} while timing: "
+            "another process started, so these times are noisy; time on a quiet machine",
+            flush=True,
+        )
+    return per_seed, (load_before, load_after)
 
 
 def _result(arms: dict[str, Arm], per_seed: dict, checks: list[dict], notes: list[str]) -> dict:
@@ -295,8 +302,10 @@ def reference_kronecker(embedding: KroneckerEmbedding, mode: str) -> ReferenceKr
     return ReferenceKronecker(module)
 
 
-# (a, b) of the timed comparisons, a - b in percent of b: the paper's on-the-fly codec against
-# its precomputed table, petra's sparse path against each
+# the fewest repeats whose halves are shown apart (a half of 2 has t_{0.975, 1} = 12.7)
+HALVES_FROM = 6
+
+
 def _resolution(per_seed: dict, comparisons: tuple[Comparison, ...]) -> list[dict]:
     """Per comparison of arm a against arm b on the step time (relative, lower is better):
     the per-repeat paired differences d_r = 100 (a_r / b_r - 1) %, their mean (and the mean
@@ -308,8 +317,8 @@ def _resolution(per_seed: dict, comparisons: tuple[Comparison, ...]) -> list[dic
     B, the repeats that would, 80 % of the time, were the true difference the measured
     mean; for a parity test, the repeats that would show the margin met were the arms
     equally fast; and the interval and verdict of the first and of the second half of the
-    repeats alone, where drift over the measurement shows (four repeats or more). One
-    repeat: none of these."""
+    repeats alone, where drift over the measurement shows (`HALVES_FROM` repeats or more).
+    One repeat: none of these."""
     rows = []
     for comparison in comparisons:
         a, b, test, margin = comparison.a, comparison.b, comparison.test, comparison.margin
@@ -325,6 +334,7 @@ def _resolution(per_seed: dict, comparisons: tuple[Comparison, ...]) -> list[dic
             "a": a,
             "b": b,
             "test": test,
+            "margin_pct": margin,
             "bound_pct": bound,
             "repeats": len(differences),
             "mean_pct": mean,
@@ -352,7 +362,7 @@ def _resolution(per_seed: dict, comparisons: tuple[Comparison, ...]) -> list[dic
             row["repeats_to_clear"] = repeats_for_power(sd, abs(mean - bound))
         if test == "non_inferior":
             row["repeats_to_meet_margin"] = repeats_for_power(sd, margin)
-        if len(differences) >= 4:
+        if len(differences) >= HALVES_FROM:
             middle = len(differences) // 2
             row["halves"] = []
             for first, part in ((0, differences[:middle]), (middle, differences[middle:])):
@@ -372,20 +382,20 @@ def _resolution_note(row: dict) -> str:
     pair = f"{row['a']} vs {row['b']}"
     if row["half_width_pct"] is None:
         return f"resolution, {pair}: one repeat, no interval"
-    bound = f"{row['bound_pct']:+g} %"
-    where = (
-        "The interval clears it."
-        if row["cleared"]
-        else "The interval does not clear it"
-        + (
-            f": about {row['repeats_to_clear']} repeats at this spread would, 80 % of the "
-            f"time, were the true difference the measured {row['mean_pct']:+.2f} %."
-            if row["repeats_to_clear"] is not None
-            else "."
+    bound = f"{row['bound_pct']:+g} %" if row["bound_pct"] else "0 %"
+    if row["cleared"]:
+        where = "The interval clears it."
+    elif row["repeats_to_clear"] is None:  # the mean on the bound: no count of repeats would
+        where = "The interval does not clear it, and its mean lies on the bound."
+    else:
+        side = "above" if row["mean_pct"] > row["bound_pct"] else "below"
+        where = (
+            f"The interval does not clear it: about {row['repeats_to_clear']} repeats at this "
+            f"spread would put it wholly {side} the bound 80 % of the time, were the true "
+            f"difference the measured {row['mean_pct']:+.2f} %."
         )
-    )
     met = (
-        f" Were the arms equally fast, showing the {row['bound_pct']:g} % margin met would "
+        f" Were the arms equally fast, showing the {row['margin_pct']:g} % margin met would "
         f"take about {row['repeats_to_meet_margin']} repeats (80 % of the time)."
         if row["repeats_to_meet_margin"] is not None
         else ""

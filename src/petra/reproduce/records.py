@@ -58,7 +58,10 @@ def keep(run: Path, record: Path) -> None:
 
 def keep_diverged(run: Path, record: Path, error: str) -> None:
     """Record that the run in `run` diverged with `error`: its config.json and metrics.jsonl
-    (as far as it got) and `DIVERGED`, written last."""
+    (as far as it got) and `DIVERGED`, written last; nothing where the run has no
+    config.json (its settings could not be checked against a later run's)."""
+    if not (run / "config.json").is_file():
+        return
     record.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "metrics.jsonl"):
         if (run / name).is_file():

@@ -5,7 +5,7 @@ written by the runner), so that it can be rebuilt at any time without running an
 The report opens with what it is and the verdict rule (`stats.VERDICT_RULE`), then a summary
 table with one row per comparison of every claim (the paper's own a - b, petra's paired
 difference a - b with its 95% Student-t interval over seeds, whether petra's sign is the
-paper's, and the verdict), then one section per claim: the paper's figure quoted, what ran
+paper's and the paper's a - b inside petra's interval, and the verdict), then one section per claim: the paper's figure quoted, what ran
 as the runner recorded it (settings, departures from the registry's protocol, machine: see
 `asrun`), the registry's protocol, the arms (parameters, each compared or shown metric as
 mean ± std over seeds with the per-seed values, steps/s), the settings chosen on held-out
@@ -100,7 +100,7 @@ HEADER = [
     "paper a − b",
     "petra a − b [95% interval]",
     "seeds",
-    "petra's sign",
+    "petra vs the paper",
     "verdict",
 ]
 
@@ -440,12 +440,13 @@ def format_report(
         "protocol, the notes, what differs from the paper): they describe its default "
         "protocol, so where a run changed a setting they state, the section says so and the "
         "recorded value is the one that ran. A file written by an earlier petra says what it "
-        "did not record. " + VERDICT_RULE + ' The column "petra\'s sign" says whether '
+        "did not record. " + VERDICT_RULE + ' The column "petra vs the paper" says whether '
         "petra's a − b has the sign of the paper's own (its interval wholly on that side of 0: "
         f'"{SAME}"), the other sign ("{OPPOSITE}"), or neither ("{UNRESOLVED}": the '
         "interval spans 0), and whether the paper's own a − b lies inside petra's interval "
-        "(a margin test can be inconclusive while petra's result is the paper's, or hold "
-        'while it is not), and is "–" where the paper gives no a − b to hold it against '
+        "(a margin test can be inconclusive while petra's interval admits the paper's a − b, "
+        "or hold while it does not; a wide interval admits much), and is \"–\" where the "
+        "paper gives no a − b to hold it against "
         "(a control of petra's own, or a file of an earlier petra that quotes the paper's "
         "figure but did not record its a − b as a number) or where the comparison is not "
         "testable; a verdict "

@@ -197,7 +197,8 @@ class _Plan:
             config = run_config(arm.task, self.preset or arm.preset, changes=items)
             check_same_run(record, config, f"delete the record {record} to train this run again")
             if error is not None:
-                raise TrainingDiverged(f"{error} (as its record {record} says)")
+                print(f"[{self.claim.id}]   diverged, as its record {record} says", flush=True)
+                raise TrainingDiverged(error)  # as it was raised, so results read the same
             records.restore(record, directory)
             print(f"[{self.claim.id}]   restored from its record {record}", flush=True)
         try:

@@ -32,7 +32,7 @@ SAME = "same as the paper"
 OPPOSITE = "opposite to the paper"
 UNRESOLVED = "not resolved"
 PAPER_INSIDE = "the paper's a − b inside the interval"
-PAPER_OUTSIDE = "the paper's a − b outside it"
+PAPER_OUTSIDE = "the paper's a − b outside the interval"
 
 VERDICT_RULE = (
     "Each comparison is paired by seed: the difference is a − b, where arm a is the paper's "
@@ -207,13 +207,18 @@ def verdict(
 
 
 def threshold(better: str, test: str, margin: float | None = None) -> float:
-    """The one bound a - b must clear in a's favour for `verdict`: 0 for "superior" and
-    "inferior", -m (higher is better) or +m (lower is better) for "non_inferior". A
-    "small_drop" test has two (0 and the margin): refused."""
+    """The one bound whose side the interval of a - b must lie on for `verdict`: 0 for
+    "superior" and "inferior" (a ahead of b, or behind it), -m (higher is better) or +m
+    (lower is better) for "non_inferior" (a no worse than b by more than m). A "small_drop"
+    test has two (0 and the margin): refused."""
+    if test not in TESTS:
+        raise ValueError(f"test must be one of {TESTS}; got {test!r}")
     if test == "small_drop":
         raise ValueError("a small-drop test has two bounds (0 and the margin), not one")
     if test != "non_inferior":
         return 0.0
+    if margin is None:
+        raise ValueError("a non-inferiority test needs a margin m > 0")
     return -float(margin) if better == "higher" else float(margin)
 
 
@@ -224,8 +229,8 @@ def direction(
     interval (or, with one seed, the mean) lies on one side of 0, `UNRESOLVED` when the
     interval spans 0, "–" when the paper gives no difference or petra has none; with an
     interval, also whether the paper's own a - b lies inside it (`PAPER_INSIDE`) or not
-    (`PAPER_OUTSIDE`): a verdict against a margin can be inconclusive while petra's result
-    is the paper's."""
+    (`PAPER_OUTSIDE`): a verdict against a margin can be inconclusive while petra's interval
+    admits the paper's a - b."""
     if paper_difference is None or mean is None or paper_difference == 0:
         return "–"
     if low is None or high is None:
