@@ -843,6 +843,47 @@ def test_results_of_an_earlier_registry_entry_are_marked(results_dir):
     assert stale_fields({**result, "comparisons": changed}) == ["comparisons"]
 
 
+def test_texts_that_describe_a_claim_are_brought_up_to_date_without_its_runs(
+    results_dir, capsys, monkeypatch
+):
+    """A results file whose only stale fields describe its claim (title, the paper's figure
+    and place, what differs) takes today's texts, everything else byte for byte as it was;
+    one whose protocol (or comparisons, joint claims, registry notes) changed is left as it
+    is and named, with the rerun that would bring it up to date."""
+    from petra.cli import main
+    from petra.reproduce.claims import CLAIMS, Comparison
+    from petra.reproduce.earlier_entry import stale_fields
+
+    path = results_dir / "kronecker-lm-loss.json"
+    result = json.loads(path.read_text())
+    claim = dataclasses.replace(  # today's entry: the file's runs, other texts
+        CLAIMS["kronecker-lm-loss"],
+        protocol=result["protocol"],
+        comparisons=tuple(Comparison(**c) for c in result["comparisons"]),
+        notes=tuple(result["notes"]),
+        joint=(),
+    )
+    monkeypatch.setitem(CLAIMS, claim.id, claim)
+    assert set(stale_fields(result)) == {"title", "place in the paper", "differences"}
+    other = results_dir / "slices-accuracy.json"
+    before = other.read_text()
+    assert main(["reproduce", "--update-texts", str(results_dir)]) == 0
+    out = capsys.readouterr().out
+    assert f"{path}: its title, place in the paper, differences brought up to" in out
+    updated = json.loads(path.read_text())
+    assert stale_fields(updated) == []
+    assert updated["differences"] == list(claim.differences)
+    assert {k: v for k, v in updated.items() if k not in ("title", "where", "differences",
+            "paper_scale")} == {k: v for k, v in result.items() if k not in ("title",
+            "where", "differences", "paper_scale")}  # fmt: skip
+    assert other.read_text() == before  # a claim the registry lacks: nothing to update
+    updated["protocol"] = "another protocol"
+    path.write_text(json.dumps(updated))
+    main(["reproduce", "--update-texts", str(results_dir)])
+    assert "its protocol differ from today's registry entry" in capsys.readouterr().out
+    assert json.loads(path.read_text())["protocol"] == "another protocol"
+
+
 def test_checks_of_a_claim_with_comparisons_reach_the_summary(results_dir):
     path = results_dir / "kronecker-lm-loss.json"
     result = json.loads(path.read_text())

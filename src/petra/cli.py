@@ -100,6 +100,11 @@ def _reproduce(args: argparse.Namespace) -> None:
 
     if args.list:
         print(list_claims())
+    elif args.update_texts:
+        from petra.reproduce.report import update_texts
+
+        for line in update_texts(args.update_texts):
+            print(line)
     elif args.report:
         from petra.reproduce.report import write_report
 
@@ -402,6 +407,14 @@ def build_parser() -> argparse.ArgumentParser:
         "at another scale, a part of its own named for the folder",
     )
     reproduction.add_argument("--to", default="REPRODUCTION.md", help="the report's file")
+    reproduction.add_argument(
+        "--update-texts",
+        nargs="+",
+        metavar="RESULTS_DIR",
+        help="give the results files of these folders today's registry texts where only the "
+        "texts that describe a claim (title, the paper's figure and place, what differs) "
+        "changed since their runs; a file whose protocol or comparisons changed is named",
+    )
     reproduction.add_argument("--quiet", action="store_true", help="no progress bars")
     _data_dir_argument(reproduction)
     reproduction.set_defaults(handler=_reproduce)

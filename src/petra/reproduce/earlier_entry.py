@@ -1,6 +1,7 @@
 """A results file written under an earlier entry of the claims registry, read against today's
-entry: which of its texts and comparisons are not today's (`stale_fields`), and today's
-comparisons answered from the per-seed values it stored (`todays`).
+entry: which of its texts and comparisons are not today's (`stale_fields`), today's
+comparisons answered from the per-seed values it stored (`todays`), and the file with today's
+texts where only the texts that describe its claim changed (`todays_texts`).
 
 Why: a results file is the only record of its runs (they are not kept with it), and bringing
 it to today's entry means training its arms again. Until then it keeps the comparisons it
@@ -62,6 +63,36 @@ def stale_fields(result: dict) -> list[str]:
         "notes": result["notes"][: len(claim.notes)] == list(claim.notes),
     }
     return [name for name, same in checks.items() if not same]
+
+
+# the texts that describe a claim, not its runs: stale_fields' names -> the result's keys
+DESCRIPTIVE_TEXTS = {
+    "title": "title",
+    "paper's figure": "paper_figure",
+    "place in the paper": "where",
+    "differences": "differences",
+}
+
+
+def todays_texts(result: dict) -> dict:
+    """Today's registry texts that describe the claim of `result` (`DESCRIPTIVE_TEXTS`, and
+    what the paper's scale would be), by the result's keys, where those texts are all that
+    is stale: the runs, comparisons and verdicts are the same, so bringing the texts up to
+    date needs no run. A file whose protocol, comparisons, joint claims or registry notes
+    are not today's is refused (its registry notes cannot be told from those its analysis
+    appended after them): rerun the claim."""
+    claim = CLAIMS.get(result["claim"])
+    if claim is None:
+        raise ValueError(f"{result['claim']}: no such claim in today's registry")
+    other = [name for name in stale_fields(result) if name not in DESCRIPTIVE_TEXTS]
+    if other:
+        raise ValueError(
+            f"{result['claim']}: its {', '.join(other)} differ from today's registry entry; "
+            "only the texts that describe a claim can be brought up to date without its "
+            f"runs: rerun it (petra reproduce {result['claim']})"
+        )
+    texts = {key: getattr(claim, key) for key in DESCRIPTIVE_TEXTS.values()}
+    return {**texts, "differences": list(claim.differences), "paper_scale": claim.paper_scale}
 
 
 def _metric_names(result: dict, metric: str) -> list[str]:

@@ -32,12 +32,18 @@ import re
 import statistics
 from pathlib import Path
 
+from petra.atomic import atomic_write_json
 from petra.checks import field_problem, fits, is_finite_number
 from petra.plotting import pyplot, save
 from petra.reproduce.asrun import as_run_lines, check_provenance, run_changes
 from petra.reproduce.asrun import row as _row
 from petra.reproduce.claims import CLAIMS
-from petra.reproduce.earlier_entry import replaced, stale_fields, todays
+from petra.reproduce.earlier_entry import (
+    replaced,
+    stale_fields,
+    todays,
+    todays_texts,
+)
 from petra.reproduce.outcomes import decimals as _decimals
 from petra.reproduce.outcomes import evaluate, joint_verdicts, seed_order
 from petra.reproduce.outcomes import is_finite as _is_finite
@@ -1018,6 +1024,31 @@ def write_report(
     scaled = [(name, found, _draw_plots(found, plots_dir / name, to)) for name, found in parts]
     to.write_text(format_report(results, links, scaled))
     return to
+
+
+def update_texts(results_dirs: list[str | Path]) -> list[str]:
+    """Give every results file in `results_dirs` today's registry texts where only the texts
+    that describe its claim changed since its runs (`earlier_entry.todays_texts`),
+    rewriting it whole; a line per file says what was done, or why not (a file whose
+    protocol or comparisons changed needs its claim rerun)."""
+    lines = []
+    for folder in results_dirs:
+        if not Path(folder).is_dir():
+            raise FileNotFoundError(f"no results folder {folder}")
+        for path in sorted(Path(folder).glob("*.json")):
+            result = _load_one(path)  # checked as the report reads it
+            stale = stale_fields(result)
+            if not stale:
+                lines.append(f"{path}: today's texts already")
+                continue
+            try:
+                texts = todays_texts(result)
+            except ValueError as error:
+                lines.append(f"{path}: left as it is: {error}")
+                continue
+            atomic_write_json(path, {**json.loads(path.read_text()), **texts}, indent=1)
+            lines.append(f"{path}: its {', '.join(stale)} brought up to today's registry")
+    return lines
 
 
 def scale_name(results_dir: str | Path) -> str:
