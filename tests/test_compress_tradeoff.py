@@ -36,7 +36,7 @@ def test_a_recipe_trains_the_embedding_alone_for_all_its_steps_or_none(tradeoff)
 def test_the_lowest_loss_is_chosen_and_every_arm_takes_the_first_choosing_arms(tradeoff, tmp_path):
     model = tradeoff.SMOLLM2
     assert tradeoff.chosen_candidate("smollm2", model, "kronecker") is None  # none has run
-    assert tradeoff.arm_recipe("smollm2", model, "svd-16") == (None, model.recipe)
+    assert tradeoff.arm_recipe("smollm2", model, "svd-63") == (None, model.recipe)
     losses = {"hidden": 7.745, "output": 7.741, "hidden-embedding-1e-3": 8.785}
     for name, loss in losses.items():
         _candidate(tmp_path, "smollm2", "kronecker", name, {"select_loss": loss})
@@ -44,7 +44,7 @@ def test_the_lowest_loss_is_chosen_and_every_arm_takes_the_first_choosing_arms(t
     _candidate(tmp_path, "smollm2", "kronecker", "hidden-embedding-1e-3-alone",
                {"select_loss": 9.466})  # fmt: skip
     assert tradeoff.chosen_candidate("smollm2", model, "kronecker") == "output"
-    name, recipe = tradeoff.arm_recipe("smollm2", model, "svd-16")  # not a choosing arm
+    name, recipe = tradeoff.arm_recipe("smollm2", model, "svd-63")  # not a choosing arm
     assert name == "output" and recipe.steps == model.recipe.steps == 300
     assert recipe.arguments == model.candidates["output"].arguments and not recipe.alone
 
