@@ -501,7 +501,7 @@ def test_report_from_fixtures(results_dir, tmp_path):
         "| [kronecker-lm-loss](#kronecker-lm-loss) | Kronecker (untied) vs learned (tied), "
         "validation loss (today's comparison, on the stored values) | -2.5 +- 0.2 % "
         "| -2.33 % [-3.77, -0.90] | 3 | same as the paper; the paper's a − b inside the interval "
-            "| holds (earlier registry entry: rerun) |"
+        "| holds (earlier registry entry: rerun) |"
     ) in text
     # non-inferior, lower is better, margin 0.1: differences 0.02, 0.03 (seed 2 dropped) ->
     # 0.025 +- t_1 * 0.005 = [-0.0385, 0.0885], below +0.1

@@ -5,10 +5,11 @@ written by the runner), so that it can be rebuilt at any time without running an
 The report opens with what it is and the verdict rule (`stats.VERDICT_RULE`), then a summary
 table with one row per comparison of every claim (the paper's own a - b, petra's paired
 difference a - b with its 95% Student-t interval over seeds, whether petra's sign is the
-paper's and the paper's a - b inside petra's interval, and the verdict), then one section per claim: the paper's figure quoted, what ran
-as the runner recorded it (settings, departures from the registry's protocol, machine: see
-`asrun`), the registry's protocol, the arms (parameters, each compared or shown metric as
-mean ± std over seeds with the per-seed values, steps/s), the settings chosen on held-out
+paper's and the paper's a - b inside petra's interval, and the verdict), then one section
+per claim: the paper's figure quoted, what ran as the runner recorded it (settings,
+departures from the registry's protocol, machine: see `asrun`), the registry's protocol,
+the arms (parameters, each compared or shown metric as mean ± std over seeds with the
+per-seed values, steps/s), the settings chosen on held-out
 data (each grid point's held-out value), the comparisons, the exact checks, the plots, the
 notes, what differs from the paper, and the command that produced it. Each further results
 folder is the same claims run at another scale: a part of its own after the main one, with
@@ -451,7 +452,7 @@ def format_report(
         f'"{SAME}"), the other sign ("{OPPOSITE}"), or neither ("{UNRESOLVED}": the '
         "interval spans 0), and whether the paper's own a − b lies inside petra's interval "
         "(a margin test can be inconclusive while petra's interval admits the paper's a − b, "
-        "or hold while it does not; a wide interval admits much), and is \"–\" where the "
+        'or hold while it does not; a wide interval admits much), and is "–" where the '
         "paper gives no a − b to hold it against "
         "(a control of petra's own, or a file of an earlier petra that quotes the paper's "
         "figure but did not record its a − b as a number) or where the comparison is not "
