@@ -884,6 +884,45 @@ def test_texts_that_describe_a_claim_are_brought_up_to_date_without_its_runs(
     assert json.loads(path.read_text())["protocol"] == "another protocol"
 
 
+def test_registry_notes_are_brought_up_to_date_where_the_file_counts_them(
+    results_dir, capsys, monkeypatch
+):
+    """A file that records how many of its notes were the registry's (`registry_notes`, as
+    the runner writes it) takes today's registry notes and keeps its analysis's after them;
+    a file without the count cannot tell the two apart and is left for a rerun."""
+    from petra.cli import main
+    from petra.reproduce.claims import CLAIMS, Comparison
+    from petra.reproduce.earlier_entry import stale_fields
+
+    path = results_dir / "kronecker-lm-loss.json"
+    result = json.loads(path.read_text())
+    claim = dataclasses.replace(  # today's entry: the file's runs and texts, other notes
+        CLAIMS["kronecker-lm-loss"],
+        **{key: result[key] for key in ("title", "where", "paper_figure", "protocol")},
+        differences=tuple(result["differences"]),
+        comparisons=tuple(Comparison(**c) for c in result["comparisons"]),
+        notes=("today's first note", "today's second note"),
+        joint=(),
+    )
+    monkeypatch.setitem(CLAIMS, claim.id, claim)
+    stored = {**result, "notes": ["an earlier note", "the analysis's note"], "registry_notes": 1}
+    path.write_text(json.dumps(stored))
+    assert stale_fields(stored) == ["notes"]
+    main(["reproduce", "--update-texts", str(results_dir)])
+    assert f"{path}: its notes brought up to" in capsys.readouterr().out
+    updated = json.loads(path.read_text())
+    assert updated["notes"] == ["today's first note", "today's second note", "the analysis's note"]
+    assert updated["registry_notes"] == 2 and stale_fields(updated) == []
+    del stored["registry_notes"]  # written before the count: the notes cannot be split
+    path.write_text(json.dumps(stored))
+    main(["reproduce", "--update-texts", str(results_dir)])
+    assert "its notes differ from today's registry entry" in capsys.readouterr().out
+    assert json.loads(path.read_text()) == stored
+    path.write_text(json.dumps({**stored, "registry_notes": 3}))  # more than it has
+    with pytest.raises(ValueError, match="'registry_notes' must count some of its 2 notes"):
+        load_results(results_dir)
+
+
 def test_checks_of_a_claim_with_comparisons_reach_the_summary(results_dir):
     path = results_dir / "kronecker-lm-loss.json"
     result = json.loads(path.read_text())

@@ -60,9 +60,15 @@ def stale_fields(result: dict) -> list[str]:
         "joint claims": result.get("joint", [])
         == [{"name": j.name, "comparisons": list(j.comparisons)} for j in claim.joint],
         # the registry's notes come first; an analysis appends its own after them
-        "notes": result["notes"][: len(claim.notes)] == list(claim.notes),
+        "notes": result["notes"][: _registry_notes(result, claim)] == list(claim.notes),
     }
     return [name for name, same in checks.items() if not same]
+
+
+def _registry_notes(result: dict, claim) -> int:
+    """How many of `result`'s notes were its registry entry's: as the file records it
+    (`registry_notes`), or, in a file that predates the count, as many as today's entry has."""
+    return result.get("registry_notes", len(claim.notes))
 
 
 # the texts that describe a claim, not its runs: stale_fields' names -> the result's keys
@@ -75,16 +81,18 @@ DESCRIPTIVE_TEXTS = {
 
 
 def todays_texts(result: dict) -> dict:
-    """Today's registry texts that describe the claim of `result` (`DESCRIPTIVE_TEXTS`, and
-    what the paper's scale would be), by the result's keys, where those texts are all that
-    is stale: the runs, comparisons and verdicts are the same, so bringing the texts up to
-    date needs no run. A file whose protocol, comparisons, joint claims or registry notes
-    are not today's is refused (its registry notes cannot be told from those its analysis
-    appended after them): rerun the claim."""
+    """Today's registry texts that describe the claim of `result` (`DESCRIPTIVE_TEXTS`, what
+    the paper's scale would be, and the registry's notes where the file counts them), by the
+    result's keys, where those texts are all that is stale: the runs, comparisons and
+    verdicts are the same, so bringing the texts up to date needs no run. A file whose
+    protocol, comparisons or joint claims are not today's is refused, and so is one whose
+    notes changed but which does not record how many of them were the registry's
+    (`registry_notes`; files written before the count): rerun the claim."""
     claim = CLAIMS.get(result["claim"])
     if claim is None:
         raise ValueError(f"{result['claim']}: no such claim in today's registry")
-    other = [name for name in stale_fields(result) if name not in DESCRIPTIVE_TEXTS]
+    describing = {*DESCRIPTIVE_TEXTS, *(["notes"] if "registry_notes" in result else [])}
+    other = [name for name in stale_fields(result) if name not in describing]
     if other:
         raise ValueError(
             f"{result['claim']}: its {', '.join(other)} differ from today's registry entry; "
@@ -92,7 +100,11 @@ def todays_texts(result: dict) -> dict:
             f"runs: rerun it (petra reproduce {result['claim']})"
         )
     texts = {key: getattr(claim, key) for key in DESCRIPTIVE_TEXTS.values()}
-    return {**texts, "differences": list(claim.differences), "paper_scale": claim.paper_scale}
+    texts = {**texts, "differences": list(claim.differences), "paper_scale": claim.paper_scale}
+    if "registry_notes" in result:
+        measured = result["notes"][result["registry_notes"] :]
+        texts |= {"notes": [*claim.notes, *measured], "registry_notes": len(claim.notes)}
+    return texts
 
 
 def _metric_names(result: dict, metric: str) -> list[str]:

@@ -77,7 +77,7 @@ REQUIRED = (
 )
 OPTIONAL_LISTS = ("checks", "plots", "notes", "metrics", "joint")
 # every key the runner writes; a section names any other key as not vouched for
-WRITTEN = {*REQUIRED, *OPTIONAL_LISTS, "paper_scale", "selection", "environment"}
+WRITTEN = {*REQUIRED, *OPTIONAL_LISTS, "paper_scale", "selection", "environment", "registry_notes"}
 COMPARISON_KEYS = ("name", "metric", "a", "b", "relative", "better", "test")
 CHECK_KEYS = ("name", "value", "expected", "holds")
 # the JSON type of each key that has one: a hand-edited "quick": "no" is not false
@@ -92,6 +92,7 @@ TYPES = {
         "protocol": str,
         "command": str,
         "quick": bool,
+        "registry_notes": int,
     },
     "comparison": {"name": str, "metric": str, "a": str, "b": str,
                    "relative": bool},
@@ -211,6 +212,8 @@ def _load_one(path: Path) -> dict:
     for key in ("differences", "notes"):
         if not all(isinstance(text, str) for text in result[key]):
             raise wrong(f"key {key!r}", "must be a list of strings")
+    if not 0 <= result.get("registry_notes", 0) <= len(result["notes"]):
+        raise wrong("key 'registry_notes'", f"must count some of its {len(result['notes'])} notes")
     arms = {}
     for label, arm in result["arms"].items():
         if not isinstance(arm, dict) or "per_seed" not in arm:

@@ -508,6 +508,8 @@ def run_claim(
         "checks": [],
         "plots": [dict(p) for p in claim.plots],
         "notes": list(claim.notes),
+        # how many of `notes` are the registry's (an analysis appends its own after them)
+        "registry_notes": len(claim.notes),
         "metrics": list(claim.metrics),
     }
     if claim.selection is not None:
