@@ -429,10 +429,13 @@ def test_quick_ltransformer_claim_and_its_report(tmp_path):
     text = report.read_text()
     assert "quick first look" in text and "p=4 vs standard, d=512 (parity: petra's own)" in text
     assert "| small drop: a trails b by less than 2" in text  # d=256, the paper's small drop
-    # parity at d=768 read with the baseline's own change from d=256 to d=768
-    (joint,) = result["joint"]
-    assert joint["comparisons"][0] == "p=4 vs standard, d=768"
-    assert "parity at d=768 with a baseline that width did not lower" in text
+    # parity at d=768 read with the baseline's own change from d=256 to d=768, and the
+    # paper's reading as a whole: the drop at d=256 closing at d=768, a contrast of gaps
+    parity, whole = result["joint"]
+    assert parity["comparisons"][0] == "p=4 vs standard, d=768"
+    assert "parity at d=768, the wider baseline at most 1 point below the narrower" in text
+    assert whole["comparisons"][2].startswith("the gap closes with width")
+    assert "c = `p4-256`, d = `standard-256`: (a − b) − (c − d)" in text
     assert "petra reproduce ltransformer-agnews --seeds 1 --quick --preset tiny" in text
     given = ", ".join(f"--set {item}" for item in TINY)
     assert p4["description"] == f"p=4, d=512 (with {given})"

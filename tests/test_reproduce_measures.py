@@ -168,6 +168,7 @@ def test_resolution_by_hand():
     # a faster by 1-3 %: the interval lies below the parity bound, nothing more to run
     (row,) = _resolution(_timed([100.0] * 3, [101.0, 102.0, 103.0]), (PARITY,))
     assert row["mean_pct"] < 0 and row["cleared"] and row["repeats_to_clear"] is None
+    assert "The interval lies wholly below the bound." in measures._resolution_note(row)
     (row,) = _resolution(_timed([101.0], [100.0]), (PARITY,))
     assert row["half_width_pct"] is None and row["repeats_to_meet_margin"] is None
 
@@ -186,7 +187,7 @@ def test_resolution_halves_show_drift():
     assert first["verdict"] == "inconclusive" and second["verdict"] == "does not hold"
     note = measures._resolution_note(row)
     assert "repeats 0-2 +2.00 %" in note and "(does not hold)" in note
-    assert "The interval clears it." in note  # all six: [+1.34, +2.66], above +1
+    assert "The interval lies wholly above the bound." in note  # all six: [+1.34, +2.66]
     (row,) = _resolution(_timed([101.0, 103.0, 102.0, 102.0, 102.0], [100.0] * 5), (PARITY,))
     assert row["halves"] is None
 

@@ -7,6 +7,8 @@ import json
 import math
 import re
 import shutil
+import statistics
+import types
 from pathlib import Path
 
 import pytest
@@ -756,6 +758,60 @@ def test_a_baseline_at_its_floor_in_every_seed_is_not_testable():
     b["per_seed"]["1"]["loss"] = 4.2
     assert evaluate(result, comparison)["verdict"] == "does not hold"
     assert '"not testable: b at its floor"' in VERDICT_RULE
+
+
+def test_a_contrast_tests_the_change_of_a_gap_seed_by_seed(results_dir, monkeypatch):
+    """A comparison with `minus` (c, d) tests (a - b) - (c - d) per seed: with d = b it is
+    a - c itself (here p4 - p2: -0.02, -0.05, -0.03, mean -1/30, sd 0.01528); a seed where
+    any of the four arms lacks the metric is dropped, naming it; the report names c and d
+    and refuses a contrast of unknown arms or a relative one; the registry refuses a
+    relative contrast and writes the pair as a results file holds it."""
+    from petra.reproduce.claims import Comparison
+    from petra.reproduce.earlier_entry import todays_comparisons
+    from petra.reproduce.outcomes import evaluate
+
+    path = results_dir / "slices-accuracy.json"
+    result = json.loads(path.read_text())
+    contrast = {**result["comparisons"][0], "name": "a gap that closes", "a": "p4",
+                "b": "standard", "minus": ["p2", "standard"]}  # fmt: skip
+    outcome = evaluate(result, contrast)
+    direct = evaluate(result, {**contrast, "a": "p4", "b": "p2", "minus": None})
+    assert outcome["differences"] == pytest.approx([-0.02, -0.05, -0.03], abs=1e-12)
+    assert outcome["differences"] == pytest.approx(direct["differences"], abs=1e-12)
+    half = T_2 * statistics.stdev([-0.02, -0.05, -0.03]) / math.sqrt(3)
+    assert (outcome["mean"], outcome["high"]) == pytest.approx((-1 / 30, -1 / 30 + half))
+    del result["arms"]["p2"]["per_seed"]["2"]
+    assert evaluate(result, contrast)["dropped"] == [("2", [("p2", None)])]
+    result["comparisons"].append(contrast)
+    path.write_text(json.dumps(result))
+    text = format_report(load_results(results_dir), {})
+    assert "c = `p2`, d = `standard`: (a − b) − (c − d))" in text
+    for bad, why in (
+        ({"minus": ["p2", "p8"]}, "names arm 'p8'"),
+        ({"minus": ["p2"]}, "'minus' must name two arms"),
+        ({"relative": True}, "'minus' must name two arms"),
+    ):
+        result["comparisons"][-1] = {**contrast, **bad}
+        path.write_text(json.dumps(result))
+        with pytest.raises(ValueError, match=why):
+            load_results(results_dir)
+    with pytest.raises(ValueError, match="not relative"):
+        Comparison("x", "accuracy", "p4", "standard", "higher", relative=True, minus=("p2", "s"))
+    claim = types.SimpleNamespace(
+        comparisons=(Comparison("x", "accuracy", "p4", "standard", "higher", minus=("p2", "s")),)
+    )
+    assert todays_comparisons(claim)[0]["minus"] == ["p2", "s"]  # as json.loads reads it
+    # today's registry entry adds a contrast: answered from an earlier entry's stored values
+    from petra.reproduce.claims import CLAIMS
+
+    result["comparisons"].pop()
+    path.write_text(json.dumps(result))
+    today = Comparison("the gap", "accuracy", "p4", "standard", "higher", minus=("p2", "standard"))
+    entry = dataclasses.replace(CLAIMS["ltransformer-imdb"], id="slices-accuracy",
+                                comparisons=(today,), joint=())  # fmt: skip
+    monkeypatch.setitem(CLAIMS, "slices-accuracy", entry)
+    text = format_report(load_results(results_dir), {})
+    assert "the gap (today's comparison, on the stored values)" in text
 
 
 def test_a_second_results_folder_is_a_part_of_its_own(results_dir, tmp_path):

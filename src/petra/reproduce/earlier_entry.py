@@ -19,25 +19,36 @@ once, as today's, in its place (`replaced`): the figures it quoted were the earl
 from __future__ import annotations
 
 from petra.reproduce.claims import CLAIMS
-from petra.reproduce.outcomes import evaluate, joint_verdicts, metric_value
+from petra.reproduce.outcomes import compared_arms, evaluate, joint_verdicts, metric_value
 
 # what a comparison is, beside the paper's figures quoted with it
 COMPARISON_IDENTITY = (
     "name", "metric", "a", "b", "better", "test", "margin", "relative", "paper", "paper_difference",
-    "floor",
+    "floor", "minus",
 )  # fmt: skip
 
 
 def todays_comparisons(claim) -> list[dict]:
     """The comparisons of today's registry entry `claim` (a `claims.Claim`), as dicts of
-    the `COMPARISON_IDENTITY` keys, as a results file holds them."""
-    return [{key: getattr(c, key) for key in COMPARISON_IDENTITY} for c in claim.comparisons]
+    the `COMPARISON_IDENTITY` keys, as a results file holds them (a pair of arms as a list)."""
+
+    def stored(value):
+        return list(value) if isinstance(value, tuple) else value
+
+    return [
+        {key: stored(getattr(c, key)) for key in COMPARISON_IDENTITY} for c in claim.comparisons
+    ]
 
 
 def _identity(comparison: dict) -> tuple:
     """A comparison's `COMPARISON_IDENTITY` values but its name: two comparisons of equal
-    identities measure, test and quote the paper alike."""
-    return tuple(comparison.get(key) for key in COMPARISON_IDENTITY if key != "name")
+    identities measure, test and quote the paper alike (hashable: a pair of arms a tuple)."""
+    return tuple(_hashable(comparison.get(key)) for key in COMPARISON_IDENTITY if key != "name")
+
+
+def _hashable(value):
+    """A comparison's value as a key: the list of a contrast's arms (`minus`) as a tuple."""
+    return tuple(value) if isinstance(value, list) else value
 
 
 def stale_fields(result: dict) -> list[str]:
@@ -123,20 +134,20 @@ def _holds(arm: dict, name: str) -> bool:
 
 
 def _stored_name(result: dict, comparison: dict) -> str | None:
-    """The first of `_metric_names` that both arms of `comparison` hold (`_holds`); None
+    """The first of `_metric_names` that every arm of `comparison` holds (`_holds`); None
     if none does, or an arm is not in the file."""
     arms = result["arms"]
-    if comparison["a"] not in arms or comparison["b"] not in arms:
+    if any(label not in arms for label in compared_arms(comparison)):
         return None
-    pair = (arms[comparison["a"]], arms[comparison["b"]])
+    compared = [arms[label] for label in compared_arms(comparison)]
     names = _metric_names(result, comparison["metric"])
-    return next((name for name in names if all(_holds(arm, name) for arm in pair)), None)
+    return next((name for name in names if all(_holds(arm, name) for arm in compared)), None)
 
 
 def _unmeasured(result: dict, comparison: dict) -> str:
     """Why the file cannot answer `comparison` (`_stored_name` found nothing): the arms it
     lacks, else the arms that hold no value of its metric."""
-    labels, metric = (comparison["a"], comparison["b"]), comparison["metric"]
+    labels, metric = compared_arms(comparison), comparison["metric"]
     absent = [f"`{label}`" for label in labels if label not in result["arms"]]
     if absent:
         return f"no arm {' or '.join(absent)} in these runs"
@@ -147,7 +158,8 @@ def _unmeasured(result: dict, comparison: dict) -> str:
         if not any(_holds(result["arms"][label], name) for name in names)
     ]
     if not lacking:  # each holds it, under another of its names
-        return f"`{labels[0]}` and `{labels[1]}` stored `{metric}` under different names"
+        listed = " and ".join(f"`{label}`" for label in labels)
+        return f"{listed} stored `{metric}` under different names"
     if len(lacking) == 1:
         return f"{lacking[0]} stored no `{metric}`"
     return f"these runs stored no `{metric}`"
@@ -162,7 +174,7 @@ def _measured(comparison: dict, metric: str) -> tuple:
     """A comparison's `COMPARISON_IDENTITY` values but `QUOTED`, with `metric` for its own:
     two comparisons of equal ones compare the same stored values alike."""
     keys = [key for key in COMPARISON_IDENTITY if key not in QUOTED]
-    return tuple(metric if key == "metric" else comparison.get(key) for key in keys)
+    return tuple(metric if key == "metric" else _hashable(comparison.get(key)) for key in keys)
 
 
 def _pairs(result: dict, claim) -> tuple[list[str], dict[str, tuple[dict, dict]]]:

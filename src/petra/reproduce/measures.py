@@ -191,11 +191,11 @@ def _timing_note(repeats: int, steps: int, warmup: int, load: tuple[float, float
     """How the step times were taken, with the machine's 1-minute load average before and
     after (on a shared machine, another busy process slows a multi-threaded step badly)."""
     return (
-        f"step_ms: per repeat, the median of {steps} timed training steps after {warmup} "
-        f"warm-up step(s) per arm; {repeats} repeats interleaved across the arms (orders of "
-        f"a Williams design), on {torch.get_num_threads()} torch CPU thread(s) of "
-        f"{os.cpu_count()} cores, load average {load[0]:.2f} before and {load[1]:.2f} after "
-        "(this run's own threads included); compare arms within a repeat"
+        f"step_ms: per repeat, the median of {steps} timed training steps, after {warmup} "
+        f"warm-up step(s) per arm once before the repeats; {repeats} repeats interleaved "
+        f"across the arms (orders of a Williams design), on {torch.get_num_threads()} torch "
+        f"CPU thread(s) of {os.cpu_count()} cores, load average {load[0]:.2f} before and "
+        f"{load[1]:.2f} after (this run's own threads included); compare arms within a repeat"
     )
 
 
@@ -383,12 +383,12 @@ def _resolution_note(row: dict) -> str:
     if row["half_width_pct"] is None:
         return f"resolution, {pair}: one repeat, no interval"
     bound = f"{row['bound_pct']:+g} %" if row["bound_pct"] else "0 %"
+    side = "above" if row["mean_pct"] > row["bound_pct"] else "below"
     if row["cleared"]:
-        where = "The interval clears it."
+        where = f"The interval lies wholly {side} the bound."
     elif row["repeats_to_clear"] is None:  # the mean on the bound: no count of repeats would
         where = "The interval does not clear it, and its mean lies on the bound."
     else:
-        side = "above" if row["mean_pct"] > row["bound_pct"] else "below"
         where = (
             f"The interval does not clear it: about {row['repeats_to_clear']} repeats at this "
             f"spread would put it wholly {side} the bound 80 % of the time, were the true "
@@ -426,8 +426,8 @@ def kronecker_codec_overhead(repeats: int = 3, steps: int = 10, quick: bool = Fa
 
     - "reference-on-the-fly": the reference package's dynamic dense codec (`ReferenceKronecker`
       in mode "dynamic"), the paper's on-the-fly arm;
-    - "reference-precomputed": the package's precomputed V x D codec table (mode "cached"),
-      the paper's baseline;
+    - "reference-precomputed": the package's precomputed V x D codec table (mode "cached",
+      the alternative its README sets against the dynamic mode);
     - "petra-sparse": petra's own `sparse` mode (an embedding_bag over the projection's
       columns, once per distinct id).
 

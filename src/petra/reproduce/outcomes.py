@@ -4,8 +4,9 @@ registry entry from a file of an earlier one (`earlier_entry`), evaluated one wa
 
 A comparison of arm a against arm b on a metric is paired by seed (`stats`): the seeds where
 both arms hold a finite value give the differences d_i = a_i - b_i (or 100 (a_i / b_i - 1) %
-when relative), their mean m with its 95% Student-t interval m +- t_{0.975, n-1} s / sqrt(n),
-and the verdict of that interval under the comparison's test; a joint claim holds only where
+when relative; of a contrast, (a_i - b_i) - (c_i - d_i), where all four arms hold one),
+their mean m with its 95% Student-t interval m +- t_{0.975, n-1} s / sqrt(n), and the
+verdict of that interval under the comparison's test; a joint claim holds only where
 each of its comparisons holds (`stats.joint_verdict`). The results file is a dict as
 `report.load_results` returns it (each arm's `per_seed`: seed -> metric -> value).
 """
@@ -50,25 +51,31 @@ def decimals(values: list) -> int:
     return 3 if size < 10 else 2 if size < 100 else 1 if size < 1000 else 0
 
 
+def compared_arms(comparison: dict) -> list[str]:
+    """The arms a comparison reads: a and b, then c and d of a contrast (`minus`)."""
+    return [comparison["a"], comparison["b"], *(comparison.get("minus") or ())]
+
+
 def evaluate(result: dict, comparison: dict) -> dict:
     """One comparison, paired by seed: the seeds used, the seeds dropped (with the arms that
     lack a value there, or whose value is not finite: NaN or infinite, e.g. a run that
-    diverged), the mean difference a - b with its 95% interval, and the verdict
-    (`NOT_TESTABLE`, with no sign, where the comparison names a `floor` and b sits at it in
-    every seed)."""
-    arm_a, arm_b = result["arms"][comparison["a"]], result["arms"][comparison["b"]]
-    metric = comparison["metric"]
-    seeds, a, b, dropped = [], [], [], []
+    diverged), the mean difference a - b (of a contrast, (a - b) - (c - d)) with its 95%
+    interval, and the verdict (`NOT_TESTABLE`, with no sign, where the comparison names a
+    `floor` and b sits at it in every seed)."""
+    labels, metric = compared_arms(comparison), comparison["metric"]
+    seeds, columns, dropped = [], [[] for _ in labels], []
     for seed in seed_order(result):
-        x, y = metric_value(arm_a, seed, metric), metric_value(arm_b, seed, metric)
-        if is_finite(x) and is_finite(y):
+        values = [metric_value(result["arms"][label], seed, metric) for label in labels]
+        if all(is_finite(v) for v in values):
             seeds.append(seed)
-            a.append(x)
-            b.append(y)
+            for column, value in zip(columns, values, strict=True):
+                column.append(value)
         else:
-            sides = ((comparison["a"], x), (comparison["b"], y))
-            lacking = [(label, v) for label, v in sides if not is_finite(v)]
+            lacking = [
+                (label, v) for label, v in zip(labels, values, strict=True) if not is_finite(v)
+            ]
             dropped.append((seed, lacking))
+    a, b, *minus = columns
     outcome = {
         "seeds": seeds,
         "n": len(seeds),
@@ -77,10 +84,14 @@ def evaluate(result: dict, comparison: dict) -> dict:
         "low": None,
         "high": None,
         "verdict": INCONCLUSIVE,
-        "decimals": decimals([*a, *b]),
+        "decimals": decimals([value for column in columns for value in column]),
     }
     if seeds:
-        differences = paired_differences(a, b, comparison["relative"])
+        if minus:  # a contrast: the gap a - b less the gap c - d, seed by seed
+            gaps = (paired_differences(a, b, False), paired_differences(*minus, False))
+            differences = paired_differences(*gaps, relative=False)
+        else:
+            differences = paired_differences(a, b, comparison["relative"])
         mean, low, high = interval(differences, LEVEL)
         outcome.update(mean=mean, low=low, high=high, differences=differences)
         outcome["verdict"] = verdict(

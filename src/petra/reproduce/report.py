@@ -45,8 +45,8 @@ from petra.reproduce.earlier_entry import (
     todays,
     todays_texts,
 )
+from petra.reproduce.outcomes import compared_arms, evaluate, joint_verdicts, seed_order
 from petra.reproduce.outcomes import decimals as _decimals
-from petra.reproduce.outcomes import evaluate, joint_verdicts, seed_order
 from petra.reproduce.outcomes import is_finite as _is_finite
 from petra.reproduce.outcomes import metric_value as _value
 from petra.reproduce.stats import (
@@ -259,9 +259,16 @@ def _load_one(path: Path) -> dict:
             if key not in comparison:
                 raise missing(where, key)
         _check_types(comparison, TYPES["comparison"], wrong, where)
-        for side in ("a", "b"):
-            if comparison[side] not in arms:
-                raise wrong(where, f"names arm {comparison[side]!r}, not one of {sorted(arms)}")
+        minus = comparison.get("minus")
+        if minus is not None and not (
+            isinstance(minus, list) and len(minus) == 2 and not comparison["relative"]
+        ):
+            raise wrong(
+                where, "key 'minus' must name two arms (c, d) and its comparison be not relative"
+            )
+        for label in compared_arms(comparison):
+            if label not in arms:
+                raise wrong(where, f"names arm {label!r}, not one of {sorted(arms)}")
         if comparison["better"] not in BETTER:
             raise wrong(where, f"key 'better' must be one of {BETTER}")
         if comparison["test"] not in TESTS:
@@ -674,7 +681,11 @@ def _comparisons_table(pairs: list[tuple[dict, dict]]) -> list[str]:
     ]
     dropped = []
     for comparison, outcome in pairs:
-        name = f"{comparison['name']} (a = `{comparison['a']}`, b = `{comparison['b']}`)"
+        name = f"{comparison['name']} (a = `{comparison['a']}`, b = `{comparison['b']}`"
+        if comparison.get("minus"):
+            c, d = comparison["minus"]
+            name += f", c = `{c}`, d = `{d}`: (a − b) − (c − d)"
+        name += ")"
         seeds = ", ".join(outcome["seeds"]) or "none"
         cells = [name, _margin(comparison, outcome), comparison.get("paper") or "–"]
         cells += [_difference(comparison, outcome), seeds, outcome["direction"]]
