@@ -974,6 +974,11 @@ def test_registry_notes_are_brought_up_to_date_where_the_file_counts_them(
     main(["reproduce", "--update-texts", str(results_dir)])
     assert "its notes differ from today's registry entry" in capsys.readouterr().out
     assert json.loads(path.read_text()) == stored
+    # a file without the count whose notes begin with today's: counted now, while known
+    path.write_text(json.dumps({**stored, "notes": [*claim.notes, "the analysis's note"]}))
+    main(["reproduce", "--update-texts", str(results_dir)])
+    assert "its registry notes counted" in capsys.readouterr().out
+    assert json.loads(path.read_text())["registry_notes"] == 2
     path.write_text(json.dumps({**stored, "registry_notes": 3}))  # more than it has
     with pytest.raises(ValueError, match="'registry_notes' must count some of its 2 notes"):
         load_results(results_dir)

@@ -1045,7 +1045,9 @@ def update_texts(results_dirs: list[str | Path]) -> list[str]:
     """Give every results file in `results_dirs` today's registry texts where only the texts
     that describe its claim changed since its runs (`earlier_entry.todays_texts`),
     rewriting it whole; a line per file says what was done, or why not (a file whose
-    protocol or comparisons changed needs its claim rerun)."""
+    protocol or comparisons changed needs its claim rerun). A file of today's texts written
+    before results files counted their registry notes gets the count (`registry_notes`):
+    its notes begin with today's registry notes, so a later change to them needs no rerun."""
     lines = []
     for folder in results_dirs:
         if not Path(folder).is_dir():
@@ -1053,6 +1055,14 @@ def update_texts(results_dirs: list[str | Path]) -> list[str]:
         for path in sorted(Path(folder).glob("*.json")):
             result = _load_one(path)  # checked as the report reads it
             stale = stale_fields(result)
+            claim = CLAIMS.get(result["claim"])
+            if not stale and claim and "registry_notes" not in result:
+                # its notes begin with today's registry notes: how many is known now, and
+                # recorded so that a later change to them needs no rerun
+                count = {"registry_notes": len(claim.notes)}
+                atomic_write_json(path, {**json.loads(path.read_text()), **count}, indent=1)
+                lines.append(f"{path}: today's texts already; its registry notes counted")
+                continue
             if not stale:
                 lines.append(f"{path}: today's texts already")
                 continue
