@@ -814,6 +814,31 @@ def test_a_contrast_tests_the_change_of_a_gap_seed_by_seed(results_dir, monkeypa
     assert "the gap (today's comparison, on the stored values)" in text
 
 
+def test_a_verdict_that_rests_on_one_seed_says_so(results_dir):
+    """From 5 paired seeds each is left out in turn: differences 0.5, 0.6, 0.4, 0.5, -0.9
+    give an interval across 0 (inconclusive), without seed 4 one above it (holds); the
+    summary and the section say so. At 4 seeds nothing is left out."""
+    from petra.reproduce.outcomes import evaluate
+
+    path = results_dir / "slices-accuracy.json"
+    result = json.loads(path.read_text())
+    result["seeds"] = [0, 1, 2, 3, 4]
+    differences = [0.5, 0.6, 0.4, 0.5, -0.9]
+    result["arms"] = {"standard": {"per_seed": {str(i): {"accuracy": 80.0} for i in range(5)}},
+                      "p2": {"per_seed": {str(i): {"accuracy": 80.0 + d}
+                                          for i, d in enumerate(differences)}}}  # fmt: skip
+    result["plots"] = []
+    comparison = {**result["comparisons"][0], "paper_difference": None}
+    result["comparisons"] = [comparison]
+    outcome = evaluate(result, comparison)
+    assert outcome["verdict"] == "inconclusive" and outcome["rests_on"] == [("4", "holds")]
+    steady = {**result, "seeds": [0, 1, 2, 3]}
+    assert evaluate(steady, comparison)["rests_on"] == []
+    path.write_text(json.dumps(result))
+    text = format_report(load_results(results_dir), {})
+    assert text.count("| inconclusive (without seed 4: holds) |") == 2  # summary and section
+
+
 def test_a_second_results_folder_is_a_part_of_its_own(results_dir, tmp_path):
     """`petra reproduce --report MAIN OTHER`: OTHER's claims follow the main part under its
     own summary, named for its folder, with anchors of their own (no claim's anchor twice),

@@ -56,12 +56,17 @@ def compared_arms(comparison: dict) -> list[str]:
     return [comparison["a"], comparison["b"], *(comparison.get("minus") or ())]
 
 
-def evaluate(result: dict, comparison: dict) -> dict:
+# from this many paired seeds, each is left out in turn to see whether the verdict rests on it
+LEAVE_ONE_OUT_FROM = 5
+
+
+def evaluate(result: dict, comparison: dict, leave_one_out: bool = True) -> dict:
     """One comparison, paired by seed: the seeds used, the seeds dropped (with the arms that
     lack a value there, or whose value is not finite: NaN or infinite, e.g. a run that
     diverged), the mean difference a - b (of a contrast, (a - b) - (c - d)) with its 95%
     interval, and the verdict (`NOT_TESTABLE`, with no sign, where the comparison names a
-    `floor` and b sits at it in every seed)."""
+    `floor` and b sits at it in every seed). `rests_on`: from `LEAVE_ONE_OUT_FROM` paired
+    seeds, (seed, verdict) of each seed without which the verdict is another."""
     labels, metric = compared_arms(comparison), comparison["metric"]
     seeds, columns, dropped = [], [[] for _ in labels], []
     for seed in seed_order(result):
@@ -110,6 +115,13 @@ def evaluate(result: dict, comparison: dict) -> dict:
     )
     if outcome["verdict"] == NOT_TESTABLE:  # b at its floor: a's side of it is no sign either
         outcome["direction"] = "–"
+    outcome["rests_on"] = []
+    if leave_one_out and len(seeds) >= LEAVE_ONE_OUT_FROM:
+        for seed in seeds:
+            rest = {**result, "seeds": [s for s in result["seeds"] if str(s) != seed]}
+            without = evaluate(rest, comparison, leave_one_out=False)["verdict"]
+            if without != outcome["verdict"]:
+                outcome["rests_on"].append((seed, without))
     return outcome
 
 

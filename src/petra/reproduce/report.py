@@ -599,7 +599,14 @@ def _summary_row(claim: str, name: str, comparison: dict, outcome: dict, earlier
     if outcome["dropped"]:
         seeds += f" ({len(outcome['dropped'])} dropped)"
     cells = [claim, name, comparison.get("paper") or "–", _difference(comparison, outcome), seeds]
-    return _row([*cells, outcome["direction"], outcome["verdict"] + earlier])
+    return _row([*cells, outcome["direction"], outcome["verdict"] + _rests_on(outcome) + earlier])
+
+
+def _rests_on(outcome: dict) -> str:
+    """` (without seed 3: inconclusive)` where leaving one seed out changes the verdict."""
+    if not outcome["rests_on"]:
+        return ""
+    return " (" + "; ".join(f"without seed {s}: {v}" for s, v in outcome["rests_on"]) + ")"
 
 
 def _section(result: dict, outcomes: dict, plot_links: dict, scale: str | None = None) -> list[str]:
@@ -689,7 +696,7 @@ def _comparisons_table(pairs: list[tuple[dict, dict]]) -> list[str]:
         seeds = ", ".join(outcome["seeds"]) or "none"
         cells = [name, _margin(comparison, outcome), comparison.get("paper") or "–"]
         cells += [_difference(comparison, outcome), seeds, outcome["direction"]]
-        lines.append(_row([*cells, outcome["verdict"]]))
+        lines.append(_row([*cells, outcome["verdict"] + _rests_on(outcome)]))
         dropped += _dropped_lines(comparison, outcome)
     return lines + (["", *dropped] if dropped else [])
 

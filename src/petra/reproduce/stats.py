@@ -60,7 +60,11 @@ VERDICT_RULE = (
     "its floor in both arms, or a quantity the seed does not change), not certainty. A "
     "comparison whose metric has a floor (a value arm b cannot go below, such as 0 % of "
     'neighbours) is "not testable: b at its floor" when b sits there in every seed: which side '
-    "of b arm a lies on then says nothing about b's behaviour, and no verdict is given."
+    "of b arm a lies on then says nothing about b's behaviour, and no verdict is given. A "
+    "contrast, (a − b) − (c − d), is tested as a comparison on those per-seed values. From 5 "
+    "paired seeds, each seed is left out in turn: a verdict that another would replace "
+    'without one seed says so beside it ("without seed 3: inconclusive"): it rests on that '
+    "seed."
 )
 NO_SPREAD = " (every seed the same)"
 
