@@ -54,7 +54,8 @@ def test_every_claim_names_its_paper_a_figure_and_what_differs():
             # the test's settings are valid (verdict refuses a bad test, better or margin)
             verdict(None, None, comparison.better, comparison.test, comparison.margin)
             if not claim.measure:
-                assert {comparison.a, comparison.b} <= labels, (claim.id, comparison.name)
+                compared = {comparison.a, comparison.b, *(comparison.minus or ())}
+                assert compared <= labels, (claim.id, comparison.name)
         for plot in claim.plots:
             assert set(plot.get("arms", plot.get("x", {}))) <= labels, claim.id
 

@@ -782,20 +782,27 @@ def test_a_contrast_tests_the_change_of_a_gap_seed_by_seed(results_dir, monkeypa
     assert (outcome["mean"], outcome["high"]) == pytest.approx((-1 / 30, -1 / 30 + half))
     del result["arms"]["p2"]["per_seed"]["2"]
     assert evaluate(result, contrast)["dropped"] == [("2", [("p2", None)])]
+    result["arms"]["standard"]["per_seed"]["1"]["accuracy"] = math.nan  # b = d: named once
+    assert evaluate(result, contrast)["dropped"][0][1] == [("standard", pytest.approx(math.nan,
+                                                           nan_ok=True))]  # fmt: skip
+    result["arms"]["standard"]["per_seed"]["1"]["accuracy"] = 0.89
     result["comparisons"].append(contrast)
     path.write_text(json.dumps(result))
     text = format_report(load_results(results_dir), {})
     assert "c = `p2`, d = `standard`: (a − b) − (c − d))" in text
     for bad, why in (
         ({"minus": ["p2", "p8"]}, "names arm 'p8'"),
-        ({"minus": ["p2"]}, "'minus' must name two arms"),
-        ({"relative": True}, "'minus' must name two arms"),
+        ({"minus": ["p2"]}, "its minus must name two arms"),
+        ({"minus": [["p2"], "standard"]}, "its minus must name two arms"),
+        ({"minus": ["p2", "p2"]}, "other than a and b"),
+        ({"minus": ["p4", "standard"]}, "other than a and b"),
+        ({"relative": True}, "neither relative nor has a floor"),
     ):
         result["comparisons"][-1] = {**contrast, **bad}
         path.write_text(json.dumps(result))
         with pytest.raises(ValueError, match=why):
             load_results(results_dir)
-    with pytest.raises(ValueError, match="not relative"):
+    with pytest.raises(ValueError, match="neither relative"):
         Comparison("x", "accuracy", "p4", "standard", "higher", relative=True, minus=("p2", "s"))
     claim = types.SimpleNamespace(
         comparisons=(Comparison("x", "accuracy", "p4", "standard", "higher", minus=("p2", "s")),)
@@ -832,8 +839,16 @@ def test_a_verdict_that_rests_on_one_seed_says_so(results_dir):
     result["comparisons"] = [comparison]
     outcome = evaluate(result, comparison)
     assert outcome["verdict"] == "inconclusive" and outcome["rests_on"] == [("4", "holds")]
-    steady = {**result, "seeds": [0, 1, 2, 3]}
-    assert evaluate(steady, comparison)["rests_on"] == []
+    four = {**result, "seeds": [0, 1, 2, 3]}  # without seed 1 of these: inconclusive
+    four["arms"]["p2"]["per_seed"]["3"]["accuracy"] = 80.9
+    assert evaluate(four, comparison)["verdict"] == "holds"
+    assert evaluate(four, comparison)["rests_on"] == []  # four seeds: none left out
+    same = {"0": 80.5, "1": 80.5, "2": 80.5, "3": 80.5, "4": 80.7}
+    steady = json.loads(json.dumps(result))
+    for seed, value in same.items():
+        steady["arms"]["p2"]["per_seed"][seed]["accuracy"] = value
+    assert evaluate(steady, comparison)["rests_on"] == []  # 4 equal seeds: holds still
+    result["arms"]["p2"]["per_seed"]["3"]["accuracy"] = 80.5
     path.write_text(json.dumps(result))
     text = format_report(load_results(results_dir), {})
     assert text.count("| inconclusive (without seed 4: holds) |") == 2  # summary and section
@@ -954,9 +969,10 @@ def test_texts_that_describe_a_claim_are_brought_up_to_date_without_its_runs(
     updated = json.loads(path.read_text())
     assert stale_fields(updated) == []
     assert updated["differences"] == list(claim.differences)
+    assert updated["registry_notes"] == len(claim.notes)  # counted: its notes are today's
     assert {k: v for k, v in updated.items() if k not in ("title", "where", "differences",
-            "paper_scale")} == {k: v for k, v in result.items() if k not in ("title",
-            "where", "differences", "paper_scale")}  # fmt: skip
+            "paper_scale", "registry_notes")} == {k: v for k, v in result.items() if k not in
+            ("title", "where", "differences", "paper_scale")}  # fmt: skip
     assert other.read_text() == before  # a claim the registry lacks: nothing to update
     updated["protocol"] = "another protocol"
     path.write_text(json.dumps(updated))
@@ -1006,6 +1022,9 @@ def test_registry_notes_are_brought_up_to_date_where_the_file_counts_them(
     assert json.loads(path.read_text())["registry_notes"] == 2
     path.write_text(json.dumps({**stored, "registry_notes": 3}))  # more than it has
     with pytest.raises(ValueError, match="'registry_notes' must count some of its 2 notes"):
+        load_results(results_dir)
+    path.write_text(json.dumps({**stored, "registry_notes": True}))  # a count, not a flag
+    with pytest.raises(ValueError, match="registry_notes"):
         load_results(results_dir)
 
 

@@ -98,7 +98,8 @@ def todays_texts(result: dict) -> dict:
     verdicts are the same, so bringing the texts up to date needs no run. A file whose
     protocol, comparisons or joint claims are not today's is refused, and so is one whose
     notes changed but which does not record how many of them were the registry's
-    (`registry_notes`; files written before the count): rerun the claim."""
+    (`registry_notes`; files written before the count): rerun the claim. Such a file whose
+    notes are today's gets the count: while they match, it is known."""
     claim = CLAIMS.get(result["claim"])
     if claim is None:
         raise ValueError(f"{result['claim']}: no such claim in today's registry")
@@ -112,10 +113,9 @@ def todays_texts(result: dict) -> dict:
         )
     texts = {key: getattr(claim, key) for key in DESCRIPTIVE_TEXTS.values()}
     texts = {**texts, "differences": list(claim.differences), "paper_scale": claim.paper_scale}
-    if "registry_notes" in result:
-        measured = result["notes"][result["registry_notes"] :]
-        texts |= {"notes": [*claim.notes, *measured], "registry_notes": len(claim.notes)}
-    return texts
+    counted = result.get("registry_notes", len(claim.notes))  # uncounted: they are today's
+    measured = result["notes"][counted:]
+    return texts | {"notes": [*claim.notes, *measured], "registry_notes": len(claim.notes)}
 
 
 def _metric_names(result: dict, metric: str) -> list[str]:

@@ -76,9 +76,8 @@ def evaluate(result: dict, comparison: dict, leave_one_out: bool = True) -> dict
             for column, value in zip(columns, values, strict=True):
                 column.append(value)
         else:
-            lacking = [
-                (label, v) for label, v in zip(labels, values, strict=True) if not is_finite(v)
-            ]
+            by_label = dict(zip(labels, values, strict=True))  # d = b names b once
+            lacking = [(label, v) for label, v in by_label.items() if not is_finite(v)]
             dropped.append((seed, lacking))
     a, b, *minus = columns
     outcome = {
@@ -120,7 +119,7 @@ def evaluate(result: dict, comparison: dict, leave_one_out: bool = True) -> dict
         for seed in seeds:
             rest = {**result, "seeds": [s for s in result["seeds"] if str(s) != seed]}
             without = evaluate(rest, comparison, leave_one_out=False)["verdict"]
-            if without != outcome["verdict"]:
+            if without.removesuffix(NO_SPREAD) != outcome["verdict"].removesuffix(NO_SPREAD):
                 outcome["rests_on"].append((seed, without))
     return outcome
 

@@ -57,6 +57,7 @@ from petra.reproduce.stats import (
     TESTS,
     UNRESOLVED,
     VERDICT_RULE,
+    contrast_problem,
 )
 
 # keys every results file must have; `checks`, `plots` and `notes` may be left out
@@ -259,13 +260,9 @@ def _load_one(path: Path) -> dict:
             if key not in comparison:
                 raise missing(where, key)
         _check_types(comparison, TYPES["comparison"], wrong, where)
-        minus = comparison.get("minus")
-        if minus is not None and not (
-            isinstance(minus, list) and len(minus) == 2 and not comparison["relative"]
-        ):
-            raise wrong(
-                where, "key 'minus' must name two arms (c, d) and its comparison be not relative"
-            )
+        problem = contrast_problem(comparison)
+        if problem:
+            raise wrong(where, problem)
         for label in compared_arms(comparison):
             if label not in arms:
                 raise wrong(where, f"names arm {label!r}, not one of {sorted(arms)}")
@@ -1062,15 +1059,8 @@ def update_texts(results_dirs: list[str | Path]) -> list[str]:
         for path in sorted(Path(folder).glob("*.json")):
             result = _load_one(path)  # checked as the report reads it
             stale = stale_fields(result)
-            claim = CLAIMS.get(result["claim"])
-            if not stale and claim and "registry_notes" not in result:
-                # its notes begin with today's registry notes: how many is known now, and
-                # recorded so that a later change to them needs no rerun
-                count = {"registry_notes": len(claim.notes)}
-                atomic_write_json(path, {**json.loads(path.read_text()), **count}, indent=1)
-                lines.append(f"{path}: today's texts already; its registry notes counted")
-                continue
-            if not stale:
+            counted = "registry_notes" in result or result["claim"] not in CLAIMS
+            if not stale and counted:
                 lines.append(f"{path}: today's texts already")
                 continue
             try:
@@ -1079,7 +1069,11 @@ def update_texts(results_dirs: list[str | Path]) -> list[str]:
                 lines.append(f"{path}: left as it is: {error}")
                 continue
             atomic_write_json(path, {**json.loads(path.read_text()), **texts}, indent=1)
-            lines.append(f"{path}: its {', '.join(stale)} brought up to today's registry")
+            done = [f"its {', '.join(stale)} brought up to today's registry" if stale
+                    else "today's texts already"]  # fmt: skip
+            if not counted:
+                done.append("its registry notes counted")
+            lines.append(f"{path}: {'; '.join(done)}")
     return lines
 
 

@@ -64,9 +64,27 @@ VERDICT_RULE = (
     "contrast, (a − b) − (c − d), is tested as a comparison on those per-seed values. From 5 "
     "paired seeds, each seed is left out in turn: a verdict that another would replace "
     'without one seed says so beside it ("without seed 3: inconclusive"): it rests on that '
-    "seed."
+    "seed (a joint verdict is not marked so: its parts' verdicts are shown beside it)."
 )
 NO_SPREAD = " (every seed the same)"
+
+
+def contrast_problem(comparison: dict) -> str | None:
+    """What is wrong with a comparison's contrast (`minus`: the arms c, d of the c - d
+    subtracted from a - b), or None: two arm names, other than each other and than (a, b)
+    (either would test a - b itself, or nothing), of a comparison neither relative nor with
+    a floor."""
+    minus = comparison.get("minus")
+    if minus is None:
+        return None
+    if not (isinstance(minus, (list, tuple)) and len(minus) == 2
+            and all(isinstance(label, str) for label in minus)):  # fmt: skip
+        return "its minus must name two arms (c, d)"
+    if minus[0] == minus[1] or tuple(minus) == (comparison["a"], comparison["b"]):
+        return f"its minus {list(minus)} must name two arms, other than a and b in that order"
+    if comparison.get("relative") or comparison.get("floor") is not None:
+        return "a contrast of differences is neither relative nor has a floor"
+    return None
 
 
 def paired_differences(a: list[float], b: list[float], relative: bool) -> list[float]:
