@@ -97,6 +97,7 @@ class Model:
     candidates: dict[str, Recipe] = field(default_factory=dict)
     choosing_arms: tuple[str, ...] = ("kronecker",)
     per_arm: bool = False
+    causal: bool = False  # a causal LM: its table has a context-free floor (unigrams)
 
 
 # The sentence encoder's recipe was chosen on STS-B train, one seed, one arm (Kronecker), pilot
@@ -144,6 +145,7 @@ SMOLLM2 = Model(
     SMOLLM2_ARMS,
     Recipe([*SMOLLM2_BATCH, "--distil", "hidden"], 300),
     SMOLLM2_CANDIDATES,
+    causal=True,
 )
 MODELS = {"minilm": MINILM, "smollm2": SMOLLM2}  # fmt: skip
 
@@ -259,11 +261,33 @@ def main(argv: list[str] | None = None) -> int:
     if not args.only and all(path.is_file() for path in arms):
         from petra.compress import comparison_table, plot_tradeoff
 
-        table = comparison_table(arms)
+        floor = context_free_floor(arms[0], results / "floor.json") if model.causal else None
+        table = comparison_table(arms, floor)
         (results / "TABLE.md").write_text(table + "\n")
-        plot_tradeoff(arms, ROOT / "docs" / f"compress-{args.model}.png")
+        plot_tradeoff(arms, ROOT / "docs" / f"compress-{args.model}.png", floor)
         print(table)
     return 0
+
+
+def context_free_floor(result: Path, record: Path) -> tuple[str, float]:
+    """(its name, its loss) of a causal LM's context-free floor on the chunks its runs are
+    reported on: Brown train's unigram loss (`petra.compress.unigram_loss`), written to
+    `record` with how it was made."""
+    from petra.compress import corpus_ids, held_out_chunks, load_teacher, unigram_loss
+    from petra.tasks.lm import perplexity
+
+    settings = json.loads(result.read_text())["settings"]
+    model, tokenizer, _ = load_teacher(settings["model"])
+    vocab = model.get_input_embeddings().num_embeddings
+    chunks = held_out_chunks(tokenizer, settings["max_length"], settings["eval_split"],
+                             settings["eval_chunks"])  # fmt: skip
+    loss = unigram_loss(corpus_ids(tokenizer, "train"), chunks, vocab)
+    how = (f"Brown train's unigram distribution, add-0.5 over the model's {vocab:,} ids, scored "
+           f"on the {len(chunks)} chunks of {settings['max_length']} tokens the arms are "
+           "reported on")  # fmt: skip
+    floor = {"model": settings["model"], "val_loss": loss, "perplexity": perplexity(loss)}
+    record.write_text(json.dumps({**floor, "how": how}, indent=1) + "\n")
+    return "context-free floor: Brown-train unigrams", loss
 
 
 if __name__ == "__main__":

@@ -134,6 +134,26 @@ def test_the_plot_places_each_arm_by_its_bytes_and_by_its_parameters(
     mib = {stage: params[f"embedding_bytes_{stage}"] / 2**20 for stage in ("before", "after")}
     assert by_bytes == points(mib["before"], mib["after"])
     assert by_params == points(params["embedding_before"], params["embedding_after"])
+    lines = {}
+    monkeypatch.setattr(module, "save", lambda figure, axes, path, **kw: lines.update(
+        floor=[[tuple(line.get_ydata()) for line in a.lines if line.get_linestyle() == "--"]
+               for a in figure.axes]) or real_save(figure, axes, path, **kw))  # fmt: skip
+    plot_tradeoff([tmp_path / "run"], tmp_path / "plot.png", ("unigrams", 9.5))
+    assert lines["floor"] == [[(9.5, 9.5)], [(9.5, 9.5)]]  # a dashed line on each panel
+    table = comparison_table([tmp_path / "run"], ("context-free floor: unigrams", 9.5))
+    assert table.endswith("| context-free floor: unigrams | | | | | 9.50 | | (no model) |")
+
+
+def test_the_unigram_floor_is_the_smoothed_training_distribution_on_the_scored_tokens():
+    """Training ids 0, 0, 1 over 3 ids at add-0.5: p = (2.5, 1.5, 0.5) / 4.5; the chunk
+    (2, 0, 1) scores its ids after the first, 0 and 1."""
+    from petra.compress import unigram_loss
+
+    loss = unigram_loss(torch.tensor([0, 0, 1]), torch.tensor([[2, 0, 1]]), vocab_size=3)
+    assert loss == pytest.approx(-(math.log(2.5 / 4.5) + math.log(1.5 / 4.5)) / 2, rel=1e-12)
+    assert unigram_loss(torch.tensor([1]), torch.tensor([[0, 2]]), 3, smoothing=1.0) == (
+        pytest.approx(math.log(4.0))
+    )
 
 
 def test_an_arm_is_named_by_its_kind_base_options_and_start():

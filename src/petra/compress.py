@@ -476,6 +476,32 @@ def text_chunks(tokenizer, split: str, length: int) -> torch.Tensor:
     return ids[:usable].view(-1, length).clone()
 
 
+def held_out_chunks(tokenizer, length: int, split: str, count: int) -> torch.Tensor:
+    """The `count` held-out Brown chunks of `length` tokens a causal LM is measured on: the
+    first ones for the reported split ("dev"), the next `count` for choosing ("train")."""
+    held_out = text_chunks(tokenizer, "validation", length)
+    first = 0 if split == "dev" else count
+    chunks = held_out[first : first + count]
+    if len(chunks) < count:
+        raise ValueError(
+            f"the held-out Brown text has {len(held_out)} chunks of {length} tokens: {count} "
+            f"evaluation chunks of the {split} split need {first + count}; measure fewer "
+            "(eval_chunks)"
+        )
+    return chunks
+
+
+def unigram_loss(train_ids: torch.Tensor, chunks: torch.Tensor, vocab_size: int,
+                 smoothing: float = 0.5) -> float:  # fmt: skip
+    """The context-free floor of a causal LM's held-out loss: the mean cross-entropy (nats)
+    of the training text's unigram distribution p(v) = (n_v + s) / (N + s V), add-s
+    smoothing over V ids, on the tokens `validation_loss` scores (every position of the
+    (N, T) `chunks` but the first of each). A model near it predicts little from context."""
+    counts = torch.bincount(train_ids, minlength=vocab_size).double() + smoothing
+    log_p = counts.log() - counts.sum().log()
+    return -log_p[chunks[:, 1:].flatten()].mean().item()
+
+
 def validation_loss(
     model, chunks: torch.Tensor, batch_size: int = 8, names=("val_loss", "perplexity")
 ) -> dict:
@@ -692,15 +718,9 @@ class CausalLMJob(Job):
     def __init__(self, teacher, tokenizer, settings: CompressSettings, digest: str | None = None):
         super().__init__(teacher, tokenizer, settings)
         self.examples = text_chunks(tokenizer, "train", settings.max_length)
-        held_out = text_chunks(tokenizer, "validation", settings.max_length)
-        first = 0 if settings.eval_split == "dev" else settings.eval_chunks
-        self.eval_chunks = held_out[first : first + settings.eval_chunks]
-        if len(self.eval_chunks) < settings.eval_chunks:
-            raise ValueError(
-                f"the held-out Brown text has {len(held_out)} chunks of {settings.max_length} "
-                f"tokens: {settings.eval_chunks} evaluation chunks of the {settings.eval_split} "
-                f"split need {first + settings.eval_chunks}; measure fewer (eval_chunks)"
-            )
+        self.eval_chunks = held_out_chunks(
+            tokenizer, settings.max_length, settings.eval_split, settings.eval_chunks
+        )
 
     def _adapted_ids(self) -> torch.Tensor:
         return self.examples.flatten()  # its training chunks
@@ -1019,12 +1039,13 @@ def format_result(result: dict) -> str:
     return "\n".join(lines)
 
 
-def comparison_table(run_dirs: list[str | Path]) -> str:
+def comparison_table(run_dirs: list[str | Path], floor: tuple[str, float] | None = None) -> str:
     """A Markdown table of finished runs (their `compress.json`) of one model: per run, the
     kind and its start, the embedding's trainable parameters and stored MiB, the model's
     parameters and stored MiB (`model_bytes`, with its share of the original's; a quantized
     table's codes are stored, not trained, so they count in MiB only), the quality right after
-    the swap and after recovery, and the recovery's steps and time; the original model first.
+    the swap and after recovery, and the recovery's steps and time; the original model first,
+    and last a `floor` (what it is, its quality: e.g. `unigram_loss`) where one is given.
     Runs of different models (or measured differently) are refused, and so is a result that
     is not what `petra compress` writes (edited by hand) or holds a number that is not finite."""
     runs = finished_runs(run_dirs)
@@ -1050,6 +1071,8 @@ def comparison_table(run_dirs: list[str | Path]) -> str:
             f"| {result['quality']['recovered'][metric]:.2f} "
             f"| {_budget(result)} |"
         )
+    if floor is not None:
+        rows.append(f"| {floor[0]} | | | | | {floor[1]:.2f} | | (no model) |")
     return f"{metric} of {first['settings']['model']}\n\n" + "\n".join(rows)
 
 
@@ -1087,13 +1110,14 @@ def finished_runs(run_dirs: list[str | Path]) -> list[dict]:
     return [result for _, result in runs]
 
 
-def plot_tradeoff(run_dirs: list[str | Path], path: str | Path) -> Path:
+def plot_tradeoff(run_dirs: list[str | Path], path: str | Path,
+                  floor: tuple[str, float] | None = None) -> Path:  # fmt: skip
     """The trade-off of finished runs as one figure (PNG) of two panels sharing the quality
     axis: against the embedding's stored MiB, and against its trained parameters (both log
     scale: a quantized table has few parameters and many bytes), each arm at its start
     (hollow) and after recovery (filled), the original model a star, each arm labelled with
-    its recovery budget. A run recorded before petra counted bytes is left out of the plot
-    (the table shows it)."""
+    its recovery budget, a `floor` (its name, its quality) a dashed line where one is given.
+    A run recorded before petra counted bytes is left out of the plot (the table shows it)."""
     runs = finished_runs(run_dirs)
     first = runs[0]
     metric = next(iter(first["quality"]["original"]))
@@ -1104,7 +1128,7 @@ def plot_tradeoff(run_dirs: list[str | Path], path: str | Path) -> Path:
                     lambda p: p["embedding_bytes_after"] / 2**20,
                     "embedding MiB stored (log scale)"),
         panels[1]: (lambda p: p["embedding_before"], lambda p: p["embedding_after"],
-                    "embedding parameters (log scale)"),
+                    "embedding parameters trained (log scale; quantized codes: bytes only)"),
     }  # fmt: skip
     colours = plt.get_cmap("tab20").colors  # 20 apart: each arm its own
     for axes, (before, after, xlabel) in sizes.items():
@@ -1121,6 +1145,8 @@ def plot_tradeoff(run_dirs: list[str | Path], path: str | Path) -> Path:
             axes.plot([x] * 2, [start, end], linewidth=1, color=colour, label=label)
             axes.scatter(x, start, facecolors="none", edgecolors=colour)
             axes.scatter(x, end, color=colour)
+        if floor is not None:
+            axes.axhline(floor[1], linestyle="--", linewidth=1, color="grey", label=floor[0])
         axes.set_xscale("log")
         axes.set(xlabel=xlabel)
         axes.grid(alpha=0.3)
