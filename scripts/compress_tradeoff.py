@@ -97,7 +97,7 @@ class Model:
     candidates: dict[str, Recipe] = field(default_factory=dict)
     choosing_arms: tuple[str, ...] = ("kronecker",)
     per_arm: bool = False
-    causal: bool = False  # a causal LM: its table has a context-free floor (unigrams)
+    causal: bool = False  # a causal LM: its table gets a context-free baseline (unigrams)
 
 
 # The sentence encoder's recipe was chosen on STS-B train, one seed, one arm (Kronecker), pilot
@@ -261,7 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.only and all(path.is_file() for path in arms):
         from petra.compress import comparison_table, plot_tradeoff
 
-        floor = context_free_floor(arms[0], results / "floor.json") if model.causal else None
+        floor = (
+            context_free_floor(arms[0], results / "unigram-baseline.json") if model.causal else None
+        )
         table = comparison_table(arms, floor)
         (results / "TABLE.md").write_text(table + "\n")
         plot_tradeoff(arms, ROOT / "docs" / f"compress-{args.model}.png", floor)
@@ -270,9 +272,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def context_free_floor(result: Path, record: Path) -> tuple[str, float]:
-    """(its name, its loss) of a causal LM's context-free floor on the chunks its runs are
-    reported on: Brown train's unigram loss (`petra.compress.unigram_loss`), written to
-    `record` with how it was made."""
+    """(its name, its loss) of a context-free baseline for a causal LM, on the chunks its
+    runs are reported on: Brown train's unigram loss (`petra.compress.unigram_loss`),
+    written to `record` with how it was made."""
     from petra.compress import corpus_ids, held_out_chunks, load_teacher, unigram_loss
     from petra.tasks.lm import perplexity
 
@@ -287,7 +289,7 @@ def context_free_floor(result: Path, record: Path) -> tuple[str, float]:
            "reported on")  # fmt: skip
     floor = {"model": settings["model"], "val_loss": loss, "perplexity": perplexity(loss)}
     record.write_text(json.dumps({**floor, "how": how}, indent=1) + "\n")
-    return "context-free floor: Brown-train unigrams", loss
+    return "context-free baseline: Brown-train unigrams", loss
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 import json
 import math
 import re
+import types
 from dataclasses import asdict
 
 import numpy as np
@@ -144,16 +145,25 @@ def test_the_plot_places_each_arm_by_its_bytes_and_by_its_parameters(
     assert table.endswith("| context-free floor: unigrams | | | | | 9.50 | | (no model) |")
 
 
-def test_the_unigram_floor_is_the_smoothed_training_distribution_on_the_scored_tokens():
+def test_the_unigram_baseline_is_the_smoothed_training_distribution_on_the_scored_tokens():
     """Training ids 0, 0, 1 over 3 ids at add-0.5: p = (2.5, 1.5, 0.5) / 4.5; the chunk
     (2, 0, 1) scores its ids after the first, 0 and 1."""
-    from petra.compress import unigram_loss
+    from petra.compress import unigram_loss, validation_loss
 
     loss = unigram_loss(torch.tensor([0, 0, 1]), torch.tensor([[2, 0, 1]]), vocab_size=3)
     assert loss == pytest.approx(-(math.log(2.5 / 4.5) + math.log(1.5 / 4.5)) / 2, rel=1e-12)
-    assert unigram_loss(torch.tensor([1]), torch.tensor([[0, 2]]), 3, smoothing=1.0) == (
-        pytest.approx(math.log(4.0))
-    )
+    # it scores what validation_loss scores: a model whose logits are log p everywhere
+    train, chunks = torch.tensor([0, 0, 1, 3, 3, 3]), torch.tensor([[2, 0, 1], [3, 3, 0]])
+    counts = torch.bincount(train, minlength=4).double() + 0.5
+    log_p = (counts / counts.sum()).log().float()
+
+    def model(ids):
+        return types.SimpleNamespace(logits=log_p.expand(*ids.shape, 4))
+
+    expected = validation_loss(model, chunks)["val_loss"]
+    assert unigram_loss(train, chunks, vocab_size=4) == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match="id 3 is not one of the model's 3 ids"):
+        unigram_loss(train, chunks, vocab_size=3)
 
 
 def test_an_arm_is_named_by_its_kind_base_options_and_start():

@@ -493,10 +493,13 @@ def held_out_chunks(tokenizer, length: int, split: str, count: int) -> torch.Ten
 
 def unigram_loss(train_ids: torch.Tensor, chunks: torch.Tensor, vocab_size: int,
                  smoothing: float = 0.5) -> float:  # fmt: skip
-    """The context-free floor of a causal LM's held-out loss: the mean cross-entropy (nats)
-    of the training text's unigram distribution p(v) = (n_v + s) / (N + s V), add-s
-    smoothing over V ids, on the tokens `validation_loss` scores (every position of the
-    (N, T) `chunks` but the first of each). A model near it predicts little from context."""
+    """A context-free baseline for a causal LM's held-out loss: the mean cross-entropy
+    (nats) of the training text's unigram distribution p(v) = (n_v + s) / (N + s V), add-s
+    smoothing over the model's V ids, on the tokens `validation_loss` scores (every position
+    of the (N, T) `chunks` but the first of each)."""
+    largest = max(int(train_ids.max()), int(chunks.max()))
+    if largest >= vocab_size:
+        raise ValueError(f"id {largest} is not one of the model's {vocab_size} ids")
     counts = torch.bincount(train_ids, minlength=vocab_size).double() + smoothing
     log_p = counts.log() - counts.sum().log()
     return -log_p[chunks[:, 1:].flatten()].mean().item()

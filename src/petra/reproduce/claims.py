@@ -1730,7 +1730,8 @@ LT_AGNEWS = Claim(
         "standard at d=256), a superiority test (the gap closes: more than 0); the second "
         "joint reading asks for the small drop, the parity and the closing together. Parity "
         "at d=256 (the small drop's mirror) shows whether the moderate width is at parity too.",
-        "How to read them, stated before seeds 5-7: parity at d=768 is the paper's 'returns to "
+        "How to read them (written after the 8 seeds were read; the contrast it relies on was "
+        "added before seeds 5-7): parity at d=768 is the paper's 'returns to "
         "parity' only where the gap-closing contrast holds (the parity tests at d=256 and "
         "d=512 say whether p=4 is at parity at every width); the small-drop band is open at "
         "0, so where the true gap is 0 no number of seeds makes it hold, and its interval's "
