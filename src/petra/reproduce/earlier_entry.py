@@ -31,13 +31,14 @@ COMPARISON_IDENTITY = (
 def todays_comparisons(claim) -> list[dict]:
     """The comparisons of today's registry entry `claim` (a `claims.Claim`), as dicts of
     the `COMPARISON_IDENTITY` keys, as a results file holds them (a pair of arms as a list)."""
-
-    def stored(value):
-        return list(value) if isinstance(value, tuple) else value
-
     return [
-        {key: stored(getattr(c, key)) for key in COMPARISON_IDENTITY} for c in claim.comparisons
+        {key: _as_stored(getattr(c, key)) for key in COMPARISON_IDENTITY} for c in claim.comparisons
     ]
+
+
+def _as_stored(value):
+    """A registry value as a results file holds it: a tuple as the JSON list it is written as."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _identity(comparison: dict) -> tuple:
@@ -111,11 +112,13 @@ def todays_texts(result: dict) -> dict:
             "only the texts that describe a claim can be brought up to date without its "
             f"runs: rerun it (petra reproduce {result['claim']})"
         )
-    texts = {key: getattr(claim, key) for key in DESCRIPTIVE_TEXTS.values()}
-    texts = {**texts, "differences": list(claim.differences), "paper_scale": claim.paper_scale}
-    counted = result.get("registry_notes", len(claim.notes))  # uncounted: they are today's
-    measured = result["notes"][counted:]
-    return texts | {"notes": [*claim.notes, *measured], "registry_notes": len(claim.notes)}
+    texts = {key: _as_stored(getattr(claim, key)) for key in DESCRIPTIVE_TEXTS.values()}
+    measured = result["notes"][_registry_notes(result, claim) :]  # the analysis's own
+    return texts | {
+        "paper_scale": claim.paper_scale,
+        "notes": [*claim.notes, *measured],
+        "registry_notes": len(claim.notes),
+    }
 
 
 def _metric_names(result: dict, metric: str) -> list[str]:
