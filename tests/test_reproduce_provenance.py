@@ -16,6 +16,7 @@ from petra.reproduce import CLAIMS, reproduce, runner
 from petra.reproduce.claims import Arm, Claim
 from petra.reproduce.report import WRITTEN, format_report, load_results, write_report
 from petra.tasks.run import effective_settings, run_config
+from petra.tasks.settings import SET_BY_TASK
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reproduce"
 ROOT = Path(__file__).resolve().parents[1]
@@ -187,7 +188,15 @@ def test_the_runner_records_settings_departures_and_environments(tmp_path, corpu
             config = json.loads(
                 (tmp_path / "runs" / claim.id / f"{label}-seed{seed}" / "config.json").read_text()
             )
-            assert run["settings"] == effective_settings(config)  # at run time, defaults in
+            # at run time, defaults in, and what the data set as the trained model has it
+            model = json.loads(
+                (tmp_path / "runs" / claim.id / f"{label}-seed{seed}" / "model" / "config.json")
+                .read_text()
+            )
+            expected = effective_settings(config)
+            expected["model"].update({k: model[k] for k in SET_BY_TASK if k in model})
+            assert run["settings"] == expected
+            assert run["settings"]["model"]["vocab_size"] > 2  # not effective_settings' placeholder
         (group,) = arm["settings"]  # the seeds differ only by seed: one copy
         assert group["seeds"] == [0, 1] and "seed" not in group["train"]
         assert group["recorded_at_run_time"] is True

@@ -354,13 +354,16 @@ def run_task(
     if resume and (out / "config.json").is_file():
         check_same_run(out, config, "resume with the same task, preset and --set values")
     task, model, train_config = build_run(task_name, spec)
+    recorded = effective_settings(config)
+    built = model.config.to_dict()  # what the data set (V, the labels) as the model has it
+    recorded["model"].update({k: built[k] for k in settings.SET_BY_TASK if k in built})
     trainer = Trainer(
         model,
         task,
         train_config,
         out,
         run_config=config,
-        settings=effective_settings(config),
+        settings=recorded,
         resume=resume,
         progress=progress,
     )

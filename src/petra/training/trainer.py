@@ -148,7 +148,8 @@ class Trainer:
         run_dir: the run directory: new, or holding the run to resume.
         run_config: what was run, written to `config.json`.
         settings: the run's settings with every default filled in, as the petra that trains
-            it reads them (`petra.tasks.run.effective_settings`), written to `results.json`
+            it reads them (`petra.tasks.run.effective_settings`, with V and the labels as the
+            model has them), written to `results.json`
             so that a report made by a later petra shows what ran, not its own defaults.
         resume: continue the run in `run_dir` from its latest checkpoint.
         progress: show progress (a tqdm bar on a terminal, plain lines otherwise).
