@@ -181,18 +181,12 @@ def test_the_runner_records_settings_departures_and_environments(tmp_path, corpu
         for seed, trained_on in arm["trained_on"].items():
             assert provenance.environment_problem(trained_on) is None
             assert (trained_on["device"], trained_on["dtype"]) == ("cpu", "float32")
-            run = json.loads(
-                (tmp_path / "runs" / claim.id / f"{label}-seed{seed}" / "results.json").read_text()
-            )
+            folder = tmp_path / "runs" / claim.id / f"{label}-seed{seed}"
+            run = json.loads((folder / "results.json").read_text())
             assert run["environment"] == trained_on  # the run's own record
-            config = json.loads(
-                (tmp_path / "runs" / claim.id / f"{label}-seed{seed}" / "config.json").read_text()
-            )
+            config = json.loads((folder / "config.json").read_text())
+            model = json.loads((folder / "model" / "config.json").read_text())
             # at run time, defaults in, and what the data set as the trained model has it
-            model = json.loads(
-                (tmp_path / "runs" / claim.id / f"{label}-seed{seed}" / "model" / "config.json")
-                .read_text()
-            )
             expected = effective_settings(config)
             expected["model"].update({k: model[k] for k in SET_BY_TASK if k in model})
             assert run["settings"] == expected
