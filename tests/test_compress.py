@@ -270,6 +270,28 @@ def test_sentence_encoder_on_minilm(tmp_path, monkeypatch):
     assert student.encode(["a sentence"]).shape == (1, 384)
 
 
+def test_genre_spearman_change_is_each_genres_own_change():
+    """The change per genre is `spearman_change` of that genre's pairs alone, "all" of
+    every pair, and the scores before and after are `genre_spearman`'s."""
+    from petra.compress import genre_spearman, genre_spearman_change
+    from petra.data import load_stsb
+    from petra.tasks.sentence import spearman_change
+
+    pairs = load_stsb("dev")
+    pairs = [*pairs[:40], *pairs[-40:]]  # two genres, captions first and news last
+    gold = np.array([p.score for p in pairs])
+    rng = np.random.default_rng(0)
+    before, after = gold + rng.normal(0, 2, 80), gold + rng.normal(0, 1, 80)
+    found = genre_spearman_change(before, after, pairs)
+    assert set(found) == {"all", pairs[0].genre, pairs[-1].genre}
+    assert found["all"] == spearman_change(before, after, gold)
+    keep = slice(40, 80)
+    assert found[pairs[-1].genre] == spearman_change(before[keep], after[keep], gold[keep])
+    scores = [genre_spearman(cosines, pairs) for cosines in (before, after)]
+    for genre, change in found.items():
+        assert change["change"] == pytest.approx(scores[1][genre] - scores[0][genre])
+
+
 def test_pair_spearman_scores_all_pairs_and_each_genre_alone():
     """Each genre's score is the score of that genre's pairs alone, and "all" is
     `stsb_spearman`'s: encoding all pairs together changes no vector."""

@@ -3,6 +3,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from scipy import stats
@@ -12,7 +13,13 @@ from petra.data import load_nli, load_stsb
 from petra.data.batching import encode_texts
 from petra.models import ModelConfig, build_model
 from petra.tasks.run import apply_overrides, build_run, load_preset, run_config
-from petra.tasks.sentence import cosent_loss, embed_ids, pearson_loss, split_heldout
+from petra.tasks.sentence import (
+    cosent_loss,
+    embed_ids,
+    pearson_loss,
+    spearman_change,
+    split_heldout,
+)
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +81,39 @@ def test_pearson_loss_is_one_minus_scipys_correlation():
     # equal scores order nothing: the loss stays finite (1) and pushes nowhere
     flat = pearson_loss(cosine, torch.full((32,), 3.0, dtype=torch.float64))
     assert flat.item() == pytest.approx(1.0)
+
+
+def test_spearman_change_against_scipy_and_a_plain_bootstrap():
+    """The change is scipy's rho(after) - rho(before) (ties included); its interval is a
+    paired percentile bootstrap's, checked against a plain loop over index draws (another
+    random stream, so within a tenth of the interval's width); it mirrors when before and
+    after trade places, and is a point at no change."""
+    rng = np.random.default_rng(1)
+    gold = np.round(rng.uniform(0, 5, 300))  # whole scores: many ties, as STS-B's
+    before = gold + rng.normal(0, 2.0, 300)
+    after = gold + rng.normal(0, 1.0, 300)
+    found = spearman_change(before, after, gold, repeats=4000)
+    rho = [100 * stats.spearmanr(x, gold).statistic for x in (before, after)]
+    assert found["change"] == pytest.approx(rho[1] - rho[0], abs=1e-9)
+    draws = rng.integers(0, 300, size=(4000, 300))
+    plain = [
+        100 * (stats.spearmanr(after[i], gold[i]).statistic
+               - stats.spearmanr(before[i], gold[i]).statistic)
+        for i in draws
+    ]  # fmt: skip
+    low, high = np.quantile(plain, [0.025, 0.975])
+    width = high - low
+    assert found["low"] == pytest.approx(low, abs=0.1 * width)
+    assert found["high"] == pytest.approx(high, abs=0.1 * width)
+    assert 0 < found["low"] < found["change"] < found["high"]  # the better cosines, resolved
+    mirrored = spearman_change(after, before, gold, repeats=4000)
+    assert mirrored["change"] == pytest.approx(-found["change"])
+    assert (mirrored["low"], mirrored["high"]) == pytest.approx((-found["high"], -found["low"]))
+    same = spearman_change(before, before, gold, repeats=200)
+    assert same["change"] == same["low"] == same["high"] == 0
+    assert (found["pairs"], found["level"]) == (300, 0.95)
+    with pytest.raises(ValueError, match="one value per pair"):
+        spearman_change(before, after[:-1], gold)
 
 
 def test_held_out_pairs_are_fixed_disjoint_and_never_trained_on():

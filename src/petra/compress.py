@@ -62,8 +62,10 @@ from dataclasses import asdict, dataclass, field
 from hashlib import sha256
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.stats import spearmanr
 
 from petra.atomic import atomic_write_json, read_json
 from petra.checks import (
@@ -99,7 +101,7 @@ from petra.tasks.distill import (
 )
 from petra.tasks.lm import mean_next_token_loss, perplexity
 from petra.tasks.run import check_same_settings
-from petra.tasks.sentence import cosine_correlations
+from petra.tasks.sentence import spearman_change
 from petra.tasks.settings import check_value, parse_value, split_item
 from petra.training.config import TrainConfig
 from petra.training.trainer import Trainer, read_metrics
@@ -429,18 +431,47 @@ def stsb_spearman(model, limit: int | None = None, split: str = "dev") -> float:
     return pair_spearman(model, load_stsb(split)[:limit])["all"]
 
 
-def pair_spearman(model, pairs) -> dict[str, float]:
-    """Spearman (x100) of the cosine of a sentence-transformers model's vectors against the
-    pairs' scores: over all of `pairs` ("all") and over each genre's (`SentencePair.genre`)."""
+def pair_cosines(model, pairs) -> np.ndarray:
+    """The cosine of each pair's two sentence vectors (a sentence-transformers model's), in
+    the order of `pairs`."""
     with torch.no_grad():
         a = model.encode([p.sentence1 for p in pairs], batch_size=128, convert_to_tensor=True)
         b = model.encode([p.sentence2 for p in pairs], batch_size=128, convert_to_tensor=True)
-    gold = [p.score for p in pairs]
-    found = {"all": cosine_correlations(a, b, gold)["spearman"]}
+    return F.cosine_similarity(a.float(), b.float(), dim=-1).cpu().numpy()
+
+
+def by_genre(pairs) -> dict[str, list[int]]:
+    """The positions of all `pairs` ("all") and of each genre's (`SentencePair.genre`)."""
+    found = {"all": list(range(len(pairs)))}
     for genre in sorted({p.genre for p in pairs} - {""}):
-        keep = [i for i, p in enumerate(pairs) if p.genre == genre]
-        found[genre] = cosine_correlations(a[keep], b[keep], [gold[i] for i in keep])["spearman"]
+        found[genre] = [i for i, p in enumerate(pairs) if p.genre == genre]
     return found
+
+
+def pair_spearman(model, pairs) -> dict[str, float]:
+    """Spearman (x100) of the cosine of a sentence-transformers model's vectors against the
+    pairs' scores: over all of `pairs` ("all") and over each genre's (`by_genre`)."""
+    return genre_spearman(pair_cosines(model, pairs), pairs)
+
+
+def genre_spearman(cosines: np.ndarray, pairs) -> dict[str, float]:
+    """Spearman (x100) of the pairs' `cosines` against their scores, per `by_genre` group."""
+    gold = np.array([p.score for p in pairs])
+    return {
+        genre: float(100 * spearmanr(cosines[keep], gold[keep]).statistic)
+        for genre, keep in by_genre(pairs).items()
+    }
+
+
+def genre_spearman_change(before: np.ndarray, after: np.ndarray, pairs) -> dict[str, dict]:
+    """How far Spearman (x100) moves from the pairs' cosines `before` to `after`, with its
+    95 % paired bootstrap interval over the pairs (`petra.tasks.sentence.spearman_change`),
+    per `by_genre` group."""
+    gold = np.array([p.score for p in pairs])
+    return {
+        genre: spearman_change(before[keep], after[keep], gold[keep])
+        for genre, keep in by_genre(pairs).items()
+    }
 
 
 _CORPUS_IDS: dict[tuple[str, str, str], torch.Tensor] = {}  # (tokenizer, data folder, split)
