@@ -4,8 +4,10 @@ per genre, and how far each run's recovery moved them.
     python scripts/compress_rescore.py FOLDER... [--starts | --change] [--split train|dev]
         [--out FILE]
 
-Each FOLDER is a finished `petra compress` run (its recovered `model/` is read), or `swap`,
-the pilot's Kronecker least-squares start itself. With `--starts`, each run's start (the
+Each FOLDER is a finished `petra compress` run (its recovered `model/` is read; a candidate
+run of `compress_tradeoff.py --choose`, `runs/compress/MODEL-choose/ARM/CANDIDATE`, is named
+by its arm: the chosen candidate's run trains as its arm's), or `swap`, the pilot's Kronecker
+least-squares start itself. With `--starts`, each run's start (the
 model right after its swap, rebuilt from the settings its `compress.json` records) is scored
 too, as `NAME/swapped`: whether a run's recovery helped. With `--change` (which scores the
 starts too), `NAME/change` is the recovery's change of each Spearman with its 95 % paired
@@ -49,12 +51,19 @@ def models(folder: Path, starts: bool) -> list[tuple[str, object]]:
     if folder.name == "swap":
         pilot = CompressSettings(model="all-minilm-l6-v2", kind="kronecker", max_sentences=3000)
         return [("swap", lambda: swap_start(pilot).student)]
-    found = [(folder.name, lambda: from_pretrained(folder / "model"))]
+    name = run_name(folder)
+    found = [(name, lambda: from_pretrained(folder / "model"))]
     if starts:
         recorded = json.loads((folder / "compress.json").read_text())["settings"]
         settings = CompressSettings(**recorded)
-        found.append((f"{folder.name}/swapped", lambda: swap_start(settings).student))
+        found.append((f"{name}/swapped", lambda: swap_start(settings).student))
     return found
+
+
+def run_name(folder: Path) -> str:
+    """A run's name: its folder's, or for a candidate of `compress_tradeoff.py --choose`
+    (`runs/compress/MODEL-choose/ARM/CANDIDATE`) its arm's."""
+    return folder.parent.name if folder.parent.parent.name.endswith("-choose") else folder.name
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     result = json.loads(out.read_text()) if out.is_file() else {}
     for folder in map(Path, args.folders):
         found = models(folder, args.starts or args.change)
-        wanted = [name for name, _ in found] + ([f"{folder.name}/change"] if args.change else [])
+        run = run_name(folder)
+        wanted = [name for name, _ in found] + ([f"{run}/change"] if args.change else [])
         if all(name in result for name in wanted):
             continue
         cosines = {}
@@ -83,12 +93,12 @@ def main(argv: list[str] | None = None) -> int:
             result[name] = genre_spearman(cosines[name], pairs)
             print(name, {k: round(v, 2) for k, v in result[name].items()}, flush=True)
         if args.change:
-            change = genre_spearman_change(
-                cosines[f"{folder.name}/swapped"], cosines[folder.name], pairs
-            )
-            result[f"{folder.name}/change"] = change
-            print(f"{folder.name}/change", {k: [round(v[x], 2) for x in ("change", "low", "high")]
-                                            for k, v in change.items()}, flush=True)  # fmt: skip
+            change = genre_spearman_change(cosines[f"{run}/swapped"], cosines[run], pairs)
+            result[f"{run}/change"] = change
+            rounded = {
+                k: [round(v[x], 2) for x in ("change", "low", "high")] for k, v in change.items()
+            }
+            print(f"{run}/change", rounded, flush=True)
         atomic_write_json(out, result)
     return 0
 
