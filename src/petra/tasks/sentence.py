@@ -124,10 +124,8 @@ def spearman_change(
 
 def _spearman(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
     """Spearman's rho of x and y along `axis`: Pearson's r of their ranks (ties averaged)."""
-    rx, ry = (stats.rankdata(v, axis=axis) for v in (x, y))
-    rx = rx - rx.mean(axis=axis, keepdims=True)
-    ry = ry - ry.mean(axis=axis, keepdims=True)
-    return (rx * ry).sum(axis) / np.sqrt((rx * rx).sum(axis) * (ry * ry).sum(axis))
+    ranks = (stats.rankdata(v, axis=axis) for v in (x, y))
+    return stats.pearsonr(*ranks, axis=axis).statistic
 
 
 @dataclass
