@@ -537,13 +537,14 @@ def test_the_table_names_its_model_and_takes_one_model_at_two_paths(tmp_path):
 
 def test_the_table_reads_kept_results_and_states_each_budget(tmp_path):
     """A result kept as a file under another name (a committed `ARM.json`) is read as its
-    run's folder is; the budget is in examples and minutes, with the embedding-alone steps."""
+    run's folder is; the budget is in examples and minutes, with the embedding-alone steps
+    (every layer trains from the start where there are none)."""
     kept = tmp_path / "kronecker.json"
     kept.write_text(json.dumps(_finished(**{"settings.embedding_steps": 100})))
     table = comparison_table([*_runs(tmp_path, _finished()), kept])
     alone = "(16,000; the first 100 the embedding alone)"
     recipe = "distil hidden, lr 5e-05 / 0.0001, 14 min of steps"
-    assert f"| 500 steps x 32 sentences (16,000), {recipe} |" in table
+    assert f"| 500 steps x 32 sentences (16,000; every layer), {recipe} |" in table
     assert f"| 500 steps x 32 sentences {alone}, {recipe} |" in table
     throughout = tmp_path / "alone.json"  # the pretrained layers never trained: no lr of theirs
     throughout.write_text(json.dumps(_finished(**{"settings.embedding_steps": 500})))
@@ -553,7 +554,7 @@ def test_the_table_reads_kept_results_and_states_each_budget(tmp_path):
     lm["quality"] = {stage: {"val_loss": 3.0} for stage in ("original", "swapped", "recovered")}
     (tmp_path / "lm").mkdir()
     table = comparison_table(_runs(tmp_path / "lm", lm))
-    assert "500 steps x 32 chunks of 128 tokens (16,000), distil hidden" in table
+    assert "500 steps x 32 chunks of 128 tokens (16,000; every layer), distil hidden" in table
 
 
 @pytest.mark.parametrize(

@@ -1124,7 +1124,7 @@ def _budget(result: dict) -> str:
     if first >= steps:  # the pretrained layers never trained: their lr is no part of it
         alone, rates = "; the embedding alone", f"lr {settings['embedding_lr']:g}"
     else:
-        alone = f"; the first {first} the embedding alone" if first else ""
+        alone = f"; the first {first} the embedding alone" if first else "; every layer"
         rates = f"lr {settings['lr']:g} / {settings['embedding_lr']:g}"
     return (f"{steps} steps x {settings['batch_size']} {unit} "
             f"({steps * settings['batch_size']:,}{alone}), "
