@@ -1,4 +1,6 @@
 import os
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -7,6 +9,15 @@ from petra.data import load_tokenizer
 
 if "PYTEST_XDIST_WORKER" in os.environ:  # `make test` runs one worker per core
     torch.set_num_threads(1)
+
+# The kind written outside petra in examples/own_kind.py registers itself on import: every
+# test that runs each of `kinds()` (the contract, the Hugging Face swap) holds it to the
+# contract petra's own kinds honour.
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+sys.path.insert(0, str(EXAMPLES))
+import own_kind  # noqa: E402, F401
+
+sys.path.remove(str(EXAMPLES))
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +61,6 @@ def run_two_processes(*arguments: str, timeout: int = 300):
     """`torchrun --standalone --nproc_per_node 2 ARGUMENTS...` on the CPU (one thread each),
     its output captured; fails the test with the end of stderr unless it exits 0."""
     import subprocess
-    import sys
 
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                "--nproc_per_node", "2", *arguments]  # fmt: skip

@@ -135,10 +135,10 @@ def test_a_width_an_arm_refuses_is_reported_in_its_row(tmp_path, capsys):
         "| gpt2 | 50,257 | 3 | fourier, linear | not built: the Fourier basis pairs sin and cos: "
         "dim must be even, got 3 | – | – | 150,771 | – | – |"
     ) in table
-    from petra.params import ARMS
+    from petra.params import report_arms
 
     rows = json.loads(out.read_text())
-    assert len(rows) == 2 * len(ARMS)  # every row of the report, at each width
+    assert len(rows) == 2 * len(report_arms())  # every row of the report, at each width
     refused = [row for row in rows if "error" in row]
     assert {row["embedding"] for row in refused} == {
         "fourier, linear",
@@ -174,9 +174,9 @@ def test_embedding_params_is_the_count_of_the_built_module():
     from petra.embeddings import build_embedding
     from petra.embeddings.budget import embedding_params
     from petra.embeddings.registry import embedding_class
-    from petra.params import ARMS
+    from petra.params import report_arms
 
-    layouts = [*((kind, options) for _, kind, options in ARMS)]
+    layouts = [*((kind, options) for _, kind, options in report_arms())]
     layouts += [("fourier", {"refine": "none", "final_norm": True}),
                 ("fourier", {"refine_bias": True, "final_norm": True}),
                 ("qr", {"operation": "concat", "collisions": 7}),

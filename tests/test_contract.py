@@ -1,5 +1,6 @@
 """Every embedding kind honours the contract of `petra.embeddings.base`: every kind of the
-registry, each at the variants below and any kind without one at its defaults."""
+registry, each at the variants below and any kind without one at its defaults (the kind of
+examples/own_kind.py among them: the conftest registers it)."""
 
 import inspect
 
@@ -11,11 +12,11 @@ from torch import nn
 
 from petra import build_embedding
 from petra.embeddings import (
-    KINDS,
     REGISTRY,
     LearnedEmbedding,
     TokenEmbedding,
     embedding_class,
+    kinds,
     size_for_budget,
 )
 from petra.embeddings.base import TOKEN_INPUTS, check_count, checked_counts
@@ -58,7 +59,7 @@ VARIANTS = {
 
 # a registered kind that no variant above names is tested at its defaults
 VARIANTS |= {
-    kind: dict(kind=kind) for kind in KINDS if kind not in {v["kind"] for v in VARIANTS.values()}
+    kind: dict(kind=kind) for kind in kinds() if kind not in {v["kind"] for v in VARIANTS.values()}
 }
 
 
@@ -208,7 +209,7 @@ def test_padding_index_embeds_to_zero_and_gets_no_gradient(name):
 def test_param_report_counts_parameters_and_buffers(name):
     emb = make(name)
     report = emb.param_report()
-    assert report.kind in KINDS
+    assert report.kind in kinds()
     assert report.num_embeddings == V and report.embedding_dim == D
     assert report.trainable_params == sum(p.numel() for p in emb.parameters())
     cache = V * D * 4 if getattr(emb, "cache_features", False) else 0  # Fourier's feature cache
@@ -448,7 +449,7 @@ def test_qr_collisions_beyond_the_vocabulary_are_refused_before_data_is_read(col
 
 
 # -- what each kind tells the rest of petra -------------------------------------------------
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", kinds())
 def test_a_kind_states_its_knob_and_report_rows_among_its_options(kind):
     kind_class = REGISTRY[kind]
     options = kind_class.option_types()
@@ -467,7 +468,7 @@ def test_params_for_is_the_count_of_the_built_module(name):
     assert kind_class.params_for(V, D, **saved_options(name)) == trainable(make(name))
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", kinds())
 def test_report_layouts_count_as_built(kind):
     kind_class = REGISTRY[kind]
     for _, layout in kind_class.report_layouts:
@@ -476,7 +477,7 @@ def test_report_layouts_count_as_built(kind):
         assert kind_class.params_for(V, D, **layout) == trainable(built)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", kinds())
 def test_a_budget_of_the_default_size_sizes_the_kind_to_exactly_it(kind):
     """At its defaults a kind takes one of its knob's sizes: a budget of that count is met
     exactly, and the sizing builds to it."""
@@ -502,7 +503,7 @@ def test_check_options_accepts_what_builds_and_refuses_a_negative_padding_id(nam
         kind_class.check_options(D, **saved_options(name), padding_idx=-1)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", kinds())
 def test_a_kind_that_needs_a_tokenizer_refuses_to_build_without_one(kind):
     if REGISTRY[kind].needs_tokenizer:
         with pytest.raises(ValueError, match="tokenizer"):
@@ -511,7 +512,7 @@ def test_a_kind_that_needs_a_tokenizer_refuses_to_build_without_one(kind):
         assert build_embedding(kind, V, D).num_embeddings == V
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", kinds())
 def test_from_table_starts_closer_to_the_table_than_zero(kind):
     table = torch.randn(V, D)
     kind_class = REGISTRY[kind]
@@ -564,13 +565,13 @@ def test_from_saved_rebuilds_what_the_saved_state_loads_into(name):
     torch.testing.assert_close(loaded(ids), source(ids))
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", kinds())
 def test_a_causal_lm_head_is_tied_by_the_kinds_default(kind):
     config = ModelConfig(model="causal_lm", embedding={"kind": kind})
     assert config.head_tied == REGISTRY[kind].head_tied_by_default
 
 
-@pytest.mark.parametrize("kind", [k for k in KINDS if "init_std" in REGISTRY[k].option_types()])
+@pytest.mark.parametrize("kind", [k for k in kinds() if "init_std" in REGISTRY[k].option_types()])
 @pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf")])
 def test_an_initialization_scale_that_is_not_a_finite_number_is_refused(kind, bad):
     extra = {"token_bytes": TOKENS} if REGISTRY[kind].needs_tokenizer else {}

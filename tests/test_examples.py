@@ -78,3 +78,16 @@ def test_budget_compare_sizes_each_kind_to_the_budget(tmp_path):
     assert summary["budget"]["params"] == budget
     for arm in summary["arms"]:
         assert 0.9 * budget <= arm["params"]["embedding"] <= budget
+
+
+def test_own_kind_joins_petra_by_its_registration_alone(tmp_path):
+    """The kind the script defines (and registers on import) is sized, trained and reported
+    beside the learned table, as petra's own kinds are."""
+    arguments = ["--preset", "tiny", "--budget", "55k", "--steps", "2", "--out", "own"]
+    output = run_example("own_kind.py", *arguments, cwd=tmp_path)
+    # learned: e (V + d) with e = 1 (V = 50,257, d = 32); the code: r d with r = 1,718
+    assert "learned: factor_dim=1 -> 50,289 parameters" in output
+    assert "random-code: bits=1718 -> 54,976 parameters" in output
+    summary = json.loads((tmp_path / "own" / "results.json").read_text())
+    assert [arm["kind"] for arm in summary["arms"]] == ["learned", "random-code"]
+    assert all(math.isfinite(arm["metrics"]["loss"]) for arm in summary["arms"])

@@ -428,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(OUT/compress.json; the model in OUT/model). Resumes an interrupted run.",
     )
     compression.add_argument("--model", help="a model folder, or all-minilm-l6-v2 / smollm2-135m")
-    compression.add_argument("--kind", help="an embedding kind (petra.embeddings.KINDS)")
+    compression.add_argument("--kind", help="an embedding kind (petra.embeddings.kinds())")
     compression.add_argument("--out", help="the run's folder")
     compression.add_argument(
         "--table", nargs="+", metavar="RUN_DIR", help="print finished runs side by side instead"

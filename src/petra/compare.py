@@ -24,13 +24,13 @@ from pathlib import Path
 
 from petra.atomic import atomic_write_json, atomic_write_text
 from petra.embeddings import (
-    KINDS,
     BudgetUnreachable,
     Sizing,
     embedding_options,
     format_sizing,
     size_for_budget,
 )
+from petra.embeddings import kinds as known_kinds
 from petra.embeddings.budget import TOLERANCE, check_fits_in_memory
 from petra.models.config import BACKBONES
 from petra.plotting import pyplot, save
@@ -144,7 +144,8 @@ def kind_points(grid: dict[str, list[str]], kind: str) -> list[Point]:
 def _check_arms(
     kinds: list[str], backbones: list[str], seeds: list[int], overrides, grid: dict
 ) -> None:
-    for name, values, valid in (("kinds", kinds, KINDS), ("backbones", backbones, BACKBONES)):
+    choices = (("kinds", kinds, known_kinds()), ("backbones", backbones, BACKBONES))
+    for name, values, valid in choices:
         if not values:
             raise ValueError(f"--{name} is empty; choose from {valid}")
         unknown = [v for v in values if v not in valid]

@@ -6,17 +6,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from petra.data import load_tokenizer
-from petra.embeddings import REGISTRY, build_embedding
+from petra.embeddings import REGISTRY, build_embedding, kinds
 from petra.embeddings.budget import check_fits_in_memory, embedding_params
 from petra.embeddings.token_bytes import token_bytes, tokenizer_fingerprint
 
-# (label, kind, options): each kind's `report_layouts`, in the registry's order (the layouts
-# the papers report, ALBERT's factorization, and the standard baselines at their defaults)
-ARMS: tuple[tuple[str, str, dict], ...] = tuple(
-    (label, kind, options)
-    for kind, kind_class in REGISTRY.items()
-    for label, options in kind_class.report_layouts
-)
+
+def report_arms() -> list[tuple[str, str, dict]]:
+    """(label, kind, options): each kind's `report_layouts`, in the registry's order (the
+    layouts the papers report, ALBERT's factorization, the standard baselines at their
+    defaults, then the registered kinds')."""
+    return [(label, kind, options) for kind in kinds()
+            for label, options in REGISTRY[kind].report_layouts]  # fmt: skip
 
 
 def param_rows(tokenizers: Iterable[str], dims: Iterable[int], data_dir=None) -> list[dict]:
@@ -37,7 +37,7 @@ def param_rows(tokenizers: Iterable[str], dims: Iterable[int], data_dir=None) ->
     rows = []
     for name, pieces, fingerprint in vocabularies:
         for dim in dims:
-            for label, kind, options in ARMS:
+            for label, kind, options in report_arms():
                 inputs = REGISTRY[kind].token_inputs(token_bytes=pieces, fingerprint=fingerprint)
                 report = _report(kind, len(pieces), dim, {**options, **inputs})
                 rows.append({"tokenizer": name, "embedding": label, **report})
@@ -51,7 +51,7 @@ def _check_sizes(name: str, vocab_size: int, dim: int) -> None:
     check_fits_in_memory(
         vocab_size * dim, f"--dims {dim}: the learned {vocab_size:,} x {dim:,} table of {name}", fix
     )
-    for label, kind, options in ARMS:
+    for label, kind, options in report_arms():
         try:
             params = embedding_params(kind, vocab_size, dim, **options)
         except ValueError:  # a width the kind refuses: its row says why

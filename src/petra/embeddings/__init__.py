@@ -13,8 +13,8 @@ table, `quantized` (8 or 4 bits per entry) and `trimmed` (the rows of the ids a 
 (`petra.embeddings.budget`).
 
 `REGISTRY` maps each name to its class (`petra.embeddings.registry`), and each class
-describes its kind to the rest of petra (the table in `petra.embeddings.base`): a new kind is
-its own module plus its entry in the registry.
+describes its kind to the rest of petra (the table in `petra.embeddings.base`). A kind of
+your own is one file: its class decorated with `register` (`examples/own_kind.py`).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from petra.embeddings.learned import LearnedEmbedding
 from petra.embeddings.ngram import NgramHashEmbedding
 from petra.embeddings.qr import QREmbedding
 from petra.embeddings.quantized import QuantizedEmbedding
-from petra.embeddings.registry import KINDS, REGISTRY, embedding_class
+from petra.embeddings.registry import KINDS, REGISTRY, embedding_class, kinds, register
 from petra.embeddings.residual import ResidualEmbedding
 from petra.embeddings.tensor_train import TensorTrainEmbedding
 from petra.embeddings.trimmed import TrimmedEmbedding
@@ -60,7 +60,7 @@ def build_embedding(kind: str, vocab_size: int, dim: int, **options) -> TokenEmb
     """Build an embedding of `kind` for ids in `[0, vocab_size)` and width `dim`.
 
     Args:
-        kind: one of `KINDS` (the names in `REGISTRY`).
+        kind: one of `kinds()` (the names in `REGISTRY`).
         vocab_size: V, the number of token ids.
         dim: d, the width of each embedding.
         **options: the kind's keyword options (see its class, e.g. `FourierEmbedding`).
@@ -107,6 +107,8 @@ __all__ = [
     "embedding_class",
     "embedding_options",
     "format_sizing",
+    "kinds",
     "parse_budget",
+    "register",
     "size_for_budget",
 ]

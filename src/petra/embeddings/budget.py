@@ -78,7 +78,7 @@ def size_for_budget(
     their given or default values and enter the count.
 
     Args:
-        kind: one of `KINDS`.
+        kind: one of `kinds()`.
         vocab_size: V, the number of token ids.
         dim: d, the width of each embedding.
         budget: the trainable embedding parameters allowed (see `parse_budget` for "65k").

@@ -200,7 +200,7 @@ def replace_embeddings(
 
     Args:
         model: a `transformers` model, or a sentence-transformers model around one.
-        kind: one of `KINDS`.
+        kind: one of `kinds()`.
         tokenizer: the model's tokenizer (`transformers` or `tokenizers`); needed by a kind
             that `needs_tokenizer` (the bytes of each piece), checked against V for every
             kind. A table a little larger than the tokenizer is fine (the spare rows get empty

@@ -3,8 +3,8 @@
 The output head is tied to the input embedding through `table()` (logits = h E^T, so
 gradients reach the Fourier refinement or the Kronecker projection as well as a learned
 table), or is a separate `Linear(d, V, bias=False)`. `ModelConfig.tie_embeddings=None` takes
-each kind's paper setup (learned tied; Kronecker and Fourier untied, see
-`petra.models.config.UNTIED_BY_DEFAULT`); the resolved choice is stored in `model.config`.
+each kind's paper setup (learned tied; Kronecker and Fourier untied: each class's
+`head_tied_by_default`); the resolved choice is stored in `model.config`.
 
 Generation runs on a key-value cache by default: the prompt is encoded once, then each new
 token is one position's work, its keys and values appended to one `LayerCache` per block

@@ -7,20 +7,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from petra.embeddings.registry import REGISTRY
+from petra.embeddings.registry import embedding_class
 from petra.spectral import FREQ_SCALINGS, TRANSFORMS, WEIGHT_DOMAINS
 
 MODEL_TYPES = ("encoder", "sentence", "classifier", "causal_lm")
 BACKBONES = ("standard", "spectral")
 POOLINGS = ("mean", "first")
-# Embedding kinds whose causal-LM head is untied by default (`head_tied_by_default`, each
-# kind's class says why): Kronecker and Fourier. The baselines that shrink a table (qr, hash,
-# dhe, tt) are tied by default, as the learned table they stand in for; a tied head computes
-# their whole table() at every step (for DHE, its MLP over all V ids), which per-distinct-id
-# work does not save.
-UNTIED_BY_DEFAULT = frozenset(
-    kind for kind, cls in REGISTRY.items() if not cls.head_tied_by_default
-)
 
 
 DEFAULT_EMBEDDING = {"kind": "learned"}  # a model's embedding when its settings name none
@@ -41,7 +33,8 @@ class ModelConfig:
 
     `tie_embeddings` (causal LM): True computes logits from the embedding's `table()`, False
     gives the model its own `Linear(d, V)` head, None takes the embedding kind's default (each
-    paper's setup: the learned table tied, Kronecker and Fourier untied; `UNTIED_BY_DEFAULT`).
+    paper's setup: the learned table tied, Kronecker and Fourier untied; the class's
+    `head_tied_by_default`).
     A `CausalLM` records the resolved choice in its own config (hence in config.json).
 
     Attributes:
@@ -143,7 +136,11 @@ class ModelConfig:
         """Whether a causal LM's output head is tied to the embedding (None resolved)."""
         if self.tie_embeddings is not None:
             return self.tie_embeddings
-        return self.embedding["kind"] not in UNTIED_BY_DEFAULT
+        # each kind's class says why (`head_tied_by_default`): Kronecker and Fourier are
+        # untied; the baselines that shrink a table (qr, hash, dhe, tt) are tied, as the
+        # learned table they stand in for (a tied head computes their whole table() at every
+        # step, for DHE its MLP over all V ids, which per-distinct-id work does not save)
+        return embedding_class(self.embedding["kind"]).head_tied_by_default
 
     @property
     def ffn_hidden(self) -> int:
