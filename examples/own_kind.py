@@ -8,8 +8,10 @@
 s(id) is r seeded hash bits of the id (`petra.embeddings.hashing.UniversalHash` into 2
 buckets): nothing is stored per token, and the r d entries of W are the only parameters.
 The table it gives has rank at most min(r, d): its rows lie in a learned space, at
-coordinates fixed by the code (with r < log2 V, ids must share codes). With W ~ N(0, 0.02^2),
-each row's entries start with a learned table's std, 0.02.
+coordinates fixed by the code. Two ids share a code, so a row, with chance 2^-r: about
+V^2 / 2^(r+1) pairs of a vocabulary do (some 19,000 of GPT-2's 50,257 ids at r = 16, none
+to speak of at r = 64). With W ~ N(0, 0.02^2), each row's entries start with a learned
+table's std, 0.02.
 
 `@register` is all that joins the kind to petra: once this file is imported, its name works
 wherever a kind's does (`build_embedding`, `size_for_budget`, model settings such as
@@ -26,11 +28,19 @@ small LM with each (`petra compare`'s Python API), printing the table of their r
 
 import argparse
 import math
+from functools import partial
 
 from torch import Tensor, nn
 
 from petra.embeddings import TokenEmbedding, register
-from petra.embeddings.base import Knob, check_count, check_init_std
+from petra.embeddings.base import (
+    Knob,
+    check_count,
+    check_init_std,
+    draw_,
+    fixed_seed,
+    init_generator,
+)
 from petra.embeddings.hashing import UniversalHash
 
 
@@ -42,7 +52,9 @@ class RandomCodeEmbedding(TokenEmbedding):
         vocab_size: V, the number of token ids.
         dim: d, the width of each embedding.
         bits: r, the code's length (and the rank of the table).
-        seed: draws the hash functions (the code); two builds with one seed share it.
+        seed: when given, draws the code and W (two builds with one seed are equal); None
+            (the default) draws W from the global RNG, as a torch module's, and the code
+            from seed 0.
         padding_idx: an id whose output is the zero vector, or None.
         init_std: the standard deviation of W's normal initialization.
     """
@@ -68,20 +80,22 @@ class RandomCodeEmbedding(TokenEmbedding):
         dim: int,
         *,
         bits: int = 64,
-        seed: int = 0,
+        seed: int | None = None,
         padding_idx: int | None = None,
         init_std: float = 0.02,
     ):
         super().__init__(vocab_size, dim, padding_idx)
         check_count("bits", bits)
         check_init_std(init_std)
-        self.code = UniversalHash(bits, 2, seed)  # buffers: saved with the weights
+        self.code = UniversalHash(bits, 2, fixed_seed(seed))  # buffers: saved with W
         self.map = nn.Linear(bits, dim, bias=False)
-        self.init_std = init_std
+        self.seed, self.init_std = seed, init_std
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        nn.init.normal_(self.map.weight, std=self.init_std)
+        """W ~ N(0, init_std^2), from `seed` when it is given (else the global RNG)."""
+        init = partial(nn.init.normal_, std=self.init_std)
+        draw_(self.map.weight, init, init_generator(self.seed))
 
     def features(self, ids: Tensor) -> Tensor:
         """s(id) / sqrt(r): (N,) ids -> (N, r)."""

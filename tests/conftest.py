@@ -11,13 +11,10 @@ if "PYTEST_XDIST_WORKER" in os.environ:  # `make test` runs one worker per core
     torch.set_num_threads(1)
 
 # The kind written outside petra in examples/own_kind.py registers itself on import: every
-# test that runs each of `kinds()` (the contract, the Hugging Face swap) holds it to the
-# contract petra's own kinds honour.
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-sys.path.insert(0, str(EXAMPLES))
+# test that runs each of `kinds()` (the contract, the Hugging Face swap, compress) holds it
+# to the contract petra's own kinds honour.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import own_kind  # noqa: E402, F401
-
-sys.path.remove(str(EXAMPLES))
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from petra.compress import (
     plot_tradeoff,
 )
 from petra.data import load_tokenizer
-from petra.embeddings import KINDS
+from petra.embeddings import kinds
 from petra.hf import from_pretrained
 from petra.hf.swap import model_bytes
 
@@ -977,7 +977,7 @@ def test_recovery_settings_out_of_range_are_refused(tiny_lm, changes, message):
         lm_settings(tiny_lm, **changes)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", kinds())
 def test_every_kind_runs_through_compress(kind, tiny_lm, tmp_path):
     """Every registered kind swaps in, recovers and is measured: a kind that starts from the
     table from it, the others from their least-squares fit where they have one, else from

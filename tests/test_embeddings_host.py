@@ -24,8 +24,9 @@ CASES = {
     "hash": ("hash", {"buckets": 7}),
     "dhe": ("dhe", {"hidden": 8, "code_dim": 16, "distribution": "gaussian"}),
     "tt": ("tt", {"rank": 2}),
+    "random-code": ("random-code", {"bits": 8}),  # examples/own_kind.py (the conftest's)
 }
-SEEDED = ("fourier", "fourier-geglu", "hash", "dhe")
+SEEDED = ("fourier", "fourier-geglu", "hash", "dhe", "random-code")
 
 
 def build(name: str, **extra):

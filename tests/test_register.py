@@ -31,10 +31,13 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 @pytest.fixture
 def clean_registry(monkeypatch):
-    """The registry as it is, restored after the test; entry points read again."""
-    monkeypatch.setattr(registry_module, "REGISTRY", dict(REGISTRY))
+    """The registry (the one dict every module holds) as it is, restored in place after the
+    test; entry points read again."""
+    snapshot = dict(REGISTRY)
     monkeypatch.setattr(registry_module, "_entry_points_read", False)
-    return registry_module
+    yield REGISTRY
+    REGISTRY.clear()
+    REGISTRY.update(snapshot)
 
 
 def _kind(name: str, **namespace):
@@ -90,11 +93,11 @@ def test_a_model_of_the_example_kind_saves_and_loads(tmp_path):
 
 
 def test_registering_a_class_again_changes_nothing(clean_registry):
-    before = dict(clean_registry.REGISTRY)
+    before = dict(clean_registry)
     assert register(RandomCodeEmbedding) is RandomCodeEmbedding
     for cls in (REGISTRY[kind] for kind in KINDS):  # petra's own kinds pass its checks
         register(cls)
-    assert clean_registry.REGISTRY == before
+    assert clean_registry == before
 
 
 @pytest.mark.parametrize(
@@ -103,8 +106,11 @@ def test_registering_a_class_again_changes_nothing(clean_registry):
         (lambda: int, TypeError, "register takes a TokenEmbedding subclass, got <class 'int'>"),
         (lambda: _kind(None), ValueError, "Made needs a kind: a class attribute naming it"),
         (lambda: _kind("two words"), ValueError, "got 'two words'"),
+        (lambda: _kind("a,b"), ValueError, "in letters, digits and -_."),
+        (lambda: _kind("../up"), ValueError, "got '../up'"),
         (lambda: type("Inherits", (LearnedEmbedding,), {}), ValueError, "Inherits needs a kind"),
         (lambda: _kind("x", budget_knob=None), TypeError, "Made does not state budget_knob"),
+        (lambda: _kind("x", report_layouts=[]), TypeError, "does not state report_layouts"),
         (lambda: _kind("x", _embed=None, params_for=None), TypeError,
          "Made does not state _embed, params_for: every kind does"),
         (lambda: _kind("learned"), ValueError,
@@ -112,11 +118,20 @@ def test_registering_a_class_again_changes_nothing(clean_registry):
     ],
 )  # fmt: skip
 def test_a_class_that_is_not_a_kind_is_refused_by_name(clean_registry, made, error, message):
-    before = dict(clean_registry.REGISTRY)
+    before = dict(clean_registry)
     with pytest.raises(error) as raised:
         register(made())
     assert message in str(raised.value)
-    assert clean_registry.REGISTRY == before
+    assert clean_registry == before
+
+
+def test_a_class_defined_again_in_its_module_takes_the_place_of_the_one_before(clean_registry):
+    """A module reloaded (a notebook cell run again) defines a new class of the same name."""
+    first = _kind("made-twice")
+    register(first)
+    again = _kind("made-twice")
+    assert again is not first and register(again) is again
+    assert embedding_class("made-twice") is again
 
 
 def _installed(root: Path, entry: str) -> Path:

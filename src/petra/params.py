@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from petra.data import load_tokenizer
-from petra.embeddings import REGISTRY, build_embedding, kinds
+from petra.embeddings import build_embedding, embedding_class, kinds
 from petra.embeddings.budget import check_fits_in_memory, embedding_params
 from petra.embeddings.token_bytes import token_bytes, tokenizer_fingerprint
 
@@ -16,7 +16,7 @@ def report_arms() -> list[tuple[str, str, dict]]:
     layouts the papers report, ALBERT's factorization, the standard baselines at their
     defaults, then the registered kinds')."""
     return [(label, kind, options) for kind in kinds()
-            for label, options in REGISTRY[kind].report_layouts]  # fmt: skip
+            for label, options in embedding_class(kind).report_layouts]  # fmt: skip
 
 
 def param_rows(tokenizers: Iterable[str], dims: Iterable[int], data_dir=None) -> list[dict]:
@@ -38,7 +38,8 @@ def param_rows(tokenizers: Iterable[str], dims: Iterable[int], data_dir=None) ->
     for name, pieces, fingerprint in vocabularies:
         for dim in dims:
             for label, kind, options in report_arms():
-                inputs = REGISTRY[kind].token_inputs(token_bytes=pieces, fingerprint=fingerprint)
+                kind_class = embedding_class(kind)
+                inputs = kind_class.token_inputs(token_bytes=pieces, fingerprint=fingerprint)
                 report = _report(kind, len(pieces), dim, {**options, **inputs})
                 rows.append({"tokenizer": name, "embedding": label, **report})
     return rows

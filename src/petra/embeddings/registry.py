@@ -12,6 +12,7 @@ package's entry points, group `petra.embeddings`, the kind's name = "module:Clas
 
 from __future__ import annotations
 
+import re
 import warnings
 from importlib.metadata import entry_points
 
@@ -49,49 +50,55 @@ ENTRY_POINT_GROUP = "petra.embeddings"
 # what every kind states on its class (the rest has defaults in `TokenEmbedding`)
 _STATED = ("budget_knob", "report_layouts")
 _IMPLEMENTED = ("_embed", "params_for", "budget_layouts")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _entry_points_read = False
 
 
 def register(cls: type[TokenEmbedding]) -> type[TokenEmbedding]:
     """Make `cls` the kind named `cls.kind`; returns `cls`, so it decorates the class.
 
-    Registering the same class again does nothing.
+    Registering the same class again does nothing, and a class of the same module and name
+    (its module reloaded, a notebook cell run again) takes the place of the one before.
 
     Raises:
         TypeError: if `cls` is not a `TokenEmbedding` subclass, or does not state what every
-            kind states (`budget_knob`, `report_layouts`) and implement what every kind
-            implements (`_embed`, `params_for`, `budget_layouts`).
-        ValueError: if its `kind` is not a name (a non-empty string without spaces), or
-            another class already has it.
+            kind states (`budget_knob` and `report_layouts`, tuples) and implement what every
+            kind implements (`_embed`, `params_for`, `budget_layouts`).
+        ValueError: if its `kind`, set on the class itself, is not a name (letters, digits
+            and `-_.`, as `--kinds a,b` and a run folder can hold it), or another class
+            already has it.
     """
     if not (isinstance(cls, type) and issubclass(cls, TokenEmbedding)):
         raise TypeError(f"register takes a TokenEmbedding subclass, got {cls!r}")
     kind = cls.__dict__.get("kind")
-    if not isinstance(kind, str) or not kind or kind != kind.strip() or " " in kind:
+    if not (isinstance(kind, str) and _NAME.fullmatch(kind)):
         raise ValueError(
-            f"{cls.__qualname__} needs a kind: a class attribute naming it without spaces, "
-            f"such as kind = 'random-code'; got {kind!r}"
+            f"{cls.__qualname__} needs a kind: a class attribute naming it in letters, digits "
+            f"and -_. (such as kind = 'random-code'); got {kind!r}"
         )
-    missing = [name for name in _STATED if not hasattr(cls, name)]
-    missing += [name for name in _IMPLEMENTED if _inherited(cls, name)]
+    missing = [name for name in _STATED if not isinstance(getattr(cls, name, None), tuple)]
+    missing += [name for name in _IMPLEMENTED if _defined_by(cls, name) is TokenEmbedding]
     if missing:
         raise TypeError(
             f"{cls.__qualname__} does not state {', '.join(missing)}: every kind does (see "
             "petra.embeddings.base)"
         )
     taken = REGISTRY.get(kind)
-    if taken is not None and taken is not cls:
+    if taken is not None and _where(taken) != _where(cls):
         raise ValueError(
-            f"the kind {kind!r} is taken by {taken.__module__}.{taken.__qualname__}; give "
-            f"{cls.__module__}.{cls.__qualname__} another name"
+            f"the kind {kind!r} is taken by {_where(taken)}; give {_where(cls)} another name"
         )
     REGISTRY[kind] = cls
     return cls
 
 
-def _inherited(cls: type[TokenEmbedding], name: str) -> bool:
-    """Whether `cls` takes `name` unchanged from `TokenEmbedding`, which only refuses it."""
-    return getattr(cls, name).__code__ is getattr(TokenEmbedding, name).__code__
+def _defined_by(cls: type, name: str) -> type:
+    """The class of `cls`'s method resolution order whose own body defines `name`."""
+    return next(owner for owner in cls.__mro__ if name in owner.__dict__)
+
+
+def _where(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def kinds() -> tuple[str, ...]:
@@ -111,9 +118,9 @@ def embedding_class(kind: str) -> type[TokenEmbedding]:
 
 
 def _read_entry_points() -> None:
-    """Register, once a process, the kinds installed packages name in the entry-point group
-    `petra.embeddings`; one that does not load, or whose name is not its class's kind, is
-    left out with a warning."""
+    """Register, once a process (at the first `kinds()`, or the first name not known), the
+    kinds installed packages name in the entry-point group `petra.embeddings`; one that does
+    not load, or whose name is not its class's kind, is left out with a warning."""
     global _entry_points_read
     if _entry_points_read:
         return
@@ -128,5 +135,5 @@ def _read_entry_points() -> None:
             warnings.warn(
                 f"the embedding kind {entry.name!r} ({entry.value}, entry point of "
                 f"{ENTRY_POINT_GROUP}) is left out: {error}",
-                stacklevel=2,
+                stacklevel=1,
             )
