@@ -136,10 +136,7 @@ class ModelConfig:
         """Whether a causal LM's output head is tied to the embedding (None resolved)."""
         if self.tie_embeddings is not None:
             return self.tie_embeddings
-        # each kind's class says why (`head_tied_by_default`): Kronecker and Fourier are
-        # untied; the baselines that shrink a table (qr, hash, dhe, tt) are tied, as the
-        # learned table they stand in for (a tied head computes their whole table() at every
-        # step, for DHE its MLP over all V ids, which per-distinct-id work does not save)
+        # each kind's class says why it is tied or not
         return embedding_class(self.embedding["kind"]).head_tied_by_default
 
     @property

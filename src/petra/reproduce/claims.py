@@ -1374,10 +1374,9 @@ KRONECKER_RUNTIME = Claim(
 
 # -- L-Transformer ----------------------------------------------------------------------
 
-_LT_DIFFERENCES = (
+_LT_HYPERPARAMETERS = (
     "hyperparameters: the paper's are not public (only its abstract is); these are petra's: "
-    "lr 1e-3, the training default, tuned for no arm and shared by every width",
-    "budget: a few hundred steps (the machine is the one named under 'As run')",
+    "lr 1e-3, the training default, tuned for no arm"
 )
 
 
@@ -1405,8 +1404,7 @@ LT_IMDB = Claim(
         "same arms at `--set model.dim=...`."
     ),
     differences=(
-        "hyperparameters: the paper's are not public (only its abstract is); these are petra's: "
-        "lr 1e-3, the training default, tuned for no arm",
+        _LT_HYPERPARAMETERS,
         "budget: 300 steps of 32 reviews, 0.38 of an epoch of the 25,000 (no review is seen "
         "twice, which leaves little gap between training and test for a 'better "
         "generalization' to narrow; no accuracy on training reviews is measured); the "
@@ -1586,7 +1584,8 @@ LT_AGNEWS = Claim(
         "(not public), at the same widths."
     ),
     differences=(
-        *_LT_DIFFERENCES,
+        _LT_HYPERPARAMETERS + " and shared by every width",
+        "budget: a few hundred steps (the machine is the one named under 'As run')",
         "data: offline only the official 7,600-row AG News TEST file exists; petra splits it "
         "into its own train and held-out parts (6,080 and 1,520 rows, stratified by class, "
         "a split of its own for each seed; one held-out row is 0.066 accuracy points), so "
