@@ -14,7 +14,8 @@ table, `quantized` (8 or 4 bits per entry) and `trimmed` (the rows of the ids a 
 
 `REGISTRY` maps each name to its class (`petra.embeddings.registry`), and each class
 describes its kind to the rest of petra (the table in `petra.embeddings.base`). A kind of
-your own is one file: its class decorated with `register` (`examples/own_kind.py`).
+your own is one file: its class decorated with `register` (`examples/own_kind.py`), held
+to the contract by `check_kind`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from petra.embeddings.budget import (
     parse_budget,
     size_for_budget,
 )
+from petra.embeddings.contract import ContractError, check_kind
 from petra.embeddings.dhe import DeepHashEmbedding
 from petra.embeddings.fourier import FourierEmbedding
 from petra.embeddings.hashed import HashEmbedding
@@ -87,6 +89,7 @@ __all__ = [
     "KINDS",
     "REGISTRY",
     "BudgetUnreachable",
+    "ContractError",
     "DeepHashEmbedding",
     "FourierEmbedding",
     "HashEmbedding",
@@ -104,6 +107,7 @@ __all__ = [
     "build_embedding",
     "check_embedding_options",
     "check_ids",
+    "check_kind",
     "embedding_class",
     "embedding_options",
     "format_sizing",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from petra.checks import key_values
-from petra.embeddings.base import Knob
+from petra.embeddings.base import Knob, TokenEmbedding
 from petra.embeddings.registry import embedding_class
 
 TOLERANCE = 0.1  # by default, a kind's best size may lie this fraction below the budget
@@ -70,7 +70,13 @@ def _search(knob: Knob, budget: int) -> tuple[int | None, int, int]:
 
 
 def size_for_budget(
-    kind: str, vocab_size: int, dim: int, budget: int, *, tolerance: float = TOLERANCE, **options
+    kind: str | type[TokenEmbedding],
+    vocab_size: int,
+    dim: int,
+    budget: int,
+    *,
+    tolerance: float = TOLERANCE,
+    **options,
 ) -> Sizing:
     """The size of `kind` closest to `budget` trainable parameters without exceeding it.
 
@@ -78,7 +84,7 @@ def size_for_budget(
     their given or default values and enter the count.
 
     Args:
-        kind: one of `kinds()`.
+        kind: one of `kinds()`, or a kind's class.
         vocab_size: V, the number of token ids.
         dim: d, the width of each embedding.
         budget: the trainable embedding parameters allowed (see `parse_budget` for "65k").
@@ -102,7 +108,8 @@ def size_for_budget(
         )
     if not 0 <= tolerance < 1:
         raise ValueError(f"the budget tolerance must lie in [0, 1), got {tolerance}")
-    kind_class = embedding_class(kind)
+    kind_class = kind if isinstance(kind, type) else embedding_class(kind)
+    kind = kind_class.kind
     given = [name for name in kind_class.budget_knob if name in options]
     if given:
         raise ValueError(f"the budget sets {kind}'s {', '.join(given)}: do not set it as well")
