@@ -109,6 +109,8 @@ def size_for_budget(
     if not 0 <= tolerance < 1:
         raise ValueError(f"the budget tolerance must lie in [0, 1), got {tolerance}")
     kind_class = kind if isinstance(kind, type) else embedding_class(kind)
+    if not issubclass(kind_class, TokenEmbedding):
+        raise TypeError(f"a kind is a TokenEmbedding subclass or its name, got {kind!r}")
     kind = kind_class.kind
     given = [name for name in kind_class.budget_knob if name in options]
     if given:

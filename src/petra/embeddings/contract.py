@@ -6,13 +6,18 @@
 
 Each check builds the kind afresh on a small vocabulary (V = 97 ids, d = 16 by default; a
 kind built from token bytes gets V distinct byte strings) and holds it to one part of the
-contract of `petra.embeddings.base`. Every check runs; the failures are raised together as
-one `ContractError`, each under its check's name. petra's own kinds pass every check (its
-contract tests call these functions, beside checks of their own on each kind's options).
+contract of `petra.embeddings.base`, on the CPU, in float32 (float64 in the dtype check),
+in training mode, seeded. Every check runs; the failures are raised together as one
+`ContractError`, each under its check's name. petra's own kinds pass every check (its
+contract tests call `check_kind` on each of them, beside tests of their own details).
+
+Not checked here: the optional hooks (`from_table`, a least-squares start, `embed_bytes`),
+bfloat16, and the table a computed kind keeps in evaluation mode.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import safetensors.torch
@@ -30,14 +35,23 @@ Make = Callable[..., TokenEmbedding]
 INTEGER_DTYPES = (torch.int8, torch.int16, torch.int32, torch.uint8, torch.uint16, torch.uint32,
                   torch.uint64)  # fmt: skip
 
+# the checks below read ids up to 5 (padding 3, tokens 4 and 5)
+SMALLEST_VOCABULARY = 6
+
 
 class ContractError(AssertionError):
-    """A kind broke the contract: the message names each failed check and why."""
+    """A kind broke the contract: the message names each failed check and why;
+    `failures` maps each failed check's name to its exception (the first is the cause)."""
+
+    def __init__(self, message: str, failures: dict[str, Exception]):
+        super().__init__(message)
+        self.failures = failures
 
 
 def distinct_token_bytes(vocab_size: int) -> list[bytes]:
-    """`vocab_size` distinct byte strings of one to five bytes, for a kind built from bytes."""
-    return [bytes([i % 256]) * (1 + i % 5) + bytes([i // 256]) * (i >= 256)
+    """`vocab_size` distinct byte strings, for a kind built from token bytes: one byte
+    repeated one to five times, and past id 255 the id's digits after a `#`."""
+    return [bytes([i % 256]) * (1 + i % 5) + (b"#%d" % i if i >= 256 else b"")
             for i in range(vocab_size)]  # fmt: skip
 
 
@@ -54,6 +68,48 @@ def _perturbed(emb: TokenEmbedding, size: float = 1.0) -> TokenEmbedding:
     return emb
 
 
+def _close_for_its_size(actual: torch.Tensor, expected: torch.Tensor, atol: float) -> None:
+    """`actual` equals `expected` within `atol` of `expected`'s largest entry (float
+    rounding grows with the values' size)."""
+    peak = expected.abs().max().clamp_min(1e-12)
+    torch.testing.assert_close(actual / peak, expected / peak, rtol=0, atol=atol)
+
+
+def _refused(call: Callable[[], object], error: type[Exception], words: str) -> None:
+    """`call()` raises `error` with `words` in its message."""
+    try:
+        call()
+    except error as raised:
+        assert words in str(raised), f"refused with {str(raised)!r}, which lacks {words!r}"
+    else:
+        raise AssertionError(f"not refused with {error.__name__} ({words!r})")
+
+
+def check_description(kind_class: type[TokenEmbedding], vocab_size: int, dim: int,
+                      token_source: dict) -> None:  # fmt: skip
+    """The kind describes itself as `petra.embeddings.base` asks: a `kind` name, a
+    `budget_knob` among its options, `report_layouts` labelled with its name, among its
+    options and counted right by `params_for` (built from `token_source` alone, as `petra
+    params` builds them), construction inputs its builder takes."""
+    options = kind_class.option_types()
+    assert isinstance(kind_class.kind, str) and kind_class.kind, "the class states no kind"
+    assert set(kind_class.budget_knob) <= set(options), (
+        f"budget_knob {kind_class.budget_knob} names what is not an option"
+    )
+    assert kind_class.report_layouts, "report_layouts is empty"
+    for label, layout in kind_class.report_layouts:
+        assert isinstance(label, str) and label.startswith(kind_class.kind), (
+            f"the report label {label!r} does not start with {kind_class.kind!r}"
+        )
+        assert set(layout) <= set(options), f"the layout {layout} names what is not an option"
+        counted = kind_class.params_for(vocab_size, dim, **layout)
+        built = _trainable(kind_class.build(vocab_size, dim, **layout, **token_source))
+        assert counted == built, f"the layout {label!r}: params_for {counted}, built {built}"
+    builder = inspect.signature(kind_class.builder()).parameters
+    missing = set(kind_class.construction_inputs) - set(builder)
+    assert not missing, f"construction_inputs {sorted(missing)} are not the builder's"
+
+
 def check_shapes(make: Make, vocab_size: int, dim: int) -> None:
     """Any batch shape, empty ones included, gives `(..., d)`, each row its id's alone."""
     emb = make()
@@ -68,27 +124,19 @@ def check_shapes(make: Make, vocab_size: int, dim: int) -> None:
         assert out.shape == (*shape, dim), f"empty ids {shape} gave {tuple(out.shape)}"
 
 
-def check_ids(make: Make, vocab_size: int, dim: int) -> None:
+def check_id_handling(make: Make, vocab_size: int, dim: int) -> None:
     """Ids out of range are refused naming the value and the range; ids that are not an
     integer tensor are refused, even with `validate` off; any integer dtype reads as long."""
     emb = make()
     for bad in (-1, vocab_size, vocab_size + 1000):
-        try:
-            emb(torch.tensor([[0, 1], [bad, 2]]))
-        except ValueError as error:
-            wanted = f"token id {bad} is outside"
-            assert wanted in str(error) and f"[0, {vocab_size})" in str(error), str(error)
-        else:
-            raise AssertionError(f"token id {bad} was accepted (V = {vocab_size})")
-    for validate in (True, False):
+        ids = torch.tensor([[0, 1], [bad, 2]])
+        _refused(lambda ids=ids: emb(ids), ValueError, f"token id {bad} is outside")
+        _refused(lambda ids=ids: emb(ids), ValueError, f"[0, {vocab_size})")
+    for validate in (True, False):  # validate=False skips the range check, not the dtype's
         emb.validate = validate
-        for ids in (torch.tensor([1.7, 2.2]), torch.zeros(3, dtype=torch.bool), [1, 2, 3]):
-            try:
-                emb(ids)
-            except TypeError:
-                pass
-            else:
-                raise AssertionError(f"ids {ids!r} were accepted (validate={validate})")
+        _refused(lambda: emb(torch.tensor([1.7, 2.2])), TypeError, "integer tensor")
+        _refused(lambda: emb(torch.zeros(3, dtype=torch.bool)), TypeError, "integer tensor")
+        _refused(lambda: emb([1, 2, 3]), TypeError, "torch.Tensor")
     emb.validate = True
     ids = torch.tensor([[0, 5], [min(vocab_size - 1, 127), 90 % vocab_size]])
     for dtype in INTEGER_DTYPES:
@@ -96,12 +144,12 @@ def check_ids(make: Make, vocab_size: int, dim: int) -> None:
 
 
 def check_table(make: Make, vocab_size: int, dim: int) -> None:
-    """`table()` is the forward of every id, in chunks or not, and `to_embedding()` a frozen
-    `nn.Embedding` with the same outputs and padding id."""
-    emb = make(padding_idx=0)
-    table = emb.table(chunk_size=10)  # chunks that need not divide V
-    assert table.shape == (vocab_size, dim), f"table() has shape {tuple(table.shape)}"
-    torch.testing.assert_close(table, emb(torch.arange(vocab_size)), rtol=1e-5, atol=1e-6)
+    """`table()` is the forward of every id, in chunks or not, with a padding id or not,
+    and `to_embedding()` a frozen `nn.Embedding` with the same outputs and padding id."""
+    for emb in (make(), make(padding_idx=0)):
+        table = emb.table(chunk_size=10)  # chunks that need not divide V
+        assert table.shape == (vocab_size, dim), f"table() has shape {tuple(table.shape)}"
+        torch.testing.assert_close(table, emb(torch.arange(vocab_size)), rtol=1e-5, atol=1e-6)
     frozen = emb.to_embedding()
     assert isinstance(frozen, nn.Embedding) and not frozen.weight.requires_grad
     assert frozen.padding_idx == 0, f"to_embedding() has padding_idx {frozen.padding_idx}"
@@ -112,17 +160,18 @@ def check_table(make: Make, vocab_size: int, dim: int) -> None:
 def check_padding(make: Make, vocab_size: int, dim: int) -> None:
     """The padding id embeds to zero, in `forward` and `table()`, and adds no gradient."""
     emb = make(padding_idx=3)
-    out = emb(torch.tensor([[3, 4], [5, 3]]))
-    assert torch.all(out[0, 0] == 0) and torch.all(out[1, 1] == 0), "padding is not zero"
+    for module in (emb, _perturbed(make(padding_idx=3))):  # a start at zero proves nothing
+        out = module(torch.tensor([[3, 4], [5, 3]]))
+        assert torch.all(out[0, 0] == 0) and torch.all(out[1, 1] == 0), "padding is not zero"
+        torch.testing.assert_close(module.table()[3], torch.zeros(dim))
     assert out[0, 1].abs().sum() > 0, "a token that is not padding embeds to zero"
-    torch.testing.assert_close(emb.table()[3], torch.zeros(dim))
-    if not any(True for _ in emb.parameters()):
+    if not any(p.requires_grad for p in emb.parameters()):
         return
     grads = []
     for ids in (torch.tensor([4, 3]), torch.tensor([4])):
         emb.zero_grad()
         emb(ids).sum().backward()
-        grads.append([p.grad.clone() for p in emb.parameters()])
+        grads.append([p.grad for p in emb.parameters() if p.requires_grad])
     for with_pad, without in zip(*grads, strict=True):
         torch.testing.assert_close(with_pad, without)
 
@@ -140,10 +189,11 @@ def check_gradients(make: Make, vocab_size: int, dim: int) -> None:
             assert p.grad is not None and p.grad.abs().sum() > 0, f"{name} gets no gradient"
 
 
-def check_counts(make: Make, vocab_size: int, dim: int, saved: dict) -> None:
+def check_parameter_counts(make: Make, vocab_size: int, dim: int, saved: dict) -> None:
     """`params_for` is the built module's trainable count (at the options a config saves);
     the parameter report counts parameters and the learned table's equivalent, and its
-    stored bytes are those of the state's safetensors data."""
+    stored bytes are those of the state's safetensors data; `check_options` accepts the
+    options."""
     emb = make()
     kind_class = type(emb)
     counted = kind_class.params_for(vocab_size, dim, **saved)
@@ -156,15 +206,17 @@ def check_counts(make: Make, vocab_size: int, dim: int, saved: dict) -> None:
     data = safetensors.torch.save({k: v.contiguous() for k, v in emb.state_dict().items()})
     header = 8 + int.from_bytes(data[:8], "little")  # the file's data follow its header
     assert report.stored_bytes == len(data) - header, "stored_bytes is not the state's bytes"
-    kind_class.check_options(dim, **saved)  # what builds is accepted
+    kind_class.check_options(dim, **saved)
 
 
 def check_saving(make: Make, vocab_size: int, dim: int, saved: dict) -> None:
-    """A state dict loads into a fresh module, and `from_saved` rebuilds one it loads into,
-    with the same outputs."""
+    """A state dict loads into a fresh module (of another seed, where the kind takes one:
+    the state must carry what the seed draws), and `from_saved` rebuilds one it loads
+    into, with the same outputs."""
     source = _perturbed(make())
     ids = torch.randint(0, vocab_size, (10,))
-    target = make()
+    seeded = "seed" in type(source).option_types()
+    target = make(seed=12345) if seeded else make()
     target.load_state_dict(source.state_dict())
     torch.testing.assert_close(target(ids), source(ids))
     state = {"embedding." + k: v for k, v in source.state_dict().items()}
@@ -175,40 +227,34 @@ def check_saving(make: Make, vocab_size: int, dim: int, saved: dict) -> None:
 
 def check_dtypes(make: Make, vocab_size: int, dim: int) -> None:
     """`.to(float64)` changes the computation's dtype, not its result."""
-    emb = make()
+    emb = _perturbed(make(), 0.1)  # away from a start at zero
     ids = torch.randint(0, vocab_size, (3, 4))
     expected = emb(ids)
     out = emb.to(torch.float64)(ids)
     assert out.dtype == torch.float64, f"a float64 module gave {out.dtype}"
-    scale = expected.abs().max()
-    torch.testing.assert_close(out.float() / scale, expected / scale, rtol=0, atol=1e-5)
+    _close_for_its_size(out.float(), expected, atol=1e-5)
 
 
 def check_scale(make: Make, vocab_size: int, dim: int) -> None:
     """`scale_(c)` multiplies every output by c exactly, with no parameter added, or
-    refuses in the contract's words; a factor that is not positive and finite is refused."""
+    refuses in the contract's words and changes nothing (a kind that refuses cannot start
+    at a pretrained table's row norms in `petra.hf`); a factor that is not positive and
+    finite is refused."""
     emb = _perturbed(make(), 0.1)  # a trained-looking map, within float32's exact scaling
     before = emb.table().detach().clone()
     try:
         assert emb.scale_(0.37) is emb, "scale_ does not return the module"
     except ValueError as error:
         assert "cannot scale its outputs exactly" in str(error), str(error)
+        torch.testing.assert_close(emb.table().detach(), before, rtol=0, atol=0)
     else:
-        peak = before.abs().max()  # float32's rounding, relative to the table's size
-        torch.testing.assert_close(
-            emb.table().detach() / peak, 0.37 * before / peak, rtol=0, atol=1e-5
-        )
+        _close_for_its_size(emb.table().detach(), 0.37 * before, atol=1e-5)
         added = sum(p.numel() for p in emb.parameters()) - sum(
             p.numel() for p in make().parameters()
         )
         assert added == 0, f"scale_ added {added} parameters"
-    for factor in (0.0, -1.0, float("nan")):
-        try:
-            make().scale_(factor)
-        except ValueError:
-            pass
-        else:
-            raise AssertionError(f"scale_({factor}) was accepted")
+    for factor in (0.0, -1.0, float("nan"), float("inf")):
+        _refused(lambda factor=factor: make().scale_(factor), ValueError, "positive finite")
 
 
 def check_budget(
@@ -217,7 +263,7 @@ def check_budget(
     """A budget of the kind's size at `saved` options is met exactly by `size_for_budget`
     (the options but the knob kept), and the sizing, built with `inputs` (token bytes and
     other construction inputs), has that count (a kind with no `budget_knob`, or nothing
-    to train at these options, is left out)."""
+    to train at these options, passes)."""
     budget = kind_class.params_for(vocab_size, dim, **saved)
     if not kind_class.budget_knob or budget == 0:
         return
@@ -234,50 +280,69 @@ def check_budget(
 def check_kind(
     kind: str | type[TokenEmbedding], *, vocab_size: int = 97, dim: int = 16, **options
 ) -> list[str]:
-    """Hold a kind (its class, or a registered name) to petra's embedding contract at
-    `options`; return the names of the checks, all passed.
+    """Hold a kind (its class, or a registered name) to petra's embedding contract; return
+    the names of the checks, all passed (a check with nothing to test, such as gradients
+    for a kind with no trainable parameter, passes).
 
-    A kind built from token bytes gets `token_bytes` (V distinct byte strings) unless
-    `options` gives them. Raises `ContractError` naming every failed check and why.
+    Args:
+        kind: a `TokenEmbedding` subclass, registered or not, or a registered kind's name.
+        vocab_size: V, at least 6 (the checks read ids up to 5).
+        dim: d.
+        **options: what `build_embedding` would take, construction inputs included (their
+            sizes must match `vocab_size`); a kind built from token bytes gets V distinct
+            byte strings unless given a token source. `padding_idx` is replaced where a
+            check needs its own (the table and padding checks).
+
+    Raises:
+        ContractError: naming every failed check and why (`failures` holds each exception).
+        TypeError, ValueError: for what is not a kind, or a vocabulary below 6 ids.
     """
     kind_class = embedding_class(kind) if isinstance(kind, str) else kind
     if not (isinstance(kind_class, type) and issubclass(kind_class, TokenEmbedding)):
         raise TypeError(
             f"check_kind takes a TokenEmbedding subclass or a kind's name, got {kind!r}"
         )
+    if vocab_size < SMALLEST_VOCABULARY:
+        raise ValueError(f"check_kind needs at least {SMALLEST_VOCABULARY} ids, got {vocab_size}")
     extra = {}
     if kind_class.needs_tokenizer and not set(TOKEN_INPUTS) & set(options):
         extra["token_bytes"] = distinct_token_bytes(vocab_size)
     dropped = (*TOKEN_INPUTS, *kind_class.construction_inputs)
     saved = {k: v for k, v in options.items() if k not in dropped}  # as a config saves them
     inputs = {**{k: v for k, v in options.items() if k in dropped}, **extra}
+    token_source = {k: v for k, v in inputs.items() if k in TOKEN_INPUTS}
 
     def make(**more) -> TokenEmbedding:
         return kind_class.build(vocab_size, dim, **{**options, **extra, **more})
 
+    V, d = vocab_size, dim  # noqa: N806 - the contract's names
     checks = {
-        "shapes": lambda: check_shapes(make, vocab_size, dim),
-        "ids": lambda: check_ids(make, vocab_size, dim),
-        "table": lambda: check_table(make, vocab_size, dim),
-        "padding": lambda: check_padding(make, vocab_size, dim),
-        "gradients": lambda: check_gradients(make, vocab_size, dim),
-        "counts": lambda: check_counts(make, vocab_size, dim, saved),
-        "saving": lambda: check_saving(make, vocab_size, dim, saved),
-        "dtypes": lambda: check_dtypes(make, vocab_size, dim),
-        "scale": lambda: check_scale(make, vocab_size, dim),
-        "budget": lambda: check_budget(kind_class, vocab_size, dim, saved, inputs),
+        "description": lambda: check_description(kind_class, V, d, token_source),
+        "shapes": lambda: check_shapes(make, V, d),
+        "ids": lambda: check_id_handling(make, V, d),
+        "table": lambda: check_table(make, V, d),
+        "padding": lambda: check_padding(make, V, d),
+        "gradients": lambda: check_gradients(make, V, d),
+        "counts": lambda: check_parameter_counts(make, V, d, saved),
+        "saving": lambda: check_saving(make, V, d, saved),
+        "dtypes": lambda: check_dtypes(make, V, d),
+        "scale": lambda: check_scale(make, V, d),
+        "budget": lambda: check_budget(kind_class, V, d, saved, inputs),
     }
-    failed = []
-    with torch.random.fork_rng():  # seeded here, the caller's random state left as it was
-        torch.manual_seed(0)
+    failures: dict[str, Exception] = {}
+    # seeded here on the CPU alone, the caller's random state and grad mode left as they were
+    with torch.random.fork_rng(devices=[]), torch.enable_grad():
+        torch.random.default_generator.manual_seed(0)
         for name, check in checks.items():
             try:
                 check()
             except Exception as error:  # noqa: BLE001 - every failure is reported, by name
-                failed.append(f"- {name}: {type(error).__name__}: {error}".rstrip())
-    if failed:
+                failures[name] = error
+    if failures:
+        lines = [f"- {name}: {type(e).__name__}: {e}".rstrip() for name, e in failures.items()]
         raise ContractError(
-            f"{kind_class.__name__} ({kind_class.kind!r}) fails {len(failed)} of {len(checks)} "
-            "checks of the embedding contract:\n" + "\n".join(failed)
-        )
+            f"{kind_class.__name__} ({kind_class.kind!r}) fails {len(failures)} of "
+            f"{len(checks)} checks of the embedding contract:\n" + "\n".join(lines),
+            failures,
+        ) from next(iter(failures.values()))
     return list(checks)
