@@ -245,3 +245,25 @@ def test_data_dir_reaches_the_loaders_for_one_run(tmp_path, capsys, monkeypatch)
     assert error == (
         f"petra train: error: the data folder {missing} does not exist or is not a folder"
     )
+
+
+def test_import_names_a_kind_of_your_own_to_the_command(tmp_path):
+    """`petra --import my_kind`: a file in the current folder registers its kind, which the
+    command then lists (a fresh process, so no test has registered it before)."""
+    examples = os.path.join(os.path.dirname(os.path.dirname(__file__)), "examples")
+    (tmp_path / "my_kind.py").write_text(open(os.path.join(examples, "own_kind.py")).read())
+    command = [sys.executable, "-m", "petra", "--import", "my_kind", "params",
+               "--tokenizers", "gpt2", "--dims", "64"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env,
+                            timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| gpt2 | 50,257 | 64 | random-code, r = 64 | 4,096 |" in result.stdout
+
+
+def test_import_of_a_module_not_found_is_one_line(capsys):
+    assert main(["--import", "no_such_kind_module", "params", "--dims", "64"]) == 2
+    error = capsys.readouterr().err
+    assert error == (
+        "petra params: error: --import no_such_kind_module: No module named 'no_such_kind_module'\n"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib
 import json
 import os
 import sys
@@ -270,6 +271,15 @@ def _probe_generate(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="petra", description=__doc__)
     parser.add_argument("--version", action="version", version=f"petra {__version__}")
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE before the command, e.g. the file of a kind of your own "
+        "(my_kind for my_kind.py; the current folder is searched first); may repeat",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     params = commands.add_parser(
         "params",
@@ -577,10 +587,23 @@ def _user_path_error(error: OSError) -> str | None:
     return f"{error.strerror}: {path}; check the path"
 
 
+def _import_modules(names: list[str]) -> None:
+    """Import each module of `--import` (the current folder first on the path), so that
+    the kinds its file registers are known to the command."""
+    if names and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            raise ImportError(f"--import {name}: {error}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         with use_data_dir(getattr(args, "data_dir", None)):
+            _import_modules(args.imports)
             args.handler(args)
     except OSError as error:  # petra's own FileNotFoundError(message) has no filename
         message = _user_path_error(error)
