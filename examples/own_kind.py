@@ -15,9 +15,10 @@ table's std, 0.02.
 
 `@register` is all that joins the kind to petra: once this file is imported, its name works
 wherever a kind's does (`build_embedding`, `size_for_budget`, model settings such as
-`--set model.embedding.kind=random-code`, `petra compare`, saving and loading a model). To
-have it in every process without importing the file first (the command line; loading a
-saved model), name it in your package's `pyproject.toml`:
+`--set model.embedding=random-code`, `petra compare`, saving and loading a model); on the
+command line, run from this folder, `petra --import own_kind COMMAND ...` imports it first.
+To have it in every process without an import, name it in your package's
+`pyproject.toml`:
 
     [project.entry-points."petra.embeddings"]
     random-code = "own_kind:RandomCodeEmbedding"

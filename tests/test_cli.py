@@ -254,16 +254,28 @@ def test_import_names_a_kind_of_your_own_to_the_command(tmp_path):
     (tmp_path / "my_kind.py").write_text(open(os.path.join(examples, "own_kind.py")).read())
     command = [sys.executable, "-m", "petra", "--import", "my_kind", "params",
                "--tokenizers", "gpt2", "--dims", "64"]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONSAFEPATH": "1"}  # no folder of -m's
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env,
                             timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| gpt2 | 50,257 | 64 | random-code, r = 64 | 4,096 |" in result.stdout
 
 
-def test_import_of_a_module_not_found_is_one_line(capsys):
+def test_import_of_a_module_not_found_is_one_line(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "path", list(sys.path))
     assert main(["--import", "no_such_kind_module", "params", "--dims", "64"]) == 2
     error = capsys.readouterr().err
     assert error == (
         "petra params: error: --import no_such_kind_module: No module named 'no_such_kind_module'\n"
     )
+
+
+def test_an_error_raised_by_the_imported_file_is_one_line_under_its_name(
+    tmp_path, capsys, monkeypatch
+):
+    (tmp_path / "bad_kind.py").write_text('raise ValueError("a bad option")\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    assert main(["--import", "bad_kind", "params", "--dims", "64"]) == 2
+    assert capsys.readouterr().err == "petra params: error: --import bad_kind: a bad option\n"
+    assert str(tmp_path) not in sys.path  # searched while importing only

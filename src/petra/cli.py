@@ -588,15 +588,23 @@ def _user_path_error(error: OSError) -> str | None:
 
 
 def _import_modules(names: list[str]) -> None:
-    """Import each module of `--import` (the current folder first on the path), so that
-    the kinds its file registers are known to the command."""
-    if names and os.getcwd() not in sys.path:
+    """Import each module of `--import`, the current folder searched first (and only while
+    importing: a file there never stands in for a library petra imports later), so that
+    the kinds its file registers are known to the command. What the module raises of the
+    errors a command reports in one line is reported so, under its name."""
+    added = bool(names) and os.getcwd() not in sys.path
+    if added:
         sys.path.insert(0, os.getcwd())
-    for name in names:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as error:
-            raise ImportError(f"--import {name}: {error}") from None
+    try:
+        for name in names:
+            try:
+                importlib.import_module(name)
+            except (ImportError, ValueError, TypeError) as error:
+                hint = " (name the module, without .py)" if name.endswith(".py") else ""
+                raise ImportError(f"--import {name}: {error}{hint}") from None
+    finally:
+        if added:
+            sys.path.remove(os.getcwd())
 
 
 def main(argv: list[str] | None = None) -> int:

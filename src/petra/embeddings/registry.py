@@ -4,10 +4,10 @@ params` rows, `kinds()`): petra's own (`KINDS`), then those registered.
 
 A kind of your own is one file: its class, decorated with `register`. Importing that file
 makes the kind known by its name to everything that takes one (`build_embedding`, budgets,
-model settings, `petra compare`, `petra params`, saved models). To have it in every process
-without an import (the command line, loading a saved model), name it in an installed
-package's entry points, group `petra.embeddings`, the kind's name = "module:Class"
-(`examples/own_kind.py` is such a file).
+model settings, `petra compare`, `petra params`, saved models); on the command line, `petra
+--import MODULE` imports it. To have it in every process without an import, name it in an
+installed package's entry points, group `petra.embeddings`, the kind's name =
+"module:Class" (`examples/own_kind.py` is such a file).
 """
 
 from __future__ import annotations
