@@ -3,7 +3,8 @@ report, built from the per-claim results JSON files alone (one `<claim>.json` pe
 written by the runner), so that it can be rebuilt at any time without running anything.
 
 The report opens with what it is and the verdict rule (`stats.VERDICT_RULE`), then a summary
-table with one row per comparison of every claim (the paper's own a - b, petra's paired
+table with one row per comparison of every claim (its test in a few words, the paper's
+own a - b, petra's paired
 difference a - b with its 95% Student-t interval over seeds, whether petra's sign is the
 paper's and the paper's a - b inside petra's interval, and the verdict), then one section
 per claim: the paper's figure quoted, what ran as the runner recorded it (settings,
@@ -106,6 +107,7 @@ PLOT_KEYS = {"curve": ("series", "arms"), "versus": ("metric",)}
 HEADER = [
     "claim",
     "comparison",
+    "test",
     "paper a − b",
     "petra a − b [95% interval]",
     "seeds",
@@ -391,17 +393,34 @@ def _difference(comparison: dict, outcome: dict) -> str:
 
 
 def _margin(comparison: dict, outcome: dict) -> str:
+    """The comparison's test in full: `non-inferior, margin 2.50 spearman (higher ...)`."""
     better = f"{comparison['better']} {comparison['metric']} is better"
     if comparison["test"] == "superior":
         return f"superior ({better})"
     if comparison["test"] == "inferior":
         return f"a trails b ({better})"
+    margin = _margin_size(comparison, outcome)
+    if comparison["test"] == "small_drop":
+        return f"small drop: a trails b by less than {margin} ({better})"
+    return f"non-inferior, margin {margin} ({better})"
+
+
+def _short_test(comparison: dict, outcome: dict) -> str:
+    """The comparison's test in the summary's few words: `non-inferior, margin 2.50 spearman`."""
+    if comparison["test"] == "superior":
+        return "a better"
+    if comparison["test"] == "inferior":
+        return "a worse"
+    if comparison["test"] == "small_drop":
+        return f"a worse by under {_margin_size(comparison, outcome)}"
+    return f"non-inferior, margin {_margin_size(comparison, outcome)}"
+
+
+def _margin_size(comparison: dict, outcome: dict) -> str:
+    """`2.50 spearman`, `1.00 %`: the margin as the difference column writes it."""
     decimals = 2 if comparison["relative"] else outcome["decimals"]
     unit = "%" if comparison["relative"] else comparison["metric"]
-    margin = _number(float(comparison["margin"]), decimals)
-    if comparison["test"] == "small_drop":
-        return f"small drop: a trails b by less than {margin} {unit} ({better})"
-    return f"non-inferior, margin {margin} {unit} ({better})"
+    return f"{_number(float(comparison['margin']), decimals)} {unit}"
 
 
 def _quick_label(result: dict) -> str:
@@ -454,7 +473,11 @@ def format_report(
         "protocol, the notes, what differs from the paper): they describe its default "
         "protocol, so where a run changed a setting they state, the section says so and the "
         "recorded value is the one that ran. A file written by an earlier petra says what it "
-        "did not record. " + VERDICT_RULE + ' The column "petra vs the paper" says whether '
+        "did not record. " + VERDICT_RULE + ' The summary\'s column "test" names the test in a '
+        'few words: "a better" (superiority), "non-inferior, margin m" (a no worse than b by m '
+        'or more), "a worse" (a trails b), "a worse by under m" (a small drop); better and '
+        "worse follow the metric's direction (a lower loss is better). The column \"petra vs "
+        'the paper" says whether '
         "petra's a − b has the sign of the paper's own (its interval wholly on that side of 0: "
         f'"{SAME}"), the other sign ("{OPPOSITE}"), or neither ("{UNRESOLVED}": the '
         "interval spans 0), and whether the paper's own a − b lies inside petra's interval "
@@ -544,7 +567,7 @@ def _summary(results: list[dict], outcomes: dict, prefix: str = "") -> list[str]
     """The summary table of `results` (one row per comparison, joint claim and set of
     checks), its links to the sections' anchors (each `prefix` + the claim id), and the list
     of the results written under an earlier registry entry."""
-    lines = [_row(HEADER), "|---|---|---|---|---:|---|---|"]
+    lines = [_row(HEADER), "|---|---|---|---|---|---:|---|---|"]
     for result in results:
         claim = f"[{result['claim']}](#{prefix}{result['claim']})"
         if result["quick"]:
@@ -556,7 +579,7 @@ def _summary(results: list[dict], outcomes: dict, prefix: str = "") -> list[str]
             lines.append(_summary_row(claim, comparison["name"], comparison, outcome, earlier))
         for name, verdict_, of in found["joint"]:
             verdict_ += _parts(of, found["verdicts"])
-            lines.append(_row([claim, f"{name} (joint)", "–", "–", "–", "–", verdict_ + earlier]))
+            lines.append(_row([claim, f"{name} (joint)", *["–"] * 5, verdict_ + earlier]))
         today = found["today"]
         for comparison, outcome in today["rows"] if today else []:
             name = f"{comparison['name']} ({TODAYS.format('comparison')})"
@@ -564,13 +587,13 @@ def _summary(results: list[dict], outcomes: dict, prefix: str = "") -> list[str]
         for name, verdict_, of in today["joint"] if today else []:
             name = f"{name} ({TODAYS.format('joint claim')})"
             verdict_ += _parts(of, found["todays_verdicts"])
-            lines.append(_row([claim, name, "–", "–", "–", "–", verdict_ + earlier]))
+            lines.append(_row([claim, name, *["–"] * 5, verdict_ + earlier]))
         checks = result["checks"]
         if checks or not result["comparisons"]:  # checks are claims too: never only inside
             held = sum(bool(c["holds"]) for c in checks)
             status = f"{held} of {len(checks)} checks hold" if checks else "–"
             what = "(checks)" if result["comparisons"] else "(measurement, no comparison)"
-            lines.append(_row([claim, what, "–", "–", "–", "–", status + earlier]))
+            lines.append(_row([claim, what, *["–"] * 5, status + earlier]))
     stale = [result["claim"] for result in results if stale_fields(result)]
     if stale:
         lines += [
@@ -595,7 +618,9 @@ def _summary_row(claim: str, name: str, comparison: dict, outcome: dict, earlier
     seeds = str(outcome["n"])
     if outcome["dropped"]:
         seeds += f" ({len(outcome['dropped'])} dropped)"
-    cells = [claim, name, comparison.get("paper") or "–", _difference(comparison, outcome), seeds]
+    test = _short_test(comparison, outcome)
+    paper = comparison.get("paper") or "–"
+    cells = [claim, name, test, paper, _difference(comparison, outcome), seeds]
     return _row([*cells, outcome["direction"], outcome["verdict"] + _rests_on(outcome) + earlier])
 
 
@@ -680,7 +705,7 @@ def _section(result: dict, outcomes: dict, plot_links: dict, scale: str | None =
 def _comparisons_table(pairs: list[tuple[dict, dict]]) -> list[str]:
     """The table of (comparison, outcome) `pairs`, then a line per seed dropped."""
     lines = [
-        _row(["comparison", "test", *HEADER[2:4], "seeds", *HEADER[5:]]),
+        _row(HEADER[1:]),
         "|---|---|---|---|---|---|---|",
     ]
     dropped = []
