@@ -427,7 +427,7 @@ def test_a_value_that_is_not_finite_is_left_out_and_said(results_dir, tmp_path, 
     # seeds 0 and 2: differences -0.05 and -0.06 -> mean -0.055 +- t_1 * 0.005
     low, high = -0.055 - T_1 * 0.005, -0.055 + T_1 * 0.005
     assert (
-        "| [slices-accuracy](#slices-accuracy) | p=2 vs standard | +0.5 points "
+        "| [slices-accuracy](#slices-accuracy) | p=2 vs standard | a better | +0.5 points "
         f"| -0.055 accuracy [{low:+.3f}, {high:+.3f}] | 2 (1 dropped) |"
     ) in text
     dropped = f"- p=2 vs standard: seed 1 has accuracy = {bad} for `p2`; dropped from the pairing."
@@ -501,7 +501,7 @@ def test_report_from_fixtures(results_dir, tmp_path):
     assert (-7 / 3 - half, -7 / 3 + half) == pytest.approx((-3.7676, -0.8991), abs=1e-4)
     assert (  # the fixture is not today's entry, whose name of this comparison is shown
         "| [kronecker-lm-loss](#kronecker-lm-loss) | Kronecker (untied) vs learned (tied), "
-        "validation loss (today's comparison, on the stored values) | -2.5 +- 0.2 % "
+        "validation loss (today's comparison, on the stored values) | a better | -2.5 +- 0.2 % "
         "| -2.33 % [-3.77, -0.90] | 3 | same as the paper; the paper's a − b inside the interval "
         "| holds (earlier registry entry: rerun) |"
     ) in text
@@ -509,21 +509,21 @@ def test_report_from_fixtures(results_dir, tmp_path):
     # 0.025 +- t_1 * 0.005 = [-0.0385, 0.0885], below +0.1
     assert (
         "| [kronecker-lm-loss](#kronecker-lm-loss) | learned (untied) vs learned (tied) "
-        "| – | +0.025 loss [-0.039, +0.089] | 2 (1 dropped) | – "
+        "| parity within 0.100 loss | – | +0.025 loss [-0.039, +0.089] | 2 (1 dropped) | – "
         "| holds (earlier registry entry: rerun) |"
     ) in text
     assert "seed 2 has no loss for `learned-untied`; dropped from the pairing." in text
     # absolute, higher is better: differences -0.05, -0.04, -0.06 -> -0.05 +- t * 0.01 / sqrt 3
     assert T_2 * 0.01 / math.sqrt(3) == pytest.approx(0.02484, abs=1e-5)
     assert (
-        "| [slices-accuracy](#slices-accuracy) | p=2 vs standard | +0.5 points "
+        "| [slices-accuracy](#slices-accuracy) | p=2 vs standard | a better | +0.5 points "
         "| -0.050 accuracy [-0.075, -0.025] | 3 | opposite to the paper; the paper's a − b "
         "outside the interval | does not hold |"
     ) in text
     # a quick claim: one seed, no interval, labelled in the summary and in its section
     assert (
         "| [fourier-sts](#fourier-sts), quick first look (1 seed, short budget) "
-        "| Fourier vs learned | +0.01 | +0.012 spearman (one seed, no interval) | 1 "
+        "| Fourier vs learned | a better | +0.01 | +0.012 spearman (one seed, no interval) | 1 "
         "| same as the paper (one seed) | inconclusive |"
     ) in text
     assert "**Quick first look (1 seed, short budget)**" in text
@@ -665,7 +665,7 @@ def test_report_plots_dir_and_measurement_claim(results_dir, tmp_path):
     to = write_report(results_dir, tmp_path / "REPORT.md", plots_dir=tmp_path / "figures")
     text = to.read_text()
     assert (
-        "| [buffer-bytes](#buffer-bytes) | (measurement, no comparison) | – | – | – | – "
+        "| [buffer-bytes](#buffer-bytes) | (measurement, no comparison) | – | – | – | – | – "
         "| 1 of 2 checks hold |"
     ) in text
     assert "| ratio | 0.250 | 0.500 | **no** |" in text
@@ -1038,7 +1038,7 @@ def test_checks_of_a_claim_with_comparisons_reach_the_summary(results_dir):
     path.write_text(json.dumps(result))
     text = format_report(load_results(results_dir), {})
     summary = text[: text.index('<a id="')]
-    row = "| [kronecker-lm-loss](#kronecker-lm-loss) | (checks) | – | – | – | – | 1 of 2 checks"
+    row = "| [kronecker-lm-loss](#kronecker-lm-loss) | (checks) | – | – | – | – | – | 1 of 2 checks"
     assert row in summary
     assert "| a band | 0.300 | <= 0.1 | **no** |" in text
 
@@ -1139,20 +1139,24 @@ def test_todays_comparisons_are_answered_from_an_earlier_entrys_stored_values(
     today = "(today's comparison, on the stored values)"
     rerun = "(earlier registry entry: rerun)"
     assert (
-        f"{claim_cell} Kronecker vs learned (untied) {today} | – | -2.56 % [-4.71, -0.41] "
+        f"{claim_cell} Kronecker vs learned (untied) {today} | a better | – "
+        "| -2.56 % [-4.71, -0.41] "
         f"| 2 (1 dropped) | – | holds {rerun} |"
     ) in summary
     joint_cell = f"{claim_cell} both controls (today's joint claim, on the stored values) |"
-    assert f"{joint_cell} – | – | – | – | holds (its parts: holds; holds) {rerun} |" in summary
+    assert f"{joint_cell} – | – | – | – | – | holds (its parts: holds; holds) {rerun} |" in summary
     assert summary.count(today) == 2  # the comparison recorded as it is: not repeated
     assert (  # 0.02, 0.03 (seed 2 dropped): as in test_report_from_fixtures
-        f"{claim_cell} learned controls, renamed {today} | – | +0.025 loss [-0.039, +0.089] "
+        f"{claim_cell} learned controls, renamed {today} | parity within 0.100 loss | – "
+        "| +0.025 loss [-0.039, +0.089] "
         f"| 2 (1 dropped) | – | holds {rerun} |"
     ) in summary
     assert f"{claim_cell} learned (untied) vs learned (tied) |" not in summary
     assert f"{claim_cell} as recorded (joint) |" in summary
     assert "as recorded (today's joint claim" not in summary
-    assert f"{claim_cell} Kronecker (untied) vs learned (tied) | -2.5 +- 0.2 % |" in summary
+    assert (
+        f"{claim_cell} Kronecker (untied) vs learned (tied) | a better | -2.5 +- 0.2 % |" in summary
+    )
     section = _section(text, "kronecker-lm-loss")
     block = _between(section, "### Today's comparisons, from these runs' stored values", "###")
     assert section.index("### Comparisons") < section.index("### Today's") < section.index(
@@ -1200,7 +1204,10 @@ def test_a_file_of_todays_entry_has_no_todays_comparisons(results_dir, monkeypat
     path.write_text(json.dumps(result))
     text = format_report(load_results(results_dir), {})
     assert "Today's" not in text and "today's comparison" not in text
-    assert "Kronecker vs learned (untied) | – | -2.56 % [-4.71, -0.41] | 2 (1 dropped)" in text
+    assert (
+        "Kronecker vs learned (untied) | a better | – | -2.56 % [-4.71, -0.41] | 2 (1 dropped)"
+        in text
+    )
 
 
 def test_a_metric_an_earlier_entry_stored_under_another_name_is_read_from_it(
@@ -1342,7 +1349,7 @@ def test_a_new_joint_claim_of_recorded_comparisons_is_answered(results_dir, monk
                 if line.startswith("| [kronecker-lm-loss]")]  # fmt: skip
     assert verdicts[:2] == ["holds (earlier registry entry: rerun)"] * 2
     assert (
-        "| both (today's joint claim, on the stored values) | – | – | – | – | holds "
+        "| both (today's joint claim, on the stored values) | – | – | – | – | – | holds "
         "(its parts: holds; holds) (earlier registry entry: rerun) |"
     ) in text
     section = _section(text, "kronecker-lm-loss")
@@ -1417,20 +1424,24 @@ def test_a_recorded_comparison_today_makes_is_shown_once_as_todays(results_dir, 
     claim_cell = "| [kronecker-spelling](#kronecker-spelling) |"
     today, rerun = "(today's comparison, on the stored values)", "(earlier registry entry: rerun)"
     assert (
-        f"{claim_cell} Brown: agreement {today} | – | +10.00 brown/top1_agreement_pct "
+        f"{claim_cell} Brown: agreement {today} | a better | – "
+        "| +10.00 brown/top1_agreement_pct "
         f"[+7.52, +12.48] | 3 | – | holds {rerun} |"
     ) in summary
-    assert f"{claim_cell} Brown: untied {today} | – | -8.00 brown/top1_agreement_pct" in summary
+    assert f"{claim_cell} Brown: untied {today} | a better | – | -8.00 brown/" in summary
     assert summary.count("| -8.00 ") == 1  # once
     assert "55.5 - 47.3" not in summary  # the paper's figure of the paper's pairs: not these
     assert f"{claim_cell} agreement |" not in summary and "untied agreement" not in summary
-    assert f"{claim_cell} not inferior | – | +10.00 top1_agreement_pct" in summary
     assert (
-        f"{claim_cell} agreement, not inferior (joint) | – | – | – | – | holds (its parts: "
+        f"{claim_cell} not inferior | parity within 5.00 top1_agreement_pct | – | +10.00 "
+        in summary
+    )
+    assert (
+        f"{claim_cell} agreement, not inferior (joint) | – | – | – | – | – | holds (its parts: "
         f"holds; holds) {rerun}" in summary
     )
     assert (
-        f"{claim_cell} Brown: both (today's joint claim, on the stored values) | – | – | – | – "
+        f"{claim_cell} Brown: both (today's joint claim, on the stored values) | – | – | – | – | – "
         f"| does not hold (its parts: holds; does not hold) {rerun} |"
     ) in summary
     assert "both agreements" not in summary
@@ -1491,7 +1502,7 @@ def test_only_a_comparison_of_other_quotes_of_the_paper_is_todays(
     text = format_report(results, {})
     summary, section = text[: text.index('<a id="')], _section(text, "kronecker-lm-loss")
     todays_row = (
-        "| loss (today's comparison, on the stored values) | -2.5 +- 0.2 % "
+        "| loss (today's comparison, on the stored values) | a better | -2.5 +- 0.2 % "
         "| -2.33 % [-3.77, -0.90] | 3 | same as the paper; the paper's a − b inside the "
         "interval |"
     )
@@ -1527,3 +1538,26 @@ def test_a_recorded_joint_reads_its_recorded_parts_beside_a_same_named_todays_on
     summary = format_report(load_results(results_dir), {}).split('<a id="')[0]
     (row,) = [line for line in summary.splitlines() if "| both (joint) |" in line]
     assert "does not hold (its parts: holds; does not hold)" in row
+
+
+@pytest.mark.parametrize(
+    ("test", "margin", "relative", "short", "full"),
+    [
+        ("superior", None, False, "a better", "superior (higher accuracy is better)"),
+        ("inferior", None, False, "a worse", "a trails b (higher accuracy is better)"),
+        ("non_inferior", 1.0, False, "parity within 1.000 accuracy",
+         "non-inferior, margin 1.000 accuracy (higher accuracy is better)"),
+        ("small_drop", 2.0, True, "a worse by under 2.00 %",
+         "small drop: a trails b by less than 2.00 % (higher accuracy is better)"),
+    ],
+)  # fmt: skip
+def test_the_summary_names_each_test_in_a_few_words_as_the_section_does_in_full(
+    test, margin, relative, short, full
+):
+    from petra.reproduce.report import _margin, _short_test
+
+    comparison = {"test": test, "margin": margin, "relative": relative, "metric": "accuracy",
+                  "better": "higher"}  # fmt: skip
+    outcome = {"decimals": 3}
+    assert _short_test(comparison, outcome) == short
+    assert _margin(comparison, outcome) == full

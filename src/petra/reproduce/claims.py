@@ -234,25 +234,30 @@ def _pete_budget(grid: dict, wider: dict | None = None, wider_arms: str = "") ->
 
 
 _PETE_CODE = (
-    "official code, not repeated by petra: its Fourier features normalize ids by the "
-    "sequence length (max_seq_len - 1) instead of V - 1, so the released model has about 127 "
-    "distinct input vectors (petra: x = 2 id / V - 1, its default; the paper's 2 id / (V - 1) "
-    "- 1 would give ids 0 and V - 1 the same features); its Fourier model computes the "
-    "blocks' feed-forward output and discards it (those weights never train); it mean-pools "
-    "over padding (petra: over real tokens); one version of its NLI loader has the "
-    "entailment filter commented out, so every label is a positive (petra: entailment pairs, "
-    "as the paper's text says); at HEAD its STS-B loader casts the gold scores to integers "
-    "(the results-era loader keeps them as floats, as petra does)"
+    "official code, not repeated by petra: in the version with the CUDA kernel the paper "
+    "describes ('a custom CUDA kernel that fuses normalization and Fourier expansion'), "
+    "the Fourier features normalize ids by the sequence length (max_seq_len - 1) instead of "
+    "V - 1, so that model has about 127 distinct input vectors (petra: x = 2 id / V - 1, its "
+    "default; the paper's 2 id / (V - 1) - 1 would give ids 0 and V - 1 the same features), "
+    "and its Fourier model computes the blocks' feed-forward output and discards it (those "
+    "weights never train); a later version (src/pete.py in HenryNdubuaku/pete) normalizes by "
+    "V - 1, as the paper, and still discards it. It mean-pools over padding (petra: over "
+    "real tokens); one version of its NLI loader has the entailment filter commented out, so "
+    "every label is a positive (petra: entailment pairs, as the paper's text says); a later "
+    "version's evaluator (src/benchmark.py) casts the STS-B gold scores to integers (its "
+    "loader keeps them as floats, as petra does)"
 )
 _PETE_MODEL = (
     "model: as the official code, the learned arm reads dropout(RMSNorm(E[id])) and the "
     "Fourier arm RMSNorm(T + R T + b); dropout 0.1 in the learned arm only, as the paper's "
-    "text says (its Table 2-era code also dropped the Fourier model's features); petra's "
+    "text says (its main.py's default is 0.2; its Table 2-era code also dropped the Fourier "
+    "model's features); petra's "
     "block dropout also acts inside the feed-forward, the official code's does not. petra's "
     "blocks are pre-norm with a GeGLU feed-forward and rotary positions (the paper's text "
     "names GeGLU, expansion 4); the official learned model's blocks are post-norm, with a GELU "
     "MLP of width 512 in one stored version of its code and a GeGLU of expansion 4 in "
-    "another (which produced Table 1 is not known), its Fourier model's post-norm with a "
+    "another (the paper's counts, 8.9m and 24.3m for the learned 1 x 256 and 2 x 512 models, "
+    "are the GeGLU version's with its pooler), its Fourier model's post-norm with a "
     "feed-forward whose output is discarded. No dense+tanh "
     "pooler, so the totals are below the paper's counts (1,184,256 Fourier / 8,939,776 "
     "learned at 1 layer, d=256)"
@@ -328,8 +333,9 @@ PETE_TABLE1 = Claim(
     protocol=(
         "nli-sts (InfoNCE on SNLI dev+test entailment pairs, masked mean pooling), scored "
         "zero-shot on STS-B dev (Spearman and Pearson x 100); bert-base-uncased tokenizer; "
-        "heads = layers; each arm set up as the official code sets up its arm; lr chosen per "
-        "arm on held-out STS-B train; preset `pete`"
+        "heads = layers; each arm's token vectors set up as the official code sets them up "
+        "(the norm, the refinement's bias, dropout; the rest as under what differs); lr chosen "
+        "per arm on held-out STS-B train; preset `pete`"
     ),
     paper_scale=(
         "The paper's data and budget: ~314k SNLI + MultiNLI entailment pairs and 122,700 steps "
@@ -355,11 +361,13 @@ PETE_TABLE1 = Claim(
         "different 1,408 of the 1,500 pairs at each evaluation), in fp16",
         "training recipe: the official code initializes its learned table as nn.Embedding's "
         "default, N(0, 1) (padding row 0 at zero); petra's learned table starts at N(0, "
-        "0.02^2), the same after the RMSNorm in direction but moved faster by Adam's steps at "
-        "the same lr. The official loss sums the two InfoNCE directions with a learnable "
-        "temperature from 0.07, unclamped; petra averages them, from 0.05, clamped. The "
-        "official code trains in fp16 mixed precision without gradient clipping; petra in "
-        "fp32, clipping at 1.0",
+        "0.02^2), the same after the RMSNorm in direction, but at the same lr Adam's steps "
+        "move it about 50 times further for its scale (each arm's lr is chosen on held-out "
+        "data, which can take up part of this); in a 600-step run this is more likely to "
+        "help the learned arm than to hold it back. The official loss sums the two InfoNCE "
+        "directions with a learnable temperature from 0.07, unclamped; petra averages them, "
+        "from 0.05, clamped. The official code trains in fp16 mixed precision without "
+        "gradient clipping; petra in fp32, clipping at 1.0",
     ),
     settings=_HELDOUT,
     selection=_selection("spearman"),  # Table 1 reports Spearman
@@ -501,7 +509,9 @@ PETE_TABLE1 = Claim(
         "norm gain 256), each kind sized by `petra.embeddings.size_for_budget`, each with an "
         "RMSNorm on its token vectors and no dropout, as the Fourier arm: a factorized "
         "learned table, at this budget of rank 2 (after the norm every token vector lies on "
-        "one curve in a plane, so tokens differ by one angle): a floor, not a fair smaller "
+        "one curve in a plane, so tokens differ by one angle: the norm, petra's choice for "
+        "every control, takes one of the table's two degrees of freedom): a floor, a sanity "
+        "check rather than evidence about smaller tables, not a fair smaller "
         "table (tensor-train, QR and hashed n-gram tables at this budget are in petra's "
         "budget benchmark, not in this claim), and DHE, "
         "which also computes a vector from a fixed code of the id but with a hashed code (no "

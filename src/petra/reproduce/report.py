@@ -106,6 +106,7 @@ PLOT_KEYS = {"curve": ("series", "arms"), "versus": ("metric",)}
 HEADER = [
     "claim",
     "comparison",
+    "test",
     "paper a − b",
     "petra a − b [95% interval]",
     "seeds",
@@ -391,17 +392,34 @@ def _difference(comparison: dict, outcome: dict) -> str:
 
 
 def _margin(comparison: dict, outcome: dict) -> str:
+    """The comparison's test in full: `non-inferior, margin 2.50 spearman (higher ...)`."""
     better = f"{comparison['better']} {comparison['metric']} is better"
     if comparison["test"] == "superior":
         return f"superior ({better})"
     if comparison["test"] == "inferior":
         return f"a trails b ({better})"
+    margin = _margin_size(comparison, outcome)
+    if comparison["test"] == "small_drop":
+        return f"small drop: a trails b by less than {margin} ({better})"
+    return f"non-inferior, margin {margin} ({better})"
+
+
+def _short_test(comparison: dict, outcome: dict) -> str:
+    """The comparison's test in the summary's few words: `parity within 2.50 spearman`."""
+    if comparison["test"] == "superior":
+        return "a better"
+    if comparison["test"] == "inferior":
+        return "a worse"
+    if comparison["test"] == "small_drop":
+        return f"a worse by under {_margin_size(comparison, outcome)}"
+    return f"parity within {_margin_size(comparison, outcome)}"
+
+
+def _margin_size(comparison: dict, outcome: dict) -> str:
+    """`2.50 spearman`, `1.00 %`: the margin as the difference column writes it."""
     decimals = 2 if comparison["relative"] else outcome["decimals"]
     unit = "%" if comparison["relative"] else comparison["metric"]
-    margin = _number(float(comparison["margin"]), decimals)
-    if comparison["test"] == "small_drop":
-        return f"small drop: a trails b by less than {margin} {unit} ({better})"
-    return f"non-inferior, margin {margin} {unit} ({better})"
+    return f"{_number(float(comparison['margin']), decimals)} {unit}"
 
 
 def _quick_label(result: dict) -> str:
@@ -454,7 +472,9 @@ def format_report(
         "protocol, the notes, what differs from the paper): they describe its default "
         "protocol, so where a run changed a setting they state, the section says so and the "
         "recorded value is the one that ran. A file written by an earlier petra says what it "
-        "did not record. " + VERDICT_RULE + ' The column "petra vs the paper" says whether '
+        "did not record. " + VERDICT_RULE + ' The summary\'s column "test" names the test in a '
+        'few words ("a better": superiority; "parity within m"; "a worse": a trails b; "a worse '
+        'by under m": a small drop). The column "petra vs the paper" says whether '
         "petra's a − b has the sign of the paper's own (its interval wholly on that side of 0: "
         f'"{SAME}"), the other sign ("{OPPOSITE}"), or neither ("{UNRESOLVED}": the '
         "interval spans 0), and whether the paper's own a − b lies inside petra's interval "
@@ -544,7 +564,7 @@ def _summary(results: list[dict], outcomes: dict, prefix: str = "") -> list[str]
     """The summary table of `results` (one row per comparison, joint claim and set of
     checks), its links to the sections' anchors (each `prefix` + the claim id), and the list
     of the results written under an earlier registry entry."""
-    lines = [_row(HEADER), "|---|---|---|---|---:|---|---|"]
+    lines = [_row(HEADER), "|---|---|---|---|---|---:|---|---|"]
     for result in results:
         claim = f"[{result['claim']}](#{prefix}{result['claim']})"
         if result["quick"]:
@@ -556,7 +576,7 @@ def _summary(results: list[dict], outcomes: dict, prefix: str = "") -> list[str]
             lines.append(_summary_row(claim, comparison["name"], comparison, outcome, earlier))
         for name, verdict_, of in found["joint"]:
             verdict_ += _parts(of, found["verdicts"])
-            lines.append(_row([claim, f"{name} (joint)", "–", "–", "–", "–", verdict_ + earlier]))
+            lines.append(_row([claim, f"{name} (joint)", *["–"] * 5, verdict_ + earlier]))
         today = found["today"]
         for comparison, outcome in today["rows"] if today else []:
             name = f"{comparison['name']} ({TODAYS.format('comparison')})"
@@ -564,13 +584,13 @@ def _summary(results: list[dict], outcomes: dict, prefix: str = "") -> list[str]
         for name, verdict_, of in today["joint"] if today else []:
             name = f"{name} ({TODAYS.format('joint claim')})"
             verdict_ += _parts(of, found["todays_verdicts"])
-            lines.append(_row([claim, name, "–", "–", "–", "–", verdict_ + earlier]))
+            lines.append(_row([claim, name, *["–"] * 5, verdict_ + earlier]))
         checks = result["checks"]
         if checks or not result["comparisons"]:  # checks are claims too: never only inside
             held = sum(bool(c["holds"]) for c in checks)
             status = f"{held} of {len(checks)} checks hold" if checks else "–"
             what = "(checks)" if result["comparisons"] else "(measurement, no comparison)"
-            lines.append(_row([claim, what, "–", "–", "–", "–", status + earlier]))
+            lines.append(_row([claim, what, *["–"] * 5, status + earlier]))
     stale = [result["claim"] for result in results if stale_fields(result)]
     if stale:
         lines += [
@@ -595,7 +615,9 @@ def _summary_row(claim: str, name: str, comparison: dict, outcome: dict, earlier
     seeds = str(outcome["n"])
     if outcome["dropped"]:
         seeds += f" ({len(outcome['dropped'])} dropped)"
-    cells = [claim, name, comparison.get("paper") or "–", _difference(comparison, outcome), seeds]
+    test = _short_test(comparison, outcome)
+    paper = comparison.get("paper") or "–"
+    cells = [claim, name, test, paper, _difference(comparison, outcome), seeds]
     return _row([*cells, outcome["direction"], outcome["verdict"] + _rests_on(outcome) + earlier])
 
 
