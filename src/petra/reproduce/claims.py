@@ -302,7 +302,9 @@ _TABLE1_SIZES = (
     "Sizes: Table 1 has four; the 2 x 256 arms were added after the other arms' 3-seed results "
     "were seen, because the paper's text names 2 x 256 with 2 x 512 as the sizes where "
     "Fourier is 'comparable'; their margin (the same 2.5), their lr grid (the 2 x 512 arms' "
-    "six points) and their comparison were fixed before any of their runs. Table 1's "
+    "six points) and their comparison were fixed before any of their runs (committed as "
+    "964037d, on a side branch merged into main, before the first of their run records). "
+    "Table 1's "
     "1 x 512 row (Fourier 75.21 against learned 77.50) is not run (CPU time; one of the two "
     "sizes the paper calls under-parameterized)."
 )
@@ -452,7 +454,7 @@ PETE_TABLE1 = Claim(
             "higher",
         ),
         Comparison(
-            "Fourier vs learned, 2 layers, d=256",
+            "Fourier vs learned, 2 layers, d=256 (arms added after the other arms' results)",
             "spearman",
             "fourier-2x256",
             "learned-2x256",
