@@ -340,9 +340,9 @@ class TokenEmbedding(nn.Module):
     needs_tokenizer: bool = False
     budget_knob: tuple[str, ...]  # every kind states it: the options its budget sizing sets
     report_layouts: tuple[tuple[str, dict], ...]  # every kind states it: `petra params` rows
-    # tied, as the learned table is; the baselines that shrink a table (qr, hash, dhe, tt)
-    # keep it, standing in for that table (a tied head computes their whole table() each
-    # step, for DHE its MLP over all V ids: the per-distinct-id saving does not apply)
+    # True for the learned table and for the baselines that shrink one (qr, hash, dhe, tt),
+    # which stand in for it (a tied head computes their whole table() each step, for DHE
+    # its MLP over all V ids: the per-distinct-id saving does not apply)
     head_tied_by_default: bool = True
     construction_inputs: tuple[str, ...] = ()
     starts_from_table: bool = False

@@ -3,10 +3,10 @@ report, built from the per-claim results JSON files alone (one `<claim>.json` pe
 written by the runner), so that it can be rebuilt at any time without running anything.
 
 The report opens with what it is and the verdict rule (`stats.VERDICT_RULE`), then a summary
-table with one row per comparison of every claim (its test in a few words, the paper's
-own a - b, petra's paired
-difference a - b with its 95% Student-t interval over seeds, whether petra's sign is the
-paper's and the paper's a - b inside petra's interval, and the verdict), then one section
+table with one row per comparison of every claim (its test in a few words, the paper's own
+a - b, petra's paired difference a - b with its 95% Student-t interval over seeds, whether
+petra's sign is the paper's and the paper's a - b inside petra's interval, and the
+verdict), then one section
 per claim: the paper's figure quoted, what ran as the runner recorded it (settings,
 departures from the registry's protocol, machine: see `asrun`), the registry's protocol,
 the arms (parameters, each compared or shown metric as mean ± std over seeds with the
