@@ -23,8 +23,9 @@ To have it in every process without an import, name it in your package's
     [project.entry-points."petra.embeddings"]
     random-code = "own_kind:RandomCodeEmbedding"
 
-Run as a script, it sizes the code and ALBERT's factorized table to one budget and trains a
-small LM with each (`petra compare`'s Python API), printing the table of their results.
+Run as a script, it holds the kind to the embedding contract (`check_kind`), then sizes the
+code and ALBERT's factorized table to one budget and trains a small LM with each (`petra
+compare`'s Python API), printing the table of their results.
 """
 
 import argparse
@@ -125,7 +126,7 @@ class RandomCodeEmbedding(TokenEmbedding):
 
 def main(argv=None) -> None:
     from petra.compare import Budget, compare, format_table
-    from petra.embeddings import parse_budget
+    from petra.embeddings import check_kind, parse_budget
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="demo")
@@ -134,6 +135,8 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default="runs/own-kind")
     args = parser.parse_args(argv)
 
+    checks = check_kind(RandomCodeEmbedding)  # raises ContractError, naming what fails
+    print(f"random-code keeps the embedding contract ({len(checks)} checks)")
     summary = compare(
         "lm",
         kinds=["learned", "random-code"],

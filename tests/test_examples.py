@@ -85,6 +85,7 @@ def test_own_kind_joins_petra_by_its_registration_alone(tmp_path):
     beside the learned table, as petra's own kinds are."""
     arguments = ["--preset", "tiny", "--budget", "55k", "--steps", "2", "--out", "own"]
     output = run_example("own_kind.py", *arguments, cwd=tmp_path)
+    assert "random-code keeps the embedding contract (11 checks)" in output
     # learned: e (V + d) with e = 1 (V = 50,257, d = 32); the code: r d with r = 1,718
     assert "learned: factor_dim=1 -> 50,289 parameters" in output
     assert "random-code: bits=1718 -> 54,976 parameters" in output
