@@ -115,7 +115,7 @@ def test_only_a_fourier_map_with_nothing_trained_refuses_to_scale(name):
 
 
 @pytest.mark.parametrize("kind", kinds())
-def test_a_budget_of_the_default_size_sizes_the_kind_to_exactly_it(kind):
+def test_a_budget_is_refused_without_a_knob_or_with_the_knob_given(kind):
     """A kind without a knob is refused a budget, with the reason; one with a knob refuses
     the knob given as well (that a budget of its size is met is the contract's check)."""
     kind_class = REGISTRY[kind]
@@ -130,11 +130,11 @@ def test_a_budget_of_the_default_size_sizes_the_kind_to_exactly_it(kind):
             size_for_budget(kind, V, D, budget, **{knob: sizing.options.get(knob, 1)})
 
 
-@pytest.mark.parametrize("kind", kinds())
-def test_check_kind_passes_every_kind_at_its_defaults_and_keeps_the_callers_state(kind):
+def test_check_kind_names_its_checks_and_keeps_the_callers_state():
+    """(Every kind passing is the per-variant test's; here, what the caller gets back.)"""
     state = torch.get_rng_state()
     with torch.no_grad():
-        assert contract.check_kind(kind) == [
+        assert contract.check_kind("learned") == [
             "description", "shapes", "ids", "table", "padding", "gradients", "counts", "saving",
             "dtypes", "scale", "budget",
         ]  # fmt: skip
